@@ -1,0 +1,74 @@
+/**
+ * Node client of the local API (used by the CLI, virtual boards and tests). Typed by the
+ * contract; errors from the service arrive as ApiRequestError with the service's code.
+ */
+import WebSocket from 'ws';
+import {
+  API_EVENTS_PATH, type ApiError, type ApiEvent, type ApiResponse, type RouteInput, type RouteName, type RouteOutput,
+} from './contract.js';
+
+export class ApiRequestError extends Error {
+  override name = 'ApiRequestError';
+  constructor(readonly code: ApiError['code'] | 'unreachable', message: string, readonly status?: number) {
+    super(message);
+  }
+}
+
+export class ApiClient {
+  constructor(readonly baseUrl: string, private readonly token: string) {}
+
+  async call<R extends RouteName>(route: R, input: RouteInput<R>, options: { signal?: AbortSignal } = {}): Promise<RouteOutput<R>> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}/api/${route}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(input),
+        signal: options.signal,
+      });
+    } catch (error) {
+      throw new ApiRequestError('unreachable', `cannot reach the Cloudmanager service at ${this.baseUrl}: ${(error as Error).message}`);
+    }
+    let body: ApiResponse<RouteOutput<R>>;
+    try {
+      body = (await response.json()) as ApiResponse<RouteOutput<R>>;
+    } catch {
+      throw new ApiRequestError('internal', `the service answered ${response.status} without a JSON body`, response.status);
+    }
+    if (!body.ok) throw new ApiRequestError(body.error.code, body.error.message, response.status);
+    return body.result;
+  }
+
+  /** Opens the event stream; resolves once it is connected. */
+  events(onEvent: (event: ApiEvent) => void): Promise<EventSubscription> {
+    const url = this.baseUrl.replace(/^http/, 'ws') + API_EVENTS_PATH;
+    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } });
+    return new Promise((resolve, reject) => {
+      socket.once('error', (error) => reject(new ApiRequestError('unreachable', `event stream: ${error.message}`)));
+      socket.on('message', (data) => {
+        let event: ApiEvent;
+        try {
+          event = JSON.parse(data.toString()) as ApiEvent;
+        } catch {
+          return;
+        }
+        if (event.type === 'hello') resolve(new EventSubscription(socket));
+        else onEvent(event);
+      });
+    });
+  }
+}
+
+export class EventSubscription {
+  constructor(private readonly socket: WebSocket) {
+    socket.on('error', () => undefined);
+  }
+
+  onClose(listener: () => void): void {
+    this.socket.on('close', listener);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The typed contract of the local API: one table of routes (name → input schema), the
+ * shapes of their results, and the events pushed over the WebSocket. The CLI and the
+ * renderer are clients of exactly this; the renderer imports types only.
+ *
+ * Transport: `POST /api/<route>` with a JSON body, `Authorization: Bearer <token>`;
+ * answers `{ ok: true, result }` or `{ ok: false, error: { code, message } }`.
+ * Events: WebSocket at `/api/events` (token in the Authorization header, or as the
+ * subprotocol `cloudmanager.<token>` where headers cannot be set).
+ */
+import { z } from 'zod';
+import type { BoardSummary } from '../fleet/board-registry.js';
+import type { CommandView, OutputEvent } from '../fleet/command-dispatcher.js';
+import type { BoardCredentials, BoardEvent } from '../fleet/fleet.js';
+
+export type { BoardSummary, CommandView, OutputEvent, BoardCredentials, BoardEvent };
+
+const boardPath = z.string().min(1).max(255);
+const boardsPattern = z.string().min(1).max(4096).describe('BOARDS: names, ranges like esp-[1-3], globs like sim-*');
+
+/** Base64 of at most 16 MiB of data. */
+const base64Data = z.string().max(Math.ceil((16 * 1024 * 1024) / 3) * 4 + 4).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+
+export const commandRequestSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('exec'), code: z.string().max(64 * 1024), timeoutMs: z.number().int().min(100).max(3_600_000).optional() }),
+  z.object({ op: z.literal('put'), path: boardPath, dataBase64: base64Data }),
+  z.object({ op: z.literal('get'), path: boardPath }),
+  z.object({ op: z.literal('ls'), path: boardPath }),
+  z.object({ op: z.literal('stat'), path: boardPath }),
+  z.object({ op: z.literal('rm'), path: boardPath, recursive: z.boolean().optional() }),
+  z.object({ op: z.literal('mkdir'), path: boardPath }),
+  z.object({ op: z.literal('mv'), path: boardPath, to: boardPath }),
+  z.object({ op: z.literal('reboot') }),
+  z.object({ op: z.literal('cfg_get') }),
+  z.object({ op: z.literal('cfg_set'), key: z.string().min(1).max(32), value: z.json() }),
+  z.object({ op: z.literal('info') }),
+]);
+export type ApiCommandRequest = z.infer<typeof commandRequestSchema>;
+
+const empty = z.object({}).strict();
+const boardRef = z.string().min(1).max(64);
+const cid = z.string().min(1).max(40);
+
+export const routeInputs = {
+  'status': empty,
+  'boards.list': empty,
+  'boards.get': z.object({ board: boardRef }).strict(),
+  'boards.enroll': z.object({ name: z.string().min(1).max(32), rotate: z.boolean().optional(), server: z.string().min(1).max(253).optional() }).strict(),
+  'boards.enrollMany': z.object({ names: z.array(z.string().min(1).max(32)).min(1).max(20_000), rotate: z.boolean().optional(), server: z.string().min(1).max(253).optional() }).strict(),
+  'boards.rename': z.object({ board: boardRef, name: z.string().min(1).max(32) }).strict(),
+  'boards.remove': z.object({ board: boardRef }).strict(),
+  'boards.history': z.object({ board: boardRef, count: z.number().int().min(1).max(200).optional() }).strict(),
+  'commands.send': z.object({
+    boards: boardsPattern,
+    request: commandRequestSchema,
+    expireMs: z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional(),
+    timeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+  }).strict(),
+  'commands.get': z.object({ cid }).strict(),
+  'commands.wait': z.object({ cids: z.array(cid).min(1).max(20_000), timeoutMs: z.number().int().min(0).max(600_000) }).strict(),
+  'commands.cancel': z.object({ cid }).strict(),
+  'commands.file': z.object({ cid }).strict(),
+  'service.shutdown': empty,
+} as const;
+
+export type RouteName = keyof typeof routeInputs;
+export type RouteInput<R extends RouteName> = z.input<(typeof routeInputs)[R]>;
+
+export interface ServiceStatus {
+  version: string;
+  pid: number;
+  uptimeS: number;
+  apiUrl: string;
+  redis: { pid: number | null; host: string; port: number; version: string; external: boolean; restarts: number; memoryBytes: number };
+  boards: { online: number; total: number };
+  commandsActive: number;
+}
+
+export interface SentCommand extends CommandView {
+  boardOnline: boolean;
+}
+
+export interface RouteOutputs {
+  'status': ServiceStatus;
+  'boards.list': BoardSummary[];
+  'boards.get': BoardSummary;
+  'boards.enroll': BoardCredentials;
+  'boards.enrollMany': BoardCredentials[];
+  'boards.rename': BoardSummary;
+  'boards.remove': { removed: string };
+  'boards.history': Array<Record<string, string>>;
+  'commands.send': { commands: SentCommand[] };
+  'commands.get': CommandView;
+  'commands.wait': CommandView[];
+  'commands.cancel': CommandView;
+  'commands.file': { size: number; sha256: string; dataBase64: string };
+  'service.shutdown': { stopping: true };
+}
+export type RouteOutput<R extends RouteName> = RouteOutputs[R];
+
+export type ApiErrorCode = 'bad_request' | 'unauthorized' | 'not_found' | 'conflict' | 'unavailable' | 'internal';
+
+export interface ApiError {
+  code: ApiErrorCode;
+  message: string;
+}
+
+export type ApiResponse<T> = { ok: true; result: T } | { ok: false; error: ApiError };
+
+/** Everything pushed over the events WebSocket. */
+export type ApiEvent =
+  | BoardEvent
+  | { type: 'command'; command: CommandView }
+  | ({ type: 'output' } & OutputEvent)
+  | { type: 'hello'; version: string };
+
+export const API_EVENTS_PATH = '/api/events';
+export const API_TOKEN_SUBPROTOCOL_PREFIX = 'cloudmanager.';

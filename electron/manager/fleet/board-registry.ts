@@ -1,0 +1,182 @@
+/**
+ * Every enrolled board and what the manager knows of it: name, board facts from its last
+ * `hello`, and whether it is online (PROTOCOL.md §6 "Liveness"). Online state is derived
+ * from uplink traffic in memory; the durable part of each record lives in Redis.
+ */
+import { EventEmitter } from 'node:events';
+import { z } from 'zod';
+
+export const DEFAULT_HEARTBEAT_S = 5;
+
+const storedBoardSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  enrolledAt: z.number(),
+  hb: z.number().int().min(1).max(300).default(DEFAULT_HEARTBEAT_S),
+  lastSeen: z.number().nullable().default(null),
+  platform: z.string().nullable().default(null),
+  micropython: z.string().nullable().default(null),
+  client: z.string().nullable().default(null),
+  ip: z.string().nullable().default(null),
+  memFree: z.number().nullable().default(null),
+  boot: z.string().nullable().default(null),
+});
+export type StoredBoard = z.infer<typeof storedBoardSchema>;
+
+export interface BoardState extends StoredBoard {
+  online: boolean;
+  /** Until when the board counts as online without further traffic (ms epoch). */
+  deadline: number;
+  /** Command the board has started and not finished, with the latest time it may take. */
+  busy: { cid: string; until: number } | null;
+}
+
+/** What the API shows of a board: no secrets, nothing internal. */
+export interface BoardSummary {
+  id: string;
+  name: string;
+  online: boolean;
+  lastSeen: number | null;
+  platform: string | null;
+  micropython: string | null;
+  client: string | null;
+  ip: string | null;
+  memFree: number | null;
+  heartbeatS: number;
+  enrolledAt: number;
+  busy: string | null;
+}
+
+export interface RegistryEvents {
+  online: [board: BoardState];
+  offline: [board: BoardState, reason: string];
+  changed: [board: BoardState];
+}
+
+export class UnknownBoardError extends Error {
+  override name = 'UnknownBoardError';
+}
+
+export function parseStoredBoard(json: string): StoredBoard {
+  return storedBoardSchema.parse(JSON.parse(json));
+}
+
+export function summarizeBoard(board: BoardState): BoardSummary {
+  return {
+    id: board.id,
+    name: board.name,
+    online: board.online,
+    lastSeen: board.lastSeen,
+    platform: board.platform,
+    micropython: board.micropython,
+    client: board.client,
+    ip: board.ip,
+    memFree: board.memFree,
+    heartbeatS: board.hb,
+    enrolledAt: board.enrolledAt,
+    busy: board.busy?.cid ?? null,
+  };
+}
+
+export function storedPart(board: BoardState): StoredBoard {
+  const { online: _online, deadline: _deadline, busy: _busy, ...stored } = board;
+  return stored;
+}
+
+/** Grace added to two heartbeat periods before a silent board counts as offline. */
+const OFFLINE_GRACE_MS = 1_000;
+
+export class BoardRegistry extends EventEmitter<RegistryEvents> {
+  private readonly byId = new Map<string, BoardState>();
+  private readonly byName = new Map<string, BoardState>();
+
+  add(stored: StoredBoard): BoardState {
+    const board: BoardState = { ...stored, online: false, deadline: 0, busy: null };
+    this.byId.set(board.id, board);
+    this.byName.set(board.name, board);
+    return board;
+  }
+
+  remove(id: string): void {
+    const board = this.byId.get(id);
+    if (!board) return;
+    this.byId.delete(id);
+    this.byName.delete(board.name);
+  }
+
+  rename(board: BoardState, name: string): void {
+    this.byName.delete(board.name);
+    board.name = name;
+    this.byName.set(name, board);
+    this.emit('changed', board);
+  }
+
+  get(id: string): BoardState | undefined {
+    return this.byId.get(id);
+  }
+
+  byNameOrId(nameOrId: string): BoardState | undefined {
+    return this.byName.get(nameOrId) ?? this.byId.get(nameOrId);
+  }
+
+  require(nameOrId: string): BoardState {
+    const board = this.byNameOrId(nameOrId);
+    if (!board) throw new UnknownBoardError(`no board named ${JSON.stringify(nameOrId)}`);
+    return board;
+  }
+
+  all(): BoardState[] {
+    return [...this.byId.values()];
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  counts(): { online: number; total: number } {
+    let online = 0;
+    for (const board of this.byId.values()) if (board.online) online++;
+    return { online, total: this.byId.size };
+  }
+
+  /** Any valid uplink entry: the board is alive now. */
+  touch(board: BoardState, now: number): void {
+    board.lastSeen = now;
+    this.extendDeadline(board, now);
+    if (!board.online) {
+      board.online = true;
+      this.emit('online', board);
+    }
+  }
+
+  setBusy(board: BoardState, cid: string, until: number, now: number): void {
+    board.busy = { cid, until };
+    this.extendDeadline(board, now);
+  }
+
+  clearBusy(board: BoardState, cid: string, now: number): void {
+    if (board.busy?.cid !== cid) return;
+    board.busy = null;
+    this.extendDeadline(board, now);
+  }
+
+  markOffline(board: BoardState, reason: string): void {
+    board.busy = null;
+    if (!board.online) return;
+    board.online = false;
+    this.emit('offline', board, reason);
+  }
+
+  /** Marks offline every board whose deadline has passed; call a few times a second. */
+  sweep(now: number): void {
+    for (const board of this.byId.values()) {
+      if (board.online && now > board.deadline) this.markOffline(board, 'no heartbeat');
+    }
+  }
+
+  private extendDeadline(board: BoardState, now: number): void {
+    const quiet = (board.lastSeen ?? now) + 2 * board.hb * 1000 + OFFLINE_GRACE_MS;
+    const busy = board.busy ? board.busy.until + 2 * board.hb * 1000 : 0;
+    board.deadline = Math.max(quiet, busy);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * BOARDS arguments of the CLI and API, as in the original `mbm`: comma-separated names with
+ * host-list ranges (`esp8266-0[08-11],wipy2-[1,3,7]`) and shell-style globs (`sim-*`,
+ * `kitchen-?`). Ranges keep the zero padding of their bounds. Pure functions.
+ */
+
+export class BoardSelectorError extends Error {
+  override name = 'BoardSelectorError';
+}
+
+const MAX_EXPANSION = 100_000;
+
+/** Splits at commas that are not inside brackets. */
+function splitTopLevel(pattern: string): string[] {
+  const items: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const char of pattern) {
+    if (char === '[') depth++;
+    if (char === ']') depth--;
+    if (depth < 0) throw new BoardSelectorError(`unbalanced "]" in ${JSON.stringify(pattern)}`);
+    if (char === ',' && depth === 0) {
+      items.push(current);
+      current = '';
+    } else {
+      current += char;
+    }
+  }
+  if (depth !== 0) throw new BoardSelectorError(`unbalanced "[" in ${JSON.stringify(pattern)}`);
+  items.push(current);
+  return items.map((item) => item.trim()).filter((item) => item !== '');
+}
+
+/** The values of one bracket body such as `08-11` or `1,3,7` or `1-3,9`. */
+function expandRangeList(body: string, pattern: string): string[] {
+  const values: string[] = [];
+  for (const part of body.split(',')) {
+    const range = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!range) throw new BoardSelectorError(`bad range "[${body}]" in ${JSON.stringify(pattern)}: use [1-3] or [1,3,7]`);
+    const [, fromText, toText] = range;
+    if (toText === undefined) {
+      values.push(fromText!);
+      continue;
+    }
+    const from = Number(fromText);
+    const to = Number(toText);
+    if (to < from) throw new BoardSelectorError(`range [${part}] in ${JSON.stringify(pattern)} goes backwards`);
+    if (to - from >= MAX_EXPANSION) throw new BoardSelectorError(`range [${part}] is too large`);
+    const width = fromText!.length;
+    for (let n = from; n <= to; n++) values.push(String(n).padStart(width, '0'));
+  }
+  return values;
+}
+
+/** Expands the bracket ranges of one item into names (the cartesian product of brackets). */
+function expandItem(item: string, pattern: string): string[] {
+  let results = [''];
+  let rest = item;
+  while (rest !== '') {
+    const open = rest.indexOf('[');
+    if (open === -1) {
+      results = results.map((prefix) => prefix + rest);
+      break;
+    }
+    const close = rest.indexOf(']', open);
+    const literal = rest.slice(0, open);
+    const values = expandRangeList(rest.slice(open + 1, close), pattern);
+    const next: string[] = [];
+    for (const prefix of results) for (const value of values) next.push(prefix + literal + value);
+    if (next.length > MAX_EXPANSION) throw new BoardSelectorError(`${JSON.stringify(pattern)} names too many boards`);
+    results = next;
+    rest = rest.slice(close + 1);
+  }
+  return results;
+}
+
+function globToRegExp(glob: string): RegExp {
+  const escaped = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${escaped}$`);
+}
+
+export interface Selection {
+  /** Matched names, in the order the pattern names them, without duplicates. */
+  names: string[];
+  /** Plain names (no glob) that are not known. */
+  unknown: string[];
+  /** Globs that matched nothing. */
+  unmatchedGlobs: string[];
+}
+
+/** Resolves a BOARDS pattern against the known board names. */
+export function selectBoards(pattern: string, knownNames: readonly string[]): Selection {
+  if (typeof pattern !== 'string' || pattern.trim() === '') throw new BoardSelectorError('no boards given');
+  const known = new Set(knownNames);
+  const names: string[] = [];
+  const seen = new Set<string>();
+  const unknown: string[] = [];
+  const unmatchedGlobs: string[] = [];
+  const add = (name: string) => {
+    if (!seen.has(name)) {
+      seen.add(name);
+      names.push(name);
+    }
+  };
+  for (const item of splitTopLevel(pattern)) {
+    for (const expanded of expandItem(item, pattern)) {
+      if (/[*?]/.test(expanded)) {
+        const regexp = globToRegExp(expanded);
+        const matches = knownNames.filter((name) => regexp.test(name)).sort(naturalCompare);
+        if (matches.length === 0) unmatchedGlobs.push(expanded);
+        matches.forEach(add);
+      } else if (known.has(expanded)) {
+        add(expanded);
+      } else {
+        unknown.push(expanded);
+      }
+    }
+  }
+  return { names, unknown, unmatchedGlobs };
+}
+
+/** Orders `sim-2` before `sim-10`. */
+export function naturalCompare(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}

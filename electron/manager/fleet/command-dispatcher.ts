@@ -1,0 +1,356 @@
+/**
+ * Sends commands to boards and follows each one to its end (PROTOCOL.md §4, §6): queued →
+ * running → ok/error, or expired (never claimed in time), timeout (claimed, no result in
+ * time), cancelled, lost (the board rebooted while running it). Output and results are
+ * bounded; finished commands stay queryable for a while and go into the board's history.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { FleetStore } from '../redis/fleet-store.js';
+import type { Logger } from '../log.js';
+import type { BoardRegistry, BoardState } from './board-registry.js';
+import {
+  DEFAULT_EXEC_TIMEOUT_MS, describeCommand, encodeCommandFields, redactConfig, type CommandOp, type CommandRequest,
+} from './command-ops.js';
+import { UPLINK_LIMITS, type UplinkMessage } from './uplink-messages.js';
+import { prepareUpload, discardUpload } from '../transfer/upload-blob.js';
+import { DownloadAssembler } from '../transfer/download-assembler.js';
+
+export type CommandStatus = 'queued' | 'running' | 'ok' | 'error' | 'timeout' | 'expired' | 'cancelled' | 'lost';
+export const FINAL_STATUSES: ReadonlySet<CommandStatus> = new Set(['ok', 'error', 'timeout', 'expired', 'cancelled', 'lost']);
+
+export interface OutputChunk { stream: 'stdout' | 'stderr'; text: string }
+
+/** What callers see of a command. */
+export interface CommandView {
+  cid: string;
+  boardId: string;
+  board: string;
+  op: CommandOp;
+  summary: string;
+  status: CommandStatus;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  expiresAt: number;
+  timeoutMs: number;
+  output: OutputChunk[];
+  outputTruncated: boolean;
+  error: string | null;
+  errorCode: string | null;
+  result: unknown;
+}
+
+interface CommandRecord {
+  view: CommandView;
+  eid: string | null;
+  nextSeq: number;
+  outputBytes: number;
+  /** For `put`: blob size to delete when the command ends. */
+  blobSize: number | null;
+  download: DownloadAssembler | null;
+  file: Buffer | null;
+  expiring: boolean;
+}
+
+export interface OutputEvent { cid: string; boardId: string; board: string; stream: 'stdout' | 'stderr'; text: string }
+
+export interface DispatcherEvents {
+  command: [view: CommandView];
+  output: [event: OutputEvent];
+}
+
+export interface SendOptions {
+  /** How long the command may wait for an offline board (default 1 h, at most 7 days). */
+  expireMs?: number;
+  /** Time limit once the board runs it (exec: its own timeout; others default 60 s). */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_EXPIRE_MS = 3_600_000;
+const MAX_EXPIRE_MS = 7 * 24 * 3_600_000;
+const DEFAULT_TIMEOUT_MS = 60_000;
+/** Extra time after a command's timeout before the manager gives up waiting for it. */
+const TIMEOUT_GRACE_MS = 2_000;
+const MAX_PENDING_PER_BOARD = 1_000;
+const FINISHED_KEPT = 5_000;
+const HISTORY_OUTPUT_BYTES = 4_096;
+
+export function newCommandId(): string {
+  return `c${Date.now().toString(36)}${randomBytes(6).toString('base64url')}`;
+}
+
+export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
+  private readonly active = new Map<string, CommandRecord>();
+  private readonly finished = new Map<string, CommandRecord>();
+
+  constructor(
+    private readonly store: FleetStore,
+    private readonly registry: BoardRegistry,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  /** Re-adopts commands that were pending when the manager last stopped. */
+  async restore(board: BoardState): Promise<void> {
+    for (const [cid, meta] of await this.store.pendingCommands(board.id)) {
+      const record = this.newRecord(cid, board, {
+        op: String(meta.op ?? 'exec') as CommandOp,
+        summary: String(meta.summary ?? meta.op ?? ''),
+        createdAt: Number(meta.createdAt ?? Date.now()),
+        expiresAt: Number(meta.expiresAt ?? Date.now()),
+        timeoutMs: Number(meta.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      });
+      record.eid = typeof meta.e === 'string' ? meta.e : null;
+      if (typeof meta.blobSize === 'number') record.blobSize = meta.blobSize;
+      if (record.view.op === 'get') record.download = new DownloadAssembler();
+      this.active.set(cid, record);
+    }
+  }
+
+  async send(board: BoardState, request: CommandRequest, options: SendOptions = {}): Promise<CommandView> {
+    const now = Date.now();
+    const cid = newCommandId();
+    const expireMs = Math.min(Math.max(options.expireMs ?? DEFAULT_EXPIRE_MS, 1_000), MAX_EXPIRE_MS);
+    const timeoutMs = request.op === 'exec'
+      ? request.timeoutMs ?? options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS
+      : options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const summary = describeCommand(request);
+    // Validate and encode before anything is stored, so bad input leaves no trace.
+    const fields = request.op === 'put' ? null : encodeCommandFields(request, timeoutMs);
+    const record = this.newRecord(cid, board, { op: request.op, summary, createdAt: now, expiresAt: now + expireMs, timeoutMs });
+    if (request.op === 'get') record.download = new DownloadAssembler();
+    // Registered before enqueueing: a fast board may answer before enqueue returns.
+    this.active.set(cid, record);
+    try {
+      let entryFields = fields;
+      if (request.op === 'put') {
+        const upload = await prepareUpload(this.store, board.id, cid, request.path, request.data, Math.ceil(expireMs / 1000));
+        record.blobSize = upload.size;
+        entryFields = upload.fields;
+      }
+      const meta = { op: request.op, summary, createdAt: now, expiresAt: record.view.expiresAt, timeoutMs, blobSize: record.blobSize };
+      const { eid } = await this.store.enqueue(board.id, cid, meta, entryFields!, MAX_PENDING_PER_BOARD);
+      record.eid = eid;
+    } catch (error) {
+      this.finish(record, 'error', { error: `not queued: ${(error as Error).message}`, errorCode: 'EFAIL' }, false);
+      return record.view;
+    }
+    if (!FINAL_STATUSES.has(record.view.status)) this.emit('command', record.view);
+    return record.view;
+  }
+
+  get(cid: string): CommandView | undefined {
+    return (this.active.get(cid) ?? this.finished.get(cid))?.view;
+  }
+
+  /** The downloaded file of a finished `get`. */
+  file(cid: string): Buffer | null {
+    return this.finished.get(cid)?.file ?? null;
+  }
+
+  activeCount(): number {
+    return this.active.size;
+  }
+
+  /** Resolves when every command has ended, or at the timeout with their current state. */
+  wait(cids: string[], timeoutMs: number): Promise<CommandView[]> {
+    const views = () => cids.map((cid) => this.get(cid)).filter((view): view is CommandView => view !== undefined);
+    const done = () => views().every((view) => FINAL_STATUSES.has(view.status));
+    if (done()) return Promise.resolve(views());
+    return new Promise((resolve) => {
+      const onCommand = () => {
+        if (done()) finish();
+      };
+      const finish = () => {
+        clearTimeout(timer);
+        this.off('command', onCommand);
+        resolve(views());
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.on('command', onCommand);
+    });
+  }
+
+  async cancel(cid: string): Promise<CommandView> {
+    const record = this.active.get(cid);
+    if (!record) {
+      const view = this.get(cid);
+      if (!view) throw new Error(`no command ${cid}`);
+      return view;
+    }
+    if (record.view.status === 'queued' && record.eid) {
+      const outcome = await this.store.cancel(record.view.boardId, cid, record.eid);
+      if (outcome === 'cancelled') this.finish(record, 'cancelled', { error: 'cancelled before the board took it' });
+    }
+    return record.view;
+  }
+
+  /** A validated uplink message about a command, from `board`. */
+  handle(board: BoardState, message: UplinkMessage & { i: string }, now: number): 'ok' | 'unknown' | 'duplicate' {
+    const record = this.active.get(message.i);
+    if (!record || record.view.boardId !== board.id) return this.finished.has(message.i) ? 'duplicate' : 'unknown';
+    const view = record.view;
+    switch (message.k) {
+      case 'start':
+        if (view.status === 'queued') this.markRunning(record, board, now);
+        return 'ok';
+      case 'out':
+      case 'dat': {
+        if (view.status === 'queued') this.markRunning(record, board, now);
+        if (message.n < record.nextSeq) return 'duplicate';
+        record.nextSeq = message.n + 1;
+        if (message.k === 'dat') {
+          try {
+            record.download?.add(message.o, message.d);
+          } catch (error) {
+            this.finish(record, 'error', { error: (error as Error).message, errorCode: 'ENOSPC' });
+          }
+          return 'ok';
+        }
+        if (record.outputBytes + message.d.length > UPLINK_LIMITS.outputPerCommand) {
+          view.outputTruncated = true;
+          return 'ok';
+        }
+        record.outputBytes += message.d.length;
+        const stream = message.s === 1 ? 'stdout' : 'stderr';
+        const text = message.d.toString('utf8');
+        const last = view.output[view.output.length - 1];
+        if (last && last.stream === stream) last.text += text;
+        else view.output.push({ stream, text });
+        this.emit('output', { cid: view.cid, boardId: board.id, board: board.name, stream, text });
+        return 'ok';
+      }
+      case 'res':
+        this.complete(record, board, message);
+        return 'ok';
+      default:
+        return 'unknown';
+    }
+  }
+
+  /** The board restarted (new boot id): what it was running will never finish. */
+  boardRebooted(board: BoardState): void {
+    for (const record of this.active.values()) {
+      if (record.view.boardId === board.id && record.view.status === 'running') {
+        this.finish(record, 'lost', { error: 'board restarted while running the command', errorCode: 'EFAIL' });
+      }
+    }
+  }
+
+  /** Expiry and timeouts; call a few times a second. */
+  sweep(now: number): void {
+    for (const record of this.active.values()) {
+      const view = record.view;
+      if (view.status === 'queued' && now >= view.expiresAt && !record.expiring && record.eid) {
+        record.expiring = true;
+        void this.expire(record, now);
+      } else if (view.status === 'running' && now >= (view.startedAt ?? now) + view.timeoutMs + TIMEOUT_GRACE_MS) {
+        this.finish(record, 'timeout', { error: `no result within ${Math.round(view.timeoutMs / 1000)} s`, errorCode: 'ETIMEDOUT' });
+      }
+    }
+  }
+
+  private async expire(record: CommandRecord, now: number): Promise<void> {
+    try {
+      const outcome = await this.store.cancel(record.view.boardId, record.view.cid, record.eid!);
+      if (outcome === 'cancelled') {
+        this.finish(record, 'expired', { error: 'the board did not take the command before it expired', errorCode: 'ETIMEDOUT' });
+      } else if (record.view.status === 'queued') {
+        // Claimed, but its `start` never reached us (e.g. lost in a Redis restart).
+        const board = this.registry.get(record.view.boardId);
+        if (board) this.markRunning(record, board, now);
+      }
+    } catch (error) {
+      this.log('warn', `could not expire command ${record.view.cid}: ${(error as Error).message}`);
+    } finally {
+      record.expiring = false;
+    }
+  }
+
+  private markRunning(record: CommandRecord, board: BoardState, now: number): void {
+    record.view.status = 'running';
+    record.view.startedAt = now;
+    this.registry.setBusy(board, record.view.cid, now + record.view.timeoutMs, now);
+    this.emit('command', record.view);
+  }
+
+  private complete(record: CommandRecord, board: BoardState, message: Extract<UplinkMessage, { k: 'res' }>): void {
+    const view = record.view;
+    if (message.tr) view.outputTruncated = true;
+    if (message.n > record.nextSeq) view.outputTruncated = true; // entries were lost on the way
+    let result = view.op === 'cfg_get' ? redactConfig(message.r) : message.r;
+    if (!message.ok) {
+      this.finish(record, 'error', { error: message.e ?? 'failed', errorCode: message.ec ?? 'EFAIL', result });
+      return;
+    }
+    if (record.download) {
+      try {
+        record.file = record.download.finish(message.r);
+      } catch (error) {
+        this.finish(record, 'error', { error: (error as Error).message, errorCode: 'EHASH', result });
+        return;
+      }
+    }
+    if (view.op === 'rename' && typeof (result as { name?: unknown })?.name !== 'string') result = { name: board.name };
+    this.finish(record, 'ok', { result });
+  }
+
+  private finish(
+    record: CommandRecord, status: CommandStatus,
+    outcome: { error?: string; errorCode?: string; result?: unknown }, recordHistory = true,
+  ): void {
+    const view = record.view;
+    if (FINAL_STATUSES.has(view.status)) return;
+    view.status = status;
+    view.finishedAt = Date.now();
+    view.error = outcome.error ?? null;
+    view.errorCode = outcome.errorCode ?? null;
+    view.result = outcome.result ?? null;
+    this.active.delete(view.cid);
+    this.finished.set(view.cid, record);
+    if (this.finished.size > FINISHED_KEPT) this.finished.delete(this.finished.keys().next().value!);
+    const board = this.registry.get(view.boardId);
+    if (board) this.registry.clearBusy(board, view.cid, Date.now());
+    record.download = null;
+    if (record.blobSize !== null) {
+      void discardUpload(this.store, view.boardId, view.cid, record.blobSize).catch(() => undefined);
+    }
+    if (recordHistory) void this.writeHistory(view);
+    this.emit('command', view);
+  }
+
+  private async writeHistory(view: CommandView): Promise<void> {
+    const output = view.output.map((chunk) => chunk.text).join('');
+    try {
+      await this.store.finish(view.boardId, view.cid, {
+        cid: view.cid,
+        op: view.op,
+        summary: view.summary,
+        status: view.status,
+        board: view.board,
+        createdAt: String(view.createdAt),
+        finishedAt: String(view.finishedAt),
+        error: view.error ?? '',
+        output: output.length > HISTORY_OUTPUT_BYTES ? output.slice(0, HISTORY_OUTPUT_BYTES) + '…' : output,
+      });
+    } catch (error) {
+      this.log('warn', `could not record history of command ${view.cid}: ${(error as Error).message}`);
+    }
+  }
+
+  private newRecord(
+    cid: string, board: BoardState,
+    base: { op: CommandOp; summary: string; createdAt: number; expiresAt: number; timeoutMs: number },
+  ): CommandRecord {
+    return {
+      view: {
+        cid, boardId: board.id, board: board.name, ...base, status: 'queued', startedAt: null, finishedAt: null,
+        output: [], outputTruncated: false, error: null, errorCode: null, result: null,
+      },
+      eid: null, nextSeq: 0, outputBytes: 0, blobSize: null, download: null, file: null, expiring: false,
+    };
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The operations the manager can send to a board (firmware/PROTOCOL.md §7): their typed
+ * form, validation, and their encoding as queue-entry fields.
+ */
+export type CommandRequest =
+  | { op: 'exec'; code: string; timeoutMs?: number }
+  | { op: 'put'; path: string; data: Buffer }
+  | { op: 'get'; path: string }
+  | { op: 'ls'; path: string }
+  | { op: 'stat'; path: string }
+  | { op: 'rm'; path: string; recursive?: boolean }
+  | { op: 'mkdir'; path: string }
+  | { op: 'mv'; path: string; to: string }
+  | { op: 'reboot' }
+  | { op: 'rename'; name: string }
+  | { op: 'cfg_get' }
+  | { op: 'cfg_set'; key: string; value: unknown }
+  | { op: 'info' };
+
+export type CommandOp = CommandRequest['op'];
+export const COMMAND_OPS: readonly CommandOp[] = ['exec', 'put', 'get', 'ls', 'stat', 'rm', 'mkdir', 'mv', 'reboot', 'rename', 'cfg_get', 'cfg_set', 'info'];
+
+export const MAX_CODE_BYTES = 64 * 1024;
+export const MAX_FILE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
+/** Config keys that hold credentials: never settable remotely, never shown. */
+export const PROTECTED_CONFIG_KEYS = ['id', 'user', 'password'];
+export const SECRET_CONFIG_KEYS = ['wifi_password', 'password'];
+export const REDACTED = '********';
+
+export class InvalidCommandError extends Error {
+  override name = 'InvalidCommandError';
+}
+
+/** Checks a path on the board: absolute, no `.`/`..` segments, no NUL, ≤ 255 bytes. */
+export function validateBoardPath(path: string, what = 'path'): string {
+  if (typeof path !== 'string' || path === '') throw new InvalidCommandError(`${what} is empty`);
+  if (!path.startsWith('/')) throw new InvalidCommandError(`${what} ${JSON.stringify(path)} must be absolute (start with /)`);
+  if (path.includes('\0')) throw new InvalidCommandError(`${what} contains a NUL byte`);
+  if (Buffer.byteLength(path) > 255) throw new InvalidCommandError(`${what} is longer than 255 bytes`);
+  const segments = path.split('/').slice(1);
+  if (segments.some((segment) => segment === '..' || segment === '.')) {
+    throw new InvalidCommandError(`${what} ${JSON.stringify(path)} must not contain "." or ".." segments`);
+  }
+  // "/a//b" or "/a/" are normalised rather than refused; the root itself stays "/".
+  return '/' + segments.filter((segment) => segment !== '').join('/');
+}
+
+/** Validates a request and returns the entry fields for everything but `put`'s blob. */
+export function encodeCommandFields(request: CommandRequest, timeoutMs: number): Array<string | Buffer> {
+  switch (request.op) {
+    case 'exec': {
+      const code = Buffer.from(request.code, 'utf8');
+      if (code.length > MAX_CODE_BYTES) throw new InvalidCommandError(`code is larger than ${MAX_CODE_BYTES / 1024} KiB`);
+      return ['o', 'exec', 'c', code, 't', String(timeoutMs)];
+    }
+    case 'get':
+      return ['o', 'get', 'p', validateBoardPath(request.path), 'ch', '4096'];
+    case 'ls':
+    case 'stat':
+    case 'mkdir':
+      return ['o', request.op, 'p', validateBoardPath(request.path)];
+    case 'rm':
+      return ['o', 'rm', 'p', validateBoardPath(request.path), ...(request.recursive ? ['r', '1'] : [])];
+    case 'mv':
+      return ['o', 'mv', 'p', validateBoardPath(request.path), 'to', validateBoardPath(request.to, 'destination')];
+    case 'rename':
+      return ['o', 'rename', 'nm', request.name];
+    case 'cfg_set': {
+      if (!/^[a-z][a-z0-9_]{0,31}$/.test(request.key)) throw new InvalidCommandError(`config key ${JSON.stringify(request.key)} must be 1-32 characters a-z, 0-9 and _`);
+      if (PROTECTED_CONFIG_KEYS.includes(request.key)) throw new InvalidCommandError(`config key "${request.key}" holds the board's credentials and cannot be set remotely`);
+      const value = JSON.stringify(request.value);
+      if (value === undefined || value.length > 1024) throw new InvalidCommandError('config value must be JSON of at most 1 KiB');
+      return ['o', 'cfg_set', 'key', request.key, 'v', value];
+    }
+    case 'reboot':
+    case 'cfg_get':
+    case 'info':
+      return ['o', request.op];
+    case 'put':
+      throw new InvalidCommandError('put is encoded by the transfer module');
+  }
+}
+
+/** A one-line description of a command for lists and history (no file contents, no secrets). */
+export function describeCommand(request: CommandRequest): string {
+  switch (request.op) {
+    case 'exec': {
+      const firstLine = request.code.split('\n', 1)[0] ?? '';
+      return `exec ${firstLine.length > 60 ? firstLine.slice(0, 57) + '...' : firstLine}`;
+    }
+    case 'put':
+      return `put ${request.path} (${request.data.length} bytes)`;
+    case 'mv':
+      return `mv ${request.path} ${request.to}`;
+    case 'rm':
+      return `rm ${request.recursive ? '-r ' : ''}${request.path}`;
+    case 'get':
+    case 'ls':
+    case 'stat':
+    case 'mkdir':
+      return `${request.op} ${request.path}`;
+    case 'rename':
+      return `rename ${request.name}`;
+    case 'cfg_set':
+      return `cfg_set ${request.key}${SECRET_CONFIG_KEYS.includes(request.key) ? '' : '=' + JSON.stringify(request.value).slice(0, 40)}`;
+    default:
+      return request.op;
+  }
+}
+
+/** Replaces the values of secret keys in a board config (defence in depth: boards do it too). */
+export function redactConfig(config: unknown): unknown {
+  if (!config || typeof config !== 'object' || Array.isArray(config)) return config;
+  const copy: Record<string, unknown> = { ...(config as Record<string, unknown>) };
+  for (const key of SECRET_CONFIG_KEYS) if (key in copy) copy[key] = REDACTED;
+  return copy;
+}

@@ -1,0 +1,234 @@
+/**
+ * The manager service: the embedded (or an external) Redis, the fleet, and the local API,
+ * started and stopped as one. Runs the same under Electron's main process, plain `node`
+ * (headless, CLI `server-start`) and inside tests. Never imports electron, never prints.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { EventEmitter } from 'node:events';
+import { findRedisServerBinary } from './redis/redis-binary.js';
+import { RedisServerSupervisor } from './redis/redis-server-supervisor.js';
+import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient, type RedisEndpoint } from './redis/redis-connection.js';
+import { embeddedAclFile, MANAGER_USER } from './redis/acl.js';
+import { FleetStore } from './redis/fleet-store.js';
+import { boardUser } from './redis/keys.js';
+import { Fleet } from './fleet/fleet.js';
+import { ApiServer } from './api/server.js';
+import type { ServiceStatus } from './api/contract.js';
+import {
+  dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readServiceInfo,
+  type DataPaths, type ServiceInfo,
+} from './data-dir.js';
+import { LogRateLimiter, silentLogger, type Logger } from './log.js';
+import { packageRoot, packageVersion } from './package-info.js';
+
+export const DEFAULT_REDIS_PORT = 18266;
+
+export interface ManagerOptions {
+  dataDir: string;
+  /** Port of the embedded Redis, the boards' entry point (default 18266). */
+  redisPort?: number;
+  /** Addresses the embedded Redis listens on (default loopback only). */
+  bind?: string[];
+  /** Use this Redis instead of starting one (`redis://user:password@host:port`). */
+  redisUrl?: string;
+  /** redis-server binary to use for the embedded server. */
+  redisBinary?: string;
+  /** Heartbeat period written into new boards' credentials (default 5 s). */
+  heartbeatS?: number;
+  /** Port of the local API (default: any free port). */
+  apiPort?: number;
+  /** Host name or address boards should use to reach Redis (default: derived from bind). */
+  advertiseHost?: string;
+  log?: Logger;
+}
+
+export interface ManagerEvents {
+  stopped: [];
+}
+
+/** The address boards should use, given what Redis listens on. */
+export function advertisedHost(bind: string[]): string {
+  const specific = bind.find((address) => address !== '0.0.0.0' && address !== '::' && address !== '*');
+  if (bind.length > 0 && specific && !specific.startsWith('127.') && specific !== '::1') return specific;
+  if (bind.some((address) => address === '0.0.0.0' || address === '::' || address === '*')) {
+    for (const addresses of Object.values(os.networkInterfaces())) {
+      const lan = addresses?.find((address) => address.family === 'IPv4' && !address.internal);
+      if (lan) return lan.address;
+    }
+  }
+  return specific ?? '127.0.0.1';
+}
+
+/** Where the manager itself connects to the embedded server: loopback whenever possible. */
+function localConnectHost(bind: string[]): string {
+  if (bind.some((address) => address.startsWith('127.') || ['0.0.0.0', '*', 'localhost'].includes(address))) return '127.0.0.1';
+  if (bind.some((address) => address === '::1' || address === '::')) return '::1';
+  return bind[0] ?? '127.0.0.1';
+}
+
+export class Manager extends EventEmitter<ManagerEvents> {
+  readonly paths: DataPaths;
+  private readonly log: Logger;
+  private supervisor: RedisServerSupervisor | undefined;
+  private redis: RedisClient | undefined;
+  private store: FleetStore | undefined;
+  private fleetInstance: Fleet | undefined;
+  private api: ApiServer | undefined;
+  private endpoint: RedisEndpoint | undefined;
+  private startedAt = 0;
+  private redisRestarts = 0;
+  private stopping: Promise<void> | undefined;
+  private readonly protocolErrorLog = new LogRateLimiter();
+  apiUrl = '';
+  apiToken = '';
+
+  constructor(private readonly options: ManagerOptions) {
+    super();
+    this.paths = dataPaths(options.dataDir);
+    this.log = options.log ?? silentLogger;
+  }
+
+  get fleet(): Fleet {
+    if (!this.fleetInstance) throw new Error('the manager is not started');
+    return this.fleetInstance;
+  }
+
+  async start(): Promise<ServiceInfo> {
+    this.startedAt = Date.now();
+    await ensureDataDirs(this.paths);
+    this.apiToken = await readOrCreateSecret(this.paths.apiToken);
+    try {
+      this.endpoint = this.options.redisUrl ? parseRedisUrl(this.options.redisUrl) : await this.startEmbeddedRedis();
+      this.redis = createRedisClient(this.endpoint, 'cm-manager');
+      this.redis.on('error', (error) => this.log('debug', `redis connection: ${error.message}`));
+      await this.redis.ping();
+      this.store = new FleetStore(this.redis);
+      const bind = this.options.bind ?? ['127.0.0.1'];
+      this.fleetInstance = new Fleet({
+        store: this.store,
+        log: this.log,
+        heartbeatS: this.options.heartbeatS,
+        advertise: {
+          host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : advertisedHost(bind)),
+          port: this.endpoint.port,
+        },
+      });
+      await this.fleetInstance.start();
+      this.api = new ApiServer({
+        token: this.apiToken,
+        log: this.log,
+        port: this.options.apiPort,
+        context: { fleet: this.fleetInstance, status: () => this.status(), shutdown: () => void this.stop() },
+      });
+      this.apiUrl = await this.api.listen();
+      this.fleetInstance.on('board', (event) => this.api?.broadcast(event));
+      this.fleetInstance.on('command', (command) => this.api?.broadcast({ type: 'command', command }));
+      this.fleetInstance.on('output', (event) => this.api?.broadcast({ type: 'output', ...event }));
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+    const info: ServiceInfo = {
+      pid: process.pid,
+      apiUrl: this.apiUrl,
+      redis: { host: this.endpoint.host, port: this.endpoint.port, external: Boolean(this.options.redisUrl) },
+      startedAt: this.startedAt,
+      version: await packageVersion(),
+    };
+    await writeFileAtomic(this.paths.serviceFile, JSON.stringify(info, null, 2) + '\n');
+    this.log('info', `service ready: API ${this.apiUrl}, Redis ${this.options.redisUrl ? redactRedisUrl(this.options.redisUrl) : `${this.endpoint.host}:${this.endpoint.port}`}`);
+    return info;
+  }
+
+  private async startEmbeddedRedis(): Promise<RedisEndpoint> {
+    const password = await readOrCreateSecret(this.paths.managerPassword);
+    // The ACL file is written before the server starts: default user off from the first second.
+    let existing = '';
+    try {
+      existing = await readFile(this.paths.aclFile, 'utf8');
+    } catch {
+      // first start
+    }
+    await writeFileAtomic(this.paths.aclFile, embeddedAclFile(existing, password));
+    const binary = await findRedisServerBinary({ configuredPath: this.options.redisBinary, packageRoot: await packageRoot() });
+    const bind = this.options.bind ?? ['127.0.0.1'];
+    const port = this.options.redisPort ?? DEFAULT_REDIS_PORT;
+    this.supervisor = new RedisServerSupervisor({
+      binaryPath: binary.path, port, bind, dataDir: this.paths.redisDir, aclFile: this.paths.aclFile,
+      extraConfig: { 'notify-keyspace-events': 'Kt', 'tcp-backlog': '4096' },
+    });
+    this.supervisor.on('log', ({ line }) => this.log('debug', `redis: ${line}`));
+    this.supervisor.on('protocolError', ({ reason, user, addr }) => {
+      const who = user?.startsWith('cmb-') ? this.boardLabel(user.slice(4)) : `user ${user ?? '?'}`;
+      if (this.protocolErrorLog.allow(user ?? addr ?? '?') === 'log') {
+        this.log('warn', `Redis refused malformed data from ${who} at ${addr ?? '?'}: ${reason}`);
+      }
+    });
+    this.supervisor.on('exited', ({ code, signal }) => {
+      if (!this.stopping) this.log('error', `redis-server exited unexpectedly (${signal ?? `code ${code}`}); restarting`);
+    });
+    this.supervisor.on('started', ({ pid, restart }) => {
+      if (restart) {
+        this.redisRestarts++;
+        this.log('info', `redis-server restarted (pid ${pid})`);
+      }
+    });
+    this.supervisor.on('restartFailed', ({ attempt, error }) => this.log('error', `redis-server restart ${attempt} failed: ${error.message}`));
+    const started = await this.supervisor.start();
+    this.log('info', `redis-server ${started.version} (${binary.source} ${binary.path}) pid ${started.pid} on ${bind.join(',')}:${port}`);
+    return { host: localConnectHost(bind), port, username: MANAGER_USER, password };
+  }
+
+  private boardLabel(id: string): string {
+    const board = this.fleetInstance?.registry.get(id);
+    return board ? `board ${board.name} (${boardUser(id)})` : `board user ${boardUser(id)}`;
+  }
+
+  async status(): Promise<ServiceStatus> {
+    const info = await this.store!.serverInfo();
+    return {
+      version: await packageVersion(),
+      pid: process.pid,
+      uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      apiUrl: this.apiUrl,
+      redis: {
+        pid: info.pid || null,
+        host: this.endpoint!.host,
+        port: this.endpoint!.port,
+        version: info.version,
+        external: Boolean(this.options.redisUrl),
+        restarts: this.redisRestarts,
+        memoryBytes: info.usedMemory,
+      },
+      boards: this.fleet.counts(),
+      commandsActive: this.fleet.dispatcher.activeCount(),
+    };
+  }
+
+  /** Stops the API, the fleet and the embedded Redis (AOF flushed). Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const step = async (what: string, action: () => Promise<unknown> | undefined) => {
+      try {
+        await action();
+      } catch (error) {
+        this.log('warn', `while stopping ${what}: ${(error as Error).message}`);
+      }
+    };
+    await step('the API', () => this.api?.close());
+    await step('the fleet', () => this.fleetInstance?.stop());
+    await step('notifications', () => this.store?.close());
+    await step('the Redis connection', () => this.redis?.quit());
+    this.redis?.disconnect();
+    await step('redis-server', () => this.supervisor?.stop());
+    const published = await readServiceInfo(this.paths);
+    if (published?.pid === process.pid) await rm(this.paths.serviceFile, { force: true });
+    this.log('info', 'service stopped');
+    this.emit('stopped');
+  }
+}

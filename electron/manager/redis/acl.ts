@@ -1,0 +1,46 @@
+/**
+ * Redis ACL rules of the wire contract (firmware/PROTOCOL.md §3) and the ACL file of the
+ * embedded server. Passwords are only ever stored as SHA-256 (`#<hex>` rules).
+ */
+import { createHash } from 'node:crypto';
+import { boardKeys, boardUser } from './keys.js';
+
+export const MANAGER_USER = 'cm-manager';
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** The commands a board may run: its own protocol plus what `cm_claim` runs for it. */
+const BOARD_COMMANDS = ['ping', 'xadd', 'xread', 'fcall', 'getrange', 'hget', 'hset', 'xrange', 'xtrim', 'time'];
+
+/** ACL SETUSER arguments (after the user name) for one board. */
+export function boardAclRules(boardId: string, password: string): string[] {
+  const keys = boardKeys(boardId);
+  return [
+    'reset', 'on', `#${sha256Hex(password)}`, 'resetchannels', '-@all',
+    ...BOARD_COMMANDS.map((command) => `+${command}`),
+    `%RW~${keys.cmd}`, `%RW~${keys.state}`, `%W~${keys.up}`, `%R~${keys.blobPattern}`,
+  ];
+}
+
+export { boardUser };
+
+const DEFAULT_USER_LINE = 'user default off resetkeys resetchannels -@all';
+
+function managerUserLine(password: string): string {
+  return `user ${MANAGER_USER} on #${sha256Hex(password)} ~* &* +@all`;
+}
+
+/**
+ * The ACL file the embedded server starts with: the `default` user off, the manager's
+ * user with its current password, and every other user (the boards) kept as it was.
+ * Written before redis-server starts, so the server is never reachable without a password.
+ */
+export function embeddedAclFile(existing: string, managerPassword: string): string {
+  const kept = existing
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('user default ') && !line.startsWith(`user ${MANAGER_USER} `));
+  return [DEFAULT_USER_LINE, managerUserLine(managerPassword), ...kept].join('\n') + '\n';
+}

@@ -1,0 +1,89 @@
+#!lua name=cloudmanager
+-- Redis functions of the wire contract (firmware/PROTOCOL.md §5). Loaded by the manager
+-- with FUNCTION LOAD REPLACE on every connect. Every function names only keys of one
+-- board, which share the {ID} hash tag, so the library works on Redis Cluster too.
+
+local function parse_id(id)
+  -- A stream entry id "ms-seq" as two numbers; nil for anything else (a board may have
+  -- written garbage into its own state hash).
+  if type(id) ~= 'string' then return nil end
+  local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
+  if not ms then return nil end
+  return tonumber(ms), tonumber(seq)
+end
+
+local function id_greater(a, b)
+  local ams, aseq = parse_id(a)
+  local bms, bseq = parse_id(b)
+  if not ams then return false end
+  if not bms then return true end
+  if ams ~= bms then return ams > bms end
+  return aseq > bseq
+end
+
+-- cm_claim: the board takes its next command.
+-- KEYS[1] = cm:{ID}:cmd   KEYS[2] = cm:{ID}:state
+-- ARGV[1] = AFTER: EID of the last command this boot claimed and saw, or '' after boot
+-- Returns {cursor} when there is nothing to run, else {EID, field1, value1, ...}.
+local function cm_claim(keys, args)
+  local after = args[1]
+  if after == nil or after == '' or not parse_id(after) then
+    local stored = redis.pcall('HGET', keys[2], 'cur')
+    if type(stored) == 'string' and parse_id(stored) then after = stored else after = '0-0' end
+  end
+  local entries = redis.call('XRANGE', keys[1], '(' .. after, '+', 'COUNT', 1)
+  if #entries == 0 then return { after } end
+  local id = entries[1][1]
+  redis.call('HSET', keys[2], 'cur', id)
+  -- Older entries were claimed before: drop them so the queue holds only what is left.
+  redis.call('XTRIM', keys[1], 'MINID', id)
+  local reply = { id }
+  for _, v in ipairs(entries[1][2]) do reply[#reply + 1] = v end
+  return reply
+end
+
+-- cm_enqueue: the manager queues a command, at most once per CID.
+-- KEYS[1] = cm:{ID}:cmd   KEYS[2] = cm:{ID}:seen   KEYS[3] = cm:{ID}:pending
+-- ARGV[1] = CID   ARGV[2] = now (ms, manager clock)   ARGV[3] = max pending commands
+-- ARGV[4] = meta JSON kept in the pending hash   ARGV[5..] = field/value pairs of the entry
+-- Returns {'ok', EID} or {'duplicate', EID or ''}; error QUEUEFULL when the queue is full.
+local function cm_enqueue(keys, args)
+  local cid, now, max_pending = args[1], tonumber(args[2]), tonumber(args[3])
+  if redis.call('ZSCORE', keys[2], cid) then
+    local meta = redis.call('HGET', keys[3], cid)
+    local eid = ''
+    if meta then eid = cjson.decode(meta).e or '' end
+    return { 'duplicate', eid }
+  end
+  if redis.call('HLEN', keys[3]) >= max_pending then
+    return redis.error_reply('QUEUEFULL the board has ' .. max_pending .. ' commands waiting')
+  end
+  local xadd = { 'XADD', keys[1], '*', 'i', cid }
+  for i = 5, #args do xadd[#xadd + 1] = args[i] end
+  local eid = redis.call(unpack(xadd))
+  local meta = cjson.decode(args[4])
+  meta.e = eid
+  redis.call('HSET', keys[3], cid, cjson.encode(meta))
+  redis.call('ZADD', keys[2], now, cid)
+  -- Forget CIDs older than a day; the manager never reuses one within that time.
+  redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', now - 86400000)
+  return { 'ok', eid }
+end
+
+-- cm_cancel: the manager withdraws a command that the board has not claimed.
+-- KEYS[1] = cm:{ID}:cmd   KEYS[2] = cm:{ID}:state   KEYS[3] = cm:{ID}:pending
+-- ARGV[1] = CID   ARGV[2] = EID of its queue entry
+-- Returns 'cancelled' (removed, it will never run) or 'claimed' (the board has it).
+local function cm_cancel(keys, args)
+  local cid, eid = args[1], args[2]
+  local cur = redis.pcall('HGET', keys[2], 'cur')
+  if type(cur) ~= 'string' then cur = '0-0' end
+  if parse_id(cur) and not id_greater(eid, cur) then return 'claimed' end
+  redis.call('XDEL', keys[1], eid)
+  redis.call('HDEL', keys[3], cid)
+  return 'cancelled'
+end
+
+redis.register_function('cm_claim', cm_claim)
+redis.register_function('cm_enqueue', cm_enqueue)
+redis.register_function('cm_cancel', cm_cancel)

@@ -1,0 +1,285 @@
+/**
+ * Everything the fleet keeps in Redis, behind one class: the board registry, per-board ACL
+ * users, command queues (through the Lua functions of cloudmanager.lua), upload blobs,
+ * history, and the uplink streams with their keyspace notifications. The rest of the
+ * manager never sees ioredis.
+ */
+import { readFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import { boardAclRules, boardUser } from './acl.js';
+import { boardIdFromUplinkChannel, boardKeys, managerKeys, UPLINK_NOTIFY_PATTERN } from './keys.js';
+
+const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
+
+/** One entry of a board's uplink stream, fields as raw bytes (decoding is the reader's job). */
+export interface UplinkEntry {
+  eid: string;
+  fields: Buffer[];
+}
+
+export interface UplinkBatch {
+  boardId: string;
+  entries: UplinkEntry[];
+  /** Set when this board's uplink could not be read (e.g. the key has the wrong type). */
+  error?: Error;
+}
+
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+}
+
+export class RedisSetupError extends Error {
+  override name = 'RedisSetupError';
+}
+
+export interface StoreEvents {
+  /** A board appended to its uplink. */
+  uplink: [boardId: string];
+  /** Notifications may have been missed (first subscribe, or after a reconnect). */
+  resync: [];
+}
+
+const BLOB_TTL_MARGIN_S = 3600;
+
+export class FleetStore extends EventEmitter<StoreEvents> {
+  private readonly subscriber: Redis;
+
+  constructor(private readonly redis: Redis) {
+    super();
+    this.subscriber = redis.duplicate({ connectionName: 'cm-manager-notify' });
+    this.subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => {
+      if (message !== 'xadd') return;
+      const boardId = boardIdFromUplinkChannel(channel);
+      if (boardId) this.emit('uplink', boardId);
+    });
+    // ioredis resubscribes by itself after a reconnect; what was published meanwhile is
+    // lost, so the fleet re-reads every uplink once ('ready' fires after each connect).
+    this.subscriber.on('ready', () => this.emit('resync'));
+    // Errors are retried by ioredis; the 'error' listeners keep them from being thrown.
+    this.subscriber.on('error', () => {});
+  }
+
+  /** Loads the function library and turns on the notifications the uplink relies on. */
+  async prepare(): Promise<void> {
+    await this.loadFunctions();
+    await this.enableNotifications();
+    await this.subscriber.psubscribe(UPLINK_NOTIFY_PATTERN);
+  }
+
+  async loadFunctions(): Promise<void> {
+    await this.redis.call('FUNCTION', 'LOAD', 'REPLACE', FUNCTION_LIBRARY);
+  }
+
+  private async enableNotifications(): Promise<void> {
+    const reply = (await this.redis.config('GET', 'notify-keyspace-events')) as string[];
+    const current = reply[1] ?? '';
+    // K = keyspace channel, t = stream commands ('A' already includes t).
+    const has = (flag: string) => current.includes(flag);
+    if (has('K') && (has('t') || has('A'))) return;
+    const wanted = `${current}${has('K') ? '' : 'K'}${has('t') || has('A') ? '' : 't'}`;
+    try {
+      await this.redis.config('SET', 'notify-keyspace-events', wanted);
+    } catch (error) {
+      throw new RedisSetupError(
+        `Redis must publish keyspace notifications for streams (notify-keyspace-events must contain K and t); ` +
+        `setting it failed: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    this.subscriber.disconnect();
+  }
+
+  // --- registry ----------------------------------------------------------------------
+
+  async loadRegistry(): Promise<string[]> {
+    return Object.values(await this.redis.hgetall(managerKeys.boards));
+  }
+
+  async saveBoardRecord(id: string, json: string): Promise<void> {
+    await this.redis.hset(managerKeys.boards, id, json);
+  }
+
+  /** Points `name` at board `id`, unless another board has it. Returns false when taken. */
+  async claimName(name: string, id: string): Promise<boolean> {
+    if (await this.redis.hsetnx(managerKeys.names, name, id)) return true;
+    return (await this.redis.hget(managerKeys.names, name)) === id;
+  }
+
+  async releaseName(name: string, id: string): Promise<void> {
+    // Only release a name that still points at this board.
+    if ((await this.redis.hget(managerKeys.names, name)) === id) await this.redis.hdel(managerKeys.names, name);
+  }
+
+  // --- enrollment ----------------------------------------------------------------------
+
+  /** Creates (or re-keys) boards' ACL users and uplink streams, then persists the ACL once. */
+  async createBoardUsers(boards: Array<{ id: string; password: string }>): Promise<void> {
+    await Promise.all(boards.map(async ({ id, password }) => {
+      await this.redis.call('ACL', 'SETUSER', boardUser(id), ...boardAclRules(id, password));
+      // Create the uplink as an (empty) stream now, so the board cannot give it another type.
+      await this.redis.xadd(boardKeys(id).up, 'MAXLEN', '0', '*', 'k', 'init');
+    }));
+    await this.saveAcl();
+  }
+
+  async deleteBoard(id: string): Promise<void> {
+    const keys = boardKeys(id);
+    await this.redis.call('ACL', 'DELUSER', boardUser(id));
+    await this.saveAcl();
+    await this.redis.del(keys.cmd, keys.state, keys.up, keys.pending, keys.seen, keys.log);
+    await this.redis.hdel(managerKeys.boards, id);
+  }
+
+  /** Makes ACL changes survive a restart: ACL SAVE with an ACL file, else CONFIG REWRITE. */
+  private async saveAcl(): Promise<void> {
+    try {
+      await this.redis.call('ACL', 'SAVE');
+    } catch {
+      await this.redis.config('REWRITE').catch(() => undefined);
+    }
+  }
+
+  // --- commands ------------------------------------------------------------------------
+
+  async enqueue(
+    boardId: string,
+    cid: string,
+    meta: Record<string, unknown>,
+    fields: Array<string | Buffer>,
+    maxPending: number,
+  ): Promise<{ status: 'ok' | 'duplicate'; eid: string }> {
+    const keys = boardKeys(boardId);
+    const call = () => this.redis.call(
+      'FCALL', 'cm_enqueue', '3', keys.cmd, keys.seen, keys.pending,
+      cid, String(Date.now()), String(maxPending), JSON.stringify(meta), ...fields,
+    ) as Promise<[string, string]>;
+    let reply: [string, string];
+    try {
+      reply = await call();
+    } catch (error) {
+      const message = (error as Error).message ?? '';
+      if (message.startsWith('QUEUEFULL')) throw new QueueFullError(message.slice('QUEUEFULL '.length));
+      // A Redis that lost its functions (flushed, or a fresh external server): load, retry.
+      if (!/Function not found/i.test(message)) throw error;
+      await this.loadFunctions();
+      reply = await call();
+    }
+    return { status: reply[0] === 'ok' ? 'ok' : 'duplicate', eid: reply[1] };
+  }
+
+  async cancel(boardId: string, cid: string, eid: string): Promise<'cancelled' | 'claimed'> {
+    const keys = boardKeys(boardId);
+    return (await this.redis.call('FCALL', 'cm_cancel', '3', keys.cmd, keys.state, keys.pending, cid, eid)) as
+      'cancelled' | 'claimed';
+  }
+
+  /** Commands of one board that have no result yet: CID → meta (with `e`, the EID). */
+  async pendingCommands(boardId: string): Promise<Map<string, Record<string, unknown>>> {
+    const raw = await this.redis.hgetall(boardKeys(boardId).pending);
+    const pending = new Map<string, Record<string, unknown>>();
+    for (const [cid, json] of Object.entries(raw)) {
+      try {
+        pending.set(cid, JSON.parse(json) as Record<string, unknown>);
+      } catch {
+        // Not ours to interpret; drop it so it cannot block the queue forever.
+        await this.redis.hdel(boardKeys(boardId).pending, cid);
+      }
+    }
+    return pending;
+  }
+
+  /** Records a finished command in the board's history and forgets it as pending. */
+  async finish(boardId: string, cid: string, history: Record<string, string>): Promise<void> {
+    const keys = boardKeys(boardId);
+    const fields = Object.entries(history).flat();
+    await Promise.all([
+      this.redis.hdel(keys.pending, cid),
+      this.redis.xadd(keys.log, 'MAXLEN', '~', '200', '*', ...fields),
+    ]);
+  }
+
+  async history(boardId: string, count: number): Promise<Array<Record<string, string>>> {
+    const entries = await this.redis.xrevrange(boardKeys(boardId).log, '+', '-', 'COUNT', count);
+    return entries.map(([, fields]) => {
+      const record: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+      return record;
+    });
+  }
+
+  // --- upload blobs ----------------------------------------------------------------------
+
+  /** Stores file content as parts of `partSize` bytes; they expire after `ttlS` (+1 h). */
+  async writeBlob(boardId: string, cid: string, data: Buffer, partSize: number, ttlS: number): Promise<string> {
+    const prefix = boardKeys(boardId).blobPrefix(cid);
+    const parts = Math.max(1, Math.ceil(data.length / partSize));
+    const pipeline = this.redis.pipeline();
+    for (let part = 0; part < parts; part++) {
+      pipeline.set(`${prefix}:${part}`, data.subarray(part * partSize, (part + 1) * partSize), 'EX', ttlS + BLOB_TTL_MARGIN_S);
+    }
+    const results = await pipeline.exec();
+    const failed = results?.find(([error]) => error);
+    if (failed) throw failed[0];
+    return prefix;
+  }
+
+  async deleteBlob(boardId: string, cid: string, size: number, partSize: number): Promise<void> {
+    const prefix = boardKeys(boardId).blobPrefix(cid);
+    const parts = Math.max(1, Math.ceil(size / partSize));
+    await this.redis.del(...Array.from({ length: parts }, (_, part) => `${prefix}:${part}`));
+  }
+
+  // --- uplink ----------------------------------------------------------------------------
+
+  /**
+   * Reads new uplink entries of several boards in one XREAD (non-blocking). A board whose
+   * uplink cannot be read is reported with `error` and does not hold up the others.
+   */
+  async readUplinks(cursors: Array<[boardId: string, after: string]>, count: number): Promise<UplinkBatch[]> {
+    if (cursors.length === 0) return [];
+    try {
+      return await this.readUplinksOnce(cursors, count);
+    } catch (error) {
+      if (cursors.length === 1) return [{ boardId: cursors[0]![0], entries: [], error: error as Error }];
+      // One bad key fails the whole XREAD: read each board on its own to isolate it.
+      const batches = await Promise.all(cursors.map((cursor) => this.readUplinks([cursor], count)));
+      return batches.flat();
+    }
+  }
+
+  private async readUplinksOnce(cursors: Array<[string, string]>, count: number): Promise<UplinkBatch[]> {
+    const keys = cursors.map(([id]) => boardKeys(id).up);
+    const ids = cursors.map(([, after]) => after);
+    const reply = (await this.redis.xreadBuffer('COUNT', count, 'STREAMS', ...keys, ...ids)) as
+      Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+    if (!reply) return [];
+    const byKey = new Map(cursors.map(([id]) => [boardKeys(id).up, id]));
+    return reply.map(([key, entries]) => ({
+      boardId: byKey.get(key.toString())!,
+      entries: entries.map(([eid, fields]) => ({ eid: eid.toString(), fields })),
+    }));
+  }
+
+  /** Deletes processed uplink entries up to and including `lastEid`. */
+  async trimUplink(boardId: string, lastEid: string): Promise<void> {
+    const [ms, seq] = lastEid.split('-');
+    await this.redis.xtrim(boardKeys(boardId).up, 'MINID', `${ms}-${Number(seq) + 1}`);
+  }
+
+  // --- server facts ----------------------------------------------------------------------
+
+  async serverInfo(): Promise<{ version: string; pid: number; port: number; clients: number; usedMemory: number }> {
+    const text = await this.redis.info();
+    const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(text)?.[1]?.trim() ?? '';
+    return {
+      version: field('redis_version'),
+      pid: Number(field('process_id')),
+      port: Number(field('tcp_port')),
+      clients: Number(field('connected_clients')),
+      usedMemory: Number(field('used_memory')),
+    };
+  }
+}

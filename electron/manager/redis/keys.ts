@@ -1,0 +1,83 @@
+/**
+ * The one place where Redis key names of the wire contract are built
+ * (firmware/PROTOCOL.md §2). Every key of a board carries the `{ID}` hash tag so that all
+ * of them live in one Redis Cluster slot; ids are validated before they reach a key.
+ */
+
+export const BOARD_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
+export const BOARD_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+export const COMMAND_ID_PATTERN = /^[A-Za-z0-9_-]{1,40}$/;
+const RESERVED_BOARD_IDS = new Set(['mgr', 'up']);
+
+export class InvalidIdError extends Error {
+  override name = 'InvalidIdError';
+  constructor(readonly kind: 'board id' | 'board name' | 'command id', readonly value: string, readonly rule: string) {
+    super(`invalid ${kind} ${JSON.stringify(value.slice(0, 64))}: ${rule}`);
+  }
+}
+
+export function isBoardId(value: string): boolean {
+  return BOARD_ID_PATTERN.test(value) && !RESERVED_BOARD_IDS.has(value);
+}
+
+export function assertBoardId(value: string): string {
+  if (!isBoardId(value)) {
+    throw new InvalidIdError('board id', value, '1-32 characters a-z, 0-9 and -, not "mgr" or "up"');
+  }
+  return value;
+}
+
+export function assertBoardName(value: string): string {
+  if (!BOARD_NAME_PATTERN.test(value)) {
+    throw new InvalidIdError('board name', value, '1-32 characters A-Z, a-z, 0-9, _, . and -, starting with a letter or digit');
+  }
+  return value;
+}
+
+export function assertCommandId(value: string): string {
+  if (!COMMAND_ID_PATTERN.test(value)) {
+    throw new InvalidIdError('command id', value, '1-40 characters A-Z, a-z, 0-9, _ and -');
+  }
+  return value;
+}
+
+const PREFIX = 'cm';
+
+/** Keys of one board. */
+export function boardKeys(id: string) {
+  const tag = `${PREFIX}:{${assertBoardId(id)}}`;
+  return {
+    cmd: `${tag}:cmd`,
+    state: `${tag}:state`,
+    up: `${tag}:up`,
+    pending: `${tag}:pending`,
+    seen: `${tag}:seen`,
+    log: `${tag}:log`,
+    /** Prefix of the blob of one upload; part N is `${prefix}:${N}`. */
+    blobPrefix: (cid: string) => `${tag}:f:${assertCommandId(cid)}`,
+    /** ACL key pattern covering every blob of this board. */
+    blobPattern: `${tag}:f:*`,
+  };
+}
+export type BoardKeys = ReturnType<typeof boardKeys>;
+
+/** Keys only the manager reads and writes. */
+export const managerKeys = {
+  boards: `${PREFIX}:{mgr}:boards`,
+  names: `${PREFIX}:{mgr}:names`,
+};
+
+/** The Redis ACL user name of a board. */
+export function boardUser(id: string): string {
+  return `cmb-${assertBoardId(id)}`;
+}
+
+/** The keyspace-notification pattern that announces new uplink entries (PROTOCOL.md §6). */
+export const UPLINK_NOTIFY_PATTERN = `__keyspace@0__:${PREFIX}:{*}:up`;
+const UPLINK_CHANNEL = /^__keyspace@0__:cm:\{([a-z0-9-]{1,32})\}:up$/;
+
+/** The board id of an uplink keyspace channel, or undefined for any other channel. */
+export function boardIdFromUplinkChannel(channel: string): string | undefined {
+  const match = UPLINK_CHANNEL.exec(channel);
+  return match && isBoardId(match[1]!) ? match[1] : undefined;
+}

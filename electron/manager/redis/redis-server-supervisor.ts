@@ -1,0 +1,472 @@
+/**
+ * Starts, watches and stops the redis-server the manager embeds.
+ *
+ * The server runs in the foreground (`daemonize no`) with its log on stdout, so this class
+ * sees every log line: readiness, bind failures and client protocol errors (a board or a
+ * stranger sending garbage) all come from there. A crash is followed by a restart with
+ * exponential backoff; data survives because the append-only file is on (fsync every
+ * second, flushed on SIGTERM).
+ *
+ * Orphans: on Linux the server is launched through util-linux `setpriv --pdeathsig TERM`,
+ * which sets PR_SET_PDEATHSIG and then execs redis-server (same pid), so the kernel sends it
+ * SIGTERM when our process dies, even by SIGKILL. Caveat: the signal fires when the
+ * *thread* that spawned it ends, so create the supervisor on the main thread (or accept
+ * that redis stops with the worker). Elsewhere (macOS, Windows, Linux without setpriv) only
+ * a normal Node exit is covered (an 'exit' hook sends SIGTERM); after a hard crash of the
+ * manager the server keeps running and the next start reports RedisPortInUseError. The
+ * manager's shutdown path must call stop().
+ *
+ * Library code: it never prints; everything is reported through events.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { access, chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { redisServerVersion } from './redis-binary.js';
+
+export interface RedisServerSupervisorOptions {
+  binaryPath: string;
+  port: number;
+  /** Addresses to listen on; default ['127.0.0.1']. */
+  bind?: string[];
+  /** Folder for redis.conf and the append-only files (created 0700 if missing). */
+  dataDir: string;
+  /** ACL file; created empty (0600) if missing because redis refuses to start without it. */
+  aclFile?: string;
+  /** More `directive value` pairs; each value is written as one quoted argument. */
+  extraConfig?: Record<string, string>;
+  /** Default 200 ms doubling to 10 s; the attempt count resets after 30 s of uptime. */
+  restartBackoff?: { initialMs: number; maxMs: number; resetAfterMs?: number };
+  /** How long to wait for "Ready to accept connections"; default 15 s (AOF replay). */
+  readyTimeoutMs?: number;
+  /** Grace period after SIGTERM before SIGKILL; default 10 s. */
+  stopTimeoutMs?: number;
+  /** Ask the kernel to SIGTERM redis when we die (Linux + setpriv); default true. */
+  dieWithParent?: boolean;
+}
+
+export interface RedisStartInfo { pid: number; port: number; version: string }
+export interface RedisLogEvent { line: string; stream: 'stdout' | 'stderr' }
+export interface RedisProtocolErrorEvent {
+  /** Redis's reason, e.g. "invalid bulk length". */
+  reason: string;
+  /** ACL user of the connection ("default" before AUTH). */
+  user: string | undefined;
+  /** Client address "ip:port". */
+  addr: string | undefined;
+  line: string;
+}
+export interface RedisExitEvent { code: number | null; signal: NodeJS.Signals | null }
+
+export type RedisServerSupervisorEvents = {
+  log: [RedisLogEvent];
+  protocolError: [RedisProtocolErrorEvent];
+  /** Emitted after every successful start, initial (restart: false) and automatic. */
+  started: [RedisStartInfo & { restart: boolean }];
+  /** The server exited while it should have been running; a restart follows. */
+  exited: [RedisExitEvent];
+  restarting: [{ attempt: number; delayMs: number }];
+  /** A restart attempt failed; another one is scheduled. (Not 'error': that would throw.) */
+  restartFailed: [{ attempt: number; error: Error }];
+  /** stop() finished; the process is gone. */
+  stopped: [RedisExitEvent];
+};
+
+/** The port is already taken (another redis, or an orphan of a crashed manager). */
+export class RedisPortInUseError extends Error {
+  override readonly name = 'RedisPortInUseError';
+  constructor(readonly port: number, readonly logTail: string[]) {
+    super(`port ${port} is already in use; stop whatever listens there or choose another port`);
+  }
+}
+
+export type RedisStartFailure = 'spawn-failed' | 'exited' | 'timeout' | 'stopped';
+
+/** redis-server did not become ready; `logTail` holds its last log lines. */
+export class RedisStartError extends Error {
+  override readonly name = 'RedisStartError';
+  constructor(readonly reason: RedisStartFailure, message: string, readonly logTail: string[], options?: { cause?: unknown }) {
+    super(logTail.length > 0 ? `${message}; last log lines:\n${logTail.join('\n')}` : message, options);
+  }
+}
+
+/** Invalid supervisor options (a reserved or malformed config directive). */
+export class RedisConfigError extends Error {
+  override readonly name = 'RedisConfigError';
+}
+
+/** start() while already started. */
+export class RedisSupervisorStateError extends Error {
+  override readonly name = 'RedisSupervisorStateError';
+}
+
+// Log phrases redis-server prints; they are its interface to us (there is no other channel).
+const READY_PHRASE = 'Ready to accept connections';
+const PORT_IN_USE_PHRASE = 'Address already in use';
+const PROTOCOL_ERROR_RE = /Protocol error \((.*?)\) from client: (.*?)(?:\. Query buffer during protocol error: .*)?$/;
+
+/** Directives the supervisor itself depends on; overriding them would break supervision. */
+const RESERVED_DIRECTIVES = new Set(['port', 'bind', 'dir', 'daemonize', 'logfile', 'loglevel', 'aclfile', 'include', 'supervised']);
+const TAIL_LINES = 30;
+const MAX_PARTIAL_LINE = 64 * 1024;
+
+/**
+ * Quotes one config argument the way redis's sdssplitargs reads it: double quotes with
+ * backslash escapes, control bytes as \xHH. Paths with spaces, quotes or backslashes
+ * (Windows) therefore survive intact and a value can never start a new directive.
+ */
+export function quoteRedisConfigValue(value: string): string {
+  let out = '"';
+  for (const ch of value) {
+    const code = ch.codePointAt(0) ?? 0;
+    if (ch === '"' || ch === '\\') out += `\\${ch}`;
+    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, '0')}`;
+    else out += ch;
+  }
+  return `${out}"`;
+}
+
+/** The text of redis.conf for these options (pure; exported for tests). */
+export function buildRedisConfig(options: RedisServerSupervisorOptions): string {
+  const q = quoteRedisConfigValue;
+  const bind = options.bind ?? ['127.0.0.1'];
+  if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
+    throw new RedisConfigError(`invalid port ${String(options.port)}`);
+  }
+  if (bind.length === 0) throw new RedisConfigError('bind needs at least one address');
+  const lines = [
+    '# Generated by RedisServerSupervisor on every start; edits here are lost.',
+    `port ${options.port}`,
+    `bind ${bind.map(q).join(' ')}`,
+    `dir ${q(path.resolve(options.dataDir))}`,
+    'daemonize no',
+    'appendonly yes',
+    'appendfsync everysec',
+    `appenddirname ${q('appendonly')}`,
+    // No RDB snapshots: the AOF is the persistence; forking for snapshots only costs memory.
+    'save ""',
+    // Authentication comes from ACL users (the default user is off), not protected mode.
+    'protected-mode no',
+    // Boards send chunks of a few KB; anything near 1 MB is an attack or a bug.
+    'proto-max-bulk-len 1mb',
+    'client-query-buffer-limit 1mb',
+    'maxclients 20000',
+    // verbose is needed for "Protocol error" lines; logfile "" sends the log to stdout.
+    'loglevel verbose',
+    'logfile ""',
+    'enable-debug-command no',
+    'enable-module-command no',
+    'timeout 0',
+    'tcp-keepalive 60',
+  ];
+  if (options.aclFile !== undefined) lines.push(`aclfile ${q(path.resolve(options.aclFile))}`);
+  for (const [key, value] of Object.entries(options.extraConfig ?? {})) {
+    if (!/^[a-z][a-z0-9-]*$/i.test(key)) throw new RedisConfigError(`invalid redis config directive "${key}"`);
+    if (RESERVED_DIRECTIVES.has(key.toLowerCase())) {
+      throw new RedisConfigError(`redis config directive "${key}" is managed by the supervisor; use its option instead`);
+    }
+    // Redis 7 splits a single argument of multi-value directives (save "900 1") on spaces.
+    lines.push(`${key} ${q(value)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Parses a redis "Protocol error" log line; undefined for any other line. */
+export function parseProtocolErrorLine(line: string): Omit<RedisProtocolErrorEvent, 'line'> | undefined {
+  const match = PROTOCOL_ERROR_RE.exec(line);
+  if (!match) return undefined;
+  const client = match[2] ?? '';
+  // Client info is space-separated key=value pairs; names and ACL users cannot hold spaces.
+  const field = (name: string) => new RegExp(`(?:^| )${name}=(\\S*)`).exec(client)?.[1];
+  return { reason: match[1] ?? '', user: field('user'), addr: field('addr') };
+}
+
+let setprivCheck: Promise<string | undefined> | undefined;
+/** Path of a setpriv that knows --pdeathsig (util-linux ≥ 2.33), checked once. */
+function setprivWithPdeathsig(): Promise<string | undefined> {
+  if (process.platform !== 'linux') return Promise.resolve(undefined);
+  setprivCheck ??= (async () => {
+    for (const candidate of ['/usr/bin/setpriv', '/bin/setpriv']) {
+      try {
+        await access(candidate);
+      } catch {
+        continue;
+      }
+      const help = await new Promise<string>((resolve) => {
+        execFile(candidate, ['--help'], { timeout: 2_000 }, (_error, stdout) => resolve(String(stdout)));
+      });
+      if (help.includes('--pdeathsig')) return candidate;
+    }
+    return undefined;
+  })();
+  return setprivCheck;
+}
+
+/** Command and arguments that run redis-server on `confPath` (exported for tests). */
+export async function redisSpawnCommand(binaryPath: string, confPath: string, dieWithParent = true): Promise<{ command: string; args: string[] }> {
+  const setpriv = dieWithParent ? await setprivWithPdeathsig() : undefined;
+  if (setpriv === undefined) return { command: binaryPath, args: [confPath] };
+  return { command: setpriv, args: ['--pdeathsig', 'TERM', '--', binaryPath, confPath] };
+}
+
+interface Launch { child: ChildProcess; exited: Promise<RedisExitEvent>; info: RedisStartInfo }
+
+export class RedisServerSupervisor extends EventEmitter<RedisServerSupervisorEvents> {
+  private readonly options: RedisServerSupervisorOptions;
+  private readonly backoff: { initialMs: number; maxMs: number; resetAfterMs: number };
+  private current: Launch | undefined;
+  /** The process being started (not ready yet), so stop() can kill it too. */
+  private starting: { child: ChildProcess; exited: Promise<RedisExitEvent> } | undefined;
+  private cachedVersion: string | undefined;
+  /** Between start() and stop(), including the initial start. */
+  private active = false;
+  private generation = 0;
+  private stopping = false;
+  private stopPromise: Promise<void> | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  private readyAt = 0;
+  private readonly tail: string[] = [];
+  private readonly onParentExit = () => {
+    // Last resort for a normal Node exit without stop(); SIGTERM makes redis flush the AOF.
+    for (const child of [this.current?.child, this.starting?.child]) {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    }
+  };
+
+  constructor(options: RedisServerSupervisorOptions) {
+    super();
+    this.options = { ...options, bind: options.bind ?? ['127.0.0.1'] };
+    this.backoff = {
+      initialMs: options.restartBackoff?.initialMs ?? 200,
+      maxMs: options.restartBackoff?.maxMs ?? 10_000,
+      resetAfterMs: options.restartBackoff?.resetAfterMs ?? 30_000,
+    };
+    buildRedisConfig(this.options); // fail fast on bad options, before anything is spawned
+  }
+
+  get pid(): number | undefined { return this.current?.info.pid; }
+  get port(): number { return this.options.port; }
+  get version(): string | undefined { return this.cachedVersion; }
+  get running(): boolean { return this.current !== undefined; }
+
+  /** Starts the server and resolves once it accepts connections; supervision begins then. */
+  async start(): Promise<RedisStartInfo> {
+    if (this.active) throw new RedisSupervisorStateError('redis-server supervisor already started; call stop() first');
+    this.active = true;
+    // A start() that stop() interrupted may reject after a newer start() began; the
+    // generation keeps its cleanup from undoing the newer one.
+    const generation = ++this.generation;
+    if (this.stopPromise) await this.stopPromise;
+    this.stopping = false;
+    this.stopPromise = undefined;
+    this.attempt = 0;
+    process.on('exit', this.onParentExit);
+    try {
+      this.cachedVersion ??= await redisServerVersion(this.options.binaryPath);
+      const launch = await this.launch(generation);
+      this.emit('started', { ...launch.info, restart: false });
+      return launch.info;
+    } catch (error) {
+      if (generation === this.generation) {
+        process.off('exit', this.onParentExit);
+        this.active = false;
+      }
+      throw error;
+    }
+  }
+
+  /** SIGTERM (AOF flushed), SIGKILL after the grace period; no restarts afterwards. Idempotent. */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping = true;
+    this.active = false;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    const targets = [this.current, this.starting].filter((t) => t !== undefined);
+    let last: RedisExitEvent = { code: null, signal: null };
+    for (const target of targets) {
+      const { child, exited } = target;
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), this.options.stopTimeoutMs ?? 10_000);
+      last = await exited;
+      clearTimeout(killTimer);
+    }
+    this.current = undefined;
+    process.off('exit', this.onParentExit);
+    this.emit('stopped', last);
+  }
+
+  /** Writes the config, spawns redis-server and waits for its ready line. */
+  private async launch(generation: number): Promise<Launch> {
+    const { dataDir, aclFile, port } = this.options;
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    if (aclFile !== undefined) {
+      await mkdir(path.dirname(path.resolve(aclFile)), { recursive: true, mode: 0o700 });
+      // 'wx' creates only when missing: an existing ACL file is never truncated.
+      await writeFile(aclFile, '', { flag: 'wx', mode: 0o600 }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+    }
+    const confPath = path.join(path.resolve(dataDir), 'redis.conf');
+    // Temp file + rename: redis never reads a half-written config.
+    const tmpPath = `${confPath}.${process.pid}.tmp`;
+    await writeFile(tmpPath, buildRedisConfig(this.options), { mode: 0o600 });
+    await chmod(tmpPath, 0o600); // mode above only applies when the file is created
+    await rename(tmpPath, confPath);
+    const { command, args } = await redisSpawnCommand(this.options.binaryPath, confPath, this.options.dieWithParent ?? true);
+    // Checked after the last await: stop() cannot see a process that is not spawned yet,
+    // and a stopped start() must not spawn after a newer start() reset `stopping`.
+    if (this.stopping || generation !== this.generation) throw new RedisStartError('stopped', 'stop() was called while redis-server was starting', []);
+    this.tail.length = 0;
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], shell: false, windowsHide: true });
+    let ready = false;
+    let portInUse = false;
+    let timedOut = false;
+    let settle: ((error: Error | undefined) => void) | undefined;
+    const readyPromise = new Promise<void>((resolve, reject) => {
+      settle = (error) => {
+        settle = undefined;
+        if (error) reject(error);
+        else resolve();
+      };
+    });
+    const onLine = (line: string) => {
+      if (!ready && !timedOut && line.includes(READY_PHRASE)) {
+        ready = true;
+        settle?.(undefined);
+      } else if (!ready && line.includes(PORT_IN_USE_PHRASE)) {
+        portInUse = true;
+      }
+    };
+    const drained = Promise.all([this.readLines(child.stdout, 'stdout', onLine), this.readLines(child.stderr, 'stderr', onLine)]);
+    let spawnError: Error | undefined;
+    const exited = new Promise<RedisExitEvent>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      // A spawn failure (ENOENT, EACCES) gives 'error' and no 'exit'.
+      child.once('error', (error) => {
+        spawnError = error;
+        resolve({ code: null, signal: null });
+      });
+    });
+    this.starting = { child, exited };
+
+    const timeoutMs = this.options.readyTimeoutMs ?? 15_000;
+    const readyTimer = setTimeout(() => {
+      // Loading an AOF is read-only, so killing a server that is not ready loses nothing.
+      // The exit handler below rejects, so start() returns only once the process is gone.
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+
+    void exited.then(async (exit) => {
+      // Wait (briefly) for the pipes to drain so the last log lines are seen and classified.
+      await Promise.race([drained, new Promise((r) => setTimeout(r, 500))]);
+      if (this.current?.child === child) this.current = undefined;
+      if (this.starting?.child === child) this.starting = undefined;
+      if (settle) {
+        const tail = [...this.tail];
+        let error: Error;
+        if (spawnError) error = new RedisStartError('spawn-failed', `cannot run ${command}: ${spawnError.message}`, tail, { cause: spawnError });
+        else if (timedOut) error = new RedisStartError('timeout', `redis-server was not ready after ${timeoutMs} ms`, tail);
+        else if (this.stopping) error = new RedisStartError('stopped', 'stop() was called while redis-server was starting', tail);
+        else if (portInUse) error = new RedisPortInUseError(port, tail);
+        else error = new RedisStartError('exited', `redis-server exited during start (code ${exit.code}, signal ${exit.signal})`, tail);
+        settle(error);
+      } else if (ready && !this.stopping && generation === this.generation) {
+        // (The generation check: a process stop() ended must not trigger a restart inside
+        // a newer start() that began while its pipes were still draining.)
+        this.onUnexpectedExit(exit);
+      }
+    });
+
+    try {
+      await readyPromise;
+    } finally {
+      clearTimeout(readyTimer);
+    }
+    const pid = child.pid;
+    if (pid === undefined) throw new RedisStartError('spawn-failed', 'redis-server has no pid', [...this.tail]);
+    const launch: Launch = { child, exited, info: { pid, port, version: this.cachedVersion ?? '' } };
+    this.starting = undefined;
+    this.current = launch;
+    this.readyAt = Date.now();
+    return launch;
+  }
+
+  /** Splits a pipe into lines and emits them; resolves when the pipe ends. */
+  private readLines(stream: Readable | null, name: 'stdout' | 'stderr', onLine: (line: string) => void): Promise<void> {
+    if (!stream) return Promise.resolve();
+    return new Promise((resolve) => {
+      let partial = '';
+      const handle = (line: string) => {
+        const clean = line.endsWith('\r') ? line.slice(0, -1) : line;
+        this.tail.push(clean);
+        if (this.tail.length > TAIL_LINES) this.tail.shift();
+        onLine(clean);
+        this.emit('log', { line: clean, stream: name });
+        const protocolError = parseProtocolErrorLine(clean);
+        if (protocolError) this.emit('protocolError', { ...protocolError, line: clean });
+      };
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        partial += chunk;
+        let newline: number;
+        while ((newline = partial.indexOf('\n')) >= 0) {
+          handle(partial.slice(0, newline));
+          partial = partial.slice(newline + 1);
+        }
+        // Redis caps log lines at 1 KB; anything longer is not a log line worth buffering.
+        if (partial.length > MAX_PARTIAL_LINE) {
+          handle(partial);
+          partial = '';
+        }
+      });
+      const finish = () => {
+        if (partial.length > 0) handle(partial);
+        partial = '';
+        resolve();
+      };
+      stream.once('end', finish);
+      stream.once('close', finish);
+      stream.on('error', finish); // a broken pipe only means the process is gone
+    });
+  }
+
+  private onUnexpectedExit(exit: RedisExitEvent): void {
+    this.emit('exited', exit);
+    // A server that ran long enough counts as healthy: start the backoff from scratch.
+    if (Date.now() - this.readyAt >= this.backoff.resetAfterMs) this.attempt = 0;
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopping) return;
+    this.attempt += 1;
+    const attempt = this.attempt;
+    const delayMs = Math.min(this.backoff.initialMs * 2 ** (attempt - 1), this.backoff.maxMs);
+    this.emit('restarting', { attempt, delayMs });
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      void this.restartNow(attempt);
+    }, delayMs);
+  }
+
+  private async restartNow(attempt: number): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const launch = await this.launch(this.generation);
+      if (this.stopping) return; // stop() raced the restart; it kills the new process
+      this.emit('started', { ...launch.info, restart: true });
+    } catch (error) {
+      if (this.stopping) return;
+      this.emit('restartFailed', { attempt, error: error instanceof Error ? error : new Error(String(error)) });
+      this.scheduleRestart();
+    }
+  }
+}

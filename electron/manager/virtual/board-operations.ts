@@ -1,0 +1,227 @@
+/**
+ * What the reference board does for each operation of PROTOCOL.md §7. Each operation gets
+ * the command's fields and a context to send `out`/`dat` entries and to read upload blobs,
+ * and returns the fields of its `res` entry.
+ */
+import { createHash } from 'node:crypto';
+import type { RespConnection } from '../redis/resp-connection.js';
+import type { MicroPythonInterpreter } from './micropython-interpreter.js';
+import { BoardFsError, parentPath, type BoardFs } from './board-fs.js';
+
+/** Output of one command beyond this is dropped and the result says `tr=1`. */
+const MAX_OUTPUT_BYTES = 256 * 1024;
+/** Output is sent when this much is buffered, or after FLUSH_MS. */
+const OUTPUT_CHUNK_BYTES = 1024;
+const FLUSH_MS = 50;
+const SECRET_KEYS = ['wifi_password', 'password'];
+const PROTECTED_KEYS = ['id', 'user', 'password'];
+
+export interface OperationContext {
+  boardId: string;
+  contextId: string;
+  fs: BoardFs;
+  interpreter: MicroPythonInterpreter;
+  config: Record<string, unknown>;
+  saveConfig(): Promise<void>;
+  info(): Record<string, unknown>;
+  /** Queues one uplink entry (delivered in order, retried across reconnects). */
+  send(fields: Array<string | Buffer>): void;
+  /** The live connection, waiting for a reconnect if there is none. */
+  connection(): Promise<RespConnection>;
+  /** Size of the chunks pulled from upload blobs (a power of two ≥ 1024). */
+  chunkBytes: number;
+  /** Called with each exec'd command id, for the board's own execution log. */
+  onExec(cid: string): void;
+}
+
+export type ResultFields = Array<string | Buffer>;
+
+class OperationError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function field(fields: Map<string, Buffer>, name: string): string {
+  const value = fields.get(name);
+  if (value === undefined) throw new OperationError('EINVAL', `missing field ${name}`);
+  return value.toString('utf8');
+}
+
+function ok(sent: number, result?: unknown, truncated = false): ResultFields {
+  const res: ResultFields = ['ok', '1', 'n', String(sent)];
+  if (result !== undefined) res.push('r', JSON.stringify(result));
+  if (truncated) res.push('tr', '1');
+  return res;
+}
+
+function failure(sent: number, code: string, message: string): ResultFields {
+  return ['ok', '0', 'n', String(sent), 'ec', code, 'e', message.slice(0, 1000)];
+}
+
+/** Runs one command and returns its `res` fields (never throws). */
+export async function runOperation(context: OperationContext, cid: string, fields: Map<string, Buffer>): Promise<ResultFields> {
+  const sequence = { next: 0 };
+  const op = fields.get('o')?.toString('latin1') ?? '';
+  try {
+    switch (op) {
+      case 'exec':
+        return await exec(context, cid, fields, sequence);
+      case 'put':
+        return ok(sequence.next, await put(context, fields));
+      case 'get':
+        return await get(context, cid, fields, sequence);
+      case 'ls': {
+        const entries = (await context.fs.list(field(fields, 'p'))).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+        return ok(0, entries.slice(0, 1000), entries.length > 1000);
+      }
+      case 'stat':
+        return ok(0, await context.fs.stat(field(fields, 'p')));
+      case 'rm':
+        await context.fs.remove(field(fields, 'p'), fields.get('r')?.toString() === '1');
+        return ok(0, {});
+      case 'mkdir':
+        await context.fs.mkdir(field(fields, 'p'));
+        return ok(0, {});
+      case 'mv':
+        await context.fs.rename(field(fields, 'p'), field(fields, 'to'));
+        return ok(0, {});
+      case 'rename':
+        context.config.name = field(fields, 'nm');
+        await context.saveConfig();
+        return ok(0, { name: context.config.name });
+      case 'cfg_get': {
+        const shown: Record<string, unknown> = { ...context.config };
+        for (const key of SECRET_KEYS) if (key in shown) shown[key] = '********';
+        return ok(0, shown);
+      }
+      case 'cfg_set': {
+        const key = field(fields, 'key');
+        if (PROTECTED_KEYS.includes(key)) throw new OperationError('EFORBIDDEN', `${key} cannot be set remotely`);
+        let value: unknown;
+        try {
+          value = JSON.parse(field(fields, 'v'));
+        } catch {
+          throw new OperationError('EINVAL', 'value is not JSON');
+        }
+        context.config[key] = value;
+        await context.saveConfig();
+        return ok(0, {});
+      }
+      case 'info':
+        return ok(0, context.info());
+      default:
+        return failure(0, 'EUNSUPPORTED', `unknown operation ${JSON.stringify(op)}`);
+    }
+  } catch (error) {
+    if (error instanceof OperationError || error instanceof BoardFsError) return failure(sequence.next, error.code, error.message);
+    return failure(sequence.next, 'EFAIL', (error as Error).message ?? String(error));
+  }
+}
+
+async function exec(
+  context: OperationContext, cid: string, fields: Map<string, Buffer>, sequence: { next: number },
+): Promise<ResultFields> {
+  const code = field(fields, 'c');
+  const timeoutMs = Number(fields.get('t')?.toString() ?? '30000') || 30_000;
+  let pending: { stream: 1 | 2; parts: Uint8Array[]; bytes: number } | null = null;
+  let sentBytes = 0;
+  let truncated = false;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (!pending) return;
+    const data = Buffer.concat(pending.parts);
+    context.send(['k', 'out', 'i', cid, 'n', String(sequence.next++), 's', String(pending.stream), 'd', data]);
+    pending = null;
+  };
+  const onOutput = (stream: 'stdout' | 'stderr', data: Uint8Array) => {
+    if (sentBytes + data.length > MAX_OUTPUT_BYTES) {
+      truncated = true;
+      return;
+    }
+    sentBytes += data.length;
+    const streamNumber = stream === 'stdout' ? 1 : 2;
+    if (pending && pending.stream !== streamNumber) flush();
+    pending ??= { stream: streamNumber, parts: [], bytes: 0 };
+    pending.parts.push(data);
+    pending.bytes += data.length;
+    if (pending.bytes >= OUTPUT_CHUNK_BYTES) flush();
+    else timer ??= setTimeout(flush, FLUSH_MS);
+  };
+  context.onExec(cid);
+  const result = await context.interpreter.exec(context.contextId, code, { timeoutMs, onOutput });
+  flush();
+  switch (result.status) {
+    case 'ok':
+      return ok(sequence.next, undefined, truncated);
+    case 'timeout':
+      return [...failure(sequence.next, 'ETIMEDOUT', `stopped after ${timeoutMs} ms`), ...(truncated ? ['tr', '1'] : [])];
+    case 'error': {
+      const error = result.error ?? 'error';
+      const code = error.startsWith('MemoryError') ? 'ENOMEM' : 'EFAIL';
+      return [...failure(sequence.next, code, error), ...(truncated ? ['tr', '1'] : [])];
+    }
+    default:
+      return failure(sequence.next, 'EFAIL', `the interpreter restarted: ${result.error ?? ''}`.trim());
+  }
+}
+
+async function put(context: OperationContext, fields: Map<string, Buffer>): Promise<unknown> {
+  const destination = field(fields, 'p');
+  const size = Number(field(fields, 'z'));
+  const expected = field(fields, 'h').toLowerCase();
+  const prefix = field(fields, 'k');
+  const partSize = Number(field(fields, 'ps'));
+  if (!Number.isSafeInteger(size) || size < 0 || !Number.isSafeInteger(partSize) || partSize < 1024 || (partSize & (partSize - 1)) !== 0) {
+    throw new OperationError('EINVAL', 'bad size or part size');
+  }
+  const chunk = Math.min(context.chunkBytes, partSize);
+  const content = Buffer.alloc(size);
+  for (let offset = 0; offset < size; offset += chunk) {
+    const part = Math.floor(offset / partSize);
+    const from = offset % partSize;
+    const to = Math.min(from + chunk, from + (size - offset)) - 1;
+    const data = await readBlobChunk(context, `${prefix}:${part}`, from, to);
+    if (data.length !== to - from + 1) throw new OperationError('EINVAL', `upload data missing at byte ${offset} (expired?)`);
+    data.copy(content, offset);
+  }
+  const digest = createHash('sha256').update(content).digest('hex');
+  if (digest !== expected) throw new OperationError('EHASH', `sha256 mismatch: expected ${expected}, got ${digest}`);
+  // Temp name + rename: the destination is either the old file or the complete new one.
+  const temp = `${destination}.part`;
+  await context.fs.mkdir(parentPath(destination));
+  await context.fs.writeFile(temp, content);
+  try {
+    await context.fs.rename(temp, destination);
+  } catch (error) {
+    await context.fs.remove(temp, false).catch(() => undefined);
+    throw error;
+  }
+  return { size, sha256: digest };
+}
+
+/** GETRANGE on the live connection; a dropped connection is waited out, not fatal. */
+async function readBlobChunk(context: OperationContext, key: string, from: number, to: number): Promise<Buffer> {
+  for (let attempt = 0; ; attempt++) {
+    const connection = await context.connection();
+    try {
+      const reply = await connection.call('GETRANGE', key, from, to);
+      return Buffer.isBuffer(reply) ? reply : Buffer.alloc(0);
+    } catch (error) {
+      if (attempt >= 20) throw error;
+    }
+  }
+}
+
+async function get(
+  context: OperationContext, cid: string, fields: Map<string, Buffer>, sequence: { next: number },
+): Promise<ResultFields> {
+  const content = await context.fs.readFile(field(fields, 'p'));
+  const chunk = Math.max(1024, Math.min(Number(fields.get('ch')?.toString() ?? '4096') || 4096, 16 * 1024));
+  for (let offset = 0; offset < content.length; offset += chunk) {
+    context.send(['k', 'dat', 'i', cid, 'n', String(sequence.next++), 'o', String(offset), 'd', content.subarray(offset, offset + chunk)]);
+  }
+  return ok(sequence.next, { size: content.length, sha256: createHash('sha256').update(content).digest('hex') });
+}

@@ -1,0 +1,303 @@
+/**
+ * The reference board: the board side of firmware/PROTOCOL.md, implemented exactly, in
+ * TypeScript. It speaks plain RESP2 over one socket like the MicroPython client does, runs
+ * exec'd code in real MicroPython (the shared WebAssembly interpreter, one globals dict per
+ * board), and keeps its files in memory or in a host folder. Used as "virtual boards" for
+ * trying the app without hardware, by the tests, and as the benchmark's load generator.
+ *
+ * Shortcuts compared with a real board (written down as the lab rules ask): exec'd code
+ * sees the interpreter's own file system, not the board's; `mf` is a fixed figure; code
+ * runs one board at a time across all virtual boards of a process (one interpreter).
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { RespConnection } from '../redis/resp-connection.js';
+import { RespError } from '../redis/resp-codec.js';
+import { boardKeys } from '../redis/keys.js';
+import type { BoardCredentials } from '../fleet/fleet.js';
+import { MicroPythonInterpreter } from './micropython-interpreter.js';
+import { MemoryFs, type BoardFs } from './board-fs.js';
+import { runOperation, type OperationContext } from './board-operations.js';
+
+export const REFERENCE_CLIENT_VERSION = '1.0.0-ts';
+
+export interface ReferenceBoardOptions {
+  credentials: BoardCredentials;
+  fs?: BoardFs;
+  interpreter?: MicroPythonInterpreter;
+  /** Where to connect; defaults to the credentials' server and port. */
+  host?: string;
+  port?: number;
+  /** Time a reboot takes before the board reconnects (default 300 ms). */
+  bootDelayMs?: number;
+  /** First reconnect delay; doubles up to 60 s (PROTOCOL.md §8 says 1 s). */
+  reconnectMinMs?: number;
+  /** Chunk size for reading upload blobs (default 4096). */
+  chunkBytes?: number;
+  /** Called when the board's config changes (rename, cfg_set), e.g. to persist it. */
+  saveConfig?: (config: Record<string, unknown>) => Promise<void>;
+}
+
+export interface ReferenceBoardEvents {
+  connected: [];
+  disconnected: [error: Error | undefined];
+  executed: [cid: string];
+  rebooted: [];
+}
+
+/** Uplink entries beyond this many bytes waiting for a reconnect drop their output first. */
+const MAX_OUTBOX_BYTES = 8 * 1024 * 1024;
+const MAX_RECONNECT_MS = 60_000;
+
+interface OutboxItem { fields: Array<string | Buffer>; bytes: number; essential: boolean; inFlight: boolean }
+
+export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
+  /** The board's own execution log: every exec'd command id, in order, across reboots. */
+  readonly executed: string[] = [];
+  readonly config: Record<string, unknown>;
+  readonly fs: BoardFs;
+  private readonly keys;
+  private readonly interpreter: MicroPythonInterpreter;
+  private connection: RespConnection | null = null;
+  private connectionWaiters: Array<(connection: RespConnection) => void> = [];
+  private readonly outbox: OutboxItem[] = [];
+  private outboxBytes = 0;
+  private bootId = '';
+  /** EID of the last command claimed and seen this boot ('' right after boot). */
+  private after = '';
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private busy: string | null = null;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ReferenceBoardOptions) {
+    super();
+    const { credentials } = options;
+    this.keys = boardKeys(credentials.id);
+    this.fs = options.fs ?? new MemoryFs();
+    this.interpreter = options.interpreter ?? MicroPythonInterpreter.shared();
+    this.config = { ...credentials };
+    delete this.config.v;
+  }
+
+  get id(): string {
+    return this.options.credentials.id;
+  }
+
+  get connected(): boolean {
+    return this.connection !== null;
+  }
+
+  /** Powers the board on; it connects and keeps reconnecting until stop(). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.boot();
+    this.loop = this.run();
+  }
+
+  /** Clean shutdown: says bye, then disconnects. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    const connection = this.connection;
+    if (connection) await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', 'k', 'bye', 'why', 'shutdown').catch(() => undefined);
+    connection?.destroy();
+    await this.loop;
+  }
+
+  /** Pulls the plug: no bye, connection dropped, memory (cursor, globals) lost. */
+  async powerOff(): Promise<void> {
+    this.running = false;
+    this.connection?.destroy();
+    await this.loop;
+    this.outbox.length = 0;
+    this.outboxBytes = 0;
+  }
+
+  private boot(): void {
+    this.bootId = randomBytes(6).toString('hex');
+    this.after = '';
+    void this.interpreter.resetContext(this.contextId).catch(() => undefined);
+  }
+
+  private get contextId(): string {
+    return `board-${this.id}`;
+  }
+
+  private get heartbeatMs(): number {
+    return Number(this.config.hb ?? 5) * 1000;
+  }
+
+  private async run(): Promise<void> {
+    let delay = this.options.reconnectMinMs ?? 1_000;
+    while (this.running) {
+      let connection: RespConnection | null = null;
+      try {
+        connection = await RespConnection.connect({
+          host: this.options.host ?? String(this.config.server), port: this.options.port ?? Number(this.config.port),
+        });
+        await connection.call('AUTH', String(this.config.user), String(this.config.password));
+        await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...this.helloFields());
+        this.attach(connection);
+        delay = this.options.reconnectMinMs ?? 1_000;
+        await this.commandLoop(connection);
+      } catch (error) {
+        this.detach(connection, error as Error);
+        if (!this.running) break;
+        // A wrong password will not fix itself quickly; back off like any other failure.
+        const jitter = 0.8 + Math.random() * 0.4;
+        await new Promise((resolve) => setTimeout(resolve, delay * jitter));
+        delay = Math.min(delay * 2, MAX_RECONNECT_MS);
+      }
+    }
+    this.detach(this.connection, undefined);
+  }
+
+  private helloFields(): string[] {
+    return [
+      'k', 'hello', 'v', '1', 'boot', this.bootId, 'p', 'virtual', 'mv', '1.27.0', 'cv', REFERENCE_CLIENT_VERSION,
+      'mf', '1048576', 'ip', '127.0.0.1', 'hb', String(this.config.hb ?? 5), 'nm', String(this.config.name ?? ''),
+    ];
+  }
+
+  private attach(connection: RespConnection): void {
+    this.connection = connection;
+    connection.on('close', () => {
+      if (this.connection === connection) this.detach(connection, undefined);
+    });
+    for (const waiter of this.connectionWaiters.splice(0)) waiter(connection);
+    for (const item of this.outbox) item.inFlight = false;
+    this.pumpOutbox();
+    this.emit('connected');
+  }
+
+  private detach(connection: RespConnection | null, error: Error | undefined): void {
+    connection?.destroy();
+    if (this.connection === connection && connection) {
+      this.connection = null;
+      this.emit('disconnected', error);
+    }
+  }
+
+  private waitForConnection(): Promise<RespConnection> {
+    if (this.connection) return Promise.resolve(this.connection);
+    return new Promise((resolve) => this.connectionWaiters.push(resolve));
+  }
+
+  /** Claim, run, report; wait with XREAD BLOCK until work or the next heartbeat (§4.2). */
+  private async commandLoop(connection: RespConnection): Promise<void> {
+    let heartbeatDue = Date.now() + this.heartbeatMs;
+    while (this.running && this.connection === connection) {
+      const claimed = await connection.call('FCALL', 'cm_claim', '2', this.keys.cmd, this.keys.state, this.after);
+      if (!Array.isArray(claimed)) throw new Error('unexpected claim reply');
+      if (claimed.length > 1) {
+        const eid = String(claimed[0]);
+        this.after = eid;
+        const rebootAfter = await this.runCommand(eid, claimed.slice(1) as Buffer[]);
+        if (rebootAfter) return this.reboot(connection);
+        continue;
+      }
+      const cursor = String(claimed[0]);
+      const wait = Math.max(1, heartbeatDue - Date.now());
+      const woke = await connection.call('XREAD', 'COUNT', '1', 'BLOCK', wait, 'STREAMS', this.keys.cmd, cursor);
+      if (woke === null && Date.now() >= heartbeatDue) {
+        this.heartbeatNow(connection);
+        heartbeatDue = Date.now() + this.heartbeatMs;
+      }
+    }
+  }
+
+  private heartbeatNow(connection: RespConnection): void {
+    const fields = ['k', 'hb', 'mf', '1048576', ...(this.busy ? ['busy', this.busy] : [])];
+    connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...fields).catch(() => undefined);
+  }
+
+  /** Runs one claimed command; returns true when the board must reboot afterwards. */
+  private async runCommand(eid: string, flat: Buffer[]): Promise<boolean> {
+    const fields = new Map<string, Buffer>();
+    for (let i = 0; i + 1 < flat.length; i += 2) fields.set(flat[i]!.toString('latin1'), flat[i + 1]!);
+    const cid = fields.get('i')?.toString('latin1') ?? '';
+    const op = fields.get('o')?.toString('latin1') ?? '';
+    this.send(['k', 'start', 'i', cid, 'e', eid], true);
+    this.busy = cid;
+    // Unlike a small board, a virtual board keeps its heartbeat going while it works.
+    this.heartbeatTimer = setInterval(() => this.connection && this.heartbeatNow(this.connection), this.heartbeatMs);
+    try {
+      const res = op === 'reboot' ? ['ok', '1', 'n', '0'] : await runOperation(this.operationContext(), cid, fields);
+      const delivered = this.send(['k', 'res', 'i', cid, ...res], true);
+      if (op === 'reboot') await delivered;
+      return op === 'reboot';
+    } finally {
+      clearInterval(this.heartbeatTimer);
+      this.busy = null;
+    }
+  }
+
+  private operationContext(): OperationContext {
+    return {
+      boardId: this.id,
+      contextId: this.contextId,
+      fs: this.fs,
+      interpreter: this.interpreter,
+      config: this.config,
+      saveConfig: async () => this.options.saveConfig?.(this.config),
+      info: () => ({ p: 'virtual', mv: '1.27.0', cv: REFERENCE_CLIENT_VERSION, mf: 1048576, ip: '127.0.0.1', boot: this.bootId }),
+      send: (fields) => void this.send(fields, false),
+      connection: () => this.waitForConnection(),
+      chunkBytes: this.options.chunkBytes ?? 4096,
+      onExec: (cid) => {
+        this.executed.push(cid);
+        this.emit('executed', cid);
+      },
+    };
+  }
+
+  private async reboot(connection: RespConnection): Promise<void> {
+    await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', 'k', 'bye', 'why', 'reboot').catch(() => undefined);
+    this.detach(connection, undefined);
+    this.boot();
+    this.emit('rebooted');
+    await new Promise((resolve) => setTimeout(resolve, this.options.bootDelayMs ?? 300));
+  }
+
+  // --- uplink outbox: in order, retried after reconnects, results never dropped ---------
+
+  /** Queues an uplink entry; resolves when Redis has acknowledged it. */
+  private send(fields: Array<string | Buffer>, essential: boolean): Promise<void> {
+    const bytes = fields.reduce((sum, value) => sum + (typeof value === 'string' ? value.length : value.length), 0);
+    if (!essential && this.outboxBytes + bytes > MAX_OUTBOX_BYTES) return Promise.resolve();
+    const item: OutboxItem & { done?: () => void } = { fields, bytes, essential, inFlight: false };
+    const delivered = new Promise<void>((resolve) => (item.done = resolve));
+    this.outbox.push(item);
+    this.outboxBytes += bytes;
+    this.pumpOutbox();
+    return delivered;
+  }
+
+  private pumpOutbox(): void {
+    const connection = this.connection;
+    if (!connection) return;
+    for (const item of this.outbox) {
+      if (item.inFlight) continue;
+      item.inFlight = true;
+      connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...item.fields).then(
+        () => this.acknowledge(item),
+        (error) => {
+          // Refused by Redis (e.g. too large): retrying cannot help; drop it.
+          if (error instanceof RespError) this.acknowledge(item);
+          else item.inFlight = false;
+        },
+      );
+    }
+  }
+
+  private acknowledge(item: OutboxItem & { done?: () => void }): void {
+    const index = this.outbox.indexOf(item);
+    if (index >= 0) {
+      this.outbox.splice(index, 1);
+      this.outboxBytes -= item.bytes;
+    }
+    item.done?.();
+  }
+}
