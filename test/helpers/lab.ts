@@ -46,7 +46,7 @@ export async function startManager(options: Partial<ManagerOptions> & { heartbea
   const manager = new Manager({
     dataDir, redisPort, heartbeatS: 1,
     log: (level, message) => {
-      if (level !== 'debug') logs.push({ level, message });
+      if (level !== 'debug' || process.env.CM_TEST_DEBUG) logs.push({ level, message });
     },
     ...options,
   });

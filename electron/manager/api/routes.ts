@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { Fleet } from '../fleet/fleet.js';
-import type { CommandRequest } from '../fleet/command-ops.js';
+import { validateCommandRequest, type CommandRequest } from '../fleet/command-ops.js';
 import { summarizeBoard } from '../fleet/board-registry.js';
 import { sha256 } from '../transfer/upload-blob.js';
 import { routeInputs, type ApiCommandRequest, type RouteName, type RouteOutputs, type ServiceStatus } from './contract.js';
@@ -41,8 +41,10 @@ export const handlers: HandlerTable = {
   },
   'boards.history': ({ fleet }, { board, count }) => fleet.history(board, count),
   'commands.send': async ({ fleet }, input) => {
-    const boards = fleet.select(input.boards);
     const request = toCommandRequest(input.request);
+    // One bad request fails the whole call: nothing is queued for any board.
+    validateCommandRequest(request);
+    const boards = fleet.select(input.boards);
     const options = { expireMs: input.expireMs, timeoutMs: input.timeoutMs };
     const views = await Promise.all(boards.map((board) => fleet.send(board, request, options)));
     return { commands: views.map((view, index) => ({ ...view, boardOnline: boards[index]!.online })) };

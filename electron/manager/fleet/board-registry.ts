@@ -83,8 +83,11 @@ export function storedPart(board: BoardState): StoredBoard {
   return stored;
 }
 
-/** Grace added to two heartbeat periods before a silent board counts as offline. */
-const OFFLINE_GRACE_MS = 1_000;
+/**
+ * The registry is swept this often; a silent board's deadline is two heartbeat periods
+ * after its last sign of life minus one sweep, so it is marked offline within two periods.
+ */
+export const SWEEP_INTERVAL_MS = 250;
 
 export class BoardRegistry extends EventEmitter<RegistryEvents> {
   private readonly byId = new Map<string, BoardState>();
@@ -175,7 +178,7 @@ export class BoardRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private extendDeadline(board: BoardState, now: number): void {
-    const quiet = (board.lastSeen ?? now) + 2 * board.hb * 1000 + OFFLINE_GRACE_MS;
+    const quiet = (board.lastSeen ?? now) + 2 * board.hb * 1000 - SWEEP_INTERVAL_MS;
     const busy = board.busy ? board.busy.until + 2 * board.hb * 1000 : 0;
     board.deadline = Math.max(quiet, busy);
   }

@@ -10,7 +10,7 @@ import type { FleetStore } from '../redis/fleet-store.js';
 import type { Logger } from '../log.js';
 import type { BoardRegistry, BoardState } from './board-registry.js';
 import {
-  DEFAULT_EXEC_TIMEOUT_MS, describeCommand, encodeCommandFields, redactConfig, type CommandOp, type CommandRequest,
+  DEFAULT_EXEC_TIMEOUT_MS, describeCommand, encodeCommandFields, redactConfig, validateCommandRequest, type CommandOp, type CommandRequest,
 } from './command-ops.js';
 import { UPLINK_LIMITS, type UplinkMessage } from './uplink-messages.js';
 import { prepareUpload, discardUpload } from '../transfer/upload-blob.js';
@@ -119,6 +119,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
       : options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const summary = describeCommand(request);
     // Validate and encode before anything is stored, so bad input leaves no trace.
+    validateCommandRequest(request);
     const fields = request.op === 'put' ? null : encodeCommandFields(request, timeoutMs);
     const record = this.newRecord(cid, board, { op: request.op, summary, createdAt: now, expiresAt: now + expireMs, timeoutMs });
     if (request.op === 'get') record.download = new DownloadAssembler();

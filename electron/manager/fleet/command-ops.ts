@@ -46,6 +46,16 @@ export function validateBoardPath(path: string, what = 'path'): string {
   return '/' + segments.filter((segment) => segment !== '').join('/');
 }
 
+/** Checks a request completely (throws InvalidCommandError), before anything is queued. */
+export function validateCommandRequest(request: CommandRequest): void {
+  if (request.op === 'put') {
+    validateBoardPath(request.path, 'destination');
+    if (request.data.length > MAX_FILE_BYTES) throw new InvalidCommandError(`file is larger than ${MAX_FILE_BYTES / 1024 / 1024} MiB`);
+  } else {
+    encodeCommandFields(request, 1);
+  }
+}
+
 /** Validates a request and returns the entry fields for everything but `put`'s blob. */
 export function encodeCommandFields(request: CommandRequest, timeoutMs: number): Array<string | Buffer> {
   switch (request.op) {

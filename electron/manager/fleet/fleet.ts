@@ -9,7 +9,7 @@ import type { FleetStore, UplinkEntry } from '../redis/fleet-store.js';
 import { assertBoardName, boardUser, isBoardId } from '../redis/keys.js';
 import { LogRateLimiter, type Logger } from '../log.js';
 import {
-  BoardRegistry, DEFAULT_HEARTBEAT_S, parseStoredBoard, storedPart, summarizeBoard, UnknownBoardError,
+  BoardRegistry, DEFAULT_HEARTBEAT_S, SWEEP_INTERVAL_MS, parseStoredBoard, storedPart, summarizeBoard, UnknownBoardError,
   type BoardState, type BoardSummary,
 } from './board-registry.js';
 import { CommandDispatcher, type CommandView, type OutputEvent, type SendOptions } from './command-dispatcher.js';
@@ -53,8 +53,6 @@ export interface FleetOptions {
 export class BoardNameTakenError extends Error {
   override name = 'BoardNameTakenError';
 }
-
-const SWEEP_INTERVAL_MS = 250;
 
 export class Fleet extends EventEmitter<FleetEvents> {
   readonly registry = new BoardRegistry();

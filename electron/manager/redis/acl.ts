@@ -2,7 +2,7 @@
  * Redis ACL rules of the wire contract (firmware/PROTOCOL.md §3) and the ACL file of the
  * embedded server. Passwords are only ever stored as SHA-256 (`#<hex>` rules).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { boardKeys, boardUser } from './keys.js';
 
 export const MANAGER_USER = 'cm-manager';
@@ -26,7 +26,17 @@ export function boardAclRules(boardId: string, password: string): string[] {
 
 export { boardUser };
 
-const DEFAULT_USER_LINE = 'user default off resetkeys resetchannels -@all';
+/**
+ * The `default` user is off: no connection can use it, new connections start
+ * unauthenticated. It nevertheless keeps full permissions because Redis 7.0 replays the
+ * MULTI/EXEC blocks of its append-only file (what our multi-write functions produce) as
+ * the default user and silently drops them on load when that user may not run them —
+ * every queued command would vanish on a restart. Its password is a random hash, so the
+ * user stays unusable even if someone switched it on.
+ */
+function defaultUserLine(): string {
+  return `user default off resetpass #${sha256Hex(randomBytes(32).toString('hex'))} ~* &* +@all`;
+}
 
 function managerUserLine(password: string): string {
   return `user ${MANAGER_USER} on #${sha256Hex(password)} ~* &* +@all`;
@@ -42,5 +52,5 @@ export function embeddedAclFile(existing: string, managerPassword: string): stri
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('user default ') && !line.startsWith(`user ${MANAGER_USER} `));
-  return [DEFAULT_USER_LINE, managerUserLine(managerPassword), ...kept].join('\n') + '\n';
+  return [defaultUserLine(), managerUserLine(managerPassword), ...kept].join('\n') + '\n';
 }

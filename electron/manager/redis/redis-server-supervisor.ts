@@ -324,7 +324,20 @@ export class RedisServerSupervisor extends EventEmitter<RedisServerSupervisorEve
     // and a stopped start() must not spawn after a newer start() reset `stopping`.
     if (this.stopping || generation !== this.generation) throw new RedisStartError('stopped', 'stop() was called while redis-server was starting', []);
     this.tail.length = 0;
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], shell: false, windowsHide: true });
+    // Files redis writes (ACL file, append-only files) are for this user only: the umask
+    // is inherited at spawn time, so it is tightened just around the spawn.
+    let previousUmask: number | undefined;
+    try {
+      if (process.platform !== 'win32') previousUmask = process.umask(0o077);
+    } catch {
+      // Not allowed in worker threads: the files then get the process's umask.
+    }
+    let child: ChildProcess;
+    try {
+      child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], shell: false, windowsHide: true });
+    } finally {
+      if (previousUmask !== undefined) process.umask(previousUmask);
+    }
     let ready = false;
     let portInUse = false;
     let timedOut = false;

@@ -1,0 +1,101 @@
+/**
+ * The CLI's small framework: every verb is one table entry (name → options, positionals,
+ * help, handler), parsed with node:util parseArgs; `--help` works on every verb.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean; description: string; valueName?: string; default?: string | boolean };
+
+export interface VerbContext {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+}
+
+export interface VerbSpec {
+  name: string;
+  summary: string;
+  /** Positional arguments, e.g. ['BOARDS', 'FILE', 'DEST']; a trailing '?' marks optional. */
+  args: string[];
+  options: Record<string, OptionSpec>;
+  /** Extra help text (examples, notes). */
+  details?: string;
+  /** Returns the process exit code. */
+  run(context: VerbContext): Promise<number>;
+}
+
+/** An error meant for the user: printed without a stack, with this exit code. */
+export class CliError extends Error {
+  override name = 'CliError';
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+export const COMMON_OPTIONS: Record<string, OptionSpec> = {
+  'data-dir': { type: 'string', valueName: 'DIR', description: 'data folder of the service (default: the per-user app data folder, or $CLOUDMANAGER_DATA_DIR)' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+export function verbHelp(verb: VerbSpec): string {
+  const options = { ...verb.options, ...COMMON_OPTIONS };
+  const lines = [`Usage: mbm ${verb.name}${verb.args.map((arg) => (arg.endsWith('?') ? ` [${arg.slice(0, -1)}]` : ` ${arg}`)).join('')} [options]`, '', verb.summary, ''];
+  lines.push('Options:');
+  for (const [name, spec] of Object.entries(options)) {
+    const flag = `${spec.short ? `-${spec.short}, ` : '    '}--${name}${spec.type === 'string' ? ` ${spec.valueName ?? 'VALUE'}` : ''}`;
+    lines.push(`  ${flag.padEnd(30)} ${spec.description}`);
+  }
+  if (verb.details) lines.push('', verb.details.trim());
+  return lines.join('\n') + '\n';
+}
+
+export function usage(verbs: VerbSpec[]): string {
+  const lines = ['Usage: mbm VERB [arguments] [options]', '', 'Manage a fleet of MicroPython boards through the Cloudmanager service.', '', 'Verbs:'];
+  for (const verb of verbs) lines.push(`  ${verb.name.padEnd(16)} ${verb.summary}`);
+  lines.push('', 'Run `mbm VERB --help` for the arguments and options of a verb.',
+    'BOARDS accepts names, ranges and globs: esp8266-0[08-11],wipy2-[1,3,7] or sim-*');
+  return lines.join('\n') + '\n';
+}
+
+/** Parses argv for one verb; throws CliError with the verb's usage on bad input. */
+export function parseVerbArgs(verb: VerbSpec, argv: string[]): { values: Record<string, string | boolean | undefined>; positionals: string[]; help: boolean } {
+  const options: ParseArgsConfig['options'] = {};
+  for (const [name, spec] of Object.entries({ ...verb.options, ...COMMON_OPTIONS })) {
+    options[name] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.default !== undefined ? { default: spec.default } : {}) };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${verbHelp(verb)}`, 2);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values.help) return { values, positionals: parsed.positionals, help: true };
+  const required = verb.args.filter((arg) => !arg.endsWith('?')).length;
+  if (parsed.positionals.length < required || parsed.positionals.length > verb.args.length) {
+    throw new CliError(`mbm ${verb.name} takes ${verb.args.join(' ') || 'no arguments'}\n\n${verbHelp(verb)}`, 2);
+  }
+  return { values, positionals: parsed.positionals, help: false };
+}
+
+export function intOption(values: VerbContext['values'], name: string, fallback: number, min: number, max: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) throw new CliError(`--${name} must be a whole number from ${min} to ${max}`, 2);
+  return value;
+}
+
+export function numberOption(values: VerbContext['values'], name: string, fallback: number, min: number, max: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) throw new CliError(`--${name} must be a number from ${min} to ${max}`, 2);
+  return value;
+}
+
+export function write(stream: NodeJS.WritableStream, text: string): void {
+  stream.write(text);
+}

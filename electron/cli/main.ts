@@ -1,0 +1,54 @@
+/**
+ * `mbm`: the command line of Cloudmanager. Every verb except `server-start --foreground`
+ * and `sim` is a client of the running service's API.
+ */
+import { ApiRequestError } from '../manager/api/client.js';
+import { CliError, parseVerbArgs, usage, verbHelp, type VerbSpec } from './cli-framework.js';
+import { serverStart, serverStatus, serverStop, sim } from './server-verbs.js';
+import {
+  boardDownload, boardEnroll, boardExecute, boardHistory, boardList, boardLs, boardReboot, boardRemove, boardRename, boardRm, boardUpload,
+} from './board-verbs.js';
+import { boardMacro } from './board-macro-verb.js';
+
+export const VERBS: VerbSpec[] = [
+  serverStart, serverStop, serverStatus,
+  boardList, boardEnroll, boardExecute, boardUpload, boardDownload, boardLs, boardRm, boardRename, boardReboot, boardMacro,
+  boardRemove, boardHistory, sim,
+];
+
+export async function main(argv: string[], io = { out: process.stdout, err: process.stderr, stdin: process.stdin }): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.out.write(usage(VERBS));
+    return name ? 0 : 2;
+  }
+  if (name === '--version') {
+    const { packageVersion } = await import('../manager/package-info.js');
+    io.out.write(`${await packageVersion()}\n`);
+    return 0;
+  }
+  const verb = VERBS.find((candidate) => candidate.name === name);
+  if (!verb) {
+    io.err.write(`mbm: unknown verb ${JSON.stringify(name)}\n\n${usage(VERBS)}`);
+    return 2;
+  }
+  try {
+    const { values, positionals, help } = parseVerbArgs(verb, rest);
+    if (help) {
+      io.out.write(verbHelp(verb));
+      return 0;
+    }
+    return await verb.run({ values, positionals, ...io });
+  } catch (error) {
+    if (error instanceof CliError) {
+      io.err.write(`mbm ${verb.name}: ${error.message}\n`);
+      return error.exitCode;
+    }
+    if (error instanceof ApiRequestError) {
+      io.err.write(`mbm ${verb.name}: ${error.message}\n`);
+      return error.code === 'unreachable' ? 3 : 1;
+    }
+    io.err.write(`mbm ${verb.name}: unexpected error: ${(error as Error)?.stack ?? error}\n`);
+    return 1;
+  }
+}

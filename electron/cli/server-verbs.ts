@@ -1,0 +1,146 @@
+/** `mbm server-start`, `server-stop`, `server-status`, and `sim` (virtual boards). */
+import { Manager, DEFAULT_REDIS_PORT } from '../manager/manager.js';
+import type { LogLevel } from '../manager/log.js';
+import { startVirtualFleet } from '../manager/virtual/virtual-fleet.js';
+import { CliError, intOption, write, type VerbSpec } from './cli-framework.js';
+import { connectService, dataDirOf, findService, startInBackground, stopService } from './service-control.js';
+import { formatDuration } from './format.js';
+
+function logWriter(stream: NodeJS.WritableStream, verbose: boolean) {
+  return (level: LogLevel, message: string) => {
+    if (level === 'debug' && !verbose) return;
+    stream.write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${message}\n`);
+  };
+}
+
+export const serverStart: VerbSpec = {
+  name: 'server-start',
+  summary: 'start the service (embedded Redis + manager) and leave it running',
+  args: [],
+  options: {
+    port: { type: 'string', valueName: 'PORT', description: `Redis port boards connect to (default ${DEFAULT_REDIS_PORT})` },
+    bind: { type: 'string', valueName: 'ADDR[,ADDR]', description: 'addresses Redis listens on (default 127.0.0.1; a LAN address lets real boards in)' },
+    'redis-url': { type: 'string', valueName: 'URL', description: 'use this Redis (redis://user:password@host:port) instead of starting one' },
+    'redis-binary': { type: 'string', valueName: 'PATH', description: 'redis-server to run (default: bundled, then PATH)' },
+    advertise: { type: 'string', valueName: 'HOST', description: 'address written into board credentials (default: from --bind)' },
+    heartbeat: { type: 'string', valueName: 'SECONDS', description: 'heartbeat period of newly enrolled boards (default 5)' },
+    foreground: { type: 'boolean', description: 'stay attached and log to the terminal until Ctrl-C' },
+    verbose: { type: 'boolean', short: 'v', description: 'log debug messages too (Redis log lines, refused API requests)' },
+  },
+  details: 'The service keeps its data (Redis append-only files, secrets, logs) in the data folder.\nLogs of a background service go to <data-dir>/logs/manager.log.',
+  async run({ values, out }) {
+    const dataDir = dataDirOf(values);
+    const redisPort = intOption(values, 'port', DEFAULT_REDIS_PORT, 1, 65535);
+    const heartbeatS = intOption(values, 'heartbeat', 5, 1, 300);
+    const bind = typeof values.bind === 'string' ? values.bind.split(',').map((address) => address.trim()).filter(Boolean) : undefined;
+    const running = await findService(dataDir);
+    if (running) {
+      write(out, `The service is already running (pid ${running.info.pid}, API ${running.info.apiUrl}).\n`);
+      return 0;
+    }
+    if (!values.foreground) {
+      const passThrough = ['port', 'bind', 'redis-url', 'redis-binary', 'advertise', 'heartbeat']
+        .flatMap((name) => (typeof values[name] === 'string' ? [`--${name}`, values[name] as string] : []))
+        .concat(values.verbose ? ['--verbose'] : []);
+      const info = await startInBackground(dataDir, passThrough);
+      write(out, `Cloudmanager service started (pid ${info.pid}).\n  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl}\n  Data ${dataDir}\n`);
+      return 0;
+    }
+    const log = logWriter(out, Boolean(values.verbose));
+    const manager = new Manager({
+      dataDir, redisPort, bind, heartbeatS,
+      redisUrl: values['redis-url'] as string | undefined,
+      redisBinary: values['redis-binary'] as string | undefined,
+      advertiseHost: values.advertise as string | undefined,
+      log,
+    });
+    const stopped = new Promise<void>((resolve) => manager.once('stopped', resolve));
+    const stop = () => void manager.stop();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      await manager.start();
+    } catch (error) {
+      throw new CliError(`cannot start the service: ${(error as Error).message}`);
+    }
+    await stopped;
+    return 0;
+  },
+};
+
+export const serverStop: VerbSpec = {
+  name: 'server-stop',
+  summary: 'stop the running service and its embedded Redis',
+  args: [],
+  options: {},
+  async run({ values, out }) {
+    const outcome = await stopService(dataDirOf(values));
+    write(out, outcome === 'stopped' ? 'Cloudmanager service stopped.\n' : 'The service is not running.\n');
+    return 0;
+  },
+};
+
+export const serverStatus: VerbSpec = {
+  name: 'server-status',
+  summary: 'show whether the service runs, its Redis and how many boards are online',
+  args: [],
+  options: { json: { type: 'boolean', description: 'print JSON' } },
+  async run({ values, out }) {
+    const dataDir = dataDirOf(values);
+    const service = await findService(dataDir);
+    if (!service) {
+      write(out, values.json ? JSON.stringify({ running: false, dataDir }) + '\n' : `The service is not running (data folder ${dataDir}).\n`);
+      return 3;
+    }
+    const status = await service.client.call('status', {});
+    if (values.json) {
+      write(out, JSON.stringify({ running: true, dataDir, ...status }) + '\n');
+      return 0;
+    }
+    const redis = status.redis;
+    write(out, [
+      `Cloudmanager service ${status.version}: running (pid ${status.pid}, up ${formatDuration(status.uptimeS * 1000)})`,
+      `  API     ${status.apiUrl}`,
+      `  Redis   ${redis.version} ${redis.external ? 'external' : 'embedded'}, ${redis.pid ? `pid ${redis.pid}, ` : ''}${redis.host}:${redis.port}` +
+        `${redis.external ? '' : `, restarts ${redis.restarts}`}, ${(redis.memoryBytes / 1024 / 1024).toFixed(1)} MiB`,
+      `  Boards  ${status.boards.online} online / ${status.boards.total} enrolled, ${status.commandsActive} commands in progress`,
+      `  Data    ${dataDir}`,
+    ].join('\n') + '\n');
+    return 0;
+  },
+};
+
+export const sim: VerbSpec = {
+  name: 'sim',
+  summary: 'run virtual boards (real MicroPython in WebAssembly) until Ctrl-C',
+  args: [],
+  options: {
+    boards: { type: 'string', valueName: 'N', description: 'how many boards (default 1)' },
+    prefix: { type: 'string', valueName: 'PREFIX', description: 'board names are PREFIX-1 … PREFIX-N (default sim)' },
+    fs: { type: 'string', valueName: 'DIR', description: 'keep each board\'s files in DIR/<name> instead of memory' },
+  },
+  details: 'Boards are enrolled automatically (new credentials every run) and appear in board-list.',
+  async run({ values, out }) {
+    const count = intOption(values, 'boards', 1, 1, 20_000);
+    const prefix = (values.prefix as string | undefined) ?? 'sim';
+    const api = await connectService(values);
+    let lastReport = 0;
+    const fleet = await startVirtualFleet({
+      api, count, prefix, fsRoot: values.fs as string | undefined,
+      onProgress: (connected, total) => {
+        if (connected === total || Date.now() - lastReport > 1000) {
+          lastReport = Date.now();
+          write(out, `connected ${connected}/${total}\n`);
+        }
+      },
+    });
+    write(out, `${count} virtual board(s) ${prefix}-1${count > 1 ? ` … ${prefix}-${count}` : ''} running. Press Ctrl-C to stop.\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await fleet.close();
+    write(out, 'virtual boards stopped\n');
+    return 0;
+  },
+};

@@ -1,0 +1,140 @@
+/**
+ * The `mbm` command line as a user runs it: each verb in its own process, against a
+ * service started in the background by `mbm server-start` (compiled CLI from dist/).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { waitFor } from '../helpers/lab.js';
+
+const MBM = fileURLToPath(new URL('../../bin/mbm.js', import.meta.url));
+
+interface Run { code: number; stdout: string; stderr: string }
+
+describe('mbm CLI against a background service', () => {
+  let dataDir: string;
+  let work: string;
+  let redisPort: number;
+  let sim: ChildProcess | undefined;
+
+  const mbm = (args: string[], input?: string): Promise<Run> => new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-cli-'));
+    work = await mkdtemp(path.join(os.tmpdir(), 'cm-cli-work-'));
+    redisPort = await freePort();
+  });
+  afterAll(async () => {
+    sim?.kill('SIGKILL');
+    await mbm(['server-stop']).catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('server-start returns with the service running in the background', async () => {
+    const started = await mbm(['server-start', '--port', String(redisPort), '--heartbeat', '1']);
+    expect(started.stderr).toBe('');
+    expect(started.code).toBe(0);
+    expect(started.stdout).toContain(`127.0.0.1:${redisPort}`);
+    const status = await mbm(['server-status', '--json']);
+    expect(status.code).toBe(0);
+    const json = JSON.parse(status.stdout);
+    expect(json).toMatchObject({ running: true, redis: { port: redisPort, external: false }, boards: { online: 0, total: 0 } });
+    expect((await mbm(['server-start'])).stdout).toContain('already running');
+  });
+
+  it('runs virtual boards with `mbm sim` and lists them with board-list --json', async () => {
+    sim = spawn(process.execPath, [MBM, 'sim', '--boards', '2', '--data-dir', dataDir], { stdio: 'ignore' });
+    const boards = await waitFor(async () => {
+      const list = await mbm(['board-list', '--json']);
+      const parsed = JSON.parse(list.stdout) as Array<{ name: string; online: boolean; platform: string; lastSeen: number }>;
+      return parsed.length === 2 && parsed.every((board) => board.online) ? parsed : null;
+    }, 20_000, 'two virtual boards online');
+    expect(boards.map((board) => board.name)).toEqual(['sim-1', 'sim-2']);
+    expect(boards[0]).toMatchObject({ online: true, platform: 'virtual' });
+    expect(typeof boards[0]!.lastSeen).toBe('number');
+    const table = await mbm(['board-list']);
+    expect(table.stdout).toMatch(/sim-1\s+online/);
+  });
+
+  it('board-execute streams each board\'s output under a header and fails when the code fails', async () => {
+    const ok = await mbm(['board-execute', 'sim-*', '-c', 'print(6*7)']);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('## sim-1\n42\n');
+    expect(ok.stdout).toContain('## sim-2\n42\n');
+    const failed = await mbm(['board-execute', 'sim-1'], 'print("before")\n1/0\n');
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toContain('before\n');
+    expect(failed.stderr).toContain('ZeroDivisionError');
+    const unknown = await mbm(['board-execute', 'nope-[1-2]', '-c', 'pass']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no board named "nope-1", "nope-2"');
+  });
+
+  it('uploads and downloads a file with equal sha256, and refuses a DEST with ..', async () => {
+    const data = randomBytes(50_000);
+    await writeFile(path.join(work, 'payload.bin'), data);
+    const refused = await mbm(['board-upload', 'sim-1', 'payload.bin', '/lib/../../x.bin']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('..');
+    const uploaded = await mbm(['board-upload', 'sim-[1-2]', 'payload.bin', '/data/']);
+    expect(uploaded.code).toBe(0);
+    const digest = createHash('sha256').update(data).digest('hex');
+    expect(uploaded.stdout.match(new RegExp(digest, 'g'))).toHaveLength(2);
+    const downloaded = await mbm(['board-download', 'sim-2', '/data/payload.bin', 'back.bin']);
+    expect(downloaded.code).toBe(0);
+    expect(createHash('sha256').update(await readFile(path.join(work, 'back.bin'))).digest('hex')).toBe(digest);
+    const listing = await mbm(['board-ls', 'sim-2', '/data']);
+    expect(listing.stdout).toMatch(/50000\s+payload\.bin/);
+  });
+
+  it('macros, enrollment and rename work from the command line', async () => {
+    const settings = await mbm(['board', 'sim-1', 'settings']);
+    expect(settings.stdout).toContain('password = "********"');
+    const echo = await mbm(['board', 'sim-1', 'echo', 'it\'s "quoted"']);
+    expect(echo.stdout).toContain('it\'s "quoted"');
+    const enrolled = await mbm(['board-enroll', 'esp8266-001']);
+    expect(enrolled.code).toBe(0);
+    const file = path.join(work, 'esp8266-001.credentials.json');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toMatchObject({ name: 'esp8266-001', user: expect.stringMatching(/^cmb-/), port: redisPort });
+    expect(enrolled.stdout).not.toContain(JSON.parse(await readFile(file, 'utf8')).password);
+    expect((await mbm(['board-rename', 'esp8266-001', 'garage'])).code).toBe(0);
+    expect((await mbm(['board-list'])).stdout).toMatch(/garage\s+offline\s+never/);
+  });
+
+  it('every verb answers --help', async () => {
+    const verbs = (await mbm(['--help'])).stdout.match(/^ {2}([a-z-]+)/gm)!.map((line) => line.trim());
+    expect(verbs.length).toBeGreaterThan(12);
+    const helps = await Promise.all(verbs.map((verb) => mbm([verb, '--help'])));
+    expect(helps.map((help, index) => [verbs[index], help.code, help.stdout.startsWith(`Usage: mbm ${verbs[index]}`)]))
+      .toEqual(verbs.map((verb) => [verb, 0, true]));
+  });
+
+  it('server-stop stops the service and its Redis', async () => {
+    sim?.kill('SIGINT');
+    const status = JSON.parse((await mbm(['server-status', '--json'])).stdout);
+    const stopped = await mbm(['server-stop']);
+    expect(stopped.code).toBe(0);
+    expect(stopped.stdout).toContain('stopped');
+    const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    await waitFor(() => !alive(status.pid) && !alive(status.redis.pid), 10_000, 'processes gone');
+    const after = await mbm(['server-status']);
+    expect(after.code).toBe(3);
+    expect(after.stdout).toContain('not running');
+  });
+});

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { encodeCommandFields, InvalidCommandError, redactConfig, validateBoardPath } from '../../electron/manager/fleet/command-ops.js';
+
+describe('board paths', () => {
+  it('accepts absolute paths and normalises slashes', () => {
+    expect(validateBoardPath('/lib/x.py')).toBe('/lib/x.py');
+    expect(validateBoardPath('/a//b/')).toBe('/a/b');
+    expect(validateBoardPath('/')).toBe('/');
+  });
+
+  it.each(['relative.py', '/a/../b', '/..', '/./x', '/a\0b', '', '/' + 'x'.repeat(300)])('refuses %j', (path) => {
+    expect(() => validateBoardPath(path)).toThrow(InvalidCommandError);
+  });
+});
+
+describe('command encoding', () => {
+  it('refuses code over 64 KiB and credential keys', () => {
+    expect(() => encodeCommandFields({ op: 'exec', code: 'x'.repeat(65 * 1024) }, 1000)).toThrow(/64 KiB/);
+    expect(() => encodeCommandFields({ op: 'cfg_set', key: 'password', value: 'x' }, 1000)).toThrow(/credentials/);
+  });
+
+  it('encodes exec with its timeout', () => {
+    const fields = encodeCommandFields({ op: 'exec', code: 'print(1)' }, 1500);
+    expect(fields.map(String)).toEqual(['o', 'exec', 'c', 'print(1)', 't', '1500']);
+  });
+
+  it('redacts secrets of a board config', () => {
+    expect(redactConfig({ name: 'a', wifi_password: 'hunter2', password: 'p' })).toEqual({ name: 'a', wifi_password: '********', password: '********' });
+  });
+});
