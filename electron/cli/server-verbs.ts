@@ -58,11 +58,13 @@ export const serverStart: VerbSpec = {
     const stop = () => void manager.stop();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    let info;
     try {
-      await manager.start();
+      info = await manager.start();
     } catch (error) {
       throw new CliError(`cannot start the service: ${(error as Error).message}`);
     }
+    write(out, `Cloudmanager service running (pid ${info.pid}).\n  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl} (token in ${dataDir}/secrets/api.token)\n  Use \`mbm\` in another shell; press Ctrl-C to stop.\n`);
     await stopped;
     return 0;
   },

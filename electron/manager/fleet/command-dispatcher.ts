@@ -159,11 +159,15 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
   /** Resolves when every command has ended, or at the timeout with their current state. */
   wait(cids: string[], timeoutMs: number): Promise<CommandView[]> {
     const views = () => cids.map((cid) => this.get(cid)).filter((view): view is CommandView => view !== undefined);
-    const done = () => views().every((view) => FINAL_STATUSES.has(view.status));
-    if (done()) return Promise.resolve(views());
+    // Counted down as commands finish, so waiting for a whole fleet stays linear.
+    const open = new Set(cids.filter((cid) => {
+      const view = this.get(cid);
+      return view !== undefined && !FINAL_STATUSES.has(view.status);
+    }));
+    if (open.size === 0) return Promise.resolve(views());
     return new Promise((resolve) => {
-      const onCommand = () => {
-        if (done()) finish();
+      const onCommand = (view: CommandView) => {
+        if (FINAL_STATUSES.has(view.status) && open.delete(view.cid) && open.size === 0) finish();
       };
       const finish = () => {
         clearTimeout(timer);
