@@ -119,7 +119,11 @@ export function selectBoards(pattern: string, knownNames: readonly string[]): Se
   return { names, unknown, unmatchedGlobs };
 }
 
+// One collator for all comparisons: localeCompare with options builds one per call,
+// which made sorting a 10,000-board fleet take a noticeable part of a second.
+const collator = new Intl.Collator('en', { numeric: true });
+
 /** Orders `sim-2` before `sim-10`. */
 export function naturalCompare(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
+  return collator.compare(a, b);
 }
