@@ -17,10 +17,20 @@ export function dataDirOf(values: VerbContext['values']): string {
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+  // A background service's parent is init; until init reaps it, a finished service is a
+  // zombie that still answers kill(0). On Linux, read its state instead of waiting.
+  if (process.platform === 'linux') {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  }
+  return true;
 }
 
 /** The running service of a data folder, or null when none answers. */

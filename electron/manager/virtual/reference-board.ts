@@ -69,6 +69,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   private loop: Promise<void> | null = null;
   private busy: string | null = null;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private micropythonVersion: string | undefined;
 
   constructor(private readonly options: ReferenceBoardOptions) {
     super();
@@ -138,6 +139,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
           host: this.options.host ?? String(this.config.server), port: this.options.port ?? Number(this.config.port),
         });
         await connection.call('AUTH', String(this.config.user), String(this.config.password));
+        this.micropythonVersion ??= (await this.interpreter.info()).version;
         await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...this.helloFields());
         this.attach(connection);
         delay = this.options.reconnectMinMs ?? 1_000;
@@ -156,7 +158,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
 
   private helloFields(): string[] {
     return [
-      'k', 'hello', 'v', '1', 'boot', this.bootId, 'p', 'virtual', 'mv', '1.27.0', 'cv', REFERENCE_CLIENT_VERSION,
+      'k', 'hello', 'v', '1', 'boot', this.bootId, 'p', 'virtual', 'mv', this.micropythonVersion ?? '?', 'cv', REFERENCE_CLIENT_VERSION,
       'mf', '1048576', 'ip', '127.0.0.1', 'hb', String(this.config.hb ?? 5), 'nm', String(this.config.name ?? ''),
     ];
   }
@@ -242,7 +244,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
       interpreter: this.interpreter,
       config: this.config,
       saveConfig: async () => this.options.saveConfig?.(this.config),
-      info: () => ({ p: 'virtual', mv: '1.27.0', cv: REFERENCE_CLIENT_VERSION, mf: 1048576, ip: '127.0.0.1', boot: this.bootId }),
+      info: () => ({ p: 'virtual', mv: this.micropythonVersion, cv: REFERENCE_CLIENT_VERSION, mf: 1048576, ip: '127.0.0.1', boot: this.bootId }),
       send: (fields) => void this.send(fields, false),
       connection: () => this.waitForConnection(),
       chunkBytes: this.options.chunkBytes ?? 4096,
