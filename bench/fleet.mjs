@@ -115,7 +115,6 @@ try {
   for (let round = 0; round < rounds; round++) {
     const began = performance.now();
     const { commands } = await api.call('commands.send', { boards: 'v*', request: { op: 'exec', code: 'print(1)' } });
-    if (process.env.BENCH_DEBUG) process.stderr.write(`send returned after ${((performance.now() - began) / 1000).toFixed(3)} s\n`);
     const statuses = await Promise.all(commands.map((command) => resultOf(command.cid)));
     broadcasts.push((performance.now() - began) / 1000);
     const failed = statuses.filter((status) => status !== 'ok').length;
