@@ -28,3 +28,18 @@ describe('wire contract keys', () => {
     }
   });
 });
+
+describe('the MicroPython client builds the same keys', () => {
+  it('matches the TypeScript key builder for the keys a board uses', async () => {
+    const { loadMicroPython } = await import('@micropython/micropython-webassembly-pyscript');
+    const mp = await loadMicroPython({ heapsize: 256 * 1024, stdout: () => undefined, stderr: () => undefined });
+    mp.FS.mkdir('/lib');
+    mp.FS.writeFile('/lib/cm.py', readFileSync(new URL('../../firmware/cm.py', import.meta.url)));
+    mp.registerJsModule('socket', {});
+    mp.runPython("import cm\nc = cm.Client({'id': 'b0', 'user': 'u', 'password': 'p', 'server': 'h'})\n" +
+      "ks = [str(k, 'utf-8') for k in (c.kc, c.ks, c.ku)]");
+    const python = mp.PyProxy.toJs(mp.globals.get('ks')) as string[];
+    const keys = boardKeys('b0');
+    expect(python).toEqual([keys.cmd, keys.state, keys.up]);
+  });
+});

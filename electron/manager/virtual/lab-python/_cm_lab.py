@@ -1,0 +1,106 @@
+# The board lab's runtime (micropython-board-worker.mjs): boots the board's files and
+# drives its firmware one bounded step at a time. Never part of a real board.
+#
+# Garbage is only collected when control is back in JavaScript, so every entry point
+# ends with gc.collect() (which only marks a collection due; it runs as the call returns).
+# Exceptions never leave these functions (an exception reaching JavaScript is formatted
+# in the heap, which may be full): they are kept in _err, and JavaScript asks report()
+# to print them once the heap has been collected. Return codes: 0 ok, -1 exception,
+# -2 MemoryError.
+import gc
+import sys
+import uctypes
+import _cm_lab_host as _h
+
+g = {'__name__': '__main__'}  # the board's __main__: boot.py, main.py, the firmware, run()
+_err = None
+_step = None
+_keep = None  # ballast: see the worker's boot()
+
+
+def _fail(e):
+    global _err
+    _err = e
+    return -2 if isinstance(e, MemoryError) else -1
+
+
+def report():
+    # Prints the exception that ended the last call to the console, as a board's REPL
+    # does; returns 1 if there was one (SystemExit is not an error).
+    global _err
+    e = _err
+    _err = None
+    if e is None or isinstance(e, SystemExit):
+        return 0
+    sys.print_exception(e, sys.stderr)
+    return 1
+
+
+def run_file(name):
+    try:
+        with open(name) as f:
+            c = f.read()
+        c = compile(c, name, 'exec')
+        exec(c, g)
+    except BaseException as e:
+        return _fail(e)
+    _h.mem(gc.mem_alloc(), gc.mem_free())
+    gc.collect()
+    return 0
+
+
+def start(mod):
+    global _step
+    try:
+        m = __import__(mod)
+        g[mod] = m
+        c = g['client'] = m.start()
+        _step = c.step
+    except BaseException as e:
+        return _fail(e)
+    _h.mem(gc.mem_alloc(), gc.mem_free())
+    gc.collect()
+    return 0
+
+
+def step(wait):
+    try:
+        r = _step(wait)
+    except BaseException as e:
+        return _fail(e)
+    # The peak of this step, before the collection that runs as we return.
+    _h.mem(gc.mem_alloc(), gc.mem_free())
+    gc.collect()
+    return r if type(r) is int and r > 0 else 0
+
+
+def run():
+    # Code for run() is pulled from the host into the heap, like a paste into the REPL.
+    b = bytearray(_h.code_len())
+    _h.code_read(uctypes.addressof(b), len(b))
+    try:
+        c = str(b, 'utf-8')
+        b = None
+        c = compile(c, '<stdin>', 'exec')
+        exec(c, g)
+    except BaseException as e:
+        b = c = None
+        gc.collect()
+        return _fail(e)
+    b = c = None
+    _h.mem(gc.mem_alloc(), gc.mem_free())
+    gc.collect()
+    return 0
+
+
+def collect():
+    gc.collect()
+
+
+def mem():
+    _h.mem(gc.mem_alloc(), gc.mem_free())
+
+
+def ballast(n):
+    global _keep
+    _keep = bytearray(n) if n > 0 else None

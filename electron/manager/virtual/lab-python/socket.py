@@ -1,0 +1,117 @@
+# The board lab's `socket` (ESP8266 MicroPython has it in flash, written in C).
+# Each call goes to the lab host (_cm_lab_host), which owns the real TCP connection.
+# Timeouts and errors behave as on the ESP8266 port: a timed-out read raises
+# OSError(110), a non-blocking one with nothing to read OSError(11) (read(), readinto()
+# and readline() return None instead, as MicroPython streams do), a refused connection
+# OSError(111), a reset one OSError(104). Kept small: it lives in the board's RAM here.
+import io
+import uctypes
+import _cm_lab_host as _h
+
+AF_INET = 2
+AF_INET6 = 10
+SOCK_STREAM = 1
+SOCK_DGRAM = 2
+SOCK_RAW = 3
+SOL_SOCKET = 4095
+SO_REUSEADDR = 4
+IPPROTO_IP = 0
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+TCP_NODELAY = 1
+
+_S = _h.scratch()  # host buffer outside the GC heap: received bytes land there first
+
+
+def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
+    n = _h.dns(host)
+    if n < 0:
+        raise OSError(-2)  # what the ESP8266 port raises for a failed lookup
+    return [(AF_INET, SOCK_STREAM, 0, '', (str(uctypes.bytes_at(_S, n), 'ascii'), port))]
+
+
+def _buf(b):
+    return b.encode() if isinstance(b, str) else b
+
+
+class socket(io.IOBase):
+    def __init__(self, af=AF_INET, type=SOCK_STREAM, proto=0):
+        if type != SOCK_STREAM:
+            raise OSError(95)  # the lab only does TCP
+        self._i = _h.sock_open()
+        self._t = -1  # timeout in ms; -1 blocks, 0 is non-blocking
+
+    def settimeout(self, t):
+        self._t = -1 if t is None else int(t * 1000)
+
+    def setblocking(self, flag):
+        self._t = -1 if flag else 0
+
+    def setsockopt(self, level, opt, val):
+        pass
+
+    def connect(self, addr):
+        r = _h.sock_connect(self._i, addr[0], addr[1], self._t)
+        if r:
+            raise OSError(-r)
+
+    def send(self, b):
+        b = _buf(b)
+        r = _h.sock_send(self._i, uctypes.addressof(b), len(b))
+        if r < 0:
+            raise OSError(-r)
+        return r
+
+    write = send
+
+    def sendall(self, b):
+        self.send(b)
+
+    def _in(self, n, line, stream):
+        r = _h.sock_recv(self._i, _S, n, self._t, line)
+        if r < 0:
+            if stream and r == -11:
+                return None
+            raise OSError(-r)
+        return uctypes.bytes_at(_S, r)
+
+    def recv(self, n):
+        return self._in(n, 0, 0)
+
+    def read(self, n=-1):
+        if n >= 0:
+            return self._in(n, 0, 1)
+        out = b''
+        while True:
+            b = self._in(4096, 0, 1)
+            if not b:
+                return out
+            out += b
+
+    def readline(self, n=65536):
+        return self._in(n, 1, 1)
+
+    def readinto(self, b, n=-1):
+        n = len(b) if n < 0 else min(n, len(b))
+        r = _h.sock_recv(self._i, uctypes.addressof(b), n, self._t, 0)
+        if r < 0:
+            if r == -11:
+                return None
+            raise OSError(-r)
+        return r
+
+    def ioctl(self, req, arg):
+        # MP_STREAM_POLL, so that select.poll() works on these sockets
+        return _h.sock_poll(self._i, arg) if req == 3 else -1
+
+    def makefile(self, *args, **kw):
+        return self
+
+    def close(self):
+        _h.sock_close(self._i)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()

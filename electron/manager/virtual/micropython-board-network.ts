@@ -1,0 +1,240 @@
+/**
+ * The main-thread half of a lab board's sockets (the worker half is
+ * micropython-board-worker-host.mjs): owns the real `net.Socket`s, buffers what arrives
+ * while the board is not reading (it is TCP: nothing may be lost), and answers the
+ * worker's blocking calls through the shared buffer (micropython-board-protocol.mjs).
+ *
+ * At most one call is outstanding per board, since the worker waits for each answer.
+ */
+import net from 'node:net';
+import dns from 'node:dns';
+import {
+  CTL_STATE, CTL_RESULT, STATE_DONE, SOCK_SLOTS, SOCK_ERR_INDEX, DATA_OFFSET, DATA_BYTES,
+  ERRNO, POLLIN, POLLOUT, POLLERR, POLLHUP, WAIT_FOREVER,
+  OP_CONNECT, OP_RECV, OP_POLL, OP_DNS, OP_SEND, OP_CLOSE,
+} from './micropython-board-protocol.mjs';
+
+export type BridgeCall =
+  | { op: typeof OP_CONNECT; sid: number; host: string; port: number; timeoutMs: number }
+  | { op: typeof OP_RECV; sid: number; timeoutMs: number }
+  | { op: typeof OP_POLL; sid: number }
+  | { op: typeof OP_DNS; host: string };
+
+export type BridgeNotice =
+  | { op: typeof OP_SEND; sid: number; data: Uint8Array }
+  | { op: typeof OP_CLOSE; sid: number };
+
+interface LabSocket {
+  socket: net.Socket;
+  chunks: Buffer[];
+  buffered: number;
+  connected: boolean;
+  ended: boolean;
+  error: number;
+  paused: boolean;
+  connectTimer?: NodeJS.Timeout;
+  /** The board is blocked in a receive on this socket. */
+  waiter?: { timer: NodeJS.Timeout | undefined; answer: (result: number) => void };
+}
+
+/** Above this much unread data, stop reading from the peer (TCP flow control does the rest). */
+const HIGH_WATER = 256 * 1024;
+
+const NODE_ERRNO: Record<string, number> = {
+  ECONNREFUSED: ERRNO.ECONNREFUSED,
+  ECONNRESET: ERRNO.ECONNRESET,
+  EPIPE: ERRNO.ECONNRESET,
+  ETIMEDOUT: ERRNO.ETIMEDOUT,
+  EHOSTUNREACH: ERRNO.EHOSTUNREACH,
+  ENETUNREACH: ERRNO.EHOSTUNREACH,
+  ECONNABORTED: ERRNO.ECONNABORTED,
+  // Writing after the peer closed: a board would get a reset back from the peer.
+  ERR_STREAM_WRITE_AFTER_END: ERRNO.ECONNRESET,
+  ERR_STREAM_DESTROYED: ERRNO.ECONNRESET,
+};
+
+export class BoardNetwork {
+  private readonly ctl: Int32Array;
+  private readonly sockErr: Int32Array;
+  private readonly data: Uint8Array;
+  private readonly sockets = new Map<number, LabSocket>();
+  /** Bumped on every answer, so a late timer or event cannot answer a newer call. */
+  private callSeq = 0;
+  private answered = true;
+  private closed = false;
+
+  constructor(shared: SharedArrayBuffer) {
+    this.ctl = new Int32Array(shared, 0, SOCK_ERR_INDEX);
+    this.sockErr = new Int32Array(shared, SOCK_ERR_INDEX * 4, SOCK_SLOTS);
+    this.data = new Uint8Array(shared, DATA_OFFSET, DATA_BYTES);
+  }
+
+  /** True while the board waits for an answer (blocked in the network, not hung). */
+  get waiting(): boolean {
+    return !this.answered;
+  }
+
+  call(request: BridgeCall): void {
+    if (this.closed) return;
+    this.answered = false;
+    const seq = ++this.callSeq;
+    const answer = (result: number): void => {
+      if (seq !== this.callSeq || this.answered) return;
+      this.answered = true;
+      Atomics.store(this.ctl, CTL_RESULT, result);
+      Atomics.store(this.ctl, CTL_STATE, STATE_DONE);
+      Atomics.notify(this.ctl, CTL_STATE);
+    };
+    switch (request.op) {
+      case OP_CONNECT: return this.connect(request, answer);
+      case OP_RECV: return this.receive(request.sid, request.timeoutMs, answer);
+      case OP_POLL: return answer(this.poll(request.sid));
+      case OP_DNS: return this.lookup(request.host, answer);
+      default: return answer(-ERRNO.EINVAL);
+    }
+  }
+
+  notice(notice: BridgeNotice): void {
+    const s = this.sockets.get(notice.sid);
+    if (!s) return;
+    if (notice.op === OP_SEND) {
+      if (!s.error && !s.socket.destroyed) s.socket.write(notice.data);
+    } else {
+      this.sockets.delete(notice.sid);
+      clearTimeout(s.connectTimer);
+      // A graceful close (FIN) once queued data is out; destroy in any case after that.
+      s.socket.end(() => s.socket.destroy());
+      setTimeout(() => s.socket.destroy(), 1000).unref();
+    }
+  }
+
+  /** Drops every connection (the board lost power or was reset) and any pending call. */
+  close(): void {
+    this.closed = true;
+    this.callSeq++;
+    for (const s of this.sockets.values()) {
+      if (s.waiter?.timer) clearTimeout(s.waiter.timer);
+      clearTimeout(s.connectTimer);
+      s.socket.destroy();
+    }
+    this.sockets.clear();
+  }
+
+  private connect(request: Extract<BridgeCall, { op: 'connect' }>, answer: (result: number) => void): void {
+    this.sockets.get(request.sid)?.socket.destroy();
+    const socket = net.connect({ host: request.host, port: request.port });
+    socket.setNoDelay(true); // the board's small writes are its protocol's latency
+    const s: LabSocket = { socket, chunks: [], buffered: 0, connected: false, ended: false, error: 0, paused: false };
+    this.sockets.set(request.sid, s);
+    const slot = request.sid % SOCK_SLOTS;
+    if (request.timeoutMs > 0) {
+      s.connectTimer = setTimeout(() => {
+        s.error = ERRNO.ETIMEDOUT;
+        socket.destroy();
+        answer(-ERRNO.ETIMEDOUT);
+      }, request.timeoutMs);
+    }
+    socket.once('connect', () => {
+      clearTimeout(s.connectTimer);
+      s.connected = true;
+      answer(0);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      s.chunks.push(chunk);
+      s.buffered += chunk.length;
+      if (s.buffered > HIGH_WATER && !s.paused) {
+        s.paused = true;
+        socket.pause();
+      }
+      this.settle(s);
+    });
+    socket.on('end', () => {
+      s.ended = true;
+      this.settle(s);
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(s.connectTimer);
+      const errno = NODE_ERRNO[error.code ?? ''] ?? ERRNO.ECONNABORTED;
+      s.error ||= errno;
+      Atomics.store(this.sockErr, slot, s.error);
+      if (!s.connected) answer(-s.error);
+      this.settle(s);
+    });
+    socket.on('close', () => {
+      s.ended = true;
+      this.settle(s);
+    });
+    // Non-blocking connect: EINPROGRESS now, the connection completes in the background.
+    if (request.timeoutMs === 0) answer(-ERRNO.EINPROGRESS);
+  }
+
+  private receive(sid: number, timeoutMs: number, answer: (result: number) => void): void {
+    const s = this.sockets.get(sid);
+    if (!s) return answer(-ERRNO.ENOTCONN);
+    const result = this.available(s);
+    if (result !== undefined) return answer(result);
+    if (timeoutMs === 0) return answer(-ERRNO.EAGAIN);
+    const timer = timeoutMs === WAIT_FOREVER ? undefined : setTimeout(() => this.settle(s, -ERRNO.ETIMEDOUT), timeoutMs);
+    s.waiter = { timer, answer };
+  }
+
+  /**
+   * What a receive gets now: a byte count (the bytes are in the shared buffer), 0 at the
+   * end of the stream, a negative errno, or undefined (nothing yet: wait).
+   */
+  private available(s: LabSocket): number | undefined {
+    if (s.buffered > 0) return this.take(s);
+    if (s.error) return -s.error;
+    if (s.ended) return 0;
+    return undefined;
+  }
+
+  /** Answers a waiting receive if it can be answered now (or with `forced`). */
+  private settle(s: LabSocket, forced?: number): void {
+    const waiter = s.waiter;
+    if (!waiter) return;
+    const result = forced ?? this.available(s);
+    if (result === undefined) return;
+    if (waiter.timer) clearTimeout(waiter.timer);
+    s.waiter = undefined;
+    waiter.answer(result);
+  }
+
+  /** Moves up to DATA_BYTES buffered bytes into the shared buffer. */
+  private take(s: LabSocket): number {
+    let n = 0;
+    while (n < DATA_BYTES && s.chunks.length > 0) {
+      const chunk = s.chunks[0] as Buffer;
+      const k = Math.min(chunk.length, DATA_BYTES - n);
+      this.data.set(chunk.subarray(0, k), n);
+      n += k;
+      if (k === chunk.length) s.chunks.shift();
+      else s.chunks[0] = chunk.subarray(k);
+    }
+    s.buffered -= n;
+    if (s.paused && s.buffered < HIGH_WATER / 2) {
+      s.paused = false;
+      s.socket.resume();
+    }
+    return n;
+  }
+
+  private poll(sid: number): number {
+    const s = this.sockets.get(sid);
+    if (!s) return POLLERR;
+    let flags = s.buffered > 0 || s.ended ? POLLIN : 0;
+    if (s.connected) flags |= POLLOUT;
+    if (s.error) flags |= POLLERR | POLLIN;
+    if (s.ended) flags |= POLLHUP;
+    return flags;
+  }
+
+  private lookup(host: string, answer: (result: number) => void): void {
+    dns.lookup(host, { family: 4 }, (error, address) => {
+      if (error || !address) return answer(-1);
+      const bytes = Buffer.from(address, 'latin1');
+      this.data.set(bytes, 0);
+      answer(bytes.length);
+    });
+  }
+}

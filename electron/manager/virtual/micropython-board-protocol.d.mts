@@ -1,0 +1,46 @@
+// Types of micropython-board-protocol.mjs (the board lab's shared constants).
+export declare const CTL_STATE: 0;
+export declare const CTL_RESULT: 1;
+export declare const CTL_IN_STEP: 2;
+export declare const CTL_FEED: 3;
+export declare const CTL_PARK: 4;
+export declare const CTL_INTS: 16;
+export declare const STATE_IDLE: 0;
+export declare const STATE_PENDING: 1;
+export declare const STATE_DONE: 2;
+export declare const SOCK_SLOTS: 256;
+export declare const SOCK_ERR_INDEX: number;
+export declare const DATA_OFFSET: number;
+export declare const DATA_BYTES: number;
+export declare const SHARED_BYTES: number;
+export declare const WAIT_FOREVER: -1;
+export declare const OP_CONNECT: 'connect';
+export declare const OP_RECV: 'recv';
+export declare const OP_POLL: 'poll';
+export declare const OP_DNS: 'dns';
+export declare const OP_SEND: 'send';
+export declare const OP_CLOSE: 'close';
+export declare const ERRNO: Readonly<{
+  EBADF: 9;
+  EAGAIN: 11;
+  EINVAL: 22;
+  EOPNOTSUPP: 95;
+  ECONNABORTED: 103;
+  ECONNRESET: 104;
+  ENOTCONN: 107;
+  ETIMEDOUT: 110;
+  ECONNREFUSED: 111;
+  EHOSTUNREACH: 113;
+  EINPROGRESS: 115;
+}>;
+export declare const POLLIN: 1;
+export declare const POLLOUT: 4;
+export declare const POLLERR: 8;
+export declare const POLLHUP: 16;
+export declare const RESET_CAUSE: Readonly<{
+  PWRON_RESET: 0;
+  WDT_RESET: 1;
+  SOFT_RESET: 4;
+  DEEPSLEEP_RESET: 5;
+  HARD_RESET: 6;
+}>;

@@ -1,0 +1,222 @@
+// `_cm_lab_host`: the JavaScript module the lab's Python shims (lab-python/*.py) call.
+// Part of the board lab's worker (micropython-board-worker.mjs).
+//
+// Everything crosses the Python/JS boundary as ints and short strings: Python passes the
+// address of its buffer (uctypes.addressof) and a length, and the data is read from or
+// written to the wasm memory directly. Passing a bytes object instead would create a JS
+// proxy that pins the object in the GC heap until JavaScript's own GC runs.
+//
+// Sockets: the main thread owns the real TCP connections. Receiving asks it through the
+// synchronous bridge (post a `call`, Atomics.wait until it answered in the shared buffer);
+// what it answers (up to 64 KB) is kept here and served to later reads without another
+// round trip — the equivalent of lwIP's receive queue, which lives outside the
+// MicroPython heap on a real board too. Sending is posted without waiting, as lwIP queues
+// it; a connection error reported by the main thread surfaces on the next send or receive.
+import {
+  CTL_STATE, CTL_RESULT, CTL_FEED, CTL_PARK, STATE_PENDING, STATE_DONE, STATE_IDLE,
+  SOCK_SLOTS, SOCK_ERR_INDEX, DATA_OFFSET, DATA_BYTES, ERRNO, POLLIN, POLLOUT,
+  OP_CONNECT, OP_RECV, OP_POLL, OP_DNS, OP_SEND, OP_CLOSE,
+} from './micropython-board-protocol.mjs';
+import { heapU8 } from './micropython-board-worker-memory.mjs';
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const NEWLINE = 10;
+
+/**
+ * @typedef {{ rx: Uint8Array, off: number, eof: boolean, error: number, connected: boolean }} Sock
+ * @typedef {{
+ *   port: import('node:worker_threads').MessagePort,
+ *   shared: SharedArrayBuffer,
+ *   scratch: number,
+ *   scratchBytes: number,
+ *   wifi: { ssid: string, password: string },
+ *   uniqueId: string,
+ *   resetCause: number,
+ *   beforeWait: () => void,
+ *   beforeSend: () => void,
+ *   beforeReset: () => void,
+ * }} HostOptions
+ */
+
+/** @param {HostOptions} options */
+export function createHost(options) {
+  const { port, shared, scratch, scratchBytes, wifi, uniqueId, resetCause, beforeWait, beforeSend, beforeReset } = options;
+  const ctl = new Int32Array(shared, 0, SOCK_ERR_INDEX);
+  const sockErr = new Int32Array(shared, SOCK_ERR_INDEX * 4, SOCK_SLOTS);
+  const data = new Uint8Array(shared, DATA_OFFSET, DATA_BYTES);
+  /** @type {Map<number, Sock>} */
+  const socks = new Map();
+  let nextSid = 1;
+  /** Set by the worker before calling the Python side of run(). */
+  let code = new Uint8Array(0);
+  /** Latest raw GC figures reported by _cm_lab.step(): [mem_alloc(), mem_free()]. */
+  const mem = [0, 0];
+
+  /** Blocks until the main thread answered; returns its result. */
+  function call(/** @type {Record<string, unknown>} */ request) {
+    beforeWait();
+    Atomics.store(ctl, CTL_STATE, STATE_PENDING);
+    port.postMessage({ type: 'call', ...request });
+    while (Atomics.load(ctl, CTL_STATE) !== STATE_DONE) Atomics.wait(ctl, CTL_STATE, STATE_PENDING);
+    Atomics.store(ctl, CTL_STATE, STATE_IDLE);
+    Atomics.add(ctl, CTL_FEED, 1);
+    return Atomics.load(ctl, CTL_RESULT);
+  }
+
+  /** @param {number} sid */
+  function pendingError(sid) {
+    return Atomics.load(sockErr, sid % SOCK_SLOTS);
+  }
+
+  /**
+   * Makes sure `s.rx` holds unread bytes, asking the main thread if needed.
+   * Returns 1 (data), 0 (end of stream) or a negative errno.
+   * @param {number} sid @param {Sock} s @param {number} timeoutMs
+   */
+  function fill(sid, s, timeoutMs) {
+    if (s.off < s.rx.length) return 1;
+    if (s.eof) return 0;
+    const n = call({ op: OP_RECV, sid, timeoutMs });
+    if (n < 0) {
+      if (n !== -ERRNO.EAGAIN && n !== -ERRNO.ETIMEDOUT) s.error = -n;
+      return n;
+    }
+    if (n === 0) {
+      s.eof = true;
+      return 0;
+    }
+    s.rx = data.slice(0, n);
+    s.off = 0;
+    return 1;
+  }
+
+  const module = {
+    // --- memory and run() --------------------------------------------------------
+    mem(/** @type {number} */ alloc, /** @type {number} */ free) {
+      mem[0] = alloc;
+      mem[1] = free;
+    },
+    code_len() {
+      return code.length;
+    },
+    code_read(/** @type {number} */ addr, /** @type {number} */ n) {
+      heapU8().set(code.subarray(0, n), addr);
+    },
+    scratch() {
+      return scratch;
+    },
+
+    // --- socket --------------------------------------------------------------------
+    sock_open() {
+      const sid = nextSid++;
+      Atomics.store(sockErr, sid % SOCK_SLOTS, 0);
+      socks.set(sid, { rx: new Uint8Array(0), off: 0, eof: false, error: 0, connected: false });
+      return sid;
+    },
+    sock_connect(/** @type {number} */ sid, /** @type {string} */ host, /** @type {number} */ port_, /** @type {number} */ timeoutMs) {
+      const s = socks.get(sid);
+      if (!s) return -ERRNO.EBADF;
+      if (s.connected) return -ERRNO.EINVAL;
+      const r = call({ op: OP_CONNECT, sid, host, port: port_, timeoutMs });
+      if (r === 0 || r === -ERRNO.EINPROGRESS) s.connected = true;
+      return r;
+    },
+    sock_send(/** @type {number} */ sid, /** @type {number} */ addr, /** @type {number} */ n) {
+      const s = socks.get(sid);
+      if (!s) return -ERRNO.EBADF;
+      if (!s.connected) return -ERRNO.ENOTCONN;
+      const error = s.error || pendingError(sid);
+      if (error) return -error;
+      beforeSend();
+      const bytes = heapU8().slice(addr, addr + n);
+      port.postMessage({ type: 'net', op: OP_SEND, sid, data: bytes }, [bytes.buffer]);
+      return n;
+    },
+    /**
+     * Copies up to `n` received bytes to `addr`; with `line`, stops after a newline (and
+     * keeps reading until one arrives, the stream ends or the timeout passes).
+     * Returns the count, 0 at the end of the stream, or a negative errno.
+     */
+    sock_recv(/** @type {number} */ sid, /** @type {number} */ addr, /** @type {number} */ n, /** @type {number} */ timeoutMs, /** @type {number} */ line) {
+      const s = socks.get(sid);
+      if (!s) return -ERRNO.EBADF;
+      if (!s.connected) return -ERRNO.ENOTCONN;
+      if (s.error) return -s.error;
+      if (addr === scratch) n = Math.min(n, scratchBytes); // recv(n) lands in the scratch buffer
+      let got = 0;
+      const heap = heapU8(); // nothing here can grow the memory, so the view stays valid
+      while (got < n) {
+        const r = fill(sid, s, timeoutMs);
+        if (r <= 0) return got > 0 ? got : r; // what was read so far is not lost
+        let k = Math.min(n - got, s.rx.length - s.off);
+        if (line) {
+          const nl = s.rx.indexOf(NEWLINE, s.off);
+          if (nl >= 0 && nl < s.off + k) k = nl - s.off + 1;
+        }
+        heap.set(s.rx.subarray(s.off, s.off + k), addr + got);
+        s.off += k;
+        got += k;
+        if (!line || heap[addr + got - 1] === NEWLINE) break;
+      }
+      return got;
+    },
+    sock_poll(/** @type {number} */ sid, /** @type {number} */ events) {
+      const s = socks.get(sid);
+      if (!s) return 0;
+      let ready = s.off < s.rx.length || s.eof || s.error ? POLLIN : 0;
+      if (!ready && (events & POLLIN)) ready = call({ op: OP_POLL, sid }) & POLLIN;
+      if (s.connected) ready |= POLLOUT;
+      return ready & (events | 0x18); // POLLERR and POLLHUP are always reported
+    },
+    sock_close(/** @type {number} */ sid) {
+      if (socks.delete(sid)) port.postMessage({ type: 'net', op: OP_CLOSE, sid });
+    },
+    /** Resolves `host` to an IPv4 address written at `scratch`; returns its length or -1. */
+    dns(/** @type {string} */ host) {
+      let ip = IPV4.test(host) ? host : '';
+      if (!ip) {
+        const n = call({ op: OP_DNS, host });
+        if (n <= 0) return -1;
+        ip = Buffer.from(data.subarray(0, n)).toString('latin1');
+      }
+      const bytes = Buffer.from(ip, 'latin1');
+      heapU8().set(bytes, scratch);
+      return bytes.length;
+    },
+
+    // --- network ---------------------------------------------------------------------
+    /** 0: this is the lab's access point; 2: wrong password; 3: no such network. */
+    wifi_check(/** @type {string} */ ssid, /** @type {string} */ password) {
+      if (ssid !== wifi.ssid) return 3;
+      return password === wifi.password ? 0 : 2;
+    },
+
+    // --- machine ----------------------------------------------------------------------
+    uid() {
+      return uniqueId;
+    },
+    cause() {
+      return resetCause;
+    },
+    /** machine.reset(): saves the files, asks for a fresh interpreter and never returns. */
+    reset() {
+      beforeReset();
+      port.postMessage({ type: 'machine-reset' });
+      for (;;) Atomics.wait(ctl, CTL_PARK, 0);
+    },
+
+  };
+
+  return {
+    /** Registered as `_cm_lab_host` in the interpreter. */
+    module,
+    /** The source the next `_cm_lab.run()` reads (see code_len/code_read). */
+    setCode(/** @type {string} */ source) {
+      code = Buffer.from(source, 'utf8');
+    },
+    /** The raw GC figures the last step reported: [gc.mem_alloc(), gc.mem_free()]. */
+    lastMem() {
+      return mem;
+    },
+  };
+}

@@ -1,0 +1,371 @@
+// Worker-thread entry of one simulated board (see micropython-board.ts): one MicroPython
+// WebAssembly interpreter = one whole device, booted from the board's flash folder.
+//
+// Plain JavaScript because Node 20 cannot load TypeScript in a worker; the build copies
+// this file, its sibling .mjs modules and lab-python/*.py next to the compiled JS.
+//
+// Boot: load the interpreter with the board's heap (plus room for the lab's own Python,
+// hidden from the budget), import the lab's shims from a directory the board never sees,
+// lock the RAM (micropython-board-worker-memory.mjs; heapLimit 'memory-error') or not
+// ('live-check': the live heap is checked after each step instead), copy the flash folder
+// to `/`, run boot.py, then either `import <firmware>; client = <firmware>.start()` and
+// call client.step(wait) from the event loop, or run main.py as is.
+//
+// Parent -> worker: { type: 'run', id, code } | { type: 'heap', id } | { type: 'sync', id }
+//   (served between steps) -> { type: 'reply', id, ... }.
+// Worker -> parent: 'log', 'console' (board output), 'call' / 'net' (the socket bridge,
+//   see micropython-board-worker-host.mjs), 'booted', 'halted' (the program ended or
+//   raised; the board sits at its REPL), 'fault' (out of memory or crash: reset me),
+//   'machine-reset'.
+import { parentPort, workerData } from 'node:worker_threads';
+import { readFileSync, readdirSync } from 'node:fs';
+import { format } from 'node:util';
+import { CTL_IN_STEP, CTL_FEED } from './micropython-board-protocol.mjs';
+import { installMemoryHooks, lockMemory, setNapHook, wasmBytes } from './micropython-board-worker-memory.mjs';
+import { FlashMirror } from './micropython-board-worker-flash.mjs';
+import { createHost } from './micropython-board-worker-host.mjs';
+
+if (!parentPort) throw new Error('micropython-board-worker.mjs must run as a worker thread');
+const port = parentPort;
+/** @type {{ folder: string, heapBytes: number, heapLimit: 'memory-error' | 'live-check', stepWaitMs: number, maxIdleMs: number, wifi: { ssid: string, password: string }, uniqueId: string, resetCause: number, firmwareModule: string, shared: SharedArrayBuffer }} */
+const config = workerData;
+
+/** Room for the lab's own Python (shims, runtime) on top of the board's heap. */
+const LAB_ALLOWANCE = 16 * 1024;
+/** malloc space left free for the package's glue once the RAM is locked (see lockMemory). */
+const GLUE_MARGIN = Math.min(16 * 1024, config.heapBytes >> 1);
+/** Scratch buffer outside the GC heap where received bytes land before bytes_at(). */
+const SCRATCH_BYTES = 64 * 1024;
+const LAB_DIR = '/.cmlab';
+const LAB_PYTHON = new URL('./lab-python/', import.meta.url);
+
+// Emscripten reports through console.* (bound when the module is created): route it to the
+// parent's log, except refused memory growth, which is expected once the RAM is locked.
+for (const [method, level] of /** @type {const} */ ([['log', 'debug'], ['debug', 'debug'], ['info', 'info'], ['warn', 'warn'], ['error', 'error']])) {
+  console[method] = (/** @type {unknown[]} */ ...args) => {
+    const message = format(...args);
+    if (!/^(growMemory: Attempted|Failed to grow the heap)/.test(message)) port.postMessage({ type: 'log', level, message });
+  };
+}
+const log = (/** @type {string} */ level, /** @type {string} */ message) => port.postMessage({ type: 'log', level, message });
+
+// --- console output: batched per line; during run() captured for its result instead ----
+const STREAMS = /** @type {const} */ (['stdout', 'stderr']);
+const outBuf = new Uint8Array(512);
+let outLen = 0;
+let outStream = 0;
+/** @type {[number[], number[]] | null} */
+let capture = null;
+
+function flushConsole() {
+  if (outLen === 0) return;
+  const data = outBuf.slice(0, outLen);
+  outLen = 0;
+  port.postMessage({ type: 'console', stream: STREAMS[outStream], data }, [data.buffer]);
+}
+
+/** @param {number} stream @param {Uint8Array} bytes */
+function write(stream, bytes) {
+  if (capture) {
+    for (const byte of bytes) capture[stream]?.push(byte);
+    return;
+  }
+  if (stream !== outStream) { flushConsole(); outStream = stream; }
+  for (const byte of bytes) {
+    outBuf[outLen++] = byte;
+    if (byte === 10 || outLen === outBuf.length) flushConsole();
+  }
+}
+
+// --- load -----------------------------------------------------------------------------
+installMemoryHooks();
+const { loadMicroPython } = await import('@micropython/micropython-webassembly-pyscript');
+const mp = await loadMicroPython({
+  heapsize: config.heapBytes + LAB_ALLOWANCE,
+  linebuffer: false,
+  stdout: (/** @type {Uint8Array} */ b) => write(0, b),
+  stderr: (/** @type {Uint8Array} */ b) => write(1, b),
+});
+const module = mp._module;
+const FS = mp.FS;
+
+// The GC's "max new split" is added to gc.mem_free(); read it once from mem_info().
+capture = [[], []];
+mp.runPython('import gc, micropython\ngc.collect()');
+mp.runPython('micropython.mem_info()\n_cm_u0 = gc.mem_alloc()');
+const memInfo = Buffer.from(capture[0]).toString('latin1');
+capture = null;
+const splitMatch = /max new split: (\d+)/.exec(memInfo);
+// Without it every figure would be off by 128 MiB: better not to boot at all.
+if (!splitMatch) throw new Error(`unexpected micropython.mem_info() output: ${memInfo}`);
+const maxNewSplit = Number(splitMatch[1]);
+const freshUsed = Number(mp.globals.get('_cm_u0'));
+
+// An empty root: the board's `/` is its flash, nothing else (Emscripten's /dev, /proc,
+// /tmp and /home go; open standard streams keep working without their nodes).
+FS.rmdir('/proc/self/fd'); // a mount point: remove it first, non-recursively
+for (const dir of ['tmp', 'home', 'proc', 'dev']) removeTree(`/${dir}`);
+
+const scratch = module._malloc(SCRATCH_BYTES);
+const host = createHost({
+  port,
+  shared: config.shared,
+  scratch,
+  scratchBytes: SCRATCH_BYTES,
+  wifi: config.wifi,
+  uniqueId: config.uniqueId,
+  resetCause: config.resetCause,
+  beforeWait: flushConsole,
+  // Files reach the host before anything the board says next: whoever hears from the
+  // board (a test, the manager) finds on the host what the board wrote before speaking.
+  beforeSend: () => flash.sync(),
+  beforeReset: () => { flushConsole(); flash.sync(); },
+});
+mp.registerJsModule('_cm_lab_host', host.module);
+
+// The shims are imported from a directory that is deleted afterwards: the modules stay
+// in sys.modules, the board's file system never shows them.
+FS.mkdir(LAB_DIR);
+for (const name of readdirSync(LAB_PYTHON)) {
+  if (name.endsWith('.py')) FS.writeFile(`${LAB_DIR}/${name}`, readFileSync(new URL(name, LAB_PYTHON)));
+}
+mp.runPython(`import sys\nsys.path.insert(0, '${LAB_DIR}')\nimport _cm_lab, socket, network, machine\nsys.path.pop(0)\ndel sys`);
+removeTree(LAB_DIR);
+mp.globals.delete('_cm_u0');
+const lab = mp.pyimport('_cm_lab');
+const py = {
+  start: lab.start, step: lab.step, run: lab.run, runFile: lab.run_file,
+  report: lab.report, collect: lab.collect, mem: lab.mem, ballast: lab.ballast,
+};
+
+/** Raw GC figures after a collection (two calls: the collection runs between them). */
+function rawHeap() {
+  py.collect();
+  py.mem();
+  const [alloc, free] = host.lastMem();
+  return { used: alloc, free: free - maxNewSplit, total: alloc + free - maxNewSplit };
+}
+
+// Ballast: what the lab's Python holds plus the ballast make up exactly the extra room,
+// so the board sees the free heap a fresh interpreter with `heapBytes` would have.
+const budgetTotal = gcTotalFor(config.heapBytes);
+let raw = rawHeap();
+const labPythonBytes = raw.used - freshUsed;
+py.ballast(raw.total - budgetTotal - (raw.used - freshUsed) - 16);
+raw = rawHeap();
+/** Heap the lab's own Python holds; subtracted from what heap() reports. */
+const hidden = raw.used - freshUsed;
+if (raw.total - hidden !== budgetTotal) log('debug', `heap budget ${budgetTotal} B, lab overhead ${hidden} B of ${raw.total - budgetTotal} B allowed`);
+const lockedTotal = raw.total;
+const heldBytes = config.heapLimit === 'memory-error' ? lockMemory(module, GLUE_MARGIN) : 0;
+/** Highest heap use (garbage included) seen at the end of a step or run since heap(). */
+let peakUsed = 0;
+
+const flash = new FlashMirror(FS, config.folder, log);
+flash.load();
+// A program that never returns (main.py) still gets its output and files out while it sleeps.
+setNapHook(() => { flushConsole(); flash.sync(); });
+
+// --- driving the board --------------------------------------------------------------------
+const ctl = new Int32Array(config.shared, 0, 16);
+/** @type {NodeJS.Timeout | NodeJS.Immediate | undefined} */
+let timer;
+let halted = false;
+
+/** Calls into Python; a wasm trap (not a Python exception) means the board crashed. */
+function callPython(/** @type {() => number} */ fn) {
+  try {
+    return fn();
+  } catch (error) {
+    const e = /** @type {any} */ (error);
+    if (e?.name === 'PythonError' && e.type === 'MemoryError') return -2;
+    crash(e);
+    return undefined;
+  }
+}
+
+function crash(/** @type {any} */ error) {
+  halted = true;
+  flushConsole();
+  try { flash.sync(); } catch { /* the JS side of MEMFS survives a trap; if not, the files stay as last saved */ }
+  port.postMessage({ type: 'fault', kind: 'crash', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+}
+
+/**
+ * Prints the exception of the last failed call (via _cm_lab.report()) without the lab's
+ * own frames, to the console or, during run(), to the run's stderr.
+ */
+function reportError() {
+  const outer = capture;
+  capture = [[], []];
+  callPython(() => py.report());
+  const text = Buffer.from(capture[1]).toString('utf8')
+    .split('\n').filter((line) => !line.startsWith(`  File "${LAB_DIR}/`)).join('\n');
+  capture = outer;
+  write(1, Buffer.from(text, 'utf8'));
+}
+
+/**
+ * After a Python call that returned `rc` < 0: print the error, then stop or reset. Only a
+ * MemoryError out of a running firmware's step() resets the board (a watchdog's job);
+ * anything out of start() or main.py leaves it at its REPL, as on a board (and a reset
+ * there would only loop).
+ */
+function fail(/** @type {number} */ rc, /** @type {string} */ during) {
+  halted = true;
+  reportError();
+  flushConsole();
+  flash.sync();
+  if (rc === -2 && during === 'step()') port.postMessage({ type: 'fault', kind: 'memory', message: `MemoryError in ${during}` });
+  else port.postMessage({ type: 'halted', reason: 'exception', during, memory: rc === -2 });
+}
+
+/** Takes the figures the last Python entry point reported before its collection. */
+function notePeak() {
+  const [alloc, free] = host.lastMem();
+  peakUsed = Math.max(peakUsed, alloc - hidden);
+  return [alloc, free];
+}
+
+/**
+ * After a step or run (whose figures were reported before the collection that ran as it
+ * returned): is the board out of memory? With the RAM locked this is only a safety net
+ * (the GC heap can never have grown); in 'live-check' mode it is the limit itself: what
+ * is still referenced once the garbage is gone must fit in the budget.
+ */
+function overBudget() {
+  const [alloc, free] = notePeak();
+  let problem = '';
+  if (config.heapLimit === 'memory-error') {
+    const total = alloc + free - maxNewSplit;
+    if (total > lockedTotal) problem = `the GC heap grew to ${total - hidden} B (budget ${budgetTotal} B)`;
+  } else {
+    callPython(() => py.mem());
+    const live = host.lastMem()[0] - hidden;
+    if (live > budgetTotal) problem = `${live} B in use after a collection (budget ${budgetTotal} B)`;
+  }
+  if (!problem) return false;
+  halted = true;
+  port.postMessage({ type: 'fault', kind: 'memory', message: problem });
+  return true;
+}
+
+function step() {
+  timer = undefined;
+  if (halted) return;
+  Atomics.store(ctl, CTL_IN_STEP, 1);
+  Atomics.add(ctl, CTL_FEED, 1);
+  const rc = callPython(() => py.step(config.stepWaitMs));
+  Atomics.store(ctl, CTL_IN_STEP, 0);
+  if (rc === undefined) return;
+  flushConsole();
+  flash.sync();
+  if (rc < 0) return fail(rc, 'step()');
+  if (overBudget()) return;
+  // Returned 0: call again at once; otherwise wait, but not long (requests are served and
+  // the firmware may want to be early rather than late).
+  timer = rc === 0 ? setImmediate(step) : setTimeout(step, Math.min(rc, config.maxIdleMs));
+}
+
+function exists(/** @type {string} */ path) {
+  return FS.analyzePath(path).exists;
+}
+
+function boot() {
+  if (exists('/boot.py')) {
+    // As on a board, an error in boot.py is printed and booting goes on.
+    const rc = callPython(() => py.runFile('boot.py'));
+    if (rc === undefined) return;
+    if (rc < 0) reportError();
+    else notePeak();
+    flushConsole();
+    flash.sync();
+  }
+  const name = config.firmwareModule;
+  if (['/', '/lib/'].some((dir) => exists(`${dir}${name}.py`) || exists(`${dir}${name}.mpy`))) {
+    const rc = callPython(() => py.start(name));
+    if (rc === undefined) return;
+    flushConsole();
+    flash.sync();
+    if (rc < 0) return fail(rc, 'start()');
+    notePeak();
+    port.postMessage({ type: 'booted', mode: 'firmware', ...bootFacts() });
+    timer = setImmediate(step);
+  } else if (exists('/main.py')) {
+    port.postMessage({ type: 'booted', mode: 'main', ...bootFacts() });
+    // main.py may block forever; the parent's start() has resolved already.
+    timer = setImmediate(() => {
+      const rc = callPython(() => py.runFile('main.py'));
+      if (rc === undefined) return;
+      flushConsole();
+      flash.sync();
+      if (rc < 0) return fail(rc, 'main.py');
+      halted = true;
+      port.postMessage({ type: 'halted', reason: 'program-ended' });
+    });
+  } else {
+    port.postMessage({ type: 'booted', mode: 'idle', ...bootFacts() });
+  }
+}
+
+function bootFacts() {
+  return { hiddenBytes: hidden, labPythonBytes, heldBytes, wasmBytes: wasmBytes() };
+}
+
+// Requests are handled between steps (this thread is busy during one).
+port.on('message', (/** @type {{ type: string, id: number, code?: string }} */ msg) => {
+  switch (msg.type) {
+    case 'run': {
+      host.setCode(msg.code ?? '');
+      capture = [[], []];
+      const rc = callPython(() => py.run());
+      if (rc !== undefined && rc < 0) reportError();
+      const [out, err] = /** @type {[number[], number[]]} */ (capture);
+      capture = null;
+      flash.sync();
+      port.postMessage({ type: 'reply', id: msg.id, stdout: Buffer.from(out).toString('utf8'), stderr: Buffer.from(err).toString('utf8'), failed: rc !== 0 });
+      if (rc !== undefined) overBudget();
+      break;
+    }
+    case 'heap': {
+      const heap = rawHeap();
+      const used = heap.used - hidden;
+      // In 'live-check' mode the GC heap may have grown past the budget (garbage of a
+      // step); the board's heap is still the budget.
+      const total = config.heapLimit === 'memory-error' ? heap.total - hidden : budgetTotal;
+      port.postMessage({ type: 'reply', id: msg.id, heap: { total, used, free: total - used, peakUsed: Math.max(peakUsed, used) } });
+      peakUsed = 0;
+      break;
+    }
+    case 'sync':
+      flushConsole();
+      flash.sync();
+      port.postMessage({ type: 'reply', id: msg.id });
+      break;
+    default:
+      log('error', `unknown request ${JSON.stringify(msg)}`);
+  }
+});
+
+boot();
+
+// --- helpers ---------------------------------------------------------------------------------
+function removeTree(/** @type {string} */ path) {
+  const node = FS.lstat(path);
+  if (FS.isDir(node.mode)) {
+    for (const name of FS.readdir(path)) if (name !== '.' && name !== '..') removeTree(`${path}/${name}`);
+    FS.rmdir(path);
+  } else {
+    FS.unlink(path);
+  }
+}
+
+/**
+ * The GC "total" of a MicroPython heap of `bytes` bytes (py/gc.c, gc_setup_area, 32-bit):
+ * each 16-byte block costs 2 bits of allocation table and 1 bit of finaliser table.
+ * @param {number} bytes
+ */
+function gcTotalFor(bytes) {
+  const atbBytes = Math.floor(((bytes - 1) * 8) / (8 + 4 + 8 * 4 * 16));
+  return atbBytes * 4 * 16;
+}

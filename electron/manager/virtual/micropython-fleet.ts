@@ -1,0 +1,87 @@
+/**
+ * Simulated ESP8266 boards running our real MicroPython firmware (`mbm sim --micropython`,
+ * and the tests): each board is enrolled through the API, its flash folder gets exactly
+ * the files provisioning would write to a fresh board, and it boots in the lab.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ApiClient } from '../api/client.js';
+import type { BoardCredentials } from '../fleet/fleet.js';
+import type { Logger } from '../log.js';
+import { buildProvisioningPayload } from '../fleet/provisioning-payload.js';
+import { MicroPythonBoard, type MicroPythonBoardOptions } from './micropython-board.js';
+import { virtualBoardNames } from './virtual-fleet.js';
+
+/** The lab's access point: provisioned boards are given these wifi credentials. */
+export const LAB_WIFI = { ssid: 'cloudmanager-lab', password: 'lab-password' };
+/** sys.implementation._mpy of the MicroPython 1.27 WebAssembly port (.mpy ABI 6). */
+export const LAB_MPY = 774;
+
+export interface MicroPythonFleetOptions {
+  api: ApiClient;
+  count: number;
+  prefix?: string;
+  /** Folder holding one flash folder per board (`<root>/<name>`). */
+  root: string;
+  /** Redis address the boards are provisioned with. */
+  server: { host: string; port: number };
+  board?: Partial<Omit<MicroPythonBoardOptions, 'folder'>>;
+  log?: Logger;
+  onProgress?: (online: number, total: number) => void;
+}
+
+export interface SimulatedBoard {
+  name: string;
+  credentials: BoardCredentials;
+  folder: string;
+  board: MicroPythonBoard;
+}
+
+/** Writes what provisioning would write to a fresh board into its flash folder. */
+export async function provisionFolder(folder: string, credentials: BoardCredentials, server: { host: string; port: number }): Promise<void> {
+  const payload = await buildProvisioningPayload({ wifi: LAB_WIFI, server, credentials, mpy: LAB_MPY });
+  await mkdir(folder, { recursive: true });
+  for (const stale of payload.remove) await rm(path.join(folder, stale), { force: true });
+  for (const file of payload.files) await writeFile(path.join(folder, file.path), file.data);
+}
+
+export class MicroPythonFleet {
+  constructor(readonly boards: SimulatedBoard[]) {}
+
+  byName(name: string): SimulatedBoard | undefined {
+    return this.boards.find((board) => board.name === name);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.boards.map(({ board }) => board.powerOff()));
+  }
+}
+
+export async function startMicroPythonFleet(options: MicroPythonFleetOptions): Promise<MicroPythonFleet> {
+  const names = virtualBoardNames(options.prefix ?? 'mp', options.count);
+  const credentials = await options.api.call('boards.enrollMany', { names, rotate: true });
+  const boards: SimulatedBoard[] = [];
+  for (const item of credentials) {
+    const folder = path.join(options.root, item.name);
+    // A fresh flash each run: the credentials just changed.
+    await rm(folder, { recursive: true, force: true });
+    await provisionFolder(folder, item, options.server);
+    const board = new MicroPythonBoard({
+      label: item.name,
+      onLog: (level, message) => options.log?.(level, `${item.name}: ${message}`),
+      ...options.board,
+      folder,
+      wifi: LAB_WIFI,
+    });
+    boards.push({ name: item.name, credentials: item, folder, board });
+  }
+  let started = 0;
+  // A few at a time: each boot compiles and loads a fresh interpreter.
+  for (let index = 0; index < boards.length; index += 4) {
+    await Promise.all(boards.slice(index, index + 4).map(async ({ board }) => {
+      await board.start();
+      options.onProgress?.(++started, boards.length);
+    }));
+  }
+  return new MicroPythonFleet(boards);
+}

@@ -1,0 +1,283 @@
+# What the client does rarely: connecting (wifi, login, hello) and the operations of
+# PROTOCOL.md §7 other than exec: files (§7.2-7.4), configuration and reboot (§7.5).
+# Imported only while needed and dropped afterwards, so the client holds no memory for
+# it in between. Messages are bytes, not str: str literals would become interned
+# strings that stay in RAM for good, bytes go with the module.
+import os
+import sys
+import gc
+import json
+import time
+import socket
+import hashlib
+import binascii
+from cm import Fail, VERSION, CONFIG
+
+_CH = 1024  # chunk size for both directions: small boards cannot spare more
+_ERRNO = {2: b'ENOENT', 17: b'EEXIST', 20: b'ENOTDIR', 21: b'EISDIR', 28: b'ENOSPC', 39: b'ENOTEMPTY'}
+
+
+def _config():
+    with open(CONFIG) as f:
+        return json.load(f)
+
+
+def connect(cl):
+    # (Re)joins the network if needed, then connects, logs in and says hello (§8).
+    c = _config()
+    now = time.ticks_ms()
+    w = cl.w
+    if w is None and c.get('wifi_ssid'):
+        try:
+            import network
+            w = cl.w = network.WLAN(network.STA_IF)
+            w.active(True)
+        except ImportError:
+            cl.w = False  # a port without wifi
+    if w and not w.isconnected():
+        # A join that hangs (wrong password, network gone) is retried every 15 s.
+        if time.ticks_diff(now, cl.wt) >= 0:
+            try:
+                w.connect(c['wifi_ssid'], c.get('wifi_password', ''))
+            except OSError:
+                pass
+            cl.wt = time.ticks_add(now, 15000)
+        return 500
+    cl.close()
+    s = cl.s = socket.socket()
+    s.settimeout(10)
+    cl.pk = None
+    cl.q = 1
+    s.connect(socket.getaddrinfo(c['server'], int(c.get('port', 18266)))[0][-1])
+    cl.send(b'AUTH', c['user'], c['password'])
+    cl.x(b'hello', b'v', b'1', b'boot', cl.boot, b'p', sys.platform, b'mv', _version(), b'cv', VERSION,
+         b'ip', w.ifconfig()[0] if w else b'', b'hb', cl.hb // 1000)
+    if cl.res:
+        cl.x(*cl.res)  # the result of the last command, if it was never acknowledged
+    cl.drain()
+    cl.res = None
+    cl.at = time.ticks_add(time.ticks_ms(), cl.hb)
+    cl.st = 1
+    return 0
+
+
+def _version():
+    return b'%d.%d.%d' % sys.implementation.version[:3]
+
+
+def run(cl, op, f):
+    if op == b'reboot':
+        # Result first (and its acknowledgement), then bye, then the reset (§7.5).
+        cl._end(None)
+        cl.x(b'bye', b'why', b'reboot')
+        cl.drain()
+        cl.close()
+        import machine
+        machine.reset()
+    if op in (b'rename', b'cfg_get', b'cfg_set', b'info'):
+        return _board(cl, op, f)
+    try:
+        r = _file(cl, op, f)
+    except OSError as e:
+        raise _fail(e)
+    return _steps(r) if hasattr(r, 'send') else r
+
+
+def _fail(e):
+    return Fail(_ERRNO.get(e.args[0], b'EFAIL'), b'OSError: %d' % e.args[0])
+
+
+def _steps(g):
+    # A transfer, run by the client one step at a time, with the same error codes.
+    try:
+        return (yield from g)
+    except OSError as e:
+        raise _fail(e)
+
+
+def _board(cl, op, f):
+    cfg = _config()
+    if op == b'rename':
+        cfg['name'] = str(f[b'nm'], 'utf-8')
+        _save(cfg)
+        return json.dumps({'name': cfg['name']})
+    if op == b'cfg_get':
+        shown = {}
+        for k in cfg:
+            # Passwords never leave the board (§7.5).
+            shown[k] = '********' if k.endswith('password') else cfg[k]
+        return json.dumps(shown)
+    if op == b'cfg_set':
+        k = str(f[b'key'], 'utf-8')
+        if k in ('id', 'user', 'password'):
+            raise Fail(b'EFORBIDDEN', b'the credentials cannot be set remotely')
+        cfg[k] = json.loads(f[b'v'])
+        _save(cfg)
+        return b'{}'
+    return b'{"p":"%s","mv":"%s","cv":"%s","mf":%d,"boot":"%s"}' % (
+        sys.platform, _version(), VERSION, gc.mem_free(), cl.boot)
+
+
+def _save(cfg):
+    # Temp file + rename: a power cut leaves the old configuration or the new one.
+    t = CONFIG + '.tmp'
+    with open(t, 'w') as fh:
+        json.dump(cfg, fh)
+    _replace(t, CONFIG)
+
+
+def _file(cl, op, f):
+    p = _path(f.get(b'p'))
+    if op == b'put':
+        return _put(cl, p, f)
+    if op == b'get':
+        return _get(cl, p)
+    if op == b'ls':
+        return _ls(cl, p)
+    if op == b'stat':
+        d = _isdir(p)
+        if d is None:
+            raise Fail(b'ENOENT', b'no such file or directory')
+        return b'{"type":"%s","size":%d}' % (b'd' if d else b'f', 0 if d else os.stat(p)[6])
+    if op == b'rm':
+        if p == '/':
+            raise Fail(b'EINVAL', b'cannot remove /')
+        _rm(p, f.get(b'r') == b'1')
+        return b'{}'
+    if op == b'mkdir':
+        _mkdirs(p)
+        return b'{}'
+    if op == b'mv':
+        to = _path(f.get(b'to'))
+        if _isdir(p):
+            raise Fail(b'EISDIR', b'cannot move a directory')
+        _replace(p, to)
+        return b'{}'
+    raise Fail(b'EUNSUPPORTED', b'unknown operation')
+
+
+def _path(v):
+    # Absolute, at most 255 bytes, no NUL and no . or .. segments (PROTOCOL.md §7).
+    if v is None or len(v) > 255 or b'\0' in v or v[:1] != b'/' or b'/./' in v + b'/' or b'/../' in v + b'/':
+        raise Fail(b'EINVAL', b'invalid path')
+    return str(v, 'utf-8').rstrip('/') or '/'
+
+
+def _isdir(p):
+    # True for a directory, False for a file, None when missing.
+    try:
+        return os.stat(p)[0] & 0x4000 != 0
+    except OSError:
+        return None
+
+
+def _mkdirs(p):
+    cur = ''
+    for s in p.split('/'):
+        if s:
+            cur += '/' + s
+            d = _isdir(cur)
+            if d is None:
+                os.mkdir(cur)
+            elif not d:
+                raise Fail(b'EEXIST', b'a file is in the way')
+
+
+def _replace(src, dst):
+    # Some file systems refuse to rename onto an existing file.
+    try:
+        os.rename(src, dst)
+    except OSError:
+        os.remove(dst)
+        os.rename(src, dst)
+
+
+def _put(cl, p, f):
+    size = int(f[b'z'])
+    want = f[b'h']
+    key = f[b'k'] + b':'
+    ps = int(f[b'ps'])
+    if ps < _CH or ps & (ps - 1):
+        raise Fail(b'EINVAL', b'bad part size')
+    i = p.rfind('/')
+    if i > 0:
+        _mkdirs(p[:i])
+    tmp = p + '.part'
+    buf = bytearray(_CH)
+    m = memoryview(buf)
+    sha = hashlib.sha256()
+    cl.drain()
+    try:
+        with open(tmp, 'wb') as fh:
+            off = 0
+            while off < size:
+                n = min(_CH, size - off)
+                fr = off % ps
+                cl.send(b'GETRANGE', key + b'%d' % (off // ps), fr, fr + n - 1)
+                if cl.read(buf) != n:
+                    raise Fail(b'EINVAL', b'upload data missing (expired?)')
+                fh.write(m[:n])
+                sha.update(m[:n])
+                off += n
+                if not off & 4095:
+                    yield  # 4 KB per step: the board collects garbage in between
+        d = binascii.hexlify(sha.digest())
+        if d != want:
+            raise Fail(b'EHASH', b'sha256 mismatch')
+        _replace(tmp, p)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+    return b'{"size":%d,"sha256":"%s"}' % (size, d)
+
+
+def _get(cl, p):
+    buf = bytearray(_CH)
+    m = memoryview(buf)
+    sha = hashlib.sha256()
+    off = 0
+    with open(p, 'rb') as fh:
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            sha.update(m[:n])
+            cl.x(b'dat', b'i', cl.cid, b'n', cl.seq, b'o', off, b'd', m[:n])
+            cl.seq += 1
+            off += n
+            if not off & 4095:
+                yield  # 4 KB per step
+    return b'{"size":%d,"sha256":"%s"}' % (off, binascii.hexlify(sha.digest()))
+
+
+def _ls(cl, p):
+    out = []
+    for e in os.ilistdir(p):
+        if len(out) == 1000:
+            cl.tot = 1 << 30  # marks the result as truncated (§7.4)
+            break
+        d = e[1] & 0x4000
+        size = 0
+        if not d:
+            size = e[3] if len(e) > 3 and e[3] >= 0 else os.stat(p.rstrip('/') + '/' + e[0])[6]
+        out.append([e[0], 'd' if d else 'f', size])
+    out.sort()
+    return json.dumps(out)
+
+
+def _rm(p, tree):
+    d = _isdir(p)
+    if d is None:
+        raise Fail(b'ENOENT', b'no such file or directory')
+    if not d:
+        os.remove(p)
+        return
+    if tree:
+        for e in list(os.ilistdir(p)):
+            _rm(p + '/' + e[0], True)
+    elif any(True for _ in os.ilistdir(p)):
+        raise Fail(b'ENOTEMPTY', b'the directory is not empty')
+    os.rmdir(p)

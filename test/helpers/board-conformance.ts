@@ -1,0 +1,203 @@
+/**
+ * One suite of protocol behaviours (firmware/PROTOCOL.md), run against every board
+ * implementation: the TypeScript reference board and the MicroPython client in the lab.
+ * It only uses what a user has — the manager's API and the board's files — plus
+ * power switches, so both kinds of board are judged by the same evidence.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiClient } from '../../electron/manager/api/client.js';
+import type { ApiCommandRequest, ApiEvent, CommandView } from '../../electron/manager/api/contract.js';
+import type { BoardCredentials } from '../../electron/manager/fleet/fleet.js';
+import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
+import { RespError } from '../../electron/manager/redis/resp-codec.js';
+import { boardKeys } from '../../electron/manager/redis/keys.js';
+import { waitFor } from './lab.js';
+
+/** A running manager with three boards named `<prefix>-1` … `<prefix>-3`, heartbeat 1 s. */
+export interface BoardLab {
+  api: ApiClient;
+  redisPort: number;
+  names: string[];
+  credentials(name: string): BoardCredentials;
+  powerOff(name: string): Promise<void>;
+  powerOn(name: string): Promise<void>;
+  /** A file as it is on the board's flash. */
+  readFile(name: string, path: string): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+export function describeBoardConformance(kind: string, createLab: () => Promise<BoardLab>, timeouts = { command: 15_000 }): void {
+  describe(`protocol conformance: ${kind}`, () => {
+    let lab: BoardLab;
+    const events: Array<ApiEvent & { at: number }> = [];
+    let closeEvents: () => void = () => undefined;
+
+    beforeAll(async () => {
+      lab = await createLab();
+      const subscription = await lab.api.events((event) => events.push({ ...event, at: Date.now() }));
+      closeEvents = () => subscription.close();
+    }, 60_000);
+    afterAll(async () => {
+      closeEvents();
+      await lab?.close();
+    }, 30_000);
+
+    const board = (index: number) => lab.names[index]!;
+    const send = async (name: string, request: ApiCommandRequest, extra: { expireMs?: number } = {}) =>
+      (await lab.api.call('commands.send', { boards: name, request, ...extra })).commands[0]!;
+    const wait = async (cid: string, timeoutMs = timeouts.command): Promise<CommandView> =>
+      (await lab.api.call('commands.wait', { cids: [cid], timeoutMs }))[0]!;
+    const run = async (name: string, request: ApiCommandRequest) => wait((await send(name, request)).cid);
+    const online = async (name: string) => (await lab.api.call('boards.get', { board: name })).online;
+    const text = (view: CommandView, stream = 'stdout') => view.output.filter((chunk) => chunk.stream === stream).map((chunk) => chunk.text).join('');
+
+    it('runs code and streams its output in order while it runs', async () => {
+      const code = 'import time\nfor i in range(8):\n    print("line", i)\n    time.sleep(0.15)\n';
+      const command = await send(board(0), { op: 'exec', code });
+      const done = await wait(command.cid);
+      expect(done.status).toBe('ok');
+      const expected = Array.from({ length: 8 }, (_, i) => `line ${i}\n`).join('');
+      expect(text(done)).toBe(expected);
+      const chunks = events.filter((event) => event.type === 'output' && event.cid === command.cid) as Array<Extract<ApiEvent, { type: 'output' }> & { at: number }>;
+      expect(chunks.map((chunk) => chunk.text).join('')).toBe(expected);
+      expect(chunks.length).toBeGreaterThan(2);
+      const finished = events.find((event) => event.type === 'command' && event.command.cid === command.cid && event.command.status === 'ok')!;
+      expect(finished.at - chunks[0]!.at).toBeGreaterThan(500); // the first line arrived long before the end
+    });
+
+    it('reports an exception with its traceback and a failing status, and keeps its globals', async () => {
+      expect((await run(board(0), { op: 'exec', code: 'kept = 41' })).status).toBe('ok');
+      const failed = await run(board(0), { op: 'exec', code: 'print(kept + 1)\n1/0' });
+      expect(failed.status).toBe('error');
+      expect(failed.error).toBe('ZeroDivisionError: divide by zero');
+      expect(text(failed)).toBe('42\n');
+      expect(text(failed, 'stderr')).toMatch(/Traceback[\s\S]*ZeroDivisionError/);
+    });
+
+    it('reports a MemoryError in user code as ENOMEM and keeps running', async () => {
+      const failed = await run(board(1), { op: 'exec', code: 'x = bytearray(2**31 - 64)' });
+      expect([failed.status, failed.errorCode]).toEqual(['error', 'ENOMEM']);
+      const after = await run(board(1), { op: 'exec', code: 'print("alive")' });
+      expect(text(after)).toBe('alive\n');
+    });
+
+    it('uploads a 100 KB random file that lands with the same sha256, and downloads it back', async () => {
+      const data = randomBytes(100 * 1024);
+      const put = await run(board(1), { op: 'put', path: '/data/random.bin', dataBase64: data.toString('base64') });
+      expect(put.status).toBe('ok');
+      expect(put.result).toEqual({ size: data.length, sha256: sha256(data) });
+      expect(sha256(await lab.readFile(board(1), '/data/random.bin'))).toBe(sha256(data));
+      await expect(lab.readFile(board(1), '/data/random.bin.part')).rejects.toThrow();
+      const get = await run(board(1), { op: 'get', path: '/data/random.bin' });
+      expect(get.status).toBe('ok');
+      const file = await lab.api.call('commands.file', { cid: get.cid });
+      expect(sha256(Buffer.from(file.dataBase64, 'base64'))).toBe(sha256(data));
+    });
+
+    it('lists, stats, moves and removes files with the protocol\'s error codes', async () => {
+      const name = board(2);
+      expect((await run(name, { op: 'put', path: '/lib/a.py', dataBase64: Buffer.from('print(1)\n').toString('base64') })).status).toBe('ok');
+      expect((await run(name, { op: 'ls', path: '/lib' })).result).toEqual([['a.py', 'f', 9]]);
+      expect((await run(name, { op: 'stat', path: '/lib/a.py' })).result).toEqual({ type: 'f', size: 9 });
+      expect((await run(name, { op: 'stat', path: '/lib' })).result).toMatchObject({ type: 'd' });
+      expect((await run(name, { op: 'mv', path: '/lib/a.py', to: '/lib/b.py' })).status).toBe('ok');
+      expect((await run(name, { op: 'stat', path: '/lib/a.py' })).errorCode).toBe('ENOENT');
+      expect((await run(name, { op: 'rm', path: '/lib' })).errorCode).toBe('ENOTEMPTY');
+      expect((await run(name, { op: 'mkdir', path: '/lib/sub/deeper' })).status).toBe('ok');
+      expect((await run(name, { op: 'rm', path: '/lib', recursive: true })).status).toBe('ok');
+      expect((await run(name, { op: 'stat', path: '/lib' })).errorCode).toBe('ENOENT');
+    });
+
+    it('shows its settings with secrets hidden and keeps settings it is given', async () => {
+      expect((await run(board(2), { op: 'cfg_set', key: 'note', value: 'attic' })).status).toBe('ok');
+      const settings = await run(board(2), { op: 'cfg_get' });
+      expect(settings.result).toMatchObject({ name: board(2), note: 'attic', password: '********' });
+      expect(JSON.stringify(settings.result)).not.toContain(lab.credentials(board(2)).password);
+      await expect(lab.api.call('commands.send', { boards: board(2), request: { op: 'cfg_set', key: 'password', value: 'x' } }))
+        .rejects.toMatchObject({ code: 'bad_request' });
+      const info = await run(board(2), { op: 'info' });
+      expect(info.result).toMatchObject({ mv: expect.stringMatching(/^\d+\.\d+\.\d+$/) });
+    });
+
+    it('reboots: offline within two heartbeat periods, then online again with fresh globals', async () => {
+      expect((await run(board(2), { op: 'exec', code: 'before_reboot = 1' })).status).toBe('ok');
+      const sentAt = Date.now();
+      expect((await run(board(2), { op: 'reboot' })).status).toBe('ok');
+      const offline = await waitFor(() => events.find((event) => event.type === 'board.offline' && event.board.name === board(2) && event.at >= sentAt), 10_000, 'offline');
+      expect(offline.at - sentAt).toBeLessThanOrEqual(2_000);
+      await waitFor(() => events.find((event) => event.type === 'board.online' && event.board.name === board(2) && event.at >= offline.at), 20_000, 'online');
+      const after = await run(board(2), { op: 'exec', code: 'print(globals().get("before_reboot"))' });
+      expect(text(after)).toBe('None\n');
+      expect((await run(board(2), { op: 'cfg_get' })).result).toMatchObject({ note: 'attic' }); // settings survive
+    });
+
+    it('turns offline within two heartbeat periods when it loses power', async () => {
+      const offAt = Date.now();
+      await lab.powerOff(board(1));
+      const offline = await waitFor(() => events.find((event) => event.type === 'board.offline' && event.board.name === board(1) && event.at >= offAt), 10_000, 'offline');
+      expect(offline.at - offAt).toBeLessThanOrEqual(2_000);
+      await lab.powerOn(board(1));
+      await waitFor(() => online(board(1)), 20_000, 'online again');
+    });
+
+    it('runs a command sent while it was offline exactly once when it comes back', async () => {
+      const name = board(0);
+      // A counter in a file of the board's own: survives reboots, counts real runs.
+      const counter = `/runs-${name}.txt`;
+      const code = `try:\n    n = int(open(${JSON.stringify(counter)}).read())\nexcept OSError:\n    n = 0\n` +
+        `f = open(${JSON.stringify(counter)}, 'w')\nf.write(str(n + 1))\nf.close()\nprint('run', n + 1)`;
+      await lab.powerOff(name);
+      await waitFor(async () => !(await online(name)), 10_000, 'offline');
+      const command = await send(name, { op: 'exec', code });
+      expect(command.boardOnline).toBe(false);
+      await lab.powerOn(name);
+      const done = await wait(command.cid, 30_000);
+      expect([done.status, text(done)]).toEqual(['ok', 'run 1\n']);
+      // A power cycle later, the command has not run again.
+      await lab.powerOff(name);
+      await lab.powerOn(name);
+      await waitFor(() => online(name), 20_000, 'online again');
+      const probe = await run(name, { op: 'exec', code: `print(open(${JSON.stringify(counter)}).read())` });
+      expect(text(probe)).toBe('1\n');
+    });
+
+    it('keeps its queue and history across a rename, and learns its new name', async () => {
+      const name = board(0);
+      const before = await run(name, { op: 'exec', code: 'print("before")' });
+      await lab.powerOff(name);
+      await waitFor(async () => !(await online(name)), 10_000, 'offline');
+      const queued = await send(name, { op: 'exec', code: 'print("queued")' });
+      const renamed = `${name}-renamed`;
+      expect((await lab.api.call('boards.rename', { board: name, name: renamed })).name).toBe(renamed);
+      lab.names[0] = renamed;
+      await lab.powerOn(name);
+      expect(text(await wait(queued.cid, 30_000))).toBe('queued\n');
+      const history = (await lab.api.call('boards.history', { board: renamed })).map((entry) => entry.cid);
+      expect(history).toEqual(expect.arrayContaining([before.cid, queued.cid]));
+      const settings = await run(renamed, { op: 'cfg_get' });
+      expect((settings.result as { name: string }).name).toBe(renamed); // the rename command ran before it
+    });
+
+    it('its credentials work for itself only', async () => {
+      const own = lab.credentials(board(1));
+      const other = boardKeys(lab.credentials(board(2)).id);
+      const connection = await RespConnection.connect({ host: '127.0.0.1', port: lab.redisPort });
+      try {
+        await connection.call('AUTH', own.user, own.password);
+        const refusals = await Promise.all([
+          connection.call('XRANGE', other.cmd, '-', '+'),
+          connection.call('XADD', other.cmd, '*', 'i', 'x', 'o', 'exec', 'c', 'print(1)'),
+          connection.call('XADD', other.up, '*', 'k', 'hb'),
+          connection.call('FCALL', 'cm_claim', '2', other.cmd, other.state, ''),
+          connection.call('HGETALL', 'cm:{mgr}:boards'),
+        ].map((attempt) => attempt.then(() => 'ALLOWED', (error: unknown) => (error instanceof RespError ? error.code : String(error)))));
+        expect(refusals).toEqual(['NOPERM', 'NOPERM', 'NOPERM', 'NOPERM', 'NOPERM']);
+      } finally {
+        connection.destroy();
+      }
+    });
+  });
+}
