@@ -1,7 +1,9 @@
 /** `mbm server-start`, `server-stop`, `server-status`, and `sim` (virtual boards). */
 import { Manager, DEFAULT_REDIS_PORT } from '../manager/manager.js';
 import type { LogLevel } from '../manager/log.js';
+import path from 'node:path';
 import { startVirtualFleet } from '../manager/virtual/virtual-fleet.js';
+import { startMicroPythonFleet } from '../manager/virtual/micropython-fleet.js';
 import { CliError, intOption, write, type VerbSpec } from './cli-framework.js';
 import { connectService, dataDirOf, findService, startInBackground, stopService } from './service-control.js';
 import { formatDuration } from './format.js';
@@ -118,30 +120,48 @@ export const sim: VerbSpec = {
   args: [],
   options: {
     boards: { type: 'string', valueName: 'N', description: 'how many boards (default 1)' },
-    prefix: { type: 'string', valueName: 'PREFIX', description: 'board names are PREFIX-1 … PREFIX-N (default sim)' },
-    fs: { type: 'string', valueName: 'DIR', description: 'keep each board\'s files in DIR/<name> instead of memory' },
+    prefix: { type: 'string', valueName: 'PREFIX', description: 'board names are PREFIX-1 … PREFIX-N (default sim, or mp with --micropython)' },
+    micropython: { type: 'boolean', description: 'simulated ESP8266 boards running the real MicroPython client (36 KB heap each) instead of TypeScript boards' },
+    heap: { type: 'string', valueName: 'KB', description: 'heap of each --micropython board (default 36)' },
+    fs: { type: 'string', valueName: 'DIR', description: 'keep each board\'s files in DIR/<name> (default: memory; --micropython: <data-dir>/virtual-boards)' },
   },
-  details: 'Boards are enrolled automatically (new credentials every run) and appear in board-list.',
+  details: 'Boards are enrolled automatically (new credentials every run) and appear in board-list.\n' +
+    '--micropython boards are provisioned like real ones: their flash folder holds the client (.mpy) and cm_config.json.',
   async run({ values, out }) {
     const count = intOption(values, 'boards', 1, 1, 20_000);
-    const prefix = (values.prefix as string | undefined) ?? 'sim';
     const api = await connectService(values);
     let lastReport = 0;
-    const fleet = await startVirtualFleet({
-      api, count, prefix, fsRoot: values.fs as string | undefined,
-      onProgress: (connected, total) => {
-        if (connected === total || Date.now() - lastReport > 1000) {
-          lastReport = Date.now();
-          write(out, `connected ${connected}/${total}\n`);
-        }
-      },
-    });
+    const onProgress = (done: number, total: number) => {
+      if (done === total || Date.now() - lastReport > 1000) {
+        lastReport = Date.now();
+        write(out, `${values.micropython ? 'booted' : 'connected'} ${done}/${total}\n`);
+      }
+    };
+    let close: () => Promise<void>;
+    let prefix: string;
+    if (values.micropython) {
+      if (count > 64) throw new CliError('--micropython runs one interpreter per board: at most 64 boards', 2);
+      prefix = (values.prefix as string | undefined) ?? 'mp';
+      const status = await api.call('status', {});
+      const root = (values.fs as string | undefined) ?? path.join(dataDirOf(values), 'virtual-boards');
+      const fleet = await startMicroPythonFleet({
+        api, count, prefix, root, onProgress,
+        server: { host: status.redis.host, port: status.redis.port },
+        board: { heapBytes: intOption(values, 'heap', 36, 16, 1024) * 1024 },
+      });
+      write(out, `flash folders in ${root}\n`);
+      close = () => fleet.close();
+    } else {
+      prefix = (values.prefix as string | undefined) ?? 'sim';
+      const fleet = await startVirtualFleet({ api, count, prefix, fsRoot: values.fs as string | undefined, onProgress });
+      close = () => fleet.close();
+    }
     write(out, `${count} virtual board(s) ${prefix}-1${count > 1 ? ` … ${prefix}-${count}` : ''} running. Press Ctrl-C to stop.\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
-    await fleet.close();
+    await close();
     write(out, 'virtual boards stopped\n');
     return 0;
   },

@@ -13,6 +13,15 @@ import uctypes
 import _cm_lab_host as _h
 
 g = {'__name__': '__main__'}  # the board's __main__: boot.py, main.py, the firmware, run()
+
+try:
+    import asyncio
+    if not hasattr(asyncio, 'run'):
+        # This port runs asyncio on the JavaScript event loop, which is always running,
+        # and has no run(): starting the main task is what run() does on a board.
+        asyncio.run = asyncio.create_task
+except ImportError:
+    pass
 _err = None
 _step = None
 _keep = None  # ballast: see the worker's boot()
