@@ -128,17 +128,8 @@ async function listFirmware(dir: string): Promise<{ modules: string[]; entryPoin
   };
 }
 
-interface BoardConfig {
-  id: string;
-  name: string;
-  user: string;
-  password: string;
-  server: string;
-  port: number;
-  hb: number;
-  wifi_ssid: string;
-  wifi_password: string;
-}
+/** The board's configuration file: its credentials plus the wifi it joins. */
+type BoardConfig = Omit<BoardCredentials, 'v'> & { wifi_ssid: string; wifi_password: string };
 
 /** Checks every input value and returns the board configuration (keys in PROTOCOL.md order). */
 function validatedConfig(input: ProvisioningInput): BoardConfig {
