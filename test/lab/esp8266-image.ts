@@ -1,0 +1,76 @@
+/**
+ * Synthetic ESP8266 firmware images for trying the flasher and for benchmarks: a valid
+ * image header and segments (magic 0xE9), filled with bytes that compress about as well
+ * as a MicroPython build does (a ~600 KB image deflates to roughly 65 %).
+ */
+import { createHash } from 'node:crypto';
+import type { FlashMode } from '../../electron/manager/usb/firmware-image.js';
+
+const MODES: Record<FlashMode, number> = { qio: 0, qout: 1, dio: 2, dout: 3 };
+
+/** Deterministic pseudo-random bytes (a counter hashed), so images are reproducible. */
+function noise(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length);
+  let offset = 0;
+  for (let block = 0; offset < length; block++) {
+    const digest = createHash('sha256').update(`${seed}:${block}`).digest();
+    digest.copy(out, offset);
+    offset += digest.length;
+  }
+  return out;
+}
+
+/**
+ * "Code-like" filler: mostly fresh noise, with runs copied from earlier in the buffer
+ * (what a compressor finds in machine code and string tables).
+ */
+function filler(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length);
+  const fresh = noise(length, seed);
+  const picks = noise(length, seed + 1);
+  let position = 0;
+  let cursor = 0;
+  while (position < length) {
+    const pick = picks[position % picks.length]!;
+    const run = 8 + (pick & 31);
+    // About half the runs are copies and fresh bytes carry 6 bits: together that deflates
+    // to about 65 %, like a MicroPython build (600 KB → about 390 KB).
+    if (position > 1024 && pick < 128) {
+      // Copy a run from somewhere earlier.
+      const from = (picks.readUInt16LE((position + 2) % (picks.length - 2)) * 7) % (position - run);
+      out.copy(out, position, from, from + Math.min(run, length - position));
+    } else {
+      for (let i = 0; i < Math.min(run, length - position); i++) out[position + i] = fresh[(cursor + i) % fresh.length]! & 0x3f;
+      cursor = (cursor + run) % (fresh.length - 64);
+    }
+    position += run;
+  }
+  return out;
+}
+
+export interface SyntheticImageOptions {
+  /** Total size in bytes (default 600 KB). */
+  size?: number;
+  flashMode?: FlashMode;
+  seed?: number;
+}
+
+export function makeEsp8266Image(options: SyntheticImageOptions = {}): Buffer {
+  const size = options.size ?? 600 * 1024;
+  const header = Buffer.from([0xe9, 2, MODES[options.flashMode ?? 'qio'], 0x40, 0, 0, 0, 0]);
+  header.writeUInt32LE(0x40100004, 4); // entry point in IRAM, like the SDK's
+  const iramLength = 28 * 1024;
+  const dramLength = 4 * 1024;
+  const segment = (address: number, data: Buffer) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(address, 0);
+    head.writeUInt32LE(data.length, 4);
+    return Buffer.concat([head, data]);
+  };
+  const seed = options.seed ?? 1;
+  const first = Buffer.concat([header, segment(0x40100000, filler(iramLength, seed)), segment(0x3ffe8000, filler(dramLength, seed + 10))]);
+  // The checksum byte and padding to 16, then the rest of the build (irom0 text).
+  const padded = Buffer.concat([first, Buffer.alloc(16 - (first.length % 16), 0xef)]);
+  if (size < padded.length) throw new RangeError(`an image needs at least ${padded.length} bytes`);
+  return Buffer.concat([padded, filler(size - padded.length, seed + 20)]);
+}
