@@ -68,9 +68,16 @@ export function makeEsp8266Image(options: SyntheticImageOptions = {}): Buffer {
     return Buffer.concat([head, data]);
   };
   const seed = options.seed ?? 1;
-  const first = Buffer.concat([header, segment(0x40100000, filler(iramLength, seed)), segment(0x3ffe8000, filler(dramLength, seed + 10))]);
-  // The checksum byte and padding to 16, then the rest of the build (irom0 text).
-  const padded = Buffer.concat([first, Buffer.alloc(16 - (first.length % 16), 0xef)]);
+  const iram = filler(iramLength, seed);
+  const dram = filler(dramLength, seed + 10);
+  const first = Buffer.concat([header, segment(0x40100000, iram), segment(0x3ffe8000, dram)]);
+  // Padding to 16 bytes whose last byte is the checksum the ROM checks: 0xEF XOR every
+  // byte of the segments' data. Then the rest of the build (the irom0 text).
+  let checksum = 0xef;
+  for (const data of [iram, dram]) for (const byte of data) checksum ^= byte;
+  const tail = Buffer.alloc(16 - (first.length % 16));
+  tail[tail.length - 1] = checksum;
+  const padded = Buffer.concat([first, tail]);
   if (size < padded.length) throw new RangeError(`an image needs at least ${padded.length} bytes`);
   return Buffer.concat([padded, filler(size - padded.length, seed + 20)]);
 }

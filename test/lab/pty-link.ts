@@ -129,38 +129,44 @@ export class PtyLink extends EventEmitter<PtyLinkEvents> {
     await exited;
   }
 
-  private pumpRx(): void {
+  /**
+   * `continuing`: bytes were waiting, so the next slice starts where the previous one ended
+   * even if the timer fired late (timers have ~1 ms granularity; restarting from "now"
+   * would lose that time on every slice and run the line 10-50 % slow). After an idle
+   * line the schedule restarts from now.
+   */
+  private pumpRx(continuing = false): void {
     if (this.rxTimer || this.inboxBytes === 0) return;
     const now = Date.now();
     if (now < this.rxBusyUntil) {
       this.rxTimer = setTimeout(() => {
         this.rxTimer = undefined;
-        this.pumpRx();
+        this.pumpRx(true);
       }, this.rxBusyUntil - now);
       return;
     }
     const chunk = this.take(this.inbox, this.baud > 0 ? SLICE : this.inboxBytes);
     this.inboxBytes -= chunk.length;
-    this.rxBusyUntil = Math.max(now, this.rxBusyUntil) + this.lineMs(chunk.length);
+    this.rxBusyUntil = (continuing ? this.rxBusyUntil : Math.max(now, this.rxBusyUntil)) + this.lineMs(chunk.length);
     this.emit('data', chunk);
-    this.pumpRx();
+    this.pumpRx(true);
   }
 
-  private pumpTx(): void {
+  private pumpTx(continuing = false): void {
     if (this.txTimer || this.outbox.length === 0 || this.closed) return;
     const now = Date.now();
     if (now < this.txBusyUntil) {
       this.txTimer = setTimeout(() => {
         this.txTimer = undefined;
-        this.pumpTx();
+        this.pumpTx(true);
       }, this.txBusyUntil - now);
       return;
     }
     const total = this.outbox.reduce((sum, part) => sum + part.length, 0);
     const chunk = this.take(this.outbox, this.baud > 0 ? SLICE : total);
-    this.txBusyUntil = Math.max(now, this.txBusyUntil) + this.lineMs(chunk.length);
+    this.txBusyUntil = (continuing ? this.txBusyUntil : Math.max(now, this.txBusyUntil)) + this.lineMs(chunk.length);
     this.socat.stdin!.write(chunk);
-    this.pumpTx();
+    this.pumpTx(true);
   }
 
   /** Removes up to `max` bytes from the front of a queue of buffers. */

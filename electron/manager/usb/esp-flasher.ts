@@ -1,0 +1,219 @@
+/**
+ * Flashing an ESP8266 with esptool-js, with a progress event for every phase: connect,
+ * chip and flash-size detection, optional erase, compressed write (460800 baud by
+ * default, 115200 when that fails), MD5 verification, reset, and a check that the board
+ * boots — re-flashing in `dio`, then `dout`, when a `qio` flash boot-loops with
+ * "Fatal exception", as some boards need.
+ *
+ * A port without DTR/RTS (some adapters; a pty) cannot put the chip in download mode by
+ * itself: the flasher then asks, through `onNeedBootloader`, for BOOT to be held while
+ * RESET is pressed, and leaves the bootloader with the stub's "run user code".
+ */
+import { createHash } from 'node:crypto';
+import { ESPLoader, Transport, type IEspLoaderTerminal } from 'esptool-js';
+import { silentLogger, type Logger } from '../log.js';
+import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, type FirmwareImageInfo, type FlashMode } from './firmware-image.js';
+import { WebSerialPort, type OpenNodeSerialPort } from './web-serial-port.js';
+import { watchBoot, type BootVerdict } from './boot-check.js';
+
+export type FlashPhase = 'check-image' | 'connect' | 'detect' | 'erase' | 'write' | 'verify' | 'reset' | 'boot-check' | 'reflash' | 'done';
+
+export interface FlashProgress {
+  phase: FlashPhase;
+  message: string;
+  /** For `write`: bytes of the image written so far, of `total`. */
+  done?: number;
+  total?: number;
+}
+
+export interface FlashOptions {
+  portPath: string;
+  image: Buffer;
+  /** USB ids of the adapter (esptool-js picks its reset sequence from them). */
+  vendorId?: number;
+  productId?: number;
+  /** Rate for writing (default 460800; 115200 is used when it fails). */
+  baud?: number;
+  /** Erase the whole flash first (file system included). */
+  erase?: boolean;
+  /** Flash mode to write; default: the image's own, with automatic recovery via dio, dout. */
+  flashMode?: FlashMode;
+  /** How long to watch the board boot after flashing (default 4 s; 0 skips the check). */
+  bootCheckMs?: number;
+  /** Called when the board must be put in download mode by hand (no reset lines). */
+  onNeedBootloader?: () => void | Promise<void>;
+  onProgress?: (progress: FlashProgress) => void;
+  log?: Logger;
+  /** Opens the serial port (tests). */
+  openPort?: OpenNodeSerialPort;
+}
+
+export interface FlashResult {
+  chip: string;
+  flashSizeBytes: number;
+  flashMode: FlashMode;
+  baud: number;
+  imageBytes: number;
+  seconds: number;
+  boot: BootVerdict;
+  attempts: number;
+}
+
+export class UnsupportedChipError extends Error {
+  override name = 'UnsupportedChipError';
+}
+export class FlashError extends Error {
+  override name = 'FlashError';
+}
+/** What the flash holds after writing is not the image (MD5 mismatch). */
+export class FlashVerifyError extends FlashError {
+  override name = 'FlashVerifyError';
+}
+
+const RECOVERY_MODES: readonly FlashMode[] = ['dio', 'dout'];
+const FLASH_SIZES: Record<string, number> = {
+  '256KB': 256 * 1024, '512KB': 512 * 1024, '1MB': 1 << 20, '2MB': 2 << 20, '4MB': 4 << 20, '8MB': 8 << 20, '16MB': 16 << 20,
+};
+
+/** One esptool-js session on the port: connected, stub running, at `baud`. */
+interface Session {
+  port: WebSerialPort;
+  transport: Transport;
+  loader: ESPLoader;
+  chip: string;
+  flashSizeBytes: number;
+  /** esptool's name of the detected size, e.g. '4MB'. */
+  flashSizeName: string;
+}
+
+export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> {
+  const progress = options.onProgress ?? (() => undefined);
+  const log = options.log ?? silentLogger;
+  progress({ phase: 'check-image', message: 'checking the firmware image' });
+  const info = inspectFirmwareImage(options.image);
+  let mode: FlashMode = options.flashMode ?? info.flashMode;
+  const started = Date.now();
+  let attempts = 0;
+  let baud = options.baud ?? 460_800;
+  for (;;) {
+    attempts++;
+    let session: Session | undefined;
+    try {
+      session = await connect(options, baud, log, progress);
+      checkImageFitsBoard(info, { chip: session.chip, flashSizeBytes: session.flashSizeBytes });
+      await write(session, options, info, mode, progress);
+      progress({ phase: 'reset', message: 'starting the new firmware' });
+      session.transport.flushInput();
+      // Without reset lines, the stub's "run user code" boots the flash.
+      await session.loader.after(session.port.hasResetLines === false ? 'soft_reset' : 'hard_reset');
+      // The firmware talks at 115200; keep the port open so nothing it prints is missed.
+      await session.port.setBaudRate(115_200);
+      let boot: BootVerdict = 'unknown';
+      if (options.bootCheckMs !== 0) {
+        progress({ phase: 'boot-check', message: 'watching the board start' });
+        boot = await watchBoot(() => session!.transport.peek(), options.bootCheckMs ?? 4_000);
+      }
+      await session.transport.disconnect().catch(() => undefined);
+      const next = boot === 'crash' && options.flashMode === undefined ? RECOVERY_MODES[RECOVERY_MODES.indexOf(mode) + 1] : undefined;
+      if (boot === 'crash' && next) {
+        progress({ phase: 'reflash', message: `the board does not boot with flash mode ${mode}: flashing again in ${next}` });
+        mode = next;
+        continue;
+      }
+      if (boot === 'crash') throw new FlashError(`the board does not boot after flashing (tried flash mode ${mode}); is this the right firmware for it?`);
+      progress({ phase: 'done', message: `flashed in ${((Date.now() - started) / 1000).toFixed(1)} s` });
+      return { chip: session.chip, flashSizeBytes: session.flashSizeBytes, flashMode: mode, baud, imageBytes: info.size, seconds: (Date.now() - started) / 1000, boot, attempts };
+    } catch (error) {
+      if (session) await session.transport.disconnect().catch(() => undefined);
+      if (error instanceof UnsupportedChipError || error instanceof FlashError || error instanceof FirmwareImageError) throw error;
+      // A fast rate some adapters cannot keep up with: fall back once to 115200.
+      if (baud !== 115_200 && attempts < 3) {
+        log('warn', `flashing at ${baud} baud failed (${(error as Error).message}); trying 115200`);
+        progress({ phase: 'connect', message: `flashing at ${baud} baud failed; trying 115200 baud` });
+        baud = 115_200;
+        continue;
+      }
+      throw new FlashError(`flashing failed: ${(error as Error).message}`);
+    }
+  }
+}
+
+async function connect(options: FlashOptions, baud: number, log: Logger, progress: (p: FlashProgress) => void): Promise<Session> {
+  progress({ phase: 'connect', message: `connecting to ${options.portPath}` });
+  for (let tries = 0; ; tries++) {
+    const port = new WebSerialPort({ path: options.portPath, vendorId: options.vendorId, productId: options.productId, logger: log, openPort: options.openPort });
+    const transport = new Transport(port as unknown as ConstructorParameters<typeof Transport>[0], false);
+    // esptool-js traces through console.log even with tracing off: keep it in our log.
+    transport.trace = (message: string) => log('debug', `esptool: ${message}`);
+    const loader = new ESPLoader({ transport, baudrate: baud, romBaudrate: 115_200, terminal: terminalFor(log) });
+    try {
+      await loader.main('default_reset');
+      progress({ phase: 'detect', message: 'reading the chip and its flash' });
+      const chip = await loader.chip.getChipDescription(loader);
+      if (!/^ESP82(66|85)/.test(chip)) {
+        throw new UnsupportedChipError(`the board is an ${chip}: Cloudmanager flashes ESP8266 and ESP8285 boards`);
+      }
+      const size = await loader.detectFlashSize();
+      const flashSizeBytes = FLASH_SIZES[size ?? ''];
+      if (!flashSizeBytes) throw new FlashError(`could not detect the flash size (${size ?? 'no answer'})`);
+      return { port, transport, loader, chip, flashSizeBytes, flashSizeName: size! };
+    } catch (error) {
+      await transport.disconnect().catch(() => undefined);
+      if (error instanceof UnsupportedChipError || error instanceof FlashError) throw error;
+      // Without reset lines the chip only answers in download mode: ask for the buttons.
+      if (tries === 0 && port.hasResetLines === false && options.onNeedBootloader) {
+        progress({ phase: 'connect', message: 'hold BOOT (GPIO0) and press RESET on the board to enter download mode' });
+        await options.onNeedBootloader();
+        continue;
+      }
+      throw new FlashError(`no answer from an ESP bootloader on ${options.portPath}: ${(error as Error).message}`);
+    }
+  }
+}
+
+async function write(session: Session, options: FlashOptions, info: FirmwareImageInfo, mode: FlashMode, progress: (p: FlashProgress) => void): Promise<void> {
+  const { loader } = session;
+  if (options.erase) {
+    progress({ phase: 'erase', message: 'erasing the flash' });
+    await loader.eraseFlash();
+  }
+  progress({ phase: 'write', message: `writing ${info.size} bytes in flash mode ${mode}`, done: 0, total: info.size });
+  // The detected size goes into the header ('keep' has left some ESP-01s unbootable).
+  const flashSize = session.flashSizeName as 'detect';
+  await loader.writeFlash({
+    fileArray: [{ data: new Uint8Array(options.image), address: 0 }],
+    flashMode: mode,
+    flashFreq: 'keep',
+    flashSize,
+    eraseAll: false,
+    compress: true,
+    reportProgress: (_file, written, total) => progress({ phase: 'write', message: 'writing', done: written, total }),
+  });
+  // Verified here rather than by esptool-js, so a mismatch is an error of its own kind.
+  progress({ phase: 'verify', message: 'checking the MD5 of what was written' });
+  const written = await (loader as unknown as PatchableLoader)._updateImageFlashParams(new Uint8Array(options.image), 0, mode, 'keep', flashSize);
+  const expected = createHash('md5').update(written).digest('hex');
+  const actual = String(await loader.flashMd5sum(0, written.length));
+  if (actual !== expected) {
+    throw new FlashVerifyError(`the flash does not hold what was written (MD5 ${actual}, expected ${expected}); try again, and if it keeps failing the board's flash may be faulty`);
+  }
+}
+
+/** esptool-js patches flash parameters into the image header; we need the exact bytes. */
+interface PatchableLoader {
+  _updateImageFlashParams(image: Uint8Array, address: number, flashMode: string, flashFreq: string, flashSize: string): Promise<Uint8Array>;
+}
+
+function terminalFor(log: Logger): IEspLoaderTerminal {
+  let line = '';
+  return {
+    clean: () => undefined,
+    write: (text: string) => {
+      line += text;
+    },
+    writeLine: (text: string) => {
+      log('debug', `esptool: ${line}${text}`);
+      line = '';
+    },
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The SPI NOR flash of a simulated board, kept in a file so tests can look at what landed.
+ * Erased state is 0xFF; programming can only clear bits (new = old AND data), as on a real
+ * NOR chip, so writing over data that was not erased first gives wrong bytes. Erases work in
+ * 4 KB sectors. The JEDEC id (what the RDID command 0x9F returns) follows the size.
+ */
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+
+export const SECTOR_SIZE = 0x1000;
+
+export class FlashRangeError extends Error {
+  override name = 'FlashRangeError';
+}
+
+/** JEDEC capacity byte for a size (0x14 = 1 MB … 0x18 = 16 MB), as in esptool's table. */
+export function jedecCapacityByte(sizeBytes: number): number {
+  const log2 = Math.log2(sizeBytes);
+  if (!Number.isInteger(log2) || log2 < 18 || log2 > 24) {
+    throw new RangeError(`flash size must be a power of two from 256 KB to 16 MB, not ${sizeBytes}`);
+  }
+  return log2; // 2^20 = 1 MB → 0x14, 2^22 = 4 MB → 0x16
+}
+
+/**
+ * The 24-bit id RDID returns, as the low three bytes of SPI W0: manufacturer, memory type,
+ * capacity. Default manufacturer 0xEF / type 0x40 is a Winbond W25Qxx, common on ESP-12 modules.
+ */
+export function jedecIdForSize(sizeBytes: number, manufacturer = 0xef, memoryType = 0x40): number {
+  return (manufacturer | (memoryType << 8) | (jedecCapacityByte(sizeBytes) << 16)) >>> 0;
+}
+
+export interface FlashChipOptions {
+  /** File that holds the flash contents; created erased if missing. */
+  path: string;
+  /** Chip size in bytes (default 4 MB). */
+  sizeBytes?: number;
+  /** Override the JEDEC id (default: a Winbond part of that size). */
+  jedecId?: number;
+}
+
+export class FlashChip {
+  readonly path: string;
+  readonly size: number;
+  readonly jedecId: number;
+  private fd: number | undefined;
+
+  constructor(options: FlashChipOptions) {
+    this.path = options.path;
+    this.size = options.sizeBytes ?? 4 * 1024 * 1024;
+    this.jedecId = options.jedecId ?? jedecIdForSize(this.size);
+    const fresh = !existsSync(this.path);
+    this.fd = openSync(this.path, fresh ? 'w+' : 'r+');
+    const current = fstatSync(this.fd).size;
+    if (fresh || current === 0) {
+      this.fillErased(0, this.size);
+    } else if (current !== this.size) {
+      closeSync(this.fd);
+      this.fd = undefined;
+      throw new RangeError(`${this.path} holds ${current} bytes, but the simulated flash is ${this.size} bytes`);
+    }
+  }
+
+  read(offset: number, length: number): Buffer {
+    this.checkRange(offset, length);
+    const out = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.handle(), out, done, length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return out;
+  }
+
+  /** Programs bytes: every bit that is 0 in `data` becomes 0 in the flash. */
+  program(offset: number, data: Uint8Array): void {
+    this.checkRange(offset, data.length);
+    const current = this.read(offset, data.length);
+    for (let i = 0; i < data.length; i++) current[i] = current[i]! & data[i]!;
+    writeSync(this.handle(), current, 0, current.length, offset);
+  }
+
+  /** Erases whole sectors covering [offset, offset + length); returns how many. */
+  erase(offset: number, length: number): number {
+    if (offset % SECTOR_SIZE !== 0) throw new FlashRangeError(`erase must start on a sector boundary, not 0x${offset.toString(16)}`);
+    const sectors = Math.ceil(length / SECTOR_SIZE);
+    this.checkRange(offset, sectors * SECTOR_SIZE);
+    this.fillErased(offset, sectors * SECTOR_SIZE);
+    return sectors;
+  }
+
+  eraseChip(): number {
+    this.fillErased(0, this.size);
+    return this.size / SECTOR_SIZE;
+  }
+
+  md5(offset: number, length: number): Buffer {
+    this.checkRange(offset, length);
+    const hash = createHash('md5');
+    const chunk = 64 * 1024;
+    for (let at = 0; at < length; at += chunk) hash.update(this.read(offset + at, Math.min(chunk, length - at)));
+    return hash.digest();
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private fillErased(offset: number, length: number): void {
+    const fd = this.handle();
+    const block = Buffer.alloc(Math.min(length, 256 * 1024), 0xff);
+    for (let at = 0; at < length; at += block.length) {
+      writeSync(fd, block, 0, Math.min(block.length, length - at), offset + at);
+    }
+    if (offset + length >= this.size) ftruncateSync(fd, this.size);
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new FlashRangeError(`0x${offset.toString(16)}+${length} is outside the ${this.size / 1024} KB flash`);
+    }
+  }
+
+  private handle(): number {
+    if (this.fd === undefined) throw new Error(`flash ${this.path} is closed`);
+    return this.fd;
+  }
+}
