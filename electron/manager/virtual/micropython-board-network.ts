@@ -62,6 +62,8 @@ export class BoardNetwork {
   private callSeq = 0;
   private answered = true;
   private closed = false;
+  /** Answers the outstanding call (set while one is). */
+  private answerCurrent: ((result: number) => void) | undefined;
 
   constructor(shared: SharedArrayBuffer) {
     this.ctl = new Int32Array(shared, 0, SOCK_ERR_INDEX);
@@ -85,6 +87,7 @@ export class BoardNetwork {
       Atomics.store(this.ctl, CTL_STATE, STATE_DONE);
       Atomics.notify(this.ctl, CTL_STATE);
     };
+    this.answerCurrent = answer;
     switch (request.op) {
       case OP_CONNECT: return this.connect(request, answer);
       case OP_RECV: return this.receive(request.sid, request.timeoutMs, answer);
@@ -106,6 +109,21 @@ export class BoardNetwork {
       s.socket.end(() => s.socket.destroy());
       setTimeout(() => s.socket.destroy(), 1000).unref();
     }
+  }
+
+  /**
+   * Ctrl-C: a blocking call (connect, receive, lookup) returns at once with EINTR, which the
+   * board's socket shim raises as KeyboardInterrupt, as a board's blocking socket calls do.
+   * An interrupted connect leaves its socket unusable; received data stays queued.
+   */
+  interrupt(): void {
+    if (this.answered) return;
+    for (const s of this.sockets.values()) {
+      if (!s.waiter) continue;
+      if (s.waiter.timer) clearTimeout(s.waiter.timer);
+      s.waiter = undefined;
+    }
+    this.answerCurrent?.(-ERRNO.EINTR);
   }
 
   /** Drops every connection (the board lost power or was reset) and any pending call. */

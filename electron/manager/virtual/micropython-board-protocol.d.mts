@@ -4,6 +4,7 @@ export declare const CTL_RESULT: 1;
 export declare const CTL_IN_STEP: 2;
 export declare const CTL_FEED: 3;
 export declare const CTL_PARK: 4;
+export declare const CTL_INTERRUPT: 5;
 export declare const CTL_INTS: 16;
 export declare const STATE_IDLE: 0;
 export declare const STATE_PENDING: 1;
@@ -21,6 +22,7 @@ export declare const OP_DNS: 'dns';
 export declare const OP_SEND: 'send';
 export declare const OP_CLOSE: 'close';
 export declare const ERRNO: Readonly<{
+  EINTR: 4;
   EBADF: 9;
   EAGAIN: 11;
   EINVAL: 22;

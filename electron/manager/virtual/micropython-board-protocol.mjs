@@ -23,6 +23,12 @@ export const CTL_IN_STEP = 2;
 export const CTL_FEED = 3;
 /** Control word the worker parks on forever after machine.reset() (nobody notifies it). */
 export const CTL_PARK = 4;
+/**
+ * Control word: 1 when Ctrl-C was pressed (MicroPythonBoard.interrupt()). The worker takes
+ * it while Python runs: in a blocking network call (which then raises KeyboardInterrupt)
+ * or in time.sleep() (which then schedules a KeyboardInterrupt and ends the sleep).
+ */
+export const CTL_INTERRUPT = 5;
 export const CTL_INTS = 16;
 
 export const STATE_IDLE = 0;
@@ -50,6 +56,8 @@ export const OP_CLOSE = 'close';
 
 /** MicroPython's errno values (py/mperrno.h), which the ESP8266 port raises as OSError(n). */
 export const ERRNO = Object.freeze({
+  /** Not an ESP8266 errno here: the lab's "interrupted by Ctrl-C" answer to a blocking call. */
+  EINTR: 4,
   EBADF: 9,
   EAGAIN: 11,
   EINVAL: 22,

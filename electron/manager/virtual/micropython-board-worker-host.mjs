@@ -19,6 +19,48 @@ import {
 } from './micropython-board-protocol.mjs';
 import { heapU8 } from './micropython-board-worker-memory.mjs';
 
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+/** Value of each base64 character, -1 for others. */
+const BASE64 = new Int8Array(256).fill(-1);
+for (const [i, ch] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].entries()) BASE64[ch.charCodeAt(0)] = i;
+
+/**
+ * binascii.a2b_base64 as MicroPython's C version behaves: characters outside the alphabet
+ * are skipped (an error with `strict`), `=` pads, and bits left over mean bad padding (-1).
+ * @param {Uint8Array} heap @param {number} addr @param {number} n @param {number} out
+ * @param {number} room @param {boolean} strict
+ */
+function decodeBase64(heap, addr, n, out, room, strict) {
+  let bits = 0;
+  let nbits = 0;
+  let length = 0;
+  let padded = false;
+  for (let i = addr; i < addr + n; i++) {
+    const c = heap[i] ?? 0;
+    if (c === 61) { // '='
+      if (nbits >= 2) { nbits -= 2; padded = true; }
+      continue;
+    }
+    const v = BASE64[c] ?? -1;
+    if (v < 0 || (strict && padded)) {
+      if (strict) return -4;
+      continue;
+    }
+    bits = ((bits << 6) | v) & 0xffffff;
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      if (length >= room) return -5;
+      heap[out + length++] = (bits >> nbits) & 0xff;
+    }
+  }
+  return nbits ? -1 : length;
+}
+
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 const NEWLINE = 10;
 
@@ -35,12 +77,13 @@ const NEWLINE = 10;
  *   beforeWait: () => void,
  *   beforeSend: () => void,
  *   beforeReset: () => void,
+ *   takeInterrupt: () => boolean,
  * }} HostOptions
  */
 
 /** @param {HostOptions} options */
 export function createHost(options) {
-  const { port, shared, scratch, scratchBytes, wifi, uniqueId, resetCause, beforeWait, beforeSend, beforeReset } = options;
+  const { port, shared, scratch, scratchBytes, wifi, uniqueId, resetCause, beforeWait, beforeSend, beforeReset, takeInterrupt } = options;
   const ctl = new Int32Array(shared, 0, SOCK_ERR_INDEX);
   const sockErr = new Int32Array(shared, SOCK_ERR_INDEX * 4, SOCK_SLOTS);
   const data = new Uint8Array(shared, DATA_OFFSET, DATA_BYTES);
@@ -52,15 +95,22 @@ export function createHost(options) {
   /** Latest raw GC figures reported by _cm_lab.step(): [mem_alloc(), mem_free()]. */
   const mem = [0, 0];
 
-  /** Blocks until the main thread answered; returns its result. */
+  /**
+   * Blocks until the main thread answered; returns its result. A pending Ctrl-C (taken
+   * before the call, or answered as EINTR by the main thread during it) returns -EINTR,
+   * which the Python side raises as KeyboardInterrupt.
+   */
   function call(/** @type {Record<string, unknown>} */ request) {
+    if (request.op !== OP_POLL && takeInterrupt()) return -ERRNO.EINTR;
     beforeWait();
     Atomics.store(ctl, CTL_STATE, STATE_PENDING);
     port.postMessage({ type: 'call', ...request });
     while (Atomics.load(ctl, CTL_STATE) !== STATE_DONE) Atomics.wait(ctl, CTL_STATE, STATE_PENDING);
     Atomics.store(ctl, CTL_STATE, STATE_IDLE);
     Atomics.add(ctl, CTL_FEED, 1);
-    return Atomics.load(ctl, CTL_RESULT);
+    const result = Atomics.load(ctl, CTL_RESULT);
+    if (result === -ERRNO.EINTR) takeInterrupt(); // this Ctrl-C is answered
+    return result;
   }
 
   /** @param {number} sid */
@@ -78,7 +128,7 @@ export function createHost(options) {
     if (s.eof) return 0;
     const n = call({ op: OP_RECV, sid, timeoutMs });
     if (n < 0) {
-      if (n !== -ERRNO.EAGAIN && n !== -ERRNO.ETIMEDOUT) s.error = -n;
+      if (n !== -ERRNO.EAGAIN && n !== -ERRNO.ETIMEDOUT && n !== -ERRNO.EINTR) s.error = -n;
       return n;
     }
     if (n === 0) {
@@ -104,6 +154,47 @@ export function createHost(options) {
     },
     scratch() {
       return scratch;
+    },
+    scratch_bytes() {
+      return scratchBytes;
+    },
+
+    // --- binascii (see lab-python/binascii.py) ----------------------------------------
+    // Each reads `n` bytes at `addr`, writes its result at `out` (room for `room` bytes) and
+    // returns the result's length, or a negative error code the Python side raises.
+    a2b_base64(/** @type {number} */ addr, /** @type {number} */ n, /** @type {number} */ out, /** @type {number} */ room, /** @type {number} */ strict) {
+      return decodeBase64(heapU8(), addr, n, out, room, strict !== 0);
+    },
+    b2a_base64(/** @type {number} */ addr, /** @type {number} */ n, /** @type {number} */ out, /** @type {number} */ room, /** @type {number} */ newline) {
+      const heap = heapU8();
+      const text = Buffer.from(heap.buffer, heap.byteOffset + addr, n).toString('base64') + (newline ? '\n' : '');
+      if (text.length > room) return -5;
+      heap.set(Buffer.from(text, 'latin1'), out);
+      return text.length;
+    },
+    hexlify(/** @type {number} */ addr, /** @type {number} */ n, /** @type {number} */ out, /** @type {number} */ room, /** @type {number} */ sep) {
+      const heap = heapU8();
+      const hex = Buffer.from(heap.buffer, heap.byteOffset + addr, n).toString('hex');
+      const text = sep >= 0 ? (hex.match(/../g) ?? []).join(String.fromCharCode(sep)) : hex;
+      if (text.length > room) return -5;
+      heap.set(Buffer.from(text, 'latin1'), out);
+      return text.length;
+    },
+    unhexlify(/** @type {number} */ addr, /** @type {number} */ n, /** @type {number} */ out, /** @type {number} */ room) {
+      const heap = heapU8();
+      if (n % 2) return -2;
+      const text = Buffer.from(heap.buffer, heap.byteOffset + addr, n).toString('latin1');
+      if (!/^[0-9a-fA-F]*$/.test(text)) return -3;
+      if (n / 2 > room) return -5;
+      heap.set(Buffer.from(text, 'hex'), out);
+      return n / 2;
+    },
+    /** Writes the CRC at `scratch`, big-endian. */
+    crc32(/** @type {number} */ addr, /** @type {number} */ n, /** @type {number} */ high, /** @type {number} */ low) {
+      const heap = heapU8();
+      let crc = ~((high << 16) | low) >>> 0;
+      for (let i = addr; i < addr + n; i++) crc = (CRC_TABLE[(crc ^ (heap[i] ?? 0)) & 0xff] ?? 0) ^ (crc >>> 8);
+      new DataView(heap.buffer).setUint32(scratch, ~crc >>> 0);
     },
 
     // --- socket --------------------------------------------------------------------
@@ -171,11 +262,12 @@ export function createHost(options) {
     sock_close(/** @type {number} */ sid) {
       if (socks.delete(sid)) port.postMessage({ type: 'net', op: OP_CLOSE, sid });
     },
-    /** Resolves `host` to an IPv4 address written at `scratch`; returns its length or -1. */
+    /** Resolves `host` to an IPv4 address written at `scratch`; returns its length, -1 or -EINTR. */
     dns(/** @type {string} */ host) {
       let ip = IPV4.test(host) ? host : '';
       if (!ip) {
         const n = call({ op: OP_DNS, host });
+        if (n === -ERRNO.EINTR) return n;
         if (n <= 0) return -1;
         ip = Buffer.from(data.subarray(0, n)).toString('latin1');
       }

@@ -26,6 +26,12 @@ const SPINS_PER_MS = 64;
 const NAP_HOOK_MS = 100;
 let napHook = () => {};
 let napHookAt = 0;
+/** Returns true when a Ctrl-C was taken (see setWakeCheck). */
+let wakeCheck = () => false;
+/** Added to the port's clock after a Ctrl-C ended a sleep. */
+let skew = 0;
+/** How far the clock jumps to end a sleep at once (longer than any sleep a program does). */
+const WAKE_SKEW_MS = 24 * 3600 * 1000;
 
 /**
  * Work to do while the board sleeps in time.sleep(): the only JavaScript that runs during
@@ -34,6 +40,17 @@ let napHookAt = 0;
  */
 export function setNapHook(hook) {
   napHook = hook;
+}
+
+/**
+ * Checked on every nap of a sleeping board: when it returns true (it has scheduled a
+ * KeyboardInterrupt), the sleep must end now. time.sleep() busy-waits on ticks_ms() and
+ * never looks at pending exceptions, so the port's clock jumps a day ahead; the
+ * interrupt is raised as the sleep returns, as on a board, whose sleeps do check.
+ * @param {() => boolean} check
+ */
+export function setWakeCheck(check) {
+  wakeCheck = check;
 }
 
 /**
@@ -67,18 +84,19 @@ function napWhenSpinning(ticks) {
   let last = -1;
   let calls = 0;
   return () => {
-    const now = ticks();
+    const now = ticks() + skew;
     if (now !== last) {
       last = now;
       calls = 0;
     } else if (++calls > SPINS_PER_MS) {
       Atomics.wait(sleepCell, 0, 0, 1);
       calls = 0;
+      if (wakeCheck()) skew += WAKE_SKEW_MS;
       if (now - napHookAt >= NAP_HOOK_MS) {
         napHookAt = now;
         napHook();
       }
-      return ticks();
+      return ticks() + skew;
     }
     return now;
   };

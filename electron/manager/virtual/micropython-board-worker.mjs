@@ -8,11 +8,18 @@
 // hidden from the budget), import the lab's shims from a directory the board never sees,
 // lock the RAM (micropython-board-worker-memory.mjs; heapLimit 'memory-error') or not
 // ('live-check': the live heap is checked after each step instead), copy the flash folder
-// to `/`, run boot.py, then either `import <firmware>; client = <firmware>.start()` and
-// call client.step(wait) from the event loop, or run main.py as is.
+// to `/`, run boot.py, then (unless runMain is false: a soft reset into the raw REPL)
+// either `import <firmware>; client = <firmware>.start()` and call client.step(wait) from
+// the event loop, or run main.py as is.
 //
-// Parent -> worker: { type: 'run', id, code } | { type: 'heap', id } | { type: 'sync', id }
-//   (served between steps) -> { type: 'reply', id, ... }.
+// Ctrl-C (CTL_INTERRUPT in the shared buffer, then an 'interrupt' request): taken while
+// Python runs, in a blocking network call (KeyboardInterrupt raised there) or a sleep (a
+// KeyboardInterrupt scheduled with the port's mp_sched_keyboard_interrupt); between two
+// firmware steps, the 'interrupt' request raises it in one last step. The program stops
+// and the board stays at its REPL ('halted', reason 'interrupted').
+//
+// Parent -> worker: { type: 'run', id, code, single } | { type: 'heap', id } | { type: 'sync', id }
+//   | { type: 'interrupt', id } (served between steps) -> { type: 'reply', id, ... }.
 // Worker -> parent: 'log', 'console' (board output), 'call' / 'net' (the socket bridge,
 //   see micropython-board-worker-host.mjs), 'booted', 'halted' (the program ended or
 //   raised; the board sits at its REPL), 'fault' (out of memory or crash: reset me),
@@ -20,14 +27,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync, readdirSync } from 'node:fs';
 import { format } from 'node:util';
-import { CTL_IN_STEP, CTL_FEED } from './micropython-board-protocol.mjs';
-import { installMemoryHooks, lockMemory, setNapHook, wasmBytes } from './micropython-board-worker-memory.mjs';
+import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT } from './micropython-board-protocol.mjs';
+import { installMemoryHooks, lockMemory, setNapHook, setWakeCheck, wasmBytes } from './micropython-board-worker-memory.mjs';
 import { FlashMirror } from './micropython-board-worker-flash.mjs';
 import { createHost } from './micropython-board-worker-host.mjs';
 
 if (!parentPort) throw new Error('micropython-board-worker.mjs must run as a worker thread');
 const port = parentPort;
-/** @type {{ folder: string, heapBytes: number, heapLimit: 'memory-error' | 'live-check', stepWaitMs: number, maxIdleMs: number, wifi: { ssid: string, password: string }, uniqueId: string, resetCause: number, firmwareModule: string, shared: SharedArrayBuffer }} */
+/** @type {{ folder: string, heapBytes: number, heapLimit: 'memory-error' | 'live-check', stepWaitMs: number, maxIdleMs: number, wifi: { ssid: string, password: string }, uniqueId: string, resetCause: number, firmwareModule: string, runMain: boolean, shared: SharedArrayBuffer }} */
 const config = workerData;
 
 /** Room for the lab's own Python (shims, runtime) on top of the board's heap. */
@@ -54,7 +61,7 @@ const STREAMS = /** @type {const} */ (['stdout', 'stderr']);
 const outBuf = new Uint8Array(512);
 let outLen = 0;
 let outStream = 0;
-/** @type {[number[], number[]] | null} */
+/** [stdout, stderr, both in the order written] while captured. @type {number[][] | null} */
 let capture = null;
 
 function flushConsole() {
@@ -67,7 +74,10 @@ function flushConsole() {
 /** @param {number} stream @param {Uint8Array} bytes */
 function write(stream, bytes) {
   if (capture) {
-    for (const byte of bytes) capture[stream]?.push(byte);
+    for (const byte of bytes) {
+      capture[stream]?.push(byte);
+      capture[2]?.push(byte);
+    }
     return;
   }
   if (stream !== outStream) { flushConsole(); outStream = stream; }
@@ -107,6 +117,18 @@ FS.rmdir('/proc/self/fd'); // a mount point: remove it first, non-recursively
 for (const dir of ['tmp', 'home', 'proc', 'dev']) removeTree(`/${dir}`);
 
 const scratch = module._malloc(SCRATCH_BYTES);
+const ctl = new Int32Array(config.shared, 0, 16);
+/** True while the board's own Python runs (boot.py, the program, run()): Ctrl-C may land. */
+let interruptible = false;
+/** A KeyboardInterrupt was scheduled during the current call and may still be pending. */
+let kbdScheduled = false;
+/** Takes a pending Ctrl-C if the board's Python is running (else it waits for the request). */
+const takeInterrupt = () => interruptible && Atomics.exchange(ctl, CTL_INTERRUPT, 0) === 1;
+setWakeCheck(() => {
+  if (!takeInterrupt()) return false;
+  scheduleInterrupt();
+  return true;
+});
 const host = createHost({
   port,
   shared: config.shared,
@@ -120,6 +142,7 @@ const host = createHost({
   // board (a test, the manager) finds on the host what the board wrote before speaking.
   beforeSend: () => flash.sync(),
   beforeReset: () => { flushConsole(); flash.sync(); },
+  takeInterrupt,
 });
 mp.registerJsModule('_cm_lab_host', host.module);
 
@@ -129,13 +152,14 @@ FS.mkdir(LAB_DIR);
 for (const name of readdirSync(LAB_PYTHON)) {
   if (name.endsWith('.py')) FS.writeFile(`${LAB_DIR}/${name}`, readFileSync(new URL(name, LAB_PYTHON)));
 }
-mp.runPython(`import sys\nsys.path.insert(0, '${LAB_DIR}')\nimport _cm_lab, socket, network, machine\nsys.path.pop(0)\ndel sys`);
+mp.runPython(`import sys\nsys.path.insert(0, '${LAB_DIR}')\nimport _cm_lab, socket, network, machine, binascii\nsys.path.pop(0)\ndel sys`);
 removeTree(LAB_DIR);
 mp.globals.delete('_cm_u0');
 const lab = mp.pyimport('_cm_lab');
 const py = {
   start: lab.start, step: lab.step, run: lab.run, runFile: lab.run_file,
   report: lab.report, collect: lab.collect, mem: lab.mem, ballast: lab.ballast,
+  interrupted: lab.interrupted, drain: lab.drain,
 };
 
 /** Raw GC figures after a collection (two calls: the collection runs between them). */
@@ -167,10 +191,30 @@ flash.load();
 setNapHook(() => { flushConsole(); flash.sync(); });
 
 // --- driving the board --------------------------------------------------------------------
-const ctl = new Int32Array(config.shared, 0, 16);
 /** @type {NodeJS.Timeout | NodeJS.Immediate | undefined} */
 let timer;
 let halted = false;
+/** What booted: 'firmware' (stepped), 'main' (main.py) or 'idle'. */
+let bootMode = 'idle';
+
+function scheduleInterrupt() {
+  module._mp_sched_keyboard_interrupt();
+  kbdScheduled = true;
+}
+
+/** Runs the board's own Python, where a Ctrl-C may land; never leaves one pending. */
+function callProgram(/** @type {() => number} */ fn) {
+  interruptible = true;
+  try {
+    return callPython(fn);
+  } finally {
+    interruptible = false;
+    if (kbdScheduled) {
+      kbdScheduled = false;
+      callPython(() => py.drain());
+    }
+  }
+}
 
 /** Calls into Python; a wasm trap (not a Python exception) means the board crashed. */
 function callPython(/** @type {() => number} */ fn) {
@@ -217,7 +261,7 @@ function fail(/** @type {number} */ rc, /** @type {string} */ during) {
   flushConsole();
   flash.sync();
   if (rc === -2 && during === 'step()') port.postMessage({ type: 'fault', kind: 'memory', message: `MemoryError in ${during}` });
-  else port.postMessage({ type: 'halted', reason: 'exception', during, memory: rc === -2 });
+  else port.postMessage({ type: 'halted', reason: rc === -4 ? 'interrupted' : 'exception', during, memory: rc === -2 });
 }
 
 /** Takes the figures the last Python entry point reported before its collection. */
@@ -255,7 +299,7 @@ function step() {
   if (halted) return;
   Atomics.store(ctl, CTL_IN_STEP, 1);
   Atomics.add(ctl, CTL_FEED, 1);
-  const rc = callPython(() => py.step(config.stepWaitMs));
+  const rc = callProgram(() => py.step(config.stepWaitMs));
   Atomics.store(ctl, CTL_IN_STEP, 0);
   if (rc === undefined) return;
   flushConsole();
@@ -274,7 +318,7 @@ function exists(/** @type {string} */ path) {
 function boot() {
   if (exists('/boot.py')) {
     // As on a board, an error in boot.py is printed and booting goes on.
-    const rc = callPython(() => py.runFile('boot.py'));
+    const rc = callProgram(() => py.runFile('boot.py'));
     if (rc === undefined) return;
     if (rc < 0) reportError();
     else notePeak();
@@ -282,8 +326,11 @@ function boot() {
     flash.sync();
   }
   const name = config.firmwareModule;
-  if (['/', '/lib/'].some((dir) => exists(`${dir}${name}.py`) || exists(`${dir}${name}.mpy`))) {
-    const rc = callPython(() => py.start(name));
+  if (!config.runMain) {
+    port.postMessage({ type: 'booted', mode: 'idle', ...bootFacts() });
+  } else if (['/', '/lib/'].some((dir) => exists(`${dir}${name}.py`) || exists(`${dir}${name}.mpy`))) {
+    bootMode = 'firmware';
+    const rc = callProgram(() => py.start(name));
     if (rc === undefined) return;
     flushConsole();
     flash.sync();
@@ -292,19 +339,50 @@ function boot() {
     port.postMessage({ type: 'booted', mode: 'firmware', ...bootFacts() });
     timer = setImmediate(step);
   } else if (exists('/main.py')) {
+    bootMode = 'main';
     port.postMessage({ type: 'booted', mode: 'main', ...bootFacts() });
     // main.py may block forever; the parent's start() has resolved already.
-    timer = setImmediate(() => {
-      const rc = callPython(() => py.runFile('main.py'));
-      if (rc === undefined) return;
-      flushConsole();
-      flash.sync();
-      if (rc < 0) return fail(rc, 'main.py');
-      halted = true;
-      port.postMessage({ type: 'halted', reason: 'program-ended' });
-    });
+    timer = setImmediate(runMain);
   } else {
     port.postMessage({ type: 'booted', mode: 'idle', ...bootFacts() });
+  }
+}
+
+function runMain() {
+  timer = undefined;
+  const rc = callProgram(() => py.runFile('main.py'));
+  if (rc === undefined) return;
+  flushConsole();
+  flash.sync();
+  if (rc < 0) return fail(rc, 'main.py');
+  halted = true;
+  port.postMessage({ type: 'halted', reason: 'program-ended' });
+}
+
+/**
+ * The 'interrupt' request, served when no Python runs. A Ctrl-C that landed already
+ * (the program stopped, or a run() got it) leaves nothing to do; one that did not is
+ * raised in the program now: in one more firmware step, or at the start of main.py.
+ */
+function interruptProgram() {
+  const pending = Atomics.exchange(ctl, CTL_INTERRUPT, 0) === 1;
+  if (!pending || halted || timer === undefined) return;
+  if (bootMode === 'firmware') {
+    clearTimeout(/** @type {NodeJS.Timeout} */ (timer));
+    clearImmediate(/** @type {NodeJS.Immediate} */ (timer));
+    timer = undefined;
+    Atomics.store(ctl, CTL_IN_STEP, 1);
+    scheduleInterrupt();
+    const rc = callProgram(() => py.interrupted(config.stepWaitMs));
+    Atomics.store(ctl, CTL_IN_STEP, 0);
+    if (rc === undefined) return;
+    flushConsole();
+    flash.sync();
+    fail(rc < 0 ? rc : -4, 'step()');
+  } else if (bootMode === 'main') {
+    clearImmediate(/** @type {NodeJS.Immediate} */ (timer));
+    scheduleInterrupt();
+    runMain();
   }
 }
 
@@ -313,20 +391,33 @@ function bootFacts() {
 }
 
 // Requests are handled between steps (this thread is busy during one).
-port.on('message', (/** @type {{ type: string, id: number, code?: string }} */ msg) => {
+port.on('message', (/** @type {{ type: string, id: number, code?: string, single?: boolean }} */ msg) => {
   switch (msg.type) {
     case 'run': {
       host.setCode(msg.code ?? '');
-      capture = [[], []];
-      const rc = callPython(() => py.run());
+      capture = [[], [], []];
+      const rc = callProgram(() => py.run(msg.single ? 1 : 0));
+      // What the code printed, both streams as they interleaved (a board's console), then
+      // the traceback of an uncaught exception (a board's raw REPL sends it apart).
+      const printed = capture[2]?.length ?? 0;
+      const printedErr = capture[1]?.length ?? 0;
       if (rc !== undefined && rc < 0) reportError();
-      const [out, err] = /** @type {[number[], number[]]} */ (capture);
+      const [out = [], err = [], both = []] = capture;
       capture = null;
       flash.sync();
-      port.postMessage({ type: 'reply', id: msg.id, stdout: Buffer.from(out).toString('utf8'), stderr: Buffer.from(err).toString('utf8'), failed: rc !== 0 });
+      const text = (/** @type {number[]} */ bytes) => Buffer.from(bytes).toString('utf8');
+      port.postMessage({
+        type: 'reply', id: msg.id, stdout: text(out), stderr: text(err),
+        console: text(both.slice(0, printed)), traceback: text(err.slice(printedErr)),
+        failed: rc !== 0, systemExit: rc === -3, interrupted: rc === -4,
+      });
       if (rc !== undefined) overBudget();
       break;
     }
+    case 'interrupt':
+      interruptProgram();
+      port.postMessage({ type: 'reply', id: msg.id });
+      break;
     case 'heap': {
       const heap = rawHeap();
       const used = heap.used - hidden;

@@ -33,6 +33,15 @@
  *   board's connections close at once (a real one would vanish silently); the flash has
  *   no size limit; sys.platform is 'webassembly'; os.dupterm does not exist.
  * - reset() (the button) is honoured between steps, after writing the files back.
+ * - interrupt() (Ctrl-C) lands where the program calls into the lab: a blocking socket
+ *   call (which raises KeyboardInterrupt), a sleep (which ends at once, the port's clock
+ *   jumping ahead, then raises it), or between two firmware steps (one more step raises
+ *   it). Python that never calls into JavaScript (a busy loop) cannot see it: after
+ *   INTERRUPT_GRACE_MS the interpreter is replaced as by a soft reset without main.py,
+ *   and a bare KeyboardInterrupt traceback stands in for the real one.
+ * - softReset() (Ctrl-D) boots a fresh interpreter from the flash, boot.py and, with
+ *   runMain, the firmware or main.py: machine.reset_cause() keeps its last value, as on
+ *   an ESP8266 after a soft reboot.
  *
  * Library code: never prints; the board's console comes out as 'stdout'/'stderr' events,
  * diagnostics through `onLog`.
@@ -44,105 +53,15 @@ import { TextDecoder } from 'node:util';
 import path from 'node:path';
 import type { LogLevel } from '../log.js';
 import { BoardNetwork, type BridgeCall, type BridgeNotice } from './micropython-board-network.js';
-import { SHARED_BYTES, CTL_IN_STEP, CTL_FEED, RESET_CAUSE } from './micropython-board-protocol.mjs';
+import { SHARED_BYTES, CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, RESET_CAUSE } from './micropython-board-protocol.mjs';
+import {
+  MicroPythonBoardBootError, MicroPythonBoardOffError,
+  type BoardHeap, type BoardMode, type BoardResetReason, type BoardRunOptions, type BoardRunResult,
+  type MicroPythonBoardEvents, type MicroPythonBoardOptions, type Reply, type WorkerMessage,
+} from './micropython-board-types.js';
 
-export interface MicroPythonBoardOptions {
-  /** Host folder = the board's flash. Created if missing. */
-  folder: string;
-  /** The board's GC heap (default 36 KB, an ESP8266). */
-  heapBytes?: number;
-  /** How the heap budget is enforced (see the class comment). Default 'memory-error'. */
-  heapLimit?: 'memory-error' | 'live-check';
-  /** `wait_ms` passed to each firmware step (default 50). */
-  stepWaitMs?: number;
-  /** The lab's access point; connecting with another ssid/password never succeeds. */
-  wifi?: { ssid: string; password: string };
-  onLog?: (level: LogLevel, message: string) => void;
-  /** Prefix of log lines (default: the folder's name). */
-  label?: string;
-  /** Module whose start() returns the client to step (default 'cm', our firmware). */
-  firmwareModule?: string;
-  /** Longest wait between steps, whatever step() returned (default 20 ms). */
-  maxIdleMs?: number;
-  /** A step busy (not waiting on the network) this long resets the board ('crash'). 0: off. Default 10 s. */
-  watchdogMs?: number;
-}
+export * from './micropython-board-types.js';
 
-export type BoardResetReason = 'machine.reset' | 'button' | 'out-of-memory' | 'crash';
-export type BoardMode = 'firmware' | 'main' | 'idle';
-
-export interface BoardHeap {
-  /** The GC heap (≈ heapBytes less the allocation tables), without the lab's own Python. */
-  total: number;
-  used: number;
-  free: number;
-  /** Highest use, garbage included, seen at the end of a step or run since the last heap(). */
-  peakUsed: number;
-}
-
-export interface BoardRunResult {
-  stdout: string;
-  stderr: string;
-  /** Last line of the traceback ("NameError: ..."), or why the run did not finish. */
-  error?: string;
-}
-
-export interface BoardExit {
-  reason: 'power-off' | 'program-ended' | 'exception';
-  /** Where the exception was raised: 'start()', 'step()' or 'main.py'. */
-  during?: string;
-}
-
-export interface BoardBoot {
-  /** Boots since start(), 1 first. */
-  count: number;
-  mode: BoardMode;
-  /** machine.reset_cause() of this boot. */
-  cause: number;
-  /**
-   * Lab figures: heap added for the lab's own Python and hidden from the budget, what its
-   * modules actually hold of it, malloc space taken to lock the RAM, wasm memory size.
-   */
-  labBytes: number;
-  labPythonBytes: number;
-  heldBytes: number;
-  wasmBytes: number;
-}
-
-export interface MicroPythonBoardEvents {
-  stdout: [text: string];
-  stderr: [text: string];
-  reset: [reason: BoardResetReason];
-  outOfMemory: [message: string];
-  exit: [info: BoardExit];
-  boot: [info: BoardBoot];
-}
-
-/** The board's program failed while booting (its start() raised); see 'stderr'. */
-export class MicroPythonBoardBootError extends Error {
-  override readonly name = 'MicroPythonBoardBootError';
-}
-
-/** The board is off (never started, powered off, or it stopped while the request ran). */
-export class MicroPythonBoardOffError extends Error {
-  override readonly name = 'MicroPythonBoardOffError';
-  constructor(what: string) {
-    super(`the board is off: ${what}`);
-  }
-}
-
-type WorkerMessage =
-  | { type: 'log'; level: LogLevel; message: string }
-  | { type: 'console'; stream: 'stdout' | 'stderr'; data: Uint8Array }
-  | ({ type: 'call' } & BridgeCall)
-  | ({ type: 'net' } & BridgeNotice)
-  | { type: 'booted'; mode: BoardMode; hiddenBytes: number; labPythonBytes: number; heldBytes: number; wasmBytes: number }
-  | { type: 'halted'; reason: 'exception' | 'program-ended'; during?: string; memory?: boolean }
-  | { type: 'fault'; kind: 'memory' | 'crash'; message: string }
-  | { type: 'machine-reset' }
-  | { type: 'reply'; id: number; stdout?: string; stderr?: string; failed?: boolean; heap?: BoardHeap };
-
-type Reply = Extract<WorkerMessage, { type: 'reply' }>;
 
 interface Pending {
   settle: (reply: Reply | undefined, why: string) => void;
@@ -164,6 +83,10 @@ const WORKER_URL = new URL('./micropython-board-worker.mjs', import.meta.url);
 /** A reboot is not instantaneous on a board either; this also keeps boot loops cheap. */
 const REBOOT_DELAY_MS = 50;
 const BUTTON_SYNC_TIMEOUT_MS = 1000;
+/** How long interrupt() waits for the program to see the KeyboardInterrupt. */
+const INTERRUPT_GRACE_MS = 2000;
+/** What stands in for the traceback of a program the lab had to replace (see interrupt()). */
+const BARE_INTERRUPT = 'Traceback (most recent call last):\nKeyboardInterrupt: \n';
 
 export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   private readonly folder: string;
@@ -185,6 +108,9 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   private powered = false;
   private rebooting: Promise<void> | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+  private currentMode: BoardMode | undefined;
+  /** machine.reset_cause() of the last hard boot (a soft reset keeps it). */
+  private lastCause: number = RESET_CAUSE.PWRON_RESET;
 
   constructor(options: MicroPythonBoardOptions) {
     super();
@@ -210,6 +136,15 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   /** Resets since start(), whatever the reason. */
   get resets(): number {
     return this.resetCount;
+  }
+
+  /**
+   * What the board is doing: 'firmware' or 'main' while its program runs, 'idle' at its
+   * REPL (no program, or it ended, raised or was interrupted); undefined while off or
+   * booting.
+   */
+  get mode(): BoardMode | undefined {
+    return this.currentMode;
   }
 
   /**
@@ -248,16 +183,62 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
    * Runs Python in the board's __main__ between two steps (like a paste into its REPL),
    * capturing what it prints. Output does not reach the 'stdout'/'stderr' events.
    */
-  async run(code: string): Promise<BoardRunResult> {
+  async run(code: string, options: BoardRunOptions = {}): Promise<BoardRunResult> {
     try {
-      const reply = await this.request({ type: 'run', code });
+      const reply = await this.request({ type: 'run', code, single: options.single === true });
       const stdout = reply.stdout ?? '';
       const stderr = reply.stderr ?? '';
-      if (!reply.failed) return { stdout, stderr };
-      return { stdout, stderr, error: lastLine(stderr) || 'the code failed' };
+      const printedErr = reply.console !== undefined && reply.console !== stdout;
+      if (!reply.failed) return printedErr ? { stdout, stderr, console: reply.console } : { stdout, stderr };
+      const result: BoardRunResult = { stdout, stderr, error: lastLine(stderr) || 'the code failed', traceback: reply.traceback ?? stderr };
+      if (printedErr) result.console = reply.console;
+      if (reply.systemExit) result.systemExit = true;
+      if (reply.interrupted) result.interrupted = true;
+      return result;
     } catch (error) {
       return { stdout: '', stderr: '', error: error instanceof Error ? error.message : String(error) };
     }
+  }
+
+  /**
+   * Ctrl-C: raises KeyboardInterrupt in the Python that runs, a run() or the program (see
+   * the class comment for where it lands). An interrupted program prints its traceback to
+   * 'stderr', emits 'exit' (reason 'interrupted') and leaves the board at its REPL.
+   * Resolves once that happened (at once if nothing ran).
+   */
+  async interrupt(): Promise<void> {
+    if (this.rebooting) await this.rebooting.catch(() => undefined);
+    const session = this.session;
+    if (!session) throw new MicroPythonBoardOffError('interrupt() needs a running board');
+    Atomics.store(session.shared, CTL_INTERRUPT, 1);
+    session.network.interrupt();
+    try {
+      await this.request({ type: 'interrupt' }, INTERRUPT_GRACE_MS);
+    } catch {
+      if (this.session !== session || !this.powered) return; // it reset meanwhile
+      this.log('warn', `the program did not see Ctrl-C within ${INTERRUPT_GRACE_MS} ms (a loop that never calls into the lab): replacing the interpreter`);
+      const programRan = this.currentMode === 'firmware' || this.currentMode === 'main';
+      const runs = [...this.pending.values()];
+      for (const pending of runs) {
+        pending.settle({ type: 'reply', id: 0, stdout: '', stderr: BARE_INTERRUPT, failed: true, interrupted: true }, '');
+      }
+      if (programRan) {
+        if (runs.length === 0) this.emit('stderr', BARE_INTERRUPT);
+        this.emit('exit', { reason: 'interrupted' });
+      }
+      await this.reboot('soft-reset', false);
+    }
+  }
+
+  /**
+   * Ctrl-D: a soft reset. Files are written back, a fresh interpreter boots from the same
+   * flash and runs boot.py, then the firmware or main.py only with `runMain` (a board's
+   * friendly REPL does; its raw REPL does not). Resolves as start() does.
+   */
+  async softReset(options: { runMain: boolean }): Promise<void> {
+    if (!this.powered) throw new MicroPythonBoardOffError('softReset() needs a running board');
+    await this.request({ type: 'sync' }, BUTTON_SYNC_TIMEOUT_MS).catch(() => undefined);
+    await this.reboot('soft-reset', options.runMain);
   }
 
   /** The board's GC heap after a full collection (between two steps). */
@@ -267,7 +248,10 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     return reply.heap;
   }
 
-  private async request(message: { type: 'run'; code: string } | { type: 'heap' } | { type: 'sync' }, timeoutMs?: number): Promise<Reply> {
+  private async request(
+    message: { type: 'run'; code: string; single: boolean } | { type: 'heap' } | { type: 'sync' } | { type: 'interrupt' },
+    timeoutMs?: number,
+  ): Promise<Reply> {
     // A board in the middle of a reset answers once it has booted again.
     if (this.rebooting && message.type !== 'sync') await this.rebooting.catch(() => undefined);
     const session = this.session;
@@ -286,14 +270,15 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     });
   }
 
-  private spawn(cause: number): Promise<void> {
+  private spawn(cause: number, runMain = true): Promise<void> {
     const shared = new SharedArrayBuffer(SHARED_BYTES);
     const worker = new Worker(WORKER_URL, {
       workerData: {
         folder: this.folder, heapBytes: this.heapBytes, heapLimit: this.heapLimit, stepWaitMs: this.stepWaitMs, maxIdleMs: this.maxIdleMs,
-        wifi: this.wifi, uniqueId: this.uniqueId, resetCause: cause, firmwareModule: this.firmwareModule, shared,
+        wifi: this.wifi, uniqueId: this.uniqueId, resetCause: cause, firmwareModule: this.firmwareModule, runMain, shared,
       },
     });
+    this.lastCause = cause;
     return new Promise<void>((resolve, reject) => {
       const session: Session = {
         worker, network: new BoardNetwork(shared), shared: new Int32Array(shared, 0, 16), booted: false,
@@ -345,6 +330,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
       case 'booted':
         session.booted = true;
         this.bootCount++;
+        this.currentMode = msg.mode;
         this.emit('boot', {
           count: this.bootCount, mode: msg.mode, cause,
           labBytes: msg.hiddenBytes, labPythonBytes: msg.labPythonBytes, heldBytes: msg.heldBytes, wasmBytes: msg.wasmBytes,
@@ -352,6 +338,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
         session.boot.resolve();
         return;
       case 'halted':
+        this.currentMode = 'idle';
         if (msg.memory) this.emit('outOfMemory', `MemoryError in ${msg.during ?? 'the program'}`);
         if (!session.booted) {
           session.booted = true;
@@ -379,7 +366,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   }
 
   /** Throws the interpreter away and boots a fresh one from the same flash folder. */
-  private reboot(reason: BoardResetReason): Promise<void> {
+  private reboot(reason: BoardResetReason, runMain = true): Promise<void> {
     if (this.rebooting) return this.rebooting;
     const rebooting = (async () => {
       const booting = this.session?.boot;
@@ -390,8 +377,9 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
       await new Promise((resolve) => setTimeout(resolve, REBOOT_DELAY_MS));
       if (!this.powered) return;
       const cause = reason === 'machine.reset' ? RESET_CAUSE.SOFT_RESET
-        : reason === 'button' ? RESET_CAUSE.HARD_RESET : RESET_CAUSE.WDT_RESET;
-      const boot = this.spawn(cause);
+        : reason === 'button' ? RESET_CAUSE.HARD_RESET
+          : reason === 'soft-reset' ? this.lastCause : RESET_CAUSE.WDT_RESET;
+      const boot = this.spawn(cause, runMain);
       // Whoever waited for the interrupted boot waits for this one.
       boot.then(() => booting?.resolve(), (error: Error) => booting?.reject(error));
       this.rebooting = undefined;
@@ -408,6 +396,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   private async kill(why: string): Promise<void> {
     const session = this.session;
     this.session = undefined;
+    this.currentMode = undefined;
     for (const pending of [...this.pending.values()]) pending.settle(undefined, why);
     if (!session) return;
     session.network.close();

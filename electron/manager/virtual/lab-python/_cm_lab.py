@@ -6,7 +6,7 @@
 # Exceptions never leave these functions (an exception reaching JavaScript is formatted
 # in the heap, which may be full): they are kept in _err, and JavaScript asks report()
 # to print them once the heap has been collected. Return codes: 0 ok, -1 exception,
-# -2 MemoryError.
+# -2 MemoryError, -3 SystemExit, -4 KeyboardInterrupt (Ctrl-C, see interrupted()).
 import gc
 import sys
 import uctypes
@@ -30,7 +30,11 @@ _keep = None  # ballast: see the worker's boot()
 def _fail(e):
     global _err
     _err = e
-    return -2 if isinstance(e, MemoryError) else -1
+    if isinstance(e, MemoryError):
+        return -2
+    if isinstance(e, SystemExit):
+        return -3
+    return -4 if isinstance(e, KeyboardInterrupt) else -1
 
 
 def report():
@@ -83,14 +87,15 @@ def step(wait):
     return r if type(r) is int and r > 0 else 0
 
 
-def run():
+def run(single):
     # Code for run() is pulled from the host into the heap, like a paste into the REPL.
+    # single: one line typed at the friendly REPL (an expression's value is printed).
     b = bytearray(_h.code_len())
     _h.code_read(uctypes.addressof(b), len(b))
     try:
         c = str(b, 'utf-8')
         b = None
-        c = compile(c, '<stdin>', 'exec')
+        c = compile(c, '<stdin>', 'single' if single else 'exec')
         exec(c, g)
     except BaseException as e:
         b = c = None
@@ -100,6 +105,30 @@ def run():
     _h.mem(gc.mem_alloc(), gc.mem_free())
     gc.collect()
     return 0
+
+
+def interrupted(wait):
+    # Ctrl-C between two steps: JavaScript has scheduled a KeyboardInterrupt, which the
+    # step raises where it stands (as the firmware's main loop would on a board). A step
+    # that swallows it is still interrupted: the loop below raises a scheduled one still
+    # pending (the VM checks on a backward jump), the raise an unscheduled one.
+    try:
+        _step(wait)
+        for _ in (0, 1):
+            pass
+        raise KeyboardInterrupt
+    except BaseException as e:
+        return _fail(e)
+
+
+def drain():
+    # A KeyboardInterrupt scheduled for code that returned before it was raised: raise it
+    # here, where it does no harm, instead of in the next Python call.
+    try:
+        for _ in (0, 1):
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 def collect():

@@ -3,7 +3,8 @@
 # Timeouts and errors behave as on the ESP8266 port: a timed-out read raises
 # OSError(110), a non-blocking one with nothing to read OSError(11) (read(), readinto()
 # and readline() return None instead, as MicroPython streams do), a refused connection
-# OSError(111), a reset one OSError(104). Kept small: it lives in the board's RAM here.
+# OSError(111), a reset one OSError(104); Ctrl-C during a blocking call raises
+# KeyboardInterrupt from it (the host answers EINTR). Kept small: it lives in the board's RAM here.
 import io
 import uctypes
 import _cm_lab_host as _h
@@ -23,8 +24,16 @@ TCP_NODELAY = 1
 _S = _h.scratch()  # host buffer outside the GC heap: received bytes land there first
 
 
+def _err(r):
+    if r == -4:
+        raise KeyboardInterrupt
+    raise OSError(-r)
+
+
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
     n = _h.dns(host)
+    if n == -4:
+        raise KeyboardInterrupt
     if n < 0:
         raise OSError(-2)  # what the ESP8266 port raises for a failed lookup
     return [(AF_INET, SOCK_STREAM, 0, '', (str(uctypes.bytes_at(_S, n), 'ascii'), port))]
@@ -53,7 +62,7 @@ class socket(io.IOBase):
     def connect(self, addr):
         r = _h.sock_connect(self._i, addr[0], addr[1], self._t)
         if r:
-            raise OSError(-r)
+            _err(r)
 
     def send(self, b):
         b = _buf(b)
@@ -72,7 +81,7 @@ class socket(io.IOBase):
         if r < 0:
             if stream and r == -11:
                 return None
-            raise OSError(-r)
+            _err(r)
         return uctypes.bytes_at(_S, r)
 
     def recv(self, n):
@@ -97,7 +106,7 @@ class socket(io.IOBase):
         if r < 0:
             if r == -11:
                 return None
-            raise OSError(-r)
+            _err(r)
         return r
 
     def ioctl(self, req, arg):
