@@ -28,6 +28,7 @@ export function dataPaths(dataDir: string) {
     managerPassword: path.join(dataDir, 'secrets', 'redis-manager.password'),
     apiToken: path.join(dataDir, 'secrets', 'api.token'),
     serviceFile: path.join(dataDir, 'service.json'),
+    firmwareDir: path.join(dataDir, 'firmware'),
     logsDir: path.join(dataDir, 'logs'),
     managerLog: path.join(dataDir, 'logs', 'manager.log'),
   };

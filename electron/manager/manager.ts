@@ -14,6 +14,7 @@ import { FleetStore } from './redis/fleet-store.js';
 import { boardUser } from './redis/keys.js';
 import { Fleet } from './fleet/fleet.js';
 import { ApiServer } from './api/server.js';
+import { UsbService } from './usb/usb-service.js';
 import type { ServiceStatus } from './api/contract.js';
 import {
   dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readServiceInfo,
@@ -40,6 +41,8 @@ export interface ManagerOptions {
   apiPort?: number;
   /** Host name or address boards should use to reach Redis (default: derived from bind). */
   advertiseHost?: string;
+  /** Serial device paths to list besides the detected ones (e.g. simulated boards' ptys). */
+  extraSerialPorts?: string[];
   log?: Logger;
 }
 
@@ -75,6 +78,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private store: FleetStore | undefined;
   private fleetInstance: Fleet | undefined;
   private api: ApiServer | undefined;
+  private usb: UsbService | undefined;
   private endpoint: RedisEndpoint | undefined;
   private startedAt = 0;
   private redisRestarts = 0;
@@ -115,16 +119,25 @@ export class Manager extends EventEmitter<ManagerEvents> {
         },
       });
       await this.fleetInstance.start();
+      const advertise = {
+        host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : advertisedHost(bind)),
+        port: this.endpoint.port,
+      };
+      this.usb = new UsbService({
+        fleet: this.fleetInstance, log: this.log, firmwareFolder: this.paths.firmwareDir, advertise: () => advertise,
+        extraPorts: () => this.options.extraSerialPorts ?? [],
+      });
       this.api = new ApiServer({
         token: this.apiToken,
         log: this.log,
         port: this.options.apiPort,
-        context: { fleet: this.fleetInstance, status: () => this.status(), shutdown: () => void this.stop() },
+        context: { fleet: this.fleetInstance, usb: this.usb, status: () => this.status(), shutdown: () => void this.stop() },
       });
       this.apiUrl = await this.api.listen();
       this.fleetInstance.on('board', (event) => this.api?.broadcast(event));
       this.fleetInstance.on('command', (command) => this.api?.broadcast({ type: 'command', command }));
       this.fleetInstance.on('output', (event) => this.api?.broadcast({ type: 'output', ...event }));
+      this.usb.on('progress', (event) => this.api?.broadcast({ type: 'usb.progress', ...event }));
     } catch (error) {
       await this.stop();
       throw error;

@@ -13,7 +13,14 @@ import type { BoardSummary } from '../fleet/board-registry.js';
 import type { CommandView, OutputEvent } from '../fleet/command-dispatcher.js';
 import type { BoardCredentials, BoardEvent } from '../fleet/fleet.js';
 
-export type { BoardSummary, CommandView, OutputEvent, BoardCredentials, BoardEvent };
+import type { SerialPortInfo } from '../usb/serial-ports.js';
+import type { FlashResult } from '../usb/esp-flasher.js';
+import type { ProvisionResult } from '../usb/board-provisioner.js';
+import type { PutFileResult } from '../usb/serial-copy.js';
+import type { CatalogueEntry } from '../usb/firmware-catalogue.js';
+import type { UsbProgressEvent } from '../usb/usb-service.js';
+
+export type { BoardSummary, CommandView, OutputEvent, BoardCredentials, BoardEvent, SerialPortInfo, FlashResult, ProvisionResult, CatalogueEntry, UsbProgressEvent };
 
 const boardPath = z.string().min(1).max(255);
 const boardsPattern = z.string().min(1).max(4096).describe('BOARDS: names, ranges like esp-[1-3], globs like sim-*');
@@ -38,6 +45,13 @@ export const commandRequestSchema = z.discriminatedUnion('op', [
 export type ApiCommandRequest = z.infer<typeof commandRequestSchema>;
 
 const empty = z.object({}).strict();
+const devicePath = z.string().min(1).max(255).describe('serial device, e.g. /dev/ttyUSB0 or COM3');
+const provisionInput = z.object({
+  name: z.string().min(1).max(32),
+  wifiSsid: z.string().min(1).max(32),
+  wifiPassword: z.string().max(63),
+  server: z.object({ host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535) }).optional(),
+});
 const boardRef = z.string().min(1).max(64);
 const cid = z.string().min(1).max(40);
 
@@ -61,6 +75,21 @@ export const routeInputs = {
   'commands.cancel': z.object({ cid }).strict(),
   'commands.file': z.object({ cid }).strict(),
   'service.shutdown': empty,
+  'usb.ports': empty,
+  'usb.flash': z.object({
+    port: devicePath,
+    firmware: z.string().min(1).max(100).optional(),
+    imageBase64: base64Data.optional(),
+    baud: z.union([z.literal(115_200), z.literal(230_400), z.literal(460_800), z.literal(921_600)]).optional(),
+    erase: z.boolean().optional(),
+    flashMode: z.enum(['qio', 'qout', 'dio', 'dout']).optional(),
+    provision: provisionInput.optional(),
+  }).strict().refine((input) => Boolean(input.firmware) !== Boolean(input.imageBase64), 'give exactly one of firmware (a catalogue name) or imageBase64'),
+  'usb.provision': provisionInput.extend({ port: devicePath }).strict(),
+  'usb.put': z.object({ port: devicePath, dest: boardPath, dataBase64: base64Data }).strict(),
+  'firmware.list': empty,
+  'firmware.add': z.object({ name: z.string().min(1).max(100), dataBase64: base64Data }).strict(),
+  'firmware.download': z.object({ url: z.string().url().max(2048), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/), name: z.string().min(1).max(100).optional() }).strict(),
 } as const;
 
 export type RouteName = keyof typeof routeInputs;
@@ -95,10 +124,17 @@ export interface RouteOutputs {
   'commands.cancel': CommandView;
   'commands.file': { size: number; sha256: string; dataBase64: string };
   'service.shutdown': { stopping: true };
+  'usb.ports': SerialPortInfo[];
+  'usb.flash': { flash: FlashResult; provision: ProvisionResult | null };
+  'usb.provision': ProvisionResult;
+  'usb.put': PutFileResult;
+  'firmware.list': CatalogueEntry[];
+  'firmware.add': CatalogueEntry;
+  'firmware.download': CatalogueEntry;
 }
 export type RouteOutput<R extends RouteName> = RouteOutputs[R];
 
-export type ApiErrorCode = 'bad_request' | 'unauthorized' | 'not_found' | 'conflict' | 'unavailable' | 'internal';
+export type ApiErrorCode = 'bad_request' | 'unauthorized' | 'not_found' | 'conflict' | 'unavailable' | 'device' | 'internal';
 
 export interface ApiError {
   code: ApiErrorCode;
@@ -112,6 +148,7 @@ export type ApiEvent =
   | BoardEvent
   | { type: 'command'; command: CommandView }
   | ({ type: 'output' } & OutputEvent)
+  | ({ type: 'usb.progress' } & UsbProgressEvent)
   | { type: 'hello'; version: string };
 
 export const API_EVENTS_PATH = '/api/events';

@@ -4,13 +4,15 @@
  */
 import { z } from 'zod';
 import type { Fleet } from '../fleet/fleet.js';
-import { validateCommandRequest, type CommandRequest } from '../fleet/command-ops.js';
+import { validateBoardPath, validateCommandRequest, type CommandRequest } from '../fleet/command-ops.js';
 import { summarizeBoard } from '../fleet/board-registry.js';
 import { sha256 } from '../transfer/upload-blob.js';
+import type { UsbService, ProvisionRequestBase } from '../usb/usb-service.js';
 import { routeInputs, type ApiCommandRequest, type RouteName, type RouteOutputs, type ServiceStatus } from './contract.js';
 
 export interface ApiContext {
   fleet: Fleet;
+  usb: UsbService;
   status(): Promise<ServiceStatus>;
   /** Stops the service (after the reply has been sent). */
   shutdown(): void;
@@ -65,4 +67,22 @@ export const handlers: HandlerTable = {
     context.shutdown();
     return { stopping: true };
   },
+  'usb.ports': ({ usb }) => usb.ports(),
+  'usb.flash': ({ usb }, input) => usb.flash({
+    port: input.port, firmware: input.firmware, image: input.imageBase64 ? Buffer.from(input.imageBase64, 'base64') : undefined,
+    baud: input.baud, erase: input.erase, flashMode: input.flashMode,
+    provision: input.provision ? provisionRequest(input.provision) : undefined,
+  }),
+  'usb.provision': ({ usb }, input) => usb.provision(input.port, provisionRequest(input)),
+  'usb.put': ({ usb }, input) => {
+    validateBoardPath(input.dest, 'DEST');
+    return usb.copy(input.port, Buffer.from(input.dataBase64, 'base64'), input.dest);
+  },
+  'firmware.list': ({ usb }) => usb.catalogue.list(),
+  'firmware.add': ({ usb }, input) => usb.catalogue.add(input.name, Buffer.from(input.dataBase64, 'base64'), null),
+  'firmware.download': ({ usb }, input) => usb.catalogue.download({ url: input.url, sha256: input.sha256, name: input.name }),
 };
+
+function provisionRequest(input: { name: string; wifiSsid: string; wifiPassword: string; server?: { host: string; port: number } }): ProvisionRequestBase {
+  return { name: input.name, wifi: { ssid: input.wifiSsid, password: input.wifiPassword }, server: input.server };
+}

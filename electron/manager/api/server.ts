@@ -21,6 +21,13 @@ import { BoardSelectorError } from '../fleet/board-selector.js';
 import { InvalidCommandError } from '../fleet/command-ops.js';
 import { InvalidIdError } from '../redis/keys.js';
 import { QueueFullError } from '../redis/fleet-store.js';
+import { PortBusyError } from '../usb/usb-service.js';
+import { FirmwareImageError } from '../usb/firmware-image.js';
+import { FirmwareDownloadError } from '../usb/firmware-catalogue.js';
+import { FlashError, UnsupportedChipError } from '../usb/esp-flasher.js';
+import { ProvisionError } from '../usb/board-provisioner.js';
+import { SerialCopyError } from '../usb/serial-copy.js';
+import { ProvisioningInputError } from '../fleet/provisioning-payload.js';
 
 const MAX_BODY_BYTES = 24 * 1024 * 1024;
 /** A client that cannot keep up with events is dropped rather than buffered without end. */
@@ -53,8 +60,14 @@ function classify(error: unknown): { status: number; body: ApiError } {
   if (error instanceof UnknownBoardError || error instanceof NotFoundError) {
     return { status: 404, body: { code: 'not_found', message: error.message } };
   }
-  if (error instanceof BoardNameTakenError || error instanceof QueueFullError) {
+  if (error instanceof BoardNameTakenError || error instanceof QueueFullError || error instanceof PortBusyError) {
     return { status: 409, body: { code: 'conflict', message: error.message } };
+  }
+  if (error instanceof FirmwareImageError || error instanceof FirmwareDownloadError || error instanceof UnsupportedChipError || error instanceof ProvisioningInputError) {
+    return { status: 400, body: { code: 'bad_request', message: error.message } };
+  }
+  if (error instanceof FlashError || error instanceof ProvisionError || error instanceof SerialCopyError) {
+    return { status: 502, body: { code: 'device', message: error.message } };
   }
   return { status: 500, body: { code: 'internal', message: (error as Error)?.message ?? String(error) } };
 }

@@ -131,16 +131,14 @@ async function listFirmware(dir: string): Promise<{ modules: string[]; entryPoin
 /** The board's configuration file: its credentials plus the wifi it joins. */
 type BoardConfig = Omit<BoardCredentials, 'v'> & { wifi_ssid: string; wifi_password: string };
 
-/** Checks every input value and returns the board configuration (keys in PROTOCOL.md order). */
-function validatedConfig(input: ProvisioningInput): BoardConfig {
-  if (typeof input !== 'object' || input === null) throw new ProvisioningInputError('input', 'provisioning input must be an object');
-  const { wifi, server, credentials } = input;
-  if (typeof wifi !== 'object' || wifi === null) throw new ProvisioningInputError('wifi', 'wifi settings are missing');
-  if (typeof server !== 'object' || server === null) throw new ProvisioningInputError('server', 'server settings are missing');
-  if (typeof credentials !== 'object' || credentials === null) {
-    throw new ProvisioningInputError('credentials', 'board credentials are missing');
-  }
-
+/**
+ * Checks the wifi and server settings a board is provisioned with (throws
+ * ProvisioningInputError). Exported so a caller can refuse bad settings before it
+ * changes anything (enrollment re-keys a board).
+ */
+export function checkNetworkSettings(
+  wifi: { ssid: unknown; password: unknown }, server: { host: unknown; port: unknown },
+): { ssid: string; password: string; host: string; port: number } {
   // Wifi: 802.11 limits an SSID to 32 bytes; a WPA passphrase is 8–63 characters, and the
   // ESP8266 keeps it in a 64-byte field (64 bytes would be read as a raw hex key).
   const ssid: unknown = wifi.ssid;
@@ -172,6 +170,21 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new ProvisioningInputError('server.port', `the server port ${String(port)} is not a whole number from 1 to 65535`);
   }
+
+  return { ssid, password, host, port };
+}
+
+/** Checks every input value and returns the board configuration (keys in PROTOCOL.md order). */
+function validatedConfig(input: ProvisioningInput): BoardConfig {
+  if (typeof input !== 'object' || input === null) throw new ProvisioningInputError('input', 'provisioning input must be an object');
+  const { wifi, server, credentials } = input;
+  if (typeof wifi !== 'object' || wifi === null) throw new ProvisioningInputError('wifi', 'wifi settings are missing');
+  if (typeof server !== 'object' || server === null) throw new ProvisioningInputError('server', 'server settings are missing');
+  if (typeof credentials !== 'object' || credentials === null) {
+    throw new ProvisioningInputError('credentials', 'board credentials are missing');
+  }
+
+  const { ssid, password, host, port } = checkNetworkSettings(wifi, server);
 
   // Identity: the same rules the key builder enforces, so the board's keys and ACL match.
   const id = checkedId(assertBoardId, credentials.id, 'credentials.id');

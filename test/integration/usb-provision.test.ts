@@ -1,0 +1,112 @@
+/**
+ * One-click flash and provisioning against a simulated ESP8266 (ROM + stub, then
+ * MicroPython with its REPL on the pty): the board comes online in the fleet with the
+ * given wifi, server and name, and credentials that work for itself only.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UsbService, type UsbProgressEvent } from '../../electron/manager/usb/usb-service.js';
+import { ProvisioningInputError } from '../../electron/manager/fleet/provisioning-payload.js';
+import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
+import { RespError } from '../../electron/manager/redis/resp-codec.js';
+import { boardKeys } from '../../electron/manager/redis/keys.js';
+import { LAB_WIFI } from '../../electron/manager/virtual/micropython-fleet.js';
+import { SimulatedEsp8266 } from '../lab/simulated-esp8266.js';
+import { makeEsp8266Image } from '../lab/esp8266-image.js';
+import { startManager } from '../helpers/lab.js';
+
+describe('flash and provision an ESP8266 over USB (simulated)', () => {
+  let service: Awaited<ReturnType<typeof startManager>>;
+  let usb: UsbService;
+  let folder: string;
+  const boards: SimulatedEsp8266[] = [];
+  const events: UsbProgressEvent[] = [];
+
+  beforeAll(async () => {
+    service = await startManager({ heartbeatS: 1 });
+    folder = await mkdtemp(path.join(os.tmpdir(), 'cm-usb-'));
+    usb = new UsbService({
+      fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware'),
+      advertise: () => ({ host: '127.0.0.1', port: service.redisPort }),
+    });
+    usb.on('progress', (event) => events.push(event));
+  });
+  afterAll(async () => {
+    await Promise.all(boards.map((board) => board.close()));
+    await service?.manager.stop();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  async function newBoard(name: string) {
+    const board = new SimulatedEsp8266({ folder: path.join(folder, name) });
+    boards.push(board);
+    await board.powerOn('download');
+    return board;
+  }
+
+  it('flashes, provisions, and the board comes online with its configuration', { timeout: 120_000 }, async () => {
+    const board = await newBoard('kitchen');
+    const result = await usb.flash({
+      port: board.path, image: makeEsp8266Image({ size: 256 * 1024, flashMode: 'dio' }),
+      provision: { name: 'kitchen', wifi: LAB_WIFI },
+    });
+    expect(result.flash).toMatchObject({ boot: 'ok', flashMode: 'dio' });
+    expect(result.provision).toMatchObject({ name: 'kitchen', online: true, format: 'mpy' });
+    const listed = await service.api.call('boards.get', { board: 'kitchen' });
+    expect(listed.online).toBe(true);
+
+    const config = JSON.parse(await readFile(path.join(board.fsFolder, 'cm_config.json'), 'utf8'));
+    expect(config).toMatchObject({ name: 'kitchen', wifi_ssid: LAB_WIFI.ssid, wifi_password: LAB_WIFI.password, server: '127.0.0.1', port: service.redisPort });
+
+    // Its credentials work for itself, and for nothing else.
+    const other = (await service.api.call('boards.enroll', { name: 'other' })).id;
+    const connection = await RespConnection.connect({ host: '127.0.0.1', port: service.redisPort });
+    await connection.call('AUTH', config.user, config.password);
+    const own = boardKeys(config.id);
+    expect(await connection.call('FCALL', 'cm_claim', '2', own.cmd, own.state, '')).toBeTruthy();
+    const refused = await connection.call('XRANGE', boardKeys(other).cmd, '-', '+').catch((error: unknown) => (error instanceof RespError ? error.code : error));
+    expect(refused).toBe('NOPERM');
+    connection.destroy();
+
+    const { commands } = await service.api.call('commands.send', { boards: 'kitchen', request: { op: 'exec', code: 'print("hello from the kitchen")' } });
+    const [done] = await service.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 10_000 });
+    expect(done!.output[0]?.text).toBe('hello from the kitchen\n');
+    const phases = new Set(events.map((event) => `${event.step}:${event.phase}`));
+    for (const phase of ['flash:write', 'flash:verify', 'flash:boot-check', 'provision:repl', 'provision:enroll', 'provision:write', 'provision:restart', 'provision:online']) {
+      expect(phases).toContain(phase);
+    }
+  });
+
+  it('refuses bad wifi settings before touching the board; the board keeps working', { timeout: 60_000 }, async () => {
+    const board = boards[0]!;
+    await expect(usb.provision(board.path, { name: 'kitchen', wifi: { ssid: LAB_WIFI.ssid, password: 'short' } }))
+      .rejects.toBeInstanceOf(ProvisioningInputError);
+    await expect(usb.flash({ port: board.path, image: makeEsp8266Image({ size: 64 * 1024 }), provision: { name: 'bad name!', wifi: LAB_WIFI } }))
+      .rejects.toBeInstanceOf(ProvisioningInputError);
+    // Its credentials were not re-issued: it is still online and runs commands.
+    const { commands } = await service.api.call('commands.send', { boards: 'kitchen', request: { op: 'exec', code: 'print(1)' } });
+    expect((await service.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 10_000 }))[0]!.status).toBe('ok');
+  });
+
+  it('leaves the board out of the raw REPL when provisioning fails midway', { timeout: 60_000 }, async () => {
+    const board = boards[0]!;
+    const failing = new UsbService({
+      fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware'),
+      advertise: () => ({ host: '127.0.0.1', port: service.redisPort }),
+    });
+    // Enrollment fails after the raw REPL was entered (the service refusing it).
+    const fleet = service.manager.fleet;
+    const original = fleet.enroll.bind(fleet);
+    fleet.enroll = async () => {
+      throw new Error('the service could not enroll the board');
+    };
+    try {
+      await expect(failing.provision(board.path, { name: 'kitchen', wifi: LAB_WIFI })).rejects.toThrow(/could not enroll/);
+    } finally {
+      fleet.enroll = original;
+    }
+    expect(board.repl?.state).not.toBe('raw');
+  });
+});
