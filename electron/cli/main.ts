@@ -9,11 +9,12 @@ import {
   boardDownload, boardEnroll, boardExecute, boardHistory, boardList, boardLs, boardReboot, boardRemove, boardRename, boardRm, boardUpload,
 } from './board-verbs.js';
 import { boardMacro } from './board-macro-verb.js';
+import { boardFlash, boardProvision, firmwareDownload, firmwareList, usbPorts, usbPut } from './usb-verbs.js';
 
 export const VERBS: VerbSpec[] = [
   serverStart, serverStop, serverStatus,
   boardList, boardEnroll, boardExecute, boardUpload, boardDownload, boardLs, boardRm, boardRename, boardReboot, boardMacro,
-  boardRemove, boardHistory, sim,
+  boardRemove, boardHistory, usbPorts, boardFlash, boardProvision, usbPut, firmwareList, firmwareDownload, sim,
 ];
 
 export async function main(argv: string[], io = { out: process.stdout, err: process.stderr, stdin: process.stdin }): Promise<number> {

@@ -10,6 +10,7 @@
  * RESET is pressed, and leaves the bootloader with the stub's "run user code".
  */
 import { createHash } from 'node:crypto';
+import { deflateSync } from 'node:zlib';
 import { ESPLoader, Transport, type IEspLoaderTerminal } from 'esptool-js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, type FirmwareImageInfo, type FlashMode } from './firmware-image.js';
@@ -138,21 +139,28 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
   }
 }
 
+/** How long to keep trying once the user was asked to put the board in download mode. */
+const BOOTLOADER_WAIT_MS = 60_000;
+
 async function connect(options: FlashOptions, baud: number, log: Logger, progress: (p: FlashProgress) => void): Promise<Session> {
   progress({ phase: 'connect', message: `connecting to ${options.portPath}` });
-  for (let tries = 0; ; tries++) {
+  let asked = 0;
+  for (;;) {
     const port = new WebSerialPort({ path: options.portPath, vendorId: options.vendorId, productId: options.productId, logger: log, openPort: options.openPort });
     const transport = new Transport(port as unknown as ConstructorParameters<typeof Transport>[0], false);
     // esptool-js traces through console.log even with tracing off: keep it in our log.
     transport.trace = (message: string) => log('debug', `esptool: ${message}`);
     const loader = new ESPLoader({ transport, baudrate: baud, romBaudrate: 115_200, terminal: terminalFor(log) });
     try {
-      await loader.main('default_reset');
+      // A few attempts only: without reset lines, a board not in download mode never answers.
+      await loader.detectChip('default_reset', asked ? 2 : 3);
       progress({ phase: 'detect', message: 'reading the chip and its flash' });
       const chip = await loader.chip.getChipDescription(loader);
       if (!/^ESP82(66|85)/.test(chip)) {
         throw new UnsupportedChipError(`the board is an ${chip}: Cloudmanager flashes ESP8266 and ESP8285 boards`);
       }
+      await loader.runStub();
+      if (baud !== 115_200) await loader.changeBaud();
       const size = await loader.detectFlashSize();
       const flashSizeBytes = FLASH_SIZES[size ?? ''];
       if (!flashSizeBytes) throw new FlashError(`could not detect the flash size (${size ?? 'no answer'})`);
@@ -160,11 +168,16 @@ async function connect(options: FlashOptions, baud: number, log: Logger, progres
     } catch (error) {
       await transport.disconnect().catch(() => undefined);
       if (error instanceof UnsupportedChipError || error instanceof FlashError) throw error;
-      // Without reset lines the chip only answers in download mode: ask for the buttons.
-      if (tries === 0 && port.hasResetLines === false && options.onNeedBootloader) {
-        progress({ phase: 'connect', message: 'hold BOOT (GPIO0) and press RESET on the board to enter download mode' });
-        await options.onNeedBootloader();
-        continue;
+      // Without reset lines the chip only answers in download mode: ask for the buttons,
+      // then keep trying for a while.
+      if (port.hasResetLines === false && options.onNeedBootloader) {
+        if (!asked) {
+          progress({ phase: 'connect', message: 'hold BOOT (GPIO0) and press RESET on the board to enter download mode' });
+          asked = Date.now();
+          await options.onNeedBootloader();
+          continue;
+        }
+        if (Date.now() - asked < BOOTLOADER_WAIT_MS) continue;
       }
       throw new FlashError(`no answer from an ESP bootloader on ${options.portPath}: ${(error as Error).message}`);
     }
@@ -177,30 +190,39 @@ async function write(session: Session, options: FlashOptions, info: FirmwareImag
     progress({ phase: 'erase', message: 'erasing the flash' });
     await loader.eraseFlash();
   }
-  progress({ phase: 'write', message: `writing ${info.size} bytes in flash mode ${mode}`, done: 0, total: info.size });
-  // The detected size goes into the header ('keep' has left some ESP-01s unbootable).
-  const flashSize = session.flashSizeName as 'detect';
-  await loader.writeFlash({
-    fileArray: [{ data: new Uint8Array(options.image), address: 0 }],
-    flashMode: mode,
-    flashFreq: 'keep',
-    flashSize,
-    eraseAll: false,
-    compress: true,
-    reportProgress: (_file, written, total) => progress({ phase: 'write', message: 'writing', done: written, total }),
-  });
-  // Verified here rather than by esptool-js, so a mismatch is an error of its own kind.
+  progress({ phase: 'write', message: `writing ${info.size} bytes in flash mode ${mode}` });
+  // The header carries the flash mode we write and the size the chip reported ('keep' has
+  // left some ESP-01s unbootable); esptool-js's own function patches it.
+  const image = await (loader as unknown as LoaderInternals)._updateImageFlashParams(new Uint8Array(options.image), 0, mode, 'keep', session.flashSizeName);
+  // Compressed and sent block by block here rather than by esptool-js's writeFlash, which
+  // inflates every block again to report progress (about 60 ms a block: 1.5 s of 600 KB).
+  const compressed = deflateSync(image, { level: 9 });
+  const internals = loader as unknown as LoaderInternals;
+  const blockSize = internals.FLASH_WRITE_SIZE;
+  const blocks = Math.ceil(compressed.length / blockSize);
+  // The stub acknowledges a block once received and writes it while the next one arrives;
+  // allow for a block that inflates to four times its size being erased and written.
+  const blockTimeout = Math.max(3_000, internals.timeoutPerMb(internals.ERASE_WRITE_TIMEOUT_PER_MB, blockSize * 4));
+  await loader.flashDeflBegin(image.length, compressed.length, 0);
+  for (let seq = 0; seq < blocks; seq++) {
+    await loader.flashDeflBlock(compressed.subarray(seq * blockSize, (seq + 1) * blockSize), seq, blockTimeout);
+    progress({ phase: 'write', message: 'writing (compressed)', done: Math.min((seq + 1) * blockSize, compressed.length), total: compressed.length });
+  }
+  await loader.flashDeflFinish(false);
+  // Verified here, so a mismatch is an error of its own kind.
   progress({ phase: 'verify', message: 'checking the MD5 of what was written' });
-  const written = await (loader as unknown as PatchableLoader)._updateImageFlashParams(new Uint8Array(options.image), 0, mode, 'keep', flashSize);
-  const expected = createHash('md5').update(written).digest('hex');
-  const actual = String(await loader.flashMd5sum(0, written.length));
+  const expected = createHash('md5').update(image).digest('hex');
+  const actual = String(await loader.flashMd5sum(0, image.length));
   if (actual !== expected) {
     throw new FlashVerifyError(`the flash does not hold what was written (MD5 ${actual}, expected ${expected}); try again, and if it keeps failing the board's flash may be faulty`);
   }
 }
 
-/** esptool-js patches flash parameters into the image header; we need the exact bytes. */
-interface PatchableLoader {
+/** What we use of esptool-js's loader beyond its typed API. */
+interface LoaderInternals {
+  FLASH_WRITE_SIZE: number;
+  ERASE_WRITE_TIMEOUT_PER_MB: number;
+  timeoutPerMb(secondsPerMb: number, sizeBytes: number): number;
   _updateImageFlashParams(image: Uint8Array, address: number, flashMode: string, flashFreq: string, flashSize: string): Promise<Uint8Array>;
 }
 
