@@ -12,6 +12,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { SimulatedEsp8266 } from '../simulated-esp8266.js';
+import { LAB_WIFI } from '../../../electron/manager/virtual/micropython-fleet.js';
 
 const { values } = parseArgs({ options: {
   link: { type: 'string' }, 'needs-mode': { type: 'string' }, dir: { type: 'string' }, boot: { type: 'string' },
@@ -30,6 +31,7 @@ const board = new SimulatedEsp8266({
 });
 await board.powerOn((values.boot as 'download' | 'flash' | undefined) ?? 'download');
 process.stdout.write(`Simulated ESP8266 on ${board.path} (flash and files in ${folder}), in ${values.boot === 'flash' ? 'its firmware' : 'download mode'}.\n` +
+  `Its wifi: network ${JSON.stringify(LAB_WIFI.ssid)}, password ${JSON.stringify(LAB_WIFI.password)} (any other fails to join, like a real one).\n` +
   'Keys: b + Enter = hold BOOT and press RESET (download mode), r + Enter = RESET, Ctrl-C = unplug.\n');
 const keys = readline.createInterface({ input: process.stdin });
 keys.on('line', (line) => {
