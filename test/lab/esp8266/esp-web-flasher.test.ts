@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { WebSerialPort } from '../../../electron/manager/usb/web-serial-port.js';
 import { Esp8266Simulator } from './esp8266-simulator.js';
-import { closeSession, commandSummary, esptoolSession, loadWebFlasher, removeTempDirs, tempDir, type EsptoolSession } from './host-tools.js';
+import { closeSession, commandSummary, esptoolSession, esptoolWriteImage, loadWebFlasher, removeTempDirs, tempDir, type EsptoolSession } from './host-tools.js';
 import { makeTestImage } from './test-image.js';
 
 afterAll(removeTempDirs);
@@ -28,14 +28,7 @@ it('esp-web-flasher (an independent implementation) writes the same flash as esp
   await reference.powerOn({ bootMode: 'download' });
   session = esptoolSession(reference.path, 460800);
   await session.loader.main('default_reset');
-  await session.loader.writeFlash({
-    fileArray: [{ data: new Uint8Array(image), address: 0 }],
-    flashMode: 'keep',
-    flashFreq: 'keep',
-    flashSize: 'keep',
-    eraseAll: false,
-    compress: true,
-  });
+  await esptoolWriteImage(session.loader, image, { compress: true });
   await closeSession(session);
   session = undefined;
 

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { Esp8266Simulator } from './esp8266-simulator.js';
-import { closeSession, esptoolSession, removeTempDirs, tempDir, type EsptoolSession } from './host-tools.js';
+import { closeSession, esptoolSession, esptoolWriteImage, removeTempDirs, tempDir, type EsptoolSession } from './host-tools.js';
 import { makeTestImage } from './test-image.js';
 
 afterAll(removeTempDirs);
@@ -27,15 +26,7 @@ it('writes at 115200 (no baud change) close to the wire limit', async () => {
 
   const image = makeTestImage();
   const started = Date.now();
-  await loader.writeFlash({
-    fileArray: [{ data: new Uint8Array(image), address: 0 }],
-    flashMode: 'keep',
-    flashFreq: 'keep',
-    flashSize: 'keep',
-    eraseAll: false,
-    compress: true,
-    calculateMD5Hash: (data) => createHash('md5').update(data).digest('hex'),
-  });
+  await esptoolWriteImage(loader, image, { compress: true, md5Check: true });
   const writeMs = Date.now() - started;
   expect(log).toContain('Hash of data verified.');
   expect(sim.readFlash(0, image.length).equals(image)).toBe(true);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Esp8266Simulator } from './esp8266-simulator.js';
-import { closeSession, commandSummary, esptoolSession, removeTempDirs, tempDir, type EsptoolSession } from './host-tools.js';
+import { closeSession, commandSummary, esptoolSession, esptoolWriteImage, removeTempDirs, tempDir, type EsptoolSession } from './host-tools.js';
 import { makeTestImage } from './test-image.js';
 
 afterAll(removeTempDirs);
@@ -89,14 +89,7 @@ describe('esptool-js against the ESP8266 simulator (pty, no reset lines)', () =>
     await session.loader.connect('no_reset');
     expect(session.loader.chip.CHIP_NAME).toBe('ESP8266');
     const image = makeTestImage({ iromBytes: 2048, seed: 5 });
-    await session.loader.writeFlash({
-      fileArray: [{ data: new Uint8Array(image), address: 0 }],
-      flashMode: 'keep',
-      flashFreq: 'keep',
-      flashSize: 'keep',
-      eraseAll: false,
-      compress: false,
-    });
+    await esptoolWriteImage(session.loader, image, { compress: false });
     expect(sim.loaderKind).toBe('rom');
     expect(sim.readFlash(0, image.length).equals(image)).toBe(true);
     // esptool-js pads the last block to 16 KB with 0xFF, which the ROM writes as is.

@@ -1,13 +1,11 @@
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { Esp8266Simulator } from './esp8266-simulator.js';
-import { closeSession, esptoolSession, removeTempDirs, tempDir, type EsptoolSession } from './host-tools.js';
+import { closeSession, esptoolSession, esptoolWriteImage, removeTempDirs, tempDir, type EsptoolSession } from './host-tools.js';
 import { makeTestImage } from './test-image.js';
 
 afterAll(removeTempDirs);
 
-const md5hex = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
 const image = makeTestImage({ iromBytes: 120 * 1024, seed: 3 });
 
 let sim: Esp8266Simulator | undefined;
@@ -27,15 +25,7 @@ async function connect(target: Esp8266Simulator): Promise<EsptoolSession> {
 }
 
 function write(session: EsptoolSession): Promise<void> {
-  return session.loader.writeFlash({
-    fileArray: [{ data: new Uint8Array(image), address: 0 }],
-    flashMode: 'keep',
-    flashFreq: 'keep',
-    flashSize: 'keep',
-    eraseAll: false,
-    compress: true,
-    calculateMD5Hash: md5hex,
-  });
+  return esptoolWriteImage(session.loader, image, { compress: true, md5Check: true });
 }
 
 it('corruptBlock: the stub writes one block wrongly and esptool-js reports the MD5 mismatch', async () => {

@@ -4,6 +4,7 @@
  * prints.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { ESPLoader, Transport, type IEspLoaderTerminal } from 'esptool-js';
@@ -52,6 +53,22 @@ export function esptoolSession(devicePath: string, baudrate: number): EsptoolSes
   transport.trace = (message: string) => void log.push(`TRACE ${message}`);
   const loader = new ESPLoader({ transport, baudrate, romBaudrate: 115200, terminal });
   return { port, transport, loader, log };
+}
+
+/**
+ * Writes `image` at address 0 with esptool-js's own writeFlash, keeping the image's
+ * header (mode, frequency, size) as esptool does for a MicroPython image.
+ */
+export function esptoolWriteImage(loader: ESPLoader, image: Buffer, options: { compress: boolean; md5Check?: boolean }): Promise<void> {
+  return loader.writeFlash({
+    fileArray: [{ data: new Uint8Array(image), address: 0 }],
+    flashMode: 'keep',
+    flashFreq: 'keep',
+    flashSize: 'keep',
+    eraseAll: false,
+    compress: options.compress,
+    calculateMD5Hash: options.md5Check ? (data) => createHash('md5').update(data).digest('hex') : undefined,
+  });
 }
 
 export async function closeSession(session: EsptoolSession): Promise<void> {

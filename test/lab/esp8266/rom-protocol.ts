@@ -73,22 +73,22 @@ export function parseCommand(frame: Buffer): CommandPacket | null {
   return { op: frame[1]!, checksum: frame.readUInt32LE(4), data: frame.subarray(8) };
 }
 
-export function buildCommand(op: number, data: Uint8Array = Buffer.alloc(0), checksum = 0): Buffer {
+/** An 8-byte header (direction, op, length, 32-bit word) and the data after it. */
+function buildFrame(direction: 0x00 | 0x01, op: number, word: number, data: Uint8Array): Buffer {
   const head = Buffer.alloc(8);
-  head[0] = 0x00;
+  head[0] = direction;
   head[1] = op;
   head.writeUInt16LE(data.length, 2);
-  head.writeUInt32LE(checksum >>> 0, 4);
+  head.writeUInt32LE(word >>> 0, 4);
   return Buffer.concat([head, data]);
 }
 
+export function buildCommand(op: number, data: Uint8Array = Buffer.alloc(0), checksum = 0): Buffer {
+  return buildFrame(0x00, op, checksum, data);
+}
+
 export function buildResponse(op: number, value: number, data: Uint8Array): Buffer {
-  const head = Buffer.alloc(8);
-  head[0] = 0x01;
-  head[1] = op;
-  head.writeUInt16LE(data.length, 2);
-  head.writeUInt32LE(value >>> 0, 4);
-  return Buffer.concat([head, data]);
+  return buildFrame(0x01, op, value, data);
 }
 
 export function dataChecksum(payload: Uint8Array, seed = CHECKSUM_SEED): number {
