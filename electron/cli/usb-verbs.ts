@@ -2,7 +2,7 @@
 import { readFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import type { ApiClient, EventSubscription } from '../manager/api/client.js';
-import type { UsbProgressEvent } from '../manager/api/contract.js';
+import type { ApiEvent, SerialPortInfo, UsbProgressEvent } from '../manager/api/contract.js';
 import { CliError, intOption, write, type OptionSpec, type VerbContext, type VerbSpec } from './cli-framework.js';
 import { connectService } from './service-control.js';
 import { formatBytes, table } from './format.js';
@@ -61,18 +61,40 @@ function requirePort(values: VerbContext['values']): string {
   return values.port;
 }
 
+function portRow(port: SerialPortInfo): string[] {
+  const usbId = port.vendorId === undefined ? '-' : `${port.vendorId.toString(16).padStart(4, '0')}:${(port.productId ?? 0).toString(16).padStart(4, '0')}`;
+  return [port.path, port.friendlyName, usbId];
+}
+
 export const usbPorts: VerbSpec = {
   name: 'usb-ports',
   summary: 'list serial ports (USB adapters of ESP boards first)',
   args: [],
-  options: { json: { type: 'boolean', description: 'print JSON' } },
+  options: {
+    json: { type: 'boolean', description: 'print JSON (with --watch: one line per change)' },
+    watch: { type: 'boolean', description: 'then keep printing boards plugged in and unplugged until Ctrl-C' },
+  },
   async run({ values, out }) {
-    const ports = await (await connectService(values)).call('usb.ports', {});
+    const api = await connectService(values);
+    // Subscribed before listing, so nothing plugged in between the two is missed.
+    const subscription = values.watch ? await api.events((event) => {
+      if (event.type !== 'usb.port') return;
+      const change = event as ApiEvent & { type: 'usb.port' };
+      if (values.json) write(out, JSON.stringify({ kind: change.kind, port: change.port }) + '\n');
+      else write(out, `${change.kind === 'added' ? 'plugged in' : 'unplugged'}: ${portRow(change.port).join('  ')}\n`);
+    }) : undefined;
+    const ports = await api.call('usb.ports', {});
     if (values.json) write(out, JSON.stringify(ports) + '\n');
     else if (ports.length === 0) write(out, 'No serial ports found. Plug the board in (with a data cable) and try again.\n');
-    else write(out, table(['PORT', 'ADAPTER', 'USB ID'], ports.map((port) => [
-      port.path, port.friendlyName, port.vendorId === undefined ? '-' : `${port.vendorId.toString(16).padStart(4, '0')}:${(port.productId ?? 0).toString(16).padStart(4, '0')}`,
-    ])));
+    else write(out, table(['PORT', 'ADAPTER', 'USB ID'], ports.map(portRow)));
+    if (!subscription) return 0;
+    if (!values.json) write(out, 'Watching for boards plugged in or unplugged; Ctrl-C to stop.\n');
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+      subscription.onClose(resolve);
+    });
+    subscription.close();
     return 0;
   },
 };

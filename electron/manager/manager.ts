@@ -43,6 +43,8 @@ export interface ManagerOptions {
   advertiseHost?: string;
   /** Serial device paths to list besides the detected ones (e.g. simulated boards' ptys). */
   extraSerialPorts?: string[];
+  /** How often the serial port list is checked for plug and unplug (default 1000 ms). */
+  serialPortPollMs?: number;
   log?: Logger;
 }
 
@@ -138,6 +140,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
       this.fleetInstance.on('command', (command) => this.api?.broadcast({ type: 'command', command }));
       this.fleetInstance.on('output', (event) => this.api?.broadcast({ type: 'output', ...event }));
       this.usb.on('progress', (event) => this.api?.broadcast({ type: 'usb.progress', ...event }));
+      this.usb.on('port', (change) => this.api?.broadcast({ type: 'usb.port', ...change }));
+      await this.usb.watchPorts(this.options.serialPortPollMs);
     } catch (error) {
       await this.stop();
       throw error;
@@ -233,6 +237,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         this.log('warn', `while stopping ${what}: ${(error as Error).message}`);
       }
     };
+    this.usb?.stop();
     await step('the API', () => this.api?.close());
     await step('the fleet', () => this.fleetInstance?.stop());
     await step('notifications', () => this.store?.close());

@@ -13,14 +13,14 @@ import type { BoardSummary } from '../fleet/board-registry.js';
 import type { CommandView, OutputEvent } from '../fleet/command-dispatcher.js';
 import type { BoardCredentials, BoardEvent } from '../fleet/fleet.js';
 
-import type { SerialPortInfo } from '../usb/serial-ports.js';
+import type { SerialPortChange, SerialPortInfo } from '../usb/serial-ports.js';
 import type { FlashResult } from '../usb/esp-flasher.js';
 import type { ProvisionResult } from '../usb/board-provisioner.js';
 import type { PutFileResult } from '../usb/serial-copy.js';
 import type { CatalogueEntry } from '../usb/firmware-catalogue.js';
 import type { UsbProgressEvent } from '../usb/usb-service.js';
 
-export type { BoardSummary, CommandView, OutputEvent, BoardCredentials, BoardEvent, SerialPortInfo, FlashResult, ProvisionResult, CatalogueEntry, UsbProgressEvent };
+export type { BoardSummary, CommandView, OutputEvent, BoardCredentials, BoardEvent, SerialPortInfo, SerialPortChange, FlashResult, ProvisionResult, CatalogueEntry, UsbProgressEvent };
 
 const boardPath = z.string().min(1).max(255);
 const boardsPattern = z.string().min(1).max(4096).describe('BOARDS: names, ranges like esp-[1-3], globs like sim-*');
@@ -149,6 +149,7 @@ export type ApiEvent =
   | { type: 'command'; command: CommandView }
   | ({ type: 'output' } & OutputEvent)
   | ({ type: 'usb.progress' } & UsbProgressEvent)
+  | ({ type: 'usb.port' } & SerialPortChange)
   | { type: 'hello'; version: string };
 
 export const API_EVENTS_PATH = '/api/events';

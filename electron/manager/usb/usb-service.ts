@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { SerialPort } from 'serialport';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Logger } from '../log.js';
-import { listSerialPorts, type SerialPortInfo } from './serial-ports.js';
+import { listSerialPorts, watchSerialPorts, type SerialPortChange, type SerialPortInfo, type SerialPortWatcher } from './serial-ports.js';
 import { flashEsp8266, type FlashProgress, type FlashResult } from './esp-flasher.js';
 import { checkProvisionSettings, provisionBoard, type ProvisionProgress, type ProvisionResult } from './board-provisioner.js';
 import { FirmwareCatalogue } from './firmware-catalogue.js';
@@ -28,6 +28,8 @@ export interface UsbProgressEvent {
 
 export interface UsbServiceEvents {
   progress: [event: UsbProgressEvent];
+  /** A serial port appeared (board plugged in) or went away (unplugged). */
+  port: [change: SerialPortChange];
 }
 
 export interface FlashRequest {
@@ -55,6 +57,7 @@ export class PortBusyError extends Error {
 
 export class UsbService extends EventEmitter<UsbServiceEvents> {
   private readonly busy = new Set<string>();
+  private watcher: SerialPortWatcher | undefined;
   readonly catalogue: FirmwareCatalogue;
 
   constructor(private readonly options: {
@@ -72,6 +75,23 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
 
   ports(): Promise<SerialPortInfo[]> {
     return listSerialPorts({ extraPaths: this.options.extraPorts?.() ?? [] });
+  }
+
+  /** Starts noticing plug and unplug ('port' events); resolves once the baseline is known. */
+  async watchPorts(intervalMs = 1000): Promise<void> {
+    if (!this.watcher) {
+      this.watcher = watchSerialPorts((change) => {
+        this.options.log('info', `serial port ${change.kind}: ${change.port.path} (${change.port.friendlyName})`);
+        this.emit('port', change);
+        // sysfs reads are cheap; udevadm (serialport's Linux lister) would spawn a process a second.
+      }, { intervalMs, logger: this.options.log, extraPaths: this.options.extraPorts?.() ?? [], preferSysfs: true });
+    }
+    await this.watcher.ready;
+  }
+
+  stop(): void {
+    this.watcher?.stop();
+    this.watcher = undefined;
   }
 
   async flash(request: FlashRequest): Promise<{ flash: FlashResult; provision: ProvisionResult | null }> {
