@@ -121,13 +121,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
         },
       });
       await this.fleetInstance.start();
-      const advertise = {
-        host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : advertisedHost(bind)),
-        port: this.endpoint.port,
-      };
       this.usb = new UsbService({
-        fleet: this.fleetInstance, log: this.log, firmwareFolder: this.paths.firmwareDir, advertise: () => advertise,
-        extraPorts: () => this.options.extraSerialPorts ?? [],
+        fleet: this.fleetInstance, log: this.log, firmwareFolder: this.paths.firmwareDir, extraPorts: this.options.extraSerialPorts,
       });
       this.api = new ApiServer({
         token: this.apiToken,

@@ -29,7 +29,6 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     folder = await mkdtemp(path.join(os.tmpdir(), 'cm-usb-'));
     usb = new UsbService({
       fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware'),
-      advertise: () => ({ host: '127.0.0.1', port: service.redisPort }),
     });
     usb.on('progress', (event) => events.push(event));
   });
@@ -94,7 +93,6 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     const board = boards[0]!;
     const failing = new UsbService({
       fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware'),
-      advertise: () => ({ host: '127.0.0.1', port: service.redisPort }),
     });
     // Enrollment fails after the raw REPL was entered (the service refusing it).
     const fleet = service.manager.fleet;

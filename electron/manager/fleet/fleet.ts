@@ -63,6 +63,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
   private readonly store: FleetStore;
   private readonly log: Logger;
 
+  /** Address and port boards use to reach Redis. */
+  get advertise(): { host: string; port: number } {
+    return this.options.advertise;
+  }
+
   constructor(private readonly options: FleetOptions) {
     super();
     this.setMaxListeners(0);
@@ -184,7 +189,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
     return enrolled.map(({ board, password }) => ({
       v: PROTOCOL_VERSION, id: board.id, name: board.name, user: boardUser(board.id), password,
-      server: options.server ?? this.options.advertise.host, port: this.options.advertise.port, hb: board.hb,
+      server: options.server ?? this.advertise.host, port: this.advertise.port, hb: board.hb,
     }));
   }
 

@@ -5,14 +5,13 @@
  * enable autostart (main.py), soft-reset, and wait until it is online in the fleet.
  * Whatever fails, the board is left out of the raw REPL.
  */
-import { SerialPort } from 'serialport';
 import type { BoardCredentials } from '../fleet/fleet.js';
 import { buildProvisioningPayload, checkNetworkSettings, ProvisioningInputError } from '../fleet/provisioning-payload.js';
 import { assertBoardName } from '../redis/keys.js';
 import { silentLogger, type Logger } from '../log.js';
 import { RawRepl } from './raw-repl.js';
 import { putFile, pythonLiteral } from './serial-copy.js';
-import type { NodeSerialPort, OpenNodeSerialPort } from './web-serial-port.js';
+import { closeNodeSerialPort, openNodeSerialPort, type NodeSerialPort } from './web-serial-port.js';
 
 export type ProvisionPhase = 'open' | 'repl' | 'enroll' | 'write' | 'restart' | 'online' | 'done';
 
@@ -39,7 +38,6 @@ export interface ProvisionOptions {
   replTimeoutMs?: number;
   onProgress?: (progress: ProvisionProgress) => void;
   log?: Logger;
-  openPort?: OpenNodeSerialPort;
 }
 
 export interface ProvisionResult {
@@ -56,12 +54,6 @@ export class ProvisionError extends Error {
   override name = 'ProvisionError';
 }
 
-const defaultOpen: OpenNodeSerialPort = (path, options) =>
-  new Promise((resolve, reject) => {
-    const port = new SerialPort({ path, baudRate: options.baudRate, autoOpen: false });
-    port.open((error) => (error ? reject(error) : resolve(port)));
-  });
-
 export async function provisionBoard(options: ProvisionOptions): Promise<ProvisionResult> {
   checkProvisionSettings(options);
   const progress = options.onProgress ?? (() => undefined);
@@ -70,11 +62,11 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
   progress({ phase: 'open', message: `opening ${options.portPath}` });
   let port: NodeSerialPort;
   try {
-    port = await (options.openPort ?? defaultOpen)(options.portPath, { baudRate: 115_200 });
+    port = await openNodeSerialPort(options.portPath, { baudRate: 115_200 });
   } catch (error) {
     throw new ProvisionError(`cannot open ${options.portPath}: ${(error as Error).message}`);
   }
-  const repl = new RawRepl({ port: port as never, exitOnError: true, onLog: (level, message) => log(level, `repl: ${message}`) });
+  const repl = new RawRepl({ port, exitOnError: true, onLog: (level, message) => log(level, `repl: ${message}`) });
   try {
     progress({ phase: 'repl', message: 'waiting for MicroPython on the serial console' });
     await repl.enter({ timeoutMs: options.replTimeoutMs ?? 15_000 });
@@ -96,7 +88,7 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
     progress({ phase: 'restart', message: 'restarting the board with the Cloudmanager client' });
     await repl.softReset({ runMain: true });
     repl.dispose();
-    await closePort(port);
+    await closeNodeSerialPort(port);
     progress({ phase: 'online', message: `waiting for ${options.name} to come online` });
     const online = await options.waitOnline(credentials.id, options.onlineTimeoutMs ?? 60_000);
     progress({ phase: 'done', message: online ? `${options.name} is online` : `${options.name} did not come online yet (check the wifi name and password)` });
@@ -108,7 +100,7 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
     // Whatever failed, the board goes back to its normal console (out of the raw REPL).
     if (repl.inRawRepl) await repl.exit({ timeoutMs: 3_000 }).catch(() => undefined);
     repl.dispose();
-    await closePort(port);
+    await closeNodeSerialPort(port);
     if (error instanceof ProvisionError || error instanceof ProvisioningInputError) throw error;
     throw new ProvisionError(`provisioning ${options.name} failed: ${(error as Error).message}`);
   }
@@ -125,11 +117,4 @@ export function checkProvisionSettings(settings: { name: string; wifi: { ssid: s
   } catch (error) {
     throw new ProvisioningInputError('name', (error as Error).message);
   }
-}
-
-function closePort(port: NodeSerialPort): Promise<void> {
-  return new Promise((resolve) => {
-    if (!port.isOpen) resolve();
-    else port.close(() => resolve());
-  });
 }

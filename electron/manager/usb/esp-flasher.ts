@@ -14,7 +14,7 @@ import { deflateSync } from 'node:zlib';
 import { ESPLoader, Transport, type IEspLoaderTerminal } from 'esptool-js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, type FirmwareImageInfo, type FlashMode } from './firmware-image.js';
-import { WebSerialPort, type OpenNodeSerialPort } from './web-serial-port.js';
+import { WebSerialPort } from './web-serial-port.js';
 import { watchBoot, type BootVerdict } from './boot-check.js';
 
 export type FlashPhase = 'check-image' | 'connect' | 'detect' | 'erase' | 'write' | 'verify' | 'reset' | 'boot-check' | 'reflash' | 'done';
@@ -45,8 +45,6 @@ export interface FlashOptions {
   onNeedBootloader?: () => void | Promise<void>;
   onProgress?: (progress: FlashProgress) => void;
   log?: Logger;
-  /** Opens the serial port (tests). */
-  openPort?: OpenNodeSerialPort;
 }
 
 export interface FlashResult {
@@ -146,7 +144,7 @@ async function connect(options: FlashOptions, baud: number, log: Logger, progres
   progress({ phase: 'connect', message: `connecting to ${options.portPath}` });
   let asked = 0;
   for (;;) {
-    const port = new WebSerialPort({ path: options.portPath, vendorId: options.vendorId, productId: options.productId, logger: log, openPort: options.openPort });
+    const port = new WebSerialPort({ path: options.portPath, vendorId: options.vendorId, productId: options.productId, logger: log });
     const transport = new Transport(port as unknown as ConstructorParameters<typeof Transport>[0], false);
     // esptool-js traces through console.log even with tracing off: keep it in our log.
     transport.trace = (message: string) => log('debug', `esptool: ${message}`);
@@ -186,6 +184,7 @@ async function connect(options: FlashOptions, baud: number, log: Logger, progres
 
 async function write(session: Session, options: FlashOptions, info: FirmwareImageInfo, mode: FlashMode, progress: (p: FlashProgress) => void): Promise<void> {
   const { loader } = session;
+  const internals = loader as unknown as LoaderInternals;
   if (options.erase) {
     progress({ phase: 'erase', message: 'erasing the flash' });
     await loader.eraseFlash();
@@ -193,11 +192,10 @@ async function write(session: Session, options: FlashOptions, info: FirmwareImag
   progress({ phase: 'write', message: `writing ${info.size} bytes in flash mode ${mode}` });
   // The header carries the flash mode we write and the size the chip reported ('keep' has
   // left some ESP-01s unbootable); esptool-js's own function patches it.
-  const image = await (loader as unknown as LoaderInternals)._updateImageFlashParams(new Uint8Array(options.image), 0, mode, 'keep', session.flashSizeName);
+  const image = await internals._updateImageFlashParams(new Uint8Array(options.image), 0, mode, 'keep', session.flashSizeName);
   // Compressed and sent block by block here rather than by esptool-js's writeFlash, which
   // inflates every block again to report progress (about 60 ms a block: 1.5 s of 600 KB).
   const compressed = deflateSync(image, { level: 9 });
-  const internals = loader as unknown as LoaderInternals;
   const blockSize = internals.FLASH_WRITE_SIZE;
   const blocks = Math.ceil(compressed.length / blockSize);
   // The stub acknowledges a block once received and writes it while the next one arrives;

@@ -5,7 +5,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { SerialPort } from 'serialport';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Logger } from '../log.js';
 import { listSerialPorts, watchSerialPorts, type SerialPortChange, type SerialPortInfo, type SerialPortWatcher } from './serial-ports.js';
@@ -14,6 +13,7 @@ import { checkProvisionSettings, provisionBoard, type ProvisionProgress, type Pr
 import { FirmwareCatalogue } from './firmware-catalogue.js';
 import { RawRepl } from './raw-repl.js';
 import { putFile, type PutFileResult } from './serial-copy.js';
+import { closeNodeSerialPort, openNodeSerialPort } from './web-serial-port.js';
 import { FirmwareImageError, type FlashMode } from './firmware-image.js';
 
 export interface UsbProgressEvent {
@@ -64,27 +64,25 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     fleet: Fleet;
     log: Logger;
     firmwareFolder: string;
-    /** Where boards reach Redis by default. */
-    advertise: () => { host: string; port: number };
     /** Extra device paths to list (simulated boards' ptys). */
-    extraPorts?: () => string[];
+    extraPorts?: string[];
   }) {
     super();
     this.catalogue = new FirmwareCatalogue(options.firmwareFolder);
   }
 
   ports(): Promise<SerialPortInfo[]> {
-    return listSerialPorts({ extraPaths: this.options.extraPorts?.() ?? [] });
+    return listSerialPorts({ extraPaths: this.options.extraPorts });
   }
 
   /** Starts noticing plug and unplug ('port' events); resolves once the baseline is known. */
   async watchPorts(intervalMs = 1000): Promise<void> {
     if (!this.watcher) {
+      // sysfs reads are cheap; udevadm (serialport's Linux lister) would spawn a process a second.
       this.watcher = watchSerialPorts((change) => {
         this.options.log('info', `serial port ${change.kind}: ${change.port.path} (${change.port.friendlyName})`);
         this.emit('port', change);
-        // sysfs reads are cheap; udevadm (serialport's Linux lister) would spawn a process a second.
-      }, { intervalMs, logger: this.options.log, extraPaths: this.options.extraPorts?.() ?? [], preferSysfs: true });
+      }, { intervalMs, logger: this.options.log, extraPaths: this.options.extraPorts, preferSysfs: true });
     }
     await this.watcher.ready;
   }
@@ -98,13 +96,14 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     const image = request.image ?? (request.firmware ? (await this.catalogue.get(request.firmware)).image : undefined);
     if (!image) throw new FirmwareImageError('give the firmware image or the name of one in the catalogue');
     // Bad provisioning settings are refused before the board is flashed.
-    if (request.provision) checkProvisionSettings({ ...request.provision, server: request.provision.server ?? this.options.advertise() });
+    if (request.provision) checkProvisionSettings({ ...request.provision, server: request.provision.server ?? this.options.fleet.advertise });
     return this.job(request.port, async (job) => {
       const flash = await flashEsp8266({
         portPath: request.port, image, baud: request.baud, erase: request.erase, flashMode: request.flashMode,
         log: this.options.log,
         onProgress: (progress: FlashProgress) => this.report(job, request.port, 'flash', progress),
-        onNeedBootloader: () => this.report(job, request.port, 'flash', { phase: 'connect', message: 'hold BOOT (GPIO0) and press RESET on the board' }),
+        // The flasher reports the BOOT+RESET prompt itself; the user answers on the board.
+        onNeedBootloader: () => undefined,
       });
       const provision = request.provision ? await this.provisionNow(job, request.port, request.provision) : null;
       return { flash, provision };
@@ -118,10 +117,7 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
   /** Copies a file to a board's flash over its serial console (raw REPL). */
   copy(port: string, data: Buffer, dest: string): Promise<PutFileResult> {
     return this.job(port, async (job) => {
-      const serial = await new Promise<SerialPort>((resolve, reject) => {
-        const opened = new SerialPort({ path: port, baudRate: 115_200, autoOpen: false });
-        opened.open((error) => (error ? reject(error) : resolve(opened)));
-      });
+      const serial = await openNodeSerialPort(port, { baudRate: 115_200 });
       const repl = new RawRepl({ port: serial, exitOnError: true });
       try {
         await repl.enter({ timeoutMs: 15_000 });
@@ -132,13 +128,13 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
         return result;
       } finally {
         repl.dispose();
-        await new Promise<void>((resolve) => serial.close(() => resolve()));
+        await closeNodeSerialPort(serial);
       }
     });
   }
 
   private provisionNow(job: string, port: string, request: ProvisionRequestBase): Promise<ProvisionResult> {
-    const server = request.server ?? this.options.advertise();
+    const server = request.server ?? this.options.fleet.advertise;
     const fleet = this.options.fleet;
     return provisionBoard({
       portPath: port, name: request.name, wifi: request.wifi, server, log: this.options.log,

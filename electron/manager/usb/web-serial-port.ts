@@ -59,6 +59,7 @@ type Callback = (error?: Error | null) => void;
 export interface NodeSerialPort {
   readonly isOpen: boolean;
   on(event: 'data' | 'close' | 'error', listener: (...args: any[]) => void): unknown;
+  off(event: 'data' | 'close' | 'error', listener: (...args: any[]) => void): unknown;
   removeAllListeners(): unknown;
   write(data: Buffer, callback?: Callback): boolean;
   drain(callback?: Callback): void;
@@ -87,7 +88,8 @@ export interface WebSerialPortEvents {
   disconnect: [];
 }
 
-const defaultOpen: OpenNodeSerialPort = (path, options) =>
+/** Opens a serialport SerialPort (8N1 unless told otherwise); the one place ports are opened. */
+export const openNodeSerialPort: OpenNodeSerialPort = (path, options) =>
   new Promise((resolve, reject) => {
     const port = new SerialPort({
       path,
@@ -100,6 +102,14 @@ const defaultOpen: OpenNodeSerialPort = (path, options) =>
     });
     port.open((error) => (error ? reject(error) : resolve(port)));
   });
+
+/** Closes a port opened by openNodeSerialPort; never rejects (a port already gone is closed). */
+export function closeNodeSerialPort(port: NodeSerialPort): Promise<void> {
+  return new Promise((resolve) => {
+    if (!port.isOpen) resolve();
+    else port.close(() => resolve());
+  });
+}
 
 function callbackToPromise(run: (done: Callback) => void): Promise<void> {
   return new Promise((resolve, reject) => run((error) => (error ? reject(error) : resolve())));
@@ -133,7 +143,7 @@ export class WebSerialPort extends EventEmitter<WebSerialPortEvents> {
     this.path = options.path;
     this.info = { usbVendorId: options.vendorId, usbProductId: options.productId };
     this.log = options.logger ?? silentLogger;
-    this.openPort = options.openPort ?? defaultOpen;
+    this.openPort = options.openPort ?? openNodeSerialPort;
   }
 
   get isOpen(): boolean {
