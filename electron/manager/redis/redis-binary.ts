@@ -10,9 +10,9 @@
  *      previous download) — read-only: we never let it download.
  */
 import { execFile } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { executableProblem, findOnPath, isExecutable, isWindows } from '../executables.js';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -84,25 +84,6 @@ export class RedisVersionUnsupportedError extends Error {
   }
 }
 
-const isWindows = process.platform === 'win32';
-
-/** Returns why `file` is unusable as an executable, or undefined when it is fine. */
-async function executableProblem(file: string): Promise<string | undefined> {
-  try {
-    const info = await stat(file);
-    if (!info.isFile()) return 'is not a file';
-  } catch {
-    return 'does not exist';
-  }
-  try {
-    // On Windows X_OK degrades to an existence check, which is what Windows offers.
-    await access(file, fsConstants.X_OK);
-  } catch {
-    return 'is not executable';
-  }
-  return undefined;
-}
-
 async function isDirectory(dir: string): Promise<boolean> {
   try {
     return (await stat(dir)).isDirectory();
@@ -111,38 +92,10 @@ async function isDirectory(dir: string): Promise<boolean> {
   }
 }
 
-async function isExecutable(file: string): Promise<boolean> {
-  return (await executableProblem(file)) === undefined;
-}
-
-/** Environment lookup that is case-insensitive on Windows (PATH is often spelt `Path`). */
-function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  if (!isWindows) return env[name];
-  const key = Object.keys(env).find((k) => k.toUpperCase() === name.toUpperCase());
-  return key === undefined ? undefined : env[key];
-}
-
-/** Candidate file names for `redis-server` in one PATH folder. */
-function pathCandidates(dir: string, env: NodeJS.ProcessEnv): string[] {
-  if (!isWindows) return [path.join(dir, 'redis-server')];
-  const exts = (envValue(env, 'PATHEXT') ?? '.COM;.EXE;.BAT;.CMD')
-    .split(';')
-    .filter((e) => e.length > 0);
-  return exts.map((ext) => path.join(dir, `redis-server${ext.toLowerCase()}`));
-}
-
 async function searchPath(env: NodeJS.ProcessEnv, searched: string[]): Promise<string | undefined> {
-  const dirs = (envValue(env, 'PATH') ?? '').split(path.delimiter);
-  for (const dir of dirs) {
-    // An empty PATH entry means "current directory" to a shell; running whatever binary
-    // happens to sit in the cwd is not something a service should do, so skip it.
-    if (dir.length === 0 || !path.isAbsolute(dir)) continue;
-    for (const candidate of pathCandidates(dir, env)) {
-      if (await isExecutable(candidate)) return candidate;
-    }
-  }
-  searched.push('PATH');
-  return undefined;
+  const found = await findOnPath('redis-server', env);
+  if (found === undefined) searched.push('PATH');
+  return found;
 }
 
 /** Reads the `redisMemoryServer` section of our package.json, paths made absolute. */

@@ -8,10 +8,11 @@
  * serial, manufacturer and product. /dev/serial/by-id links, when udev made them, are
  * attached as stable names. Extra paths (symlinks, e.g. the lab's pty links) can be added.
  */
-import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { SerialPort } from 'serialport';
 import { silentLogger, type Logger } from '../log.js';
+import { findOnPath } from '../executables.js';
 
 export type UsbSerialAdapter = 'cp210x' | 'ch340' | 'ch9102' | 'ftdi' | 'esp-usb' | 'cdc-acm' | 'usb-serial' | 'pty' | 'uart';
 
@@ -105,18 +106,6 @@ function hexNumber(text: string | undefined): number | undefined {
   if (!text) return undefined;
   const value = Number.parseInt(text.replace(/^0x/i, ''), 16);
   return Number.isFinite(value) ? value : undefined;
-}
-
-export function onPath(command: string, envPath = process.env.PATH ?? ''): boolean {
-  return envPath.split(path.delimiter).some((dir) => {
-    if (!dir) return false;
-    try {
-      accessSync(path.join(dir, command), fsConstants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** Linux ports from sysfs, without udev. */
@@ -221,7 +210,7 @@ export async function listSerialPorts(options: ListSerialPortsOptions = {}): Pro
   const platform = options.platform ?? process.platform;
   let ports: SerialPortInfo[] | undefined;
   if (platform === 'linux') {
-    const useUdev = !options.preferSysfs && options.sysfsRoot === undefined && onPath('udevadm');
+    const useUdev = !options.preferSysfs && options.sysfsRoot === undefined && (await findOnPath('udevadm')) !== undefined;
     if (useUdev) ports = await listWithSerialport(logger);
     if (!ports) ports = listFromSysfs(options.sysfsRoot, options.devRoot);
   } else {

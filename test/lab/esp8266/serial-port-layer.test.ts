@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { listFromSysfs, listSerialPorts, onPath, watchSerialPorts, type SerialPortChange } from '../../../electron/manager/usb/serial-ports.js';
+import { findOnPath } from '../../../electron/manager/executables.js';
+import { listFromSysfs, listSerialPorts, watchSerialPorts, type SerialPortChange } from '../../../electron/manager/usb/serial-ports.js';
 import { WebSerialPort, type NodeSerialPort } from '../../../electron/manager/usb/web-serial-port.js';
 import { PtyLink } from '../pty-link.js';
 import { readFromPort, removeTempDirs, tempDir } from './host-tools.js';
@@ -22,7 +23,7 @@ async function pty(link?: string): Promise<PtyLink> {
 
 describe('listSerialPorts', () => {
   it('works on this machine without udevadm and lists an extra pty link', async () => {
-    expect(onPath('udevadm')).toBe(false);
+    expect(await findOnPath('udevadm')).toBeUndefined();
     const link = await pty();
     const ports = await listSerialPorts({ extraPaths: [link.path, '/nonexistent/tty'] });
     const found = ports.find((port) => port.path === link.path);
