@@ -4,11 +4,8 @@
  * as a JSON string literal (valid Python), never spliced into code unquoted.
  */
 import type { ApiCommandRequest, CommandView } from '../manager/api/contract.js';
-import { validateBoardPath, InvalidCommandError } from '../manager/fleet/command-ops.js';
-import { CliError, write, type VerbSpec } from './cli-framework.js';
-import { connectService } from './service-control.js';
-import { reportFailures, runOnBoards } from './board-runner.js';
-import { numberOption } from './cli-framework.js';
+import { CliError, type VerbSpec } from './cli-framework.js';
+import { boardPath, runAndReport, WAIT_OPTIONS } from './board-verbs.js';
 
 interface Macro {
   help: string;
@@ -19,14 +16,7 @@ interface Macro {
 }
 
 const output = (view: CommandView) => view.output.map((chunk) => chunk.text).join('');
-const path = (arg: string | undefined, fallback?: string) => {
-  try {
-    return validateBoardPath(arg ?? fallback ?? '', 'PATH');
-  } catch (error) {
-    if (error instanceof InvalidCommandError) throw new CliError(error.message, 2);
-    throw error;
-  }
-};
+const path = (arg: string | undefined, fallback?: string) => boardPath(arg ?? fallback ?? '', 'PATH');
 
 export const MACROS: Record<string, Macro> = {
   echo: { help: 'print ARG on the board', arg: 'required', request: (arg) => ({ op: 'exec', code: `print(${JSON.stringify(arg)})` }), show: output },
@@ -65,10 +55,7 @@ export const boardMacro: VerbSpec = {
   name: 'board',
   summary: 'run a macro on boards: ' + Object.keys(MACROS).join(', '),
   args: ['BOARDS', 'MACRO', 'ARG?'],
-  options: {
-    timeout: { type: 'string', valueName: 'SECONDS', description: 'time limit on the board (default 30)' },
-    'wait-offline': { type: 'boolean', description: 'wait for offline boards to come back and run it' },
-  },
+  options: WAIT_OPTIONS,
   details: 'Macros:\n' + Object.entries(MACROS).map(([name, macro]) => `  ${name.padEnd(10)} ${macro.help}`).join('\n'),
   async run(context) {
     const [boards, name, arg] = context.positionals as [string, string, string | undefined];
@@ -76,17 +63,6 @@ export const boardMacro: VerbSpec = {
     if (!macro) throw new CliError(`unknown macro ${JSON.stringify(name)}; macros: ${Object.keys(MACROS).join(', ')}`, 2);
     if (macro.arg === 'required' && arg === undefined) throw new CliError(`macro ${name} needs an argument: ${macro.help}`, 2);
     if (macro.arg === 'none' && arg !== undefined) throw new CliError(`macro ${name} takes no argument`, 2);
-    const api = await connectService(context.values);
-    const { finished } = await runOnBoards(api, boards, macro.request(arg), {
-      timeoutMs: Math.round(numberOption(context.values, 'timeout', 30, 0.1, 3600) * 1000),
-      waitOffline: Boolean(context.values['wait-offline']),
-      out: context.out, err: context.err,
-    });
-    for (const view of finished) {
-      if (view.status !== 'ok') continue;
-      const text = macro.show(view);
-      write(context.out, `## ${view.board}\n${text}${text.endsWith('\n') ? '' : '\n'}`);
-    }
-    return reportFailures(finished, context.err) > 0 ? 1 : 0;
+    return runAndReport(context, boards, macro.request(arg), macro.show);
   },
 };

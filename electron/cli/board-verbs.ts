@@ -9,7 +9,7 @@ import { connectService } from './service-control.js';
 import { reportFailures, runOnBoards, type RunOptions } from './board-runner.js';
 import { formatAgo, formatBytes, table } from './format.js';
 
-const WAIT_OPTIONS: Record<string, OptionSpec> = {
+export const WAIT_OPTIONS: Record<string, OptionSpec> = {
   timeout: { type: 'string', valueName: 'SECONDS', description: 'time limit on the board (default 30)' },
   expire: { type: 'string', valueName: 'SECONDS', description: 'how long the command waits for an offline board (default 3600)' },
   'wait-offline': { type: 'boolean', description: 'wait for offline boards to come back and run the command' },
@@ -26,7 +26,8 @@ function runOptions(context: VerbContext, streamOutput = false): RunOptions {
   };
 }
 
-function boardPath(value: string, what: string): string {
+/** A path on the board, checked here so bad input gets exit code 2 before anything is sent. */
+export function boardPath(value: string, what: string): string {
   try {
     return validateBoardPath(value, what);
   } catch (error) {
@@ -35,14 +36,19 @@ function boardPath(value: string, what: string): string {
   }
 }
 
+/** DEST of a copy: a DEST ending in / keeps the local file's name. */
+export function boardDest(destArg: string, file: string): string {
+  return boardPath(destArg.endsWith('/') ? destArg + path.basename(file) : destArg, 'DEST');
+}
+
 /** Runs a command and prints each board's result with `print`; exit 1 if any failed. */
-async function runAndReport(context: VerbContext, boards: string, request: ApiCommandRequest, print: (view: CommandView) => string | null): Promise<number> {
+export async function runAndReport(context: VerbContext, boards: string, request: ApiCommandRequest, print: (view: CommandView) => string): Promise<number> {
   const api = await connectService(context.values);
   const { finished } = await runOnBoards(api, boards, request, runOptions(context));
   for (const view of finished) {
     if (view.status !== 'ok') continue;
     const text = print(view);
-    if (text !== null) write(context.out, `## ${view.board}\n${text}${text.endsWith('\n') || text === '' ? '' : '\n'}`);
+    write(context.out, `## ${view.board}\n${text}${text.endsWith('\n') ? '' : '\n'}`);
   }
   return reportFailures(finished, context.err) > 0 ? 1 : 0;
 }
@@ -127,7 +133,7 @@ export const boardUpload: VerbSpec = {
   details: 'DEST is an absolute path on the board; a DEST ending in / keeps the file\'s name.',
   async run(context) {
     const [boards, file, destArg] = context.positionals as [string, string, string];
-    const dest = boardPath(destArg.endsWith('/') ? destArg + path.basename(file) : destArg, 'DEST');
+    const dest = boardDest(destArg, file);
     let data: Buffer;
     try {
       data = await readFile(file);

@@ -96,6 +96,15 @@ export function numberOption(values: VerbContext['values'], name: string, fallba
   return value;
 }
 
+/** Resolves on Ctrl-C or SIGTERM (verbs that run until interrupted), or when `also` fires. */
+export function untilInterrupted(also?: (resolve: () => void) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+    also?.(resolve);
+  });
+}
+
 export function write(stream: NodeJS.WritableStream, text: string): void {
   stream.write(text);
 }

@@ -4,7 +4,7 @@ import type { LogLevel } from '../manager/log.js';
 import path from 'node:path';
 import { startVirtualFleet } from '../manager/virtual/virtual-fleet.js';
 import { startMicroPythonFleet } from '../manager/virtual/micropython-fleet.js';
-import { CliError, intOption, write, type VerbSpec } from './cli-framework.js';
+import { CliError, intOption, untilInterrupted, write, type VerbSpec } from './cli-framework.js';
 import { connectService, dataDirOf, findService, startInBackground, stopService } from './service-control.js';
 import { formatDuration } from './format.js';
 
@@ -157,10 +157,7 @@ export const sim: VerbSpec = {
       close = () => fleet.close();
     }
     write(out, `${count} virtual board(s) ${prefix}-1${count > 1 ? ` … ${prefix}-${count}` : ''} running. Press Ctrl-C to stop.\n`);
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    await untilInterrupted();
     await close();
     write(out, 'virtual boards stopped\n');
     return 0;

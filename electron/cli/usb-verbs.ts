@@ -1,10 +1,10 @@
 /** `mbm` verbs for boards on USB: ports, flashing, provisioning, serial file copy, firmware. */
 import { readFile, access } from 'node:fs/promises';
-import path from 'node:path';
 import type { ApiClient, EventSubscription } from '../manager/api/client.js';
 import type { ApiEvent, SerialPortInfo, UsbProgressEvent } from '../manager/api/contract.js';
-import { CliError, intOption, write, type OptionSpec, type VerbContext, type VerbSpec } from './cli-framework.js';
+import { CliError, intOption, untilInterrupted, write, type OptionSpec, type VerbContext, type VerbSpec } from './cli-framework.js';
 import { connectService } from './service-control.js';
+import { boardDest } from './board-verbs.js';
 import { formatBytes, table } from './format.js';
 
 const PROVISION_OPTIONS: Record<string, OptionSpec> = {
@@ -56,6 +56,10 @@ async function provisionInput(context: VerbContext, api: ApiClient) {
   return { name: values.name, wifiSsid: values['wifi-ssid'], wifiPassword: await wifiPassword(values), server };
 }
 
+function provisionOutcome(result: { name: string; online: boolean }): string {
+  return result.online ? `${result.name} is online.\n` : `${result.name} is provisioned but not online yet: check the wifi name and password.\n`;
+}
+
 function requirePort(values: VerbContext['values']): string {
   if (typeof values.port !== 'string') throw new CliError('--port PORT is required (see `mbm usb-ports`)', 2);
   return values.port;
@@ -89,11 +93,7 @@ export const usbPorts: VerbSpec = {
     else write(out, table(['PORT', 'ADAPTER', 'USB ID'], ports.map(portRow)));
     if (!subscription) return 0;
     if (!values.json) write(out, 'Watching for boards plugged in or unplugged; Ctrl-C to stop.\n');
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-      subscription.onClose(resolve);
-    });
+    await untilInterrupted((resolve) => subscription.onClose(resolve));
     subscription.close();
     return 0;
   },
@@ -133,7 +133,7 @@ export const boardFlash: VerbSpec = {
       });
       const flash = result.flash;
       write(out, `Flashed ${formatBytes(flash.imageBytes)} to the ${flash.chip} (${formatBytes(flash.flashSizeBytes)} flash, mode ${flash.flashMode}) in ${flash.seconds.toFixed(1)} s.\n`);
-      if (result.provision) write(out, result.provision.online ? `${result.provision.name} is online.\n` : `${result.provision.name} is provisioned but not online yet: check the wifi name and password.\n`);
+      if (result.provision) write(out, provisionOutcome(result.provision));
       return result.provision && !result.provision.online ? 1 : 0;
     } finally {
       subscription.close();
@@ -153,7 +153,7 @@ export const boardProvision: VerbSpec = {
     const subscription = await followProgress(api, context.out);
     try {
       const result = await api.call('usb.provision', { port, ...input });
-      write(context.out, result.online ? `${result.name} is online.\n` : `${result.name} is provisioned but not online yet: check the wifi name and password.\n`);
+      write(context.out, provisionOutcome(result));
       return result.online ? 0 : 1;
     } finally {
       subscription.close();
@@ -168,7 +168,7 @@ export const usbPut: VerbSpec = {
   options: {},
   async run({ values, positionals, out }) {
     const [port, file, destArg] = positionals as [string, string, string];
-    const dest = destArg.endsWith('/') ? destArg + path.basename(file) : destArg;
+    const dest = boardDest(destArg, file);
     let data: Buffer;
     try {
       data = await readFile(file);
