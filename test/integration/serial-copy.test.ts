@@ -22,6 +22,18 @@ import { MicroPythonReplSimulator } from '../lab/micropython-repl/micropython-re
 
 const opened: Array<{ lab: ReplLab; port: SerialPort; repl: RawRepl }> = [];
 
+/**
+ * Starts a copy: `underway` resolves once its first chunk went out (the moment to break
+ * it), `outcome` with its result or error (handled at once: the failure may come while the
+ * test is still breaking things).
+ */
+function startCopy(repl: RawRepl, data: Buffer, dest: string): { underway: Promise<void>; outcome: Promise<unknown> } {
+  let markUnderway = () => {};
+  const underway = new Promise<void>((resolve) => (markUnderway = resolve));
+  const outcome = putFile(repl, data, dest, { onProgress: (progress) => progress.phase === 'send' && markUnderway() }).catch((error: unknown) => error);
+  return { underway, outcome };
+}
+
 async function openPort(link: PtyLink): Promise<SerialPort> {
   const port = new SerialPort({ path: link.path, baudRate: 115_200, autoOpen: false });
   await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
@@ -145,10 +157,10 @@ describe('RawRepl and serial copy through the REPL simulator at 115200 baud', ()
     const { lab, repl, folder } = await firmwareBoard();
     await writeFile(path.join(folder, 'keep.bin'), 'old contents');
     await repl.enter();
-    const copying = putFile(repl, randomBytes(32 * 1024), 'keep.bin');
-    await new Promise((resolve) => setTimeout(resolve, 800));
+    const copy = startCopy(repl, randomBytes(32 * 1024), 'keep.bin');
+    await copy.underway;
     await lab.board.run('_sc_f.close()'); // the next chunk's write fails on the board
-    const error = await copying.catch((e: unknown) => e);
+    const error = await copy.outcome;
     expect(error).toBeInstanceOf(SerialCopyError);
     expect((error as SerialCopyError).leftover).toBeUndefined();
     expect((error as SerialCopyError).cause).toBeInstanceOf(RawReplError);
@@ -162,10 +174,10 @@ describe('RawRepl and serial copy through the REPL simulator at 115200 baud', ()
   it('a copy that does not hash right on the board is removed (SerialCopyChecksumError)', async () => {
     const { lab, repl, folder } = await firmwareBoard();
     await repl.enter();
-    const copying = putFile(repl, randomBytes(16 * 1024), 'sum.bin');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const copy = startCopy(repl, randomBytes(16 * 1024), 'sum.bin');
+    await copy.underway;
     await lab.board.run('_sc_f.write(b"x")'); // one byte too many lands in the file
-    await expect(copying).rejects.toBeInstanceOf(SerialCopyChecksumError);
+    expect(await copy.outcome).toBeInstanceOf(SerialCopyChecksumError);
     expect(readdirSync(folder).filter((name) => name.startsWith('sum.bin'))).toEqual([]);
   }, 30_000);
 
@@ -173,11 +185,10 @@ describe('RawRepl and serial copy through the REPL simulator at 115200 baud', ()
     const { lab, repl, folder, port } = await firmwareBoard();
     await writeFile(path.join(folder, 'keep.bin'), 'old contents');
     await repl.enter();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const copying = putFile(repl, randomBytes(32 * 1024), 'keep.bin');
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const copy = startCopy(repl, randomBytes(32 * 1024), 'keep.bin');
+    await copy.underway;
     await lab.link.close(); // the cable is pulled mid-transfer
-    const error = await copying.catch((e: unknown) => e);
+    const error = await copy.outcome;
     expect(error).toBeInstanceOf(SerialCopyError);
     expect((error as SerialCopyError).leftover).toBe('keep.bin.part');
     expect(await readFile(path.join(folder, 'keep.bin'), 'utf8')).toBe('old contents');
