@@ -30,7 +30,7 @@ export async function isExecutable(file: string): Promise<boolean> {
 }
 
 /** Environment lookup that is case-insensitive on Windows (PATH is often spelt `Path`). */
-export function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
   if (!isWindows) return env[name];
   const key = Object.keys(env).find((k) => k.toUpperCase() === name.toUpperCase());
   return key === undefined ? undefined : env[key];

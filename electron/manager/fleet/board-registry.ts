@@ -7,12 +7,15 @@ import { EventEmitter } from 'node:events';
 import { z } from 'zod';
 
 export const DEFAULT_HEARTBEAT_S = 5;
+/** Heartbeat periods a board may use (PROTOCOL.md §1). */
+export const MIN_HEARTBEAT_S = 1;
+export const MAX_HEARTBEAT_S = 300;
 
 const storedBoardSchema = z.object({
   id: z.string(),
   name: z.string(),
   enrolledAt: z.number(),
-  hb: z.number().int().min(1).max(300).default(DEFAULT_HEARTBEAT_S),
+  hb: z.number().int().min(MIN_HEARTBEAT_S).max(MAX_HEARTBEAT_S).default(DEFAULT_HEARTBEAT_S),
   lastSeen: z.number().nullable().default(null),
   platform: z.string().nullable().default(null),
   micropython: z.string().nullable().default(null),

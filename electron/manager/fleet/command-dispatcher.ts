@@ -118,8 +118,8 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
       ? request.timeoutMs ?? options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS
       : options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const summary = describeCommand(request);
-    // Validate and encode before anything is stored, so bad input leaves no trace.
-    validateCommandRequest(request);
+    // Validate (encoding validates) before anything is stored, so bad input leaves no trace.
+    if (request.op === 'put') validateCommandRequest(request);
     const fields = request.op === 'put' ? null : encodeCommandFields(request, timeoutMs);
     const record = this.newRecord(cid, board, { op: request.op, summary, createdAt: now, expiresAt: now + expireMs, timeoutMs });
     if (request.op === 'get') record.download = new DownloadAssembler();

@@ -8,13 +8,14 @@
  * as `.py` source. `main.py` (and `boot.py`) always stay source: MicroPython runs those
  * two by their `.py` path at start-up and would ignore a `.mpy`.
  */
-import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { packageRoot } from '../package-info.js';
 import { canLoadMpyV6, compileToMpy } from '../packages/mpy-cross.js';
 import { assertBoardId, assertBoardName, boardUser, InvalidIdError } from '../redis/keys.js';
 import type { BoardCredentials } from './fleet.js';
+import { MAX_HEARTBEAT_S, MIN_HEARTBEAT_S } from './board-registry.js';
+import { sha256 } from '../transfer/upload-blob.js';
 
 /** The input of buildProvisioningPayload was refused; `field` names the offending value. */
 export class ProvisioningInputError extends Error {
@@ -70,7 +71,6 @@ export interface ProvisioningPayload {
 export const CONFIG_PATH = '/cm_config.json';
 /** Files MicroPython executes by their `.py` path at start-up: never compiled. */
 const SOURCE_ONLY = new Set(['main.py', 'boot.py']);
-const HEARTBEAT_RANGE_S = [1, 300] as const; // PROTOCOL.md §1
 
 /** Builds the provisioning files for one board (validates the input first). */
 export async function buildProvisioningPayload(input: ProvisioningInput): Promise<ProvisioningPayload> {
@@ -102,7 +102,7 @@ export async function buildProvisioningPayload(input: ProvisioningInput): Promis
 }
 
 function entry(boardPath: string, data: Buffer): ProvisioningFile {
-  return { path: boardPath, data, sha256: createHash('sha256').update(data).digest('hex') };
+  return { path: boardPath, data, sha256: sha256(data) };
 }
 
 /**
@@ -188,7 +188,7 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
 
   // Identity: the same rules the key builder enforces, so the board's keys and ACL match.
   const id = checkedId(assertBoardId, credentials.id, 'credentials.id');
-  const name = checkedId(assertBoardName, input.name ?? credentials.name, 'name');
+  const name = checkBoardName(input.name ?? credentials.name);
   if (credentials.user !== boardUser(id)) {
     throw new ProvisioningInputError('credentials.user', `the credentials' Redis user must be ${boardUser(id)} (PROTOCOL.md §1): they belong to another board or are damaged`);
   }
@@ -196,7 +196,7 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
     throw new ProvisioningInputError('credentials.password', 'the credentials have no board password');
   }
   const hb: unknown = credentials.hb;
-  if (typeof hb !== 'number' || !Number.isInteger(hb) || hb < HEARTBEAT_RANGE_S[0] || hb > HEARTBEAT_RANGE_S[1]) {
+  if (typeof hb !== 'number' || !Number.isInteger(hb) || hb < MIN_HEARTBEAT_S || hb > MAX_HEARTBEAT_S) {
     throw new ProvisioningInputError('credentials.hb', `the heartbeat period ${String(hb)} is not a whole number of seconds from 1 to 300`);
   }
 
@@ -209,6 +209,11 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
     id, name, user: credentials.user, password: credentials.password, server: host, port, hb,
     wifi_ssid: ssid, wifi_password: password,
   };
+}
+
+/** A board name as provisioning accepts it (throws ProvisioningInputError for field `name`). */
+export function checkBoardName(name: unknown): string {
+  return checkedId(assertBoardName, name, 'name');
 }
 
 function checkedId(assert: (value: string) => string, value: unknown, field: string): string {

@@ -4,6 +4,7 @@
  * oversized or unknown is refused with a message that says which field is wrong.
  */
 import { COMMAND_ID_PATTERN } from '../redis/keys.js';
+import { MAX_HEARTBEAT_S, MIN_HEARTBEAT_S } from './board-registry.js';
 
 export const UPLINK_LIMITS = {
   entryBytes: 32 * 1024,
@@ -127,7 +128,7 @@ export function parseUplinkEntry(flat: Buffer[]): UplinkMessage {
         cv: f.text('cv', 32),
         mf: f.optionalInt('mf', 0, 2 ** 40),
         ip: f.optionalText('ip', 64),
-        hb: f.int('hb', 1, 300),
+        hb: f.int('hb', MIN_HEARTBEAT_S, MAX_HEARTBEAT_S),
         nm: f.optionalText('nm', 64),
       };
     case 'hb':

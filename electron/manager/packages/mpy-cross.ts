@@ -118,10 +118,23 @@ export function compileToMpy(fileName: string, source: string, options: CompileO
   if (typeof source !== 'string') return Promise.reject(new TypeError('compileToMpy: source must be a string'));
   const optimize = options.optimize ?? 0;
   if (![0, 1, 2, 3].includes(optimize)) return Promise.reject(new RangeError('compileToMpy: optimize must be 0, 1, 2 or 3'));
+  // The same module is compiled again for every board provisioned (the client files):
+  // successful results are kept, keyed by everything that goes into them.
+  const key = `${optimize}\0${fileName}\0${source}`;
+  const done = compiled.get(key);
+  if (done) return Promise.resolve(Buffer.from(done));
   const run = queueTail.then(() => compileNow(fileName, source, optimize));
   queueTail = run.catch(() => undefined); // one failed compile must not block the queue
-  return run;
+  return run.then((mpy) => {
+    compiled.set(key, mpy);
+    if (compiled.size > COMPILED_CACHE_ENTRIES) compiled.delete(compiled.keys().next().value!);
+    return Buffer.from(mpy);
+  });
 }
+
+/** Successful compiles (oldest first); failures are never kept, so errors always show. */
+const compiled = new Map<string, Buffer>();
+const COMPILED_CACHE_ENTRIES = 64;
 
 async function compileNow(fileName: string, source: string, optimize: number): Promise<Buffer> {
   const { factory, wasm } = await loadCompiler();

@@ -6,8 +6,7 @@
  * Whatever fails, the board is left out of the raw REPL.
  */
 import type { BoardCredentials } from '../fleet/fleet.js';
-import { buildProvisioningPayload, checkNetworkSettings, ProvisioningInputError } from '../fleet/provisioning-payload.js';
-import { assertBoardName } from '../redis/keys.js';
+import { buildProvisioningPayload, checkBoardName, checkNetworkSettings, ProvisioningInputError } from '../fleet/provisioning-payload.js';
 import { silentLogger, type Logger } from '../log.js';
 import { RawRepl } from './raw-repl.js';
 import { putFile, pythonLiteral } from './serial-copy.js';
@@ -112,9 +111,5 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
  */
 export function checkProvisionSettings(settings: { name: string; wifi: { ssid: string; password: string }; server: { host: string; port: number } }): void {
   checkNetworkSettings(settings.wifi, settings.server);
-  try {
-    assertBoardName(settings.name);
-  } catch (error) {
-    throw new ProvisioningInputError('name', (error as Error).message);
-  }
+  checkBoardName(settings.name);
 }
