@@ -9,9 +9,9 @@
 import net from 'node:net';
 import dns from 'node:dns';
 import {
-  CTL_STATE, CTL_RESULT, STATE_DONE, SOCK_SLOTS, SOCK_ERR_INDEX, DATA_OFFSET, DATA_BYTES,
-  ERRNO, POLLIN, POLLOUT, POLLERR, POLLHUP, WAIT_FOREVER,
-  OP_CONNECT, OP_RECV, OP_POLL, OP_DNS, OP_SEND, OP_CLOSE,
+  CTL_STATE, CTL_RESULT, STATE_DONE, SOCK_SLOTS, DATA_BYTES,
+  ERRNO, POLLIN, WAIT_FOREVER,
+  OP_CONNECT, OP_RECV, OP_POLL, OP_DNS, OP_SEND, OP_CLOSE, sharedViews,
 } from './micropython-board-protocol.mjs';
 
 export type BridgeCall =
@@ -66,9 +66,7 @@ export class BoardNetwork {
   private answerCurrent: ((result: number) => void) | undefined;
 
   constructor(shared: SharedArrayBuffer) {
-    this.ctl = new Int32Array(shared, 0, SOCK_ERR_INDEX);
-    this.sockErr = new Int32Array(shared, SOCK_ERR_INDEX * 4, SOCK_SLOTS);
-    this.data = new Uint8Array(shared, DATA_OFFSET, DATA_BYTES);
+    ({ ctl: this.ctl, sockErr: this.sockErr, data: this.data } = sharedViews(shared));
   }
 
   /** True while the board waits for an answer (blocked in the network, not hung). */
@@ -237,14 +235,10 @@ export class BoardNetwork {
     return n;
   }
 
+  /** POLLIN when a read would not block (data, end or error); the worker knows the rest. */
   private poll(sid: number): number {
     const s = this.sockets.get(sid);
-    if (!s) return POLLERR;
-    let flags = s.buffered > 0 || s.ended ? POLLIN : 0;
-    if (s.connected) flags |= POLLOUT;
-    if (s.error) flags |= POLLERR | POLLIN;
-    if (s.ended) flags |= POLLHUP;
-    return flags;
+    return s && (s.buffered > 0 || s.ended || s.error) ? POLLIN : 0;
   }
 
   private lookup(host: string, answer: (result: number) => void): void {

@@ -14,6 +14,7 @@ export declare const SOCK_ERR_INDEX: number;
 export declare const DATA_OFFSET: number;
 export declare const DATA_BYTES: number;
 export declare const SHARED_BYTES: number;
+export declare function sharedViews(shared: SharedArrayBuffer): { ctl: Int32Array; sockErr: Int32Array; data: Uint8Array };
 export declare const WAIT_FOREVER: -1;
 export declare const OP_CONNECT: 'connect';
 export declare const OP_RECV: 'recv';

@@ -42,6 +42,18 @@ export const DATA_OFFSET = (CTL_INTS + SOCK_SLOTS) * 4;
 export const DATA_BYTES = 64 * 1024;
 export const SHARED_BYTES = DATA_OFFSET + DATA_BYTES;
 
+/**
+ * The views both sides use on a board's shared buffer (layout above).
+ * @param {SharedArrayBuffer} shared
+ */
+export function sharedViews(shared) {
+  return {
+    ctl: new Int32Array(shared, 0, CTL_INTS),
+    sockErr: new Int32Array(shared, SOCK_ERR_INDEX * 4, SOCK_SLOTS),
+    data: new Uint8Array(shared, DATA_OFFSET, DATA_BYTES),
+  };
+}
+
 /** Timeout value meaning "block until something happens" (socket timeout None). */
 export const WAIT_FOREVER = -1;
 

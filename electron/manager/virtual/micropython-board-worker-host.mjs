@@ -14,8 +14,8 @@
 // it; a connection error reported by the main thread surfaces on the next send or receive.
 import {
   CTL_STATE, CTL_RESULT, CTL_FEED, CTL_PARK, STATE_PENDING, STATE_DONE, STATE_IDLE,
-  SOCK_SLOTS, SOCK_ERR_INDEX, DATA_OFFSET, DATA_BYTES, ERRNO, POLLIN, POLLOUT,
-  OP_CONNECT, OP_RECV, OP_POLL, OP_DNS, OP_SEND, OP_CLOSE,
+  SOCK_SLOTS, ERRNO, POLLIN, POLLOUT,
+  OP_CONNECT, OP_RECV, OP_POLL, OP_DNS, OP_SEND, OP_CLOSE, sharedViews,
 } from './micropython-board-protocol.mjs';
 import { heapU8 } from './micropython-board-worker-memory.mjs';
 
@@ -84,9 +84,7 @@ const NEWLINE = 10;
 /** @param {HostOptions} options */
 export function createHost(options) {
   const { port, shared, scratch, scratchBytes, wifi, uniqueId, resetCause, beforeWait, beforeSend, beforeReset, takeInterrupt } = options;
-  const ctl = new Int32Array(shared, 0, SOCK_ERR_INDEX);
-  const sockErr = new Int32Array(shared, SOCK_ERR_INDEX * 4, SOCK_SLOTS);
-  const data = new Uint8Array(shared, DATA_OFFSET, DATA_BYTES);
+  const { ctl, sockErr, data } = sharedViews(shared);
   /** @type {Map<number, Sock>} */
   const socks = new Map();
   let nextSid = 1;
@@ -257,7 +255,7 @@ export function createHost(options) {
       let ready = s.off < s.rx.length || s.eof || s.error ? POLLIN : 0;
       if (!ready && (events & POLLIN)) ready = call({ op: OP_POLL, sid }) & POLLIN;
       if (s.connected) ready |= POLLOUT;
-      return ready & (events | 0x18); // POLLERR and POLLHUP are always reported
+      return ready & events;
     },
     sock_close(/** @type {number} */ sid) {
       if (socks.delete(sid)) port.postMessage({ type: 'net', op: OP_CLOSE, sid });

@@ -27,7 +27,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync, readdirSync } from 'node:fs';
 import { format } from 'node:util';
-import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT } from './micropython-board-protocol.mjs';
+import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, sharedViews } from './micropython-board-protocol.mjs';
 import { installMemoryHooks, lockMemory, setNapHook, setWakeCheck, wasmBytes } from './micropython-board-worker-memory.mjs';
 import { FlashMirror } from './micropython-board-worker-flash.mjs';
 import { createHost } from './micropython-board-worker-host.mjs';
@@ -117,7 +117,7 @@ FS.rmdir('/proc/self/fd'); // a mount point: remove it first, non-recursively
 for (const dir of ['tmp', 'home', 'proc', 'dev']) removeTree(`/${dir}`);
 
 const scratch = module._malloc(SCRATCH_BYTES);
-const ctl = new Int32Array(config.shared, 0, 16);
+const { ctl } = sharedViews(config.shared);
 /** True while the board's own Python runs (boot.py, the program, run()): Ctrl-C may land. */
 let interruptible = false;
 /** A KeyboardInterrupt was scheduled during the current call and may still be pending. */

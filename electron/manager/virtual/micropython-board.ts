@@ -53,7 +53,7 @@ import { TextDecoder } from 'node:util';
 import path from 'node:path';
 import type { LogLevel } from '../log.js';
 import { BoardNetwork, type BridgeCall, type BridgeNotice } from './micropython-board-network.js';
-import { SHARED_BYTES, CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, RESET_CAUSE } from './micropython-board-protocol.mjs';
+import { SHARED_BYTES, sharedViews, CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, RESET_CAUSE } from './micropython-board-protocol.mjs';
 import {
   MicroPythonBoardBootError, MicroPythonBoardOffError,
   type BoardHeap, type BoardMode, type BoardResetReason, type BoardRunOptions, type BoardRunResult,
@@ -77,8 +77,11 @@ interface Session {
   decoders: { stdout: TextDecoder; stderr: TextDecoder };
 }
 
-/** The access point boards see when the `wifi` option is not given. */
-export const DEFAULT_LAB_WIFI: Readonly<{ ssid: string; password: string }> = { ssid: 'cm-lab', password: 'cm-lab-password' };
+/**
+ * The lab's access point: what boards join when the `wifi` option is not given, and what
+ * provisioning gives lab boards (one definition, so a provisioned board always joins).
+ */
+export const LAB_WIFI: Readonly<{ ssid: string; password: string }> = { ssid: 'cloudmanager-lab', password: 'lab-password' };
 const WORKER_URL = new URL('./micropython-board-worker.mjs', import.meta.url);
 /** A reboot is not instantaneous on a board either; this also keeps boot loops cheap. */
 const REBOOT_DELAY_MS = 50;
@@ -120,7 +123,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     this.stepWaitMs = options.stepWaitMs ?? 50;
     this.maxIdleMs = options.maxIdleMs ?? 20;
     this.watchdogMs = options.watchdogMs ?? 10_000;
-    this.wifi = options.wifi ?? DEFAULT_LAB_WIFI;
+    this.wifi = options.wifi ?? LAB_WIFI;
     this.label = options.label ?? path.basename(this.folder);
     this.firmwareModule = options.firmwareModule ?? 'cm';
     this.onLog = options.onLog;
@@ -281,7 +284,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     this.lastCause = cause;
     return new Promise<void>((resolve, reject) => {
       const session: Session = {
-        worker, network: new BoardNetwork(shared), shared: new Int32Array(shared, 0, 16), booted: false,
+        worker, network: new BoardNetwork(shared), shared: sharedViews(shared).ctl, booted: false,
         boot: { resolve, reject },
         decoders: { stdout: new TextDecoder(), stderr: new TextDecoder() },
       };

@@ -9,11 +9,10 @@ import type { ApiClient } from '../api/client.js';
 import type { BoardCredentials } from '../fleet/fleet.js';
 import type { Logger } from '../log.js';
 import { buildProvisioningPayload } from '../fleet/provisioning-payload.js';
-import { MicroPythonBoard, type MicroPythonBoardOptions } from './micropython-board.js';
+import { LAB_WIFI, MicroPythonBoard, type MicroPythonBoardOptions } from './micropython-board.js';
 import { virtualBoardNames } from './virtual-fleet.js';
 
-/** The lab's access point: provisioned boards are given these wifi credentials. */
-export const LAB_WIFI = { ssid: 'cloudmanager-lab', password: 'lab-password' };
+export { LAB_WIFI };
 /** sys.implementation._mpy of the MicroPython 1.27 WebAssembly port (.mpy ABI 6). */
 export const LAB_MPY = 774;
 
