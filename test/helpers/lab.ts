@@ -52,11 +52,19 @@ export async function startManager(options: Partial<ManagerOptions> & { heartbea
   });
   await manager.start();
   const api = new ApiClient(manager.apiUrl, manager.apiToken);
-  return { manager, api, logs, dataDir, redisPort };
+  return {
+    manager, api, logs, dataDir, redisPort,
+    /** Stops the service and removes its data folder if this helper made it. */
+    async close() {
+      await manager.stop();
+      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 export async function startLab(options: LabOptions = {}): Promise<Lab> {
-  const { manager, api, logs, dataDir, redisPort } = await startManager({ heartbeatS: options.heartbeatS ?? 1, ...options.manager });
+  const service = await startManager({ heartbeatS: options.heartbeatS ?? 1, ...options.manager });
+  const { manager, api, logs, dataDir, redisPort } = service;
   const fleet = await startVirtualFleet({
     api, count: options.boards ?? 2, prefix: options.prefix ?? 'sim',
     ...options.fleet,
@@ -67,8 +75,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     manager, api, fleet, logs, dataDir, redisPort,
     async close() {
       await fleet.close();
-      await manager.stop();
-      await rm(dataDir, { recursive: true, force: true });
+      await service.close();
     },
   };
 }

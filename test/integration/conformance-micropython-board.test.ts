@@ -1,5 +1,5 @@
 /** The protocol conformance suite against our MicroPython firmware, run in the board lab. */
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describeBoardConformance } from '../helpers/board-conformance.js';
 import { startManager, waitFor } from '../helpers/lab.js';
@@ -23,8 +23,7 @@ describeBoardConformance('MicroPython firmware (36 KB lab board)', async () => {
     readFile: (name, file) => readFile(path.join(byName(name).folder, file)),
     close: async () => {
       await fleet.close();
-      await service.manager.stop();
-      await rm(service.dataDir, { recursive: true, force: true });
+      await service.close();
     },
   };
 }, { command: 20_000 });

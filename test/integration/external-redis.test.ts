@@ -25,7 +25,7 @@ describe('manager on an external Redis', () => {
   });
   afterAll(async () => {
     await fleet?.close();
-    await service?.manager.stop();
+    await service?.close();
     redis?.kill('SIGKILL');
   });
 

@@ -2,7 +2,7 @@
  * The client as an asyncio task beside the user's own asyncio program (cm_async.task):
  * the board stays reachable while the user's program keeps running.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MicroPythonBoard } from '../../electron/manager/virtual/micropython-board.js';
@@ -45,8 +45,7 @@ describe('MicroPython client beside a user asyncio program', () => {
   });
   afterAll(async () => {
     await board?.powerOff();
-    await service?.manager.stop();
-    await rm(service?.dataDir ?? '/nonexistent', { recursive: true, force: true });
+    await service?.close();
   });
 
   const ticks = async () => Number(await readFile(path.join(folder, 'ticks.txt'), 'utf8').catch(() => '0'));

@@ -49,8 +49,7 @@ describe('MicroPython client memory (lab)', () => {
   });
   afterAll(async () => {
     await Promise.all(boards.map((board) => board.powerOff()));
-    await service?.manager.stop();
-    await rm(service?.dataDir ?? '/nonexistent', { recursive: true, force: true });
+    await service?.close();
   });
 
   it('holds at most 8 KB of heap after it has started (36 KB board)', async () => {

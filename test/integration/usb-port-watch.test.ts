@@ -25,7 +25,7 @@ describe('serial port plug and unplug', () => {
     service = await startManager({ extraSerialPorts: [link], serialPortPollMs: 200 });
   });
   afterAll(async () => {
-    await service?.manager.stop();
+    await service?.close();
     await rm(folder, { recursive: true, force: true });
   });
 

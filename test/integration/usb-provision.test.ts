@@ -34,7 +34,7 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
   });
   afterAll(async () => {
     await Promise.all(boards.map((board) => board.close()));
-    await service?.manager.stop();
+    await service?.close();
     await rm(folder, { recursive: true, force: true });
   });
 

@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,9 +49,13 @@ export class PtyLink extends EventEmitter<PtyLinkEvents> {
   private txTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  private constructor(pathName: string, socat: ChildProcess, baud: number) {
+  /** The temp folder open() made for the link (removed when socat ends). */
+  private readonly ownDir: string | undefined;
+
+  private constructor(pathName: string, socat: ChildProcess, baud: number, ownDir: string | undefined) {
     super();
     this.path = pathName;
+    this.ownDir = ownDir;
     this.socat = socat;
     this.baud = baud;
     socat.stdout!.on('data', (chunk: Buffer) => {
@@ -61,12 +65,16 @@ export class PtyLink extends EventEmitter<PtyLinkEvents> {
     });
     socat.on('exit', () => {
       this.closed = true;
+      if (this.ownDir) void rm(this.ownDir, { recursive: true, force: true });
       this.emit('close');
     });
   }
 
   static async open(options: PtyLinkOptions = {}): Promise<PtyLink> {
-    const link = options.link ?? path.join(await mkdtemp(path.join(os.tmpdir(), 'cm-pty-')), 'tty');
+    const ownDir = options.link ? undefined : await mkdtemp(path.join(os.tmpdir(), 'cm-pty-'));
+    const link = options.link ?? path.join(ownDir!, 'tty');
+    // A link placed in a folder a previous PtyLink made (and removed when it ended).
+    if (options.link) await mkdir(path.dirname(link), { recursive: true });
     // raw,echo=0: bytes pass untouched in both directions (no line discipline, no echo).
     const socat = spawn('socat', ['-d', `pty,raw,echo=0,link=${link}`, 'stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const started = await new Promise<boolean>((resolve) => {
@@ -81,9 +89,10 @@ export class PtyLink extends EventEmitter<PtyLinkEvents> {
     });
     if (!started) {
       socat.kill();
+      if (ownDir) await rm(ownDir, { recursive: true, force: true });
       throw new PtyUnavailableError('could not create a pty with socat (is socat installed? apt-get install socat)');
     }
-    return new PtyLink(link, socat, options.baud ?? 115_200);
+    return new PtyLink(link, socat, options.baud ?? 115_200, ownDir);
   }
 
   get lineRate(): number {
