@@ -14,12 +14,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ESPLoader, Transport } from 'esptool-js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (file) => import(path.join(root, 'dist', file));
 const { flashEsp8266 } = await dist('electron/manager/usb/esp-flasher.js');
 const { WebSerialPort } = await dist('electron/manager/usb/web-serial-port.js');
+const { closeSession, esptoolSession, esptoolWriteImage, loadWebFlasher } = await dist('test/lab/esp8266/host-tools.js');
 const { Esp8266Simulator } = await dist('test/lab/esp8266/esp8266-simulator.js');
 const { makeEsp8266Image } = await dist('test/lab/esp8266-image.js');
 
@@ -52,8 +52,6 @@ function report(tool, requestedBaud, { seconds, baud }, extra = {}) {
   }));
 }
 
-const quiet = { clean() {}, write() {}, writeLine() {} };
-
 try {
   for (const baud of [115_200, 460_800]) {
     report('cloudmanager', baud, await onSimulator(`ours-${baud}`, async (portPath) => {
@@ -62,21 +60,15 @@ try {
     }));
 
     report('esptool-js-defaults', baud, await onSimulator(`esptool-${baud}`, async (portPath) => {
-      const port = new WebSerialPort({ path: portPath });
-      const transport = new Transport(port, false);
-      transport.trace = () => {};
-      const loader = new ESPLoader({ transport, baudrate: baud, terminal: quiet });
-      await loader.main();
-      await loader.writeFlash({
-        fileArray: [{ data: new Uint8Array(image), address: 0 }], flashMode: 'keep', flashFreq: 'keep', flashSize: 'keep',
-        eraseAll: false, compress: true,
-      });
-      await transport.disconnect();
+      const session = esptoolSession(portPath, baud);
+      await session.loader.main();
+      await esptoolWriteImage(session.loader, image, { compress: true });
+      await closeSession(session);
       return baud;
     }));
 
     report('esp-web-flasher', baud, await onSimulator(`web-${baud}`, async (portPath) => {
-      const { ESPLoader: WebLoader } = await import('esp-web-flasher/dist/web/index.js');
+      const { ESPLoader: WebLoader } = await loadWebFlasher();
       const port = new WebSerialPort({ path: portPath });
       await port.open({ baudRate: 115_200 });
       const loader = new WebLoader(port, { log() {}, error() {}, debug() {} });

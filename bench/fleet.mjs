@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { ApiClient } = await import(path.join(root, 'dist/electron/manager/api/client.js'));
+const { findService } = await import(path.join(root, 'dist/electron/cli/service-control.js'));
 const { freePortFor } = { freePortFor: await import('node:net').then((net) => () => new Promise((resolve) => {
   const server = net.createServer().listen(0, '127.0.0.1', () => {
     const { port } = server.address();
@@ -73,13 +73,7 @@ let stopping = false;
 
 try {
   const manager = start(['server-start', '--foreground', '--port', String(redisPort), '--heartbeat', '5'], 'manager');
-  const api = await waitUntil(async () => {
-    const info = JSON.parse(await readFile(path.join(dataDir, 'service.json'), 'utf8'));
-    const token = (await readFile(path.join(dataDir, 'secrets', 'api.token'), 'utf8')).trim();
-    const client = new ApiClient(info.apiUrl, token);
-    await client.call('status', {});
-    return client;
-  }, 30_000, 'the manager');
+  const api = await waitUntil(async () => (await findService(dataDir))?.client, 30_000, 'the manager');
 
   // Boards in processes of up to --per-process each (one MicroPython interpreter per process).
   const processes = Math.ceil(boards / perProcess);

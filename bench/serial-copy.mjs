@@ -8,13 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SerialPort } from 'serialport';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (file) => import(path.join(root, 'dist', file));
 const { makeReplLab } = await dist('test/lab/micropython-repl/repl-lab.js');
 const { RawRepl } = await dist('electron/manager/usb/raw-repl.js');
 const { putFile } = await dist('electron/manager/usb/serial-copy.js');
+const { closeNodeSerialPort, openNodeSerialPort } = await dist('electron/manager/usb/web-serial-port.js');
 
 // Real Python source: our own code, repeated to 64 KB.
 const sources = ['firmware', 'electron/manager/virtual/lab-python']
@@ -26,8 +26,7 @@ const random = randomBytes(64 * 1024);
 
 const lab = await makeReplLab();
 await lab.repl.start();
-const port = new SerialPort({ path: lab.link.path, baudRate: 115_200, autoOpen: false });
-await new Promise((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
+const port = await openNodeSerialPort(lab.link.path, { baudRate: 115_200 });
 const repl = new RawRepl({ port, exitOnError: true });
 try {
   await repl.enter({ timeoutMs: 15_000 });
@@ -41,6 +40,6 @@ try {
   await repl.exit();
 } finally {
   repl.dispose();
-  await new Promise((resolve) => port.close(() => resolve()));
+  await closeNodeSerialPort(port);
   await lab.close();
 }

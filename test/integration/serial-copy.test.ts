@@ -10,7 +10,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SerialPort } from 'serialport';
+import { closeNodeSerialPort, openNodeSerialPort, type NodeSerialPort } from '../../electron/manager/usb/web-serial-port.js';
 import { RawRepl, RawReplError, RawReplTimeoutError } from '../../electron/manager/usb/raw-repl.js';
 import { getFile, putFile, SerialCopyChecksumError, SerialCopyError } from '../../electron/manager/usb/serial-copy.js';
 import { LAB_WIFI, provisionFolder } from '../../electron/manager/virtual/micropython-fleet.js';
@@ -20,7 +20,7 @@ import { PtyLink } from '../lab/pty-link.js';
 import { makeReplLab, type ReplLab } from '../lab/micropython-repl/repl-lab.js';
 import { MicroPythonReplSimulator } from '../lab/micropython-repl/micropython-repl-simulator.js';
 
-const opened: Array<{ lab: ReplLab; port: SerialPort; repl: RawRepl }> = [];
+const opened: Array<{ lab: ReplLab; port: NodeSerialPort; repl: RawRepl }> = [];
 
 /**
  * Starts a copy: `underway` resolves once its first chunk went out (the moment to break
@@ -34,9 +34,8 @@ function startCopy(repl: RawRepl, data: Buffer, dest: string): { underway: Promi
   return { underway, outcome };
 }
 
-async function openPort(link: PtyLink): Promise<SerialPort> {
-  const port = new SerialPort({ path: link.path, baudRate: 115_200, autoOpen: false });
-  await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
+async function openPort(link: PtyLink): Promise<NodeSerialPort> {
+  const port = await openNodeSerialPort(link.path, { baudRate: 115_200 });
   port.on('error', () => undefined); // a closed pty surfaces as a read error; RawRepl sees 'close'
   return port;
 }
@@ -73,7 +72,7 @@ async function pythonSource(bytes: number): Promise<Buffer> {
 afterEach(async () => {
   for (const { lab, port, repl } of opened.splice(0)) {
     repl.dispose();
-    if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+    await closeNodeSerialPort(port);
     await lab.close();
   }
 });
@@ -192,7 +191,7 @@ describe('RawRepl and serial copy through the REPL simulator at 115200 baud', ()
     expect(error).toBeInstanceOf(SerialCopyError);
     expect((error as SerialCopyError).leftover).toBe('keep.bin.part');
     expect(await readFile(path.join(folder, 'keep.bin'), 'utf8')).toBe('old contents');
-    if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+    await closeNodeSerialPort(port);
     // Plugged in again: a new line to the same board; a copy to the same place starts clean.
     const link = await PtyLink.open({ baud: 115_200 });
     const sim = new MicroPythonReplSimulator({ link, board: lab.board });
@@ -208,7 +207,7 @@ describe('RawRepl and serial copy through the REPL simulator at 115200 baud', ()
     } finally {
       repl2.dispose();
       sim.close();
-      await new Promise<void>((resolve) => port2.close(() => resolve()));
+      await closeNodeSerialPort(port2);
       await link.close();
     }
   }, 30_000);

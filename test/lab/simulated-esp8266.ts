@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Esp8266Simulator, type BootedFirmware, type Esp8266SimulatorOptions } from './esp8266/esp8266-simulator.js';
 import { MicroPythonReplSimulator } from './micropython-repl/micropython-repl-simulator.js';
@@ -63,7 +63,6 @@ export class SimulatedEsp8266 {
   }
 
   async powerOn(bootMode: 'download' | 'flash' = 'download'): Promise<void> {
-    await mkdir(this.fsFolder, { recursive: true }); // the flash file goes beside it
     await this.rom.powerOn({ bootMode });
   }
 

@@ -1,3 +1,4 @@
+import { loadMicroPython, type MicroPython } from '@micropython/micropython-webassembly-pyscript';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   canLoadMpyV6,
@@ -5,17 +6,6 @@ import {
   MpyCompileError,
   mpyAbiOf,
 } from '../../electron/manager/packages/mpy-cross.js';
-
-/** The part of the MicroPython WebAssembly port (1.27, the board stand-in) these tests use. */
-interface MicroPython {
-  FS: { mkdir(path: string): void; writeFile(path: string, data: Uint8Array | string): void };
-  runPython(code: string): unknown;
-}
-type LoadMicroPython = (options: { stdout?: (line: string) => void; stderr?: (line: string) => void; heapsize?: number }) => Promise<MicroPython>;
-
-// The package ships no type declarations: import it through a non-literal specifier and
-// describe the few members used above.
-const MICROPYTHON_PACKAGE: string = '@micropython/micropython-webassembly-pyscript';
 
 let mp: MicroPython;
 const stdout: string[] = [];
@@ -33,8 +23,7 @@ function install(moduleName: string, mpy: Buffer): void {
 }
 
 beforeAll(async () => {
-  const { loadMicroPython } = (await import(MICROPYTHON_PACKAGE)) as { loadMicroPython: LoadMicroPython };
-  mp = await loadMicroPython({ stdout: (line) => stdout.push(line), heapsize: 64 * 1024 });
+  mp = await loadMicroPython({ stdout: (line) => stdout.push(String(line)), heapsize: 64 * 1024 });
   mp.FS.mkdir('/lib'); // on sys.path, but the port does not create it
 });
 

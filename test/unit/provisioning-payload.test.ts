@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BoardCredentials } from '../../electron/manager/fleet/fleet.js';
 import {
@@ -13,14 +14,6 @@ import {
   type ProvisioningPayload,
 } from '../../electron/manager/fleet/provisioning-payload.js';
 import { MpyCompileError } from '../../electron/manager/packages/mpy-cross.js';
-
-interface MicroPython {
-  FS: { mkdir(path: string): void; writeFile(path: string, data: Uint8Array | string): void };
-  runPython(code: string): unknown;
-}
-type LoadMicroPython = (options: { stdout?: (line: string) => void; heapsize?: number }) => Promise<MicroPython>;
-// No type declarations ship with the package: import it through a non-literal specifier.
-const MICROPYTHON_PACKAGE: string = '@micropython/micropython-webassembly-pyscript';
 
 const FIXTURE: Record<string, string> = {
   'cm_greet.py': 'def greet(name):\n    return "hello " + name\n',
@@ -90,9 +83,8 @@ describe('buildProvisioningPayload', () => {
 
   it('produces files a MicroPython board runs: the .mpy modules import and main.py uses them', async () => {
     const payload = await buildProvisioningPayload(input({ mpy: 774 }));
-    const { loadMicroPython } = (await import(MICROPYTHON_PACKAGE)) as { loadMicroPython: LoadMicroPython };
     const stdout: string[] = [];
-    const mp = await loadMicroPython({ stdout: (line) => stdout.push(line), heapsize: 64 * 1024 });
+    const mp = await loadMicroPython({ stdout: (line) => stdout.push(String(line)), heapsize: 64 * 1024 });
     mp.FS.mkdir('/lib');
     // The port imports from /lib (its sys.path has no root entry): install the modules there.
     for (const file of payload.files) if (file.path.endsWith('.mpy')) mp.FS.writeFile(`/lib${file.path}`, file.data);

@@ -336,9 +336,6 @@ export class RomLoader implements Loader {
 
   /** Unknown command: error 0x05 in the record left over from the previous command. */
   private unsupported(): LoaderResult {
-    const status = Buffer.alloc(this.statusLength);
-    status[0] = 1;
-    status[1] = RomError.INVALID_MESSAGE;
-    return { replies: [buildResponse(this.lastOp, this.lastValue, status)] };
+    return this.fail(this.lastOp, RomError.INVALID_MESSAGE);
   }
 }

@@ -5,7 +5,7 @@
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SerialPort } from 'serialport';
+import { closeNodeSerialPort, openNodeSerialPort, type NodeSerialPort } from '../../../electron/manager/usb/web-serial-port.js';
 import { PtyLink } from '../pty-link.js';
 import { MicroPythonBoard, type MicroPythonBoardOptions } from '../../../electron/manager/virtual/micropython-board.js';
 import { MicroPythonReplSimulator, type MicroPythonReplOptions } from './micropython-repl-simulator.js';
@@ -16,16 +16,14 @@ export class HostTerminal {
   /** Everything received so far is before this offset (see take()). */
   private mark = 0;
 
-  constructor(readonly port: SerialPort) {
+  constructor(readonly port: NodeSerialPort) {
     port.on('data', (chunk: Buffer) => {
       this.received = Buffer.concat([this.received, chunk]);
     });
   }
 
   static async open(link: PtyLink): Promise<HostTerminal> {
-    const port = new SerialPort({ path: link.path, baudRate: link.lineRate || 115_200, autoOpen: false });
-    await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
-    return new HostTerminal(port);
+    return new HostTerminal(await openNodeSerialPort(link.path, { baudRate: link.lineRate || 115_200 }));
   }
 
   write(data: string | Buffer): void {
@@ -67,8 +65,7 @@ export class HostTerminal {
   }
 
   async close(): Promise<void> {
-    if (!this.port.isOpen) return;
-    await new Promise<void>((resolve) => this.port.close(() => resolve()));
+    await closeNodeSerialPort(this.port);
   }
 }
 
