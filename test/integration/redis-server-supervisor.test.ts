@@ -243,6 +243,58 @@ describe('RedisServerSupervisor', () => {
     await waitUntil(() => !pidAlive(redisPid), 3_000);
   });
 
+  it.runIf(process.platform === 'linux')('setBind moves the running server to other addresses without a restart, and restarts keep them', async () => {
+    // 127.0.0.0/8 is all on the loopback interface on Linux: a second address without a LAN.
+    const { supervisor, info } = await startSupervisor();
+    /** '+PONG' from a server listening on host, or the connect error code. */
+    const pingAt = async (host: string) => {
+      const socket = net.connect({ host, port: info.port });
+      try {
+        await once(socket, 'connect', { signal: AbortSignal.timeout(10_000) });
+        socket.write('PING\r\n');
+        const [reply] = (await once(socket, 'data', { signal: AbortSignal.timeout(10_000) })) as [Buffer];
+        return reply.toString().trim();
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code;
+      } finally {
+        socket.destroy();
+      }
+    };
+    expect(await pingAt('127.0.0.2')).toBe('ECONNREFUSED');
+    await supervisor.setBind(['127.0.0.1', '127.0.0.2', '127.0.0.1']);
+    expect(supervisor.bind).toEqual(['127.0.0.1', '127.0.0.2']);
+    expect(supervisor.pid).toBe(info.pid);
+    expect(await pingAt('127.0.0.2')).toBe('+PONG');
+
+    await supervisor.setBind(['127.0.0.2']);
+    expect(await pingAt('127.0.0.1')).toBe('ECONNREFUSED');
+    const restarted = once(supervisor, 'started', { signal: AbortSignal.timeout(15_000) });
+    process.kill(info.pid, 'SIGKILL');
+    await restarted;
+    expect(await pingAt('127.0.0.2')).toBe('+PONG');
+    expect(await pingAt('127.0.0.1')).toBe('ECONNREFUSED');
+    expect(await readFile(path.join(dir, 'data dir', 'redis.conf'), 'utf8')).toContain('bind "127.0.0.2"\n');
+
+    // Malformed lists never reach the server; the binding stays.
+    await expect(supervisor.setBind([])).rejects.toBeInstanceOf(RedisConfigError);
+    await expect(supervisor.setBind(['127.0.0.1 0.0.0.0'])).rejects.toBeInstanceOf(RedisConfigError);
+    expect(supervisor.bind).toEqual(['127.0.0.2']);
+    expect(await pingAt('127.0.0.2')).toBe('+PONG');
+    // The supervisor reaches its server on whatever loopback address it listens on.
+    await supervisor.setBind(['127.0.0.1']);
+    expect(await pingAt('127.0.0.1')).toBe('+PONG');
+    expect(await pingAt('127.0.0.2')).toBe('ECONNREFUSED');
+  });
+
+  it('setBind before start() only changes what start() listens on', async () => {
+    const supervisor = new RedisServerSupervisor({ binaryPath: REDIS, port: await freePort(), dataDir: path.join(dir, 'data dir') });
+    cleanups.push(() => supervisor.stop());
+    // '-' marks an optional address (redis skips it where there is no IPv6).
+    await supervisor.setBind(['127.0.0.1', '-::1']);
+    await supervisor.start();
+    expect(await readFile(path.join(dir, 'data dir', 'redis.conf'), 'utf8')).toContain('bind "127.0.0.1" "-::1"\n');
+  });
+
   it('rejects directives the supervisor manages', () => {
     expect(() => buildRedisConfig({ binaryPath: REDIS, port: 1, dataDir: dir, extraConfig: { daemonize: 'yes' } })).toThrow(RedisConfigError);
     expect(() => buildRedisConfig({ binaryPath: REDIS, port: 1, dataDir: dir, extraConfig: { 'a\nb': 'x' } })).toThrow(RedisConfigError);

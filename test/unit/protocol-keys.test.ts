@@ -12,7 +12,7 @@ describe('wire contract keys', () => {
     // Build with concrete ids, then put the table's placeholders back.
     const keys = boardKeys('b0');
     const placeholders = (key: string) => key.replace('{b0}', '{ID}').replace(':c0', ':CID');
-    const built = [keys.cmd, keys.state, keys.up, `${keys.blobPrefix('c0')}:N`, keys.pending, keys.seen, keys.log, managerKeys.boards, managerKeys.names].map(placeholders);
+    const built = [keys.cmd, keys.state, keys.up, `${keys.blobPrefix('c0')}:N`, keys.pending, keys.seen, keys.log, keys.telemetry, managerKeys.boards, managerKeys.names].map(placeholders);
     expect(documentedKeys.length).toBeGreaterThan(5);
     expect(built.sort()).toEqual([...documentedKeys].sort());
   });

@@ -11,7 +11,7 @@ const RESERVED_BOARD_IDS = new Set(['mgr', 'up']);
 
 export class InvalidIdError extends Error {
   override name = 'InvalidIdError';
-  constructor(readonly kind: 'board id' | 'board name' | 'command id', readonly value: string, readonly rule: string) {
+  constructor(readonly kind: 'board id' | 'board name' | 'command id' | 'job id', readonly value: string, readonly rule: string) {
     super(`invalid ${kind} ${JSON.stringify(value.slice(0, 64))}: ${rule}`);
   }
 }
@@ -53,6 +53,8 @@ export function boardKeys(id: string) {
     pending: `${tag}:pending`,
     seen: `${tag}:seen`,
     log: `${tag}:log`,
+    /** Telemetry ring (string, manager only): see electron/manager/fleet/telemetry.ts. */
+    telemetry: `${tag}:tm`,
     /** Prefix of the blob of one upload; part N is `${prefix}:${N}`. */
     blobPrefix: (cid: string) => `${tag}:f:${assertCommandId(cid)}`,
     /** ACL key pattern covering every blob of this board. */
@@ -65,7 +67,17 @@ export type BoardKeys = ReturnType<typeof boardKeys>;
 export const managerKeys = {
   boards: `${PREFIX}:{mgr}:boards`,
   names: `${PREFIX}:{mgr}:names`,
+  /** Sorted set: job id → creation time (ms). */
+  jobs: `${PREFIX}:{mgr}:jobs`,
 };
+
+export const JOB_ID_PATTERN = /^j[a-z0-9]{8,30}$/;
+
+/** Hash of one job: `summary` and one `t:N` field per board. */
+export function jobKey(id: string): string {
+  if (!JOB_ID_PATTERN.test(id)) throw new InvalidIdError('job id', id, 'j followed by 8-30 characters a-z and 0-9');
+  return `${PREFIX}:{mgr}:job:${id}`;
+}
 
 /** The Redis ACL user name of a board. */
 export function boardUser(id: string): string {

@@ -1,7 +1,8 @@
 /**
  * What the manager offers over USB: list ports, flash a board, provision it (flash or not)
  * so it comes online in the fleet with its own credentials, and copy a file to a board's
- * flash over its console. One job at a time per port; every job reports its progress.
+ * flash over its console, or open a terminal on its console. One owner per port at a time
+ * (a job or a console); every job reports its progress.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import { RawRepl } from './raw-repl.js';
 import { putFile, type PutFileResult } from './serial-copy.js';
 import { closeNodeSerialPort, openNodeSerialPort } from './web-serial-port.js';
 import { FirmwareImageError, type FlashMode } from './firmware-image.js';
+import { SerialConsole } from './serial-console.js';
 
 export interface UsbProgressEvent {
   job: string;
@@ -34,6 +36,8 @@ export interface UsbServiceEvents {
 
 export interface FlashRequest {
   port: string;
+  /** Id carried by this job's progress events (default: a generated one). */
+  job?: string;
   /** The image, or the name of one in the firmware catalogue. */
   image?: Buffer;
   firmware?: string;
@@ -51,12 +55,34 @@ export interface ProvisionRequestBase {
   server?: { host: string; port: number };
 }
 
+export interface ProvisionRequest extends ProvisionRequestBase {
+  /** Id carried by this job's progress events (default: a generated one). */
+  job?: string;
+}
+
+/** Who holds a serial port: a USB job, or an open console. */
+export type UsbPortOwner = 'flash' | 'provision' | 'copy' | 'console';
+type UsbJobKind = Exclude<UsbPortOwner, 'console'>;
+
+/** What a job does, in words ("busy flashing a board", "close it before flashing"). */
+const JOB_WORDS: Record<UsbJobKind, { busy: string; before: string }> = {
+  flash: { busy: 'flashing a board', before: 'flashing' },
+  provision: { busy: 'provisioning a board', before: 'provisioning' },
+  copy: { busy: 'copying a file to a board', before: 'copying a file' },
+};
+
+/** The port is held by a job or a console; `owner` says which. */
 export class PortBusyError extends Error {
   override name = 'PortBusyError';
+
+  constructor(message: string, readonly port?: string, readonly owner?: UsbPortOwner) {
+    super(message);
+  }
 }
 
 export class UsbService extends EventEmitter<UsbServiceEvents> {
-  private readonly busy = new Set<string>();
+  private readonly owners = new Map<string, UsbPortOwner>();
+  private readonly consoles = new Map<string, SerialConsole>();
   private watcher: SerialPortWatcher | undefined;
   readonly catalogue: FirmwareCatalogue;
 
@@ -87,9 +113,42 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     await this.watcher.ready;
   }
 
-  stop(): void {
+  /** Stops watching ports and closes the open consoles (resolves once they are closed). */
+  async stop(): Promise<void> {
     this.watcher?.stop();
     this.watcher = undefined;
+    await Promise.all([...this.consoles.values()].map((session) => session.close()));
+  }
+
+  /** Who holds `port` now (a job or a console), or null when it is free. */
+  portOwner(port: string): UsbPortOwner | null {
+    return this.owners.get(port) ?? null;
+  }
+
+  /**
+   * Opens a terminal on `port` (115200 baud). The console owns the port until it closes
+   * (close(), the board unplugged, or stop()): jobs on that port are refused meanwhile.
+   * Refused with PortBusyError while a job runs on the port or a console is already open.
+   */
+  async openConsole(port: string): Promise<SerialConsole> {
+    const owner = this.owners.get(port);
+    if (owner === 'console') throw new PortBusyError(`the USB console of ${port} is already open (in another window?)`, port, owner);
+    if (owner) throw new PortBusyError(`${port} is busy ${JOB_WORDS[owner].busy}: wait until it finishes`, port, owner);
+    this.owners.set(port, 'console');
+    let session: SerialConsole;
+    try {
+      session = await SerialConsole.open(port, { log: this.options.log });
+    } catch (error) {
+      this.owners.delete(port);
+      throw error;
+    }
+    this.consoles.set(port, session);
+    // 'closed' comes once the port itself is closed: it can go to the next owner at once.
+    session.once('closed', () => {
+      this.consoles.delete(port);
+      this.owners.delete(port);
+    });
+    return session;
   }
 
   async flash(request: FlashRequest): Promise<{ flash: FlashResult; provision: ProvisionResult | null }> {
@@ -97,7 +156,7 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     if (!image) throw new FirmwareImageError('give the firmware image or the name of one in the catalogue');
     // Bad provisioning settings are refused before the board is flashed.
     if (request.provision) checkProvisionSettings({ ...request.provision, server: request.provision.server ?? this.options.fleet.advertise });
-    return this.job(request.port, async (job) => {
+    return this.job(request.port, 'flash', request.job, async (job) => {
       const flash = await flashEsp8266({
         portPath: request.port, image, baud: request.baud, erase: request.erase, flashMode: request.flashMode,
         log: this.options.log,
@@ -110,13 +169,15 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     });
   }
 
-  provision(port: string, request: ProvisionRequestBase): Promise<ProvisionResult> {
-    return this.job(port, (job) => this.provisionNow(job, port, request));
+  /** `job` (or `request.job`): the id its progress events carry (default: a generated one). */
+  provision(port: string, request: ProvisionRequest, job?: string): Promise<ProvisionResult> {
+    const { job: requestJob, ...settings } = request;
+    return this.job(port, 'provision', job ?? requestJob, (id) => this.provisionNow(id, port, settings));
   }
 
   /** Copies a file to a board's flash over its serial console (raw REPL). */
-  copy(port: string, data: Buffer, dest: string): Promise<PutFileResult> {
-    return this.job(port, async (job) => {
+  copy(port: string, data: Buffer, dest: string, options: { job?: string } = {}): Promise<PutFileResult> {
+    return this.job(port, 'copy', options.job, async (job) => {
       const serial = await openNodeSerialPort(port, { baudRate: 115_200 });
       const repl = new RawRepl({ port: serial, exitOnError: true });
       try {
@@ -144,14 +205,16 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     });
   }
 
-  private async job<T>(port: string, run: (job: string) => Promise<T>): Promise<T> {
-    if (this.busy.has(port)) throw new PortBusyError(`${port} is busy with another job`);
-    this.busy.add(port);
-    const job = `u${randomBytes(5).toString('hex')}`;
+  private async job<T>(port: string, kind: UsbJobKind, jobId: string | undefined, run: (job: string) => Promise<T>): Promise<T> {
+    const owner = this.owners.get(port);
+    if (owner === 'console') throw new PortBusyError(`the USB console of ${port} is open: close it before ${JOB_WORDS[kind].before}`, port, owner);
+    if (owner) throw new PortBusyError(`${port} is busy ${JOB_WORDS[owner].busy}: wait until it finishes`, port, owner);
+    this.owners.set(port, kind);
+    const job = jobId ?? `u${randomBytes(5).toString('hex')}`;
     try {
       return await run(job);
     } finally {
-      this.busy.delete(port);
+      this.owners.delete(port);
     }
   }
 
