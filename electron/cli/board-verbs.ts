@@ -74,9 +74,10 @@ export const boardList: VerbSpec = {
       write(out, 'No boards enrolled yet. Enroll one with `mbm board-enroll NAME`, or try `mbm sim --boards 3`.\n');
       return 0;
     }
-    write(out, table(['NAME', 'STATE', 'LAST SEEN', 'PLATFORM', 'MICROPYTHON', 'IP', 'FREE'], boards.map((board) => [
+    write(out, table(['NAME', 'STATE', 'LAST SEEN', 'PLATFORM', 'MICROPYTHON', 'IP', 'FREE', 'TAGS'], boards.map((board) => [
       board.name, board.online ? (board.busy ? 'busy' : 'online') : 'offline', board.online ? 'now' : formatAgo(board.lastSeen),
       board.platform ?? '-', board.micropython ?? '-', board.ip ?? '-', board.memFree === null ? '-' : formatBytes(board.memFree),
+      board.tags.join(',') || '-',
     ])));
     return 0;
   },
@@ -225,6 +226,29 @@ export const boardReboot: VerbSpec = {
   options: WAIT_OPTIONS,
   async run(context) {
     return runAndReport(context, context.positionals[0]!, { op: 'reboot' }, () => 'rebooting');
+  },
+};
+
+export const boardTag: VerbSpec = {
+  name: 'board-tag',
+  summary: 'add (+TAG) and remove (-TAG) tags on boards',
+  args: ['BOARDS', 'TAGS...'],
+  positionalPattern: /^[+-][A-Za-z0-9][A-Za-z0-9_.-]*$/,
+  options: {},
+  details: 'Examples:\n  mbm board-tag "esp-[1-4]" +garden -kitchen\n  mbm board-execute tag:garden -c "print(1)"\n' +
+    'Tags are lower case: 1-32 characters a-z, 0-9, _, . and -. Any BOARDS argument accepts tag:NAME.',
+  async run({ values, positionals, out }) {
+    const [boards, ...changes] = positionals as [string, ...string[]];
+    const add: string[] = [];
+    const remove: string[] = [];
+    for (const change of changes) {
+      if (change.startsWith('+')) add.push(change.slice(1));
+      else if (change.startsWith('-')) remove.push(change.slice(1));
+      else throw new CliError(`${JSON.stringify(change)}: write +TAG to add a tag or -TAG to remove one`, 2);
+    }
+    const tagged = await (await connectService(values)).call('boards.tag', { boards, add, remove });
+    write(out, table(['NAME', 'TAGS'], tagged.map((board) => [board.name, board.tags.join(',') || '-'])));
+    return 0;
   },
 };
 

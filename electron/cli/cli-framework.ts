@@ -17,8 +17,10 @@ export interface VerbContext {
 export interface VerbSpec {
   name: string;
   summary: string;
-  /** Positional arguments, e.g. ['BOARDS', 'FILE', 'DEST']; a trailing '?' marks optional. */
+  /** Positional arguments, e.g. ['BOARDS', 'FILE', 'DEST']; a trailing '?' marks optional, '...' any number (≥ 1). */
   args: string[];
+  /** Arguments that look like options but are positionals (e.g. `-kitchen` of board-tag). */
+  positionalPattern?: RegExp;
   options: Record<string, OptionSpec>;
   /** Extra help text (examples, notes). */
   details?: string;
@@ -65,16 +67,20 @@ export function parseVerbArgs(verb: VerbSpec, argv: string[]): { values: Record<
   for (const [name, spec] of Object.entries({ ...verb.options, ...COMMON_OPTIONS })) {
     options[name] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.default !== undefined ? { default: spec.default } : {}) };
   }
+  // Tokens the verb takes as positionals go after a `--`, which parseArgs leaves alone.
+  const claimed = verb.positionalPattern ? argv.filter((arg) => verb.positionalPattern!.test(arg) && arg !== '-h') : [];
+  const rest = argv.filter((arg) => !claimed.includes(arg));
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: claimed.length > 0 ? [...rest, '--', ...claimed] : argv, options, allowPositionals: true, strict: true });
   } catch (error) {
     throw new CliError(`${(error as Error).message}\n\n${verbHelp(verb)}`, 2);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help) return { values, positionals: parsed.positionals, help: true };
   const required = verb.args.filter((arg) => !arg.endsWith('?')).length;
-  if (parsed.positionals.length < required || parsed.positionals.length > verb.args.length) {
+  const variadic = verb.args.some((arg) => arg.endsWith('...'));
+  if (parsed.positionals.length < required || (!variadic && parsed.positionals.length > verb.args.length)) {
     throw new CliError(`mbm ${verb.name} takes ${verb.args.join(' ') || 'no arguments'}\n\n${verbHelp(verb)}`, 2);
   }
   return { values, positionals: parsed.positionals, help: false };

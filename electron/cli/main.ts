@@ -4,17 +4,17 @@
  */
 import { ApiRequestError } from '../manager/api/client.js';
 import { CliError, parseVerbArgs, usage, verbHelp, type VerbSpec } from './cli-framework.js';
-import { serverStart, serverStatus, serverStop, sim } from './server-verbs.js';
+import { serverStart, serverStatus, serverStop, sim, ui } from './server-verbs.js';
 import {
-  boardDownload, boardEnroll, boardExecute, boardHistory, boardList, boardLs, boardReboot, boardRemove, boardRename, boardRm, boardUpload,
+  boardDownload, boardEnroll, boardExecute, boardHistory, boardList, boardLs, boardReboot, boardRemove, boardRename, boardRm, boardTag, boardUpload,
 } from './board-verbs.js';
 import { boardMacro } from './board-macro-verb.js';
 import { boardFlash, boardProvision, firmwareDownload, firmwareList, usbPorts, usbPut } from './usb-verbs.js';
 
 export const VERBS: VerbSpec[] = [
-  serverStart, serverStop, serverStatus,
+  serverStart, serverStop, serverStatus, ui,
   boardList, boardEnroll, boardExecute, boardUpload, boardDownload, boardLs, boardRm, boardRename, boardReboot, boardMacro,
-  boardRemove, boardHistory, usbPorts, boardFlash, boardProvision, usbPut, firmwareList, firmwareDownload, sim,
+  boardTag, boardRemove, boardHistory, usbPorts, boardFlash, boardProvision, usbPut, firmwareList, firmwareDownload, sim,
 ];
 
 export async function main(argv: string[], io = { out: process.stdout, err: process.stderr, stdin: process.stdin }): Promise<number> {

@@ -1,7 +1,8 @@
 /** `mbm server-start`, `server-stop`, `server-status`, and `sim` (virtual boards). */
-import { Manager, DEFAULT_REDIS_PORT } from '../manager/manager.js';
+import { Manager, DEFAULT_API_PORT, DEFAULT_REDIS_PORT } from '../manager/manager.js';
 import type { LogLevel } from '../manager/log.js';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { startVirtualFleet } from '../manager/virtual/virtual-fleet.js';
 import { startMicroPythonFleet } from '../manager/virtual/micropython-fleet.js';
 import { CliError, intOption, untilInterrupted, write, type VerbSpec } from './cli-framework.js';
@@ -21,6 +22,7 @@ export const serverStart: VerbSpec = {
   args: [],
   options: {
     port: { type: 'string', valueName: 'PORT', description: `Redis port boards connect to (default ${DEFAULT_REDIS_PORT})` },
+    'api-port': { type: 'string', valueName: 'PORT', description: `port of the API and the web UI on 127.0.0.1 (default ${DEFAULT_API_PORT}, or any free port when taken)` },
     bind: { type: 'string', valueName: 'ADDR[,ADDR]', description: 'addresses Redis listens on (default 127.0.0.1; a LAN address lets real boards in)' },
     'redis-url': { type: 'string', valueName: 'URL', description: 'use this Redis (redis://user:password@host:port) instead of starting one' },
     'redis-binary': { type: 'string', valueName: 'PATH', description: 'redis-server to run (default: bundled, then PATH)' },
@@ -34,23 +36,28 @@ export const serverStart: VerbSpec = {
     const dataDir = dataDirOf(values);
     const redisPort = intOption(values, 'port', DEFAULT_REDIS_PORT, 1, 65535);
     const heartbeatS = intOption(values, 'heartbeat', 5, 1, 300);
+    const apiPort = intOption(values, 'api-port', DEFAULT_API_PORT, 1, 65535);
     const bind = typeof values.bind === 'string' ? values.bind.split(',').map((address) => address.trim()).filter(Boolean) : undefined;
     const running = await findService(dataDir);
     if (running) {
-      write(out, `The service is already running (pid ${running.info.pid}, API ${running.info.apiUrl}).\n`);
+      const signin = await running.client.call('ui.signinUrl', {});
+      write(out, `The service is already running (pid ${running.info.pid}).\n  Open the app: ${signin.url}\n`);
       return 0;
     }
     if (!values.foreground) {
-      const passThrough = ['port', 'bind', 'redis-url', 'redis-binary', 'advertise', 'heartbeat']
+      const passThrough = ['port', 'api-port', 'bind', 'redis-url', 'redis-binary', 'advertise', 'heartbeat']
         .flatMap((name) => (typeof values[name] === 'string' ? [`--${name}`, values[name] as string] : []))
         .concat(values.verbose ? ['--verbose'] : []);
-      const info = await startInBackground(dataDir, passThrough);
-      write(out, `Cloudmanager service started (pid ${info.pid}).\n  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl}\n  Data ${dataDir}\n`);
+      const { info, client } = await startInBackground(dataDir, passThrough);
+      const signin = await client.call('ui.signinUrl', {});
+      write(out, `Cloudmanager service started (pid ${info.pid}).\n  Open the app: ${signin.url}\n` +
+        `  (a sign-in link that works once, for 2 minutes; \`mbm ui\` prints a new one)\n` +
+        `  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl}\n  Data ${dataDir}\n`);
       return 0;
     }
     const log = logWriter(out, Boolean(values.verbose));
     const manager = new Manager({
-      dataDir, redisPort, bind, heartbeatS,
+      dataDir, redisPort, bind, heartbeatS, apiPort, apiPortFallback: values['api-port'] === undefined,
       redisUrl: values['redis-url'] as string | undefined,
       redisBinary: values['redis-binary'] as string | undefined,
       advertiseHost: values.advertise as string | undefined,
@@ -66,7 +73,9 @@ export const serverStart: VerbSpec = {
     } catch (error) {
       throw new CliError(`cannot start the service: ${(error as Error).message}`);
     }
-    write(out, `Cloudmanager service running (pid ${info.pid}).\n  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl} (token in ${dataDir}/secrets/api.token)\n  Use \`mbm\` in another shell; press Ctrl-C to stop.\n`);
+    write(out, `Cloudmanager service running (pid ${info.pid}).\n` +
+      `  Open the app: ${manager.signinUrl().url}\n  (a sign-in link that works once, for 2 minutes; \`mbm ui\` prints a new one)\n` +
+      `  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl} (token in ${dataDir}/secrets/api.token)\n  Use \`mbm\` in another shell; press Ctrl-C to stop.\n`);
     await stopped;
     return 0;
   },
@@ -160,6 +169,37 @@ export const sim: VerbSpec = {
     await untilInterrupted();
     await close();
     write(out, 'virtual boards stopped\n');
+    return 0;
+  },
+};
+
+/** The OS's "open this URL" command, where a desktop exists to show it. */
+export function browserOpener(platform = process.platform, env: NodeJS.ProcessEnv = process.env): { command: string; args: string[] } | null {
+  if (platform === 'darwin') return { command: 'open', args: [] };
+  if (platform === 'win32') return { command: 'cmd', args: ['/c', 'start', '""'] };
+  if (!env.DISPLAY && !env.WAYLAND_DISPLAY) return null;
+  return { command: 'xdg-open', args: [] };
+}
+
+export const ui: VerbSpec = {
+  name: 'ui',
+  summary: 'print a sign-in link for the web UI (and open it in the browser where there is a desktop)',
+  args: [],
+  options: {
+    'no-open': { type: 'boolean', description: 'only print the link' },
+  },
+  details: 'The link works once, for 2 minutes; it signs the browser in with a session cookie.\n' +
+    'Anyone who can read the link can use it: do not share it.',
+  async run({ values, out }) {
+    const api = await connectService(values);
+    const { url } = await api.call('ui.signinUrl', {});
+    write(out, `${url}\n`);
+    const opener = values['no-open'] ? null : browserOpener();
+    if (opener) {
+      const child = spawn(opener.command, [...opener.args, url], { stdio: 'ignore', detached: true });
+      child.on('error', () => undefined);
+      child.unref();
+    }
     return 0;
   },
 };

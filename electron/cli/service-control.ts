@@ -70,7 +70,7 @@ function logTail(file: string, lines = 15): string {
  * Starts `mbm server-start --foreground …` detached, with its output appended to the log
  * file, and returns once the new service answers (like the original `server-start`).
  */
-export async function startInBackground(dataDir: string, foregroundArgs: string[], timeoutMs = 60_000): Promise<ServiceInfo> {
+export async function startInBackground(dataDir: string, foregroundArgs: string[], timeoutMs = 60_000): Promise<{ info: ServiceInfo; client: ApiClient }> {
   const paths = dataPaths(dataDir);
   await ensureDataDirs(paths);
   const logFd = openSync(paths.managerLog, 'a', 0o600);
@@ -92,7 +92,7 @@ export async function startInBackground(dataDir: string, foregroundArgs: string[
     const info = await readServiceInfo(paths);
     if (info?.pid === child.pid) {
       const found = await findService(dataDir);
-      if (found) return found.info;
+      if (found) return found;
     }
     await sleep(100);
   }

@@ -5,6 +5,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { findRedisServerBinary } from './redis/redis-binary.js';
 import { RedisServerSupervisor } from './redis/redis-server-supervisor.js';
@@ -15,6 +16,16 @@ import { boardUser } from './redis/keys.js';
 import { Fleet } from './fleet/fleet.js';
 import { ApiServer } from './api/server.js';
 import { UsbService } from './usb/usb-service.js';
+import { JobService } from './fleet/job-service.js';
+import { JobStore } from './redis/job-store.js';
+import { StagedFiles } from './transfer/staged-files.js';
+import { SimService } from './virtual/sim-service.js';
+import { TelemetryRecorder } from './fleet/telemetry.js';
+import { TelemetryStore } from './redis/telemetry-store.js';
+import { ApiClient } from './api/client.js';
+import {
+  applyLanAddress, lanInterfaces, networkSettingsFile, readNetworkSettings, startupBindAddresses, NetworkSetupError, type NetworkAccess,
+} from './network-access.js';
 import type { ServiceStatus } from './api/contract.js';
 import {
   dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readServiceInfo,
@@ -24,6 +35,8 @@ import { LogRateLimiter, silentLogger, type Logger } from './log.js';
 import { packageRoot, packageVersion } from './package-info.js';
 
 export const DEFAULT_REDIS_PORT = 18266;
+/** Port of the API and the UI, when free (a stable address for bookmarks and the window). */
+export const DEFAULT_API_PORT = 18267;
 
 export interface ManagerOptions {
   dataDir: string;
@@ -37,14 +50,18 @@ export interface ManagerOptions {
   redisBinary?: string;
   /** Heartbeat period written into new boards' credentials (default 5 s). */
   heartbeatS?: number;
-  /** Port of the local API (default: any free port). */
+  /** Port of the local API and the UI (default: any free port). */
   apiPort?: number;
+  /** With `apiPort`: use any free port when that one is taken. */
+  apiPortFallback?: boolean;
   /** Host name or address boards should use to reach Redis (default: derived from bind). */
   advertiseHost?: string;
   /** Serial device paths to list besides the detected ones (e.g. simulated boards' ptys). */
   extraSerialPorts?: string[];
   /** How often the serial port list is checked for plug and unplug (default 1000 ms). */
   serialPortPollMs?: number;
+  /** Folder of the built UI (default: dist/renderer of the package). */
+  uiRoot?: string;
   log?: Logger;
 }
 
@@ -52,9 +69,10 @@ export interface ManagerEvents {
   stopped: [];
 }
 
-/** The address boards should use, given what Redis listens on. */
+/** The address boards should use, given what Redis listens on (a LAN address over loopback). */
 export function advertisedHost(bind: string[]): string {
-  const specific = bind.find((address) => address !== '0.0.0.0' && address !== '::' && address !== '*');
+  const specifics = bind.filter((address) => address !== '0.0.0.0' && address !== '::' && address !== '*');
+  const specific = specifics.find((address) => !address.startsWith('127.') && address !== '::1') ?? specifics[0];
   if (bind.length > 0 && specific && !specific.startsWith('127.') && specific !== '::1') return specific;
   if (bind.some((address) => address === '0.0.0.0' || address === '::' || address === '*')) {
     for (const addresses of Object.values(os.networkInterfaces())) {
@@ -81,6 +99,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private fleetInstance: Fleet | undefined;
   private api: ApiServer | undefined;
   private usb: UsbService | undefined;
+  private jobs: JobService | undefined;
+  private sim: SimService | undefined;
+  private telemetry: TelemetryRecorder | undefined;
+  private readonly staged = new StagedFiles();
+  /** What Redis listens on (the embedded one); from options, or the saved LAN choice. */
+  private bind: string[] = ['127.0.0.1'];
   private endpoint: RedisEndpoint | undefined;
   private startedAt = 0;
   private redisRestarts = 0;
@@ -110,7 +134,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       this.redis.on('error', (error) => this.log('debug', `redis connection: ${error.message}`));
       await this.redis.ping();
       this.store = new FleetStore(this.redis);
-      const bind = this.options.bind ?? ['127.0.0.1'];
+      const bind = this.bind;
       this.fleetInstance = new Fleet({
         store: this.store,
         log: this.log,
@@ -120,21 +144,38 @@ export class Manager extends EventEmitter<ManagerEvents> {
           port: this.endpoint.port,
         },
       });
+      this.telemetry = new TelemetryRecorder({ store: new TelemetryStore(this.redis), log: this.log });
+      this.recordTelemetry(this.fleetInstance, this.telemetry);
       await this.fleetInstance.start();
+      this.telemetry.start();
       this.usb = new UsbService({
         fleet: this.fleetInstance, log: this.log, firmwareFolder: this.paths.firmwareDir, extraPorts: this.options.extraSerialPorts,
       });
+      this.jobs = new JobService({
+        fleet: this.fleetInstance, store: new JobStore(this.redis), staged: this.staged, usb: this.usb, log: this.log,
+      });
+      await this.jobs.start();
+      const fleet = this.fleetInstance;
+      this.sim = new SimService({ api: () => new ApiClient(this.apiUrl, this.apiToken), takenNames: () => fleet.registry.names() });
       this.api = new ApiServer({
         token: this.apiToken,
         log: this.log,
         port: this.options.apiPort,
-        context: { fleet: this.fleetInstance, usb: this.usb, status: () => this.status(), shutdown: () => void this.stop() },
+        portFallback: this.options.apiPortFallback,
+        uiRoot: this.options.uiRoot ?? path.join(await packageRoot(), 'dist', 'renderer'),
+        context: {
+          fleet: this.fleetInstance, usb: this.usb, jobs: this.jobs, staged: this.staged, sim: this.sim,
+          status: () => this.status(), shutdown: () => void this.stop(), signinUrl: () => this.signinUrl(),
+          network: () => this.network(), setLanAccess: (address) => this.setLanAccess(address),
+          telemetry: (boardId) => this.telemetry!.read(boardId),
+        },
       });
       this.apiUrl = await this.api.listen();
       this.fleetInstance.on('board', (event) => this.api?.broadcast(event));
       this.fleetInstance.on('command', (command) => this.api?.broadcast({ type: 'command', command }));
       this.fleetInstance.on('output', (event) => this.api?.broadcast({ type: 'output', ...event }));
       this.usb.on('progress', (event) => this.api?.broadcast({ type: 'usb.progress', ...event }));
+      this.jobs.on('job', (event) => this.api?.broadcast({ type: 'job', ...event }));
       this.usb.on('port', (change) => this.api?.broadcast({ type: 'usb.port', ...change }));
       await this.usb.watchPorts(this.options.serialPortPollMs);
     } catch (error) {
@@ -164,10 +205,17 @@ export class Manager extends EventEmitter<ManagerEvents> {
     }
     await writeFileAtomic(this.paths.aclFile, embeddedAclFile(existing, password));
     const binary = await findRedisServerBinary({ configuredPath: this.options.redisBinary, packageRoot: await packageRoot() });
-    const bind = this.options.bind ?? ['127.0.0.1'];
+    if (this.options.bind) this.bind = this.options.bind;
+    else {
+      const saved = startupBindAddresses(await readNetworkSettings(networkSettingsFile(this.paths.root), (message) => this.log('warn', message)));
+      if (saved.unavailable) this.log('warn', `boards on the local network were let in on ${saved.unavailable}, which is no longer an address of this computer: listening on 127.0.0.1 only until LAN access is chosen again`);
+      this.bind = saved.bind;
+    }
+    const bind = this.bind;
     const port = this.options.redisPort ?? DEFAULT_REDIS_PORT;
     this.supervisor = new RedisServerSupervisor({
       binaryPath: binary.path, port, bind, dataDir: this.paths.redisDir, aclFile: this.paths.aclFile,
+      auth: { username: MANAGER_USER, password },
       extraConfig: { 'notify-keyspace-events': 'Kt', 'tcp-backlog': '4096' },
     });
     this.supervisor.on('log', ({ line }) => this.log('debug', `redis: ${line}`));
@@ -190,6 +238,27 @@ export class Manager extends EventEmitter<ManagerEvents> {
     const started = await this.supervisor.start();
     this.log('info', `redis-server ${started.version} (${binary.source} ${binary.path}) pid ${started.pid} on ${bind.join(',')}:${port}`);
     return { host: localConnectHost(bind), port, username: MANAGER_USER, password };
+  }
+
+  /** Feeds the telemetry ring from the fleet: heartbeats (batched) and online changes. */
+  private recordTelemetry(fleet: Fleet, telemetry: TelemetryRecorder): void {
+    fleet.on('board', (event) => {
+      switch (event.type) {
+        case 'boards.activity':
+          for (const board of event.boards) telemetry.sample(board.id, board.memFree, board.lastSeen ?? Date.now());
+          break;
+        case 'board.online':
+          telemetry.online(event.board.id);
+          break;
+        case 'board.offline':
+          telemetry.offline(event.board.id);
+          break;
+        case 'board.removed':
+          void telemetry.forget(event.boardId).catch(() => undefined);
+          break;
+        default:
+      }
+    });
   }
 
   private boardLabel(id: string): string {
@@ -215,7 +284,41 @@ export class Manager extends EventEmitter<ManagerEvents> {
       },
       boards: this.fleet.counts(),
       commandsActive: this.fleet.dispatcher.activeCount(),
+      virtualBoards: this.sim?.count ?? 0,
     };
+  }
+
+  /** Who can reach the boards' entry point: this computer only, or a LAN address too. */
+  network(): NetworkAccess {
+    const lanAddress = this.bind.find((address) => !address.startsWith('127.') && address !== '::1') ?? null;
+    return {
+      embedded: this.supervisor !== undefined,
+      lanAddress,
+      loopbackOnly: this.bind.every((address) => address.startsWith('127.') || address === '::1' || address === 'localhost'),
+      interfaces: lanInterfaces(),
+      advertise: this.fleet.advertise,
+    };
+  }
+
+  /**
+   * Lets boards on the local network in on `address` (the embedded Redis listens there
+   * too, without a restart; remembered for the next start), or back to this computer only
+   * (null). Boards enrolled afterwards are given the new address.
+   */
+  async setLanAccess(address: string | null): Promise<NetworkAccess> {
+    if (!this.supervisor) throw new NetworkSetupError('the service uses an external Redis: its addresses are set where that Redis runs');
+    if (this.options.bind) throw new NetworkSetupError('the service was started with --bind: restart it without --bind to choose the address here');
+    const settings = await applyLanAddress({ supervisor: this.supervisor, settingsFile: networkSettingsFile(this.paths.root), lanAddress: address });
+    this.bind = this.supervisor.bind;
+    if (!this.options.advertiseHost) this.fleet.setAdvertiseHost(settings.lanAddress ?? '127.0.0.1');
+    this.log('info', settings.lanAddress ? `boards on the local network may now connect on ${settings.lanAddress}:${this.endpoint!.port}` : 'boards may now connect from this computer only');
+    return this.network();
+  }
+
+  /** A one-time URL that signs a browser (or the app's window) in to the UI. */
+  signinUrl(): { url: string; expiresAt: number } {
+    if (!this.api) throw new Error('the manager is not started');
+    return this.api.createSigninUrl();
   }
 
   /** Stops the API, the fleet and the embedded Redis (AOF flushed). Idempotent. */
@@ -232,9 +335,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
         this.log('warn', `while stopping ${what}: ${(error as Error).message}`);
       }
     };
-    this.usb?.stop();
+    await step('USB', () => this.usb?.stop());
+    await step('virtual boards', () => this.sim?.stop());
     await step('the API', () => this.api?.close());
+    await step('jobs', () => this.jobs?.stop());
     await step('the fleet', () => this.fleetInstance?.stop());
+    await step('telemetry', () => this.telemetry?.stop());
     await step('notifications', () => this.store?.close());
     await step('the Redis connection', () => this.redis?.quit());
     this.redis?.disconnect();

@@ -9,8 +9,9 @@
  * subprotocol `cloudmanager.<token>` where headers cannot be set).
  */
 import { z } from 'zod';
-import type { BoardSummary } from '../fleet/board-registry.js';
-import type { CommandView, OutputEvent } from '../fleet/command-dispatcher.js';
+import { JOB_ID_PATTERN } from '../redis/keys.js';
+import type { BoardActivity, BoardSummary } from '../fleet/board-registry.js';
+import type { CommandView, OutputChunk, OutputEvent, CommandStatus } from '../fleet/command-dispatcher.js';
 import type { BoardCredentials, BoardEvent } from '../fleet/fleet.js';
 
 import type { SerialPortChange, SerialPortInfo } from '../usb/serial-ports.js';
@@ -19,8 +20,15 @@ import type { ProvisionResult } from '../usb/board-provisioner.js';
 import type { PutFileResult } from '../usb/serial-copy.js';
 import type { CatalogueEntry } from '../usb/firmware-catalogue.js';
 import type { UsbProgressEvent } from '../usb/usb-service.js';
+import type { JobSummary, JobTarget, JobView, JobKind, TargetStatus, JobProgress } from '../fleet/job-model.js';
+import type { JobEvent } from '../fleet/job-service.js';
+import type { StagedFile } from '../transfer/staged-files.js';
+import type { LanInterface, NetworkAccess } from '../network-access.js';
+import type { BoardTelemetry, TelemetryPoint } from '../fleet/telemetry.js';
 
-export type { BoardSummary, CommandView, OutputEvent, BoardCredentials, BoardEvent, SerialPortInfo, SerialPortChange, FlashResult, ProvisionResult, CatalogueEntry, UsbProgressEvent };
+export type { JobSummary, JobTarget, JobView, JobKind, TargetStatus, JobProgress, JobEvent, StagedFile };
+export type { OutputChunk, CommandStatus, NetworkAccess, LanInterface, BoardTelemetry, TelemetryPoint };
+export type { BoardActivity, BoardSummary, CommandView, OutputEvent, BoardCredentials, BoardEvent, SerialPortInfo, SerialPortChange, FlashResult, ProvisionResult, CatalogueEntry, UsbProgressEvent };
 
 const boardPath = z.string().min(1).max(255);
 const boardsPattern = z.string().min(1).max(4096).describe('BOARDS: names, ranges like esp-[1-3], globs like sim-*');
@@ -54,6 +62,32 @@ const provisionInput = z.object({
 });
 const boardRef = z.string().min(1).max(64);
 const cid = z.string().min(1).max(40);
+const jobId = z.string().regex(JOB_ID_PATTERN, 'not a job id');
+const stagedFileId = z.string().regex(/^s[A-Za-z0-9_-]{16}$/, 'not a staged file id (send the file to files.stage first)');
+const expireMs = z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional();
+const baudRate = z.union([z.literal(115_200), z.literal(230_400), z.literal(460_800), z.literal(921_600)]);
+const flashMode = z.enum(['qio', 'qout', 'dio', 'dout']);
+
+export const jobRequestSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('exec'), boards: boardsPattern, code: z.string().min(1).max(64 * 1024), timeoutMs: z.number().int().min(100).max(3_600_000).optional(), expireMs }).strict(),
+  z.object({
+    kind: z.literal('upload'), boards: boardsPattern, expireMs,
+    files: z.array(z.object({ file: stagedFileId, path: boardPath }).strict()).min(1).max(1_000),
+  }).strict(),
+  z.object({ kind: z.literal('reboot'), boards: boardsPattern, expireMs }).strict(),
+  z.object({
+    kind: z.literal('tag'), boards: boardsPattern,
+    add: z.array(z.string().min(1).max(32)).max(16).default([]), remove: z.array(z.string().min(1).max(32)).max(16).default([]),
+  }).strict(),
+  z.object({ kind: z.literal('remove'), boards: boardsPattern }).strict(),
+  z.object({
+    kind: z.literal('flash'), port: devicePath,
+    firmware: z.string().min(1).max(100).optional(), builtin: z.string().min(1).max(64).optional(),
+    baud: baudRate.optional(), erase: z.boolean().optional(), flashMode: flashMode.optional(),
+    provision: provisionInput.optional(),
+  }).strict(),
+  provisionInput.extend({ kind: z.literal('provision'), port: devicePath }).strict(),
+]).refine((input) => input.kind !== 'flash' || Boolean(input.firmware) !== Boolean(input.builtin), 'a flash job needs exactly one of firmware (a catalogue name) or builtin');
 
 export const routeInputs = {
   'status': empty,
@@ -64,25 +98,40 @@ export const routeInputs = {
   'boards.rename': z.object({ board: boardRef, name: z.string().min(1).max(32) }).strict(),
   'boards.remove': z.object({ board: boardRef }).strict(),
   'boards.history': z.object({ board: boardRef, count: z.number().int().min(1).max(200).optional() }).strict(),
+  'boards.telemetry': z.object({ board: boardRef }).strict(),
+  'boards.tag': z.object({
+    boards: boardsPattern,
+    add: z.array(z.string().min(1).max(32)).max(16).default([]),
+    remove: z.array(z.string().min(1).max(32)).max(16).default([]),
+  }).strict(),
   'commands.send': z.object({
     boards: boardsPattern,
     request: commandRequestSchema,
     expireMs: z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional(),
     timeoutMs: z.number().int().min(100).max(3_600_000).optional(),
   }).strict(),
+  'jobs.start': jobRequestSchema,
+  'jobs.list': empty,
+  'jobs.get': z.object({ id: jobId }).strict(),
+  'jobs.cancel': z.object({ id: jobId }).strict(),
   'commands.get': z.object({ cid }).strict(),
   'commands.wait': z.object({ cids: z.array(cid).min(1).max(20_000), timeoutMs: z.number().int().min(0).max(600_000) }).strict(),
   'commands.cancel': z.object({ cid }).strict(),
   'commands.file': z.object({ cid }).strict(),
   'service.shutdown': empty,
+  'ui.signinUrl': empty,
+  'service.network': empty,
+  'service.setLanAccess': z.object({ address: z.string().min(1).max(64).nullable() }).strict(),
+  'sim.start': z.object({ count: z.number().int().min(1).max(50) }).strict(),
+  'sim.stop': empty,
   'usb.ports': empty,
   'usb.flash': z.object({
     port: devicePath,
     firmware: z.string().min(1).max(100).optional(),
     imageBase64: base64Data.optional(),
-    baud: z.union([z.literal(115_200), z.literal(230_400), z.literal(460_800), z.literal(921_600)]).optional(),
+    baud: baudRate.optional(),
     erase: z.boolean().optional(),
-    flashMode: z.enum(['qio', 'qout', 'dio', 'dout']).optional(),
+    flashMode: flashMode.optional(),
     provision: provisionInput.optional(),
   }).strict().refine((input) => Boolean(input.firmware) !== Boolean(input.imageBase64), 'give exactly one of firmware (a catalogue name) or imageBase64'),
   'usb.provision': provisionInput.extend({ port: devicePath }).strict(),
@@ -103,6 +152,8 @@ export interface ServiceStatus {
   redis: { pid: number | null; host: string; port: number; version: string; external: boolean; restarts: number; memoryBytes: number };
   boards: { online: number; total: number };
   commandsActive: number;
+  /** Virtual boards running inside the service (sim.start). */
+  virtualBoards: number;
 }
 
 export interface SentCommand extends CommandView {
@@ -118,12 +169,23 @@ export interface RouteOutputs {
   'boards.rename': BoardSummary;
   'boards.remove': { removed: string };
   'boards.history': Array<Record<string, string>>;
+  'boards.tag': BoardSummary[];
+  'boards.telemetry': BoardTelemetry;
   'commands.send': { commands: SentCommand[] };
+  'jobs.start': JobSummary;
+  'jobs.list': JobSummary[];
+  'jobs.get': JobView;
+  'jobs.cancel': JobSummary;
   'commands.get': CommandView;
   'commands.wait': CommandView[];
   'commands.cancel': CommandView;
   'commands.file': { size: number; sha256: string; dataBase64: string };
   'service.shutdown': { stopping: true };
+  'ui.signinUrl': { url: string; expiresAt: number };
+  'service.network': NetworkAccess;
+  'service.setLanAccess': NetworkAccess;
+  'sim.start': { names: string[] };
+  'sim.stop': { stopped: number };
   'usb.ports': SerialPortInfo[];
   'usb.flash': { flash: FlashResult; provision: ProvisionResult | null };
   'usb.provision': ProvisionResult;
@@ -147,10 +209,13 @@ export type ApiResponse<T> = { ok: true; result: T } | { ok: false; error: ApiEr
 export type ApiEvent =
   | BoardEvent
   | { type: 'command'; command: CommandView }
+  | ({ type: 'job' } & JobEvent)
   | ({ type: 'output' } & OutputEvent)
   | ({ type: 'usb.progress' } & UsbProgressEvent)
   | ({ type: 'usb.port' } & SerialPortChange)
   | { type: 'hello'; version: string };
 
 export const API_EVENTS_PATH = '/api/events';
+/** `POST` raw bytes (application/octet-stream, at most 16 MiB) here to stage a file for an upload job; answers a StagedFile. */
+export const FILES_STAGE_PATH = '/api/files.stage';
 export const API_TOKEN_SUBPROTOCOL_PREFIX = 'cloudmanager.';

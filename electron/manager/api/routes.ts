@@ -8,14 +8,25 @@ import { validateBoardPath, validateCommandRequest, type CommandRequest } from '
 import { summarizeBoard } from '../fleet/board-registry.js';
 import { sha256 } from '../transfer/upload-blob.js';
 import type { UsbService, ProvisionRequestBase } from '../usb/usb-service.js';
-import { routeInputs, type ApiCommandRequest, type RouteName, type RouteOutputs, type ServiceStatus } from './contract.js';
+import type { JobService } from '../fleet/job-service.js';
+import type { StagedFiles } from '../transfer/staged-files.js';
+import type { SimService } from '../virtual/sim-service.js';
+import { routeInputs, type BoardTelemetry, type NetworkAccess, type ApiCommandRequest, type RouteName, type RouteOutputs, type ServiceStatus } from './contract.js';
 
 export interface ApiContext {
   fleet: Fleet;
   usb: UsbService;
+  jobs: JobService;
+  staged: StagedFiles;
+  sim: SimService;
   status(): Promise<ServiceStatus>;
   /** Stops the service (after the reply has been sent). */
   shutdown(): void;
+  /** A one-time sign-in URL for the UI. */
+  signinUrl(): { url: string; expiresAt: number };
+  network(): NetworkAccess;
+  setLanAccess(address: string | null): Promise<NetworkAccess>;
+  telemetry(boardId: string): Promise<BoardTelemetry>;
 }
 
 export class NotFoundError extends Error {
@@ -42,6 +53,8 @@ export const handlers: HandlerTable = {
     return { removed: board };
   },
   'boards.history': ({ fleet }, { board, count }) => fleet.history(board, count),
+  'boards.tag': ({ fleet }, { boards, add, remove }) => fleet.tag(boards, add, remove),
+  'boards.telemetry': (context, { board }) => context.telemetry(context.fleet.board(board).id),
   'commands.send': async ({ fleet }, input) => {
     const request = toCommandRequest(input.request);
     // One bad request fails the whole call: nothing is queued for any board.
@@ -51,6 +64,10 @@ export const handlers: HandlerTable = {
     const views = await Promise.all(boards.map((board) => fleet.send(board, request, options)));
     return { commands: views.map((view, index) => ({ ...view, boardOnline: boards[index]!.online })) };
   },
+  'jobs.start': ({ jobs }, input) => jobs.launch(input),
+  'jobs.list': async ({ jobs }) => jobs.list(),
+  'jobs.get': async ({ jobs }, { id }) => jobs.get(id),
+  'jobs.cancel': ({ jobs }, { id }) => jobs.cancel(id),
   'commands.get': async ({ fleet }, { cid }) => {
     const view = fleet.dispatcher.get(cid);
     if (!view) throw new NotFoundError(`no command ${cid} (finished commands are kept for a limited time)`);
@@ -67,6 +84,11 @@ export const handlers: HandlerTable = {
     context.shutdown();
     return { stopping: true };
   },
+  'ui.signinUrl': async (context) => context.signinUrl(),
+  'service.network': async (context) => context.network(),
+  'service.setLanAccess': (context, { address }) => context.setLanAccess(address),
+  'sim.start': ({ sim }, { count }) => sim.start(count),
+  'sim.stop': ({ sim }) => sim.stop(),
   'usb.ports': ({ usb }) => usb.ports(),
   'usb.flash': ({ usb }, input) => usb.flash({
     port: input.port, firmware: input.firmware, image: input.imageBase64 ? Buffer.from(input.imageBase64, 'base64') : undefined,

@@ -1,8 +1,10 @@
 /**
- * The local API: HTTP routes from the contract table plus a WebSocket of events, on
- * loopback only, every request authenticated with the bearer token from the data folder.
- * The Host header is checked too, so a web page cannot reach the API through DNS
- * rebinding even if it guessed a route.
+ * The local API and the UI's origin, on loopback only: HTTP routes from the contract table,
+ * a WebSocket of events, and the built renderer at `/`. Two ways in: the CLI's bearer token
+ * (from the data folder), or the UI's session cookie, which is honoured only on requests
+ * that carry this origin's own `Origin` (a page from any other origin, another loopback
+ * port included, is refused). The Host header is checked on everything, so a web page
+ * cannot reach the service through DNS rebinding.
  */
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -11,12 +13,14 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ZodError } from 'zod';
 import type { Logger } from '../log.js';
 import {
-  API_EVENTS_PATH, API_TOKEN_SUBPROTOCOL_PREFIX, routeInputs,
+  API_EVENTS_PATH, API_TOKEN_SUBPROTOCOL_PREFIX, FILES_STAGE_PATH, routeInputs,
   type ApiError, type ApiErrorCode, type ApiEvent, type RouteName,
 } from './contract.js';
 import { handlers, NotFoundError, type ApiContext } from './routes.js';
+import { UiFiles, messagePage, securityHeaders } from './ui-files.js';
+import { UiSessions, readCookie, sessionCookie, sessionCookieName } from './ui-sessions.js';
 import { UnknownBoardError } from '../fleet/board-registry.js';
-import { BoardNameTakenError } from '../fleet/fleet.js';
+import { BoardNameTakenError, InvalidTagError } from '../fleet/fleet.js';
 import { BoardSelectorError } from '../fleet/board-selector.js';
 import { InvalidCommandError } from '../fleet/command-ops.js';
 import { InvalidIdError } from '../redis/keys.js';
@@ -28,6 +32,11 @@ import { FlashError, UnsupportedChipError } from '../usb/esp-flasher.js';
 import { ProvisionError } from '../usb/board-provisioner.js';
 import { SerialCopyError } from '../usb/serial-copy.js';
 import { ProvisioningInputError } from '../fleet/provisioning-payload.js';
+import { JobNotFoundError } from '../fleet/job-service.js';
+import { StagedFileError } from '../transfer/staged-files.js';
+import { SimLimitError } from '../virtual/sim-service.js';
+import { NetworkAccessError, NetworkSetupError } from '../network-access.js';
+import { MAX_FILE_BYTES } from '../fleet/command-ops.js';
 
 const MAX_BODY_BYTES = 24 * 1024 * 1024;
 /** A client that cannot keep up with events is dropped rather than buffered without end. */
@@ -39,7 +48,14 @@ export interface ApiServerOptions {
   log: Logger;
   host?: string;
   port?: number;
+  /** Listen on any free port when `port` is taken. */
+  portFallback?: boolean;
+  /** Folder of the built renderer (index.html, assets/). */
+  uiRoot: string;
 }
+
+/** How a request proved who it is. */
+type Caller = { kind: 'token' } | { kind: 'session' };
 
 class RequestError extends Error {
   constructor(readonly status: number, readonly code: ApiErrorCode, message: string) {
@@ -54,13 +70,15 @@ function classify(error: unknown): { status: number; body: ApiError } {
     const message = error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
     return { status: 400, body: { code: 'bad_request', message } };
   }
-  if (error instanceof InvalidCommandError || error instanceof BoardSelectorError || error instanceof InvalidIdError) {
+  if (error instanceof InvalidCommandError || error instanceof BoardSelectorError || error instanceof InvalidIdError || error instanceof InvalidTagError) {
     return { status: 400, body: { code: 'bad_request', message: error.message } };
   }
-  if (error instanceof UnknownBoardError || error instanceof NotFoundError) {
+  if (error instanceof NetworkAccessError || error instanceof NetworkSetupError) return { status: 409, body: { code: 'conflict', message: error.message } };
+  if (error instanceof StagedFileError) return { status: 400, body: { code: 'bad_request', message: error.message } };
+  if (error instanceof UnknownBoardError || error instanceof NotFoundError || error instanceof JobNotFoundError) {
     return { status: 404, body: { code: 'not_found', message: error.message } };
   }
-  if (error instanceof BoardNameTakenError || error instanceof QueueFullError || error instanceof PortBusyError) {
+  if (error instanceof BoardNameTakenError || error instanceof QueueFullError || error instanceof PortBusyError || error instanceof SimLimitError) {
     return { status: 409, body: { code: 'conflict', message: error.message } };
   }
   if (error instanceof FirmwareImageError || error instanceof FirmwareDownloadError || error instanceof UnsupportedChipError || error instanceof ProvisioningInputError) {
@@ -80,10 +98,13 @@ export class ApiServer {
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
   private readonly tokenDigest: Buffer;
+  private readonly sessions = new UiSessions();
+  private readonly uiFiles: UiFiles;
   private port = 0;
 
   constructor(private readonly options: ApiServerOptions) {
     this.tokenDigest = digest(options.token);
+    this.uiFiles = new UiFiles(options.uiRoot);
     this.server = http.createServer((request, response) => void this.onRequest(request, response));
     this.wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => {
       for (const protocol of protocols) if (protocol.startsWith(API_TOKEN_SUBPROTOCOL_PREFIX)) return protocol;
@@ -91,8 +112,18 @@ export class ApiServer {
     } });
     this.server.on('upgrade', (request, socket, head) => {
       const url = new URL(request.url ?? '/', 'http://localhost');
-      if (url.pathname !== API_EVENTS_PATH || !this.hostAllowed(request) || !this.authorized(request)) {
-        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
+      let refusal = '';
+      if (url.pathname !== API_EVENTS_PATH) refusal = '404 Not Found';
+      else if (!this.hostAllowed(request)) refusal = '403 Forbidden';
+      else {
+        try {
+          this.authenticate(request);
+        } catch (error) {
+          refusal = error instanceof RequestError && error.status === 403 ? '403 Forbidden' : '401 Unauthorized';
+        }
+      }
+      if (refusal) {
+        socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\n\r\n`);
         return;
       }
       this.wss.handleUpgrade(request, socket, head, (ws) => this.onSocket(ws));
@@ -104,10 +135,21 @@ export class ApiServer {
   }
 
   async listen(): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => resolve());
+    const listenOn = (port: number) => new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => reject(error);
+      this.server.once('error', onError);
+      this.server.listen(port, this.options.host ?? '127.0.0.1', () => {
+        this.server.off('error', onError);
+        resolve();
+      });
     });
+    try {
+      await listenOn(this.options.port ?? 0);
+    } catch (error) {
+      // A preferred port that is taken (another service, an old one) is not worth failing for.
+      if (!this.options.portFallback || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      await listenOn(0);
+    }
     this.port = (this.server.address() as AddressInfo).port;
     return this.url;
   }
@@ -133,12 +175,22 @@ export class ApiServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private hostAllowed(request: http.IncomingMessage): boolean {
-    const host = request.headers.host ?? '';
-    return [`127.0.0.1:${this.port}`, `localhost:${this.port}`, `[::1]:${this.port}`].includes(host);
+  /** A one-time sign-in URL for the UI (valid 2 minutes, single use). */
+  createSigninUrl(): { url: string; expiresAt: number } {
+    const { code, expiresAt } = this.sessions.createCode();
+    return { url: `${this.url}/signin?code=${code}`, expiresAt };
   }
 
-  private authorized(request: http.IncomingMessage): boolean {
+  private ownHosts(): string[] {
+    return [`127.0.0.1:${this.port}`, `localhost:${this.port}`, `[::1]:${this.port}`];
+  }
+
+  private hostAllowed(request: http.IncomingMessage): boolean {
+    return this.ownHosts().includes(request.headers.host ?? '');
+  }
+
+  /** Who is calling: the bearer token, or a UI session from this very origin; else throws. */
+  private authenticate(request: http.IncomingMessage): Caller {
     let presented: string | undefined;
     const header = request.headers.authorization;
     if (header?.startsWith('Bearer ')) presented = header.slice('Bearer '.length).trim();
@@ -147,7 +199,43 @@ export class ApiServer {
       presented = protocols.split(',').map((p) => p.trim()).find((p) => p.startsWith(API_TOKEN_SUBPROTOCOL_PREFIX))
         ?.slice(API_TOKEN_SUBPROTOCOL_PREFIX.length);
     }
-    return presented !== undefined && timingSafeEqual(digest(presented), this.tokenDigest);
+    if (presented !== undefined) {
+      if (timingSafeEqual(digest(presented), this.tokenDigest)) return { kind: 'token' };
+      throw new RequestError(401, 'unauthorized', 'wrong API token');
+    }
+    const session = readCookie(request.headers.cookie, sessionCookieName(this.port));
+    if (session && this.sessions.check(session)) {
+      // The cookie rides along with requests from any page on this host (SameSite does not
+      // tell ports apart), so only the UI's own origin may use it.
+      const origin = request.headers.origin;
+      if (!origin || !this.ownHosts().some((host) => origin === `http://${host}`)) {
+        throw new RequestError(403, 'unauthorized', 'requests signed in with the UI session must come from the Cloudmanager UI itself');
+      }
+      return { kind: 'session' };
+    }
+    throw new RequestError(401, 'unauthorized', session
+      ? 'the UI session has ended: open a new sign-in link (mbm ui)'
+      : 'missing or wrong API token');
+  }
+
+  /** GET /signin?code=…: a one-time code becomes a session cookie, then the UI opens. */
+  private signin(url: URL, response: http.ServerResponse): void {
+    const outcome = this.sessions.redeem(url.searchParams.get('code') ?? '');
+    if (!outcome.ok) {
+      const why = outcome.reason === 'used' ? 'This sign-in link was already used.'
+        : outcome.reason === 'expired' ? 'This sign-in link has expired (links work for 2 minutes).'
+          : 'This sign-in link is not valid.';
+      response.writeHead(403, { ...securityHeaders(), 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      response.end(messagePage('Sign-in link not valid', `${why} Get a new one with <code>mbm ui</code> (or restart the app).`));
+      return;
+    }
+    response.writeHead(303, {
+      ...securityHeaders(),
+      location: '/',
+      'set-cookie': sessionCookie(sessionCookieName(this.port), outcome.sessionId),
+      'cache-control': 'no-store',
+    });
+    response.end();
   }
 
   private onSocket(ws: WebSocket): void {
@@ -161,9 +249,20 @@ export class ApiServer {
     let route = '';
     try {
       if (!this.hostAllowed(request)) throw new RequestError(403, 'unauthorized', 'requests must come to 127.0.0.1 or localhost');
-      if (!this.authorized(request)) throw new RequestError(401, 'unauthorized', 'missing or wrong API token');
       const url = new URL(request.url ?? '/', 'http://localhost');
+      if (!url.pathname.startsWith('/api/') && (request.method === 'GET' || request.method === 'HEAD')) {
+        if (url.pathname === '/signin') return this.signin(url, response);
+        if (await this.uiFiles.serve(url.pathname, response)) return;
+        throw new RequestError(404, 'not_found', `no such page ${url.pathname}`);
+      }
+      this.authenticate(request);
       route = url.pathname.replace(/^\/api\//, '');
+      if (url.pathname === FILES_STAGE_PATH && request.method === 'POST') {
+        // Raw bytes, not JSON: files from the UI travel once, without base64.
+        const data = await readBody(request, MAX_FILE_BYTES);
+        send(response, 200, { ok: true, result: this.options.context.staged.add(data) });
+        return;
+      }
       if (request.method !== 'POST' || !url.pathname.startsWith('/api/') || !(route in routeInputs)) {
         throw new RequestError(404, 'not_found', `no route ${request.method} ${url.pathname}`);
       }
@@ -194,14 +293,14 @@ function send(response: http.ServerResponse, status: number, body: unknown): voi
   response.end(text);
 }
 
-function readBody(request: http.IncomingMessage): Promise<Buffer> {
+function readBody(request: http.IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new RequestError(413, 'bad_request', `request body is larger than ${MAX_BODY_BYTES / 1024 / 1024} MiB`));
+      if (size > limit) {
+        reject(new RequestError(413, 'bad_request', `request body is larger than ${limit / 1024 / 1024} MiB`));
         request.destroy();
         return;
       }

@@ -23,6 +23,7 @@ const storedBoardSchema = z.object({
   ip: z.string().nullable().default(null),
   memFree: z.number().nullable().default(null),
   boot: z.string().nullable().default(null),
+  tags: z.array(z.string()).default([]),
 });
 export type StoredBoard = z.infer<typeof storedBoardSchema>;
 
@@ -48,9 +49,20 @@ export interface BoardSummary {
   heartbeatS: number;
   enrolledAt: number;
   busy: string | null;
+  tags: string[];
+}
+
+/** What changes often (every heartbeat): sent to the UI in batches, not one event each. */
+export interface BoardActivity {
+  id: string;
+  lastSeen: number | null;
+  memFree: number | null;
+  busy: string | null;
 }
 
 export interface RegistryEvents {
+  /** Last seen, free memory or busy changed (many per second in a big fleet). */
+  activity: [board: BoardState];
   online: [board: BoardState];
   offline: [board: BoardState, reason: string];
   changed: [board: BoardState];
@@ -78,7 +90,12 @@ export function summarizeBoard(board: BoardState): BoardSummary {
     heartbeatS: board.hb,
     enrolledAt: board.enrolledAt,
     busy: board.busy?.cid ?? null,
+    tags: [...board.tags],
   };
+}
+
+export function boardActivity(board: BoardState): BoardActivity {
+  return { id: board.id, lastSeen: board.lastSeen, memFree: board.memFree, busy: board.busy?.cid ?? null };
 }
 
 export function storedPart(board: BoardState): StoredBoard {
@@ -149,6 +166,7 @@ export class BoardRegistry extends EventEmitter<RegistryEvents> {
   touch(board: BoardState, now: number): void {
     board.lastSeen = now;
     this.extendDeadline(board, now);
+    this.emit('activity', board);
     if (!board.online) {
       board.online = true;
       this.emit('online', board);
@@ -158,12 +176,14 @@ export class BoardRegistry extends EventEmitter<RegistryEvents> {
   setBusy(board: BoardState, cid: string, until: number, now: number): void {
     board.busy = { cid, until };
     this.extendDeadline(board, now);
+    this.emit('activity', board);
   }
 
   clearBusy(board: BoardState, cid: string, now: number): void {
     if (board.busy?.cid !== cid) return;
     board.busy = null;
     this.extendDeadline(board, now);
+    this.emit('activity', board);
   }
 
   markOffline(board: BoardState, reason: string): void {

@@ -1,7 +1,8 @@
 /**
  * BOARDS arguments of the CLI and API, as in the original `mbm`: comma-separated names with
- * host-list ranges (`esp8266-0[08-11],wipy2-[1,3,7]`) and shell-style globs (`sim-*`,
- * `kitchen-?`). Ranges keep the zero padding of their bounds. Pure functions.
+ * host-list ranges (`esp8266-0[08-11],wipy2-[1,3,7]`), shell-style globs (`sim-*`,
+ * `kitchen-?`) and tags (`tag:garden`). Ranges keep the zero padding of their bounds.
+ * Pure functions.
  */
 
 export class BoardSelectorError extends Error {
@@ -86,16 +87,24 @@ export interface Selection {
   unknown: string[];
   /** Globs that matched nothing. */
   unmatchedGlobs: string[];
+  /** `tag:NAME` items that no board carries. */
+  unmatchedTags: string[];
 }
 
-/** Resolves a BOARDS pattern against the known board names. */
-export function selectBoards(pattern: string, knownNames: readonly string[]): Selection {
+export const TAG_PREFIX = 'tag:';
+
+/**
+ * Resolves a BOARDS pattern against the known board names; `tagged(tag)` gives the names
+ * of the boards carrying a tag (none when not given).
+ */
+export function selectBoards(pattern: string, knownNames: readonly string[], tagged: (tag: string) => string[] = () => []): Selection {
   if (typeof pattern !== 'string' || pattern.trim() === '') throw new BoardSelectorError('no boards given');
   const known = new Set(knownNames);
   const names: string[] = [];
   const seen = new Set<string>();
   const unknown: string[] = [];
   const unmatchedGlobs: string[] = [];
+  const unmatchedTags: string[] = [];
   const add = (name: string) => {
     if (!seen.has(name)) {
       seen.add(name);
@@ -103,6 +112,14 @@ export function selectBoards(pattern: string, knownNames: readonly string[]): Se
     }
   };
   for (const item of splitTopLevel(pattern)) {
+    if (item.startsWith(TAG_PREFIX)) {
+      const tag = item.slice(TAG_PREFIX.length).trim().toLowerCase();
+      if (tag === '') throw new BoardSelectorError(`"${TAG_PREFIX}" needs a tag name, e.g. tag:garden`);
+      const matches = [...tagged(tag)].sort(naturalCompare);
+      if (matches.length === 0) unmatchedTags.push(tag);
+      matches.forEach(add);
+      continue;
+    }
     for (const expanded of expandItem(item, pattern)) {
       if (/[*?]/.test(expanded)) {
         const regexp = globToRegExp(expanded);
@@ -116,7 +133,7 @@ export function selectBoards(pattern: string, knownNames: readonly string[]): Se
       }
     }
   }
-  return { names, unknown, unmatchedGlobs };
+  return { names, unknown, unmatchedGlobs, unmatchedTags };
 }
 
 // One collator for all comparisons: localeCompare with options builds one per call,

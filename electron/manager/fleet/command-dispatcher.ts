@@ -36,6 +36,10 @@ export interface CommandView {
   timeoutMs: number;
   output: OutputChunk[];
   outputTruncated: boolean;
+  /** A user asked to stop it while it ran (the board stops it if it can, §4.4). */
+  stopRequested: boolean;
+  /** `get`: bytes received from the board so far. */
+  transferredBytes: number;
   error: string | null;
   errorCode: string | null;
   result: unknown;
@@ -353,7 +357,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     return {
       view: {
         cid, boardId: board.id, board: board.name, ...base, status: 'queued', startedAt: null, finishedAt: null,
-        output: [], outputTruncated: false, error: null, errorCode: null, result: null,
+        output: [], outputTruncated: false, stopRequested: false, transferredBytes: 0, error: null, errorCode: null, result: null,
       },
       eid: null, nextSeq: 0, outputBytes: 0, blobSize: null, download: null, file: null, expiring: false,
     };

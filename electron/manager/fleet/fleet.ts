@@ -9,8 +9,8 @@ import type { FleetStore, UplinkEntry } from '../redis/fleet-store.js';
 import { assertBoardName, boardUser, isBoardId } from '../redis/keys.js';
 import { LogRateLimiter, type Logger } from '../log.js';
 import {
-  BoardRegistry, DEFAULT_HEARTBEAT_S, SWEEP_INTERVAL_MS, parseStoredBoard, storedPart, summarizeBoard, UnknownBoardError,
-  type BoardState, type BoardSummary,
+  BoardRegistry, DEFAULT_HEARTBEAT_S, SWEEP_INTERVAL_MS, boardActivity, parseStoredBoard, storedPart, summarizeBoard, UnknownBoardError,
+  type BoardActivity, type BoardState, type BoardSummary,
 } from './board-registry.js';
 import { CommandDispatcher, type CommandView, type OutputEvent, type SendOptions } from './command-dispatcher.js';
 import type { CommandRequest } from './command-ops.js';
@@ -34,7 +34,27 @@ export interface BoardCredentials {
 
 export type BoardEvent =
   | { type: 'board.online' | 'board.offline' | 'board.changed' | 'board.enrolled'; board: BoardSummary; reason?: string }
-  | { type: 'board.removed'; boardId: string; name: string };
+  | { type: 'board.removed'; boardId: string; name: string }
+  /** Heartbeats, free memory and busy state of many boards, at most once a second. */
+  | { type: 'boards.activity'; boards: BoardActivity[] };
+
+/** Tags: lower case, like board names otherwise; a board carries at most 16. */
+export const TAG_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
+export const MAX_TAGS_PER_BOARD = 16;
+/** How often batched activity (heartbeats, busy) goes out to listeners. */
+export const ACTIVITY_INTERVAL_MS = 1_000;
+
+export class InvalidTagError extends Error {
+  override name = 'InvalidTagError';
+}
+
+export function normalizeTag(tag: string): string {
+  const normalized = tag.trim().toLowerCase();
+  if (!TAG_PATTERN.test(normalized)) {
+    throw new InvalidTagError(`invalid tag ${JSON.stringify(tag.slice(0, 40))}: 1-32 characters a-z, 0-9, _, . and -, starting with a letter or digit`);
+  }
+  return normalized;
+}
 
 export interface FleetEvents {
   board: [event: BoardEvent];
@@ -60,12 +80,19 @@ export class Fleet extends EventEmitter<FleetEvents> {
   private readonly reader: UplinkReader;
   private readonly refusalLog = new LogRateLimiter();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private activityTimer: NodeJS.Timeout | undefined;
+  private readonly activityDirty = new Set<BoardState>();
   private readonly store: FleetStore;
   private readonly log: Logger;
 
   /** Address and port boards use to reach Redis. */
   get advertise(): { host: string; port: number } {
-    return this.options.advertise;
+    return { ...this.options.advertise };
+  }
+
+  /** Boards enrolled from now on are told to reach Redis at `host` (LAN access changed). */
+  setAdvertiseHost(host: string): void {
+    this.options.advertise = { ...this.options.advertise, host };
   }
 
   constructor(private readonly options: FleetOptions) {
@@ -88,6 +115,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.emitBoard('board.offline', board, reason);
     });
     this.registry.on('changed', (board) => this.emitBoard('board.changed', board));
+    this.registry.on('activity', (board) => this.activityDirty.add(board));
   }
 
   async start(): Promise<void> {
@@ -105,11 +133,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.resync();
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
+    this.activityTimer = setInterval(() => this.flushActivity(), ACTIVITY_INTERVAL_MS);
+    this.activityTimer.unref();
     this.log('info', `fleet ready: ${this.registry.counts().total} boards enrolled`);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
+    clearInterval(this.activityTimer);
     this.reader.stop();
     await this.reader.idle();
     await Promise.all(this.registry.all().filter((board) => board.online).map((board) => this.persist(board)));
@@ -118,6 +149,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
   /** Reads every board's uplink once (after start or a lost subscription). */
   private resync(): void {
     for (const board of this.registry.all()) this.reader.markDirty(board.id);
+  }
+
+  private flushActivity(): void {
+    if (this.activityDirty.size === 0) return;
+    const boards: BoardActivity[] = [];
+    for (const board of this.activityDirty) if (this.registry.get(board.id) === board) boards.push(boardActivity(board));
+    this.activityDirty.clear();
+    if (boards.length > 0) this.emit('board', { type: 'boards.activity', boards });
   }
 
   private sweep(): void {
@@ -142,12 +181,15 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /** Boards matching a BOARDS pattern; unknown plain names and empty globs are errors. */
   select(pattern: string): BoardState[] {
-    const selection = selectBoards(pattern, this.registry.names());
+    const selection = selectBoards(pattern, this.registry.names(), (tag) => this.registry.all().filter((board) => board.tags.includes(tag)).map((board) => board.name));
     if (selection.unknown.length > 0) {
       throw new UnknownBoardError(`no board named ${selection.unknown.map((name) => JSON.stringify(name)).join(', ')}`);
     }
     if (selection.unmatchedGlobs.length > 0) {
       throw new BoardSelectorError(`no boards match ${selection.unmatchedGlobs.map((glob) => JSON.stringify(glob)).join(', ')}`);
+    }
+    if (selection.unmatchedTags.length > 0) {
+      throw new BoardSelectorError(`no boards are tagged ${selection.unmatchedTags.map((tag) => JSON.stringify(tag)).join(', ')}`);
     }
     return selection.names.map((name) => this.registry.require(name));
   }
@@ -176,7 +218,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         if (!(await this.store.claimName(name, id))) throw new BoardNameTakenError(`the name ${JSON.stringify(name)} is taken`);
         board = this.registry.add({
           id, name, enrolledAt: Date.now(), hb: this.options.heartbeatS ?? DEFAULT_HEARTBEAT_S,
-          lastSeen: null, platform: null, micropython: null, client: null, ip: null, memFree: null, boot: null,
+          lastSeen: null, platform: null, micropython: null, client: null, ip: null, memFree: null, boot: null, tags: [],
         });
       }
       enrolled.push({ board, password: randomBytes(32).toString('base64url'), existed });
@@ -208,6 +250,31 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.log('info', `renamed board ${oldName} to ${newName}`);
     await this.dispatcher.send(board, { op: 'rename', name: newName }, { expireMs: 7 * 24 * 3_600_000 });
     return summarizeBoard(board);
+  }
+
+  /**
+   * Adds and removes tags on the boards a BOARDS pattern names. Everything is checked
+   * before anything changes: a bad tag, or a board that would carry too many, changes none.
+   */
+  async tag(pattern: string, add: string[], remove: string[]): Promise<BoardSummary[]> {
+    const adding = [...new Set(add.map(normalizeTag))];
+    const removing = new Set(remove.map(normalizeTag));
+    if (adding.some((tag) => removing.has(tag))) throw new InvalidTagError('the same tag is both added and removed');
+    const boards = this.select(pattern);
+    const next = new Map<BoardState, string[]>();
+    for (const board of boards) {
+      const tags = [...board.tags.filter((tag) => !removing.has(tag))];
+      for (const tag of adding) if (!tags.includes(tag)) tags.push(tag);
+      if (tags.length > MAX_TAGS_PER_BOARD) throw new InvalidTagError(`board ${board.name} would carry more than ${MAX_TAGS_PER_BOARD} tags`);
+      next.set(board, tags.sort());
+    }
+    for (const [board, tags] of next) {
+      if (tags.join(',') === board.tags.join(',')) continue;
+      board.tags = tags;
+      await this.persist(board);
+      this.emitBoard('board.changed', board);
+    }
+    return boards.map(summarizeBoard);
   }
 
   async remove(nameOrId: string): Promise<void> {

@@ -30,6 +30,8 @@ export interface SerialPortInfo {
   byIdPath?: string;
   /** Kernel driver (Linux): cp210x, ch341, ftdi_sio, cdc_acm, … */
   driver?: string;
+  /** A USB-UART chip ESP boards use (listed first). */
+  likelyEsp?: boolean;
 }
 
 export interface ListSerialPortsOptions {
@@ -224,6 +226,7 @@ export async function listSerialPorts(options: ListSerialPortsOptions = {}): Pro
     const isPty = target.startsWith('/dev/pts/');
     ports.push(finish({ path: extra, ...(isPty ? { adapter: 'pty' as const } : {}) }));
   }
+  for (const port of ports) port.likelyEsp = rank(port) === 0;
   return ports.sort((a, b) => rank(a) - rank(b) || a.path.localeCompare(b.path));
 }
 

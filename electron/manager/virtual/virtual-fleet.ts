@@ -16,6 +16,8 @@ export interface VirtualFleetOptions {
   api: ApiClient;
   count: number;
   prefix?: string;
+  /** Exact names instead of PREFIX-1 … PREFIX-N. */
+  names?: string[];
   /** Keep each board's files in `<fsRoot>/<name>` instead of memory. */
   fsRoot?: string;
   /** Boards connecting at the same time (default 200). */
@@ -63,7 +65,7 @@ export async function createVirtualBoard(
 }
 
 export async function startVirtualFleet(options: VirtualFleetOptions): Promise<VirtualFleet> {
-  const names = virtualBoardNames(options.prefix ?? 'sim', options.count);
+  const names = options.names ?? virtualBoardNames(options.prefix ?? 'sim', options.count);
   const interpreter = options.board?.interpreter ?? new MicroPythonInterpreter();
   await interpreter.start();
   const credentials: BoardCredentials[] = [];

@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { findOnPath } from '../../../electron/manager/executables.js';
 import { listFromSysfs, listSerialPorts, watchSerialPorts, type SerialPortChange } from '../../../electron/manager/usb/serial-ports.js';
 import { WebSerialPort, type NodeSerialPort } from '../../../electron/manager/usb/web-serial-port.js';
 import { PtyLink } from '../pty-link.js';
@@ -22,12 +21,14 @@ async function pty(link?: string): Promise<PtyLink> {
 }
 
 describe('listSerialPorts', () => {
-  it('works on this machine without udevadm and lists an extra pty link', async () => {
-    expect(await findOnPath('udevadm')).toBeUndefined();
+  it('lists an extra pty link on this machine, with udevadm (serialport) or without it (sysfs)', async () => {
     const link = await pty();
+    // Both ways of listing: whichever this machine uses by default, and sysfs explicitly.
+    const viaSysfs = await listSerialPorts({ extraPaths: [link.path], preferSysfs: true });
+    expect(viaSysfs.find((port) => port.path === link.path)).toEqual({ path: link.path, adapter: 'pty', friendlyName: 'Virtual serial port (tty)', likelyEsp: false });
     const ports = await listSerialPorts({ extraPaths: [link.path, '/nonexistent/tty'] });
     const found = ports.find((port) => port.path === link.path);
-    expect(found).toEqual({ path: link.path, adapter: 'pty', friendlyName: 'Virtual serial port (tty)' });
+    expect(found).toEqual({ path: link.path, adapter: 'pty', friendlyName: 'Virtual serial port (tty)', likelyEsp: false });
     expect(ports.some((port) => port.path === '/nonexistent/tty')).toBe(false);
   });
 
@@ -98,7 +99,7 @@ describe('listSerialPorts', () => {
     };
     const link = await PtyLink.open({ link: linkPath });
     await until(1);
-    expect(changes).toEqual([{ kind: 'added', port: { path: linkPath, adapter: 'pty', friendlyName: 'Virtual serial port (ttyESP)' } }]);
+    expect(changes).toEqual([{ kind: 'added', port: { path: linkPath, adapter: 'pty', friendlyName: 'Virtual serial port (ttyESP)', likelyEsp: false } }]);
     await link.close();
     await until(2);
     expect(changes[1]).toMatchObject({ kind: 'removed', port: { path: linkPath } });

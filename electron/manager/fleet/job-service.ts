@@ -1,0 +1,389 @@
+/**
+ * Runs jobs and keeps them: every bulk action of the UI (and any client) becomes a job with
+ * a status per board, fed by the commands it sent (through the fleet's command events) or
+ * by the USB service's progress (flash, provision). Jobs are saved to Redis as they change
+ * and kept 24 h (at most MAX_JOBS), so a reload, a closed window or a restarted service
+ * still shows them. Events go out at most 4 times a second per job, with only the boards
+ * that changed.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../log.js';
+import type { JobStore } from '../redis/job-store.js';
+import type { StagedFiles } from '../transfer/staged-files.js';
+import type { Fleet, BoardEvent } from './fleet.js';
+import type { BoardState } from './board-registry.js';
+import type { CommandView } from './command-dispatcher.js';
+import { FINAL_STATUSES } from './command-dispatcher.js';
+import type { CommandRequest } from './command-ops.js';
+import {
+  FINAL_TARGET_STATUSES, clipOutput, emptyCounts, summarizeJob, targetStatusOf,
+  type JobKind, type JobProgress, type JobSummary, type JobTarget, type JobView,
+} from './job-model.js';
+import { runUsbJob, type UsbJobRequest, type UsbJobRunner } from './usb-job.js';
+
+export const JOB_KEPT_MS = 24 * 3_600_000;
+export const MAX_JOBS = 200;
+const EVENT_INTERVAL_MS = 250;
+const SAVE_INTERVAL_MS = 1_000;
+
+export type JobRequest =
+  | { kind: 'exec'; boards: string; code: string; timeoutMs?: number; expireMs?: number }
+  | { kind: 'upload'; boards: string; files: Array<{ file: string; path: string }>; expireMs?: number }
+  | { kind: 'reboot'; boards: string; expireMs?: number }
+  | { kind: 'tag'; boards: string; add: string[]; remove: string[] }
+  | { kind: 'remove'; boards: string }
+  | UsbJobRequest;
+
+export interface JobEvent {
+  job: JobSummary;
+  /** Boards whose status changed since the last event (all of them in the first event). */
+  targets: Array<JobTarget & { index: number }>;
+}
+
+export interface JobServiceEvents {
+  job: [event: JobEvent];
+}
+
+export class JobNotFoundError extends Error {
+  override name = 'JobNotFoundError';
+}
+
+interface LiveJob {
+  view: JobView;
+  /** Targets changed since the last event / the last save. */
+  unsent: Set<number>;
+  unsaved: Set<number>;
+  summaryUnsaved: boolean;
+  eventTimer: NodeJS.Timeout | null;
+}
+
+export class JobService extends EventEmitter<JobServiceEvents> {
+  private readonly jobs = new Map<string, LiveJob>();
+  /** cid → where its outcome goes. */
+  private readonly byCommand = new Map<string, { job: LiveJob; index: number }>();
+  /** Per target, the last known status of each of its commands. */
+  private readonly commandStatus = new Map<string, CommandView['status']>();
+  private saveTimer: NodeJS.Timeout | undefined;
+  private readonly onCommand = (view: CommandView) => this.commandChanged(view);
+  private readonly onBoard = (event: BoardEvent) => this.boardChanged(event);
+
+  constructor(private readonly options: {
+    fleet: Fleet;
+    store: JobStore;
+    staged: StagedFiles;
+    usb: UsbJobRunner;
+    log: Logger;
+  }) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  /** Loads the last day's jobs; unfinished ones re-attach to their commands. */
+  async start(): Promise<void> {
+    await this.options.store.prune(Date.now() - JOB_KEPT_MS, MAX_JOBS);
+    for (const stored of await this.options.store.list(Date.now() - JOB_KEPT_MS, MAX_JOBS)) {
+      let view: JobView;
+      try {
+        view = { ...(JSON.parse(stored.summary) as JobView), targets: [] };
+        for (const [index, json] of stored.targets) view.targets[index] = JSON.parse(json) as JobTarget;
+        view.targets = view.targets.filter(Boolean);
+      } catch (error) {
+        this.options.log('warn', `ignoring an unreadable job record: ${(error as Error).message}`);
+        continue;
+      }
+      this.adopt(view);
+    }
+    this.options.fleet.on('command', this.onCommand);
+    this.options.fleet.on('board', this.onBoard);
+    this.saveTimer = setInterval(() => void this.saveAll(), SAVE_INTERVAL_MS);
+    this.saveTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.saveTimer);
+    this.options.fleet.off('command', this.onCommand);
+    this.options.fleet.off('board', this.onBoard);
+    for (const job of this.jobs.values()) if (job.eventTimer) clearTimeout(job.eventTimer);
+    await this.saveAll();
+  }
+
+  list(): JobSummary[] {
+    return [...this.jobs.values()].map((job) => summarizeJob(job.view)).sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  get(id: string): JobView {
+    const job = this.jobs.get(id);
+    if (!job) throw new JobNotFoundError(`no job ${id} (jobs are kept for 24 hours)`);
+    return { ...summarizeJob(job.view), targets: job.view.targets };
+  }
+
+  /** Starts a job; resolves once every board has its commands queued (not when they finish). */
+  async launch(request: JobRequest): Promise<JobSummary> {
+    if (request.kind === 'flash' || request.kind === 'provision') {
+      const job = this.create(request.kind, titleOf(request), [{ board: request.kind === 'provision' ? request.name : (request.provision?.name ?? request.port) }], request.port);
+      void runUsbJob(this.options.usb, job.view.id, request, {
+        progress: (progress) => this.setProgress(job, progress),
+        finished: (outcome) => this.finishTarget(job, 0, outcome.ok ? 'ok' : 'failed', outcome.message, outcome.boardId),
+      });
+      return summarizeJob(job.view);
+    }
+    const boards = this.options.fleet.select(request.boards);
+    // Check everything before anything is sent: a missing staged file fails the whole job.
+    const files = request.kind === 'upload' ? request.files.map((file) => ({ path: file.path, data: this.options.staged.get(file.file) })) : [];
+    const job = this.create(request.kind, titleOf(request, boards.length), boards.map((board) => ({ board: board.name, boardId: board.id })), null);
+    if (request.kind === 'tag') {
+      await this.immediate(job, boards, async () => {
+        await this.options.fleet.tag(boards.map((board) => board.name).join(','), request.add, request.remove);
+      });
+    } else if (request.kind === 'remove') {
+      await this.immediate(job, boards, (board) => this.options.fleet.remove(board.id));
+    } else {
+      const requests: CommandRequest[] = request.kind === 'exec' ? [{ op: 'exec', code: request.code, timeoutMs: request.timeoutMs }]
+        : request.kind === 'reboot' ? [{ op: 'reboot' }]
+          : files.map((file) => ({ op: 'put', path: file.path, data: file.data }));
+      await Promise.all(boards.map(async (board, index) => {
+        for (const command of requests) {
+          const view = await this.options.fleet.send(board, command, { expireMs: request.expireMs, timeoutMs: request.kind === 'exec' ? request.timeoutMs : undefined });
+          this.attach(job, index, view);
+        }
+      }));
+    }
+    this.touchSummary(job);
+    return summarizeJob(job.view);
+  }
+
+  /** Cancels what has not started yet (commands still queued for their boards). */
+  async cancel(id: string): Promise<JobSummary> {
+    const job = this.jobs.get(id);
+    if (!job) throw new JobNotFoundError(`no job ${id}`);
+    for (const target of job.view.targets) {
+      if (FINAL_TARGET_STATUSES.has(target.status)) continue;
+      for (const cid of target.cids) await this.options.fleet.dispatcher.cancel(cid).catch(() => undefined);
+    }
+    return summarizeJob(job.view);
+  }
+
+  // --- internals ---------------------------------------------------------------------------
+
+  private create(kind: JobKind, title: string, targets: Array<{ board: string; boardId?: string }>, port: string | null): LiveJob {
+    const view: JobView = {
+      id: `j${Date.now().toString(36)}${randomBytes(5).toString('hex')}`,
+      kind, title, createdAt: Date.now(), finishedAt: null, state: 'running', counts: emptyCounts(), total: targets.length,
+      progress: null, port,
+      targets: targets.map((target) => ({
+        board: target.board, boardId: target.boardId ?? null, status: 'queued', message: null, done: 0, total: 0, cids: [], output: null,
+      })),
+    };
+    const job = this.adopt(view);
+    view.targets.forEach((_, index) => job.unsent.add(index));
+    view.targets.forEach((target, index) => this.refreshTarget(job, index));
+    void this.options.store.prune(Date.now() - JOB_KEPT_MS, MAX_JOBS - 1).catch(() => undefined);
+    this.trimMemory();
+    this.changed(job);
+    return job;
+  }
+
+  /** Takes a job into memory; unfinished targets re-attach to their commands, if still known. */
+  private adopt(view: JobView): LiveJob {
+    const job: LiveJob = { view, unsent: new Set(), unsaved: new Set(), summaryUnsaved: true, eventTimer: null };
+    view.targets.forEach((_, index) => job.unsaved.add(index));
+    this.jobs.set(view.id, job);
+    if (view.state === 'done') return job;
+    view.targets.forEach((target, index) => {
+      if (FINAL_TARGET_STATUSES.has(target.status)) return;
+      if (target.cids.length === 0) {
+        target.status = 'failed';
+        target.message = 'the service stopped before this finished';
+        return;
+      }
+      for (const cid of target.cids) {
+        const command = this.options.fleet.dispatcher.get(cid);
+        this.byCommand.set(cid, { job, index });
+        this.commandStatus.set(cid, command?.status ?? 'lost');
+      }
+      this.refreshTarget(job, index);
+    });
+    this.checkDone(job);
+    return job;
+  }
+
+  private attach(job: LiveJob, index: number, view: CommandView): void {
+    const target = job.view.targets[index]!;
+    target.cids.push(view.cid);
+    target.total = target.cids.length;
+    this.byCommand.set(view.cid, { job, index });
+    this.commandStatus.set(view.cid, view.status);
+    if (FINAL_STATUSES.has(view.status)) this.commandChanged(view);
+    else this.refreshTarget(job, index);
+  }
+
+  private async immediate(job: LiveJob, boards: BoardState[], action: (board: BoardState) => Promise<void>): Promise<void> {
+    if (job.view.kind === 'tag') {
+      // One call tags every board (all or nothing).
+      try {
+        await action(boards[0]!);
+        job.view.targets.forEach((_, index) => this.finishTarget(job, index, 'ok', null));
+      } catch (error) {
+        job.view.targets.forEach((_, index) => this.finishTarget(job, index, 'failed', (error as Error).message));
+      }
+      return;
+    }
+    for (const [index, board] of boards.entries()) {
+      try {
+        await action(board);
+        this.finishTarget(job, index, 'ok', null);
+      } catch (error) {
+        this.finishTarget(job, index, 'failed', (error as Error).message);
+      }
+    }
+  }
+
+  private commandChanged(view: CommandView): void {
+    const where = this.byCommand.get(view.cid);
+    if (!where) return;
+    this.commandStatus.set(view.cid, view.status);
+    const target = where.job.view.targets[where.index]!;
+    if (FINAL_STATUSES.has(view.status)) {
+      this.byCommand.delete(view.cid);
+      if (view.status !== 'ok') target.message = view.error ?? view.status;
+      if (view.op === 'exec') {
+        const output = view.output.map((chunk) => chunk.text).join('');
+        target.output = output ? clipOutput(output) : null;
+      }
+    }
+    this.refreshTarget(where.job, where.index);
+  }
+
+  private boardChanged(event: BoardEvent): void {
+    if (event.type !== 'board.online' && event.type !== 'board.offline') return;
+    for (const job of this.jobs.values()) {
+      if (job.view.state === 'done' || job.view.port) continue;
+      job.view.targets.forEach((target, index) => {
+        if (target.boardId === event.board.id && (target.status === 'queued' || target.status === 'waiting')) this.refreshTarget(job, index);
+      });
+    }
+  }
+
+  private refreshTarget(job: LiveJob, index: number): void {
+    const target = job.view.targets[index]!;
+    if (FINAL_TARGET_STATUSES.has(target.status) || target.cids.length === 0) return;
+    const statuses = target.cids.map((cid) => this.commandStatus.get(cid) ?? 'lost');
+    const online = target.boardId ? this.options.fleet.registry.get(target.boardId)?.online ?? false : false;
+    const status = targetStatusOf(statuses, online);
+    target.done = statuses.filter((status) => status === 'ok').length;
+    if (status === 'ok' && job.view.kind === 'upload') target.message = `${target.total} file${target.total === 1 ? '' : 's'} written, sha256 checked`;
+    if (FINAL_TARGET_STATUSES.has(status)) for (const cid of target.cids) this.commandStatus.delete(cid);
+    if (status === target.status && !FINAL_TARGET_STATUSES.has(status) && status !== 'running') return;
+    target.status = status;
+    this.markTarget(job, index);
+    this.checkDone(job);
+  }
+
+  private finishTarget(job: LiveJob, index: number, status: 'ok' | 'failed', message: string | null, boardId?: string | null): void {
+    const target = job.view.targets[index]!;
+    target.status = status;
+    target.message = message;
+    if (boardId) target.boardId = boardId;
+    this.markTarget(job, index);
+    this.checkDone(job);
+  }
+
+  private setProgress(job: LiveJob, progress: JobProgress): void {
+    job.view.progress = progress;
+    const target = job.view.targets[0];
+    if (target && target.status === 'queued') {
+      target.status = 'running';
+      this.markTarget(job, 0);
+    }
+    this.touchSummary(job);
+  }
+
+  private checkDone(job: LiveJob): void {
+    if (job.view.state === 'done' || !job.view.targets.every((target) => FINAL_TARGET_STATUSES.has(target.status))) return;
+    job.view.state = 'done';
+    job.view.finishedAt = Date.now();
+    this.touchSummary(job, true);
+  }
+
+  private markTarget(job: LiveJob, index: number): void {
+    job.unsent.add(index);
+    job.unsaved.add(index);
+    this.changed(job);
+  }
+
+  private touchSummary(job: LiveJob, now = false): void {
+    job.summaryUnsaved = true;
+    this.changed(job, now);
+  }
+
+  /** Schedules an event for the job (at most every 250 ms; at once when it finishes). */
+  private changed(job: LiveJob, now = false): void {
+    if (now || job.view.state === 'done') {
+      if (job.eventTimer) clearTimeout(job.eventTimer);
+      job.eventTimer = null;
+      this.emitJob(job);
+      return;
+    }
+    if (job.eventTimer) return;
+    job.eventTimer = setTimeout(() => {
+      job.eventTimer = null;
+      this.emitJob(job);
+    }, EVENT_INTERVAL_MS);
+  }
+
+  private emitJob(job: LiveJob): void {
+    const targets = [...job.unsent].map((index) => ({ ...job.view.targets[index]!, index }));
+    job.unsent.clear();
+    this.emit('job', { job: summarizeJob(job.view), targets });
+  }
+
+  private async saveAll(): Promise<void> {
+    for (const job of this.jobs.values()) {
+      if (!job.summaryUnsaved && job.unsaved.size === 0) continue;
+      const targets = new Map([...job.unsaved].map((index) => [index, JSON.stringify(job.view.targets[index])]));
+      const { targets: _all, ...summary } = job.view;
+      job.unsaved.clear();
+      job.summaryUnsaved = false;
+      try {
+        await this.options.store.save(job.view.id, job.view.createdAt, JSON.stringify(summary), targets);
+      } catch (error) {
+        // Try again with the next save.
+        for (const index of targets.keys()) job.unsaved.add(index);
+        job.summaryUnsaved = true;
+        this.options.log('warn', `could not save job ${job.view.id}: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  /** Keeps memory bounded like the store: the newest MAX_JOBS, none older than a day. */
+  private trimMemory(): void {
+    const cutoff = Date.now() - JOB_KEPT_MS;
+    const byAge = [...this.jobs.values()].sort((a, b) => b.view.createdAt - a.view.createdAt);
+    byAge.forEach((job, rank) => {
+      if (job.view.state === 'done' && (rank >= MAX_JOBS || job.view.createdAt < cutoff)) this.jobs.delete(job.view.id);
+    });
+  }
+}
+
+function titleOf(request: JobRequest, boards = 1): string {
+  const on = `on ${boards} board${boards === 1 ? '' : 's'}`;
+  switch (request.kind) {
+    case 'exec': {
+      const line = request.code.trim().split('\n', 1)[0] ?? '';
+      return `Run ${line.length > 40 ? `${line.slice(0, 37)}…` : line} ${on}`;
+    }
+    case 'upload':
+      return request.files.length === 1 ? `Upload ${request.files[0]!.path} to ${boards} board${boards === 1 ? '' : 's'}` : `Upload ${request.files.length} files to ${boards} board${boards === 1 ? '' : 's'}`;
+    case 'reboot':
+      return `Reboot ${boards} board${boards === 1 ? '' : 's'}`;
+    case 'tag':
+      return `Tag ${boards} board${boards === 1 ? '' : 's'} ${[...request.add.map((tag) => `+${tag}`), ...request.remove.map((tag) => `-${tag}`)].join(' ')}`;
+    case 'remove':
+      return `Remove ${boards} board${boards === 1 ? '' : 's'}`;
+    case 'flash':
+      return `Flash ${request.provision?.name ?? 'a board'} on ${request.port}`;
+    case 'provision':
+      return `Set up ${request.name} on ${request.port}`;
+  }
+}
