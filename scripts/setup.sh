@@ -8,6 +8,8 @@ need_packages=()
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
 # socat: the simulated boards of `npm run lab:*` and the tests run on its ptys.
 command -v socat >/dev/null 2>&1 || need_packages+=(socat)
+# chromium: the browser the UI tests and `npm run screenshots` drive (Linux only).
+if [ "$(uname -s)" = Linux ] && [ ! -x /usr/bin/chromium ]; then need_packages+=(chromium); fi
 
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "setup: installing ${need_packages[*]}"
@@ -19,7 +21,7 @@ if [ ${#need_packages[@]} -gt 0 ]; then
     # Cloudmanager runs its own redis-server; the distribution's service is not needed.
     $sudo_cmd systemctl disable --now redis-server >/dev/null 2>&1 || $sudo_cmd service redis-server stop >/dev/null 2>&1 || true
   elif command -v brew >/dev/null 2>&1; then
-    brew install redis socat
+    brew install redis socat  # UI tests on macOS: set CHROMIUM_PATH to a Chrome or Chromium
   else
     echo "setup: please install Redis 7 (redis-server) and socat with your package manager, then run this again" >&2
     exit 1

@@ -137,6 +137,7 @@ export const routeInputs = {
   'usb.provision': provisionInput.extend({ port: devicePath }).strict(),
   'usb.put': z.object({ port: devicePath, dest: boardPath, dataBase64: base64Data }).strict(),
   'firmware.list': empty,
+  'firmware.builtins': empty,
   'firmware.add': z.object({ name: z.string().min(1).max(100), dataBase64: base64Data }).strict(),
   'firmware.download': z.object({ url: z.string().url().max(2048), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/), name: z.string().min(1).max(100).optional() }).strict(),
 } as const;
@@ -191,10 +192,21 @@ export interface RouteOutputs {
   'usb.provision': ProvisionResult;
   'usb.put': PutFileResult;
   'firmware.list': CatalogueEntry[];
+  'firmware.builtins': BuiltinFirmwareView[];
   'firmware.add': CatalogueEntry;
   'firmware.download': CatalogueEntry;
 }
 export type RouteOutput<R extends RouteName> = RouteOutputs[R];
+
+/** A firmware the app can download by itself, and whether it already has. */
+export interface BuiltinFirmwareView {
+  id: string;
+  title: string;
+  version: string;
+  approxBytes: number;
+  /** The catalogue entry once downloaded (and still matching its recorded sha256). */
+  downloaded: string | null;
+}
 
 export type ApiErrorCode = 'bad_request' | 'unauthorized' | 'not_found' | 'conflict' | 'unavailable' | 'device' | 'internal';
 
@@ -216,6 +228,9 @@ export type ApiEvent =
   | { type: 'hello'; version: string };
 
 export const API_EVENTS_PATH = '/api/events';
+/** WebSocket of the USB console: `?port=PATH`; binary frames both ways, JSON notices as text. */
+export const USB_CONSOLE_WS_PATH = '/api/usb/console';
+export type { UsbConsoleNotice } from './usb-console-socket.js';
 /** `POST` raw bytes (application/octet-stream, at most 16 MiB) here to stage a file for an upload job; answers a StagedFile. */
 export const FILES_STAGE_PATH = '/api/files.stage';
 export const API_TOKEN_SUBPROTOCOL_PREFIX = 'cloudmanager.';

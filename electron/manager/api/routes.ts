@@ -9,6 +9,7 @@ import { summarizeBoard } from '../fleet/board-registry.js';
 import { sha256 } from '../transfer/upload-blob.js';
 import type { UsbService, ProvisionRequestBase } from '../usb/usb-service.js';
 import type { JobService } from '../fleet/job-service.js';
+import { BUILTIN_FIRMWARE } from '../usb/builtin-firmware.js';
 import type { StagedFiles } from '../transfer/staged-files.js';
 import type { SimService } from '../virtual/sim-service.js';
 import { routeInputs, type BoardTelemetry, type NetworkAccess, type ApiCommandRequest, type RouteName, type RouteOutputs, type ServiceStatus } from './contract.js';
@@ -101,6 +102,13 @@ export const handlers: HandlerTable = {
     return usb.copy(input.port, Buffer.from(input.dataBase64, 'base64'), input.dest);
   },
   'firmware.list': ({ usb }) => usb.catalogue.list(),
+  'firmware.builtins': async ({ usb }) => {
+    const entries = await usb.catalogue.list();
+    return BUILTIN_FIRMWARE.map((firmware) => ({
+      id: firmware.id, title: firmware.title, version: firmware.version, approxBytes: firmware.approxBytes,
+      downloaded: entries.find((entry) => entry.builtin === firmware.id)?.name ?? null,
+    }));
+  },
   'firmware.add': ({ usb }, input) => usb.catalogue.add(input.name, Buffer.from(input.dataBase64, 'base64'), null),
   'firmware.download': ({ usb }, input) => usb.catalogue.download({ url: input.url, sha256: input.sha256, name: input.name }),
 };

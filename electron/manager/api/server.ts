@@ -13,11 +13,12 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ZodError } from 'zod';
 import type { Logger } from '../log.js';
 import {
-  API_EVENTS_PATH, API_TOKEN_SUBPROTOCOL_PREFIX, FILES_STAGE_PATH, routeInputs,
+  API_EVENTS_PATH, API_TOKEN_SUBPROTOCOL_PREFIX, FILES_STAGE_PATH, USB_CONSOLE_WS_PATH, routeInputs,
   type ApiError, type ApiErrorCode, type ApiEvent, type RouteName,
 } from './contract.js';
 import { handlers, NotFoundError, type ApiContext } from './routes.js';
 import { UiFiles, messagePage, securityHeaders } from './ui-files.js';
+import { bridgeUsbConsole } from './usb-console-socket.js';
 import { UiSessions, readCookie, sessionCookie, sessionCookieName } from './ui-sessions.js';
 import { UnknownBoardError } from '../fleet/board-registry.js';
 import { BoardNameTakenError, InvalidTagError } from '../fleet/fleet.js';
@@ -97,6 +98,8 @@ function digest(text: string): Buffer {
 export class ApiServer {
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
+  /** USB console sockets: not event listeners, so kept apart from `wss`. */
+  private readonly consoles = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   private readonly tokenDigest: Buffer;
   private readonly sessions = new UiSessions();
   private readonly uiFiles: UiFiles;
@@ -113,7 +116,7 @@ export class ApiServer {
     this.server.on('upgrade', (request, socket, head) => {
       const url = new URL(request.url ?? '/', 'http://localhost');
       let refusal = '';
-      if (url.pathname !== API_EVENTS_PATH) refusal = '404 Not Found';
+      if (url.pathname !== API_EVENTS_PATH && url.pathname !== USB_CONSOLE_WS_PATH) refusal = '404 Not Found';
       else if (!this.hostAllowed(request)) refusal = '403 Forbidden';
       else {
         try {
@@ -124,6 +127,11 @@ export class ApiServer {
       }
       if (refusal) {
         socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\n\r\n`);
+        return;
+      }
+      if (url.pathname === USB_CONSOLE_WS_PATH) {
+        const port = url.searchParams.get('port') ?? '';
+        this.consoles.handleUpgrade(request, socket, head, (ws) => void bridgeUsbConsole(ws, this.options.context.usb, port, this.options.log));
         return;
       }
       this.wss.handleUpgrade(request, socket, head, (ws) => this.onSocket(ws));
@@ -169,8 +177,9 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
-    for (const client of this.wss.clients) client.terminate();
+    for (const client of [...this.wss.clients, ...this.consoles.clients]) client.terminate();
     this.wss.close();
+    this.consoles.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

@@ -55,6 +55,8 @@ interface CommandRecord {
   download: DownloadAssembler | null;
   file: Buffer | null;
   expiring: boolean;
+  /** When progress (bytes of a `get`) was last announced. */
+  progressAt: number;
 }
 
 export interface OutputEvent { cid: string; boardId: string; board: string; stream: 'stdout' | 'stderr'; text: string }
@@ -79,6 +81,7 @@ const TIMEOUT_GRACE_MS = 2_000;
 const MAX_PENDING_PER_BOARD = 1_000;
 const FINISHED_KEPT = 5_000;
 const HISTORY_OUTPUT_BYTES = 4_096;
+const PROGRESS_INTERVAL_MS = 200;
 
 export function newCommandId(): string {
   return `c${Date.now().toString(36)}${randomBytes(6).toString('base64url')}`;
@@ -216,6 +219,13 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
             record.download?.add(message.o, message.d);
           } catch (error) {
             this.finish(record, 'error', { error: (error as Error).message, errorCode: 'ENOSPC' });
+            return 'ok';
+          }
+          view.transferredBytes += message.d.length;
+          // Progress for whoever shows a download: a few times a second, not per chunk.
+          if (now - record.progressAt >= PROGRESS_INTERVAL_MS) {
+            record.progressAt = now;
+            this.emit('command', view);
           }
           return 'ok';
         }
@@ -359,7 +369,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
         cid, boardId: board.id, board: board.name, ...base, status: 'queued', startedAt: null, finishedAt: null,
         output: [], outputTruncated: false, stopRequested: false, transferredBytes: 0, error: null, errorCode: null, result: null,
       },
-      eid: null, nextSeq: 0, outputBytes: 0, blobSize: null, download: null, file: null, expiring: false,
+      eid: null, nextSeq: 0, outputBytes: 0, blobSize: null, download: null, file: null, expiring: false, progressAt: 0,
     };
   }
 }

@@ -92,7 +92,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
         this.options.log('warn', `ignoring an unreadable job record: ${(error as Error).message}`);
         continue;
       }
-      this.adopt(view);
+      this.restore(view);
     }
     this.options.fleet.on('command', this.onCommand);
     this.options.fleet.on('board', this.onBoard);
@@ -175,7 +175,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
         board: target.board, boardId: target.boardId ?? null, status: 'queued', message: null, done: 0, total: 0, cids: [], output: null,
       })),
     };
-    const job = this.adopt(view);
+    const job = this.track(view);
     view.targets.forEach((_, index) => job.unsent.add(index));
     view.targets.forEach((target, index) => this.refreshTarget(job, index));
     void this.options.store.prune(Date.now() - JOB_KEPT_MS, MAX_JOBS - 1).catch(() => undefined);
@@ -184,12 +184,17 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return job;
   }
 
-  /** Takes a job into memory; unfinished targets re-attach to their commands, if still known. */
-  private adopt(view: JobView): LiveJob {
+  private track(view: JobView): LiveJob {
     const job: LiveJob = { view, unsent: new Set(), unsaved: new Set(), summaryUnsaved: true, eventTimer: null };
     view.targets.forEach((_, index) => job.unsaved.add(index));
     this.jobs.set(view.id, job);
-    if (view.state === 'done') return job;
+    return job;
+  }
+
+  /** A job saved before the service (re)started: unfinished boards re-attach to their commands, if still known. */
+  private restore(view: JobView): void {
+    const job = this.track(view);
+    if (view.state === 'done') return;
     view.targets.forEach((target, index) => {
       if (FINAL_TARGET_STATUSES.has(target.status)) return;
       if (target.cids.length === 0) {
@@ -205,7 +210,6 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       this.refreshTarget(job, index);
     });
     this.checkDone(job);
-    return job;
   }
 
   private attach(job: LiveJob, index: number, view: CommandView): void {

@@ -17,7 +17,8 @@ import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, type Fir
 import { WebSerialPort } from './web-serial-port.js';
 import { watchBoot, type BootVerdict } from './boot-check.js';
 
-export type FlashPhase = 'check-image' | 'connect' | 'detect' | 'erase' | 'write' | 'verify' | 'reset' | 'boot-check' | 'reflash' | 'done';
+/** `bootloader`: the board must be put in download mode by hand (hold BOOT, press RESET). */
+export type FlashPhase = 'check-image' | 'connect' | 'bootloader' | 'detect' | 'erase' | 'write' | 'verify' | 'reset' | 'boot-check' | 'reflash' | 'done';
 
 export interface FlashProgress {
   phase: FlashPhase;
@@ -170,7 +171,7 @@ async function connect(options: FlashOptions, baud: number, log: Logger, progres
       // then keep trying for a while.
       if (port.hasResetLines === false && options.onNeedBootloader) {
         if (!asked) {
-          progress({ phase: 'connect', message: 'hold BOOT (GPIO0) and press RESET on the board to enter download mode' });
+          progress({ phase: 'bootloader', message: 'hold BOOT (GPIO0) and press RESET on the board to enter download mode' });
           asked = Date.now();
           await options.onNeedBootloader();
           continue;

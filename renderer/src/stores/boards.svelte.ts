@@ -1,0 +1,98 @@
+/**
+ * Every board the service knows, kept current from events. Events are applied in batches
+ * at most 4 times a second (a big fleet sends thousands), and a full list replaces
+ * everything after (re)connecting, so nothing missed while disconnected stays wrong.
+ */
+import type { ApiEvent, BoardActivity, BoardSummary } from '../../../electron/manager/api/contract.js';
+import { UpdateBatcher } from '../lib/update-batcher.js';
+import { notifications } from './notifications.svelte.js';
+import { api } from './api.js';
+
+type BoardEventOf = Extract<ApiEvent, { type: `board.${string}` | 'boards.activity' }>;
+
+export function isBoardEvent(event: ApiEvent): event is BoardEventOf {
+  return event.type.startsWith('board.') || event.type === 'boards.activity';
+}
+
+/** Applies a batch of board events to a map of boards; returns names that went offline. */
+export function applyBoardEvents(boards: Map<string, BoardSummary>, batch: readonly BoardEventOf[]): string[] {
+  const wentOffline: string[] = [];
+  for (const event of batch) {
+    switch (event.type) {
+      case 'boards.activity':
+        for (const activity of event.boards) applyActivity(boards, activity);
+        break;
+      case 'board.removed':
+        boards.delete(event.boardId);
+        break;
+      default: {
+        const before = boards.get(event.board.id);
+        if (event.type === 'board.offline' && before?.online !== false) wentOffline.push(event.board.name);
+        boards.set(event.board.id, event.board);
+      }
+    }
+  }
+  return wentOffline;
+}
+
+function applyActivity(boards: Map<string, BoardSummary>, activity: BoardActivity): void {
+  const board = boards.get(activity.id);
+  if (!board) return;
+  boards.set(activity.id, { ...board, lastSeen: activity.lastSeen, memFree: activity.memFree, busy: activity.busy });
+}
+
+export interface ActivitySample { t: number; memFree: number | null }
+
+class BoardsStore {
+  /** Boards by id; replaced (not mutated) on every batch, so views re-derive cheaply. */
+  byId = $state.raw(new Map<string, BoardSummary>());
+  all = $state.raw<BoardSummary[]>([]);
+  loaded = $state(false);
+  /** Heartbeat samples of boards whose telemetry is open (board id → samples). */
+  private readonly watchers = new Map<string, (sample: ActivitySample) => void>();
+  private readonly batcher = new UpdateBatcher<BoardEventOf>((batch) => this.apply(batch), 4);
+
+  handle(event: ApiEvent): void {
+    if (!isBoardEvent(event)) return;
+    if (event.type === 'boards.activity') {
+      for (const activity of event.boards) this.watchers.get(activity.id)?.({ t: activity.lastSeen ?? Date.now(), memFree: activity.memFree });
+    }
+    this.batcher.push(event);
+  }
+
+  async sync(): Promise<void> {
+    this.batcher.clear();
+    const list = await api.call('boards.list', {});
+    const started = performance.now();
+    this.byId = new Map(list.map((board) => [board.id, board]));
+    this.all = list;
+    this.loaded = true;
+    performance.measure('cm:boards-sync', { start: started });
+  }
+
+  byName(name: string): BoardSummary | undefined {
+    for (const board of this.all) if (board.name === name) return board;
+    return undefined;
+  }
+
+  /** Live heartbeat samples of one board (the Telemetry tab); returns the unsubscribe. */
+  watch(boardId: string, listener: (sample: ActivitySample) => void): () => void {
+    this.watchers.set(boardId, listener);
+    return () => {
+      if (this.watchers.get(boardId) === listener) this.watchers.delete(boardId);
+    };
+  }
+
+  private apply(batch: BoardEventOf[]): void {
+    const started = performance.now();
+    const next = new Map(this.byId);
+    const offline = applyBoardEvents(next, batch);
+    this.byId = next;
+    this.all = [...next.values()];
+    performance.measure('cm:boards-batch', { start: started, detail: { events: batch.length } });
+    if (offline.length === 1) notifications.push('warning', `${offline[0]} went offline`, `#/board/${encodeURIComponent(offline[0]!)}/code`);
+    else if (offline.length > 1) notifications.push('warning', `${offline.length} boards went offline: ${offline.slice(0, 3).join(', ')}${offline.length > 3 ? ', …' : ''}`);
+  }
+}
+
+export const boards = new BoardsStore();

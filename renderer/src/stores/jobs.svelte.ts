@@ -1,0 +1,74 @@
+/**
+ * Jobs kept by the service (bulk actions, flashing): the recent list, and the full detail
+ * of jobs a view has opened, kept current from job events (which carry only the boards
+ * that changed).
+ */
+import type { ApiEvent, JobSummary, JobView } from '../../../electron/manager/api/contract.js';
+import { api } from './api.js';
+import { notifications } from './notifications.svelte.js';
+
+type JobEventOf = Extract<ApiEvent, { type: 'job' }>;
+
+/** Merges a job event into a full job view (returns a new object). */
+export function applyJobEvent(view: JobView, event: JobEventOf): JobView {
+  const targets = [...view.targets];
+  for (const { index, ...target } of event.targets) targets[index] = target;
+  return { ...event.job, targets };
+}
+
+export function upsertSummary(list: readonly JobSummary[], job: JobSummary): JobSummary[] {
+  const next = list.filter((item) => item.id !== job.id);
+  next.push(job);
+  return next.sort((a, b) => b.createdAt - a.createdAt);
+}
+
+class JobsStore {
+  list = $state.raw<JobSummary[]>([]);
+  /** Jobs opened in a view: id → full view. */
+  details = $state.raw(new Map<string, JobView>());
+
+  handle(event: ApiEvent): void {
+    if (event.type !== 'job') return;
+    const before = this.list.find((job) => job.id === event.job.id);
+    this.list = upsertSummary(this.list, event.job);
+    const detail = this.details.get(event.job.id);
+    if (detail) {
+      const next = new Map(this.details);
+      next.set(event.job.id, applyJobEvent(detail, event));
+      this.details = next;
+    }
+    if (before && before.state !== 'done' && event.job.state === 'done') this.announce(event.job);
+  }
+
+  async sync(): Promise<void> {
+    this.list = await api.call('jobs.list', {});
+    for (const id of this.details.keys()) await this.open(id).catch(() => undefined);
+  }
+
+  /** Loads a job's detail (and keeps it current). */
+  async open(id: string): Promise<JobView> {
+    const view = await api.call('jobs.get', { id });
+    const next = new Map(this.details);
+    next.set(id, view);
+    this.details = next;
+    return view;
+  }
+
+  close(id: string): void {
+    if (!this.details.has(id)) return;
+    const next = new Map(this.details);
+    next.delete(id);
+    this.details = next;
+  }
+
+  private announce(job: JobSummary): void {
+    const failed = job.counts.failed;
+    const kind = failed > 0 ? 'warning' : 'success';
+    const text = job.kind === 'flash' || job.kind === 'provision'
+      ? `${job.title}: ${failed > 0 ? 'failed' : 'done'}`
+      : `${job.title}: ${job.counts.ok} ok${failed ? `, ${failed} failed` : ''}`;
+    notifications.push(kind, text, `#/jobs/${job.id}`);
+  }
+}
+
+export const jobs = new JobsStore();

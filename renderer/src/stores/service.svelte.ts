@@ -1,0 +1,73 @@
+/**
+ * The connection to the service and its status. Owns the one event WebSocket: routes each
+ * event to its domain store, and after every (re)connect re-syncs all of them.
+ */
+import type { ApiEvent, ServiceStatus } from '../../../electron/manager/api/contract.js';
+import { EventSocket, type SocketState } from '../lib/event-socket.js';
+import { errorMessage } from '../lib/api.js';
+import { api } from './api.js';
+import { boards } from './boards.svelte.js';
+import { jobs } from './jobs.svelte.js';
+import { usb } from './usb.svelte.js';
+import { commands } from './commands.svelte.js';
+import { notifications } from './notifications.svelte.js';
+
+class ServiceStore {
+  connection = $state<SocketState | 'signed-out'>('connecting');
+  status = $state<ServiceStatus | null>(null);
+  syncError = $state<string | null>(null);
+  private socket: EventSocket | null = null;
+  private statusTimer: ReturnType<typeof setInterval> | null = null;
+
+  start(): void {
+    api.onSignedOut = () => {
+      this.connection = 'signed-out';
+      this.socket?.stop();
+    };
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    this.socket = new EventSocket({
+      url: `${scheme}://${location.host}/api/events`,
+      onEvent: (event) => this.dispatch(event),
+      onSync: () => void this.sync(),
+      onState: (state) => {
+        if (this.connection !== 'signed-out') this.connection = state;
+      },
+    });
+    this.socket.start();
+    this.statusTimer = setInterval(() => void this.refreshStatus(), 15_000);
+  }
+
+  dispatch(event: ApiEvent): void {
+    boards.handle(event);
+    jobs.handle(event);
+    usb.handle(event);
+    commands.handle(event);
+  }
+
+  async refreshStatus(): Promise<void> {
+    if (this.connection !== 'open') return;
+    try {
+      this.status = await api.call('status', {});
+    } catch {
+      // The socket's state tells the user; a failed status poll adds nothing.
+    }
+  }
+
+  /** Everything may have changed while we were away: load it all again. */
+  async sync(): Promise<void> {
+    try {
+      await Promise.all([boards.sync(), jobs.sync(), usb.sync(), this.refreshStatus(), commands.sync()]);
+      this.syncError = null;
+    } catch (error) {
+      this.syncError = errorMessage(error);
+      if (this.connection !== 'signed-out') notifications.push('error', `Could not load the fleet: ${this.syncError}`);
+    }
+  }
+
+  stop(): void {
+    this.socket?.stop();
+    if (this.statusTimer) clearInterval(this.statusTimer);
+  }
+}
+
+export const service = new ServiceStore();

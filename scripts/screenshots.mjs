@@ -1,0 +1,131 @@
+// `npm run screenshots`: drives the real UI (built renderer, served by a real service with
+// its own Redis) against virtual boards, and writes PNGs of every main screen to
+// docs/screenshots/. Uses the OS's Chromium through playwright-core; never downloads.
+import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+import { Manager } from '../dist/electron/manager/manager.js';
+import { ApiClient } from '../dist/electron/manager/api/client.js';
+import { startVirtualFleet } from '../dist/electron/manager/virtual/virtual-fleet.js';
+import { SimulatedEsp8266 } from '../dist/test/lab/simulated-esp8266.js';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const out = path.join(root, 'docs', 'screenshots');
+const only = process.argv.slice(2);
+const want = (name) => only.length === 0 || only.some((part) => name.includes(part));
+
+const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-shots-'));
+const linkDir = await mkdtemp(path.join(os.tmpdir(), 'cm-shots-usb-'));
+const usbLink = path.join(linkDir, 'ttyUSB0');
+const freePort = () => new Promise((resolve) => {
+  const server = net.createServer().listen(0, '127.0.0.1', () => {
+    const { port } = server.address();
+    server.close(() => resolve(port));
+  });
+});
+const manager = new Manager({ dataDir, redisPort: await freePort(), heartbeatS: 2, extraSerialPorts: [usbLink] });
+const cleanups = [];
+try {
+  await manager.start();
+  cleanups.push(() => manager.stop());
+  const api = new ApiClient(manager.apiUrl, manager.apiToken);
+  await mkdir(out, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+  cleanups.push(() => browser.close());
+  const open = async (colorScheme = 'light') => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
+    await page.goto(manager.signinUrl().url);
+    return page;
+  };
+  const shot = async (page, name) => {
+    if (!want(name)) return;
+    await page.waitForTimeout(300); // let transitions settle (a picture, not a test)
+    await page.screenshot({ path: path.join(out, `${name}.png`) });
+    console.log(`wrote docs/screenshots/${name}.png`);
+  };
+
+  // First run: nothing enrolled yet.
+  let page = await open();
+  await page.getByRole('heading', { name: 'Welcome to Cloudmanager' }).waitFor();
+  await shot(page, 'first-run');
+
+  // A small fleet with tags, a few offline.
+  const fleet = await startVirtualFleet({ api, count: 8, prefix: 'greenhouse', board: { reconnectMinMs: 200 } });
+  cleanups.unshift(() => fleet.close());
+  await api.call('boards.tag', { boards: 'greenhouse-[1-4]', add: ['garden'] });
+  await api.call('boards.tag', { boards: 'greenhouse-[5-6]', add: ['kitchen'] });
+  await api.call('boards.enrollMany', { names: ['attic-sensor', 'garage-door'] });
+  await page.reload();
+  await page.locator('[data-board="greenhouse-8"]').waitFor();
+  await page.locator('[data-board="greenhouse-2"] input[type=checkbox]').click();
+  await page.locator('[data-board="greenhouse-4"] input[type=checkbox]').click({ modifiers: ['Shift'] });
+  await shot(page, 'fleet-light');
+  const dark = await open('dark');
+  await dark.locator('[data-board="greenhouse-8"]').waitFor();
+  await shot(dark, 'fleet-dark');
+
+  // Board page: Code tab after a run.
+  await page.goto(`${manager.apiUrl}/#/board/greenhouse-1/code`);
+  await page.locator('.cm-content').waitFor();
+  await page.locator('.cm-content').click();
+  await page.keyboard.press('Control+a');
+  await page.keyboard.type('import sys\nprint("MicroPython", sys.version)\nfor i in range(3):\n    print("reading", i, "=", 20 + i * 0.5)\n', { delay: 0 });
+  await page.getByRole('button', { name: '▶ Run' }).click();
+  await page.getByText('Finished').waitFor();
+  await shot(page, 'board-code');
+
+  // Files tab with a few files.
+  await api.call('commands.send', { boards: 'greenhouse-1', request: { op: 'put', path: '/main.py', dataBase64: Buffer.from('import cm\n').toString('base64') } });
+  await api.call('commands.send', { boards: 'greenhouse-1', request: { op: 'put', path: '/lib/sensors.py', dataBase64: Buffer.from('# sensors\n'.repeat(300)).toString('base64') } });
+  await api.call('commands.send', { boards: 'greenhouse-1', request: { op: 'put', path: '/data/readings.csv', dataBase64: Buffer.alloc(12_000, 65).toString('base64') } });
+  await page.goto(`${manager.apiUrl}/#/board/greenhouse-1/files`);
+  await page.locator('[data-path="/lib"]').waitFor();
+  await page.locator('[data-path="/lib"]').click();
+  await page.locator('[data-path="/lib/sensors.py"]').waitFor();
+  await shot(page, 'board-files');
+
+  await page.goto(`${manager.apiUrl}/#/board/greenhouse-1/telemetry`);
+  await page.locator('.u-over').waitFor();
+  await shot(page, 'board-telemetry');
+  await page.goto(`${manager.apiUrl}/#/board/greenhouse-1/console`);
+  await page.locator('.xterm').waitFor();
+  await page.keyboard.type('x = 6 * 7\r');
+  await page.waitForTimeout(500);
+  await page.keyboard.type('x\r');
+  await page.getByText('42', { exact: false }).first().waitFor();
+  await shot(page, 'board-console');
+
+  // A job: a bulk run on the garden boards.
+  const job = await api.call('jobs.start', { kind: 'exec', boards: 'tag:garden', code: 'import gc\nprint(gc.mem_free())' });
+  await page.goto(`${manager.apiUrl}/#/jobs/${job.id}`);
+  await page.getByText('4 ok', { exact: false }).first().waitFor().catch(() => undefined);
+  await shot(page, 'jobs');
+
+  // The flash wizard, against a simulated ESP8266 on a pty.
+  const board = new SimulatedEsp8266({ folder: path.join(linkDir, 'board'), link: usbLink });
+  cleanups.unshift(() => board.close());
+  await board.powerOn('download');
+  await page.goto(`${manager.apiUrl}/#/flash`);
+  await page.getByText(usbLink).waitFor();
+  await shot(page, 'wizard-1-port');
+  await page.getByText(usbLink).click();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByText('MicroPython 1.27 for ESP8266').waitFor();
+  await shot(page, 'wizard-2-firmware');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByLabel('Wifi name (SSID)').fill('cloudmanager-lab');
+  await page.getByLabel('Wifi password').fill('lab-password');
+  await shot(page, 'wizard-3-setup');
+} finally {
+  for (const cleanup of cleanups) await cleanup()?.catch?.(() => undefined);
+  await rm(dataDir, { recursive: true, force: true });
+  await rm(linkDir, { recursive: true, force: true });
+}
