@@ -17,7 +17,17 @@ const out = path.join(root, 'docs', 'screenshots');
 const only = process.argv.slice(2);
 const want = (name) => only.length === 0 || only.some((part) => name.includes(part));
 
+import http from 'node:http';
+import { makeEsp8266Image } from '../dist/test/lab/esp8266-image.js';
+
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-shots-'));
+// The wizard's built-in firmware comes from a local mirror here: a synthetic image with
+// MicroPython's banner (no download from the internet).
+const image = makeEsp8266Image({ size: 600 * 1024, seed: 1 });
+image.write('MicroPython v1.27.0 on 2025-12-09; ESP module with ESP8266\0', 100 * 1024, 'latin1');
+const mirror = http.createServer((_request, response) => response.end(image));
+await new Promise((resolve) => mirror.listen(0, '127.0.0.1', resolve));
+process.env.CLOUDMANAGER_FIRMWARE_MIRROR = `http://127.0.0.1:${mirror.address().port}/`;
 const linkDir = await mkdtemp(path.join(os.tmpdir(), 'cm-shots-usb-'));
 const usbLink = path.join(linkDir, 'ttyUSB0');
 const freePort = () => new Promise((resolve) => {
@@ -96,12 +106,16 @@ try {
   await page.locator('.u-over').waitFor();
   await shot(page, 'board-telemetry');
   await page.goto(`${manager.apiUrl}/#/board/greenhouse-1/console`);
-  await page.locator('.xterm').waitFor();
+  await page.locator('.xterm-helper-textarea').waitFor();
+  await page.locator('.xterm').click();
   await page.keyboard.type('x = 6 * 7\r');
-  await page.waitForTimeout(500);
-  await page.keyboard.type('x\r');
-  await page.getByText('42', { exact: false }).first().waitFor();
+  await page.locator('.xterm-rows').getByText('>>> ', { exact: false }).nth(1).waitFor();
+  await page.keyboard.type('[x * i for i in range(5)]\r');
+  await page.locator('.xterm-rows').getByText('[0, 42, 84, 126, 168]').waitFor();
   await shot(page, 'board-console');
+  await page.goto(`${manager.apiUrl}/#/board/greenhouse-1/settings`);
+  await page.getByText('wifi_password').waitFor().catch(() => undefined);
+  await shot(page, 'board-settings');
 
   // A job: a bulk run on the garden boards.
   const job = await api.call('jobs.start', { kind: 'exec', boards: 'tag:garden', code: 'import gc\nprint(gc.mem_free())' });
@@ -123,9 +137,16 @@ try {
   await page.getByRole('button', { name: 'Next' }).click();
   await page.getByLabel('Wifi name (SSID)').fill('cloudmanager-lab');
   await page.getByLabel('Wifi password').fill('lab-password');
+  await page.getByLabel('Board name').fill('kitchen');
   await shot(page, 'wizard-3-setup');
+  await page.getByRole('button', { name: 'Flash', exact: true }).click();
+  await page.locator('li[data-step="write"][data-state="current"] .detail').waitFor({ timeout: 60_000 });
+  await shot(page, 'wizard-4-flashing');
+  await page.waitForURL(/#\/board\/kitchen\/code/, { timeout: 90_000 });
+  await shot(page, 'wizard-5-done');
 } finally {
   for (const cleanup of cleanups) await cleanup()?.catch?.(() => undefined);
+  mirror.close();
   await rm(dataDir, { recursive: true, force: true });
   await rm(linkDir, { recursive: true, force: true });
 }

@@ -15,6 +15,7 @@ export const FINAL_TARGET_STATUSES: ReadonlySet<TargetStatus> = new Set(['ok', '
 
 /** Output of `exec` kept per board in a job (the full output stays with the command). */
 export const JOB_OUTPUT_BYTES = 1_024;
+export const JOB_PHASES_KEPT = 40;
 
 export interface JobTarget {
   /** Board name (for flash jobs: the name being provisioned, or the port). */
@@ -49,6 +50,8 @@ export interface JobSummary {
   total: number;
   /** Flash and provision jobs: the step under way. */
   progress: JobProgress | null;
+  /** Flash and provision jobs: each phase they went through, in order (at most JOB_PHASES_KEPT). */
+  phases: Array<{ phase: string; message: string; at: number }>;
   /** Flash and provision jobs: the serial port. */
   port: string | null;
 }

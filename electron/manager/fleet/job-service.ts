@@ -17,7 +17,7 @@ import type { CommandView } from './command-dispatcher.js';
 import { FINAL_STATUSES } from './command-dispatcher.js';
 import type { CommandRequest } from './command-ops.js';
 import {
-  FINAL_TARGET_STATUSES, clipOutput, emptyCounts, summarizeJob, targetStatusOf,
+  FINAL_TARGET_STATUSES, JOB_PHASES_KEPT, clipOutput, emptyCounts, summarizeJob, targetStatusOf,
   type JobKind, type JobProgress, type JobSummary, type JobTarget, type JobView,
 } from './job-model.js';
 import { runUsbJob, type UsbJobRequest, type UsbJobRunner } from './usb-job.js';
@@ -85,7 +85,8 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     for (const stored of await this.options.store.list(Date.now() - JOB_KEPT_MS, MAX_JOBS)) {
       let view: JobView;
       try {
-        view = { ...(JSON.parse(stored.summary) as JobView), targets: [] };
+        const parsed = JSON.parse(stored.summary) as JobView;
+        view = { ...parsed, phases: parsed.phases ?? [], targets: [] };
         for (const [index, json] of stored.targets) view.targets[index] = JSON.parse(json) as JobTarget;
         view.targets = view.targets.filter(Boolean);
       } catch (error) {
@@ -170,7 +171,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     const view: JobView = {
       id: `j${Date.now().toString(36)}${randomBytes(5).toString('hex')}`,
       kind, title, createdAt: Date.now(), finishedAt: null, state: 'running', counts: emptyCounts(), total: targets.length,
-      progress: null, port,
+      progress: null, phases: [], port,
       targets: targets.map((target) => ({
         board: target.board, boardId: target.boardId ?? null, status: 'queued', message: null, done: 0, total: 0, cids: [], output: null,
       })),
@@ -295,6 +296,13 @@ export class JobService extends EventEmitter<JobServiceEvents> {
 
   private setProgress(job: LiveJob, progress: JobProgress): void {
     job.view.progress = progress;
+    // Events are sent a few times a second with the latest progress only: the phases list
+    // keeps the ones in between (a re-flash, the BOOT/RESET prompt) for whoever shows them.
+    const phases = job.view.phases;
+    if (phases[phases.length - 1]?.phase !== progress.phase) {
+      phases.push({ phase: progress.phase, message: progress.message, at: Date.now() });
+      if (phases.length > JOB_PHASES_KEPT) phases.splice(0, phases.length - JOB_PHASES_KEPT);
+    }
     const target = job.view.targets[0];
     if (target && target.status === 'queued') {
       target.status = 'running';
@@ -375,7 +383,7 @@ function titleOf(request: JobRequest, boards = 1): string {
   switch (request.kind) {
     case 'exec': {
       const line = request.code.trim().split('\n', 1)[0] ?? '';
-      return `Run ${line.length > 40 ? `${line.slice(0, 37)}…` : line} ${on}`;
+      return `Run code ${on}: ${line.length > 40 ? `${line.slice(0, 37)}…` : line}`;
     }
     case 'upload':
       return request.files.length === 1 ? `Upload ${request.files[0]!.path} to ${boards} board${boards === 1 ? '' : 's'}` : `Upload ${request.files.length} files to ${boards} board${boards === 1 ? '' : 's'}`;
