@@ -103,6 +103,18 @@ describe('fleet view and board page (Chromium)', () => {
     expect(firstSeen[2]! - firstSeen[1]!).toBeGreaterThanOrEqual(200);
   });
 
+  it('Stop ends a running program', async () => {
+    await page.locator('.cm-content').click();
+    await page.keyboard.press('Control+a');
+    await page.keyboard.press('Delete');
+    await page.keyboard.insertText('import time\nwhile True:\n    print("working")\n    time.sleep(0.1)\n');
+    await page.getByRole('button', { name: '▶ Run' }).click();
+    await page.locator('section.output').getByText('working', { exact: false }).first().waitFor();
+    await page.getByRole('button', { name: '■ Stop' }).click();
+    await page.getByRole('status').getByText('Stopped', { exact: true }).waitFor({ timeout: 15_000 });
+    await page.getByRole('button', { name: '▶ Run' }).waitFor();
+  });
+
   it('the Console tab keeps a variable between two lines', async () => {
     await page.goto(`${lab.manager.apiUrl}/#/board/ui-2/console`);
     await page.locator('.xterm-helper-textarea').waitFor();

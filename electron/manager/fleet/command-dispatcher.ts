@@ -195,7 +195,17 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     }
     if (record.view.status === 'queued' && record.eid) {
       const outcome = await this.store.cancel(record.view.boardId, cid, record.eid);
-      if (outcome === 'cancelled') this.finish(record, 'cancelled', { error: 'cancelled before the board took it' });
+      if (outcome === 'cancelled') {
+        this.finish(record, 'cancelled', { error: 'cancelled before the board took it' });
+        return record.view;
+      }
+    }
+    // Taken by the board: ask it to stop (§4.4). A board that cannot interrupt the code
+    // finishes it; its result then says so.
+    if (!FINAL_STATUSES.has(record.view.status) && !record.view.stopRequested) {
+      await this.store.requestStop(record.view.boardId, cid);
+      record.view.stopRequested = true;
+      this.emit('command', record.view);
     }
     return record.view;
   }
@@ -302,7 +312,9 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     if (message.n > record.nextSeq) view.outputTruncated = true; // entries were lost on the way
     let result = view.op === 'cfg_get' ? redactConfig(message.r) : message.r;
     if (!message.ok) {
-      this.finish(record, 'error', { error: message.e ?? 'failed', errorCode: message.ec ?? 'EFAIL', result });
+      // Stopped because a user asked: that is a cancellation, not a failure of the code.
+      const stopped = message.ec === 'EINTR' && view.stopRequested;
+      this.finish(record, stopped ? 'cancelled' : 'error', { error: stopped ? 'stopped' : message.e ?? 'failed', errorCode: message.ec ?? 'EFAIL', result });
       return;
     }
     if (record.download) {

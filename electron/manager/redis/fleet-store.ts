@@ -176,6 +176,11 @@ export class FleetStore extends EventEmitter<StoreEvents> {
       'cancelled' | 'claimed';
   }
 
+  /** Asks the board to stop command `cid` while it runs (PROTOCOL.md §4.4). */
+  async requestStop(boardId: string, cid: string): Promise<void> {
+    await this.redis.hset(boardKeys(boardId).state, 'stop', cid);
+  }
+
   /** Commands of one board that have no result yet: CID → meta (with `e`, the EID). */
   async pendingCommands(boardId: string): Promise<Map<string, Record<string, unknown>>> {
     const raw = await this.redis.hgetall(boardKeys(boardId).pending);

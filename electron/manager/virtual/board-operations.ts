@@ -10,6 +10,8 @@ import { BoardFsError, parentPath, type BoardFs } from './board-fs.js';
 
 /** Output of one command beyond this is dropped and the result says `tr=1`. */
 const MAX_OUTPUT_BYTES = 256 * 1024;
+/** How often a running exec looks for a Stop request. */
+const STOP_POLL_MS = 250;
 /** Output is sent when this much is buffered, or after FLUSH_MS. */
 const OUTPUT_CHUNK_BYTES = 1024;
 const FLUSH_MS = 50;
@@ -32,6 +34,8 @@ export interface OperationContext {
   chunkBytes: number;
   /** Called with each exec'd command id, for the board's own execution log. */
   onExec(cid: string): void;
+  /** Whether the manager asks to stop command `cid` (PROTOCOL.md §4.4). */
+  stopRequested(cid: string): Promise<boolean>;
 }
 
 export type ResultFields = Array<string | Buffer>;
@@ -151,13 +155,28 @@ async function exec(
     else timer ??= setTimeout(flush, FLUSH_MS);
   };
   context.onExec(cid);
-  const result = await context.interpreter.exec(context.contextId, code, { timeoutMs, onOutput });
+  // A user's Stop arrives as the state hash's `stop` field (§4.4): looked at while the code runs.
+  const stop = new AbortController();
+  let polling = false;
+  const poll = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    context.stopRequested(cid).then((asked) => asked && stop.abort(), () => undefined).finally(() => (polling = false));
+  }, STOP_POLL_MS);
+  let result;
+  try {
+    result = await context.interpreter.exec(context.contextId, code, { timeoutMs, onOutput, signal: stop.signal });
+  } finally {
+    clearInterval(poll);
+  }
   flush();
   switch (result.status) {
     case 'ok':
       return ok(sequence.next, undefined, truncated);
     case 'timeout':
       return [...failure(sequence.next, 'ETIMEDOUT', `stopped after ${timeoutMs} ms`), ...(truncated ? ['tr', '1'] : [])];
+    case 'stopped':
+      return [...failure(sequence.next, 'EINTR', 'stopped on request'), ...(truncated ? ['tr', '1'] : [])];
     case 'error': {
       const error = result.error ?? 'error';
       const code = error.startsWith('MemoryError') ? 'ENOMEM' : 'EFAIL';

@@ -39,6 +39,8 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Called with output as it is produced, in chunks of up to 256 bytes or one line. */
   onOutput?: (stream: OutputStream, data: Uint8Array) => void;
+  /** Stops the code when aborted (a user's Stop), the way a timeout does. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -46,9 +48,10 @@ export interface ExecResult {
    * 'ok': the code ran to its end (or called sys.exit()).
    * 'error': it raised; the traceback went to stderr.
    * 'timeout': it was stopped by `timeoutMs`.
+   * 'stopped': it was stopped through `signal`.
    * 'interpreter-restarted': the worker died while running it (not by our timeout).
    */
-  status: 'ok' | 'error' | 'timeout' | 'interpreter-restarted';
+  status: 'ok' | 'error' | 'timeout' | 'stopped' | 'interpreter-restarted';
   /** Last line of the traceback, e.g. "NameError: name 'x' isn't defined". */
   error?: string;
 }
@@ -133,7 +136,8 @@ export class MicroPythonInterpreter {
   private current: Job | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
-  private timedOut = false;
+  /** Why the current exec is being interrupted, if it is. */
+  private stopReason: 'timeout' | 'stopped' | null = null;
   private nextId = 1;
   private closed = false;
   private readonly terminations = new Set<Promise<number>>();
@@ -222,14 +226,17 @@ export class MicroPythonInterpreter {
     const worker = this.worker;
     if (!worker) throw new Error('dispatch without a worker');
     this.current = job;
-    this.timedOut = false;
+    this.stopReason = null;
     switch (job.type) {
       case 'exec': {
         worker.postMessage({ type: 'exec', id: job.id, context: job.context, code: job.code });
         const timeoutMs = job.options.timeoutMs;
         if (timeoutMs !== undefined) {
-          this.timeoutTimer = setTimeout(() => this.onTimeout(job), Math.max(0, timeoutMs));
+          this.timeoutTimer = setTimeout(() => this.interrupt(job, 'timeout'), Math.max(0, timeoutMs));
         }
+        const signal = job.options.signal;
+        if (signal?.aborted) this.interrupt(job, 'stopped');
+        else signal?.addEventListener('abort', () => this.interrupt(job, 'stopped'), { once: true });
         break;
       }
       case 'reset':
@@ -241,14 +248,16 @@ export class MicroPythonInterpreter {
     }
   }
 
-  private onTimeout(job: Job): void {
-    if (this.current !== job) return;
-    this.timedOut = true;
+  /** Asks the running code to stop (KeyboardInterrupt); a worker that does not stop is replaced. */
+  private interrupt(job: Job, reason: 'timeout' | 'stopped'): void {
+    if (this.current !== job || this.stopReason) return;
+    this.stopReason = reason;
+    if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
     this.timeoutTimer = undefined;
     Atomics.store(this.interruptFlag, 0, job.id);
     this.graceTimer = setTimeout(() => {
       if (this.current !== job) return;
-      this.log('warn', `exec ${job.id} ignored its timeout (no output to interrupt); restarting the interpreter, all contexts lose their globals`);
+      this.log('warn', `exec ${job.id} ignored its ${reason === 'timeout' ? 'timeout' : 'stop'} (no output to interrupt); restarting the interpreter, all contexts lose their globals`);
       this.replaceWorker();
     }, this.restartGraceMs);
   }
@@ -294,7 +303,7 @@ export class MicroPythonInterpreter {
         const result: ExecResult =
           msg.status === 'ok'
             ? { status: 'ok' }
-            : { status: msg.interrupted && this.timedOut ? 'timeout' : 'error', ...(msg.error !== undefined ? { error: msg.error } : {}) };
+            : { status: msg.interrupted && this.stopReason ? this.stopReason : 'error', ...(msg.error !== undefined ? { error: msg.error } : {}) };
         job.resolve(result);
         return;
       }
@@ -314,7 +323,7 @@ export class MicroPythonInterpreter {
    */
   private replaceWorker(crashMessage?: string): void {
     const job = this.current;
-    const timedOut = this.timedOut;
+    const stopReason = this.stopReason;
     this.current = undefined;
     this.clearTimers();
     this.discardWorker();
@@ -323,8 +332,8 @@ export class MicroPythonInterpreter {
         case 'exec':
           job.resolve(
             // No traceback exists for a terminated worker; a crash carries its reason.
-            timedOut
-              ? { status: 'timeout' }
+            stopReason
+              ? { status: stopReason }
               : { status: 'interpreter-restarted', ...(crashMessage ? { error: crashMessage } : {}) },
           );
           break;

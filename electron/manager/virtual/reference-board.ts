@@ -252,6 +252,12 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         this.executed.push(cid);
         this.emit('executed', cid);
       },
+      stopRequested: async (cid) => {
+        const connection = this.connection;
+        if (!connection) return false;
+        const stop = await connection.call('HGET', this.keys.state, 'stop');
+        return Buffer.isBuffer(stop) && stop.toString() === cid;
+      },
     };
   }
 
