@@ -50,6 +50,17 @@ describe('mbm CLI against a background service', () => {
     expect(started.stderr).toBe('');
     expect(started.code).toBe(0);
     expect(started.stdout).toContain(`127.0.0.1:${redisPort}`);
+    // A sign-in link for the web UI: works once (a second use is refused).
+    const signin = /Open the app: (http:\/\/127\.0\.0\.1:\d+\/signin\?code=\S+)/.exec(started.stdout)?.[1];
+    expect(signin).toBeTruthy();
+    const first = await fetch(signin!, { redirect: 'manual' });
+    expect(first.status).toBe(303);
+    expect(first.headers.get('set-cookie')).toMatch(/HttpOnly; SameSite=Strict/);
+    expect((await fetch(signin!, { redirect: 'manual' })).status).toBe(403);
+    const fresh = await mbm(['ui', '--no-open']);
+    expect(fresh.code).toBe(0);
+    expect(fresh.stdout).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/signin\?code=\S+\n$/);
+    expect(fresh.stdout.trim()).not.toBe(signin);
     const status = await mbm(['server-status', '--json']);
     expect(status.code).toBe(0);
     const json = JSON.parse(status.stdout);
@@ -100,6 +111,23 @@ describe('mbm CLI against a background service', () => {
     expect(createHash('sha256').update(await readFile(path.join(work, 'back.bin'))).digest('hex')).toBe(digest);
     const listing = await mbm(['board-ls', 'sim-2', '/data']);
     expect(listing.stdout).toMatch(/50000\s+payload\.bin/);
+  });
+
+  it('board-tag adds and removes tags, and tag:NAME selects boards everywhere', async () => {
+    const tagged = await mbm(['board-tag', 'sim-*', '+garden', '+Outdoor']);
+    expect(tagged.code).toBe(0);
+    expect(tagged.stdout).toMatch(/sim-1\s+garden,outdoor/);
+    expect((await mbm(['board-tag', 'sim-2', '-garden'])).stdout).toMatch(/sim-2\s+outdoor/);
+    const ran = await mbm(['board-execute', 'tag:garden', '-c', 'print("in the garden")']);
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toBe('## sim-1\nin the garden\n');
+    expect((await mbm(['board-list'])).stdout).toMatch(/sim-2\s+online.*outdoor/);
+    const none = await mbm(['board-execute', 'tag:attic', '-c', 'pass']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('no boards are tagged "attic"');
+    const bad = await mbm(['board-tag', 'sim-1', '+bad tag']);
+    expect(bad.code).not.toBe(0);
+    expect((await mbm(['board-tag', 'sim-1', 'garden'])).stderr).toContain('+TAG');
   });
 
   it('macros, enrollment and rename work from the command line', async () => {

@@ -26,6 +26,15 @@ describe('BOARDS selection', () => {
     expect(selectBoards('rack[1-2]-[01-02]', []).unknown).toEqual(['rack1-01', 'rack1-02', 'rack2-01', 'rack2-02']);
   });
 
+  it('selects boards by tag (tag:NAME), mixed with names and globs', () => {
+    const tags: Record<string, string[]> = { garden: ['sim-10', 'wipy2-1'], empty: [] };
+    const tagged = (tag: string) => tags[tag] ?? [];
+    expect(selectBoards('tag:garden', known, tagged).names).toEqual(['sim-10', 'wipy2-1']);
+    expect(selectBoards('sim-1,tag:Garden', known, tagged).names).toEqual(['sim-1', 'sim-10', 'wipy2-1']);
+    expect(selectBoards('tag:empty,tag:nope', known, tagged).unmatchedTags).toEqual(['empty', 'nope']);
+    expect(() => selectBoards('tag:', known, tagged)).toThrow(/needs a tag name/);
+  });
+
   it('refuses malformed patterns with a clear error', () => {
     expect(() => selectBoards('esp-[1-3', known)).toThrow(BoardSelectorError);
     expect(() => selectBoards('esp-1-3]', known)).toThrow(/unbalanced/);

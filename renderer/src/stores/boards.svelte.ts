@@ -3,43 +3,11 @@
  * at most 4 times a second (a big fleet sends thousands), and a full list replaces
  * everything after (re)connecting, so nothing missed while disconnected stays wrong.
  */
-import type { ApiEvent, BoardActivity, BoardSummary } from '../../../electron/manager/api/contract.js';
+import type { ApiEvent, BoardSummary } from '../../../electron/manager/api/contract.js';
 import { UpdateBatcher } from '../lib/update-batcher.js';
+import { applyBoardEvents, isBoardEvent, type BoardEventOf } from '../lib/board-events.js';
 import { notifications } from './notifications.svelte.js';
 import { api } from './api.js';
-
-type BoardEventOf = Extract<ApiEvent, { type: `board.${string}` | 'boards.activity' }>;
-
-export function isBoardEvent(event: ApiEvent): event is BoardEventOf {
-  return event.type.startsWith('board.') || event.type === 'boards.activity';
-}
-
-/** Applies a batch of board events to a map of boards; returns names that went offline. */
-export function applyBoardEvents(boards: Map<string, BoardSummary>, batch: readonly BoardEventOf[]): string[] {
-  const wentOffline: string[] = [];
-  for (const event of batch) {
-    switch (event.type) {
-      case 'boards.activity':
-        for (const activity of event.boards) applyActivity(boards, activity);
-        break;
-      case 'board.removed':
-        boards.delete(event.boardId);
-        break;
-      default: {
-        const before = boards.get(event.board.id);
-        if (event.type === 'board.offline' && before?.online !== false) wentOffline.push(event.board.name);
-        boards.set(event.board.id, event.board);
-      }
-    }
-  }
-  return wentOffline;
-}
-
-function applyActivity(boards: Map<string, BoardSummary>, activity: BoardActivity): void {
-  const board = boards.get(activity.id);
-  if (!board) return;
-  boards.set(activity.id, { ...board, lastSeen: activity.lastSeen, memFree: activity.memFree, busy: activity.busy });
-}
 
 export interface ActivitySample { t: number; memFree: number | null }
 
