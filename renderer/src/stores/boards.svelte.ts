@@ -3,6 +3,7 @@
  * at most 4 times a second (a big fleet sends thousands), and a full list replaces
  * everything after (re)connecting, so nothing missed while disconnected stays wrong.
  */
+import { tick } from 'svelte';
 import type { ApiEvent, BoardSummary } from '../../../electron/manager/api/contract.js';
 import { UpdateBatcher } from '../lib/update-batcher.js';
 import { applyBoardEvents, isBoardEvent, type BoardEventOf } from '../lib/board-events.js';
@@ -30,12 +31,12 @@ class BoardsStore {
 
   async sync(): Promise<void> {
     this.batcher.clear();
+    // Marks for the UI benchmark: from asking for the fleet to its rows on screen.
+    performance.mark('cm:boards-requested');
     const list = await api.call('boards.list', {});
-    const started = performance.now();
     this.byId = new Map(list.map((board) => [board.id, board]));
     this.all = list;
     this.loaded = true;
-    performance.measure('cm:boards-sync', { start: started });
   }
 
   byName(name: string): BoardSummary | undefined {
@@ -57,7 +58,8 @@ class BoardsStore {
     const offline = applyBoardEvents(next, batch);
     this.byId = next;
     this.all = [...next.values()];
-    performance.measure('cm:boards-batch', { start: started, detail: { events: batch.length } });
+    // For the UI benchmark: a batch, applied and on screen.
+    void tick().then(() => performance.measure('cm:boards-batch', { start: started, detail: { events: batch.length } }));
     if (offline.length === 1) notifications.push('warning', `${offline[0]} went offline`, `#/board/${encodeURIComponent(offline[0]!)}/code`);
     else if (offline.length > 1) notifications.push('warning', `${offline.length} boards went offline: ${offline.slice(0, 3).join(', ')}${offline.length > 3 ? ', …' : ''}`);
   }
