@@ -85,4 +85,18 @@ describe('UI sign-in', () => {
     evil.close();
     await context.close();
   });
+
+  it('with no boards, "Try virtual boards" starts boards inside the service, and they can be stopped', async () => {
+    const { context, page } = await signedInPage(browser, service.manager.signinUrl().url);
+    await page.getByRole('heading', { name: 'Welcome to Cloudmanager' }).waitFor();
+    await page.getByLabel('How many virtual boards').fill('2');
+    await page.getByRole('button', { name: 'Start virtual boards' }).click();
+    await page.locator('[data-board="virtual-2"]').getByText('online', { exact: true }).waitFor({ timeout: 20_000 });
+    await page.getByText('2 virtual boards running inside the app').waitFor();
+    await page.getByRole('button', { name: 'Stop them' }).click();
+    await page.locator('[data-board="virtual-1"]').getByText('offline', { exact: true }).waitFor({ timeout: 20_000 });
+    expect((await service.api.call('status', {})).virtualBoards).toBe(0);
+    expect(pageErrors(page)).toEqual([]);
+    await context.close();
+  });
 });
