@@ -5,8 +5,8 @@
 import type { ApiCommandRequest, CommandView } from '../../../electron/manager/api/contract.js';
 import { ApiCallError } from '../lib/api.js';
 import { api } from './api.js';
+import { isFinal } from '../lib/command-status.js';
 
-const FINAL = new Set(['ok', 'error', 'timeout', 'expired', 'cancelled', 'lost']);
 
 export class BoardCommandError extends Error {
   override name = 'BoardCommandError';
@@ -20,7 +20,7 @@ export async function runOnBoard(board: string, request: ApiCommandRequest, opti
   const { commands } = await api.call('commands.send', { boards: board, request, expireMs: options.expireMs ?? 15_000 });
   let view: CommandView = commands[0]!;
   const deadline = Date.now() + (options.waitMs ?? 120_000);
-  while (!FINAL.has(view.status)) {
+  while (!isFinal(view)) {
     if (Date.now() > deadline) throw new BoardCommandError(`${board} did not answer in time`, 'ETIMEDOUT');
     [view] = (await api.call('commands.wait', { cids: [view.cid], timeoutMs: 20_000 })) as [CommandView];
     if (!view) throw new ApiCallError('not_found', 'the command was forgotten by the service');

@@ -4,6 +4,7 @@
  */
 import type { ApiEvent, CommandView, OutputChunk } from '../../../electron/manager/api/contract.js';
 import { api } from './api.js';
+import { isFinal } from '../lib/command-status.js';
 
 export interface FollowedCommand {
   view: CommandView;
@@ -12,7 +13,6 @@ export interface FollowedCommand {
   arrivals: number[];
 }
 
-const FINAL = new Set(['ok', 'error', 'timeout', 'expired', 'cancelled', 'lost']);
 /** Events of commands nobody follows yet are kept this long (a fast board can answer before
  * the page has the reply of its own send). */
 const EARLY_KEPT = 100;
@@ -28,9 +28,7 @@ function appendChunk(output: OutputChunk[], stream: OutputChunk['stream'], text:
   return next;
 }
 
-export function isFinal(view: CommandView): boolean {
-  return FINAL.has(view.status);
-}
+export { isFinal };
 
 class CommandsStore {
   followed = $state.raw(new Map<string, FollowedCommand>());
