@@ -21,6 +21,12 @@ export async function bridgeUsbConsole(ws: WebSocket, usb: UsbService, port: str
   };
   let console;
   try {
+    // Only a port the service lists: never an arbitrary device path from a request.
+    if (!(await usb.ports()).some((listed) => listed.path === port)) {
+      notice({ type: 'closed', reason: `there is no serial port ${port} (is the board plugged in?)` });
+      ws.close(4004, 'no such port');
+      return;
+    }
     console = await usb.openConsole(port);
   } catch (error) {
     notice({ type: 'closed', reason: (error as Error).message });
