@@ -51,7 +51,7 @@ export const serverStart: VerbSpec = {
       const { info, client } = await startInBackground(dataDir, passThrough);
       const signin = await client.call('ui.signinUrl', {});
       write(out, `Cloudmanager service started (pid ${info.pid}).\n  Open the app: ${signin.url}\n` +
-        `  (a sign-in link that works once, for 2 minutes; \`mbm ui\` prints a new one)\n` +
+        `  (a sign-in link that works once, for 2 minutes; \`npx mbm ui\` prints a new one)\n` +
         `  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl}\n  Data ${dataDir}\n`);
       return 0;
     }
@@ -74,7 +74,7 @@ export const serverStart: VerbSpec = {
       throw new CliError(`cannot start the service: ${(error as Error).message}`);
     }
     write(out, `Cloudmanager service running (pid ${info.pid}).\n` +
-      `  Open the app: ${manager.signinUrl().url}\n  (a sign-in link that works once, for 2 minutes; \`mbm ui\` prints a new one)\n` +
+      `  Open the app: ${manager.signinUrl().url}\n  (a sign-in link that works once, for 2 minutes; \`npx mbm ui\` prints a new one)\n` +
       `  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl} (token in ${dataDir}/secrets/api.token)\n  Use \`mbm\` in another shell; press Ctrl-C to stop.\n`);
     await stopped;
     return 0;

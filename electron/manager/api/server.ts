@@ -223,7 +223,7 @@ export class ApiServer {
       return { kind: 'session' };
     }
     throw new RequestError(401, 'unauthorized', session
-      ? 'the UI session has ended: open a new sign-in link (mbm ui)'
+      ? 'the UI session has ended: open a new sign-in link (npx mbm ui)'
       : 'missing or wrong API token');
   }
 
@@ -235,7 +235,7 @@ export class ApiServer {
         : outcome.reason === 'expired' ? 'This sign-in link has expired (links work for 2 minutes).'
           : 'This sign-in link is not valid.';
       response.writeHead(403, { ...securityHeaders(), 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      response.end(messagePage('Sign-in link not valid', `${why} Get a new one with <code>mbm ui</code> (or restart the app).`));
+      response.end(messagePage('Sign-in link not valid', `${why} Get a new one with <code>npx mbm ui</code> in the Cloudmanager folder (or restart the app).`));
       return;
     }
     response.writeHead(303, {

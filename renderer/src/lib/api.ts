@@ -45,7 +45,7 @@ export class UiApi {
     }
     if (response.status === 401) {
       this.onSignedOut();
-      throw new ApiCallError('signed-out', 'You are signed out. Open a new sign-in link (run `mbm ui`).', 401);
+      throw new ApiCallError('signed-out', 'You are signed out. Open a new sign-in link (run `npx mbm ui`).', 401);
     }
     if (!body.ok) throw new ApiCallError(body.error.code, body.error.message, response.status);
     return body.result;
