@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startManager } from '../helpers/lab.js';
-import { launchBrowser, pageErrors, signedInPage } from '../helpers/browser.js';
+import { keepFailure, launchBrowser, pageErrors, signedInPage } from '../helpers/browser.js';
 import { SimulatedEsp8266 } from '../lab/simulated-esp8266.js';
 import { makeEsp8266Image } from '../lab/esp8266-image.js';
 import { LAB_WIFI } from '../../electron/manager/virtual/micropython-board.js';
@@ -64,6 +64,9 @@ describe('flash wizard (Chromium, simulated ESP8266)', () => {
     service = await startManager({ heartbeatS: 1, extraSerialPorts: [links.plain, links.dio], serialPortPollMs: 250 });
     browser = await launchBrowser();
     ({ context, page } = await signedInPage(browser, service.manager.signinUrl().url));
+  });
+  afterEach(async (context) => {
+    if (context.task.result?.state === 'fail') await keepFailure(page, context.task.name);
   });
   afterAll(async () => {
     await context?.close();

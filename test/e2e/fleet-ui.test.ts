@@ -6,10 +6,10 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startLab, waitFor, type Lab } from '../helpers/lab.js';
-import { launchBrowser, pageErrors, signedInPage } from '../helpers/browser.js';
+import { keepFailure, launchBrowser, pageErrors, signedInPage } from '../helpers/browser.js';
 import { startVirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -46,6 +46,9 @@ describe('fleet view and board page (Chromium)', () => {
     if (process.env.CM_TEST_DEBUG) page.on('console', (message) => console.log('PAGE', message.text()));
     if (process.env.CM_TEST_DEBUG) page.on('response', (r) => r.url().includes('/api/') && console.log('RESP', r.status(), r.url()));
     folder = await mkdtemp(path.join(os.tmpdir(), 'cm-e2e-'));
+  });
+  afterEach(async (context) => {
+    if (context.task.result?.state === 'fail') await keepFailure(page, context.task.name);
   });
   afterAll(async () => {
     await context?.close();

@@ -6,10 +6,10 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startManager } from '../helpers/lab.js';
-import { launchBrowser, pageErrors, signedInPage } from '../helpers/browser.js';
+import { keepFailure, launchBrowser, pageErrors, signedInPage } from '../helpers/browser.js';
 import { PtyLink } from '../lab/pty-link.js';
 import { MicroPythonReplSimulator } from '../lab/micropython-repl/micropython-repl-simulator.js';
 import { MicroPythonBoard } from '../../electron/manager/virtual/micropython-board.js';
@@ -37,6 +37,9 @@ describe('USB console (Chromium, MicroPython REPL on a pty)', () => {
     service = await startManager({ extraSerialPorts: [device] });
     browser = await launchBrowser();
     ({ context, page } = await signedInPage(browser, service.manager.signinUrl().url));
+  });
+  afterEach(async (context) => {
+    if (context.task.result?.state === 'fail') await keepFailure(page, context.task.name);
   });
   afterAll(async () => {
     await context?.close();

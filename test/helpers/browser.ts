@@ -4,6 +4,8 @@
  * no background networking to unreachable hosts).
  */
 import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -37,4 +39,21 @@ export async function signedInPage(browser: Browser, signinUrl: string, options:
 /** Uncaught errors the page threw (a UI test fails on any). */
 export function pageErrors(page: Page): string[] {
   return (page as Page & { errors?: string[] }).errors ?? [];
+}
+
+/**
+ * After a failed test, keeps what the page showed (a screenshot and its text) in
+ * .tmp/e2e-failures/, so a failure on a busy CI machine can be understood afterwards.
+ */
+export async function keepFailure(page: Page | undefined, testName: string): Promise<void> {
+  if (!page || page.isClosed()) return;
+  const folder = path.join(process.cwd(), '.tmp', 'e2e-failures');
+  const base = path.join(folder, testName.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 80));
+  try {
+    await mkdir(folder, { recursive: true });
+    await page.screenshot({ path: `${base}.png` });
+    await writeFile(`${base}.txt`, `${page.url()}\n\n${await page.locator('body').innerText()}\n`);
+  } catch {
+    // Best effort: the page may be gone.
+  }
 }

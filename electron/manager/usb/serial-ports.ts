@@ -191,6 +191,8 @@ async function listWithSerialport(logger: Logger): Promise<SerialPortInfo[] | un
           productId: hexNumber(info.productId),
           serialNumber: info.serialNumber,
           manufacturer: info.manufacturer,
+          // A port with no USB ids on a UART name is the computer's own (as sysfs tells).
+          adapter: info.vendorId === undefined && /\/tty(S|AMA)\d+$/.test(info.path) ? 'uart' as const : undefined,
         }),
       ),
     );

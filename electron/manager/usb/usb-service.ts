@@ -98,7 +98,9 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
   }
 
   ports(): Promise<SerialPortInfo[]> {
-    return listSerialPorts({ extraPaths: this.options.extraPorts });
+    // The same source as the watcher (sysfs on Linux), so a port is described the same
+    // way in the list and in plug/unplug events.
+    return listSerialPorts({ extraPaths: this.options.extraPorts, preferSysfs: true });
   }
 
   /** Starts noticing plug and unplug ('port' events); resolves once the baseline is known. */
