@@ -142,8 +142,12 @@ try {
   await page.getByRole('button', { name: 'Flash', exact: true }).click();
   await page.locator('li[data-step="write"][data-state="current"] .detail').waitFor({ timeout: 60_000 });
   await shot(page, 'wizard-4-flashing');
+  // The simulated adapter has no reset lines: the wizard asks for one plain RESET.
+  await page.getByRole('alert').getByText('Press RESET once').waitFor({ timeout: 60_000 });
+  await shot(page, 'wizard-5-press-reset');
+  await board.rom.pressReset();
   await page.waitForURL(/#\/board\/kitchen\/code/, { timeout: 90_000 });
-  await shot(page, 'wizard-5-done');
+  await shot(page, 'wizard-6-done');
 } finally {
   for (const cleanup of cleanups) await cleanup()?.catch?.(() => undefined);
   mirror.close();

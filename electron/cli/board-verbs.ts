@@ -221,11 +221,33 @@ export const boardRename: VerbSpec = {
 
 export const boardReboot: VerbSpec = {
   name: 'board-reboot',
-  summary: 'reboot boards',
+  summary: 'reboot boards and wait until they are back online',
   args: ['BOARDS'],
   options: WAIT_OPTIONS,
+  details: 'A board counts as rebooted once it is online again (up to a minute, or 3 heartbeats).\n' +
+    'A board flashed with BOOT/RESET pressed by hand, and not reset since, restarts into its bootloader:\n' +
+    'it is reported with what to do (press RESET once).',
   async run(context) {
-    return runAndReport(context, context.positionals[0]!, { op: 'reboot' }, () => 'rebooting');
+    const api = await connectService(context.values);
+    const options = runOptions(context);
+    const started = await api.call('jobs.start', { kind: 'reboot', boards: context.positionals[0]!, expireMs: options.expireMs });
+    for (;;) {
+      const job = await api.call('jobs.get', { id: started.id });
+      const open = job.targets.filter((target) => target.status !== 'ok' && target.status !== 'failed');
+      if (open.length === 0 || (!options.waitOffline && open.every((target) => target.status === 'waiting'))) {
+        let failed = 0;
+        for (const target of job.targets) {
+          if (target.status === 'ok') write(context.out, `## ${target.board}\nrebooted, back online\n`);
+          else if (target.status === 'waiting') write(context.err, `${target.board}: offline; it reboots when it comes back (--wait-offline waits for it)\n`);
+          else {
+            failed++;
+            write(context.err, `${target.board}: ${target.message ?? 'failed'}\n`);
+          }
+        }
+        return failed > 0 ? 1 : 0;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   },
 };
 

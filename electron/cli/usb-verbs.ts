@@ -113,7 +113,9 @@ export const boardFlash: VerbSpec = {
     'no-provision': { type: 'boolean', description: 'only flash; do not enroll or configure the board' },
   },
   details: 'Example:\n  mbm board-flash --port /dev/ttyUSB0 --firmware ESP8266_GENERIC-v1.27.0.bin \\\n      --name kitchen --wifi-ssid home --wifi-password-file ~/.wifi\n' +
-    'Boards whose adapter has no reset lines must be put in download mode by hand: hold BOOT and press RESET when asked.',
+    'Boards with an auto-reset circuit (NodeMCU, D1 mini) need no button. When the bootloader does not answer, hold BOOT\n' +
+    'and press RESET when asked; after such a flash, press RESET once (alone) when asked, so the board starts by itself.\n' +
+    '--port also takes rfc2217://HOST:PORT (a serial port on another computer, DTR/RTS included).',
   async run(context) {
     const { values, out } = context;
     const port = requirePort(values);

@@ -62,6 +62,8 @@ export interface ManagerOptions {
   serialPortPollMs?: number;
   /** Folder of the built UI (default: dist/renderer of the package). */
   uiRoot?: string;
+  /** How long a rebooted board may take to come back before its reboot is reported failed (default 60 s or 3 heartbeats). */
+  rebootGraceMs?: number;
   log?: Logger;
 }
 
@@ -153,6 +155,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       });
       this.jobs = new JobService({
         fleet: this.fleetInstance, store: new JobStore(this.redis), staged: this.staged, usb: this.usb, log: this.log,
+        rebootGraceMs: this.options.rebootGraceMs,
       });
       await this.jobs.start();
       const fleet = this.fleetInstance;

@@ -130,6 +130,13 @@ describe('mbm CLI against a background service', () => {
     expect((await mbm(['board-tag', 'sim-1', 'garden'])).stderr).toContain('+TAG');
   });
 
+  it('board-reboot waits until the board is back online', async () => {
+    const rebooted = await mbm(['board-reboot', 'sim-2']);
+    expect(rebooted.stderr).toBe('');
+    expect(rebooted.code).toBe(0);
+    expect(rebooted.stdout).toBe('## sim-2\nrebooted, back online\n');
+  });
+
   it('macros, enrollment and rename work from the command line', async () => {
     const settings = await mbm(['board', 'sim-1', 'settings']);
     expect(settings.stdout).toContain('password = "********"');

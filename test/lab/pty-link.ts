@@ -6,8 +6,8 @@
  *
  * Baud-rate emulation: the simulator receives bytes no faster than the configured line
  * rate (10 bits a byte) and sends its own output at that rate too, so transfer times in
- * the lab match a real UART at that speed. Change the rate with `setBaud` when the
- * simulated device does (e.g. the flasher stub's CHANGE_BAUDRATE).
+ * the lab match a real UART at that speed (PacedLine, shared with Rfc2217Link). Change the
+ * rate with `setBaud` when the simulated device does (e.g. the flasher stub's CHANGE_BAUDRATE).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -15,6 +15,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { PacedLine } from './paced-line.js';
 
 export class PtyUnavailableError extends Error {
   override name = 'PtyUnavailableError';
@@ -31,22 +32,36 @@ export interface PtyLinkEvents {
   /** Bytes from the host, delivered at the line rate. */
   data: [chunk: Buffer];
   close: [];
+  /**
+   * The host changed its modem control lines (true = asserted, as serialport's set() takes
+   * them). A pty has none and never emits this; a link with modem lines (RFC 2217) does.
+   */
+  lines: [state: { dtr: boolean; rts: boolean }];
 }
 
-/** Bytes per pacing tick; small enough that timing stays smooth at 115200. */
-const SLICE = 64;
+/**
+ * The board's side of a serial link, as the simulators use it: a pty (PtyLink) or a link
+ * with modem lines. Bytes are paced at `lineRate` in both directions.
+ */
+export interface SerialLink extends EventEmitter<PtyLinkEvents> {
+  /** What the host opens: a device path, or an rfc2217:// URL. */
+  readonly path: string;
+  readonly lineRate: number;
+  setBaud(baud: number): void;
+  write(data: Buffer | Uint8Array | string): void;
+  lineMs(bytes: number): number;
+  drain(): Promise<void>;
+  discardInput(): void;
+  close(): Promise<void>;
+}
 
-export class PtyLink extends EventEmitter<PtyLinkEvents> {
+export class PtyLink extends EventEmitter<PtyLinkEvents> implements SerialLink {
   readonly path: string;
   private baud: number;
   private readonly socat: ChildProcess;
-  private readonly inbox: Buffer[] = [];
-  private inboxBytes = 0;
-  private readonly outbox: Buffer[] = [];
-  private rxBusyUntil = 0;
-  private txBusyUntil = 0;
-  private rxTimer: NodeJS.Timeout | undefined;
-  private txTimer: NodeJS.Timeout | undefined;
+  /** Host → simulator ('data' events) and simulator → host (the pty), both paced. */
+  private readonly rx: PacedLine;
+  private readonly tx: PacedLine;
   private closed = false;
 
   /** The temp folder open() made for the link (removed when socat ends). */
@@ -58,13 +73,13 @@ export class PtyLink extends EventEmitter<PtyLinkEvents> {
     this.ownDir = ownDir;
     this.socat = socat;
     this.baud = baud;
-    socat.stdout!.on('data', (chunk: Buffer) => {
-      this.inbox.push(chunk);
-      this.inboxBytes += chunk.length;
-      this.pumpRx();
-    });
+    this.rx = new PacedLine(() => this.baud, (chunk) => this.emit('data', chunk));
+    this.tx = new PacedLine(() => this.baud, (chunk) => this.socat.stdin!.write(chunk));
+    socat.stdout!.on('data', (chunk: Buffer) => this.rx.push(chunk));
     socat.on('exit', () => {
       this.closed = true;
+      this.rx.stop();
+      this.tx.stop();
       if (this.ownDir) void rm(this.ownDir, { recursive: true, force: true });
       this.emit('close');
     });
@@ -107,94 +122,30 @@ export class PtyLink extends EventEmitter<PtyLinkEvents> {
   /** Sends bytes to the host, paced at the line rate. */
   write(data: Buffer | Uint8Array | string): void {
     if (this.closed) return;
-    this.outbox.push(Buffer.from(data));
-    this.pumpTx();
+    this.tx.push(Buffer.from(data));
   }
 
   /** Milliseconds that `bytes` take on the line at the current rate. */
   lineMs(bytes: number): number {
-    return this.baud > 0 ? (bytes * 10 * 1000) / this.baud : 0;
+    return this.tx.lineMs(bytes);
   }
 
   /** Resolves once everything written so far has left at the line rate. */
-  async drain(): Promise<void> {
-    while ((this.outbox.length > 0 || Date.now() < this.txBusyUntil) && !this.closed) {
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
+  drain(): Promise<void> {
+    return this.tx.drained();
   }
 
   /** Drops bytes received but not yet delivered (e.g. what a reset would lose). */
   discardInput(): void {
-    this.inbox.length = 0;
-    this.inboxBytes = 0;
+    this.rx.discard();
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.rxTimer);
-    clearTimeout(this.txTimer);
+    this.rx.stop();
+    this.tx.stop();
     if (this.closed) return;
     const exited = new Promise<void>((resolve) => this.socat.once('exit', () => resolve()));
     this.socat.kill('SIGTERM');
     await exited;
-  }
-
-  /**
-   * `continuing`: bytes were waiting, so the next slice starts where the previous one ended
-   * even if the timer fired late (timers have ~1 ms granularity; restarting from "now"
-   * would lose that time on every slice and run the line 10-50 % slow). After an idle
-   * line the schedule restarts from now.
-   */
-  private pumpRx(continuing = false): void {
-    if (this.rxTimer || this.inboxBytes === 0) return;
-    const now = Date.now();
-    if (now < this.rxBusyUntil) {
-      this.rxTimer = setTimeout(() => {
-        this.rxTimer = undefined;
-        this.pumpRx(true);
-      }, this.rxBusyUntil - now);
-      return;
-    }
-    const chunk = this.take(this.inbox, this.baud > 0 ? SLICE : this.inboxBytes);
-    this.inboxBytes -= chunk.length;
-    this.rxBusyUntil = (continuing ? this.rxBusyUntil : Math.max(now, this.rxBusyUntil)) + this.lineMs(chunk.length);
-    this.emit('data', chunk);
-    this.pumpRx(true);
-  }
-
-  private pumpTx(continuing = false): void {
-    if (this.txTimer || this.outbox.length === 0 || this.closed) return;
-    const now = Date.now();
-    if (now < this.txBusyUntil) {
-      this.txTimer = setTimeout(() => {
-        this.txTimer = undefined;
-        this.pumpTx(true);
-      }, this.txBusyUntil - now);
-      return;
-    }
-    const total = this.outbox.reduce((sum, part) => sum + part.length, 0);
-    const chunk = this.take(this.outbox, this.baud > 0 ? SLICE : total);
-    this.txBusyUntil = (continuing ? this.txBusyUntil : Math.max(now, this.txBusyUntil)) + this.lineMs(chunk.length);
-    this.socat.stdin!.write(chunk);
-    this.pumpTx(true);
-  }
-
-  /** Removes up to `max` bytes from the front of a queue of buffers. */
-  private take(queue: Buffer[], max: number): Buffer {
-    const parts: Buffer[] = [];
-    let size = 0;
-    while (queue.length > 0 && size < max) {
-      const head = queue[0]!;
-      const room = max - size;
-      if (head.length <= room) {
-        parts.push(head);
-        size += head.length;
-        queue.shift();
-      } else {
-        parts.push(head.subarray(0, room));
-        queue[0] = head.subarray(room);
-        size += room;
-      }
-    }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
   }
 }

@@ -78,6 +78,8 @@ export class SimulatedEsp8266 {
       wifi: this.options.wifi ?? LAB_WIFI,
       label: path.basename(this.options.folder),
       onLog: this.options.onLog,
+      // machine.reset(), a watchdog or a crash restarts the chip: the ROM boots the latched mode.
+      onSystemReset: () => firmware.restart(),
     });
     const repl = new MicroPythonReplSimulator({ link: new FirmwareLink(firmware), board, rawPaste: this.options.rawPaste, onLog: this.options.onLog });
     this.board = board;

@@ -6,7 +6,7 @@ import { applyPortChange } from '../../renderer/src/lib/ports.js';
 import { boardPathFor, checkBoardFolder } from '../../renderer/src/lib/file-drop.js';
 
 const board = (id: string, online = true): BoardSummary => ({
-  id, name: `n-${id}`, online, lastSeen: 1, platform: null, micropython: null, client: null, ip: null, memFree: null, heartbeatS: 5, enrolledAt: 0, busy: null, tags: [],
+  id, name: `n-${id}`, online, lastSeen: 1, platform: null, micropython: null, client: null, ip: null, memFree: null, heartbeatS: 5, enrolledAt: 0, busy: null, tags: [], needsReset: false,
 });
 
 describe('board events', () => {

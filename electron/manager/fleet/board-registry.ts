@@ -24,6 +24,8 @@ const storedBoardSchema = z.object({
   memFree: z.number().nullable().default(null),
   boot: z.string().nullable().default(null),
   tags: z.array(z.string()).default([]),
+  /** Flashed with BOOT/RESET by hand and not reset since: a software reset lands in its bootloader. */
+  needsReset: z.boolean().default(false),
 });
 export type StoredBoard = z.infer<typeof storedBoardSchema>;
 
@@ -50,6 +52,8 @@ export interface BoardSummary {
   enrolledAt: number;
   busy: string | null;
   tags: string[];
+  /** Press RESET on it once: until then a reboot lands in its bootloader (flashed by hand). */
+  needsReset: boolean;
 }
 
 /** What changes often (every heartbeat): sent to the UI in batches, not one event each. */
@@ -91,6 +95,7 @@ export function summarizeBoard(board: BoardState): BoardSummary {
     enrolledAt: board.enrolledAt,
     busy: board.busy?.cid ?? null,
     tags: [...board.tags],
+    needsReset: board.needsReset,
   };
 }
 

@@ -218,7 +218,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         if (!(await this.store.claimName(name, id))) throw new BoardNameTakenError(`the name ${JSON.stringify(name)} is taken`);
         board = this.registry.add({
           id, name, enrolledAt: Date.now(), hb: this.options.heartbeatS ?? DEFAULT_HEARTBEAT_S,
-          lastSeen: null, platform: null, micropython: null, client: null, ip: null, memFree: null, boot: null, tags: [],
+          lastSeen: null, platform: null, micropython: null, client: null, ip: null, memFree: null, boot: null, tags: [], needsReset: false,
         });
       }
       enrolled.push({ board, password: randomBytes(32).toString('base64url'), existed });
@@ -277,6 +277,15 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return boards.map(summarizeBoard);
   }
 
+  /** Records that a board was flashed by hand and not reset since (see esp-flasher.ts). */
+  async setNeedsReset(nameOrId: string, needsReset: boolean): Promise<void> {
+    const board = this.registry.require(nameOrId);
+    if (board.needsReset === needsReset) return;
+    board.needsReset = needsReset;
+    await this.persist(board);
+    this.emitBoard('board.changed', board);
+  }
+
   async remove(nameOrId: string): Promise<void> {
     const board = this.registry.require(nameOrId);
     await this.store.deleteBoard(board.id);
@@ -325,6 +334,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
           return;
         }
         const rebooted = board.boot !== null && board.boot !== message.boot;
+        // Back after a restart: its boot mode latch says "flash" now, whatever it was.
+        if (rebooted) board.needsReset = false;
         Object.assign(board, {
           boot: message.boot, platform: message.p, micropython: message.mv, client: message.cv,
           ip: message.ip ?? null, memFree: message.mf ?? null, hb: message.hb,

@@ -21,6 +21,7 @@ import {
   type JobKind, type JobProgress, type JobSummary, type JobTarget, type JobView,
 } from './job-model.js';
 import { runUsbJob, type UsbJobRequest, type UsbJobRunner } from './usb-job.js';
+import { RebootWatch } from './reboot-watch.js';
 
 export const JOB_KEPT_MS = 24 * 3_600_000;
 export const MAX_JOBS = 200;
@@ -66,7 +67,15 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private readonly commandStatus = new Map<string, CommandView['status']>();
   private saveTimer: NodeJS.Timeout | undefined;
   private readonly onCommand = (view: CommandView) => this.commandChanged(view);
-  private readonly onBoard = (event: BoardEvent) => this.boardChanged(event);
+  private readonly onBoard = (event: BoardEvent) => {
+    this.reboots.onBoard(event);
+    this.boardChanged(event);
+  };
+  /** Rebooted boards expected back (a reboot job's board is ok only once it is online again). */
+  private readonly reboots = new RebootWatch({
+    graceMs: (boardId) => this.options.rebootGraceMs ?? Math.max(60_000, 3 * (this.options.fleet.registry.get(boardId)?.hb ?? 5) * 1000),
+    needsReset: (boardId) => this.options.fleet.registry.get(boardId)?.needsReset ?? false,
+  });
 
   constructor(private readonly options: {
     fleet: Fleet;
@@ -74,6 +83,8 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     staged: StagedFiles;
     usb: UsbJobRunner;
     log: Logger;
+    /** How long a rebooted board may take to come back (default: 60 s, or 3 heartbeats). */
+    rebootGraceMs?: number;
   }) {
     super();
     this.setMaxListeners(0);
@@ -97,7 +108,10 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     }
     this.options.fleet.on('command', this.onCommand);
     this.options.fleet.on('board', this.onBoard);
-    this.saveTimer = setInterval(() => void this.saveAll(), SAVE_INTERVAL_MS);
+    this.saveTimer = setInterval(() => {
+      this.reboots.sweep();
+      void this.saveAll();
+    }, SAVE_INTERVAL_MS);
     this.saveTimer.unref();
   }
 
@@ -275,8 +289,17 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     if (FINAL_TARGET_STATUSES.has(target.status) || target.cids.length === 0) return;
     const statuses = target.cids.map((cid) => this.commandStatus.get(cid) ?? 'lost');
     const online = target.boardId ? this.options.fleet.registry.get(target.boardId)?.online ?? false : false;
-    const status = targetStatusOf(statuses, online);
+    let status = targetStatusOf(statuses, online);
     target.done = statuses.filter((status) => status === 'ok').length;
+    // A reboot is done when the board is back, not when it said it would restart.
+    if (status === 'ok' && job.view.kind === 'reboot' && target.boardId && target.message !== 'restarting') {
+      status = 'running';
+      target.message = 'restarting';
+      void this.reboots.expect(target.boardId).then((outcome) => {
+        if (outcome.back) this.finishTarget(job, index, 'ok', 'back online');
+        else this.finishTarget(job, index, 'failed', outcome.message);
+      });
+    } else if (status === 'ok' && job.view.kind === 'reboot') return;
     if (status === 'ok' && job.view.kind === 'upload') target.message = `${target.total} file${target.total === 1 ? '' : 's'} written, sha256 checked`;
     if (FINAL_TARGET_STATUSES.has(status)) for (const cid of target.cids) this.commandStatus.delete(cid);
     if (status === target.status && !FINAL_TARGET_STATUSES.has(status) && status !== 'running') return;
@@ -287,6 +310,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
 
   private finishTarget(job: LiveJob, index: number, status: 'ok' | 'failed', message: string | null, boardId?: string | null): void {
     const target = job.view.targets[index]!;
+    for (const cid of target.cids) this.commandStatus.delete(cid);
     target.status = status;
     target.message = message;
     if (boardId) target.boardId = boardId;

@@ -5,20 +5,34 @@
  * boots — re-flashing in `dio`, then `dout`, when a `qio` flash boot-loops with
  * "Fatal exception", as some boards need.
  *
- * A port without DTR/RTS (some adapters; a pty) cannot put the chip in download mode by
- * itself: the flasher then asks, through `onNeedBootloader`, for BOOT to be held while
- * RESET is pressed, and leaves the bootloader with the stub's "run user code".
+ * Resets are ours (reset-sequences.ts), handed to esptool-js as its reset constructors:
+ * the bootloader is entered with esptool's tight classic reset, and the new firmware is
+ * started by pulsing EN (esptool-js 0.7's hard reset never pulls EN low).
+ *
+ * When the bootloader does not answer — a port without DTR/RTS (a pty, some adapters), or
+ * an adapter that accepts them with nothing wired (an ESP-01 on a plain adapter) — the
+ * flasher asks, through `onNeedBootloader`, for BOOT to be held while RESET is pressed,
+ * and keeps trying for a minute. Such a board is started with the stub's "run user code",
+ * which leaves the chip's boot mode latched at "download": its next software reset
+ * (machine.reset(), a watchdog) would land in the bootloader. So the flasher then asks,
+ * through `onNeedReset`, for one plain press of RESET and watches the board start again;
+ * `FlashResult.bootModeLatch` says whether that happened.
  */
 import { createHash } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
-import { ESPLoader, Transport, type IEspLoaderTerminal } from 'esptool-js';
+import { ESPLoader, Transport, type IEspLoaderTerminal, type ResetConstructors } from 'esptool-js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, type FirmwareImageInfo, type FlashMode } from './firmware-image.js';
 import { WebSerialPort } from './web-serial-port.js';
-import { watchBoot, type BootVerdict } from './boot-check.js';
+import { judgeBootOutput, watchBoot, type BootVerdict } from './boot-check.js';
+import { enterBootloader, hardReset, usbJtagSerialReset } from './reset-sequences.js';
 
-/** `bootloader`: the board must be put in download mode by hand (hold BOOT, press RESET). */
-export type FlashPhase = 'check-image' | 'connect' | 'bootloader' | 'detect' | 'erase' | 'write' | 'verify' | 'reset' | 'boot-check' | 'reflash' | 'done';
+/**
+ * `bootloader`: the board must be put in download mode by hand (hold BOOT, press RESET).
+ * `press-reset`: after such a flash, one plain RESET makes the board start by itself later.
+ */
+export type FlashPhase = 'check-image' | 'connect' | 'bootloader' | 'detect' | 'erase' | 'write' | 'verify' | 'reset' | 'boot-check'
+  | 'reflash' | 'press-reset' | 'done';
 
 export interface FlashProgress {
   phase: FlashPhase;
@@ -42,8 +56,12 @@ export interface FlashOptions {
   flashMode?: FlashMode;
   /** How long to watch the board boot after flashing (default 4 s; 0 skips the check). */
   bootCheckMs?: number;
-  /** Called when the board must be put in download mode by hand (no reset lines). */
+  /** Called when the board must be put in download mode by hand (the bootloader did not answer). */
   onNeedBootloader?: () => void | Promise<void>;
+  /** Called when the board, flashed by hand, should get one plain RESET (see the file comment). */
+  onNeedReset?: () => void | Promise<void>;
+  /** How long to wait for that RESET (default 60 s; 0: do not ask). */
+  resetWaitMs?: number;
   onProgress?: (progress: FlashProgress) => void;
   log?: Logger;
 }
@@ -57,6 +75,13 @@ export interface FlashResult {
   seconds: number;
   boot: BootVerdict;
   attempts: number;
+  /** How the new firmware was started: by the adapter's reset lines, or by the stub ("run user code"). */
+  restartedBy: 'reset-lines' | 'stub';
+  /**
+   * The boot mode the chip has latched: `download` when it was flashed by hand and RESET
+   * was not pressed since — its next software reset lands in the bootloader.
+   */
+  bootModeLatch: 'flash' | 'download';
 }
 
 export class UnsupportedChipError extends Error {
@@ -84,6 +109,8 @@ interface Session {
   flashSizeBytes: number;
   /** esptool's name of the detected size, e.g. '4MB'. */
   flashSizeName: string;
+  /** The bootloader answered after the adapter reset the chip: its lines are wired. */
+  linesWork: boolean;
 }
 
 export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> {
@@ -102,27 +129,44 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
       session = await connect(options, baud, log, progress);
       checkImageFitsBoard(info, { chip: session.chip, flashSizeBytes: session.flashSizeBytes });
       await write(session, options, info, mode, progress);
-      progress({ phase: 'reset', message: 'starting the new firmware' });
+      progress({ phase: 'reset', message: session.linesWork ? 'restarting the board' : 'starting the new firmware' });
       session.transport.flushInput();
-      // Without reset lines, the stub's "run user code" boots the flash.
-      await session.loader.after(session.port.hasResetLines === false ? 'soft_reset' : 'hard_reset');
+      // Reset lines that proved to work pulse EN (the boot mode latches "flash");
+      // otherwise the stub's "run user code" starts the flash without a reset.
+      const restartedBy = session.linesWork ? 'reset-lines' as const : 'stub' as const;
+      if (session.linesWork) await hardReset(session.port);
+      else await session.loader.after('soft_reset');
       // The firmware talks at 115200; keep the port open so nothing it prints is missed.
       await session.port.setBaudRate(115_200);
       let boot: BootVerdict = 'unknown';
       if (options.bootCheckMs !== 0) {
         progress({ phase: 'boot-check', message: 'watching the board start' });
         boot = await watchBoot(() => session!.transport.peek(), options.bootCheckMs ?? 4_000);
+        // Silent: a board back in its ROM bootloader (a crash, then a reset in the latched
+        // download mode) answers a SYNC; a running firmware does not.
+        if (boot === 'unknown' && await answersSync(session)) boot = 'crash';
       }
-      await session.transport.disconnect().catch(() => undefined);
       const next = boot === 'crash' && options.flashMode === undefined ? RECOVERY_MODES[RECOVERY_MODES.indexOf(mode) + 1] : undefined;
       if (boot === 'crash' && next) {
+        await session.transport.disconnect().catch(() => undefined);
         progress({ phase: 'reflash', message: `the board does not boot with flash mode ${mode}: flashing again in ${next}` });
         mode = next;
         continue;
       }
-      if (boot === 'crash') throw new FlashError(`the board does not boot after flashing (tried flash mode ${mode}); is this the right firmware for it?`);
+      if (boot === 'crash') {
+        await session.transport.disconnect().catch(() => undefined);
+        throw new FlashError(`the board does not boot after flashing (tried flash mode ${mode}); is this the right firmware for it?`);
+      }
+      let bootModeLatch: 'flash' | 'download' = restartedBy === 'reset-lines' ? 'flash' : 'download';
+      if (restartedBy === 'stub' && (options.resetWaitMs ?? 60_000) > 0) {
+        bootModeLatch = await askForReset(session, options, progress);
+      }
+      await session.transport.disconnect().catch(() => undefined);
       progress({ phase: 'done', message: `flashed in ${((Date.now() - started) / 1000).toFixed(1)} s` });
-      return { chip: session.chip, flashSizeBytes: session.flashSizeBytes, flashMode: mode, baud, imageBytes: info.size, seconds: (Date.now() - started) / 1000, boot, attempts };
+      return {
+        chip: session.chip, flashSizeBytes: session.flashSizeBytes, flashMode: mode, baud, imageBytes: info.size,
+        seconds: (Date.now() - started) / 1000, boot, attempts, restartedBy, bootModeLatch,
+      };
     } catch (error) {
       if (session) await session.transport.disconnect().catch(() => undefined);
       if (error instanceof UnsupportedChipError || error instanceof FlashError || error instanceof FirmwareImageError) throw error;
@@ -149,10 +193,11 @@ async function connect(options: FlashOptions, baud: number, log: Logger, progres
     const transport = new Transport(port as unknown as ConstructorParameters<typeof Transport>[0], false);
     // esptool-js traces through console.log even with tracing off: keep it in our log.
     transport.trace = (message: string) => log('debug', `esptool: ${message}`);
-    const loader = new ESPLoader({ transport, baudrate: baud, romBaudrate: 115_200, terminal: terminalFor(log) });
+    const loader = new ESPLoader({ transport, baudrate: baud, romBaudrate: 115_200, terminal: terminalFor(log), resetConstructors: resetsThrough(port) });
     try {
-      // A few attempts only: without reset lines, a board not in download mode never answers.
-      await loader.detectChip('default_reset', asked ? 2 : 3);
+      // A few attempts only: a board whose adapter cannot reset it never answers by itself.
+      // Once the user was asked for the buttons, the chip is not reset again.
+      await loader.detectChip(asked ? 'no_reset' : 'default_reset', asked ? 2 : 3);
       progress({ phase: 'detect', message: 'reading the chip and its flash' });
       const chip = await loader.chip.getChipDescription(loader);
       if (!/^ESP82(66|85)/.test(chip)) {
@@ -163,24 +208,63 @@ async function connect(options: FlashOptions, baud: number, log: Logger, progres
       const size = await loader.detectFlashSize();
       const flashSizeBytes = FLASH_SIZES[size ?? ''];
       if (!flashSizeBytes) throw new FlashError(`could not detect the flash size (${size ?? 'no answer'})`);
-      return { port, transport, loader, chip, flashSizeBytes, flashSizeName: size! };
+      return { port, transport, loader, chip, flashSizeBytes, flashSizeName: size!, linesWork: !asked && port.hasResetLines === true };
     } catch (error) {
       await transport.disconnect().catch(() => undefined);
       if (error instanceof UnsupportedChipError || error instanceof FlashError) throw error;
-      // Without reset lines the chip only answers in download mode: ask for the buttons,
-      // then keep trying for a while.
-      if (port.hasResetLines === false && options.onNeedBootloader) {
-        if (!asked) {
-          progress({ phase: 'bootloader', message: 'hold BOOT (GPIO0) and press RESET on the board to enter download mode' });
-          asked = Date.now();
-          await options.onNeedBootloader();
-          continue;
-        }
-        if (Date.now() - asked < BOOTLOADER_WAIT_MS) continue;
+      // The bootloader did not answer: no reset lines, lines wired to nothing, or a board
+      // busy elsewhere. Ask for the buttons, then keep trying for a while.
+      if (!asked) {
+        progress({ phase: 'bootloader', message: 'hold BOOT (GPIO0) and press RESET on the board to enter download mode' });
+        asked = Date.now();
+        await options.onNeedBootloader?.();
+        continue;
       }
+      if (Date.now() - asked < BOOTLOADER_WAIT_MS) continue;
       throw new FlashError(`no answer from an ESP bootloader on ${options.portPath}: ${(error as Error).message}`);
     }
   }
+}
+
+/** Our reset sequences, in the shape esptool-js calls them (its own are not used). */
+function resetsThrough(port: WebSerialPort): ResetConstructors {
+  const strategy = (transport: Transport, reset: () => Promise<void>) => ({ transport, reset });
+  return {
+    classicReset: ((transport: Transport, resetDelay: number) => strategy(transport, () => enterBootloader(port, { resetDelayMs: resetDelay }))) as unknown as ResetConstructors['classicReset'],
+    hardReset: ((transport: Transport) => strategy(transport, () => hardReset(port))) as unknown as ResetConstructors['hardReset'],
+    usbJTAGSerialReset: ((transport: Transport) => strategy(transport, () => usbJtagSerialReset(port))) as unknown as ResetConstructors['usbJTAGSerialReset'],
+  };
+}
+
+/** Does the ROM bootloader answer (no reset)? Then the firmware is not running. */
+async function answersSync(session: Session): Promise<boolean> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      session.transport.flushInput();
+      await session.loader.sync();
+      return true;
+    } catch {
+      // no answer yet
+    }
+  }
+  return false;
+}
+
+/**
+ * After a flash by hand: one plain RESET latches "boot from flash". Waits until the board
+ * starts again (MicroPython's banner after the reset) or `resetWaitMs`.
+ */
+async function askForReset(session: Session, options: FlashOptions, progress: (p: FlashProgress) => void): Promise<'flash' | 'download'> {
+  progress({ phase: 'press-reset', message: 'press RESET on the board once (not BOOT), so that it starts by itself from now on' });
+  const seen = session.transport.peek().length;
+  await options.onNeedReset?.();
+  const deadline = Date.now() + (options.resetWaitMs ?? 60_000);
+  while (Date.now() < deadline) {
+    const fresh = Buffer.from(session.transport.peek().subarray(seen)).toString('latin1');
+    if (judgeBootOutput(fresh) === 'ok') return 'flash';
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return 'download';
 }
 
 async function write(session: Session, options: FlashOptions, info: FirmwareImageInfo, mode: FlashMode, progress: (p: FlashProgress) => void): Promise<void> {

@@ -6,15 +6,18 @@
  * Raspberry Pi setups do not have; there the ports are read from sysfs instead:
  * /sys/class/tty/<name>/device, walked up to the USB device for idVendor, idProduct,
  * serial, manufacturer and product. /dev/serial/by-id links, when udev made them, are
- * attached as stable names. Extra paths (symlinks, e.g. the lab's pty links) can be added.
+ * attached as stable names. Extra paths (symlinks, e.g. the lab's pty links) can be added,
+ * and so can network serial ports (`rfc2217://host:port`, listed as given: nothing on this
+ * computer can tell whether the server is there until the port is opened).
  */
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { SerialPort } from 'serialport';
 import { silentLogger, type Logger } from '../log.js';
 import { findOnPath } from '../executables.js';
+import { formatRfc2217Address, isRfc2217Url, parseRfc2217Url } from './rfc2217-port.js';
 
-export type UsbSerialAdapter = 'cp210x' | 'ch340' | 'ch9102' | 'ftdi' | 'esp-usb' | 'cdc-acm' | 'usb-serial' | 'pty' | 'uart';
+export type UsbSerialAdapter = 'cp210x' | 'ch340' | 'ch9102' | 'ftdi' | 'esp-usb' | 'cdc-acm' | 'usb-serial' | 'pty' | 'uart' | 'rfc2217';
 
 export interface SerialPortInfo {
   /** What to open: /dev/ttyUSB0, COM3, or an extra path as given. */
@@ -76,6 +79,7 @@ export function describeAdapter(vendorId: number | undefined, productId: number 
 const hex4 = (n: number) => n.toString(16).padStart(4, '0');
 
 function finish(port: Omit<SerialPortInfo, 'friendlyName'>): SerialPortInfo {
+  if (port.adapter === 'rfc2217') return { ...port, friendlyName: `Network serial port (${formatRfc2217Address(parseRfc2217Url(port.path))})` };
   const base = path.basename(port.path);
   const known = describeAdapter(port.vendorId, port.productId);
   if (known) return { ...port, adapter: known.adapter, friendlyName: `${known.name} (${base})` };
@@ -203,9 +207,9 @@ async function listWithSerialport(logger: Logger): Promise<SerialPortInfo[] | un
 }
 
 function rank(port: SerialPortInfo): number {
-  if (port.adapter && port.adapter !== 'usb-serial' && port.adapter !== 'uart' && port.adapter !== 'pty') return 0;
+  if (port.adapter && port.adapter !== 'usb-serial' && port.adapter !== 'uart' && port.adapter !== 'pty' && port.adapter !== 'rfc2217') return 0;
   if (port.vendorId !== undefined) return 1;
-  if (port.adapter === 'pty') return 2;
+  if (port.adapter === 'pty' || port.adapter === 'rfc2217') return 2;
   return 3;
 }
 
@@ -222,6 +226,18 @@ export async function listSerialPorts(options: ListSerialPortsOptions = {}): Pro
   }
   const seen = new Set(ports.flatMap((port) => [port.path, realpathOrUndefined(port.path) ?? port.path]));
   for (const extra of options.extraPaths ?? []) {
+    if (isRfc2217Url(extra)) {
+      if (seen.has(extra)) continue;
+      try {
+        parseRfc2217Url(extra);
+      } catch (error) {
+        logger('warn', `extra serial port ${extra} skipped: ${error instanceof Error ? error.message : String(error)}`);
+        continue;
+      }
+      seen.add(extra);
+      ports.push(finish({ path: extra, adapter: 'rfc2217' }));
+      continue;
+    }
     const target = realpathOrUndefined(extra);
     if (!target || seen.has(extra) || seen.has(target)) continue;
     seen.add(extra);

@@ -46,6 +46,8 @@ export interface FlashRequest {
   flashMode?: FlashMode;
   /** Provision the board afterwards. */
   provision?: ProvisionRequestBase;
+  /** How long to wait for the plain RESET a board flashed by hand should get (default 60 s). */
+  resetWaitMs?: number;
 }
 
 export interface ProvisionRequestBase {
@@ -163,10 +165,13 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
         portPath: request.port, image, baud: request.baud, erase: request.erase, flashMode: request.flashMode,
         log: this.options.log,
         onProgress: (progress: FlashProgress) => this.report(job, request.port, 'flash', progress),
-        // The flasher reports the BOOT+RESET prompt itself; the user answers on the board.
+        // The flasher reports the BOOT+RESET and RESET prompts itself; the user answers on the board.
         onNeedBootloader: () => undefined,
+        resetWaitMs: request.resetWaitMs,
       });
       const provision = request.provision ? await this.provisionNow(job, request.port, request.provision) : null;
+      // Flashed by hand and RESET not pressed: its next reboot would end in the bootloader.
+      if (provision) await this.options.fleet.setNeedsReset(provision.boardId, flash.bootModeLatch === 'download');
       return { flash, provision };
     });
   }

@@ -25,6 +25,7 @@ import { EventEmitter } from 'node:events';
 import { ReadableStream, WritableStream, type ReadableStreamDefaultController, type WritableStreamDefaultController } from 'node:stream/web';
 import { SerialPort } from 'serialport';
 import { silentLogger, type Logger } from '../log.js';
+import { isRfc2217Url, Rfc2217Port } from './rfc2217-port.js';
 
 export interface WebSerialOpenOptions {
   baudRate: number;
@@ -88,9 +89,13 @@ export interface WebSerialPortEvents {
   disconnect: [];
 }
 
-/** Opens a serialport SerialPort (8N1 unless told otherwise); the one place ports are opened. */
-export const openNodeSerialPort: OpenNodeSerialPort = (path, options) =>
-  new Promise((resolve, reject) => {
+/**
+ * Opens a serialport SerialPort (8N1 unless told otherwise), or for `rfc2217://host:port` a
+ * serial port over the network (Rfc2217Port); the one place ports are opened.
+ */
+export const openNodeSerialPort: OpenNodeSerialPort = (path, options) => {
+  if (isRfc2217Url(path)) return Rfc2217Port.open(path, options);
+  return new Promise((resolve, reject) => {
     const port = new SerialPort({
       path,
       baudRate: options.baudRate,
@@ -102,6 +107,7 @@ export const openNodeSerialPort: OpenNodeSerialPort = (path, options) =>
     });
     port.open((error) => (error ? reject(error) : resolve(port)));
   });
+};
 
 /** Closes a port opened by openNodeSerialPort; never rejects (a port already gone is closed). */
 export function closeNodeSerialPort(port: NodeSerialPort): Promise<void> {

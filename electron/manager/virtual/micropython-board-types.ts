@@ -25,6 +25,12 @@ export interface MicroPythonBoardOptions {
   maxIdleMs?: number;
   /** A step busy (not waiting on the network) this long resets the board ('crash'). 0: off. Default 10 s. */
   watchdogMs?: number;
+  /**
+   * The chip itself restarts (machine.reset(), a watchdog, a crash): when given, the board
+   * does not boot again by itself but hands the restart to this (the simulated ROM, which
+   * boots in the latched boot mode). Ctrl-D soft resets and the reset button are unchanged.
+   */
+  onSystemReset?: (reason: BoardResetReason) => void;
 }
 
 /** 'soft-reset': Ctrl-D (softReset()), or an interrupt() the program could not see. */

@@ -5,7 +5,9 @@
 // this file, its sibling .mjs modules and lab-python/*.py next to the compiled JS.
 //
 // Boot: load the interpreter with the board's heap (plus room for the lab's own Python,
-// hidden from the budget), import the lab's shims from a directory the board never sees,
+// hidden from the budget), route its stdout/stderr through os.dupterm
+// (micropython-board-worker-dupterm.mjs), import the lab's shims (os.dupterm among
+// them) from a directory the board never sees,
 // lock the RAM (micropython-board-worker-memory.mjs; heapLimit 'memory-error') or not
 // ('live-check': the live heap is checked after each step instead), copy the flash folder
 // to `/`, run boot.py, then (unless runMain is false: a soft reset into the raw REPL)
@@ -31,6 +33,7 @@ import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, sharedViews } from './micropython
 import { installMemoryHooks, lockMemory, setNapHook, setWakeCheck, wasmBytes } from './micropython-board-worker-memory.mjs';
 import { FlashMirror } from './micropython-board-worker-flash.mjs';
 import { createHost } from './micropython-board-worker-host.mjs';
+import { createTerm } from './micropython-board-worker-dupterm.mjs';
 
 if (!parentPort) throw new Error('micropython-board-worker.mjs must run as a worker thread');
 const port = parentPort;
@@ -38,7 +41,7 @@ const port = parentPort;
 const config = workerData;
 
 /** Room for the lab's own Python (shims, runtime) on top of the board's heap. */
-const LAB_ALLOWANCE = 16 * 1024;
+const LAB_ALLOWANCE = 24 * 1024;
 /** malloc space left free for the package's glue once the RAM is locked (see lockMemory). */
 const GLUE_MARGIN = Math.min(16 * 1024, config.heapBytes >> 1);
 /** Scratch buffer outside the GC heap where received bytes land before bytes_at(). */
@@ -63,6 +66,8 @@ let outLen = 0;
 let outStream = 0;
 /** [stdout, stderr, both in the order written] while captured. @type {number[][] | null} */
 let capture = null;
+/** > 0 while the lab captures output for itself (not the board's: no console, no dupterm). */
+let internal = 0;
 
 function flushConsole() {
   if (outLen === 0) return;
@@ -87,22 +92,41 @@ function write(stream, bytes) {
   }
 }
 
+/** os.dupterm's JavaScript half, once the interpreter is loaded. @type {ReturnType<typeof createTerm> | null} */
+let dupterm = null;
+
+/**
+ * What the board's REPL prints (mp_hal_stdout_tx_strn on a board): the console (UART(0),
+ * once per dupterm slot holding it), then the dupterm slots holding Python streams.
+ * @param {number} stream @param {Uint8Array} bytes
+ */
+function output(stream, bytes) {
+  if (internal || !dupterm) return write(stream, bytes);
+  for (let n = dupterm.consoles(); n > 0; n--) write(stream, bytes);
+  dupterm.toSlots(bytes);
+}
+
 // --- load -----------------------------------------------------------------------------
 installMemoryHooks();
 const { loadMicroPython } = await import('@micropython/micropython-webassembly-pyscript');
 const mp = await loadMicroPython({
   heapsize: config.heapBytes + LAB_ALLOWANCE,
   linebuffer: false,
-  stdout: (/** @type {Uint8Array} */ b) => write(0, b),
-  stderr: (/** @type {Uint8Array} */ b) => write(1, b),
+  stdout: (/** @type {Uint8Array} */ b) => output(0, b),
+  stderr: (/** @type {Uint8Array} */ b) => output(1, b),
 });
 const module = mp._module;
 const FS = mp.FS;
+const term = createTerm({ module, FS, console: write, log });
+term.install(output);
+dupterm = term;
 
 // The GC's "max new split" is added to gc.mem_free(); read it once from mem_info().
 capture = [[], []];
+internal++;
 mp.runPython('import gc, micropython\ngc.collect()');
 mp.runPython('micropython.mem_info()\n_cm_u0 = gc.mem_alloc()');
+internal--;
 const memInfo = Buffer.from(capture[0]).toString('latin1');
 capture = null;
 const splitMatch = /max new split: (\d+)/.exec(memInfo);
@@ -145,6 +169,7 @@ const host = createHost({
   takeInterrupt,
 });
 mp.registerJsModule('_cm_lab_host', host.module);
+mp.registerJsModule('_cm_lab_term', term.module);
 
 // The shims are imported from a directory that is deleted afterwards: the modules stay
 // in sys.modules, the board's file system never shows them.
@@ -152,10 +177,15 @@ FS.mkdir(LAB_DIR);
 for (const name of readdirSync(LAB_PYTHON)) {
   if (name.endsWith('.py')) FS.writeFile(`${LAB_DIR}/${name}`, readFileSync(new URL(name, LAB_PYTHON)));
 }
-mp.runPython(`import sys\nsys.path.insert(0, '${LAB_DIR}')\nimport _cm_lab, socket, network, machine, binascii\nsys.path.pop(0)\ndel sys`);
+// One at a time, with a collection in between (it runs as each call returns), so that
+// little of the compilers' garbage is left between them to fragment the board's heap.
+mp.runPython(`import sys\nsys.path.insert(0, '${LAB_DIR}')`);
+for (const shim of ['_cm_lab', 'socket', 'network', 'machine', 'binascii', '_cm_dupterm']) mp.runPython(`import ${shim}\ngc.collect()`);
+mp.runPython('sys.path.pop(0)\ndel sys');
 removeTree(LAB_DIR);
 mp.globals.delete('_cm_u0');
 const lab = mp.pyimport('_cm_lab');
+term.bind(mp.pyimport('_cm_dupterm'));
 const py = {
   start: lab.start, step: lab.step, run: lab.run, runFile: lab.run_file,
   report: lab.report, collect: lab.collect, mem: lab.mem, ballast: lab.ballast,
@@ -242,11 +272,16 @@ function crash(/** @type {any} */ error) {
 function reportError() {
   const outer = capture;
   capture = [[], []];
-  callPython(() => py.report());
+  internal++;
+  try {
+    callPython(() => py.report());
+  } finally {
+    internal--;
+  }
   const text = Buffer.from(capture[1]).toString('utf8')
     .split('\n').filter((line) => !line.startsWith(`  File "${LAB_DIR}/`)).join('\n');
   capture = outer;
-  write(1, Buffer.from(text, 'utf8'));
+  output(1, Buffer.from(text, 'utf8'));
 }
 
 /**
@@ -306,6 +341,9 @@ function step() {
   flash.sync();
   if (rc < 0) return fail(rc, 'step()');
   if (overBudget()) return;
+  // Input a dupterm stream announced (os.dupterm_notify()): read it now, between steps.
+  if (term.serveInput((fn) => callProgram(fn))) return interruptFirmware();
+  flushConsole();
   // Returned 0: call again at once; otherwise wait, but not long (requests are served and
   // the firmware may want to be early rather than late).
   timer = rc === 0 ? setImmediate(step) : setTimeout(step, Math.min(rc, config.maxIdleMs));
@@ -371,19 +409,24 @@ function interruptProgram() {
     clearTimeout(/** @type {NodeJS.Timeout} */ (timer));
     clearImmediate(/** @type {NodeJS.Immediate} */ (timer));
     timer = undefined;
-    Atomics.store(ctl, CTL_IN_STEP, 1);
-    scheduleInterrupt();
-    const rc = callProgram(() => py.interrupted(config.stepWaitMs));
-    Atomics.store(ctl, CTL_IN_STEP, 0);
-    if (rc === undefined) return;
-    flushConsole();
-    flash.sync();
-    fail(rc < 0 ? rc : -4, 'step()');
+    interruptFirmware();
   } else if (bootMode === 'main') {
     clearImmediate(/** @type {NodeJS.Immediate} */ (timer));
     scheduleInterrupt();
     runMain();
   }
+}
+
+/** Ctrl-C between two firmware steps: one more step raises KeyboardInterrupt, and the program stops. */
+function interruptFirmware() {
+  Atomics.store(ctl, CTL_IN_STEP, 1);
+  scheduleInterrupt();
+  const rc = callProgram(() => py.interrupted(config.stepWaitMs));
+  Atomics.store(ctl, CTL_IN_STEP, 0);
+  if (rc === undefined) return;
+  flushConsole();
+  flash.sync();
+  fail(rc < 0 ? rc : -4, 'step()');
 }
 
 function bootFacts() {

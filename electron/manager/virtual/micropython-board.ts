@@ -31,7 +31,9 @@
  * - time.sleep() busy-waits in this port (the lab makes it nap, the timing is unchanged).
  * - Sockets work whether or not the WLAN is connected; only TCP; the peer sees a reset
  *   board's connections close at once (a real one would vanish silently); the flash has
- *   no size limit; sys.platform is 'webassembly'; os.dupterm does not exist.
+ *   no size limit; sys.platform is 'webassembly'; os.dupterm (2 slots, UART(0) in slot 1
+ *   as on an ESP8266) is the lab's own: lab-python/_cm_dupterm.py, whose shortcuts are
+ *   listed in micropython-board-worker-dupterm.mjs.
  * - reset() (the button) is honoured between steps, after writing the files back.
  * - interrupt() (Ctrl-C) lands where the program calls into the lab: a blocking socket
  *   call (which raises KeyboardInterrupt), a sleep (which ends at once, the port's clock
@@ -103,6 +105,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   private readonly firmwareModule: string;
   private readonly uniqueId: string;
   private readonly onLog: ((level: LogLevel, message: string) => void) | undefined;
+  private readonly onSystemReset: ((reason: BoardResetReason) => void) | undefined;
   private session: Session | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -127,6 +130,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     this.label = options.label ?? path.basename(this.folder);
     this.firmwareModule = options.firmwareModule ?? 'cm';
     this.onLog = options.onLog;
+    this.onSystemReset = options.onSystemReset;
     // Stable per flash folder, like a chip id: 4 bytes, as the ESP8266's unique_id().
     this.uniqueId = createHash('sha256').update(this.folder).digest('hex').slice(0, 8);
   }
@@ -377,6 +381,12 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
       if (!this.powered) return;
       this.resetCount++;
       this.emit('reset', reason);
+      if (this.onSystemReset && reason !== 'soft-reset' && reason !== 'button') {
+        // A chip reset: the owner (the simulated ROM) decides what boots next.
+        this.rebooting = undefined;
+        this.onSystemReset(reason);
+        return;
+      }
       await new Promise((resolve) => setTimeout(resolve, REBOOT_DELAY_MS));
       if (!this.powered) return;
       const cause = reason === 'machine.reset' ? RESET_CAUSE.SOFT_RESET

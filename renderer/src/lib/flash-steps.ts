@@ -39,6 +39,7 @@ export function stepOfPhase(phase: string): FlashStepId | null {
     case 'reset':
     case 'boot-check':
     case 'reflash':
+    case 'press-reset':
     case 'done':
       return 'start';
     default:

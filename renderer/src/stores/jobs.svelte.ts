@@ -12,9 +12,13 @@ class JobsStore {
   list = $state.raw<JobSummary[]>([]);
   /** Jobs opened in a view: id → full view. */
   details = $state.raw(new Map<string, JobView>());
+  /** Jobs being loaded: an event that arrives meanwhile means the loaded copy may be old. */
+  private readonly loading = new Map<string, { changed: boolean }>();
 
   handle(event: ApiEvent): void {
     if (event.type !== 'job') return;
+    const load = this.loading.get(event.job.id);
+    if (load) load.changed = true;
     const before = this.list.find((job) => job.id === event.job.id);
     this.list = upsertSummary(this.list, event.job);
     const detail = this.details.get(event.job.id);
@@ -33,7 +37,19 @@ class JobsStore {
 
   /** Loads a job's detail (and keeps it current). */
   async open(id: string): Promise<JobView> {
-    const view = await api.call('jobs.get', { id });
+    let view: JobView;
+    // Events only carry what changed: one that arrives while the job loads would be lost
+    // (and the copy stale), so load again until a load went by without one.
+    for (let attempt = 0; ; attempt++) {
+      const load = { changed: false };
+      this.loading.set(id, load);
+      try {
+        view = await api.call('jobs.get', { id });
+      } finally {
+        if (this.loading.get(id) === load) this.loading.delete(id);
+      }
+      if (!load.changed || attempt >= 5) break;
+    }
     const next = new Map(this.details);
     next.set(id, view);
     this.details = next;

@@ -1,10 +1,14 @@
 /**
- * npm run lab:esp8266 -- --link PATH [--needs-mode dio|dout] [--dir DIR] [--boot flash]
+ * npm run lab:esp8266 -- [--adapter auto|unwired|none] [--link PATH] [--needs-mode dio|dout]
+ *                        [--dir DIR] [--boot download|flash] [--port N]
  *
- * Runs a simulated ESP8266 on a pty linked at PATH until Ctrl-C: the ROM bootloader (it
- * starts in download mode, as if BOOT were held), and after flashing MicroPython with its
- * REPL, running the Cloudmanager client once provisioned. The adapter has no reset lines:
- * press `b` + Enter for BOOT+RESET (download mode), `r` + Enter for RESET.
+ * Runs a simulated ESP8266 until Ctrl-C: the ROM bootloader, and after flashing MicroPython
+ * with its REPL, running the Cloudmanager client once provisioned. The adapter:
+ * - none (default): a pty linked at PATH, no modem lines (--link is required);
+ * - auto: the NodeMCU / D1 mini auto-reset circuit, reached over RFC 2217 (the host's DTR
+ *   and RTS reset the chip): flash with --port rfc2217://127.0.0.1:N;
+ * - unwired: RFC 2217 too, but DTR/RTS reach nothing (buttons only).
+ * Keys: `b` + Enter for BOOT+RESET (download mode), `r` + Enter for RESET.
  */
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
@@ -12,25 +16,34 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { SimulatedEsp8266 } from '../simulated-esp8266.js';
+import { Rfc2217Link } from '../rfc2217-link.js';
+import { ADAPTER_MODELS, type AdapterModel } from '../esp8266/reset-circuit.js';
 import { LAB_WIFI } from '../../../electron/manager/virtual/micropython-fleet.js';
 
 const { values } = parseArgs({ options: {
   link: { type: 'string' }, 'needs-mode': { type: 'string' }, dir: { type: 'string' }, boot: { type: 'string' },
+  adapter: { type: 'string', default: 'none' }, port: { type: 'string' },
 } });
 const needsMode = values['needs-mode'] as 'dio' | 'dout' | undefined;
-if (!values.link || (needsMode && !['dio', 'dout', 'qio', 'qout'].includes(needsMode)) || (values.boot && !['download', 'flash'].includes(values.boot))) {
-  process.stderr.write('usage: npm run lab:esp8266 -- --link PATH [--needs-mode dio|dout] [--dir DIR] [--boot download|flash]\n');
+const adapter = values.adapter as AdapterModel;
+if ((adapter === 'none' && !values.link) || !ADAPTER_MODELS.includes(adapter) || (needsMode && !['dio', 'dout', 'qio', 'qout'].includes(needsMode))
+  || (values.boot && !['download', 'flash'].includes(values.boot))) {
+  process.stderr.write('usage: npm run lab:esp8266 -- [--adapter auto|unwired|none] [--link PATH (adapter none)] [--port N (auto, unwired)]\n' +
+    '                            [--needs-mode dio|dout] [--dir DIR] [--boot download|flash]\n');
   process.exit(2);
 }
 const folder = values.dir ?? await mkdtemp(path.join(os.tmpdir(), 'cm-esp8266-'));
+const link = adapter === 'none' ? values.link! : await Rfc2217Link.open({ baud: 115_200, port: values.port ? Number(values.port) : 0 });
 const board = new SimulatedEsp8266({
-  folder, link: values.link, needsMode,
+  folder, link, needsMode, adapter,
   onLog: (level, message) => {
     if (level !== 'debug') process.stderr.write(`[board] ${message}\n`);
   },
 });
-await board.powerOn((values.boot as 'download' | 'flash' | undefined) ?? 'download');
-process.stdout.write(`Simulated ESP8266 on ${board.path} (flash and files in ${folder}), in ${values.boot === 'flash' ? 'its firmware' : 'download mode'}.\n` +
+const boot = (values.boot as 'download' | 'flash' | undefined) ?? (adapter === 'none' ? 'download' : 'flash');
+await board.powerOn(boot);
+const adapterText = adapter === 'auto' ? 'auto-reset adapter (DTR/RTS reset it)' : adapter === 'unwired' ? 'adapter with DTR/RTS unwired (buttons only)' : 'adapter without modem lines';
+process.stdout.write(`Simulated ESP8266 on ${board.path} — ${adapterText} (flash and files in ${folder}), in ${boot === 'flash' ? 'its firmware' : 'download mode'}.\n` +
   `Its wifi: network ${JSON.stringify(LAB_WIFI.ssid)}, password ${JSON.stringify(LAB_WIFI.password)} (any other fails to join, like a real one).\n` +
   'Keys: b + Enter = hold BOOT and press RESET (download mode), r + Enter = RESET, Ctrl-C = unplug.\n');
 const keys = readline.createInterface({ input: process.stdin });

@@ -98,3 +98,27 @@ it('erased flash: the ROM complains and the board stays silent', async () => {
   expect(outcomes.at(-1)).toMatchObject({ mode: 'flash', result: 'no-image' });
   expect(sim.state).toBe('running');
 });
+
+it('the boot mode is latched at a hardware reset: after "run user code", a software reset lands in the bootloader until RESET is pressed', async () => {
+  sim = await boardWith('dio');
+  await sim.powerOn({ bootMode: 'download' });
+  session = esptoolSession(sim.path, 115200);
+  await session.loader.main('default_reset');
+  const booted = new Promise<BootOutcome>((resolve) => sim!.on('boot', (outcome) => outcome.mode === 'flash' && resolve(outcome)));
+  await session.loader.after('soft_reset');
+  expect(await booted).toMatchObject({ mode: 'flash', result: 'firmware' });
+  expect(sim.latchedBootMode).toBe('download');
+  // machine.reset() or a watchdog: a software reset boots the latched mode.
+  const backInRom = new Promise<BootOutcome>((resolve) => sim!.once('boot', resolve));
+  sim.softwareReset();
+  expect(await backInRom).toEqual({ mode: 'download' });
+  expect(sim.state).toBe('download');
+  // One plain RESET latches "flash": software resets boot the firmware from now on.
+  const fromFlash = new Promise<BootOutcome>((resolve) => sim!.once('boot', resolve));
+  await sim.pressReset();
+  expect(await fromFlash).toMatchObject({ mode: 'flash', result: 'firmware' });
+  const again = new Promise<BootOutcome>((resolve) => sim!.once('boot', resolve));
+  sim.softwareReset();
+  expect(await again).toMatchObject({ mode: 'flash', result: 'firmware' });
+  expect(sim.latchedBootMode).toBe('flash');
+});

@@ -8,9 +8,18 @@
  *   …flash it with esptool-js or esp-web-flasher…
  *   await sim.pressReset();                        // boots the flash: banner or crash loop
  *
- * The host cannot reset the chip (a pty has no DTR/RTS): `pressBootAndReset()` is the user
- * holding BOOT and pressing RESET (download mode), `pressReset()` a plain reset (boot from
- * flash). After the link died (failAfterBytes), `pressBootAndReset()` re-plugs it.
+ * The adapter (option `adapter`, reset-circuit.ts) decides whether the host can reset the
+ * chip: `auto` wires DTR/RTS to EN/IO0 as a NodeMCU does (the link must carry modem lines:
+ * an RFC 2217 link), `unwired` accepts the lines and does nothing, `none` (a pty) has no
+ * lines. `pressBootAndReset()` is the user holding BOOT and pressing RESET (download mode),
+ * `pressReset()` a plain reset (boot from flash). After the link died (failAfterBytes),
+ * `pressBootAndReset()` re-plugs it.
+ *
+ * The boot mode is latched at a hardware reset (power on, RESET, EN from the adapter), as
+ * on the real chip: a software reset (the stub's or ROM's reboot, MicroPython's
+ * machine.reset(), a watchdog or exception reset) boots in the latched mode, and the
+ * stub's "run user code" jumps to the flash without changing the latch — so after a flash
+ * without reset lines, the next software reset lands in the bootloader again.
  *
  * Shortcuts — where this simulator is simpler than the hardware:
  * - Whatever code a host uploads and starts with MEM_END is taken to be an esptool flasher
@@ -36,23 +45,25 @@
  * - `needsMode`: an image whose flash mode needs more data lines than the board has
  *   (qio/qout on a dio/dout board) crashes right after the ROM loads it: the ROM message,
  *   "Fatal exception (0)" at 115200, a few garbage bytes, reset — every `crashIntervalMs`.
- * - Soft reboots (stub FLASH_END 0, ROM FLASH_END 0) come back in download mode, as the
- *   latched strapping pins do; RUN_USER_CODE and ROM FLASH_END 1 boot the flash with the
- *   full ROM boot message.
+ * - Soft reboots (stub FLASH_END 0, ROM FLASH_END 0) boot in the latched mode; RUN_USER_CODE
+ *   and ROM FLASH_END 1 jump to the flash (printed here with the ROM's load log but no new
+ *   "rst cause" line, since nothing was reset).
  * - Faults: `corruptBlock` flips one bit in the first write of that data block (every
  *   write session); `failAfterBytes` kills the pty once that many flash data bytes (as sent)
  *   have arrived: the host's port errors, the board is 'off' until pressBootAndReset().
  */
 import { EventEmitter } from 'node:events';
-import { PtyLink } from '../pty-link.js';
+import { PtyLink, type SerialLink } from '../pty-link.js';
 import { fatalExceptionText, FIRMWARE_BAUD, flashModeWorks, inspectBootImage, MICROPYTHON_BANNER, resampleUart, romBanner, romLoadLog, ROM_BOOT_BAUD, type BootImage, type FlashMode } from './boot-console.js';
 import { ChipRegisters, type SimulatedChip } from './chip-registers.js';
+import { ResetCircuit, type AdapterModel } from './reset-circuit.js';
 import { FlasherStub } from './flasher-stub.js';
 import { FlashChip } from './flash-chip.js';
 import { opName, RomLoader, type Loader, type LoaderAction, type LoaderContext } from './rom-protocol.js';
 import { slipEncode, SlipDecoder } from './slip.js';
 
-export type SimulatorState = 'off' | 'download' | 'running';
+/** `reset`: held in reset by the adapter (EN low): silent until released. */
+export type SimulatorState = 'off' | 'reset' | 'download' | 'running';
 export type BootMode = 'download' | 'flash';
 
 export interface BootedFirmware {
@@ -62,12 +73,14 @@ export interface BootedFirmware {
   write(data: string | Uint8Array): void;
   /** Receives what the host sends while this firmware runs. */
   onInput(listener: (data: Buffer) => void): void;
-  readonly link: PtyLink;
+  readonly link: SerialLink;
+  /** The firmware restarts the chip (machine.reset(), a watchdog): a software reset. */
+  restart(): void;
 }
 
 export interface Esp8266SimulatorOptions {
-  /** A PtyLink to use, or where to link the pty (default: a temp path). */
-  link?: string | PtyLink;
+  /** A link to use (a PtyLink, or one with modem lines), or where to link a pty (default: a temp path). */
+  link?: string | SerialLink;
   /** File holding the flash; created erased (0xFF) if missing. */
   flashImagePath: string;
   flashSizeBytes?: number;
@@ -84,6 +97,8 @@ export interface Esp8266SimulatorOptions {
   crashIntervalMs?: number;
   /** Runs the firmware after a successful boot; may return a cleanup for the next reset. */
   onBoot?: (firmware: BootedFirmware) => void | (() => void);
+  /** How the adapter's DTR/RTS reach EN/IO0 (default `none`: no modem lines). */
+  adapter?: AdapterModel;
 }
 
 export interface CommandLogEntry {
@@ -115,9 +130,9 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   readonly internalErrors: unknown[] = [];
   private readonly options: Esp8266SimulatorOptions;
   private readonly ctx: LoaderContext;
-  private link: PtyLink | undefined;
+  private link: SerialLink | undefined;
   private linkPath: string | undefined;
-  private readonly ownLinks = new Set<PtyLink>();
+  private readonly ownLinks = new Set<SerialLink>();
   private stateValue: SimulatorState = 'off';
   private loader: Loader | null = null;
   private readonly slip = new SlipDecoder();
@@ -127,11 +142,21 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   private readonly waits = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   private firmwareInput: ((data: Buffer) => void) | null = null;
   private firmwareCleanup: (() => void) | null = null;
+  private readonly circuit: ResetCircuit;
+  /** The boot mode latched at the last hardware reset. */
+  private latched: BootMode = 'download';
 
   constructor(options: Esp8266SimulatorOptions) {
     super();
     this.options = options;
     const chip = options.chip ?? 'ESP8266';
+    this.circuit = new ResetCircuit(options.adapter ?? 'none');
+    this.circuit.on('hold', () => {
+      if (this.stateValue !== 'off') this.stop('reset');
+    });
+    this.circuit.on('release', (mode) => {
+      if (this.stateValue !== 'off' && this.link) this.hardwareReset(mode, 2);
+    });
     this.flash = new FlashChip({ path: options.flashImagePath, sizeBytes: options.flashSizeBytes, jedecId: options.flashJedecId });
     const registers = new ChipRegisters({ chip, flash: this.flash, mac: options.mac, uartBaud: () => this.link?.lineRate ?? FIRMWARE_BAUD });
     this.ctx = {
@@ -141,7 +166,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
       timing: { sectorEraseMs: options.sectorEraseMs ?? 2, sectorWriteMs: options.sectorWriteMs ?? 1 },
       faults: { corruptBlock: options.corruptBlock, failAfterBytes: options.failAfterBytes, flashDataBytes: 0 },
     };
-    if (options.link instanceof PtyLink) {
+    if (options.link !== undefined && typeof options.link !== 'string') {
       this.link = options.link;
       this.linkPath = options.link.path;
       this.attach(options.link);
@@ -170,6 +195,15 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     return this.link?.lineRate ?? FIRMWARE_BAUD;
   }
 
+  /** The boot mode a software reset would boot in now. */
+  get latchedBootMode(): BootMode {
+    return this.latched;
+  }
+
+  get adapter(): AdapterModel {
+    return this.circuit.model;
+  }
+
   async powerOn({ bootMode = 'download' }: { bootMode?: BootMode } = {}): Promise<void> {
     if (!this.link) {
       const link = await PtyLink.open({ link: this.linkPath, baud: FIRMWARE_BAUD });
@@ -178,7 +212,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
       this.linkPath = link.path;
       this.attach(link);
     }
-    this.reset(bootMode, 1);
+    this.hardwareReset(bootMode, 1);
   }
 
   /** Unplugs the board: the pty goes away. */
@@ -189,16 +223,22 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     if (link) await link.close();
   }
 
-  /** RESET alone: the chip boots from flash. */
+  /** RESET alone: the chip boots from flash (and latches that mode). */
   async pressReset(): Promise<void> {
     if (this.stateValue === 'off') return;
-    this.reset('flash', 2);
+    this.hardwareReset('flash', 2);
   }
 
   /** BOOT held while RESET is pressed: download mode. Re-plugs a board whose link died. */
   async pressBootAndReset(): Promise<void> {
     if (this.stateValue === 'off' || !this.link) await this.powerOn({ bootMode: 'download' });
-    else this.reset('download', 2);
+    else this.hardwareReset('download', 2);
+  }
+
+  /** A software reset (what machine.reset() does): boots in the latched mode. */
+  softwareReset(): void {
+    if (this.stateValue === 'off' || this.stateValue === 'reset' || !this.link) return;
+    this.reset(this.latched, 2);
   }
 
   setFaults(faults: { corruptBlock?: number; failAfterBytes?: number }): void {
@@ -212,6 +252,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   }
 
   async close(): Promise<void> {
+    this.circuit.dispose();
     this.stop('off');
     for (const link of this.ownLinks) await link.close();
     this.ownLinks.clear();
@@ -219,9 +260,12 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     this.flash.close();
   }
 
-  private attach(link: PtyLink): void {
+  private attach(link: SerialLink): void {
     link.on('data', (chunk) => {
       if (link === this.link) this.onHostData(chunk);
+    });
+    link.on('lines', (lines) => {
+      if (link === this.link) this.circuit.setLines(lines);
     });
     link.on('close', () => {
       if (link !== this.link) return;
@@ -256,7 +300,13 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     this.setState(state);
   }
 
-  private reset(mode: BootMode, resetCause: number): void {
+  /** A reset through the EN pin, power or the buttons: the strapping pins are latched. */
+  private hardwareReset(mode: BootMode, resetCause: number): void {
+    this.latched = mode;
+    this.reset(mode, resetCause);
+  }
+
+  private reset(mode: BootMode, resetCause: number | null): void {
     this.stop(mode === 'download' ? 'download' : 'running');
     const link = this.link!;
     link.discardInput();
@@ -266,16 +316,17 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     boot.catch((error: unknown) => this.reportFault(error));
   }
 
-  private async bootDownload(epoch: number, resetCause: number): Promise<void> {
-    await this.printRom(romBanner({ resetCause, download: true }), epoch);
+  private async bootDownload(epoch: number, resetCause: number | null): Promise<void> {
+    await this.printRom(romBanner({ resetCause: resetCause ?? 2, download: true }), epoch);
     if (epoch !== this.epoch) return;
     this.loader = new RomLoader(this.ctx);
     this.emit('boot', { mode: 'download' });
   }
 
-  private async bootFlash(epoch: number, resetCause: number): Promise<void> {
+  /** `resetCause` null: a jump from the loader to the flash (no reset, no banner line). */
+  private async bootFlash(epoch: number, resetCause: number | null): Promise<void> {
     const image = inspectBootImage((offset, length) => this.flash.read(offset, length), this.flash.size);
-    await this.printRom(romBanner({ resetCause, download: false }) + romLoadLog(image), epoch);
+    await this.printRom((resetCause === null ? '' : romBanner({ resetCause, download: false })) + romLoadLog(image), epoch);
     if (epoch !== this.epoch) return;
     if (!image.valid) {
       this.emit('boot', { mode: 'flash', result: image.reason, image });
@@ -289,7 +340,9 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
       this.emit('output', fatalExceptionText(image.entry), FIRMWARE_BAUD);
       this.link!.write(crash);
       await this.wait(this.options.crashIntervalMs ?? 300);
-      if (epoch === this.epoch) this.reset('flash', 2);
+      // An exception reset is a software reset: it boots in the latched mode (after a
+      // flash without reset lines, the bootloader).
+      if (epoch === this.epoch) this.reset(this.latched, 4);
       return;
     }
     await this.wait(60); // the firmware starts and sets up its UART
@@ -311,6 +364,9 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
         if (epoch === this.epoch) this.firmwareInput = listener;
       },
       link,
+      restart: () => {
+        if (epoch === this.epoch) this.softwareReset();
+      },
     };
     if (this.options.onBoot) {
       const cleanup = this.options.onBoot(firmware);
@@ -394,10 +450,10 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
         this.emit('baud', action.baud);
         break;
       case 'reboot':
-        this.reset('download', 2);
+        this.reset(this.latched, 2);
         break;
       case 'run-user-code':
-        this.reset('flash', 2);
+        this.reset('flash', null);
         break;
     }
   }

@@ -110,7 +110,11 @@ class socket(io.IOBase):
         return r
 
     def ioctl(self, req, arg):
-        # MP_STREAM_POLL, so that select.poll() works on these sockets
+        # MP_STREAM_POLL, so that select.poll() works on these sockets; MP_STREAM_CLOSE
+        # (what os.dupterm does to a stream it deactivates) closes, as the C socket does
+        if req == 4:
+            self.close()
+            return 0
         return _h.sock_poll(self._i, arg) if req == 3 else -1
 
     def makefile(self, *args, **kw):

@@ -1,0 +1,98 @@
+/**
+ * The three adapters a hobbyist's board may have, modelled in the lab (reset-circuit.ts)
+ * and reached over RFC 2217 so the product's DTR/RTS arrive: with the NodeMCU auto-reset
+ * circuit a flash needs no button and the board starts by itself; with the lines unwired
+ * the BOOT/RESET step appears and the flash succeeds after the buttons; without modem
+ * lines (a pty) as in usb-provision.test.ts.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { UsbService, type UsbProgressEvent } from '../../electron/manager/usb/usb-service.js';
+import { LAB_WIFI } from '../../electron/manager/virtual/micropython-fleet.js';
+import { SimulatedEsp8266 } from '../lab/simulated-esp8266.js';
+import { Rfc2217Link } from '../lab/rfc2217-link.js';
+import { makeEsp8266Image } from '../lab/esp8266-image.js';
+import { startManager, waitFor } from '../helpers/lab.js';
+import type { AdapterModel } from '../lab/esp8266/reset-circuit.js';
+
+describe('flashing through each kind of adapter (simulated ESP8266 over RFC 2217)', () => {
+  let service: Awaited<ReturnType<typeof startManager>>;
+  let usb: UsbService;
+  let folder: string;
+  const boards: SimulatedEsp8266[] = [];
+  const events: UsbProgressEvent[] = [];
+
+  beforeAll(async () => {
+    service = await startManager({ heartbeatS: 1 });
+    folder = await mkdtemp(path.join(os.tmpdir(), 'cm-adapters-'));
+    usb = new UsbService({ fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware') });
+    usb.on('progress', (event) => events.push(event));
+  });
+  afterEach(async () => {
+    await Promise.all(boards.splice(0).map((board) => board.close()));
+    events.length = 0;
+  });
+  afterAll(async () => {
+    await usb?.stop();
+    await service?.close();
+    if (folder) await rm(folder, { recursive: true, force: true });
+  });
+
+  /** A board as it comes out of the box: running from its flash (erased), not in download mode. */
+  async function plugIn(name: string, adapter: AdapterModel): Promise<SimulatedEsp8266> {
+    const link = await Rfc2217Link.open({ baud: 115_200 });
+    const board = new SimulatedEsp8266({ folder: path.join(folder, name), link, adapter });
+    boards.push(board);
+    await board.powerOn('flash');
+    return board;
+  }
+
+  const phases = () => events.filter((event) => event.step === 'flash').map((event) => event.phase);
+
+  it('auto-reset (NodeMCU, D1 mini): no button at any point; the board starts by itself, and reboots normally', { timeout: 120_000 }, async () => {
+    const board = await plugIn('nodemcu', 'auto');
+    const result = await usb.flash({
+      port: board.path, image: makeEsp8266Image({ size: 128 * 1024, flashMode: 'dio' }), provision: { name: 'nodemcu', wifi: LAB_WIFI },
+    });
+    expect(result.flash).toMatchObject({ boot: 'ok', restartedBy: 'reset-lines', bootModeLatch: 'flash' });
+    expect(result.provision?.online).toBe(true);
+    expect(phases()).not.toContain('bootloader');
+    expect(phases()).not.toContain('press-reset');
+    expect(board.rom.latchedBootMode).toBe('flash');
+    expect((await service.api.call('boards.get', { board: 'nodemcu' })).needsReset).toBe(false);
+    const job = await service.api.call('jobs.start', { kind: 'reboot', boards: 'nodemcu' });
+    const done = await waitFor(async () => {
+      const view = await service.api.call('jobs.get', { id: job.id });
+      return view.state === 'done' ? view : null;
+    }, 60_000, 'the reboot');
+    expect(done.targets[0]).toMatchObject({ status: 'ok', message: 'back online' });
+  });
+
+  it('unwired (ESP-01 on a plain adapter): the BOOT/RESET step appears, and the flash succeeds after the buttons', { timeout: 120_000 }, async () => {
+    const board = await plugIn('esp01', 'unwired');
+    const pressed: string[] = [];
+    const onProgress = (event: UsbProgressEvent) => {
+      if (event.phase === 'bootloader') {
+        pressed.push('BOOT+RESET');
+        void board.rom.pressBootAndReset();
+      }
+      if (event.phase === 'press-reset') {
+        pressed.push('RESET');
+        void board.rom.pressReset();
+      }
+    };
+    usb.on('progress', onProgress);
+    try {
+      const result = await usb.flash({
+        port: board.path, image: makeEsp8266Image({ size: 128 * 1024, flashMode: 'dio' }), provision: { name: 'esp01', wifi: LAB_WIFI },
+      });
+      expect(result.flash).toMatchObject({ boot: 'ok', restartedBy: 'stub', bootModeLatch: 'flash' });
+      expect(result.provision?.online).toBe(true);
+      expect(pressed).toEqual(['BOOT+RESET', 'RESET']);
+    } finally {
+      usb.off('progress', onProgress);
+    }
+  });
+});
