@@ -93,6 +93,25 @@ describe('RawRepl and serial copy through the REPL simulator at 115200 baud', ()
     expect(lab.repl.stats.creditViolations).toBe(0);
   });
 
+  it('a syntax error ends the raw paste early: RawRepl acknowledges it, returns the SyntaxError and stays in step', async () => {
+    const { lab, repl } = await firmwareBoard();
+    await repl.enter();
+    const code = `x = 1\ny = = 2\n${'z = 3\n'.repeat(2000)}`;
+    let sent = 0;
+    const result = await repl.exec(code, { onSend: (bytes) => (sent = bytes), pipelineNext: true });
+    expect(result).toEqual({ stdout: '', stderr: 'Traceback (most recent call last):\r\n  File "<stdin>", line 2\r\nSyntaxError: invalid syntax\r\n' });
+    expect(sent).toBeLessThan(code.length); // the board stopped it long before the end
+    expect(lab.repl.stats.rawPasteEarlyEnds).toBe(1);
+    // The pipelined request was answered after the error: the next exec runs.
+    expect(await repl.eval('6 * 7')).toBe('42');
+    const failed = await repl.execChecked(`if True:\nprint(1)\n${'n = 2\n'.repeat(1000)}`).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(RawReplError);
+    expect((failed as RawReplError).message).toMatch(/^IndentationError|^SyntaxError/);
+    await repl.enter(); // exitOnError left the raw REPL after that failure
+    expect(await repl.eval('1 + 1')).toBe('2');
+    expect(lab.repl.stats.creditViolations).toBe(0);
+  });
+
   it('falls back to plain raw mode when the board answers R\\x00', async () => {
     const { lab, repl } = await firmwareBoard({ repl: { rawPaste: false } });
     await repl.enter();

@@ -1,7 +1,9 @@
 /**
  * Synthetic ESP8266 firmware images for trying the flasher and for benchmarks: a valid
  * image header and segments (magic 0xE9), filled with bytes that compress about as well
- * as a MicroPython build does (a ~600 KB image deflates to roughly 65 %).
+ * as a MicroPython build does (a ~600 KB image deflates to roughly 65 %). With `variant`,
+ * the image carries the banner line MicroPython compiles into that build (its board name
+ * tells the build: "ESP module", "ESP module (1M)", "ESP module (512K)").
  */
 import { createHash } from 'node:crypto';
 import type { FlashMode } from '../../electron/manager/usb/firmware-image.js';
@@ -48,11 +50,22 @@ function filler(length: number, seed: number): Buffer {
   return out;
 }
 
+export type SyntheticVariant = 'GENERIC' | 'FLASH_1M' | 'FLASH_512K';
+
+const BOARD_NAMES: Record<SyntheticVariant, string> = { GENERIC: 'ESP module', FLASH_1M: 'ESP module (1M)', FLASH_512K: 'ESP module (512K)' };
+
+/** The banner line of MicroPython 1.27.0's build `variant`. */
+export function micropythonBannerLine(variant: SyntheticVariant): string {
+  return `MicroPython v1.27.0 on 2025-12-09; ${BOARD_NAMES[variant]} with ESP8266`;
+}
+
 export interface SyntheticImageOptions {
   /** Total size in bytes (default 600 KB). */
   size?: number;
   flashMode?: FlashMode;
   seed?: number;
+  /** Carry this MicroPython build's banner line (in the irom0 text, as a build does). */
+  variant?: SyntheticVariant;
 }
 
 export function makeEsp8266Image(options: SyntheticImageOptions = {}): Buffer {
@@ -79,5 +92,12 @@ export function makeEsp8266Image(options: SyntheticImageOptions = {}): Buffer {
   tail[tail.length - 1] = checksum;
   const padded = Buffer.concat([first, tail]);
   if (size < padded.length) throw new RangeError(`an image needs at least ${padded.length} bytes`);
-  return Buffer.concat([padded, filler(size - padded.length, seed + 20)]);
+  const image = Buffer.concat([padded, filler(size - padded.length, seed + 20)]);
+  if (options.variant) {
+    const banner = Buffer.from(`${micropythonBannerLine(options.variant)}\0`, 'latin1');
+    const at = Math.min(image.length - banner.length, padded.length + 4096);
+    if (at < padded.length) throw new RangeError('the image is too small to carry a banner');
+    banner.copy(image, at);
+  }
+  return image;
 }

@@ -12,7 +12,7 @@ const RAW_BANNER = 'raw REPL; CTRL-B to exit\r\n>';
 
 /** A board's raw REPL in a few lines: `exec` code answers `ran <length>`. */
 class ScriptedBoard extends EventEmitter implements ReplPort {
-  mode: 'friendly' | 'raw' | 'paste' = 'friendly';
+  mode: 'friendly' | 'raw' | 'paste' | 'paste-ended' = 'friendly';
   code: number[] = [];
   /** Raw-paste bytes received but not consumed yet (the board's stdin buffer). */
   buffered = 0;
@@ -40,6 +40,13 @@ class ScriptedBoard extends EventEmitter implements ReplPort {
   }
 
   private byte(b: number): void {
+    if (this.mode === 'paste-ended') {
+      // pyexec.c's reader, closed early: drops input until the host's \x04 (or Ctrl-C), then the error.
+      if (b !== 3 && b !== 4) return;
+      this.mode = 'raw';
+      this.send('\x04Traceback (most recent call last):\r\nSyntaxError: invalid syntax\r\n\x04>');
+      return;
+    }
     if (this.mode === 'paste') {
       if (b === 4) {
         clearInterval(this.timer);
@@ -53,9 +60,10 @@ class ScriptedBoard extends EventEmitter implements ReplPort {
       this.maxOverCredit = Math.max(this.maxOverCredit, this.received - this.allowed);
       this.buffered++;
       if (this.kind === 'aborts' && this.received === 10) {
+        clearInterval(this.timer);
         this.send('\x04');
-        this.mode = 'raw';
-        this.send('\x04Traceback (most recent call last):\r\nSyntaxError: invalid syntax\r\n\x04>');
+        this.mode = 'paste-ended';
+        this.buffered = 0;
       }
       return;
     }
@@ -148,6 +156,8 @@ describe('RawRepl', () => {
     expect(await repl.exec('q'.repeat(3000))).toEqual({ stdout: '', stderr: 'Traceback (most recent call last):\r\nSyntaxError: invalid syntax\r\n' });
     expect(board.received).toBeLessThan(3000);
     expect(repl.inRawRepl).toBe(true);
+    // Exactly one \x04 acknowledged the early end: the board is back at its raw prompt, in step.
+    expect(board.mode).toBe('raw');
   });
 
   it('exitOnError leaves the raw REPL after a failure', async () => {

@@ -31,6 +31,69 @@ export interface MicroPythonBoardOptions {
    * boots in the latched boot mode). Ctrl-D soft resets and the reset button are unchanged.
    */
   onSystemReset?: (reason: BoardResetReason) => void;
+  /**
+   * The flash outside the filesystem's files: the filesystem area's first sector (which
+   * decides each boot: mount, first boot or the corrupt-filesystem loop) and the SDK's
+   * wifi settings. The simulated ESP8266 gives its flash image; without it the filesystem
+   * always mounts and the wifi settings live as long as this object (see
+   * micropython-board-flash.ts).
+   */
+  flash?: BoardFlash;
+  /** How long the board takes to set up, join a wifi, ... (default 'realistic'). */
+  timing?: 'realistic' | 'fast' | Partial<BoardTiming>;
+}
+
+/** Durations the lab imitates (ms), measured on the board's own clock (time.ticks_ms). */
+export interface BoardTiming {
+  /** A first boot's initial setup (creating LittleFS): about a second on a board. */
+  initialSetupMs: number;
+  /** How often the corrupt-filesystem message repeats (3 s: inisetup's time.sleep(3)). */
+  corruptRepeatMs: number;
+  /** connect() to the right network until isconnected() (an IP): typically 2-5 s on a board. */
+  wifiJoinMs: number;
+  /** A wrong password until status() is STAT_WRONG_PASSWORD: about 10-15 s on a board. */
+  wifiWrongPasswordMs: number;
+  /** A network that is not there until status() is STAT_NO_AP_FOUND (assumed: one scan, a few seconds). */
+  wifiNoApMs: number;
+}
+
+export const REALISTIC_TIMING: Readonly<BoardTiming> = {
+  initialSetupMs: 1000, corruptRepeatMs: 3000, wifiJoinMs: 3000, wifiWrongPasswordMs: 12_000, wifiNoApMs: 5000,
+};
+/** For tests that are not about timing. */
+export const FAST_TIMING: Readonly<BoardTiming> = {
+  initialSetupMs: 20, corruptRepeatMs: 300, wifiJoinMs: 50, wifiWrongPasswordMs: 200, wifiNoApMs: 200,
+};
+
+/** What the ESP8266 SDK keeps of the board's own access point (in its flash, across resets). */
+export interface BoardWifiSettings {
+  /** WLAN(AP_IF).active(): the SDK saves the operating mode. */
+  apActive: boolean;
+  apSsid: string;
+  /** The AP's password ('' for an open network): the SDK keeps it, config() cannot read it. */
+  apKey: string;
+  /** network.AUTH_* (0 open, 4 WPA/WPA2-PSK). */
+  apAuthmode: number;
+}
+
+/**
+ * What a boot finds in the filesystem area: 'mounted' (LittleFS or FAT), 'formatted' (it
+ * was blank: this boot ran the initial setup), 'corrupt' (foreign data: the
+ * corrupt-filesystem loop, nothing mounted), 'none' (flash under 1 MiB: no filesystem).
+ */
+export type BoardFilesystem = 'mounted' | 'formatted' | 'corrupt' | 'none';
+
+/** The board's flash as the lab's MicroPython sees it outside its files (see micropython-board-flash.ts). */
+export interface BoardFlash {
+  /** The filesystem's block device (flashbdev.py): first sector and 4 KB blocks; null below 1 MiB. */
+  readonly filesystem: { startSector: number; blocks: number } | null;
+  /** Block 0 of the filesystem area as it is now (4096 bytes). */
+  readFirstBlock(): Uint8Array;
+  /** The initial setup created LittleFS: block 0 gets its superblock (the host folder holds the files). */
+  formatFilesystem(): void;
+  /** The SDK's wifi settings; null when that part of the flash is blank (SDK defaults). */
+  readWifi(): BoardWifiSettings | null;
+  writeWifi(settings: BoardWifiSettings): void;
 }
 
 /** 'soft-reset': Ctrl-D (softReset()), or an interrupt() the program could not see. */
@@ -75,7 +138,7 @@ export interface BoardRunOptions {
 export interface BoardExit {
   /** 'interrupted': Ctrl-C (interrupt()) raised KeyboardInterrupt in the program. */
   reason: 'power-off' | 'program-ended' | 'exception' | 'interrupted';
-  /** Where the exception was raised: 'start()', 'step()' or 'main.py'. */
+  /** Where the exception was raised: 'start()', 'step()', 'main.py' or '_boot.py' (the corrupt-filesystem loop). */
   during?: string;
 }
 
@@ -85,6 +148,8 @@ export interface BoardBoot {
   mode: BoardMode;
   /** machine.reset_cause() of this boot. */
   cause: number;
+  /** What the boot found in the filesystem area. */
+  filesystem: BoardFilesystem;
   /**
    * Lab figures: heap added for the lab's own Python and hidden from the budget, what its
    * modules actually hold of it, malloc space taken to lock the RAM, wasm memory size.
@@ -122,7 +187,9 @@ export type WorkerMessage =
   | { type: 'console'; stream: 'stdout' | 'stderr'; data: Uint8Array }
   | ({ type: 'call' } & BridgeCall)
   | ({ type: 'net' } & BridgeNotice)
-  | { type: 'booted'; mode: BoardMode; hiddenBytes: number; labPythonBytes: number; heldBytes: number; wasmBytes: number }
+  | { type: 'booted'; mode: BoardMode; filesystem: BoardFilesystem; hiddenBytes: number; labPythonBytes: number; heldBytes: number; wasmBytes: number }
+  | { type: 'flash'; op: 'format' }
+  | { type: 'flash'; op: 'wifi'; settings: BoardWifiSettings }
   | { type: 'halted'; reason: 'exception' | 'program-ended' | 'interrupted'; during?: string; memory?: boolean }
   | { type: 'fault'; kind: 'memory' | 'crash'; message: string }
   | { type: 'machine-reset' }

@@ -71,6 +71,17 @@ export class FlashMirror {
     this.dirty = false;
   }
 
+  /**
+   * A new, empty file system (a first boot's mkfs): the host folder is emptied, and `/`
+   * (nothing was loaded into it) starts from nothing.
+   */
+  format() {
+    fs.mkdirSync(this.hostDir, { recursive: true });
+    for (const name of fs.readdirSync(this.hostDir)) fs.rmSync(path.join(this.hostDir, name), { recursive: true, force: true });
+    this.snapshot = new Map();
+    this.dirty = false;
+  }
+
   /** Writes what changed since the last call back to the host folder. */
   sync() {
     if (!this.dirty) return;

@@ -72,6 +72,8 @@ const NEWLINE = 10;
  *   scratch: number,
  *   scratchBytes: number,
  *   wifi: { ssid: string, password: string },
+ *   timing: { wifiJoinMs: number, wifiWrongPasswordMs: number, wifiNoApMs: number },
+ *   accessPoint: { apActive: boolean, apSsid: string, apKey: string, apAuthmode: number },
  *   uniqueId: string,
  *   resetCause: number,
  *   beforeWait: () => void,
@@ -83,15 +85,21 @@ const NEWLINE = 10;
 
 /** @param {HostOptions} options */
 export function createHost(options) {
-  const { port, shared, scratch, scratchBytes, wifi, uniqueId, resetCause, beforeWait, beforeSend, beforeReset, takeInterrupt } = options;
+  const { port, shared, scratch, scratchBytes, wifi, timing, uniqueId, resetCause, beforeWait, beforeSend, beforeReset, takeInterrupt } = options;
+  /** The SDK's access-point settings (in the board's flash: every change is sent to be saved). */
+  let ap = { ...options.accessPoint };
+  const saveAccessPoint = (/** @type {typeof ap} */ settings) => {
+    ap = { ...settings };
+    port.postMessage({ type: 'flash', op: 'wifi', settings: { ...ap } });
+  };
   const { ctl, sockErr, data } = sharedViews(shared);
   /** @type {Map<number, Sock>} */
   const socks = new Map();
   let nextSid = 1;
   /** Set by the worker before calling the Python side of run(). */
   let code = new Uint8Array(0);
-  /** Latest raw GC figures reported by _cm_lab.step(): [mem_alloc(), mem_free()]. */
-  const mem = [0, 0];
+  /** Latest raw GC figures reported by _cm_lab: [mem_alloc(), mem_free(), threshold()]. */
+  const mem = [0, 0, -1];
 
   /**
    * Blocks until the main thread answered; returns its result. A pending Ctrl-C (taken
@@ -140,9 +148,10 @@ export function createHost(options) {
 
   const module = {
     // --- memory and run() --------------------------------------------------------
-    mem(/** @type {number} */ alloc, /** @type {number} */ free) {
+    mem(/** @type {number} */ alloc, /** @type {number} */ free, /** @type {number} */ threshold) {
       mem[0] = alloc;
       mem[1] = free;
+      mem[2] = threshold ?? -1;
     },
     code_len() {
       return code.length;
@@ -280,6 +289,25 @@ export function createHost(options) {
       if (ssid !== wifi.ssid) return 3;
       return password === wifi.password ? 0 : 2;
     },
+    /** How long a join with that outcome takes (ms): see BoardTiming. */
+    wifi_delay(/** @type {number} */ outcome) {
+      return outcome === 0 ? timing.wifiJoinMs : outcome === 2 ? timing.wifiWrongPasswordMs : timing.wifiNoApMs;
+    },
+    ap_active() {
+      return ap.apActive ? 1 : 0;
+    },
+    ap_ssid() {
+      return ap.apSsid;
+    },
+    ap_key() {
+      return ap.apKey;
+    },
+    ap_auth() {
+      return ap.apAuthmode;
+    },
+    ap_set(/** @type {number} */ active, /** @type {string} */ ssid, /** @type {string} */ key, /** @type {number} */ auth) {
+      saveAccessPoint({ apActive: active !== 0, apSsid: String(ssid), apKey: String(key), apAuthmode: auth });
+    },
 
     // --- machine ----------------------------------------------------------------------
     uid() {
@@ -304,9 +332,17 @@ export function createHost(options) {
     setCode(/** @type {string} */ source) {
       code = Buffer.from(source, 'utf8');
     },
-    /** The raw GC figures the last step reported: [gc.mem_alloc(), gc.mem_free()]. */
+    /** The raw GC figures last reported: [gc.mem_alloc(), gc.mem_free(), gc.threshold()]. */
     lastMem() {
       return mem;
+    },
+    /** The access point's settings, now. */
+    accessPoint() {
+      return { ...ap };
+    },
+    /** Changes (and saves) the access point's settings, as the SDK does for network.WLAN(AP_IF). */
+    setAccessPoint(/** @type {typeof ap} */ settings) {
+      saveAccessPoint(settings);
     },
   };
 }

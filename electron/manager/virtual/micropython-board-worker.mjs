@@ -9,10 +9,12 @@
 // (micropython-board-worker-dupterm.mjs), import the lab's shims (os.dupterm among
 // them) from a directory the board never sees,
 // lock the RAM (micropython-board-worker-memory.mjs; heapLimit 'memory-error') or not
-// ('live-check': the live heap is checked after each step instead), copy the flash folder
-// to `/`, run boot.py, then (unless runMain is false: a soft reset into the raw REPL)
-// either `import <firmware>; client = <firmware>.start()` and call client.step(wait) from
-// the event loop, or run main.py as is.
+// ('live-check': the live heap is checked after each step instead), set gc.threshold() and
+// mount the filesystem as _boot.py does (micropython-board-worker-boot.mjs: copy the
+// flash folder to `/`, or a first boot's initial setup, or the corrupt-filesystem loop),
+// run boot.py, then (unless runMain is false: a soft reset into the raw REPL) either
+// `import <firmware>; client = <firmware>.start()` and call client.step(wait) from the
+// event loop, or run main.py as is.
 //
 // Ctrl-C (CTL_INTERRUPT in the shared buffer, then an 'interrupt' request): taken while
 // Python runs, in a blocking network call (KeyboardInterrupt raised there) or a sleep (a
@@ -34,10 +36,22 @@ import { installMemoryHooks, lockMemory, setNapHook, setWakeCheck, wasmBytes } f
 import { FlashMirror } from './micropython-board-worker-flash.mjs';
 import { createHost } from './micropython-board-worker-host.mjs';
 import { createTerm } from './micropython-board-worker-dupterm.mjs';
+import { bootFilesystem, gcTotalFor, removeTree } from './micropython-board-worker-boot.mjs';
+import { BoardConsole } from './micropython-board-worker-console.mjs';
 
 if (!parentPort) throw new Error('micropython-board-worker.mjs must run as a worker thread');
 const port = parentPort;
-/** @type {{ folder: string, heapBytes: number, heapLimit: 'memory-error' | 'live-check', stepWaitMs: number, maxIdleMs: number, wifi: { ssid: string, password: string }, uniqueId: string, resetCause: number, firmwareModule: string, runMain: boolean, shared: SharedArrayBuffer }} */
+/**
+ * @type {{
+ *   folder: string, heapBytes: number, heapLimit: 'memory-error' | 'live-check', stepWaitMs: number, maxIdleMs: number,
+ *   wifi: { ssid: string, password: string }, uniqueId: string, resetCause: number, firmwareModule: string, runMain: boolean,
+ *   shared: SharedArrayBuffer,
+ *   timing: { initialSetupMs: number, corruptRepeatMs: number, wifiJoinMs: number, wifiWrongPasswordMs: number, wifiNoApMs: number },
+ *   filesystem: { state: 'mounted' | 'blank' | 'corrupt' | 'none', startSector: number, blocks: number },
+ *   wifiSettings: import('./micropython-board-worker-boot.mjs').WifiSettings,
+ *   setupWifi?: import('./micropython-board-worker-boot.mjs').WifiSettings,
+ * }}
+ */
 const config = workerData;
 
 /** Room for the lab's own Python (shims, runtime) on top of the board's heap. */
@@ -60,51 +74,9 @@ for (const [method, level] of /** @type {const} */ ([['log', 'debug'], ['debug',
 const log = (/** @type {string} */ level, /** @type {string} */ message) => port.postMessage({ type: 'log', level, message });
 
 // --- console output: batched per line; during run() captured for its result instead ----
-const STREAMS = /** @type {const} */ (['stdout', 'stderr']);
-const outBuf = new Uint8Array(512);
-let outLen = 0;
-let outStream = 0;
-/** [stdout, stderr, both in the order written] while captured. @type {number[][] | null} */
-let capture = null;
-/** > 0 while the lab captures output for itself (not the board's: no console, no dupterm). */
-let internal = 0;
-
-function flushConsole() {
-  if (outLen === 0) return;
-  const data = outBuf.slice(0, outLen);
-  outLen = 0;
-  port.postMessage({ type: 'console', stream: STREAMS[outStream], data }, [data.buffer]);
-}
-
-/** @param {number} stream @param {Uint8Array} bytes */
-function write(stream, bytes) {
-  if (capture) {
-    for (const byte of bytes) {
-      capture[stream]?.push(byte);
-      capture[2]?.push(byte);
-    }
-    return;
-  }
-  if (stream !== outStream) { flushConsole(); outStream = stream; }
-  for (const byte of bytes) {
-    outBuf[outLen++] = byte;
-    if (byte === 10 || outLen === outBuf.length) flushConsole();
-  }
-}
-
-/** os.dupterm's JavaScript half, once the interpreter is loaded. @type {ReturnType<typeof createTerm> | null} */
-let dupterm = null;
-
-/**
- * What the board's REPL prints (mp_hal_stdout_tx_strn on a board): the console (UART(0),
- * once per dupterm slot holding it), then the dupterm slots holding Python streams.
- * @param {number} stream @param {Uint8Array} bytes
- */
-function output(stream, bytes) {
-  if (internal || !dupterm) return write(stream, bytes);
-  for (let n = dupterm.consoles(); n > 0; n--) write(stream, bytes);
-  dupterm.toSlots(bytes);
-}
+const con = new BoardConsole(port);
+const flushConsole = () => con.flush();
+const output = (/** @type {number} */ stream, /** @type {Uint8Array} */ bytes) => con.output(stream, bytes);
 
 // --- load -----------------------------------------------------------------------------
 installMemoryHooks();
@@ -117,18 +89,16 @@ const mp = await loadMicroPython({
 });
 const module = mp._module;
 const FS = mp.FS;
-const term = createTerm({ module, FS, console: write, log });
+const term = createTerm({ module, FS, console: (stream, bytes) => con.write(stream, bytes), log });
 term.install(output);
-dupterm = term;
+con.dupterm = term;
 
 // The GC's "max new split" is added to gc.mem_free(); read it once from mem_info().
-capture = [[], []];
-internal++;
-mp.runPython('import gc, micropython\ngc.collect()');
-mp.runPython('micropython.mem_info()\n_cm_u0 = gc.mem_alloc()');
-internal--;
-const memInfo = Buffer.from(capture[0]).toString('latin1');
-capture = null;
+const [infoOut] = con.internally(() => {
+  mp.runPython('import gc, micropython\ngc.collect()');
+  mp.runPython('micropython.mem_info()\n_cm_u0 = gc.mem_alloc()');
+});
+const memInfo = Buffer.from(infoOut).toString('latin1');
 const splitMatch = /max new split: (\d+)/.exec(memInfo);
 // Without it every figure would be off by 128 MiB: better not to boot at all.
 if (!splitMatch) throw new Error(`unexpected micropython.mem_info() output: ${memInfo}`);
@@ -138,7 +108,7 @@ const freshUsed = Number(mp.globals.get('_cm_u0'));
 // An empty root: the board's `/` is its flash, nothing else (Emscripten's /dev, /proc,
 // /tmp and /home go; open standard streams keep working without their nodes).
 FS.rmdir('/proc/self/fd'); // a mount point: remove it first, non-recursively
-for (const dir of ['tmp', 'home', 'proc', 'dev']) removeTree(`/${dir}`);
+for (const dir of ['tmp', 'home', 'proc', 'dev']) removeTree(FS, `/${dir}`);
 
 const scratch = module._malloc(SCRATCH_BYTES);
 const { ctl } = sharedViews(config.shared);
@@ -159,6 +129,8 @@ const host = createHost({
   scratch,
   scratchBytes: SCRATCH_BYTES,
   wifi: config.wifi,
+  timing: config.timing,
+  accessPoint: config.wifiSettings,
   uniqueId: config.uniqueId,
   resetCause: config.resetCause,
   beforeWait: flushConsole,
@@ -182,14 +154,14 @@ for (const name of readdirSync(LAB_PYTHON)) {
 mp.runPython(`import sys\nsys.path.insert(0, '${LAB_DIR}')`);
 for (const shim of ['_cm_lab', 'socket', 'network', 'machine', 'binascii', '_cm_dupterm']) mp.runPython(`import ${shim}\ngc.collect()`);
 mp.runPython('sys.path.pop(0)\ndel sys');
-removeTree(LAB_DIR);
+removeTree(FS, LAB_DIR);
 mp.globals.delete('_cm_u0');
 const lab = mp.pyimport('_cm_lab');
 term.bind(mp.pyimport('_cm_dupterm'));
 const py = {
   start: lab.start, step: lab.step, run: lab.run, runFile: lab.run_file,
   report: lab.report, collect: lab.collect, mem: lab.mem, ballast: lab.ballast,
-  interrupted: lab.interrupted, drain: lab.drain,
+  interrupted: lab.interrupted, drain: lab.drain, corrupt: lab.corrupt,
 };
 
 /** Raw GC figures after a collection (two calls: the collection runs between them). */
@@ -212,11 +184,13 @@ const hidden = raw.used - freshUsed;
 if (raw.total - hidden !== budgetTotal) log('debug', `heap budget ${budgetTotal} B, lab overhead ${hidden} B of ${raw.total - budgetTotal} B allowed`);
 const lockedTotal = raw.total;
 const heldBytes = config.heapLimit === 'memory-error' ? lockMemory(module, GLUE_MARGIN) : 0;
+// _boot.py: gc.threshold((gc.mem_free() + gc.mem_alloc()) // 4), of the board's heap.
+const boardThreshold = Math.floor(budgetTotal / 4);
+mp.runPython(`gc.threshold(${boardThreshold})`);
 /** Highest heap use (garbage included) seen at the end of a step or run since heap(). */
 let peakUsed = 0;
 
 const flash = new FlashMirror(FS, config.folder, log);
-flash.load();
 // A program that never returns (main.py) still gets its output and files out while it sleeps.
 setNapHook(() => { flushConsole(); flash.sync(); });
 
@@ -224,8 +198,12 @@ setNapHook(() => { flushConsole(); flash.sync(); });
 /** @type {NodeJS.Timeout | NodeJS.Immediate | undefined} */
 let timer;
 let halted = false;
-/** What booted: 'firmware' (stepped), 'main' (main.py) or 'idle'. */
+/** What booted: 'firmware' (stepped), 'main' (main.py, or _boot.py's corrupt-filesystem loop) or 'idle'. */
 let bootMode = 'idle';
+/** What _boot.py found in the filesystem area. @type {'mounted' | 'formatted' | 'corrupt' | 'none'} */
+let filesystem = 'mounted';
+/** The long-running program of mode 'main': main.py, or the corrupt-filesystem loop. */
+let program = runMain;
 
 function scheduleInterrupt() {
   module._mp_sched_keyboard_interrupt();
@@ -270,17 +248,9 @@ function crash(/** @type {any} */ error) {
  * own frames, to the console or, during run(), to the run's stderr.
  */
 function reportError() {
-  const outer = capture;
-  capture = [[], []];
-  internal++;
-  try {
-    callPython(() => py.report());
-  } finally {
-    internal--;
-  }
-  const text = Buffer.from(capture[1]).toString('utf8')
+  const [, err] = con.internally(() => callPython(() => py.report()));
+  const text = Buffer.from(err).toString('utf8')
     .split('\n').filter((line) => !line.startsWith(`  File "${LAB_DIR}/`)).join('\n');
-  capture = outer;
   output(1, Buffer.from(text, 'utf8'));
 }
 
@@ -307,10 +277,11 @@ function notePeak() {
 }
 
 /**
- * After a step or run (whose figures were reported before the collection that ran as it
+ * After a step or run (whose figures were reported before any collection that ran as it
  * returned): is the board out of memory? With the RAM locked this is only a safety net
  * (the GC heap can never have grown); in 'live-check' mode it is the limit itself: what
- * is still referenced once the garbage is gone must fit in the budget.
+ * is still referenced once the garbage is gone must fit in the budget. Then garbage is
+ * collected if the board's heap runs low (see settleHeap).
  */
 function overBudget() {
   const [alloc, free] = notePeak();
@@ -318,7 +289,9 @@ function overBudget() {
   if (config.heapLimit === 'memory-error') {
     const total = alloc + free - maxNewSplit;
     if (total > lockedTotal) problem = `the GC heap grew to ${total - hidden} B (budget ${budgetTotal} B)`;
+    else settleHeap();
   } else {
+    callPython(() => py.collect());
     callPython(() => py.mem());
     const live = host.lastMem()[0] - hidden;
     if (live > budgetTotal) problem = `${live} B in use after a collection (budget ${budgetTotal} B)`;
@@ -327,6 +300,18 @@ function overBudget() {
   halted = true;
   port.postMessage({ type: 'fault', kind: 'memory', message: problem });
   return true;
+}
+
+/**
+ * Between two calls: the port's own collection at gc.threshold() has run if it was due;
+ * if less than the threshold is still free, collect now, as a board would once its heap
+ * ran out in the middle of the next step (which the lab cannot).
+ */
+function settleHeap() {
+  callPython(() => py.mem());
+  const [, free = 0, threshold = -1] = host.lastMem();
+  // gc.threshold(-1) (no automatic collection) still leaves a board its collection when full.
+  if (free - maxNewSplit < (threshold > 0 ? threshold : boardThreshold)) callPython(() => py.collect());
 }
 
 function step() {
@@ -354,12 +339,28 @@ function exists(/** @type {string} */ path) {
 }
 
 function boot() {
+  filesystem = bootFilesystem({
+    config, mp, FS, flash, host, print: (text) => output(0, Buffer.from(text, 'utf8')),
+    post: (message) => port.postMessage(message),
+  });
+  flushConsole();
+  if (filesystem === 'corrupt') {
+    // _boot.py never returns: the message repeats until Ctrl-C (with or without runMain).
+    bootMode = 'main';
+    program = runCorrupt;
+    port.postMessage({ type: 'booted', mode: 'main', ...bootFacts() });
+    timer = setImmediate(runCorrupt);
+    return;
+  }
   if (exists('/boot.py')) {
     // As on a board, an error in boot.py is printed and booting goes on.
     const rc = callProgram(() => py.runFile('boot.py'));
     if (rc === undefined) return;
     if (rc < 0) reportError();
-    else notePeak();
+    else {
+      notePeak();
+      settleHeap();
+    }
     flushConsole();
     flash.sync();
   }
@@ -374,6 +375,7 @@ function boot() {
     flash.sync();
     if (rc < 0) return fail(rc, 'start()');
     notePeak();
+    settleHeap();
     port.postMessage({ type: 'booted', mode: 'firmware', ...bootFacts() });
     timer = setImmediate(step);
   } else if (exists('/main.py')) {
@@ -397,6 +399,16 @@ function runMain() {
   port.postMessage({ type: 'halted', reason: 'program-ended' });
 }
 
+/** _boot.py with a corrupt filesystem area: inisetup.fs_corrupted(), until Ctrl-C. */
+function runCorrupt() {
+  timer = undefined;
+  const { startSector, blocks } = config.filesystem;
+  const rc = callProgram(() => py.corrupt(startSector, blocks, config.timing.corruptRepeatMs));
+  if (rc === undefined) return;
+  flushConsole();
+  fail(rc < 0 ? rc : -4, '_boot.py');
+}
+
 /**
  * The 'interrupt' request, served when no Python runs. A Ctrl-C that landed already
  * (the program stopped, or a run() got it) leaves nothing to do; one that did not is
@@ -413,7 +425,7 @@ function interruptProgram() {
   } else if (bootMode === 'main') {
     clearImmediate(/** @type {NodeJS.Immediate} */ (timer));
     scheduleInterrupt();
-    runMain();
+    program();
   }
 }
 
@@ -430,7 +442,7 @@ function interruptFirmware() {
 }
 
 function bootFacts() {
-  return { hiddenBytes: hidden, labPythonBytes, heldBytes, wasmBytes: wasmBytes() };
+  return { filesystem, hiddenBytes: hidden, labPythonBytes, heldBytes, wasmBytes: wasmBytes() };
 }
 
 // Requests are handled between steps (this thread is busy during one).
@@ -438,15 +450,15 @@ port.on('message', (/** @type {{ type: string, id: number, code?: string, single
   switch (msg.type) {
     case 'run': {
       host.setCode(msg.code ?? '');
-      capture = [[], [], []];
+      con.capture = [[], [], []];
       const rc = callProgram(() => py.run(msg.single ? 1 : 0));
       // What the code printed, both streams as they interleaved (a board's console), then
       // the traceback of an uncaught exception (a board's raw REPL sends it apart).
-      const printed = capture[2]?.length ?? 0;
-      const printedErr = capture[1]?.length ?? 0;
+      const printed = con.capture[2]?.length ?? 0;
+      const printedErr = con.capture[1]?.length ?? 0;
       if (rc !== undefined && rc < 0) reportError();
-      const [out = [], err = [], both = []] = capture;
-      capture = null;
+      const [out = [], err = [], both = []] = con.capture;
+      con.capture = null;
       flash.sync();
       const text = (/** @type {number[]} */ bytes) => Buffer.from(bytes).toString('utf8');
       port.postMessage({
@@ -482,24 +494,3 @@ port.on('message', (/** @type {{ type: string, id: number, code?: string, single
 });
 
 boot();
-
-// --- helpers ---------------------------------------------------------------------------------
-function removeTree(/** @type {string} */ path) {
-  const node = FS.lstat(path);
-  if (FS.isDir(node.mode)) {
-    for (const name of FS.readdir(path)) if (name !== '.' && name !== '..') removeTree(`${path}/${name}`);
-    FS.rmdir(path);
-  } else {
-    FS.unlink(path);
-  }
-}
-
-/**
- * The GC "total" of a MicroPython heap of `bytes` bytes (py/gc.c, gc_setup_area, 32-bit):
- * each 16-byte block costs 2 bits of allocation table and 1 bit of finaliser table.
- * @param {number} bytes
- */
-function gcTotalFor(bytes) {
-  const atbBytes = Math.floor(((bytes - 1) * 8) / (8 + 4 + 8 * 4 * 16));
-  return atbBytes * 4 * 16;
-}

@@ -6,10 +6,13 @@
  * real TCP (micropython-board-network.ts owns the sockets), small `network` and `machine`
  * shims (lab-python/), and its flash file system mapped to a host folder.
  *
- * Booting: boot.py if present; then, if the firmware module (`cm`) is there,
- * `client = cm.start()` and the worker calls `client.step(stepWaitMs)` over and over
- * (control returns to the event loop between steps, which is when this port collects
- * garbage); otherwise main.py runs as is.
+ * Booting, as MicroPython 1.27's esp8266 port: `_boot.py` first (gc.threshold() set to a
+ * quarter of the heap; the filesystem mounted, or a first boot's initial setup, or the
+ * corrupt-filesystem loop: decided by the `flash` option's filesystem area, see
+ * micropython-board-flash.ts); then boot.py if present; then, if the firmware module
+ * (`cm`) is there, `client = cm.start()` and the worker calls `client.step(stepWaitMs)`
+ * over and over (control returns to the event loop between steps, which is when this
+ * port collects garbage); otherwise main.py runs as is.
  *
  * Files: the folder is copied into the interpreter at boot; what the board changes is
  * written back after every step and run(), before anything it sends on a socket (so a
@@ -18,10 +21,24 @@
  * the firmware as .mpy, as on a board.
  *
  * Shortcuts compared with a real ESP8266, written down as the lab rules ask:
- * - This port collects garbage only between steps, never in the middle of one. With
- *   `heapLimit: 'memory-error'` (default) the GC heap cannot grow past `heapBytes` and an
- *   allocation beyond raises a real MemoryError, but a step's garbage must then fit in the
- *   free heap (a board would collect and go on). With 'live-check' the heap may grow
+ * - First boot (a blank filesystem area): "Performing initial setup", the access point
+ *   named and given its password, the host folder emptied (a new LittleFS) and boot.py
+ *   written, then a pause of `initialSetupMs`. Foreign data there: the message "The
+ *   filesystem starting at sector S with size N sectors looks corrupt." (and its 3 lines)
+ *   every `corruptRepeatMs`, as a program (mode 'main') that Ctrl-C stops, with nothing
+ *   mounted (the lab unmounts `/`: files raise ENODEV); its traceback lacks the frozen
+ *   modules' frames. A soft reset into the raw REPL (runMain false) runs that loop too,
+ *   but the REPL simulator shows its raw prompt at once (a board shows it after Ctrl-C).
+ * - network (lab-python/network.py): one station network (`wifi`), joined `wifiJoinMs`
+ *   after connect() (failing after `wifiWrongPasswordMs` / `wifiNoApMs`), settings not
+ *   saved; the access point's settings are the SDK's, kept in `flash`; no station joins it.
+ * - This port collects garbage only between steps, never in the middle of one: at
+ *   gc.threshold() (a quarter of the heap, as _boot.py sets it) the collection runs as the
+ *   step returns; the lab also collects then when less than the threshold is free (a
+ *   board would in the middle of the next step), and after every step with 'live-check'.
+ *   With `heapLimit: 'memory-error'` (default) the GC heap cannot grow past `heapBytes`
+ *   and an allocation beyond raises a real MemoryError, but a step's garbage must then fit
+ *   in the free heap (a board would collect and go on). With 'live-check' the heap may grow
  *   during a step and the board is out of memory when what is still referenced after the
  *   step's collection exceeds the budget (a transient peak goes unnoticed). A MemoryError
  *   out of step() resets the board ('out-of-memory'), as a watchdog would; any other
@@ -50,17 +67,17 @@
  */
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { createHash } from 'node:crypto';
 import { TextDecoder } from 'node:util';
 import path from 'node:path';
 import type { LogLevel } from '../log.js';
 import { BoardNetwork, type BridgeCall, type BridgeNotice } from './micropython-board-network.js';
 import { SHARED_BYTES, sharedViews, CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, RESET_CAUSE } from './micropython-board-protocol.mjs';
 import {
-  MicroPythonBoardBootError, MicroPythonBoardOffError,
-  type BoardHeap, type BoardMode, type BoardResetReason, type BoardRunOptions, type BoardRunResult,
-  type MicroPythonBoardEvents, type MicroPythonBoardOptions, type Reply, type WorkerMessage,
+  FAST_TIMING, MicroPythonBoardBootError, MicroPythonBoardOffError, REALISTIC_TIMING,
+  type BoardFilesystem, type BoardFlash, type BoardHeap, type BoardMode, type BoardResetReason, type BoardRunOptions, type BoardRunResult,
+  type BoardTiming, type MicroPythonBoardEvents, type MicroPythonBoardOptions, type Reply, type WorkerMessage,
 } from './micropython-board-types.js';
+import { flashAtBoot, labUniqueId, MemoryBoardFlash } from './micropython-board-flash.js';
 
 export * from './micropython-board-types.js';
 
@@ -106,6 +123,8 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   private readonly uniqueId: string;
   private readonly onLog: ((level: LogLevel, message: string) => void) | undefined;
   private readonly onSystemReset: ((reason: BoardResetReason) => void) | undefined;
+  private readonly flash: BoardFlash;
+  private readonly timing: BoardTiming;
   private session: Session | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -115,6 +134,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   private rebooting: Promise<void> | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private currentMode: BoardMode | undefined;
+  private currentFilesystem: BoardFilesystem | undefined;
   /** machine.reset_cause() of the last hard boot (a soft reset keeps it). */
   private lastCause: number = RESET_CAUSE.PWRON_RESET;
 
@@ -132,7 +152,10 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     this.onLog = options.onLog;
     this.onSystemReset = options.onSystemReset;
     // Stable per flash folder, like a chip id: 4 bytes, as the ESP8266's unique_id().
-    this.uniqueId = createHash('sha256').update(this.folder).digest('hex').slice(0, 8);
+    this.uniqueId = labUniqueId(this.folder);
+    this.flash = options.flash ?? new MemoryBoardFlash(this.uniqueId);
+    const timing = options.timing ?? 'realistic';
+    this.timing = typeof timing === 'string' ? { ...(timing === 'fast' ? FAST_TIMING : REALISTIC_TIMING) } : { ...REALISTIC_TIMING, ...timing };
   }
 
   /** Powered on (from start() until powerOff(), through resets). */
@@ -152,6 +175,11 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
    */
   get mode(): BoardMode | undefined {
     return this.currentMode;
+  }
+
+  /** What the last boot found in the filesystem area (undefined before the first boot). */
+  get filesystem(): BoardFilesystem | undefined {
+    return this.currentFilesystem;
   }
 
   /**
@@ -279,10 +307,18 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
 
   private spawn(cause: number, runMain = true): Promise<void> {
     const shared = new SharedArrayBuffer(SHARED_BYTES);
+    let flash;
+    try {
+      flash = flashAtBoot(this.flash, this.uniqueId);
+    } catch (error) {
+      this.log('error', `the board's flash cannot be read: ${(error as Error).message}`);
+      return Promise.reject(new MicroPythonBoardBootError(`the board's flash cannot be read: ${(error as Error).message}`));
+    }
     const worker = new Worker(WORKER_URL, {
       workerData: {
         folder: this.folder, heapBytes: this.heapBytes, heapLimit: this.heapLimit, stepWaitMs: this.stepWaitMs, maxIdleMs: this.maxIdleMs,
         wifi: this.wifi, uniqueId: this.uniqueId, resetCause: cause, firmwareModule: this.firmwareModule, runMain, shared,
+        timing: this.timing, ...flash,
       },
     });
     this.lastCause = cause;
@@ -295,7 +331,9 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
       this.session = session;
       let lastError: unknown;
       worker.on('message', (msg: WorkerMessage) => {
-        if (this.session === session) this.onMessage(session, msg, cause);
+        // What reached the flash stays there, even from an interpreter that reset since.
+        if (msg.type === 'flash') this.writeFlash(msg);
+        else if (this.session === session) this.onMessage(session, msg, cause);
       });
       worker.on('error', (error) => { lastError = error; });
       worker.on('exit', (code) => {
@@ -338,8 +376,9 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
         session.booted = true;
         this.bootCount++;
         this.currentMode = msg.mode;
+        this.currentFilesystem = msg.filesystem;
         this.emit('boot', {
-          count: this.bootCount, mode: msg.mode, cause,
+          count: this.bootCount, mode: msg.mode, cause, filesystem: msg.filesystem,
           labBytes: msg.hiddenBytes, labPythonBytes: msg.labPythonBytes, heldBytes: msg.heldBytes, wasmBytes: msg.wasmBytes,
         });
         session.boot.resolve();
@@ -369,6 +408,16 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
       case 'reply':
         this.pending.get(msg.id)?.settle(msg, '');
         return;
+    }
+  }
+
+  /** The board wrote to its flash outside the filesystem's files (a first boot's format, the SDK's wifi settings). */
+  private writeFlash(msg: Extract<WorkerMessage, { type: 'flash' }>): void {
+    try {
+      if (msg.op === 'format') this.flash.formatFilesystem();
+      else this.flash.writeWifi(msg.settings);
+    } catch (error) {
+      this.log('error', `writing the board's flash failed: ${(error as Error).message}`);
     }
   }
 

@@ -1,6 +1,6 @@
 /**
  * npm run lab:esp8266 -- [--adapter auto|unwired|none] [--link PATH] [--needs-mode dio|dout]
- *                        [--dir DIR] [--boot download|flash] [--port N]
+ *                        [--dir DIR] [--boot download|flash] [--port N] [--chip esp8266|esp8285]
  *
  * Runs a simulated ESP8266 until Ctrl-C: the ROM bootloader, and after flashing MicroPython
  * with its REPL, running the Cloudmanager client once provisioned. The adapter:
@@ -8,6 +8,8 @@
  * - auto: the NodeMCU / D1 mini auto-reset circuit, reached over RFC 2217 (the host's DTR
  *   and RTS reset the chip): flash with --port rfc2217://127.0.0.1:N;
  * - unwired: RFC 2217 too, but DTR/RTS reach nothing (buttons only).
+ * `--chip esp8285`: an ESP8285 (1 MB of flash inside the chip, dout only).
+ * The flash takes a W25Q32's time (sector erase 45 ms, chip erase 10 s for 4 MB).
  * Keys: `b` + Enter for BOOT+RESET (download mode), `r` + Enter for RESET.
  */
 import { mkdtemp } from 'node:fs/promises';
@@ -22,20 +24,21 @@ import { LAB_WIFI } from '../../../electron/manager/virtual/micropython-fleet.js
 
 const { values } = parseArgs({ options: {
   link: { type: 'string' }, 'needs-mode': { type: 'string' }, dir: { type: 'string' }, boot: { type: 'string' },
-  adapter: { type: 'string', default: 'none' }, port: { type: 'string' },
+  adapter: { type: 'string', default: 'none' }, port: { type: 'string' }, chip: { type: 'string', default: 'esp8266' },
 } });
 const needsMode = values['needs-mode'] as 'dio' | 'dout' | undefined;
 const adapter = values.adapter as AdapterModel;
 if ((adapter === 'none' && !values.link) || !ADAPTER_MODELS.includes(adapter) || (needsMode && !['dio', 'dout', 'qio', 'qout'].includes(needsMode))
-  || (values.boot && !['download', 'flash'].includes(values.boot))) {
+  || (values.boot && !['download', 'flash'].includes(values.boot)) || !['esp8266', 'esp8285'].includes(values.chip)) {
   process.stderr.write('usage: npm run lab:esp8266 -- [--adapter auto|unwired|none] [--link PATH (adapter none)] [--port N (auto, unwired)]\n' +
-    '                            [--needs-mode dio|dout] [--dir DIR] [--boot download|flash]\n');
+    '                            [--needs-mode dio|dout] [--dir DIR] [--boot download|flash] [--chip esp8266|esp8285]\n');
   process.exit(2);
 }
 const folder = values.dir ?? await mkdtemp(path.join(os.tmpdir(), 'cm-esp8266-'));
 const link = adapter === 'none' ? values.link! : await Rfc2217Link.open({ baud: 115_200, port: values.port ? Number(values.port) : 0 });
+const chip = values.chip === 'esp8285' ? 'ESP8285' as const : 'ESP8266' as const;
 const board = new SimulatedEsp8266({
-  folder, link, needsMode, adapter,
+  folder, link, needsMode, adapter, chip,
   onLog: (level, message) => {
     if (level !== 'debug') process.stderr.write(`[board] ${message}\n`);
   },
@@ -43,7 +46,7 @@ const board = new SimulatedEsp8266({
 const boot = (values.boot as 'download' | 'flash' | undefined) ?? (adapter === 'none' ? 'download' : 'flash');
 await board.powerOn(boot);
 const adapterText = adapter === 'auto' ? 'auto-reset adapter (DTR/RTS reset it)' : adapter === 'unwired' ? 'adapter with DTR/RTS unwired (buttons only)' : 'adapter without modem lines';
-process.stdout.write(`Simulated ESP8266 on ${board.path} — ${adapterText} (flash and files in ${folder}), in ${boot === 'flash' ? 'its firmware' : 'download mode'}.\n` +
+process.stdout.write(`Simulated ${chip} on ${board.path} — ${adapterText} (flash and files in ${folder}), in ${boot === 'flash' ? 'its firmware' : 'download mode'}.\n` +
   `Its wifi: network ${JSON.stringify(LAB_WIFI.ssid)}, password ${JSON.stringify(LAB_WIFI.password)} (any other fails to join, like a real one).\n` +
   'Keys: b + Enter = hold BOOT and press RESET (download mode), r + Enter = RESET, Ctrl-C = unplug.\n');
 const keys = readline.createInterface({ input: process.stdin });

@@ -2,10 +2,12 @@
  * What an ESP8266 prints while it boots, and how the host sees it.
  *
  * The ROM prints its boot message at 74880 baud (26 MHz crystal, UART not yet configured);
- * a host listening at 115200 reads that as garbage. `resampleUart` computes that garbage
- * bit by bit: the 74880 waveform (start bit, 8 data bits LSB first, stop bit) sampled by a
- * 115200 receiver that syncs on each falling edge and reads mid-bit; a missing stop bit
- * (framing error) reads as NUL, as Linux delivers it without PARMRK.
+ * a host listening at 115200 reads that as garbage. `resampleUart` computes what a
+ * receiver at one rate reads of bytes sent at another, bit by bit: the sender's waveform
+ * (start bit, 8 data bits LSB first, stop bit) sampled by a receiver that syncs on each
+ * falling edge and reads mid-bit; a missing stop bit (framing error) reads as NUL, as Linux
+ * delivers it without PARMRK. uart.ts applies it whenever the host's port is set to
+ * another rate than the chip talks at.
  *
  * Then the ROM checks the image at flash offset 0 (esptool's ESP8266 "v1" image: magic
  * 0xE9, segment count, flash mode, size/frequency, entry point, segments, and an XOR
@@ -121,6 +123,28 @@ export function romLoadLog(image: BootImage): string {
 
 export const MICROPYTHON_BANNER =
   'MicroPython v1.27.0 on 2025-12-09; ESP module with ESP8266\r\nType "help()" for more information.\r\n>>> ';
+
+/** The banner of a build whose first line (as compiled into the image) is `firstLine`. */
+export function micropythonBanner(firstLine: string): string {
+  return `${firstLine}\r\nType "help()" for more information.\r\n>>> `;
+}
+
+/** _boot.py on a blank file system area (MicroPython 1.27 inisetup.setup()). */
+export const INITIAL_SETUP_TEXT = 'Performing initial setup\r\n';
+
+/**
+ * inisetup.fs_corrupted() of MicroPython 1.27 (ports/esp8266/modules/inisetup.py), printed
+ * every 3 s: a triple-quoted text ending in a newline, print() adds another; the console
+ * sends every \n as \r\n.
+ */
+export function fsCorruptText(startSector: number, sectors: number): string {
+  return (
+    `The filesystem starting at sector ${startSector} with size ${sectors} sectors looks corrupt.\n` +
+    'You may want to make a flash snapshot and try to recover it. Otherwise,\n' +
+    'format it with vfs.VfsLfs2.mkfs(bdev), or completely erase the flash and\n' +
+    'reprogram MicroPython.\n\n'
+  ).replace(/\n/g, '\r\n');
+}
 
 /** What a firmware built for the wrong flash mode prints before the chip resets again. */
 export function fatalExceptionText(entry: number): string {

@@ -28,7 +28,7 @@ export const SPIFLASH_RDID = 0x9f;
 export const SPIFLASH_RDSR = 0x05;
 
 /** UART clock on an ESP8266 with a 26 MHz crystal (esptool divides by 2 × 26 MHz). */
-const UART_CLOCK_HZ = 52_000_000;
+export const UART_CLOCK_HZ = 52_000_000;
 
 export interface ChipRegistersOptions {
   chip: SimulatedChip;
@@ -50,9 +50,16 @@ export class ChipRegisters {
       this.efuses = [0, ((mac[2]! << 24) | (mac[3]! << 16) | (mac[4]! << 8) | mac[5]!) >>> 0, (mac[0]! << 8) | mac[1]!, 0];
     } else {
       // ESP8266 efuse words 0-3 (0x3ff00050…5c) as esptool decodes them: word 3 holds the OUI,
-      // word 1 MAC bytes 3-4, the top byte of word 0 MAC byte 5. ESP8285 sets bit 16 of word 2.
-      const word2 = 0xf200b000 | (options.chip === 'ESP8285' ? 1 << 16 : 0);
-      this.efuses = [(mac[5]! << 24) >>> 0, 0x02000000 | (mac[3]! << 8) | mac[4]!, word2 >>> 0, (mac[0]! << 16) | (mac[1]! << 8) | mac[2]!];
+      // word 1 MAC bytes 3-4, the top byte of word 0 MAC byte 5. An ESP8285 sets bit 16 of
+      // word 2 (bit 80) and/or bit 4 of word 0; esptool reads its embedded flash size from
+      // bit 4 and bits 121-123 (word 3, bits 25-27): bit 4 alone is 1 MB ("ESP8285N08"),
+      // bit 4 and bit 122 are 2 MB ("ESP8285N16").
+      const esp8285 = options.chip === 'ESP8285';
+      const size = options.flash.size;
+      const word0 = ((mac[5]! << 24) | (esp8285 && size <= 2 << 20 ? 1 << 4 : 0)) >>> 0;
+      const word2 = 0xf200b000 | (esp8285 ? 1 << 16 : 0);
+      const word3 = (mac[0]! << 16) | (mac[1]! << 8) | mac[2]! | (esp8285 && size === 2 << 20 ? 1 << 26 : 0);
+      this.efuses = [word0, 0x02000000 | (mac[3]! << 8) | mac[4]!, word2 >>> 0, word3 >>> 0];
     }
   }
 

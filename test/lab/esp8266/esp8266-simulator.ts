@@ -21,18 +21,29 @@
  * stub's "run user code" jumps to the flash without changing the latch — so after a flash
  * without reset lines, the next software reset lands in the bootloader again.
  *
+ * The UART (uart.ts): after a reset the ROM prints at 74880 baud; the ROM loader then
+ * takes the host's rate (auto-baud); the stub changes rate on CHANGE_BAUDRATE by the
+ * divider it computes from the new and the old rate; MicroPython (or whatever boots) sets
+ * 115200. Whatever is sent at another rate than the host's port is set to arrives as the
+ * garbage a real receiver would read. An RFC 2217 link tells the host's rate; on a pty the
+ * host is assumed at 115200 after each reset and at the rate it asked the stub for after
+ * CHANGE_BAUDRATE, and what it sends is taken as sent at the chip's rate.
+ *
+ * Timing (flash-chip.ts): a W25Q32 by default — 45 ms a 4 KB sector erase, 150 ms a 64 KB
+ * block erase, 12 ms to program 4 KB, 2.5 s per MB for a chip erase; `flashTiming` (or the
+ * older `sectorEraseMs` / `sectorWriteMs`) speeds it up for tests that are not about it.
+ * After the ROM's load log a crash in the wrong flash mode prints after CRASH_AFTER_MS,
+ * and a firmware that runs sets its UART after FIRMWARE_START_MS (the SDK's start-up).
+ *
  * Shortcuts — where this simulator is simpler than the hardware:
  * - Whatever code a host uploads and starts with MEM_END is taken to be an esptool flasher
  *   stub (the bytes are stored, not executed); an entry point outside the uploaded RAM
  *   makes the chip go silent until reset.
- * - The ROM "auto-bauds" by assumption: the line runs at 115200 until the stub's
- *   CHANGE_BAUDRATE. A pty cannot tell which rate the host set, so a host that forgets to
- *   change its own rate still works here (on hardware it would read garbage).
- * - The ROM's 74880-baud boot output is turned into what a 115200 receiver reads
- *   (resampleUart) and sent at the 115200 pace; the sender then waits out the 74880 time.
- * - Timing: erase costs `sectorEraseMs` per 4 KB sector (64 KB block erases cost 16
- *   sectors), programming `sectorWriteMs` per 4 KB, MD5 half of that; chip erase is
- *   sectors × sectorEraseMs (2 s for 4 MB by default; a real W25Q32 takes ~10 s).
+ * - The ROM loader auto-bauds on every byte (the real one detects the rate from the first
+ *   SYNC and keeps it); on a pty it runs at 115200, so a host that forgets to change its
+ *   own rate after CHANGE_BAUDRATE still works there (on hardware it would read garbage).
+ * - The host's rate is compared when the chip writes, a line at a time for the ROM's
+ *   output (a host that switches mid-line garbles from the next line on; see uart.ts).
  * - Writes past the physical end of the flash fail (stub error 0xC4, ROM error 0x06); a
  *   real SPI flash would ignore the high address bits and wrap around.
  * - Only the registers esptool-style flashers touch are modelled (chip magic, efuses/MAC,
@@ -43,86 +54,38 @@
  * - A bad image (no 0xE9 magic, or a wrong checksum) makes the ROM print its complaint
  *   ("ets_main.c" / "csum") and hang until reset, as observed on boards with erased flash.
  * - `needsMode`: an image whose flash mode needs more data lines than the board has
- *   (qio/qout on a dio/dout board) crashes right after the ROM loads it: the ROM message,
- *   "Fatal exception (0)" at 115200, a few garbage bytes, reset — every `crashIntervalMs`.
+ *   (qio/qout on a dio/dout board) crashes right after the ROM loads it: "Fatal exception
+ *   (0)" and the register dump at 74880 (the UART is still the ROM's), a few garbage bytes,
+ *   a reset — every `crashIntervalMs`. An ESP8285 (`chip: 'ESP8285'`) has 1 MB of flash
+ *   and needs dout by default.
  * - Soft reboots (stub FLASH_END 0, ROM FLASH_END 0) boot in the latched mode; RUN_USER_CODE
  *   and ROM FLASH_END 1 jump to the flash (printed here with the ROM's load log but no new
  *   "rst cause" line, since nothing was reset).
+ * - Without `onBoot`, a firmware that boots is a stand-in for MicroPython's start
+ *   (micropython-standin.ts: initial setup, a corrupt file system, the banner).
  * - Faults: `corruptBlock` flips one bit in the first write of that data block (every
  *   write session); `failAfterBytes` kills the pty once that many flash data bytes (as sent)
  *   have arrived: the host's port errors, the board is 'off' until pressBootAndReset().
  */
 import { EventEmitter } from 'node:events';
 import { PtyLink, type SerialLink } from '../pty-link.js';
-import { fatalExceptionText, FIRMWARE_BAUD, flashModeWorks, inspectBootImage, MICROPYTHON_BANNER, resampleUart, romBanner, romLoadLog, ROM_BOOT_BAUD, type BootImage, type FlashMode } from './boot-console.js';
-import { ChipRegisters, type SimulatedChip } from './chip-registers.js';
+import { fatalExceptionText, FIRMWARE_BAUD, flashModeWorks, inspectBootImage, romBanner, romLoadLog, ROM_BOOT_BAUD, type BootImage, type FlashMode } from './boot-console.js';
+import { ChipRegisters, UART_CLOCK_HZ, type SimulatedChip } from './chip-registers.js';
 import { ResetCircuit, type AdapterModel } from './reset-circuit.js';
 import { FlasherStub } from './flasher-stub.js';
-import { FlashChip } from './flash-chip.js';
+import { FlashChip, W25Q32_TIMING, type FlashTiming } from './flash-chip.js';
+import { runMicroPythonStandin } from './micropython-standin.js';
+import { ratesMatch, SimUart } from './uart.js';
 import { opName, RomLoader, type Loader, type LoaderAction, type LoaderContext } from './rom-protocol.js';
 import { slipEncode, SlipDecoder } from './slip.js';
+import type { BootedFirmware, BootMode, CommandLogEntry, Esp8266SimulatorOptions, SimulatorEvents, SimulatorState } from './simulator-types.js';
 
-/** `reset`: held in reset by the adapter (EN low): silent until released. */
-export type SimulatorState = 'off' | 'reset' | 'download' | 'running';
-export type BootMode = 'download' | 'flash';
+export type { BootedFirmware, BootMode, BootOutcome, CommandLogEntry, Esp8266SimulatorOptions, SimulatorEvents, SimulatorState } from './simulator-types.js';
 
-export interface BootedFirmware {
-  image: { flashMode: FlashMode; entry: number; segments: number };
-  readFlash(offset: number, length: number): Buffer;
-  /** Sends to the host at the line rate (115200 after boot). */
-  write(data: string | Uint8Array): void;
-  /** Receives what the host sends while this firmware runs. */
-  onInput(listener: (data: Buffer) => void): void;
-  readonly link: SerialLink;
-  /** The firmware restarts the chip (machine.reset(), a watchdog): a software reset. */
-  restart(): void;
-}
-
-export interface Esp8266SimulatorOptions {
-  /** A link to use (a PtyLink, or one with modem lines), or where to link a pty (default: a temp path). */
-  link?: string | SerialLink;
-  /** File holding the flash; created erased (0xFF) if missing. */
-  flashImagePath: string;
-  flashSizeBytes?: number;
-  flashJedecId?: number;
-  /** The flash mode this board's wiring needs ('dio'/'dout' boards crash on qio images). */
-  needsMode?: FlashMode;
-  corruptBlock?: number;
-  failAfterBytes?: number;
-  chip?: SimulatedChip;
-  mac?: string;
-  sectorEraseMs?: number;
-  sectorWriteMs?: number;
-  /** Period of the crash loop of a wrong-flash-mode image (default 300 ms). */
-  crashIntervalMs?: number;
-  /** Runs the firmware after a successful boot; may return a cleanup for the next reset. */
-  onBoot?: (firmware: BootedFirmware) => void | (() => void);
-  /** How the adapter's DTR/RTS reach EN/IO0 (default `none`: no modem lines). */
-  adapter?: AdapterModel;
-}
-
-export interface CommandLogEntry {
-  loader: 'rom' | 'stub';
-  op: number;
-  name: string;
-}
-
-export type BootOutcome =
-  | { mode: 'download' }
-  | { mode: 'flash'; result: 'firmware' | 'wrong-flash-mode' | 'no-image' | 'bad-checksum'; image: BootImage };
-
-export interface SimulatorEvents {
-  state: [state: SimulatorState];
-  command: [entry: CommandLogEntry];
-  boot: [outcome: BootOutcome];
-  /** What the chip printed, in clear text, and at which rate. */
-  output: [text: string, baud: number];
-  baud: [baud: number];
-  'stub-started': [];
-  disconnect: [];
-  /** A bug in the simulator itself (kept in `internalErrors` too). */
-  fault: [error: unknown];
-}
+/** After the ROM's load log: when a wrong-flash-mode image has crashed (the first fetch from flash fails). */
+export const CRASH_AFTER_MS = 20;
+/** After the ROM's load log: when a firmware that runs has set its UART (the SDK's start-up). */
+export const FIRMWARE_START_MS = 100;
 
 export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   readonly flash: FlashChip;
@@ -143,6 +106,8 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   private firmwareInput: ((data: Buffer) => void) | null = null;
   private firmwareCleanup: (() => void) | null = null;
   private readonly circuit: ResetCircuit;
+  private readonly uart: SimUart;
+  private readonly needsMode: FlashMode | undefined;
   /** The boot mode latched at the last hardware reset. */
   private latched: BootMode = 'download';
 
@@ -157,13 +122,19 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     this.circuit.on('release', (mode) => {
       if (this.stateValue !== 'off' && this.link) this.hardwareReset(mode, 2);
     });
-    this.flash = new FlashChip({ path: options.flashImagePath, sizeBytes: options.flashSizeBytes, jedecId: options.flashJedecId });
-    const registers = new ChipRegisters({ chip, flash: this.flash, mac: options.mac, uartBaud: () => this.link?.lineRate ?? FIRMWARE_BAUD });
+    const esp8285 = chip === 'ESP8285';
+    this.needsMode = options.needsMode ?? (esp8285 ? 'dout' : undefined);
+    this.flash = new FlashChip({ path: options.flashImagePath, sizeBytes: options.flashSizeBytes ?? (esp8285 ? 1 << 20 : undefined), jedecId: options.flashJedecId });
+    this.uart = new SimUart(() => this.link, FIRMWARE_BAUD);
+    const registers = new ChipRegisters({ chip, flash: this.flash, mac: options.mac, uartBaud: () => this.uart.rate });
+    const timing: FlashTiming = { ...W25Q32_TIMING, ...options.flashTiming };
+    if (options.sectorEraseMs !== undefined) timing.sectorEraseMs = options.sectorEraseMs;
+    if (options.sectorWriteMs !== undefined) timing.sectorWriteMs = options.sectorWriteMs;
     this.ctx = {
       chip,
       flash: this.flash,
       registers,
-      timing: { sectorEraseMs: options.sectorEraseMs ?? 2, sectorWriteMs: options.sectorWriteMs ?? 1 },
+      timing,
       faults: { corruptBlock: options.corruptBlock, failAfterBytes: options.failAfterBytes, flashDataBytes: 0 },
     };
     if (options.link !== undefined && typeof options.link !== 'string') {
@@ -191,8 +162,9 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     return this.stateValue === 'download' ? this.loader?.kind ?? null : null;
   }
 
+  /** The chip's UART rate now (the stub's may be off the asked-for rate by its divider's rounding). */
   get lineRate(): number {
-    return this.link?.lineRate ?? FIRMWARE_BAUD;
+    return this.uart.rate;
   }
 
   /** The boot mode a software reset would boot in now. */
@@ -276,11 +248,14 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
 
   private onHostData(chunk: Buffer): void {
     if (this.stateValue === 'running') {
-      this.firmwareInput?.(chunk);
+      this.firmwareInput?.(this.uart.fromHost(chunk));
       return;
     }
     if (this.stateValue !== 'download') return;
-    for (const frame of this.slip.push(chunk)) this.enqueue(frame);
+    // The ROM loader auto-bauds: it takes whatever rate the host talks at.
+    const hostRate = this.uart.reportedHostRate;
+    if (this.loader?.kind === 'rom' && hostRate !== undefined && !ratesMatch(hostRate, this.uart.rate)) this.uart.setRate(hostRate);
+    for (const frame of this.slip.push(this.uart.fromHost(chunk))) this.enqueue(frame);
   }
 
   /** Everything from the previous life of the chip stops here. */
@@ -308,9 +283,10 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
 
   private reset(mode: BootMode, resetCause: number | null): void {
     this.stop(mode === 'download' ? 'download' : 'running');
-    const link = this.link!;
-    link.discardInput();
-    link.setBaud(FIRMWARE_BAUD);
+    this.link!.discardInput();
+    // The ROM talks at 74880; a host following the protocol is at 115200 again.
+    this.uart.setRate(ROM_BOOT_BAUD);
+    this.uart.assumeHostRate(FIRMWARE_BAUD);
     const epoch = this.epoch;
     const boot = mode === 'download' ? this.bootDownload(epoch, resetCause) : this.bootFlash(epoch, resetCause);
     boot.catch((error: unknown) => this.reportFault(error));
@@ -319,6 +295,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   private async bootDownload(epoch: number, resetCause: number | null): Promise<void> {
     await this.printRom(romBanner({ resetCause: resetCause ?? 2, download: true }), epoch);
     if (epoch !== this.epoch) return;
+    this.uart.setRate(this.uart.reportedHostRate ?? FIRMWARE_BAUD);
     this.loader = new RomLoader(this.ctx);
     this.emit('boot', { mode: 'download' });
   }
@@ -332,21 +309,23 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
       this.emit('boot', { mode: 'flash', result: image.reason, image });
       return; // the ROM hangs
     }
-    if (!flashModeWorks(image.flashMode, this.options.needsMode)) {
+    if (!flashModeWorks(image.flashMode, this.needsMode)) {
       this.emit('boot', { mode: 'flash', result: 'wrong-flash-mode', image });
-      await this.wait(40);
+      await this.wait(CRASH_AFTER_MS);
       if (epoch !== this.epoch) return;
-      const crash = Buffer.concat([Buffer.from(fatalExceptionText(image.entry), 'latin1'), Buffer.from([0x8f, 0x13, 0xfe, 0x00, 0x6c])]);
-      this.emit('output', fatalExceptionText(image.entry), FIRMWARE_BAUD);
-      this.link!.write(crash);
+      // Still the ROM's 74880: the firmware died before it set its UART.
+      await this.printRom(fatalExceptionText(image.entry), epoch);
+      if (epoch !== this.epoch) return;
+      this.uart.send(Buffer.from([0x8f, 0x13, 0xfe, 0x00, 0x6c]));
       await this.wait(this.options.crashIntervalMs ?? 300);
       // An exception reset is a software reset: it boots in the latched mode (after a
       // flash without reset lines, the bootloader).
       if (epoch === this.epoch) this.reset(this.latched, 4);
       return;
     }
-    await this.wait(60); // the firmware starts and sets up its UART
+    await this.wait(FIRMWARE_START_MS); // the SDK starts, the firmware sets up its UART
     if (epoch !== this.epoch) return;
+    this.uart.setRate(FIRMWARE_BAUD);
     this.emit('boot', { mode: 'flash', result: 'firmware', image });
     this.startFirmware(image);
   }
@@ -358,7 +337,9 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
       image: { flashMode: image.flashMode, entry: image.entry, segments: image.segments.length },
       readFlash: (offset, length) => this.flash.read(offset, length),
       write: (data) => {
-        if (epoch === this.epoch) link.write(data);
+        if (epoch !== this.epoch) return;
+        this.emit('output', typeof data === 'string' ? data : Buffer.from(data).toString('latin1'), this.uart.rate);
+        this.uart.send(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
       },
       onInput: (listener) => {
         if (epoch === this.epoch) this.firmwareInput = listener;
@@ -373,21 +354,27 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
       if (typeof cleanup === 'function') this.firmwareCleanup = cleanup;
       return;
     }
-    // A minimal stand-in for MicroPython's REPL: the banner, echo, a prompt per line.
-    this.emit('output', MICROPYTHON_BANNER, FIRMWARE_BAUD);
-    firmware.write(MICROPYTHON_BANNER);
-    firmware.onInput((data) => {
-      const text = data.toString('latin1');
-      firmware.write(text.replace(/\r/g, '\r\n>>> '));
-    });
+    runMicroPythonStandin({
+      flash: this.flash,
+      timing: this.ctx.timing,
+      write: (text) => firmware.write(text),
+      onInput: (listener) => firmware.onInput(listener),
+      sleep: async (ms) => {
+        await this.wait(ms);
+        return epoch === this.epoch;
+      },
+    }).catch((error: unknown) => this.reportFault(error));
   }
 
-  /** ROM output at 74880 baud, as a 115200 listener receives it. */
+  /** Output at the chip's rate now (the ROM's 74880), a line at a time, each taking its time on the line. */
   private async printRom(text: string, epoch: number): Promise<void> {
     if (epoch !== this.epoch || !this.link) return;
-    this.emit('output', text, ROM_BOOT_BAUD);
-    this.link.write(resampleUart(Buffer.from(text, 'latin1'), ROM_BOOT_BAUD, FIRMWARE_BAUD));
-    await this.wait((text.length * 10 * 1000) / ROM_BOOT_BAUD);
+    this.emit('output', text, this.uart.rate);
+    for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
+      if (epoch !== this.epoch) return;
+      this.uart.send(Buffer.from(line, 'latin1'));
+      await this.wait((line.length * 10 * 1000) / this.uart.rate);
+    }
   }
 
   private enqueue(frame: Buffer): void {
@@ -410,7 +397,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     if (epoch !== this.epoch) return;
     if (result.delayMs) await this.wait(result.delayMs);
     if (epoch !== this.epoch || !this.link) return;
-    for (const reply of result.replies) this.link.write(slipEncode(reply));
+    for (const reply of result.replies) this.uart.send(slipEncode(reply));
     const repliedAt = Date.now();
     if (result.busyMs) this.busyUntil = repliedAt + result.busyMs;
     if (result.work) {
@@ -438,17 +425,26 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
         if (epoch !== this.epoch) return;
         const stub = new FlasherStub(this.ctx);
         this.loader = stub;
-        link.write(slipEncode(stub.greeting()));
+        this.uart.send(slipEncode(stub.greeting()));
         this.emit('stub-started');
         break;
       }
       case 'hang':
         this.loader = null;
         break;
-      case 'set-baud':
-        link.setBaud(action.baud);
-        this.emit('baud', action.baud);
+      case 'set-baud': {
+        // The stub's divider sets the rate (close to the one asked for when the host gave
+        // the right old rate); a divider of 0 leaves the UART unable to talk.
+        this.uart.assumeHostRate(action.baud);
+        if (action.divider <= 0) {
+          this.loader = null;
+          break;
+        }
+        const rate = UART_CLOCK_HZ / action.divider;
+        this.uart.setRate(rate);
+        this.emit('baud', rate);
         break;
+      }
       case 'reboot':
         this.reset(this.latched, 2);
         break;

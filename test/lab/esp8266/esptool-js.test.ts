@@ -20,7 +20,7 @@ describe('esptool-js against the ESP8266 simulator (pty, no reset lines)', () =>
     sim = undefined;
   });
 
-  it('connects, uploads the stub, goes to 460800, erases and writes a compressed image that verifies', async () => {
+  it('connects, uploads the stub, goes to 460800, erases (a W25Q32 takes 10 s) and writes a compressed image that verifies', { timeout: 60_000 }, async () => {
     const dir = await tempDir();
     sim = new Esp8266Simulator({ flashImagePath: path.join(dir, 'flash.bin') });
     await sim.powerOn({ bootMode: 'download' });
@@ -32,7 +32,8 @@ describe('esptool-js against the ESP8266 simulator (pty, no reset lines)', () =>
     expect(description).toBe('ESP8266EX');
     expect(port.hasResetLines).toBe(false);
     expect(sim.loaderKind).toBe('stub');
-    expect(sim.lineRate).toBe(460800);
+    // The stub's divider (52 MHz ÷ 451 × 115200 ÷ 460800 → 112) gives 464286 baud: 0.75 % off, which a UART reads fine.
+    expect(Math.abs(sim.lineRate - 460800) / 460800).toBeLessThan(0.01);
     expect(log).toContain('Stub running...');
     expect(log.some((line) => line.startsWith('MAC: 5c:cf:7f:3a:4b:5c'))).toBe(true);
     expect(await loader.detectFlashSize()).toBe('4MB');

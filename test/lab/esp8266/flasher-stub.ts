@@ -10,10 +10,17 @@
  *   the next block or to FLASH_END;
  * - erases as it writes (4 KB sectors, 64 KB blocks where aligned), inflates zlib data;
  * - SPI_FLASH_MD5 answers 16 raw bytes (the ROM would send 32 hex characters);
- * - CHANGE_BAUDRATE switches after its answer has left; RUN_USER_CODE never answers.
+ * - CHANGE_BAUDRATE carries the new rate and the rate the line runs at now: the ESP8266
+ *   has no crystal detection, so the stub derives the new UART divider from the current
+ *   one (stub_io_set_baudrate / get_new_uart_divider: divider × old ÷ new). A host that
+ *   sends a wrong old rate (0, as the ROM protocol has it) gets a chip at a wrong rate, or
+ *   mute. It switches after its answer has left; RUN_USER_CODE never answers.
+ * - Timing (flash-chip.ts FlashTiming): 64 KB block erases where a whole aligned block is
+ *   erased ahead, sector erases otherwise, page programs, a chip erase per MB.
  */
 import { constants as zlibConstants, createInflate, type Inflate } from 'node:zlib';
-import { FlashRangeError, SECTOR_SIZE } from './flash-chip.js';
+import { eraseCostMs, FlashRangeError, programCostMs, SECTOR_SIZE } from './flash-chip.js';
+import { UART0_CLKDIV_REG } from './chip-registers.js';
 import {
   buildResponse,
   dataChecksum,
@@ -117,9 +124,13 @@ export class FlasherStub implements Loader {
         if (!lengthIs(24)) return { replies: [reply(StubError.BAD_DATA_LEN)] };
         this.configuredSize = args[1]!;
         return { replies: [reply()] };
-      case Op.CHANGE_BAUDRATE:
+      case Op.CHANGE_BAUDRATE: {
         if (!lengthIs(8)) return { replies: [reply(StubError.BAD_DATA_LEN)] };
-        return { replies: [reply()], then: { kind: 'set-baud', baud: args[0]! } };
+        const [newBaud, oldBaud] = args as [number, number];
+        const divider = this.ctx.registers.read(UART0_CLKDIV_REG) & 0xfffff;
+        const newDivider = newBaud > 0 ? Math.floor((divider * oldBaud) / newBaud) : 0;
+        return { replies: [reply()], then: { kind: 'set-baud', baud: newBaud, divider: newDivider } };
+      }
       case Op.FLASH_BEGIN:
       case Op.FLASH_DEFL_BEGIN:
         return { replies: [reply(this.flashBegin(op, data, args))] };
@@ -133,8 +144,8 @@ export class FlasherStub implements Loader {
         return this.md5(args, lengthIs(16), reply);
       case Op.ERASE_FLASH: {
         if (!lengthIs(0)) return { replies: [reply(StubError.BAD_DATA_LEN)] };
-        const sectors = this.ctx.flash.eraseChip();
-        return { replies: [reply()], delayMs: sectors * this.ctx.timing.sectorEraseMs };
+        this.ctx.flash.eraseChip();
+        return { replies: [reply()], delayMs: (this.ctx.flash.size / (1024 * 1024)) * this.ctx.timing.chipEraseMsPerMb };
       }
       case Op.ERASE_REGION:
         return this.eraseRegion(args, lengthIs(8), reply);
@@ -216,9 +227,9 @@ export class FlasherStub implements Loader {
         const whole = session.remainingEraseSectors >= SECTORS_PER_BLOCK && session.nextEraseSector % SECTORS_PER_BLOCK === 0;
         const sectors = whole ? SECTORS_PER_BLOCK : 1;
         flash.erase(session.nextEraseSector * SECTOR_SIZE, sectors * SECTOR_SIZE);
+        session.workMs += eraseCostMs(session.nextEraseSector, sectors, timing);
         session.nextEraseSector += sectors;
         session.remainingEraseSectors -= sectors;
-        session.workMs += sectors * timing.sectorEraseMs;
       }
       if (session.corruptNextWrite) {
         data = Buffer.from(data);
@@ -227,7 +238,7 @@ export class FlasherStub implements Loader {
       }
       if (session.nextWrite + data.length > this.configuredSize) throw new FlashRangeError('past the configured flash size');
       flash.program(session.nextWrite, data);
-      session.workMs += Math.ceil(data.length / SECTOR_SIZE) * timing.sectorWriteMs;
+      session.workMs += programCostMs(data.length, timing);
     } catch (error) {
       if (!(error instanceof FlashRangeError)) throw error;
       session.lastError = StubError.FAILED_SPI_OP;
@@ -272,8 +283,7 @@ export class FlasherStub implements Loader {
     const [address, size] = args as [number, number];
     try {
       const digest = this.ctx.flash.md5(address, size);
-      // Reading flash to hash it: about half the cost of programming it.
-      const delayMs = (Math.ceil(size / SECTOR_SIZE) * this.ctx.timing.sectorWriteMs) / 2;
+      const delayMs = Math.ceil(size / SECTOR_SIZE) * this.ctx.timing.md5SectorMs;
       return { replies: [reply(StubError.OK, digest)], delayMs };
     } catch (error) {
       if (error instanceof FlashRangeError) return { replies: [reply(StubError.FAILED_SPI_OP)] };
@@ -287,7 +297,7 @@ export class FlasherStub implements Loader {
     if (address % SECTOR_SIZE !== 0 || size % SECTOR_SIZE !== 0) return { replies: [reply(StubError.BAD_DATA_LEN)] };
     try {
       const sectors = this.ctx.flash.erase(address, size);
-      return { replies: [reply()], delayMs: sectors * this.ctx.timing.sectorEraseMs };
+      return { replies: [reply()], delayMs: eraseCostMs(address / SECTOR_SIZE, sectors, this.ctx.timing) };
     } catch (error) {
       if (error instanceof FlashRangeError) return { replies: [reply(StubError.FAILED_SPI_OP)] };
       throw error;

@@ -4,7 +4,7 @@ import { deflateSync } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ChipRegisters, type SimulatedChip } from './chip-registers.js';
 import { FlasherStub, OHAI, StubError } from './flasher-stub.js';
-import { FlashChip } from './flash-chip.js';
+import { FAST_FLASH_TIMING, FlashChip } from './flash-chip.js';
 import { removeTempDirs, tempDir } from './host-tools.js';
 import { buildCommand, dataChecksum, Op, ROM_SYNC_VALUE, RomLoader, SYNC_PAYLOAD, type LoaderContext, type LoaderResult } from './rom-protocol.js';
 
@@ -20,7 +20,7 @@ async function context(chip: SimulatedChip = 'ESP8266', flashSizeBytes = 4 << 20
     chip,
     flash,
     registers: new ChipRegisters({ chip, flash, uartBaud: () => 115200 }),
-    timing: { sectorEraseMs: 2, sectorWriteMs: 1 },
+    timing: { ...FAST_FLASH_TIMING },
     faults: { flashDataBytes: 0 },
   };
 }
@@ -118,8 +118,12 @@ describe('flasher stub', () => {
     expect(response(sync.replies[0]!)).toMatchObject({ value: 0, data: Buffer.from([0, 0]) });
     expect(only(await stub.handle(buildCommand(Op.READ_REG, u32(0x40001000))))).toMatchObject({ value: 0xfff0c101, data: Buffer.from([0, 0]) });
     expect(only(await stub.handle(buildCommand(Op.GET_SECURITY_INFO)))).toMatchObject({ op: Op.GET_SECURITY_INFO, data: Buffer.from([StubError.CMD_NOT_IMPLEMENTED, 0]) });
+    // The new UART divider comes from the current one (52 MHz / 115200 = 451) × old ÷ new.
     const baud = await stub.handle(buildCommand(Op.CHANGE_BAUDRATE, u32(460800, 115200)));
-    expect(baud.then).toEqual({ kind: 'set-baud', baud: 460800 });
+    expect(baud.then).toEqual({ kind: 'set-baud', baud: 460800, divider: 112 });
+    // The stub believes the old rate it is told: 74880 (wrong here) gives another divider.
+    const wrong = await stub.handle(buildCommand(Op.CHANGE_BAUDRATE, u32(460800, 74880)));
+    expect(wrong.then).toEqual({ kind: 'set-baud', baud: 460800, divider: 73 });
     expect((await stub.handle(buildCommand(Op.RUN_USER_CODE))).replies).toEqual([]);
   });
 

@@ -14,7 +14,7 @@
  * chip is busy) is reported, not slept; the simulator applies it.
  */
 import type { ChipRegisters, SimulatedChip } from './chip-registers.js';
-import { FlashRangeError, SECTOR_SIZE, type FlashChip } from './flash-chip.js';
+import { eraseCostMs, FlashRangeError, programCostMs, SECTOR_SIZE, type FlashChip, type FlashTiming } from './flash-chip.js';
 
 export const Op = {
   FLASH_BEGIN: 0x02,
@@ -129,7 +129,7 @@ export interface LoaderContext {
   chip: SimulatedChip;
   flash: FlashChip;
   registers: ChipRegisters;
-  timing: { sectorEraseMs: number; sectorWriteMs: number };
+  timing: FlashTiming;
   faults: LoaderFaults;
 }
 
@@ -138,7 +138,11 @@ export type LoaderAction =
   | { kind: 'run-stub'; entry: number }
   /** MEM_END jumped to an address where nothing was loaded: the chip is lost until reset. */
   | { kind: 'hang' }
-  | { kind: 'set-baud'; baud: number }
+  /**
+   * The stub's CHANGE_BAUDRATE: `baud` is the rate asked for, `divider` the UART clock
+   * divider the stub computed from it (the chip's real rate is the UART clock ÷ divider).
+   */
+  | { kind: 'set-baud'; baud: number; divider: number }
   /** Software reset: the latched boot mode (download) brings the ROM loader back. */
   | { kind: 'reboot' }
   /** Leave the loader and boot the firmware in flash. */
@@ -298,7 +302,7 @@ export class RomLoader implements Loader {
     const sectors = lastSector - startSector;
     if (sectors > 0) this.ctx.flash.erase(startSector * SECTOR_SIZE, sectors * SECTOR_SIZE);
     this.flashDownload = { offset, blockSize, blocks, nextSeq: 0 };
-    return { replies: [this.ok(op)], delayMs: sectors * this.ctx.timing.sectorEraseMs };
+    return { replies: [this.ok(op)], delayMs: eraseCostMs(startSector, sectors, this.ctx.timing) };
   }
 
   /** The ROM writes the whole (padded) block, then answers. */
@@ -317,8 +321,7 @@ export class RomLoader implements Loader {
       throw error;
     }
     download.nextSeq++;
-    const sectors = Math.ceil(block.payload.length / SECTOR_SIZE);
-    return { replies: [this.ok(op)], delayMs: sectors * this.ctx.timing.sectorWriteMs };
+    return { replies: [this.ok(op)], delayMs: programCostMs(block.payload.length, this.ctx.timing) };
   }
 
   private ok(op: number): Buffer {

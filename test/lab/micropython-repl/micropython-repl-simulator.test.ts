@@ -91,6 +91,54 @@ describe('MicroPython REPL simulator', () => {
     expect(lab.repl.stats.creditViolations).toBe(0);
   });
 
+  it('raw-paste ends early at a syntax error, as the board\'s compiler does: \\x04, input dropped until the host\'s \\x04, then the error', async () => {
+    const { lab, host } = await open();
+    await lab.repl.start();
+    await host.take(BANNER);
+    host.write('\x01');
+    await host.take(RAW);
+    host.write('\x05A\x01');
+    await host.take(/R\x01[\s\S]{3}/);
+    // Line 2 cannot be mended by anything after it; 2.4 KB follow.
+    const code = `x = 1\ny = = 2\n${'z = 3\n'.repeat(400)}`;
+    host.write(code.slice(0, 256)); // the credit granted
+    expect(await host.take('\x04')).toBe('\x04'); // instead of a \x01: no more credit, the paste is over
+    host.write(code.slice(256, 512)); // already on its way: dropped
+    host.write('\x04');
+    expect(await host.take(/\x04>$/)).toBe('\x04Traceback (most recent call last):\r\n  File "<stdin>", line 2\r\nSyntaxError: invalid syntax\r\n\x04>');
+    expect(lab.repl.stats.rawPasteEarlyEnds).toBe(1);
+    expect(lab.repl.stats.creditViolations).toBe(0);
+    // In step with the host: the next exec runs.
+    host.write('print(7)\x04');
+    expect(await host.take(/\x04>$/)).toBe('OK7\r\n\x04\x04>');
+  });
+
+  it('raw-paste does not end early for code that later lines complete (a triple-quoted string, a try block)', async () => {
+    const { lab, host } = await open();
+    await lab.repl.start();
+    await host.take(BANNER);
+    host.write('\x01');
+    await host.take(RAW);
+    host.write('\x05A\x01');
+    await host.take(/R\x01[\s\S]{3}/);
+    const code = `s = """\n${'line of a long text\n'.repeat(30)}"""\ntry:\n${'    n = 1\n'.repeat(30)}except OSError:\n    pass\nprint(len(s))\n`;
+    let credit = 256;
+    for (let sent = 0; sent < code.length;) {
+      if (credit === 0) {
+        await host.take('\x01');
+        credit += 128;
+        continue;
+      }
+      const n = Math.min(credit, code.length - sent);
+      host.write(code.slice(sent, sent + n));
+      sent += n;
+      credit -= n;
+    }
+    host.write('\x04');
+    expect(await host.take(/\x04>$/)).toMatch(/^\x01*\x04601\r\n\x04\x04>$/);
+    expect(lab.repl.stats.rawPasteEarlyEnds).toBe(0);
+  });
+
   it('rawPaste: false answers R\\x00 and a prompt', async () => {
     const { lab, host } = await open({}, { repl: { rawPaste: false } });
     await lab.repl.start();

@@ -19,17 +19,23 @@
  *   little-endian: half of MICROPY_REPL_STDIN_BUFFER_MAX, 256 on the ESP8266 port) and
  *   `\x01` (a second window); one `\x01` for each window's worth of bytes consumed; the
  *   host's `\x04` ends the code: `\x04`, then stdout `\x04` stderr `\x04>`; a Ctrl-C
- *   instead: `\x04\x04KeyboardInterrupt: \r\n\x04>`. `rawPaste: false` answers `R\x00`
- *   (then `>`), as pyexec.c does for a raw-paste command it does not support;
+ *   instead: `\x04\x04KeyboardInterrupt: \r\n\x04>`. A syntax error found while the code
+ *   streams in ends the paste early, as the board's compiler does (pyexec.c: the reader
+ *   is closed): `\x04` instead of the next `\x01`, every byte dropped until the host's
+ *   `\x04` (or Ctrl-C), then `\x04`, the SyntaxError traceback, `\x04>` (syntax-check.ts).
+ *   `rawPaste: false` answers `R\x00` (then `>`), as pyexec.c does for a raw-paste
+ *   command it does not support;
  * - Ctrl-C while code or the program runs raises KeyboardInterrupt in it (the UART
  *   interrupt: the byte is not queued); other bytes wait in the UART receive buffer.
  *
  * Shortcuts, written down as the lab rules ask:
  * - Code runs through MicroPythonBoard.run(): its output comes back when it has finished,
- *   not while it runs; it is compiled once all of it has arrived (a board compiles
- *   raw-paste code while it streams in, so a syntax error would end the paste early with
- *   `\x04`; here it is reported after the host's `\x04`, in the same format); it holds
- *   the whole source in the board's heap (a board does not, in raw-paste mode).
+ *   not while it runs; it holds the whole source in the board's heap (a board does not,
+ *   in raw-paste mode). A raw-paste syntax error is looked for at window boundaries, once
+ *   the code has grown by a quarter since the last look (so the cost stays linear), and
+ *   only where no later line could mend it: the paste ends up to a quarter of the code
+ *   later than on a board, and an error in the last lines is reported after the host's
+ *   `\x04`, in the same format.
  * - Bytes are consumed as soon as they arrive (PtyLink delivers them at the line rate),
  *   so flow-control credit is granted at that rate. A host that sends beyond its credit
  *   loses the excess (a real board's receive buffer would overflow): counted in
@@ -48,6 +54,7 @@
 import type { LogLevel } from '../../../electron/manager/log.js';
 import { MicroPythonBoardBootError, type BoardResetReason, type MicroPythonBoard } from '../../../electron/manager/virtual/micropython-board.js';
 import { FriendlyReadline, PS1 } from './friendly-readline.js';
+import { SyntaxChecker } from './syntax-check.js';
 
 /** The serial side the simulator talks through (a PtyLink, or anything shaped like it). */
 export interface ReplLink {
@@ -78,9 +85,12 @@ export interface ReplStats {
   /** Code executions (friendly lines, raw and raw-paste execs). */
   execs: number;
   rawPasteExecs: number;
+  /** Raw pastes the board ended early (a syntax error found while the code streamed in). */
+  rawPasteEarlyEnds: number;
 }
 
-type Mode = 'off' | 'program' | 'friendly' | 'paste-mode' | 'raw' | 'raw-paste';
+/** `raw-paste-ended`: the board ended a paste early and drops input until the host's \x04. */
+type Mode = 'off' | 'program' | 'friendly' | 'paste-mode' | 'raw' | 'raw-paste' | 'raw-paste-ended';
 
 const CTRL_A = 0x01;
 const CTRL_B = 0x02;
@@ -96,7 +106,7 @@ function cook(text: string): string {
 }
 
 export class MicroPythonReplSimulator {
-  readonly stats: ReplStats = { overruns: 0, creditViolations: 0, execs: 0, rawPasteExecs: 0 };
+  readonly stats: ReplStats = { overruns: 0, creditViolations: 0, execs: 0, rawPasteExecs: 0, rawPasteEarlyEnds: 0 };
   private readonly link: ReplLink;
   private readonly board: MicroPythonBoard;
   private readonly rawPaste: boolean;
@@ -114,7 +124,10 @@ export class MicroPythonReplSimulator {
   private readonly readline = new FriendlyReadline();
   /** Friendly paste mode (Ctrl-E), raw and raw-paste code being received. */
   private code: number[] = [];
-  private paste = { remain: 0, allowed: 0, received: 0 };
+  private paste = { remain: 0, allowed: 0, received: 0, nextCheck: 0 };
+  /** The traceback of a raw paste ended early, sent once the host acknowledges. */
+  private pasteError = '';
+  private checker: SyntaxChecker | null = null;
   private started = false;
   private closed = false;
   /** The REPL comes up after the power-on boot (which prints an extra \r\n), not a soft reset. */
@@ -164,6 +177,7 @@ export class MicroPythonReplSimulator {
       this.board.on('boot', this.onBoot);
     }
     this.busy = 'reset';
+    if (this.rawPaste) this.checker ??= await SyntaxChecker.load();
     try {
       if (!this.board.running) await this.board.start();
     } catch (error) {
@@ -196,7 +210,7 @@ export class MicroPythonReplSimulator {
         continue;
       }
       if (c === CTRL_C && this.busy === 'reset') this.interruptAfterBoot = true;
-      if (this.mode === 'raw-paste' && !this.busy && this.queue.length === 0) {
+      if ((this.mode === 'raw-paste' || this.mode === 'raw-paste-ended') && !this.busy && this.queue.length === 0) {
         this.pasteByte(c); // the hot path: no queueing
         continue;
       }
@@ -216,7 +230,8 @@ export class MicroPythonReplSimulator {
         case 'friendly': this.friendlyByte(c); break;
         case 'paste-mode': this.pasteModeByte(c); break;
         case 'raw': this.rawByte(c); break;
-        case 'raw-paste': this.pasteByte(c); break;
+        case 'raw-paste':
+        case 'raw-paste-ended': this.pasteByte(c); break;
       }
     }
   }
@@ -308,11 +323,18 @@ export class MicroPythonReplSimulator {
     }
     const w = this.window;
     this.write(Buffer.from([0x52, 0x01, w & 0xff, w >> 8, 0x01])); // R\x01, window, and a second window
-    this.paste = { remain: w, allowed: 2 * w, received: 0 };
+    this.paste = { remain: w, allowed: 2 * w, received: 0, nextCheck: w };
     this.mode = 'raw-paste';
   }
 
   private pasteByte(c: number): void {
+    if (this.mode === 'raw-paste-ended') {
+      // The reader was closed: everything up to the host's \x04 (or Ctrl-C) is dropped.
+      if (c !== CTRL_C && c !== CTRL_D) return;
+      this.mode = 'raw';
+      this.write(Buffer.from(`\x04${cook(this.pasteError)}\x04>`, 'utf8'));
+      return;
+    }
     if (c === CTRL_C) {
       this.code = [];
       this.mode = 'raw';
@@ -333,10 +355,27 @@ export class MicroPythonReplSimulator {
     }
     this.code.push(c);
     if (--this.paste.remain === 0) {
+      if (this.endsEarly()) return;
       this.write(Buffer.from([0x01]));
       this.paste.remain = this.window;
       this.paste.allowed += this.window;
     }
+  }
+
+  /** At a window boundary: a syntax error no more code can mend ends the paste now (see syntax-check.ts). */
+  private endsEarly(): boolean {
+    const received = this.code.length;
+    if (!this.checker || received < this.paste.nextCheck) return false;
+    this.paste.nextCheck = Math.max(received + this.window, Math.ceil(received * 1.25));
+    const source = Buffer.from(this.code).toString('utf8');
+    const finding = this.checker.definiteError(source);
+    if (!finding) return false;
+    this.code = [];
+    this.pasteError = finding.traceback;
+    this.mode = 'raw-paste-ended';
+    this.stats.rawPasteEarlyEnds++;
+    this.write(Buffer.from([CTRL_D]));
+    return true;
   }
 
   // --- actions -----------------------------------------------------------------------------

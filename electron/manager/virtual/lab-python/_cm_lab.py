@@ -1,12 +1,14 @@
 # The board lab's runtime (micropython-board-worker.mjs): boots the board's files and
 # drives its firmware one bounded step at a time. Never part of a real board.
 #
-# Garbage is only collected when control is back in JavaScript, so every entry point
-# ends with gc.collect() (which only marks a collection due; it runs as the call returns).
-# Exceptions never leave these functions (an exception reaching JavaScript is formatted
-# in the heap, which may be full): they are kept in _err, and JavaScript asks report()
-# to print them once the heap has been collected. Return codes: 0 ok, -1 exception,
-# -2 MemoryError, -3 SystemExit, -4 KeyboardInterrupt (Ctrl-C, see interrupted()).
+# Garbage is only collected when control is back in JavaScript: the port's automatic
+# collection (at gc.threshold(), which the worker sets as _boot.py does) runs as the call
+# returns, and the worker calls collect() between calls when the heap runs low (a
+# gc.collect() here only marks a collection due). Exceptions never leave these
+# functions (an exception reaching JavaScript is formatted in the heap, which may be
+# full): they are kept in _err, and JavaScript asks report() to print them once the heap
+# has been collected. Return codes: 0 ok, -1 exception, -2 MemoryError, -3 SystemExit,
+# -4 KeyboardInterrupt (Ctrl-C, see interrupted()).
 import gc
 import sys
 import uctypes
@@ -57,8 +59,7 @@ def run_file(name):
         exec(c, g)
     except BaseException as e:
         return _fail(e)
-    _h.mem(gc.mem_alloc(), gc.mem_free())
-    gc.collect()
+    mem()
     return 0
 
 
@@ -71,8 +72,7 @@ def start(mod):
         _step = c.step
     except BaseException as e:
         return _fail(e)
-    _h.mem(gc.mem_alloc(), gc.mem_free())
-    gc.collect()
+    mem()
     return 0
 
 
@@ -81,9 +81,8 @@ def step(wait):
         r = _step(wait)
     except BaseException as e:
         return _fail(e)
-    # The peak of this step, before the collection that runs as we return.
-    _h.mem(gc.mem_alloc(), gc.mem_free())
-    gc.collect()
+    # The peak of this step, before any collection that runs as we return.
+    mem()
     return r if type(r) is int and r > 0 else 0
 
 
@@ -102,8 +101,7 @@ def run(single):
         gc.collect()
         return _fail(e)
     b = c = None
-    _h.mem(gc.mem_alloc(), gc.mem_free())
-    gc.collect()
+    mem()
     return 0
 
 
@@ -136,7 +134,24 @@ def collect():
 
 
 def mem():
-    _h.mem(gc.mem_alloc(), gc.mem_free())
+    _h.mem(gc.mem_alloc(), gc.mem_free(), gc.threshold())
+
+
+def corrupt(start, blocks, ms):
+    # inisetup.fs_corrupted() of MicroPython 1.27 (from _boot.py, nothing mounted): the
+    # message every 3 s (`ms` here) until Ctrl-C.
+    import time
+    try:
+        while 1:
+            print("""\
+The filesystem starting at sector %d with size %d sectors looks corrupt.
+You may want to make a flash snapshot and try to recover it. Otherwise,
+format it with vfs.VfsLfs2.mkfs(bdev), or completely erase the flash and
+reprogram MicroPython.
+""" % (start, blocks))
+            time.sleep_ms(ms)
+    except BaseException as e:
+        return _fail(e)
 
 
 def ballast(n):
