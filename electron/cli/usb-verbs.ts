@@ -12,6 +12,7 @@ const PROVISION_OPTIONS: Record<string, OptionSpec> = {
   'wifi-ssid': { type: 'string', valueName: 'SSID', description: 'the wifi network the board joins' },
   'wifi-password-file': { type: 'string', valueName: 'FILE', description: 'file holding the wifi password (first line; keeps it out of shell history)' },
   server: { type: 'string', valueName: 'HOST', description: 'address the board uses to reach the service (default: the service\'s)' },
+  'keep-access-point': { type: 'boolean', description: 'leave the board\'s own wifi access point (MicroPython-xxxxxx) on; by default it is turned off' },
 };
 
 /** Prints progress events of USB jobs as they arrive (one line per phase, percent for long ones). */
@@ -53,7 +54,7 @@ async function provisionInput(context: VerbContext, api: ApiClient) {
   if (typeof values['wifi-ssid'] !== 'string') throw new CliError('--wifi-ssid SSID is required (and --wifi-password-file for a protected network)', 2);
   let server: { host: string; port: number } | undefined;
   if (typeof values.server === 'string') server = { host: values.server, port: (await api.call('status', {})).redis.port };
-  return { name: values.name, wifiSsid: values['wifi-ssid'], wifiPassword: await wifiPassword(values), server };
+  return { name: values.name, wifiSsid: values['wifi-ssid'], wifiPassword: await wifiPassword(values), server, keepAccessPoint: Boolean(values['keep-access-point']) };
 }
 
 function provisionOutcome(result: { name: string; online: boolean }): string {
@@ -135,6 +136,9 @@ export const boardFlash: VerbSpec = {
       });
       const flash = result.flash;
       write(out, `Flashed ${formatBytes(flash.imageBytes)} to the ${flash.chip} (${formatBytes(flash.flashSizeBytes)} flash, mode ${flash.flashMode}) in ${flash.seconds.toFixed(1)} s.\n`);
+      if (flash.filesystem === 'kept') write(out, 'The files already on the board were kept.\n');
+      if (flash.filesystem === 'cleared') write(out, 'Data left by another firmware was cleared: MicroPython started with an empty file system.\n');
+      if (flash.boot !== 'ok') write(out, `MicroPython was not seen starting: ${flash.bootEvidence}.\n`);
       if (result.provision) write(out, provisionOutcome(result.provision));
       return result.provision && !result.provision.online ? 1 : 0;
     } finally {

@@ -1,13 +1,16 @@
 /**
  * One-click flash and provisioning against a simulated ESP8266 (ROM + stub, then
  * MicroPython with its REPL on the pty): the board comes online in the fleet with the
- * given wifi, server and name, and credentials that work for itself only.
+ * given wifi, server and name, and credentials that work for itself only. Its own wifi
+ * access point (on after MicroPython's first boot) is turned off for good, unless the
+ * caller keeps it. The boards join the wifi with a board's timing (seconds).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UsbService, type UsbProgressEvent } from '../../electron/manager/usb/usb-service.js';
+import { UsbService, waitOnline, type UsbProgressEvent } from '../../electron/manager/usb/usb-service.js';
+import { provisionBoard, type ProvisionProgress } from '../../electron/manager/usb/board-provisioner.js';
 import { ProvisioningInputError } from '../../electron/manager/fleet/provisioning-payload.js';
 import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
 import { RespError } from '../../electron/manager/redis/resp-codec.js';
@@ -15,7 +18,7 @@ import { boardKeys } from '../../electron/manager/redis/keys.js';
 import { LAB_WIFI } from '../../electron/manager/virtual/micropython-fleet.js';
 import { SimulatedEsp8266 } from '../lab/simulated-esp8266.js';
 import { makeEsp8266Image } from '../lab/esp8266-image.js';
-import { startManager } from '../helpers/lab.js';
+import { startManager, waitFor } from '../helpers/lab.js';
 
 describe('flash and provision an ESP8266 over USB (simulated)', () => {
   let service: Awaited<ReturnType<typeof startManager>>;
@@ -41,6 +44,15 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     await service?.close();
     await rm(folder, { recursive: true, force: true });
   });
+
+  /** Presses RESET and asks the rebooted MicroPython whether its access point is active. */
+  async function accessPointAfterReset(board: SimulatedEsp8266): Promise<string> {
+    const before = board.board;
+    await board.rom.pressReset();
+    const rebooted = await waitFor(() => (board.board !== before && board.board?.mode === 'firmware' ? board.board : null), 30_000, 'MicroPython running again');
+    const result = await rebooted.run('import network\nprint(network.WLAN(network.AP_IF).active())');
+    return result.error ? result.error : result.stdout;
+  }
 
   async function newBoard(name: string) {
     const board = new SimulatedEsp8266({ folder: path.join(folder, name) });
@@ -77,9 +89,31 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     const [done] = await service.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 10_000 });
     expect(done!.output[0]?.text).toBe('hello from the kitchen\n');
     const phases = new Set(events.map((event) => `${event.step}:${event.phase}`));
-    for (const phase of ['flash:write', 'flash:verify', 'flash:boot-check', 'provision:repl', 'provision:enroll', 'provision:write', 'provision:restart', 'provision:online']) {
+    for (const phase of ['flash:write', 'flash:verify', 'flash:boot-check', 'provision:repl', 'provision:enroll', 'provision:write', 'provision:access-point', 'provision:restart', 'provision:online']) {
       expect(phases).toContain(phase);
     }
+    expect(events.find((event) => event.phase === 'access-point')?.message).toBe("turning off the board's own wifi access point");
+
+    // MicroPython's first boot had left the access point on; after a reboot it is still off.
+    expect(board.accessPoint()).toMatchObject({ apActive: false, apSsid: expect.stringMatching(/^MicroPython-/) });
+    expect(await accessPointAfterReset(board)).toBe('False\n');
+  });
+
+  it('keeps the access point on when asked (keepAccessPoint)', { timeout: 120_000 }, async () => {
+    const board = await newBoard('porch');
+    await usb.flash({ port: board.path, image: makeEsp8266Image({ size: 128 * 1024, flashMode: 'dio' }) });
+    const fleet = service.manager.fleet;
+    const phases: ProvisionProgress['phase'][] = [];
+    const result = await provisionBoard({
+      portPath: board.path, name: 'porch', wifi: LAB_WIFI, server: { host: '127.0.0.1', port: service.redisPort }, keepAccessPoint: true,
+      enroll: (name) => fleet.enroll(name, { rotate: true, server: '127.0.0.1' }),
+      waitOnline: (boardId, timeoutMs) => waitOnline(fleet, boardId, timeoutMs),
+      onProgress: (progress) => phases.push(progress.phase),
+    });
+    expect(result.online).toBe(true);
+    expect(phases).not.toContain('access-point');
+    expect(board.accessPoint()).toMatchObject({ apActive: true, apKey: 'micropythoN' });
+    expect(await accessPointAfterReset(board)).toBe('True\n');
   });
 
   it('refuses bad wifi settings before touching the board; the board keeps working', { timeout: 60_000 }, async () => {
@@ -88,6 +122,11 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
       .rejects.toBeInstanceOf(ProvisioningInputError);
     await expect(usb.flash({ port: board.path, image: makeEsp8266Image({ size: 64 * 1024 }), provision: { name: 'bad name!', wifi: LAB_WIFI } }))
       .rejects.toBeInstanceOf(ProvisioningInputError);
+    // A build without a file system cannot hold the client: refused before anything is written.
+    const writesBefore = board.rom.commandLog.length;
+    await expect(usb.flash({ port: board.path, image: makeEsp8266Image({ size: 200 * 1024, variant: 'FLASH_512K' }), provision: { name: 'kitchen', wifi: LAB_WIFI } }))
+      .rejects.toThrow(/FLASH_512K, for 512 KB boards\) has no file system, so the Cloudmanager client cannot be stored/);
+    expect(board.rom.commandLog.length).toBe(writesBefore);
     // Its credentials were not re-issued: it is still online and runs commands.
     const { commands } = await service.api.call('commands.send', { boards: 'kitchen', request: { op: 'exec', code: 'print(1)' } });
     expect((await service.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 10_000 }))[0]!.status).toBe('ok');

@@ -10,6 +10,11 @@ describe('flash wizard steps', () => {
     expect(flashSteps({ download: false, erase: false, provision: true, flash: false }).map((step) => step.id)).toEqual(['setup', 'online']);
   });
 
+  it('names the erase step after what it does: the whole flash when asked, only old data found by the flasher', () => {
+    expect(flashSteps({ download: false, erase: true, clearOldData: true, provision: false, flash: true })[1]).toEqual({ id: 'erase', label: 'Erase the flash' });
+    expect(flashSteps({ download: false, erase: false, clearOldData: true, provision: false, flash: true })[1]).toEqual({ id: 'erase', label: "Clear the old firmware's data" });
+  });
+
   it('maps reported phases to steps, and tells which part failed', () => {
     expect(['download.data', 'flash.bootloader', 'flash.detect', 'flash.write', 'flash.reflash', 'provision.enroll', 'provision.online', 'other.x'].map(stepOfPhase))
       .toEqual(['download', 'connect', 'connect', 'write', 'start', 'setup', 'online', null]);

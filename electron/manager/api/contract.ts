@@ -59,6 +59,8 @@ const provisionInput = z.object({
   wifiSsid: z.string().min(1).max(32),
   wifiPassword: z.string().max(63),
   server: z.object({ host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535) }).optional(),
+  /** Leave the board's own wifi access point on (default: turned off). */
+  keepAccessPoint: z.boolean().optional(),
 });
 const boardRef = z.string().min(1).max(64);
 const cid = z.string().min(1).max(40);

@@ -7,7 +7,8 @@ import type { Fleet } from '../fleet/fleet.js';
 import { validateBoardPath, validateCommandRequest, type CommandRequest } from '../fleet/command-ops.js';
 import { summarizeBoard } from '../fleet/board-registry.js';
 import { sha256 } from '../transfer/upload-blob.js';
-import type { UsbService, ProvisionRequestBase } from '../usb/usb-service.js';
+import type { UsbService } from '../usb/usb-service.js';
+import { provisionRequest } from '../fleet/usb-job.js';
 import type { JobService } from '../fleet/job-service.js';
 import { BUILTIN_FIRMWARE } from '../usb/builtin-firmware.js';
 import type { StagedFiles } from '../transfer/staged-files.js';
@@ -112,7 +113,3 @@ export const handlers: HandlerTable = {
   'firmware.add': ({ usb }, input) => usb.catalogue.add(input.name, Buffer.from(input.dataBase64, 'base64'), null),
   'firmware.download': ({ usb }, input) => usb.catalogue.download({ url: input.url, sha256: input.sha256, name: input.name }),
 };
-
-function provisionRequest(input: { name: string; wifiSsid: string; wifiPassword: string; server?: { host: string; port: number } }): ProvisionRequestBase {
-  return { name: input.name, wifi: { ssid: input.wifiSsid, password: input.wifiPassword }, server: input.server };
-}

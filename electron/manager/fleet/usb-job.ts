@@ -11,11 +11,13 @@ import type { FlashRequest, ProvisionRequestBase, UsbProgressEvent } from '../us
 import type { FlashMode } from '../usb/firmware-image.js';
 import type { JobProgress } from './job-model.js';
 
+/** Provisioning settings as the API takes them. */
 export interface ProvisionSettings {
   name: string;
   wifiSsid: string;
   wifiPassword: string;
   server?: { host: string; port: number };
+  keepAccessPoint?: boolean;
 }
 
 export type UsbJobRequest =
@@ -45,8 +47,11 @@ export interface UsbJobOutcome {
   boardId: string | null;
 }
 
-function provisionRequest(settings: ProvisionSettings): ProvisionRequestBase {
-  return { name: settings.name, wifi: { ssid: settings.wifiSsid, password: settings.wifiPassword }, server: settings.server };
+export function provisionRequest(settings: ProvisionSettings): ProvisionRequestBase {
+  return {
+    name: settings.name, wifi: { ssid: settings.wifiSsid, password: settings.wifiPassword }, server: settings.server,
+    keepAccessPoint: settings.keepAccessPoint,
+  };
 }
 
 function describe(provision: ProvisionResult | null): string {

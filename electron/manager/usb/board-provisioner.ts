@@ -2,8 +2,14 @@
  * Provisioning a board that runs MicroPython, over its USB serial console: enter the raw
  * REPL, learn which bytecode it loads, enroll it (its own Redis user), write the client
  * and its configuration (wifi, server, name, credentials) with the fast serial copy,
- * enable autostart (main.py), soft-reset, and wait until it is online in the fleet.
- * Whatever fails, the board is left out of the raw REPL.
+ * enable autostart (main.py), turn the board's own wifi access point off, soft-reset, and
+ * wait until it is online in the fleet. Whatever fails, the board is left out of the raw
+ * REPL.
+ *
+ * The access point: MicroPython's first boot on an ESP8266 leaves it on (an open door
+ * named MicroPython-xxxxxx with the documented password micropythoN), and the ESP8266's
+ * SDK keeps its on/off state in flash, so turning it off once lasts across reboots. On a
+ * port without `network` (or without an access point) the step does nothing.
  */
 import type { BoardCredentials } from '../fleet/fleet.js';
 import { buildProvisioningPayload, checkBoardName, checkNetworkSettings, ProvisioningInputError } from '../fleet/provisioning-payload.js';
@@ -12,7 +18,7 @@ import { RawRepl } from './raw-repl.js';
 import { putFile, pythonLiteral } from './serial-copy.js';
 import { closeNodeSerialPort, openNodeSerialPort, type NodeSerialPort } from './web-serial-port.js';
 
-export type ProvisionPhase = 'open' | 'repl' | 'enroll' | 'write' | 'restart' | 'online' | 'done';
+export type ProvisionPhase = 'open' | 'repl' | 'enroll' | 'write' | 'access-point' | 'restart' | 'online' | 'done';
 
 export interface ProvisionProgress {
   phase: ProvisionPhase;
@@ -35,6 +41,8 @@ export interface ProvisionOptions {
   onlineTimeoutMs?: number;
   /** How long the board may take to answer on its console (default 15 s: a first boot formats the file system). */
   replTimeoutMs?: number;
+  /** Leave the board's own wifi access point as it is (default false: it is turned off). */
+  keepAccessPoint?: boolean;
   onProgress?: (progress: ProvisionProgress) => void;
   log?: Logger;
 }
@@ -52,6 +60,16 @@ export interface ProvisionResult {
 export class ProvisionError extends Error {
   override name = 'ProvisionError';
 }
+
+/** Turns the board's access point off (network.WLAN(network.AP_IF)); nothing on a port without one. */
+const ACCESS_POINT_OFF = `try:
+    import network
+except ImportError:
+    network = None
+if network and hasattr(network, 'AP_IF'):
+    network.WLAN(network.AP_IF).active(False)
+del network
+`;
 
 export async function provisionBoard(options: ProvisionOptions): Promise<ProvisionResult> {
   checkProvisionSettings(options);
@@ -83,6 +101,10 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
         onProgress: (copy) => progress({ phase: 'write', message: `writing ${file.path}`, done: sent + copy.bytes, total: payload.totalBytes }),
       });
       sent += file.data.length;
+    }
+    if (!options.keepAccessPoint) {
+      progress({ phase: 'access-point', message: "turning off the board's own wifi access point" });
+      await repl.execChecked(ACCESS_POINT_OFF);
     }
     progress({ phase: 'restart', message: 'restarting the board with the Cloudmanager client' });
     await repl.softReset({ runMain: true });

@@ -1,24 +1,229 @@
 /**
- * After flashing: what the board prints while it boots tells whether the new firmware
- * runs (MicroPython's banner or prompt), crashes ("Fatal exception", a reset loop), or
- * neither could be told.
+ * After flashing: what the board prints while it boots, read at the rates it prints at,
+ * tells whether the new firmware runs.
+ *
+ * An ESP8266 talks at two rates. After a reset its ROM prints its boot lines at 74880 baud
+ * (" ets Jan  8 2013,rst cause:2, boot mode:(3,6)", then the load log ending in "csum 0x…");
+ * a firmware that dies before it sets up its UART prints at 74880 too ("Fatal exception
+ * (0)" / "Fatal exception 0(IllegalInstructionCause)" and the register dump — a qio image
+ * on a board wired for dio or dout). MicroPython then switches the UART to 115200 and
+ * prints "Performing initial setup" (first boot: its file system area was blank), the
+ * banner and `>>> `, or — when the area holds something else — its inisetup.fs_corrupted()
+ * message every 3 s. A host at the wrong rate reads garbage (mostly NULs: framing errors).
+ *
+ * So the watch follows the board: it reads at 74880 from the reset until the ROM's lines
+ * are over (the load log has ended and the board went quiet for EARLY_CRASH_MS, in which an
+ * early crash would print, or the firmware's 115200 output shows up as garbage), then at
+ * 115200; garbage at 115200 means the ROM talks again (the board reset): back to 74880.
+ * A board that says nothing at 115200 for a while gets one carriage return (MicroPython's
+ * REPL answers with a prompt; the ROM loader and a crashed chip do not). Every part is
+ * kept with the rate it was read at.
+ *
+ * Verdicts:
+ * - `ok`: MicroPython's banner, a `>>> ` prompt, or "Performing initial setup";
+ * - `fs-corrupt`: "The filesystem starting at sector N with size M sectors looks corrupt."
+ *   (MicroPython 1.27 ports/esp8266/modules/inisetup.py): MicroPython runs but mounted
+ *   nothing — another firmware's data is where its file system goes (erase the flash);
+ * - `crash`: "Fatal exception", the ROM complaining about the image it read ("ets_main.c",
+ *   a checksum that does not match), or the board restarting into its bootloader;
+ * - `boot-loop`: the ROM's boot lines repeating — two or more resets nobody asked for;
+ * - `silent`: none of these (nothing, or only the ROM's lines and garbage).
  */
 
-export type BootVerdict = 'ok' | 'crash' | 'unknown';
+export type BootVerdict = 'ok' | 'crash' | 'boot-loop' | 'fs-corrupt' | 'silent';
 
-/** Judges boot output read at 115200 baud (the ROM's 74880-baud lines read as noise). */
-export function judgeBootOutput(text: string): BootVerdict {
-  if (/Fatal exception|exception \(\d+\):/i.test(text)) return 'crash';
-  if (/MicroPython v\d|(^|\n)>>> /.test(text)) return 'ok';
-  return 'unknown';
+/** The rate the ESP8266 ROM prints at (26 MHz crystal, UART not configured yet). */
+export const ROM_BAUD = 74_880;
+/** The rate MicroPython sets its UART to. */
+export const FIRMWARE_BAUD = 115_200;
+
+/** What arrived while the host's port was set to `baud`. */
+export interface BootReading {
+  baud: number;
+  bytes: Uint8Array;
 }
 
-/** Polls what has arrived on the port until a verdict, or `watchMs`. */
-export async function watchBoot(received: () => Uint8Array, watchMs: number): Promise<BootVerdict> {
-  const deadline = Date.now() + watchMs;
-  for (;;) {
-    const verdict = judgeBootOutput(Buffer.from(received()).toString('latin1'));
-    if (verdict !== 'unknown' || Date.now() >= deadline) return verdict;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+export interface BootJudgement {
+  verdict: BootVerdict;
+  /** What it was told from, in words ("Fatal exception (0) at 74880 baud"). */
+  evidence: string;
+}
+
+export interface JudgeOptions {
+  /**
+   * ROM boot banners our own start of the board produces: 1 when it was reset through EN
+   * (the ROM prints "rst cause:2"), 0 when the stub's "run user code" jumped to the flash
+   * (the ROM prints only its load log).
+   */
+  expectedResets?: number;
+}
+
+const ROM_BANNER = /ets Jan {1,2}8 2013,rst cause:(\d+), boot mode:\((\d+),(\d+)\)/g;
+const FATAL = /Fatal exception \(?(\d+)\)?/;
+const ROM_NO_IMAGE = /ets_main\.c/;
+const FS_CORRUPT = /The filesystem starting at sector (\d+) with size (\d+) sectors looks corrupt/;
+const MICROPYTHON = /MicroPython v\d[^\r\n]*|Performing initial setup|(?:^|[\r\n])>>> /;
+
+const text = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+
+/**
+ * Judges what a board printed (each part with the rate it was read at); null while nothing
+ * conclusive arrived (the caller decides when that means `silent`).
+ */
+export function judgeBoot(readings: readonly BootReading[], options: JudgeOptions = {}): BootJudgement | null {
+  const parts = readings.map((reading) => ({ baud: reading.baud, text: text(reading.bytes) }));
+  const at = (pattern: RegExp) => parts.find((part) => pattern.test(part.text));
+  const fatal = at(FATAL);
+  if (fatal) return { verdict: 'crash', evidence: `${FATAL.exec(fatal.text)![0]} at ${fatal.baud} baud` };
+  const noImage = at(ROM_NO_IMAGE);
+  if (noImage) return { verdict: 'crash', evidence: `the ROM found no image it could read ("ets_main.c" at ${noImage.baud} baud)` };
+  const badSum = parts.find((part) => checksumMismatch(part.text));
+  if (badSum) return { verdict: 'crash', evidence: `the ROM read the image with a wrong checksum (${checksumMismatch(badSum.text)} at ${badSum.baud} baud)` };
+  const corrupt = at(FS_CORRUPT);
+  if (corrupt) {
+    const [, sector, size] = FS_CORRUPT.exec(corrupt.text)!;
+    return { verdict: 'fs-corrupt', evidence: `MicroPython: the filesystem starting at sector ${sector} with size ${size} sectors looks corrupt` };
   }
+  const banners = parts.flatMap((part) => [...part.text.matchAll(ROM_BANNER)].map((match) => ({ baud: part.baud, cause: match[1]!, mode: match[2]! })));
+  // Boots seen: each prints a load log, each reset a banner (a host that came back to
+  // 74880 late may have missed one or the other).
+  const loadLogs = parts.reduce((sum, part) => sum + [...part.text.matchAll(LOAD_LOG_ENDS)].length, 0);
+  const expected = options.expectedResets ?? 0;
+  const unexpected = Math.max(banners.length - expected, loadLogs - 1);
+  if (unexpected >= 2) {
+    const causes = banners.slice(expected).map((banner) => banner.cause);
+    return { verdict: 'boot-loop', evidence: `the ROM's boot lines repeat: ${unexpected} resets nobody asked for${causes.length ? ` (rst cause:${causes.join(',')})` : ''}` };
+  }
+  const micropython = at(MICROPYTHON);
+  if (micropython) return { verdict: 'ok', evidence: `${JSON.stringify(MICROPYTHON.exec(micropython.text)![0].trim())} at ${micropython.baud} baud` };
+  if (banners.slice(expected).some((banner) => banner.mode === '1')) {
+    return { verdict: 'crash', evidence: 'the board restarted into its bootloader (boot mode 1) instead of running the firmware' };
+  }
+  return null;
+}
+
+/** The ROM's load log ends with "csum 0xNN", the checksum stored in the image; "chksum" is what it computed. */
+function checksumMismatch(part: string): string | null {
+  const computed = [...part.matchAll(/chksum (0x[0-9a-f]{2})/g)].at(-1)?.[1];
+  const stored = /(?:^|[\r\n])csum (0x[0-9a-f]{2})/.exec(part)?.[1];
+  return computed && stored && computed !== stored ? `chksum ${computed}, csum ${stored}` : null;
+}
+
+/** The end of the ROM's load log: after it, the ROM jumps to the firmware. */
+const LOAD_LOG_END = /(?:^|[\r\n])csum 0x[0-9a-f]{2}\r?\n/;
+const LOAD_LOG_ENDS = new RegExp(LOAD_LOG_END.source, 'g');
+
+/** Bytes a UART delivers for text sent at another rate: NULs (framing errors) and high bytes. */
+export function looksLikeGarbage(bytes: Uint8Array): boolean {
+  let odd = 0;
+  for (const b of bytes) if (!(b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127))) odd++;
+  return odd >= 4 && odd * 4 >= bytes.length;
+}
+
+/** The host's end of the serial line during the watch. */
+export interface BootLine {
+  /** Everything received since the watch began (a buffer that only grows). */
+  received(): Uint8Array;
+  setBaud(baud: number): Promise<void>;
+  write(data: Uint8Array): Promise<void>;
+}
+
+export interface WatchBootOptions extends JudgeOptions {
+  /** How long to watch at most. */
+  watchMs: number;
+  /** Start at 74880 to read the ROM (the port is switched now); false: 115200 only. */
+  readRom?: boolean;
+  /** Send one CR when the board stays quiet at 115200 (default true). */
+  poke?: boolean;
+  /** Poll interval (default 20 ms). */
+  pollMs?: number;
+}
+
+export interface BootWatch extends BootJudgement {
+  readings: BootReading[];
+}
+
+/** After the ROM's load log: how long an early crash may take to print at 74880. */
+export const EARLY_CRASH_MS = 60;
+/** Back at 74880 because the board reset: stay until it has been quiet this long (read the whole next boot). */
+export const AFTER_RESET_QUIET_MS = 600;
+/** At 74880 without a load log (the ROM's lines never came, or came garbled): go to 115200 after this. */
+export const ROM_PHASE_MAX_MS = 1_500;
+/** Quiet at 115200 for this long: poke the REPL with a carriage return. */
+export const POKE_AFTER_MS = 800;
+/** Bytes arriving this soon after a rate change were sent for the old rate. */
+const SETTLE_MS = 40;
+/** Rate switches at most (a board that keeps resetting is judged by what was read). */
+const MAX_SWITCHES = 8;
+
+/**
+ * Watches a board start (see the file comment); resolves with the verdict, `silent` when
+ * `watchMs` passed without one. Leaves the port at 115200.
+ */
+export async function watchBoot(line: BootLine, options: WatchBootOptions): Promise<BootWatch> {
+  const pollMs = options.pollMs ?? 20;
+  const deadline = Date.now() + options.watchMs;
+  const marks: { baud: number; from: number; settled: number }[] = [];
+  let phaseStart = Date.now();
+  let quietSince = Date.now();
+  let lastLength = 0;
+  let loadLogEndAt: number | null = null;
+  let poked = false;
+  let romQuietMs = EARLY_CRASH_MS;
+  const readings = (): BootReading[] => {
+    const all = line.received();
+    return marks.map((mark, i) => ({ baud: mark.baud, bytes: all.subarray(mark.from, marks[i + 1]?.from ?? all.length) }));
+  };
+  const switchTo = async (baud: number) => {
+    await line.setBaud(baud);
+    const from = line.received().length;
+    marks.push({ baud, from, settled: from });
+    phaseStart = quietSince = Date.now();
+    loadLogEndAt = null;
+  };
+  if (options.readRom) await switchTo(ROM_BAUD);
+  else marks.push({ baud: FIRMWARE_BAUD, from: 0, settled: 0 });
+  const finish = async (judgement: BootJudgement): Promise<BootWatch> => {
+    const result = { ...judgement, readings: readings() };
+    if (marks.at(-1)!.baud !== FIRMWARE_BAUD) await line.setBaud(FIRMWARE_BAUD);
+    return result;
+  };
+  for (;;) {
+    const judgement = judgeBoot(readings(), options);
+    if (judgement) return finish(judgement);
+    const now = Date.now();
+    if (now >= deadline) return finish({ verdict: 'silent', evidence: silentEvidence(readings()) });
+    const length = line.received().length;
+    if (length !== lastLength) {
+      lastLength = length;
+      quietSince = now;
+    }
+    const mark = marks.at(-1)!;
+    // Bytes already on their way when the rate changed were sent for the old rate.
+    if (now - phaseStart < SETTLE_MS) mark.settled = length;
+    const current = line.received().subarray(mark.from);
+    const canSwitch = options.readRom && marks.length < MAX_SWITCHES;
+    if (mark.baud === ROM_BAUD) {
+      const end = LOAD_LOG_END.exec(text(current));
+      if (end && loadLogEndAt === null) loadLogEndAt = now;
+      // After the load log, garbage at 74880 is the firmware talking at 115200.
+      const firmwareTalks = end !== null && looksLikeGarbage(current.subarray(end.index + end[0].length));
+      const romDone = loadLogEndAt !== null && now - Math.max(loadLogEndAt, quietSince) >= romQuietMs;
+      if (firmwareTalks || romDone || now - phaseStart >= ROM_PHASE_MAX_MS) await switchTo(FIRMWARE_BAUD);
+    } else if (canSwitch && looksLikeGarbage(line.received().subarray(Math.max(mark.settled, length - 64)))) {
+      await switchTo(ROM_BAUD); // the board reset: its ROM talks at 74880
+      romQuietMs = AFTER_RESET_QUIET_MS;
+    } else if ((options.poke ?? true) && !poked && now - Math.max(quietSince, phaseStart) >= POKE_AFTER_MS) {
+      poked = true;
+      await line.write(Uint8Array.from([0x0d]));
+    }
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+function silentEvidence(readings: readonly BootReading[]): string {
+  const bytes = readings.reduce((sum, reading) => sum + reading.bytes.length, 0);
+  if (bytes === 0) return 'the board printed nothing';
+  const romLines = readings.some((reading) => /ets Jan/.test(text(reading.bytes)));
+  return romLines ? 'only the ROM\'s boot lines; no firmware output' : `${bytes} bytes, none of them MicroPython's`;
 }

@@ -2,8 +2,18 @@
  * Flashing an ESP8266 with esptool-js, with a progress event for every phase: connect,
  * chip and flash-size detection, optional erase, compressed write (460800 baud by
  * default, 115200 when that fails), MD5 verification, reset, and a check that the board
- * boots — re-flashing in `dio`, then `dout`, when a `qio` flash boot-loops with
- * "Fatal exception", as some boards need.
+ * boots (boot-check.ts: its ROM read at 74880 baud, MicroPython at 115200) — re-flashing
+ * in `dio`, then `dout`, when a `qio` flash crashes ("Fatal exception" at 74880) or
+ * boot-loops, as some boards need.
+ *
+ * Before a byte is written the image is checked against the board (firmware-image.ts): a
+ * MicroPython build for more flash than the board has is refused, naming the build to use
+ * instead; a build without a file system (FLASH_512K) is written, and FlashResult.variant
+ * says so for whoever provisions the board. An ESP8285 (1 MB of flash inside the chip,
+ * wired for dual output only) is written in `dout` from the start: MicroPython's ESP8285
+ * instructions (issue #3508) and the vendors' say `--flash_mode dout`; esptool itself tells
+ * the chip by its efuses (bit 4 or bit 80: "ESP8285…", "Embedded Flash") and writes the
+ * mode it is given.
  *
  * Resets are ours (reset-sequences.ts), handed to esptool-js as its reset constructors:
  * the bootloader is entered with esptool's tight classic reset, and the new firmware is
@@ -17,15 +27,25 @@
  * (machine.reset(), a watchdog) would land in the bootloader. So the flasher then asks,
  * through `onNeedReset`, for one plain press of RESET and watches the board start again;
  * `FlashResult.bootModeLatch` says whether that happened.
+ *
+ * MicroPython's file system area (filesystem-area.ts) is left alone — updating MicroPython
+ * keeps the board's files — unless it holds another firmware's data (a board that ran
+ * NodeMCU or AT firmware): MicroPython would then print "looks corrupt" every 3 s instead
+ * of starting, so the flasher erases the area's first sectors and the first boot formats
+ * it. Should the board still say "looks corrupt" (a layout we did not foresee), the region
+ * it names is erased and the board started again, once.
  */
-import { createHash } from 'node:crypto';
-import { deflateSync } from 'node:zlib';
 import { ESPLoader, Transport, type IEspLoaderTerminal, type ResetConstructors } from 'esptool-js';
 import { silentLogger, type Logger } from '../log.js';
-import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, type FirmwareImageInfo, type FlashMode } from './firmware-image.js';
+import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, variantNote, type FirmwareVariant, type FlashMode } from './firmware-image.js';
 import { WebSerialPort } from './web-serial-port.js';
-import { judgeBootOutput, watchBoot, type BootVerdict } from './boot-check.js';
+import { FIRMWARE_BAUD, judgeBoot, ROM_BAUD, watchBoot, type BootJudgement, type BootLine, type BootReading, type BootVerdict } from './boot-check.js';
 import { enterBootloader, hardReset, usbJtagSerialReset } from './reset-sequences.js';
+import { eraseRegion, writeImage } from './flash-write.js';
+import {
+  corruptFilesystemRegion, FILESYSTEM_SECTOR_BYTES, filesystemRegion, filesystemResetRange, inspectFilesystemArea, shouldEraseFilesystemArea,
+  type FilesystemRegion,
+} from './filesystem-area.js';
 
 /**
  * `bootloader`: the board must be put in download mode by hand (hold BOOT, press RESET).
@@ -52,9 +72,9 @@ export interface FlashOptions {
   baud?: number;
   /** Erase the whole flash first (file system included). */
   erase?: boolean;
-  /** Flash mode to write; default: the image's own, with automatic recovery via dio, dout. */
+  /** Flash mode to write; default: the image's own (dout on an ESP8285), with automatic recovery via dio, dout. */
   flashMode?: FlashMode;
-  /** How long to watch the board boot after flashing (default 4 s; 0 skips the check). */
+  /** How long to watch the board boot after flashing (default 5 s; 0 skips the check). */
   bootCheckMs?: number;
   /** Called when the board must be put in download mode by hand (the bootloader did not answer). */
   onNeedBootloader?: () => void | Promise<void>;
@@ -73,8 +93,18 @@ export interface FlashResult {
   baud: number;
   imageBytes: number;
   seconds: number;
+  /** How the board started (boot-check.ts); `silent` also when the start was not watched. */
   boot: BootVerdict;
+  /** What the verdict was told from, in words. */
+  bootEvidence: string;
+  /**
+   * The MicroPython build written (null: not one we recognise). `variant.filesystem` false
+   * (FLASH_512K): the board has no file system to provision.
+   */
+  variant: FirmwareVariant | null;
   attempts: number;
+  /** What the flasher did to MicroPython's file system area (see the file comment). */
+  filesystem: 'kept' | 'cleared' | 'blank' | 'not-checked';
   /** How the new firmware was started: by the adapter's reset lines, or by the stub ("run user code"). */
   restartedBy: 'reset-lines' | 'stub';
   /**
@@ -99,6 +129,7 @@ const RECOVERY_MODES: readonly FlashMode[] = ['dio', 'dout'];
 const FLASH_SIZES: Record<string, number> = {
   '256KB': 256 * 1024, '512KB': 512 * 1024, '1MB': 1 << 20, '2MB': 2 << 20, '4MB': 4 << 20, '8MB': 8 << 20, '16MB': 16 << 20,
 };
+const DEFAULT_BOOT_CHECK_MS = 5_000;
 
 /** One esptool-js session on the port: connected, stub running, at `baud`. */
 interface Session {
@@ -118,54 +149,77 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
   const log = options.log ?? silentLogger;
   progress({ phase: 'check-image', message: 'checking the firmware image' });
   const info = inspectFirmwareImage(options.image);
-  let mode: FlashMode = options.flashMode ?? info.flashMode;
+  let mode: FlashMode | undefined = options.flashMode;
   const started = Date.now();
   let attempts = 0;
   let baud = options.baud ?? 460_800;
+  let filesystem: FlashResult['filesystem'] = options.erase ? 'blank' : 'not-checked';
+  // Set when the board said "looks corrupt": erase this, start it again, do not rewrite.
+  let eraseBeforeStart: FilesystemRegion | null = null;
+  let repairedOnce = false;
   for (;;) {
     attempts++;
     let session: Session | undefined;
     try {
       session = await connect(options, baud, log, progress);
       checkImageFitsBoard(info, { chip: session.chip, flashSizeBytes: session.flashSizeBytes });
-      await write(session, options, info, mode, progress);
-      progress({ phase: 'reset', message: session.linesWork ? 'restarting the board' : 'starting the new firmware' });
-      session.transport.flushInput();
-      // Reset lines that proved to work pulse EN (the boot mode latches "flash");
-      // otherwise the stub's "run user code" starts the flash without a reset.
-      const restartedBy = session.linesWork ? 'reset-lines' as const : 'stub' as const;
-      if (session.linesWork) await hardReset(session.port);
-      else await session.loader.after('soft_reset');
-      // The firmware talks at 115200; keep the port open so nothing it prints is missed.
-      await session.port.setBaudRate(115_200);
-      let boot: BootVerdict = 'unknown';
-      if (options.bootCheckMs !== 0) {
-        progress({ phase: 'boot-check', message: 'watching the board start' });
-        boot = await watchBoot(() => session!.transport.peek(), options.bootCheckMs ?? 4_000);
-        // Silent: a board back in its ROM bootloader (a crash, then a reset in the latched
-        // download mode) answers a SYNC; a running firmware does not.
-        if (boot === 'unknown' && await answersSync(session)) boot = 'crash';
+      const note = attempts === 1 ? variantNote(info.variant, session.flashSizeBytes) : null;
+      if (note) {
+        log('info', note);
+        progress({ phase: 'detect', message: note });
       }
-      const next = boot === 'crash' && options.flashMode === undefined ? RECOVERY_MODES[RECOVERY_MODES.indexOf(mode) + 1] : undefined;
-      if (boot === 'crash' && next) {
+      if (mode === undefined && /^ESP8285/.test(session.chip)) {
+        mode = 'dout';
+        progress({ phase: 'detect', message: `an ${session.chip}: its built-in flash works in dout mode only, so the image is written in dout` });
+      }
+      mode ??= info.flashMode;
+      const writeMode = mode;
+      if (eraseBeforeStart) {
+        await clearFilesystem(session, eraseBeforeStart, progress);
+        eraseBeforeStart = null;
+        filesystem = 'cleared';
+      } else {
+        if (!options.erase && filesystem === 'not-checked') filesystem = await prepareFilesystem(session, info.variant, progress, log);
+        await writeImage({
+          loader: session.loader, image: options.image, info, mode: writeMode, flashSizeName: session.flashSizeName, baud, erase: options.erase,
+          onProgress: progress, verifyError: (message) => new FlashVerifyError(message),
+        });
+      }
+      const { restartedBy, boot } = await startAndWatch(session, options, progress);
+      const next = (boot.verdict === 'crash' || boot.verdict === 'boot-loop') && options.flashMode === undefined
+        ? RECOVERY_MODES[RECOVERY_MODES.indexOf(mode) + 1] : undefined;
+      if (next) {
         await session.transport.disconnect().catch(() => undefined);
-        progress({ phase: 'reflash', message: `the board does not boot with flash mode ${mode}: flashing again in ${next}` });
+        progress({ phase: 'reflash', message: `the board does not boot with flash mode ${mode} (${boot.evidence}): flashing again in ${next}` });
         mode = next;
         continue;
       }
-      if (boot === 'crash') {
+      if (boot.verdict === 'crash' || boot.verdict === 'boot-loop') {
         await session.transport.disconnect().catch(() => undefined);
-        throw new FlashError(`the board does not boot after flashing (tried flash mode ${mode}); is this the right firmware for it?`);
+        throw new FlashError(`the board does not boot after flashing (flash mode ${mode}: ${boot.evidence}); is this the right firmware for it?`);
+      }
+      const corrupt = boot.verdict === 'fs-corrupt' ? corruptFilesystemRegion(firmwareText(boot.readings)) : null;
+      if (corrupt && !repairedOnce) {
+        await session.transport.disconnect().catch(() => undefined);
+        progress({ phase: 'boot-check', message: `MicroPython runs, but ${boot.evidence.replace(/^MicroPython: /, '')}: clearing it and starting the board again` });
+        repairedOnce = true;
+        eraseBeforeStart = filesystemResetRange(corrupt);
+        continue;
+      }
+      if (boot.verdict === 'fs-corrupt') {
+        progress({ phase: 'boot-check', message: `MicroPython runs, but ${boot.evidence.replace(/^MicroPython: /, '')}: data from another firmware is where it keeps its files. Flash again with the flash erased first to start with an empty file system` });
       }
       let bootModeLatch: 'flash' | 'download' = restartedBy === 'reset-lines' ? 'flash' : 'download';
-      if (restartedBy === 'stub' && (options.resetWaitMs ?? 60_000) > 0) {
+      // Only after a watched boot: otherwise the first boot's own banner would pass for the
+      // restart after RESET. Unwatched, the latch stays "download" (what it certainly was).
+      if (restartedBy === 'stub' && options.bootCheckMs !== 0 && (options.resetWaitMs ?? 60_000) > 0) {
         bootModeLatch = await askForReset(session, options, progress);
       }
       await session.transport.disconnect().catch(() => undefined);
       progress({ phase: 'done', message: `flashed in ${((Date.now() - started) / 1000).toFixed(1)} s` });
       return {
         chip: session.chip, flashSizeBytes: session.flashSizeBytes, flashMode: mode, baud, imageBytes: info.size,
-        seconds: (Date.now() - started) / 1000, boot, attempts, restartedBy, bootModeLatch,
+        seconds: (Date.now() - started) / 1000, boot: boot.verdict, bootEvidence: boot.evidence, variant: info.variant, attempts, filesystem, restartedBy, bootModeLatch,
       };
     } catch (error) {
       if (session) await session.transport.disconnect().catch(() => undefined);
@@ -180,6 +234,87 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
       throw new FlashError(`flashing failed: ${(error as Error).message}`);
     }
   }
+}
+
+/**
+ * Starts the new firmware and watches it boot. Reset lines that proved to work pulse EN
+ * (the boot mode latches "flash"); otherwise the stub's "run user code" starts the flash
+ * without a reset. The port goes to 74880 for the ROM's lines (before the reset, or right
+ * after "run user code", which the stub must still receive at its own rate), and ends at
+ * 115200, where MicroPython talks, whatever the verdict.
+ */
+async function startAndWatch(session: Session, options: FlashOptions, progress: (p: FlashProgress) => void): Promise<{ restartedBy: FlashResult['restartedBy']; boot: BootJudgement & { readings?: BootReading[] } }> {
+  const restartedBy = session.linesWork ? 'reset-lines' as const : 'stub' as const;
+  const watchMs = options.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS;
+  progress({ phase: 'reset', message: session.linesWork ? 'restarting the board' : 'starting the new firmware' });
+  session.transport.flushInput();
+  if (restartedBy === 'reset-lines') {
+    if (watchMs > 0) await session.port.setBaudRate(ROM_BAUD);
+    await hardReset(session.port);
+  } else {
+    await session.loader.after('soft_reset');
+    if (watchMs > 0) await session.port.setBaudRate(ROM_BAUD);
+  }
+  if (watchMs === 0) {
+    await session.port.setBaudRate(FIRMWARE_BAUD);
+    return { restartedBy, boot: { verdict: 'silent', evidence: 'the start was not watched' } };
+  }
+  progress({ phase: 'boot-check', message: 'watching the board start (its ROM at 74880 baud, MicroPython at 115200)' });
+  const watch = await watchBoot(bootLine(session), { watchMs, readRom: true, expectedResets: restartedBy === 'reset-lines' ? 1 : 0 });
+  // Silent: a board back in its ROM bootloader (a crash, then a reset in the latched
+  // download mode) answers a SYNC; a running firmware does not.
+  if (watch.verdict === 'silent' && await answersSync(session)) {
+    return { restartedBy, boot: { verdict: 'crash', evidence: `${watch.evidence}; its ROM bootloader answers: the firmware did not stay up`, readings: watch.readings } };
+  }
+  return { restartedBy, boot: watch };
+}
+
+/** What the board printed at MicroPython's rate during the boot watch. */
+function firmwareText(readings: readonly BootReading[] = []): string {
+  return readings.filter((reading) => reading.baud === FIRMWARE_BAUD).map((reading) => Buffer.from(reading.bytes).toString('latin1')).join('');
+}
+
+/**
+ * Before writing a MicroPython build with a file system: reads the first sector of the
+ * area it will mount. Its files are kept; another firmware's data is cleared (see the file
+ * comment). Unknown images (not a MicroPython build we recognise) are not checked.
+ */
+async function prepareFilesystem(session: Session, variant: FirmwareVariant | null, progress: (p: FlashProgress) => void, log: Logger): Promise<FlashResult['filesystem']> {
+  if (!variant?.filesystem) return 'not-checked';
+  const region = filesystemRegion(session.flashSizeBytes, variant.name === 'FLASH_1M' ? { userStart: 0x98000 } : {});
+  if (!region) return 'not-checked';
+  const state = inspectFilesystemArea(await session.loader.readFlash(region.offset, FILESYSTEM_SECTOR_BYTES));
+  log('info', `file system area at 0x${region.offset.toString(16)}: ${state}`);
+  if (shouldEraseFilesystemArea(state)) {
+    progress({ phase: 'erase', message: "another firmware's data is where MicroPython keeps its files: clearing it, so MicroPython starts with an empty file system" });
+    await clearFilesystem(session, filesystemResetRange(region), progress, false);
+    return 'cleared';
+  }
+  if (state === 'blank') return 'blank';
+  progress({ phase: 'detect', message: `the board has a MicroPython file system (${state === 'fat' ? 'FAT' : 'LittleFS'}): its files are kept` });
+  return 'kept';
+}
+
+/** Erases the start of the file system area: MicroPython's next boot formats it. */
+async function clearFilesystem(session: Session, range: FilesystemRegion, progress: (p: FlashProgress) => void, report = true): Promise<void> {
+  if (report) progress({ phase: 'erase', message: `clearing ${range.length / 1024} KB at 0x${range.offset.toString(16)}, where MicroPython keeps its files` });
+  await eraseRegion(session.loader, range.offset, range.length);
+}
+
+/** The port as the boot watch reads it: what esptool-js's transport has received, our writes. */
+function bootLine(session: Session): BootLine {
+  return {
+    received: () => session.transport.peek(),
+    setBaud: (baud) => session.port.setBaudRate(baud),
+    write: async (data) => {
+      const writer = session.port.writable!.getWriter();
+      try {
+        await writer.write(data);
+      } finally {
+        writer.releaseLock();
+      }
+    },
+  };
 }
 
 /** How long to keep trying once the user was asked to put the board in download mode. */
@@ -260,53 +395,12 @@ async function askForReset(session: Session, options: FlashOptions, progress: (p
   await options.onNeedReset?.();
   const deadline = Date.now() + (options.resetWaitMs ?? 60_000);
   while (Date.now() < deadline) {
-    const fresh = Buffer.from(session.transport.peek().subarray(seen)).toString('latin1');
-    if (judgeBootOutput(fresh) === 'ok') return 'flash';
+    // MicroPython starting again (its ROM lines at 74880 read as garbage here).
+    const verdict = judgeBoot([{ baud: FIRMWARE_BAUD, bytes: session.transport.peek().subarray(seen) }])?.verdict;
+    if (verdict === 'ok' || verdict === 'fs-corrupt') return 'flash';
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return 'download';
-}
-
-async function write(session: Session, options: FlashOptions, info: FirmwareImageInfo, mode: FlashMode, progress: (p: FlashProgress) => void): Promise<void> {
-  const { loader } = session;
-  const internals = loader as unknown as LoaderInternals;
-  if (options.erase) {
-    progress({ phase: 'erase', message: 'erasing the flash' });
-    await loader.eraseFlash();
-  }
-  progress({ phase: 'write', message: `writing ${info.size} bytes in flash mode ${mode}` });
-  // The header carries the flash mode we write and the size the chip reported ('keep' has
-  // left some ESP-01s unbootable); esptool-js's own function patches it.
-  const image = await internals._updateImageFlashParams(new Uint8Array(options.image), 0, mode, 'keep', session.flashSizeName);
-  // Compressed and sent block by block here rather than by esptool-js's writeFlash, which
-  // inflates every block again to report progress (about 60 ms a block: 1.5 s of 600 KB).
-  const compressed = deflateSync(image, { level: 9 });
-  const blockSize = internals.FLASH_WRITE_SIZE;
-  const blocks = Math.ceil(compressed.length / blockSize);
-  // The stub acknowledges a block once received and writes it while the next one arrives;
-  // allow for a block that inflates to four times its size being erased and written.
-  const blockTimeout = Math.max(3_000, internals.timeoutPerMb(internals.ERASE_WRITE_TIMEOUT_PER_MB, blockSize * 4));
-  await loader.flashDeflBegin(image.length, compressed.length, 0);
-  for (let seq = 0; seq < blocks; seq++) {
-    await loader.flashDeflBlock(compressed.subarray(seq * blockSize, (seq + 1) * blockSize), seq, blockTimeout);
-    progress({ phase: 'write', message: 'writing (compressed)', done: Math.min((seq + 1) * blockSize, compressed.length), total: compressed.length });
-  }
-  await loader.flashDeflFinish(false);
-  // Verified here, so a mismatch is an error of its own kind.
-  progress({ phase: 'verify', message: 'checking the MD5 of what was written' });
-  const expected = createHash('md5').update(image).digest('hex');
-  const actual = String(await loader.flashMd5sum(0, image.length));
-  if (actual !== expected) {
-    throw new FlashVerifyError(`the flash does not hold what was written (MD5 ${actual}, expected ${expected}); try again, and if it keeps failing the board's flash may be faulty`);
-  }
-}
-
-/** What we use of esptool-js's loader beyond its typed API. */
-interface LoaderInternals {
-  FLASH_WRITE_SIZE: number;
-  ERASE_WRITE_TIMEOUT_PER_MB: number;
-  timeoutPerMb(secondsPerMb: number, sizeBytes: number): number;
-  _updateImageFlashParams(image: Uint8Array, address: number, flashMode: string, flashFreq: string, flashSize: string): Promise<Uint8Array>;
 }
 
 function terminalFor(log: Logger): IEspLoaderTerminal {

@@ -10,12 +10,12 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { Logger } from '../log.js';
 import { listSerialPorts, watchSerialPorts, type SerialPortChange, type SerialPortInfo, type SerialPortWatcher } from './serial-ports.js';
 import { flashEsp8266, type FlashProgress, type FlashResult } from './esp-flasher.js';
-import { checkProvisionSettings, provisionBoard, type ProvisionProgress, type ProvisionResult } from './board-provisioner.js';
+import { checkProvisionSettings, provisionBoard, ProvisionError, type ProvisionProgress, type ProvisionResult } from './board-provisioner.js';
 import { FirmwareCatalogue } from './firmware-catalogue.js';
 import { RawRepl } from './raw-repl.js';
 import { putFile, type PutFileResult } from './serial-copy.js';
 import { closeNodeSerialPort, openNodeSerialPort } from './web-serial-port.js';
-import { FirmwareImageError, type FlashMode } from './firmware-image.js';
+import { FirmwareImageError, inspectFirmwareImage, type FlashMode } from './firmware-image.js';
 import { SerialConsole } from './serial-console.js';
 
 export interface UsbProgressEvent {
@@ -53,6 +53,8 @@ export interface FlashRequest {
 export interface ProvisionRequestBase {
   name: string;
   wifi: { ssid: string; password: string };
+  /** Leave the board's own wifi access point on (default: provisioning turns it off). */
+  keepAccessPoint?: boolean;
   /** Address boards use to reach Redis (default: the service's). */
   server?: { host: string; port: number };
 }
@@ -159,7 +161,13 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     const image = request.image ?? (request.firmware ? (await this.catalogue.get(request.firmware)).image : undefined);
     if (!image) throw new FirmwareImageError('give the firmware image or the name of one in the catalogue');
     // Bad provisioning settings are refused before the board is flashed.
-    if (request.provision) checkProvisionSettings({ ...request.provision, server: request.provision.server ?? this.options.fleet.advertise });
+    if (request.provision) {
+      checkProvisionSettings({ ...request.provision, server: request.provision.server ?? this.options.fleet.advertise });
+      const variant = inspectFirmwareImage(image).variant;
+      if (variant && !variant.filesystem) {
+        throw new ProvisionError(`this MicroPython build (${variant.name}, for 512 KB boards) has no file system, so the Cloudmanager client cannot be stored on the board: flash it without setting it up, or use a board with 1 MB of flash or more`);
+      }
+    }
     return this.job(request.port, 'flash', request.job, async (job) => {
       const flash = await flashEsp8266({
         portPath: request.port, image, baud: request.baud, erase: request.erase, flashMode: request.flashMode,
@@ -169,6 +177,9 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
         onNeedBootloader: () => undefined,
         resetWaitMs: request.resetWaitMs,
       });
+      if (request.provision && flash.boot === 'fs-corrupt') {
+        throw new ProvisionError(`the board is flashed, but MicroPython cannot use its file system (${flash.bootEvidence.replace(/^MicroPython: /, '')}), so it cannot be set up: flash it again with "Erase the whole flash first" (mbm board-flash --erase)`);
+      }
       const provision = request.provision ? await this.provisionNow(job, request.port, request.provision) : null;
       // Flashed by hand and RESET not pressed: its next reboot would end in the bootloader.
       if (provision) await this.options.fleet.setNeedsReset(provision.boardId, flash.bootModeLatch === 'download');
@@ -205,7 +216,7 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     const server = request.server ?? this.options.fleet.advertise;
     const fleet = this.options.fleet;
     return provisionBoard({
-      portPath: port, name: request.name, wifi: request.wifi, server, log: this.options.log,
+      portPath: port, name: request.name, wifi: request.wifi, server, log: this.options.log, keepAccessPoint: request.keepAccessPoint,
       enroll: (name) => fleet.enroll(name, { rotate: true, server: server.host }),
       waitOnline: (boardId, timeoutMs) => waitOnline(fleet, boardId, timeoutMs),
       onProgress: (progress: ProvisionProgress) => this.report(job, port, 'provision', progress),

@@ -6,12 +6,17 @@ export type FlashStepId = 'download' | 'connect' | 'erase' | 'write' | 'verify' 
 
 export interface FlashStep { id: FlashStepId; label: string }
 
-export function flashSteps(options: { download: boolean; erase: boolean; provision: boolean; flash: boolean }): FlashStep[] {
+/**
+ * `erase`: the user asked to erase the whole flash; `clearOldData`: the flasher found
+ * another firmware's data where MicroPython keeps its files and clears it (no request).
+ */
+export function flashSteps(options: { download: boolean; erase: boolean; clearOldData?: boolean; provision: boolean; flash: boolean }): FlashStep[] {
   const steps: FlashStep[] = [];
   if (options.download) steps.push({ id: 'download', label: 'Download MicroPython' });
   if (options.flash) {
     steps.push({ id: 'connect', label: 'Connect to the board' });
     if (options.erase) steps.push({ id: 'erase', label: 'Erase the flash' });
+    else if (options.clearOldData) steps.push({ id: 'erase', label: "Clear the old firmware's data" });
     steps.push({ id: 'write', label: 'Write MicroPython' }, { id: 'verify', label: 'Verify' }, { id: 'start', label: 'Start MicroPython' });
   }
   if (options.provision) steps.push({ id: 'setup', label: 'Install the Cloudmanager client' }, { id: 'online', label: 'Wait for the board to come online' });
