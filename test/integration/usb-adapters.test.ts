@@ -32,6 +32,7 @@ describe('flashing through each kind of adapter (simulated ESP8266 over RFC 2217
   });
   afterEach(async () => {
     await Promise.all(boards.splice(0).map((board) => board.close()));
+    await Promise.all(links.splice(0).map((link) => link.close()));
     events.length = 0;
   });
   afterAll(async () => {
@@ -40,9 +41,12 @@ describe('flashing through each kind of adapter (simulated ESP8266 over RFC 2217
     if (folder) await rm(folder, { recursive: true, force: true });
   });
 
+  const links: Rfc2217Link[] = [];
+
   /** A board as it comes out of the box: running from its flash (erased), not in download mode. */
   async function plugIn(name: string, adapter: AdapterModel): Promise<SimulatedEsp8266> {
     const link = await Rfc2217Link.open({ baud: 115_200 });
+    links.push(link);
     const board = new SimulatedEsp8266({ folder: path.join(folder, name), link, adapter });
     boards.push(board);
     await board.powerOn('flash');
@@ -91,6 +95,27 @@ describe('flashing through each kind of adapter (simulated ESP8266 over RFC 2217
       expect(result.flash).toMatchObject({ boot: 'ok', restartedBy: 'stub', bootModeLatch: 'flash' });
       expect(result.provision?.online).toBe(true);
       expect(pressed).toEqual(['BOOT+RESET', 'RESET']);
+    } finally {
+      usb.off('progress', onProgress);
+    }
+  });
+
+  it('unwired, buttons pressed a while after the prompt (a user reading it): the bootloader is still heard', { timeout: 120_000 }, async () => {
+    const board = await plugIn('esp01-slow', 'unwired');
+    const link = links.at(-1)!;
+    const onProgress = (event: UsbProgressEvent) => {
+      if (event.phase === 'press-reset') void board.rom.pressReset();
+    };
+    usb.on('progress', onProgress);
+    try {
+      const flashing = usb.flash({ port: board.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }) });
+      await waitFor(() => phases().includes('bootloader'), 30_000, 'the BOOT/RESET prompt');
+      // The flasher keeps trying while the user reaches for the buttons.
+      const opensAtPrompt = link.opens;
+      await waitFor(() => link.opens >= opensAtPrompt + 4, 30_000, 'a few attempts after the prompt');
+      await board.rom.pressBootAndReset();
+      const result = await flashing;
+      expect(result.flash).toMatchObject({ boot: 'ok', restartedBy: 'stub', bootModeLatch: 'flash' });
     } finally {
       usb.off('progress', onProgress);
     }

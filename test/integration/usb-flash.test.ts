@@ -69,6 +69,31 @@ describe('flashing an ESP8266 (simulated, no reset lines)', () => {
     expect([...flashed.subarray(0, 3)]).toEqual([...image.subarray(0, 3)]);
   });
 
+  it('after a flash by hand, RESET not pressed: the latch stays "download", whatever MicroPython prints meanwhile', { timeout: 60_000 }, async () => {
+    const sim = await simulator();
+    // A first boot: "Performing initial setup", a pause while LittleFS is made, then the banner.
+    const result = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio', variant: 'GENERIC' }), resetWaitMs: 3_000 });
+    expect(result).toMatchObject({ boot: 'ok', restartedBy: 'stub', bootModeLatch: 'download' });
+    expect(result.bootEvidence).toMatch(/Performing initial setup/);
+    expect(sim.latchedBootMode).toBe('download');
+  });
+
+  it('after a flash by hand, BOOT held with RESET: the flasher says so, and the plain RESET that follows counts', { timeout: 60_000 }, async () => {
+    const sim = await simulator();
+    const messages: string[] = [];
+    const result = await flashEsp8266({
+      portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }),
+      onNeedReset: () => void sim.pressBootAndReset(),
+      onProgress: (progress) => {
+        messages.push(progress.message);
+        if (/was BOOT held/.test(progress.message)) void sim.pressReset();
+      },
+    });
+    expect(result).toMatchObject({ boot: 'ok', restartedBy: 'stub', bootModeLatch: 'flash' });
+    expect(messages).toContain('the board restarted in download mode (was BOOT held?): press RESET alone, without BOOT');
+    expect(sim.latchedBootMode).toBe('flash');
+  });
+
   it('detects an MD5 mismatch', { timeout: 60_000 }, async () => {
     const sim = await simulator({ corruptBlock: 1 });
     const error = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 100 * 1024, flashMode: 'dio' }), bootCheckMs: 0 }).catch((e: unknown) => e);

@@ -9,7 +9,7 @@
  * the lab match a real UART at that speed (PacedLine, shared with Rfc2217Link). Change the
  * rate with `setBaud` when the simulated device does (e.g. the flasher stub's CHANGE_BAUDRATE).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -112,6 +112,22 @@ export class PtyLink extends EventEmitter<PtyLinkEvents> implements SerialLink {
 
   get lineRate(): number {
     return this.baud;
+  }
+
+  /**
+   * The rate the host's end of the pty is set to, read with `stty -F` (undefined when that
+   * fails). A rate termios has no name for (set with BOTHER, as serialport sets 74880)
+   * reads as 0 there; it is taken as 74880, the one such rate an ESP8266 host uses.
+   */
+  queryHostBaud(): number | undefined {
+    if (this.closed) return undefined;
+    try {
+      const speed = Number(execFileSync('stty', ['-F', this.path, 'speed'], { encoding: 'utf8', timeout: 2_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+      if (!Number.isFinite(speed)) return undefined;
+      return speed === 0 ? 74_880 : speed;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Changes the line rate of both directions from now on. */

@@ -74,6 +74,7 @@ export class Rfc2217Link extends EventEmitter<PtyLinkEvents> implements SerialLi
   private readonly rx: PacedLine;
   private readonly tx: PacedLine;
   private closed = false;
+  private opened = 0;
 
   private constructor(server: net.Server, pathName: string, baud: number) {
     super();
@@ -115,6 +116,11 @@ export class Rfc2217Link extends EventEmitter<PtyLinkEvents> implements SerialLi
 
   get breakState(): boolean {
     return this.breakOn;
+  }
+
+  /** How many times a host has opened the port (connections accepted). */
+  get opens(): number {
+    return this.opened;
   }
 
   /** A host has the port open. */
@@ -176,6 +182,7 @@ export class Rfc2217Link extends EventEmitter<PtyLinkEvents> implements SerialLi
       ),
     };
     this.host = host;
+    this.opened++;
     this.setLines({ dtr: true, rts: true }); // the host's OS opened the port
     socket.on('data', (chunk: Buffer) => {
       if (this.host === host) this.onHostBytes(host, chunk);

@@ -59,6 +59,15 @@ export interface JudgeOptions {
 }
 
 const ROM_BANNER = /ets Jan {1,2}8 2013,rst cause:(\d+), boot mode:\((\d+),(\d+)\)/g;
+/**
+ * The ROM's boot banners in `bytes` (read at 74880): why the chip reset ("rst cause:2" is
+ * the EN pin, i.e. RESET pressed or pulsed) and the boot mode it latched: its first number
+ * is 3 for "boot from flash", 1 for "download" (GPIO0 held low), as the ROM prints them.
+ */
+export function romBanners(bytes: Uint8Array): { cause: number; bootMode: number }[] {
+  return [...text(bytes).matchAll(ROM_BANNER)].map((match) => ({ cause: Number(match[1]), bootMode: Number(match[2]) }));
+}
+
 const FATAL = /Fatal exception \(?(\d+)\)?/;
 const ROM_NO_IMAGE = /ets_main\.c/;
 const FS_CORRUPT = /The filesystem starting at sector (\d+) with size (\d+) sectors looks corrupt/;

@@ -39,7 +39,7 @@ import { ESPLoader, Transport, type IEspLoaderTerminal, type ResetConstructors }
 import { silentLogger, type Logger } from '../log.js';
 import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, variantNote, type FirmwareVariant, type FlashMode } from './firmware-image.js';
 import { WebSerialPort } from './web-serial-port.js';
-import { FIRMWARE_BAUD, judgeBoot, ROM_BAUD, watchBoot, type BootJudgement, type BootLine, type BootReading, type BootVerdict } from './boot-check.js';
+import { FIRMWARE_BAUD, ROM_BAUD, romBanners, watchBoot, type BootJudgement, type BootLine, type BootReading, type BootVerdict } from './boot-check.js';
 import { enterBootloader, hardReset, usbJtagSerialReset } from './reset-sequences.js';
 import { eraseRegion, writeImage } from './flash-write.js';
 import {
@@ -319,6 +319,8 @@ function bootLine(session: Session): BootLine {
 
 /** How long to keep trying once the user was asked to put the board in download mode. */
 const BOOTLOADER_WAIT_MS = 60_000;
+/** Between attempts while waiting for the buttons: the line empties of earlier answers. */
+const RETRY_PAUSE_MS = 400;
 
 async function connect(options: FlashOptions, baud: number, log: Logger, progress: (p: FlashProgress) => void): Promise<Session> {
   progress({ phase: 'connect', message: `connecting to ${options.portPath}` });
@@ -347,6 +349,7 @@ async function connect(options: FlashOptions, baud: number, log: Logger, progres
     } catch (error) {
       await transport.disconnect().catch(() => undefined);
       if (error instanceof UnsupportedChipError || error instanceof FlashError) throw error;
+      log('debug', `no answer from the bootloader: ${(error as Error).message}`);
       // The bootloader did not answer: no reset lines, lines wired to nothing, or a board
       // busy elsewhere. Ask for the buttons, then keep trying for a while.
       if (!asked) {
@@ -355,7 +358,13 @@ async function connect(options: FlashOptions, baud: number, log: Logger, progres
         await options.onNeedBootloader?.();
         continue;
       }
-      if (Date.now() - asked < BOOTLOADER_WAIT_MS) continue;
+      if (Date.now() - asked < BOOTLOADER_WAIT_MS) {
+        // A running firmware answers SYNC with its echo at once, so attempts would follow
+        // each other every few ms, each leaving answers on the line that garble the next
+        // one's — and the chip, once in its bootloader, would never be heard cleanly.
+        await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+        continue;
+      }
       throw new FlashError(`no answer from an ESP bootloader on ${options.portPath}: ${(error as Error).message}`);
     }
   }
@@ -386,21 +395,34 @@ async function answersSync(session: Session): Promise<boolean> {
 }
 
 /**
- * After a flash by hand: one plain RESET latches "boot from flash". Waits until the board
- * starts again (MicroPython's banner after the reset) or `resetWaitMs`.
+ * After a flash by hand: one plain RESET latches "boot from flash". The ROM says so itself:
+ * after a reset it prints "rst cause:2, boot mode:(3,…)" at 74880 baud — (1,…) when BOOT
+ * was held too. So the port listens at 74880 until the ROM's banner shows boot mode 3, or
+ * `resetWaitMs` passes (MicroPython's own output, at 115200, cannot pass for a reset: it
+ * reads as garbage at 74880). The port is left at 115200.
  */
 async function askForReset(session: Session, options: FlashOptions, progress: (p: FlashProgress) => void): Promise<'flash' | 'download'> {
-  progress({ phase: 'press-reset', message: 'press RESET on the board once (not BOOT), so that it starts by itself from now on' });
+  // Listening at 74880 before asking: a quick press must not be missed.
+  await session.port.setBaudRate(ROM_BAUD);
   const seen = session.transport.peek().length;
+  progress({ phase: 'press-reset', message: 'press RESET on the board once (not BOOT), so that it starts by itself from now on' });
   await options.onNeedReset?.();
   const deadline = Date.now() + (options.resetWaitMs ?? 60_000);
-  while (Date.now() < deadline) {
-    // MicroPython starting again (its ROM lines at 74880 read as garbage here).
-    const verdict = judgeBoot([{ baud: FIRMWARE_BAUD, bytes: session.transport.peek().subarray(seen) }])?.verdict;
-    if (verdict === 'ok' || verdict === 'fs-corrupt') return 'flash';
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  let toldBootHeld = false;
+  try {
+    while (Date.now() < deadline) {
+      const last = romBanners(session.transport.peek().subarray(seen)).at(-1);
+      if (last?.bootMode === 3) return 'flash';
+      if (last?.bootMode === 1 && !toldBootHeld) {
+        toldBootHeld = true;
+        progress({ phase: 'press-reset', message: 'the board restarted in download mode (was BOOT held?): press RESET alone, without BOOT' });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return 'download';
+  } finally {
+    await session.port.setBaudRate(FIRMWARE_BAUD);
   }
-  return 'download';
 }
 
 function terminalFor(log: Logger): IEspLoaderTerminal {

@@ -35,7 +35,10 @@ if ((adapter === 'none' && !values.link) || !ADAPTER_MODELS.includes(adapter) ||
   process.exit(2);
 }
 const folder = values.dir ?? await mkdtemp(path.join(os.tmpdir(), 'cm-esp8266-'));
-const link = adapter === 'none' ? values.link! : await Rfc2217Link.open({ baud: 115_200, port: values.port ? Number(values.port) : 0 });
+const link = adapter === 'none' ? values.link! : await Rfc2217Link.open({ baud: 115_200, port: values.port ? Number(values.port) : 0 }).catch((error: NodeJS.ErrnoException) => {
+  process.stderr.write(error.code === 'EADDRINUSE' ? `port ${values.port} is in use (another lab board?): choose another with --port\n` : `cannot serve the board: ${error.message}\n`);
+  process.exit(1);
+});
 const chip = values.chip === 'esp8285' ? 'ESP8285' as const : 'ESP8266' as const;
 const board = new SimulatedEsp8266({
   folder, link, needsMode, adapter, chip,
@@ -60,4 +63,6 @@ await new Promise<void>((resolve) => {
 });
 keys.close();
 await board.close();
+// The RFC 2217 server is ours, not the board's: without closing it the process stays.
+if (typeof link !== 'string') await link.close();
 process.stdout.write('unplugged\n');

@@ -14,6 +14,11 @@
  * few percent over a 10-bit frame is harmless; the stub's divider arithmetic is off by
  * less than 1 %).
  *
+ * On a pty, the ROM's own output (at 74880) is the exception: the host's rate is read from
+ * the pty itself then (PtyLink.queryHostBaud: `stty -F`), so a host listening at 74880 —
+ * the flasher waiting for the ROM's boot banner — reads those lines cleanly. Only then:
+ * asking takes a process (~3 ms), and the ROM's lines are few and far between.
+ *
  * Shortcuts: the rate is compared when the simulator writes, not while the bytes travel
  * (a host that changes its rate mid-line garbles from the next write on); garbage is paced
  * as bytes at the chip's rate, though there are more or fewer of them than were sent.
@@ -27,10 +32,14 @@ export function ratesMatch(a: number, b: number): boolean {
   return Math.abs(a - b) <= RATE_TOLERANCE * Math.min(a, b);
 }
 
-/** A link that knows the host's rate (Rfc2217Link). */
+/** A link that knows the host's rate (Rfc2217Link), or can ask for it (PtyLink). */
 interface ReportsHostBaud {
   readonly hostBaud?: number;
+  queryHostBaud?(): number | undefined;
 }
+
+/** The ESP8266 ROM's rate (26 MHz crystal, UART not configured yet). */
+const ROM_RATE = 74_880;
 
 export class SimUart {
   private chipRate: number;
@@ -69,7 +78,9 @@ export class SimUart {
 
   /** What the host receives for `data` the chip sends now. */
   toHost(data: Uint8Array): Buffer {
-    const host = this.hostRate;
+    const link = this.link() as (SerialLink & ReportsHostBaud) | undefined;
+    const asked = ratesMatch(this.chipRate, ROM_RATE) && this.reportedHostRate === undefined ? link?.queryHostBaud?.() : undefined;
+    const host = asked ?? this.hostRate;
     return ratesMatch(this.chipRate, host) ? Buffer.from(data) : resampleUart(data, this.chipRate, host);
   }
 
