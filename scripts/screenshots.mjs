@@ -127,6 +127,9 @@ try {
   const board = new SimulatedEsp8266({ folder: path.join(linkDir, 'board'), link: usbLink });
   cleanups.unshift(() => board.close());
   await board.powerOn('download');
+  // A board that ran NodeMCU before: its files are where MicroPython keeps its own, and
+  // the wizard shows the flasher clearing them.
+  board.rom.flash.program(0x100000, Buffer.from('\x01\x00\x00\x00init.lua\x00', 'latin1'));
   await page.goto(`${manager.apiUrl}/#/flash`);
   await page.getByText(usbLink).waitFor();
   await shot(page, 'wizard-1-port');
