@@ -5,8 +5,6 @@
  * the BOOT/RESET step appears and the flash succeeds after the buttons; without modem
  * lines (a pty) as in usb-provision.test.ts.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UsbService, type UsbProgressEvent } from '../../electron/manager/usb/usb-service.js';
@@ -14,20 +12,19 @@ import { LAB_WIFI } from '../../electron/manager/virtual/micropython-fleet.js';
 import { SimulatedEsp8266 } from '../lab/simulated-esp8266.js';
 import { Rfc2217Link } from '../lab/rfc2217-link.js';
 import { makeEsp8266Image } from '../lab/esp8266-image.js';
-import { startManager, waitFor } from '../helpers/lab.js';
+import { waitFor } from '../helpers/lab.js';
+import { closeUsbLab, startUsbLab, type UsbLab } from '../helpers/usb-lab.js';
 import type { AdapterModel } from '../lab/esp8266/reset-circuit.js';
 
 describe('flashing through each kind of adapter (simulated ESP8266 over RFC 2217)', () => {
-  let service: Awaited<ReturnType<typeof startManager>>;
+  let service: UsbLab['service'];
   let usb: UsbService;
   let folder: string;
   const boards: SimulatedEsp8266[] = [];
   const events: UsbProgressEvent[] = [];
 
   beforeAll(async () => {
-    service = await startManager({ heartbeatS: 1 });
-    folder = await mkdtemp(path.join(os.tmpdir(), 'cm-adapters-'));
-    usb = new UsbService({ fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware') });
+    ({ service, usb, folder } = await startUsbLab('cm-adapters-', { heartbeatS: 1 }));
     usb.on('progress', (event) => events.push(event));
   });
   afterEach(async () => {
@@ -36,9 +33,7 @@ describe('flashing through each kind of adapter (simulated ESP8266 over RFC 2217
     events.length = 0;
   });
   afterAll(async () => {
-    await usb?.stop();
-    await service?.close();
-    if (folder) await rm(folder, { recursive: true, force: true });
+    await closeUsbLab({ service, usb, folder });
   });
 
   const links: Rfc2217Link[] = [];

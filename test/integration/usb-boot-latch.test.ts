@@ -4,34 +4,29 @@
  * the board is marked "press RESET", its reboot is reported with what to do, and once
  * RESET is pressed it comes back and reboots normally from then on.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsbService } from '../../electron/manager/usb/usb-service.js';
 import { LAB_WIFI } from '../../electron/manager/virtual/micropython-fleet.js';
 import { SimulatedEsp8266 } from '../lab/simulated-esp8266.js';
 import { makeEsp8266Image } from '../lab/esp8266-image.js';
-import { startManager, waitFor } from '../helpers/lab.js';
+import { waitFor } from '../helpers/lab.js';
+import { closeUsbLab, startUsbLab, type UsbLab } from '../helpers/usb-lab.js';
 
 describe('boot-mode latch after a flash by hand', () => {
-  let service: Awaited<ReturnType<typeof startManager>>;
+  let service: UsbLab['service'];
   let usb: UsbService;
   let folder: string;
   let board: SimulatedEsp8266;
 
   beforeAll(async () => {
-    service = await startManager({ heartbeatS: 1, rebootGraceMs: 8_000 });
-    folder = await mkdtemp(path.join(os.tmpdir(), 'cm-latch-'));
-    usb = new UsbService({ fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware') });
+    ({ service, usb, folder } = await startUsbLab('cm-latch-', { heartbeatS: 1, rebootGraceMs: 8_000 }));
     board = new SimulatedEsp8266({ folder: path.join(folder, 'porch') });
     await board.powerOn('download');
   });
   afterAll(async () => {
     await board?.close();
-    await usb?.stop();
-    await service?.close();
-    if (folder) await rm(folder, { recursive: true, force: true });
+    await closeUsbLab({ service, usb, folder });
   });
 
   async function reboot(): Promise<{ status: string; message: string | null }> {

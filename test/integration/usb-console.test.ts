@@ -15,7 +15,7 @@ import type { SerialConsole } from '../../electron/manager/usb/serial-console.js
 import { FirmwareImageError } from '../../electron/manager/usb/firmware-image.js';
 import { MicroPythonBoard } from '../../electron/manager/virtual/micropython-board.js';
 import { LAB_WIFI } from '../../electron/manager/virtual/micropython-fleet.js';
-import { startManager } from '../helpers/lab.js';
+import { closeUsbLab, startUsbLab, type UsbLab } from '../helpers/usb-lab.js';
 import { PtyLink } from '../lab/pty-link.js';
 import { MicroPythonReplSimulator } from '../lab/micropython-repl/micropython-repl-simulator.js';
 import { makeEsp8266Image } from '../lab/esp8266-image.js';
@@ -72,16 +72,14 @@ async function closedReason(session: SerialConsole, timeoutMs = 20_000): Promise
 }
 
 describe('the USB serial console (simulated MicroPython board on a pty)', () => {
-  let service: Awaited<ReturnType<typeof startManager>>;
+  let service: UsbLab['service'];
   let usb: UsbService;
   let folder: string;
   const boards: Board[] = [];
   const sessions: SerialConsole[] = [];
 
   beforeAll(async () => {
-    service = await startManager({ heartbeatS: 1 });
-    folder = await mkdtemp(path.join(os.tmpdir(), 'cm-usb-console-'));
-    usb = new UsbService({ fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware') });
+    ({ service, usb, folder } = await startUsbLab('cm-usb-console-', { heartbeatS: 1 }));
   });
 
   afterEach(async () => {
@@ -94,9 +92,7 @@ describe('the USB serial console (simulated MicroPython board on a pty)', () => 
   });
 
   afterAll(async () => {
-    await usb?.stop();
-    await service?.close();
-    if (folder) await rm(folder, { recursive: true, force: true });
+    await closeUsbLab({ service, usb, folder });
   });
 
   /** A board with nothing in its flash (it boots to the REPL), plugged in at its own path. */

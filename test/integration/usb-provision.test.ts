@@ -5,8 +5,7 @@
  * access point (on after MicroPython's first boot) is turned off for good, unless the
  * caller keeps it. The boards join the wifi with a board's timing (seconds).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsbService, waitOnline, type UsbProgressEvent } from '../../electron/manager/usb/usb-service.js';
@@ -18,21 +17,18 @@ import { boardKeys } from '../../electron/manager/redis/keys.js';
 import { LAB_WIFI } from '../../electron/manager/virtual/micropython-fleet.js';
 import { SimulatedEsp8266 } from '../lab/simulated-esp8266.js';
 import { makeEsp8266Image } from '../lab/esp8266-image.js';
-import { startManager, waitFor } from '../helpers/lab.js';
+import { waitFor } from '../helpers/lab.js';
+import { closeUsbLab, startUsbLab, type UsbLab } from '../helpers/usb-lab.js';
 
 describe('flash and provision an ESP8266 over USB (simulated)', () => {
-  let service: Awaited<ReturnType<typeof startManager>>;
+  let service: UsbLab['service'];
   let usb: UsbService;
   let folder: string;
   const boards: SimulatedEsp8266[] = [];
   const events: UsbProgressEvent[] = [];
 
   beforeAll(async () => {
-    service = await startManager({ heartbeatS: 1 });
-    folder = await mkdtemp(path.join(os.tmpdir(), 'cm-usb-'));
-    usb = new UsbService({
-      fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware'),
-    });
+    ({ service, usb, folder } = await startUsbLab('cm-usb-', { heartbeatS: 1 }));
     usb.on('progress', (event) => {
       events.push(event);
       // The "user": presses RESET when asked after a flash without reset lines.
@@ -41,8 +37,7 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
   });
   afterAll(async () => {
     await Promise.all(boards.map((board) => board.close()));
-    await service?.close();
-    await rm(folder, { recursive: true, force: true });
+    await closeUsbLab({ service, usb, folder });
   });
 
   /** Presses RESET and asks the rebooted MicroPython whether its access point is active. */

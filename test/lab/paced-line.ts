@@ -2,8 +2,10 @@
  * One direction of a simulated UART line: bytes pushed here are delivered no faster than
  * the line rate (10 bits a byte), in slices of SLICE bytes, so transfer times in the lab
  * match a real UART at that speed. A rate of 0 delivers at once. PtyLink and Rfc2217Link
- * use one for each direction.
+ * use one for each direction, through PacedLink.
  */
+import { EventEmitter } from 'node:events';
+import type { PtyLinkEvents } from './pty-link.js';
 
 /** Bytes per pacing tick; small enough that timing stays smooth at 115200. */
 const SLICE = 64;
@@ -128,4 +130,57 @@ function take(queue: Buffer[], max: number): Buffer {
     }
   }
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+}
+
+/**
+ * The paced part of a simulated serial link (PtyLink, Rfc2217Link): bytes from the host
+ * become 'data' events at the line rate, bytes for the host leave at it through
+ * `sendToHost`. Subclasses own the transport and set `closed`.
+ */
+export abstract class PacedLink extends EventEmitter<PtyLinkEvents> {
+  protected baud: number;
+  protected closed = false;
+  /** Host → simulator ('data' events) and simulator → host, both paced. */
+  protected readonly rx: PacedLine;
+  protected readonly tx: PacedLine;
+
+  protected constructor(baud: number) {
+    super();
+    this.baud = baud;
+    this.rx = new PacedLine(() => this.baud, (chunk) => this.emit('data', chunk));
+    this.tx = new PacedLine(() => this.baud, (chunk) => this.sendToHost(chunk));
+  }
+
+  /** Hands one paced slice to the host's side of the transport. */
+  protected abstract sendToHost(chunk: Buffer): void;
+
+  get lineRate(): number {
+    return this.baud;
+  }
+
+  /** Changes the line rate of both directions from now on. */
+  setBaud(baud: number): void {
+    this.baud = baud;
+  }
+
+  /** Sends bytes to the host, paced at the line rate. */
+  write(data: Buffer | Uint8Array | string): void {
+    if (this.closed) return;
+    this.tx.push(Buffer.from(data));
+  }
+
+  /** Milliseconds that `bytes` take on the line at the current rate. */
+  lineMs(bytes: number): number {
+    return this.tx.lineMs(bytes);
+  }
+
+  /** Resolves once everything written so far has left at the line rate. */
+  drain(): Promise<void> {
+    return this.tx.drained();
+  }
+
+  /** Drops bytes received but not yet delivered (e.g. what a reset would lose). */
+  discardInput(): void {
+    this.rx.discard();
+  }
 }

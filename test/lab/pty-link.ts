@@ -15,7 +15,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PacedLine } from './paced-line.js';
+import { PacedLink } from './paced-line.js';
 
 export class PtyUnavailableError extends Error {
   override name = 'PtyUnavailableError';
@@ -55,26 +55,18 @@ export interface SerialLink extends EventEmitter<PtyLinkEvents> {
   close(): Promise<void>;
 }
 
-export class PtyLink extends EventEmitter<PtyLinkEvents> implements SerialLink {
+export class PtyLink extends PacedLink implements SerialLink {
   readonly path: string;
-  private baud: number;
   private readonly socat: ChildProcess;
-  /** Host → simulator ('data' events) and simulator → host (the pty), both paced. */
-  private readonly rx: PacedLine;
-  private readonly tx: PacedLine;
-  private closed = false;
 
   /** The temp folder open() made for the link (removed when socat ends). */
   private readonly ownDir: string | undefined;
 
   private constructor(pathName: string, socat: ChildProcess, baud: number, ownDir: string | undefined) {
-    super();
+    super(baud);
     this.path = pathName;
     this.ownDir = ownDir;
     this.socat = socat;
-    this.baud = baud;
-    this.rx = new PacedLine(() => this.baud, (chunk) => this.emit('data', chunk));
-    this.tx = new PacedLine(() => this.baud, (chunk) => this.socat.stdin!.write(chunk));
     socat.stdout!.on('data', (chunk: Buffer) => this.rx.push(chunk));
     socat.on('exit', () => {
       this.closed = true;
@@ -110,10 +102,6 @@ export class PtyLink extends EventEmitter<PtyLinkEvents> implements SerialLink {
     return new PtyLink(link, socat, options.baud ?? 115_200, ownDir);
   }
 
-  get lineRate(): number {
-    return this.baud;
-  }
-
   /**
    * The rate the host's end of the pty is set to, read with `stty -F` (undefined when that
    * fails). A rate termios has no name for (set with BOTHER, as serialport sets 74880)
@@ -130,30 +118,8 @@ export class PtyLink extends EventEmitter<PtyLinkEvents> implements SerialLink {
     }
   }
 
-  /** Changes the line rate of both directions from now on. */
-  setBaud(baud: number): void {
-    this.baud = baud;
-  }
-
-  /** Sends bytes to the host, paced at the line rate. */
-  write(data: Buffer | Uint8Array | string): void {
-    if (this.closed) return;
-    this.tx.push(Buffer.from(data));
-  }
-
-  /** Milliseconds that `bytes` take on the line at the current rate. */
-  lineMs(bytes: number): number {
-    return this.tx.lineMs(bytes);
-  }
-
-  /** Resolves once everything written so far has left at the line rate. */
-  drain(): Promise<void> {
-    return this.tx.drained();
-  }
-
-  /** Drops bytes received but not yet delivered (e.g. what a reset would lose). */
-  discardInput(): void {
-    this.rx.discard();
+  protected sendToHost(chunk: Buffer): void {
+    this.socat.stdin!.write(chunk);
   }
 
   async close(): Promise<void> {

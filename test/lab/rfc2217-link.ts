@@ -31,13 +31,12 @@
  * false); FLOWCONTROL-SUSPEND/RESUME are acknowledged and ignored; output the simulator
  * sends while no host is connected takes its line time and is lost.
  */
-import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import {
   baudBytes, COM_PORT, CONTROL, encodeComPort, escapeIac, readBaud, TELNET, TELNET_OPTION, TelnetDecoder, TelnetNegotiation,
 } from '../../electron/manager/usb/rfc2217-codec.js';
-import { PacedLine } from './paced-line.js';
-import type { PtyLinkEvents, SerialLink } from './pty-link.js';
+import { PacedLink } from './paced-line.js';
+import type { SerialLink } from './pty-link.js';
 
 export interface Rfc2217LinkOptions {
   /** Address to listen on (default 127.0.0.1). */
@@ -61,9 +60,8 @@ interface Host {
   negotiation: TelnetNegotiation;
 }
 
-export class Rfc2217Link extends EventEmitter<PtyLinkEvents> implements SerialLink {
+export class Rfc2217Link extends PacedLink implements SerialLink {
   readonly path: string;
-  private baud: number;
   private readonly server: net.Server;
   private host: Host | null = null;
   private lines: ModemLines = { dtr: false, rts: false };
@@ -71,18 +69,12 @@ export class Rfc2217Link extends EventEmitter<PtyLinkEvents> implements SerialLi
   private flowControl: number = CONTROL.NO_FLOW;
   private requestedBaud: number | undefined;
   private readonly settings = new Map<number, number>();
-  private readonly rx: PacedLine;
-  private readonly tx: PacedLine;
-  private closed = false;
   private opened = 0;
 
   private constructor(server: net.Server, pathName: string, baud: number) {
-    super();
+    super(baud);
     this.server = server;
     this.path = pathName;
-    this.baud = baud;
-    this.rx = new PacedLine(() => this.baud, (chunk) => this.emit('data', chunk));
-    this.tx = new PacedLine(() => this.baud, (chunk) => this.host?.socket.write(escapeIac(chunk)));
     server.on('connection', (socket) => this.accept(socket));
   }
 
@@ -98,10 +90,6 @@ export class Rfc2217Link extends EventEmitter<PtyLinkEvents> implements SerialLi
     });
     const { port } = server.address() as net.AddressInfo;
     return new Rfc2217Link(server, `rfc2217://${host.includes(':') ? `[${host}]` : host}:${port}`, options.baud ?? 115_200);
-  }
-
-  get lineRate(): number {
-    return this.baud;
   }
 
   /** The rate the host last asked for with SET-BAUDRATE (undefined until it asks). */
@@ -128,29 +116,8 @@ export class Rfc2217Link extends EventEmitter<PtyLinkEvents> implements SerialLi
     return this.host !== null;
   }
 
-  /** Changes the line rate of both directions from now on. */
-  setBaud(baud: number): void {
-    this.baud = baud;
-  }
-
-  /** Sends bytes to the host, paced at the line rate. */
-  write(data: Buffer | Uint8Array | string): void {
-    if (this.closed) return;
-    this.tx.push(Buffer.from(data));
-  }
-
-  lineMs(bytes: number): number {
-    return this.tx.lineMs(bytes);
-  }
-
-  /** Resolves once everything written so far has left at the line rate. */
-  drain(): Promise<void> {
-    return this.tx.drained();
-  }
-
-  /** Drops bytes received but not yet delivered (e.g. what a reset would lose). */
-  discardInput(): void {
-    this.rx.discard();
+  protected sendToHost(chunk: Buffer): void {
+    this.host?.socket.write(escapeIac(chunk));
   }
 
   /** The adapter is unplugged: the host's connection is cut, the port stops listening. */
