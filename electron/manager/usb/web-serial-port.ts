@@ -26,6 +26,7 @@ import { ReadableStream, WritableStream, type ReadableStreamDefaultController, t
 import { SerialPort } from 'serialport';
 import { silentLogger, type Logger } from '../log.js';
 import { isRfc2217Url, Rfc2217Port } from './rfc2217-port.js';
+import { readEndOfFileAsUnplugged } from './serial-hangup.js';
 
 export interface WebSerialOpenOptions {
   baudRate: number;
@@ -105,7 +106,12 @@ export const openNodeSerialPort: OpenNodeSerialPort = (path, options) => {
       rtscts: options.flowControl === 'hardware',
       autoOpen: false,
     });
-    port.open((error) => (error ? reject(error) : resolve(port)));
+    port.open((error) => {
+      if (error) return reject(error);
+      // Before anyone reads: a hung-up tty must end in 'close', not a spinning read.
+      readEndOfFileAsUnplugged(port);
+      resolve(port);
+    });
   });
 };
 
