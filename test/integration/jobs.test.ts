@@ -44,6 +44,8 @@ describe('jobs', () => {
     await waitFor(async () => !(await lab.api.call('boards.get', { board: 'job-3' })).online, 10_000, 'job-3 offline');
     const started = await lab.api.call('jobs.start', { kind: 'exec', boards: 'job-*', code: 'print(6 * 7)' });
     expect(started).toMatchObject({ kind: 'exec', state: 'running', total: 3 });
+    // Offline from the start: waiting, not queued, before its command is even sent.
+    expect((await lab.api.call('jobs.get', { id: started.id })).targets.find((target) => target.board === 'job-3')?.status).toBe('waiting');
     await waitFor(async () => (await lab.api.call('jobs.get', { id: started.id })).counts.ok === 2, 10_000, 'two boards done');
     const midway = await lab.api.call('jobs.get', { id: started.id });
     expect(midway.state).toBe('running');

@@ -186,8 +186,10 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       id: `j${Date.now().toString(36)}${randomBytes(5).toString('hex')}`,
       kind, title, createdAt: Date.now(), finishedAt: null, state: 'running', counts: emptyCounts(), total: targets.length,
       progress: null, phases: [], port,
+      // A board that is offline waits from the start (its command is sent a moment later).
       targets: targets.map((target) => ({
-        board: target.board, boardId: target.boardId ?? null, status: 'queued', message: null, done: 0, total: 0, cids: [], output: null,
+        board: target.board, boardId: target.boardId ?? null, status: target.boardId && !this.options.fleet.registry.get(target.boardId)?.online ? 'waiting' : 'queued',
+        message: null, done: 0, total: 0, cids: [], output: null,
       })),
     };
     const job = this.track(view);
