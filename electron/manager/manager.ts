@@ -9,6 +9,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { findRedisServerBinary } from './redis/redis-binary.js';
 import { RedisServerSupervisor } from './redis/redis-server-supervisor.js';
+import { adminConnectHost } from './redis/redis-admin.js';
 import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient, type RedisEndpoint } from './redis/redis-connection.js';
 import { embeddedAclFile, MANAGER_USER } from './redis/acl.js';
 import { FleetStore } from './redis/fleet-store.js';
@@ -24,7 +25,7 @@ import { TelemetryRecorder } from './fleet/telemetry.js';
 import { TelemetryStore } from './redis/telemetry-store.js';
 import { ApiClient } from './api/client.js';
 import {
-  applyLanAddress, lanInterfaces, networkSettingsFile, readNetworkSettings, startupBindAddresses, NetworkSetupError, type NetworkAccess,
+  applyLanAddress, isLoopbackAddress, lanInterfaces, networkSettingsFile, readNetworkSettings, startupBindAddresses, NetworkSetupError, type NetworkAccess,
 } from './network-access.js';
 import type { ServiceStatus } from './api/contract.js';
 import {
@@ -74,8 +75,8 @@ export interface ManagerEvents {
 /** The address boards should use, given what Redis listens on (a LAN address over loopback). */
 export function advertisedHost(bind: string[]): string {
   const specifics = bind.filter((address) => address !== '0.0.0.0' && address !== '::' && address !== '*');
-  const specific = specifics.find((address) => !address.startsWith('127.') && address !== '::1') ?? specifics[0];
-  if (bind.length > 0 && specific && !specific.startsWith('127.') && specific !== '::1') return specific;
+  const specific = specifics.find((address) => !isLoopbackAddress(address)) ?? specifics[0];
+  if (specific && !isLoopbackAddress(specific)) return specific;
   if (bind.some((address) => address === '0.0.0.0' || address === '::' || address === '*')) {
     for (const addresses of Object.values(os.networkInterfaces())) {
       const lan = addresses?.find((address) => address.family === 'IPv4' && !address.internal);
@@ -83,13 +84,6 @@ export function advertisedHost(bind: string[]): string {
     }
   }
   return specific ?? '127.0.0.1';
-}
-
-/** Where the manager itself connects to the embedded server: loopback whenever possible. */
-function localConnectHost(bind: string[]): string {
-  if (bind.some((address) => address.startsWith('127.') || ['0.0.0.0', '*', 'localhost'].includes(address))) return '127.0.0.1';
-  if (bind.some((address) => address === '::1' || address === '::')) return '::1';
-  return bind[0] ?? '127.0.0.1';
 }
 
 export class Manager extends EventEmitter<ManagerEvents> {
@@ -240,7 +234,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.supervisor.on('restartFailed', ({ attempt, error }) => this.log('error', `redis-server restart ${attempt} failed: ${error.message}`));
     const started = await this.supervisor.start();
     this.log('info', `redis-server ${started.version} (${binary.source} ${binary.path}) pid ${started.pid} on ${bind.join(',')}:${port}`);
-    return { host: localConnectHost(bind), port, username: MANAGER_USER, password };
+    return { host: adminConnectHost(bind), port, username: MANAGER_USER, password };
   }
 
   /** Feeds the telemetry ring from the fleet: heartbeats (batched) and online changes. */
@@ -293,11 +287,11 @@ export class Manager extends EventEmitter<ManagerEvents> {
 
   /** Who can reach the boards' entry point: this computer only, or a LAN address too. */
   network(): NetworkAccess {
-    const lanAddress = this.bind.find((address) => !address.startsWith('127.') && address !== '::1') ?? null;
+    const lanAddress = this.bind.find((address) => !isLoopbackAddress(address)) ?? null;
     return {
       embedded: this.supervisor !== undefined,
       lanAddress,
-      loopbackOnly: this.bind.every((address) => address.startsWith('127.') || address === '::1' || address === 'localhost'),
+      loopbackOnly: this.bind.every(isLoopbackAddress),
       interfaces: lanInterfaces(),
       advertise: this.fleet.advertise,
     };

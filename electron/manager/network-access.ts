@@ -43,6 +43,11 @@ const networkSettingsSchema = z.object({
   lanAddress: z.union([z.ipv4(), z.ipv6()]).nullable(),
 });
 
+/** 127.0.0.0/8, ::1 or "localhost": reachable from this computer only. */
+export function isLoopbackAddress(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address === 'localhost';
+}
+
 /** The settings file in the data folder. */
 export function networkSettingsFile(dataDir: string): string {
   return path.join(dataDir, 'network.json');

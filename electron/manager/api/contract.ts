@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { JOB_ID_PATTERN } from '../redis/keys.js';
+import { STAGED_ID_PATTERN } from '../transfer/staged-files.js';
 import type { BoardActivity, BoardSummary } from '../fleet/board-registry.js';
 import type { CommandView, OutputChunk, OutputEvent, CommandStatus } from '../fleet/command-dispatcher.js';
 import type { BoardCredentials, BoardEvent } from '../fleet/fleet.js';
@@ -65,7 +66,9 @@ const provisionInput = z.object({
 const boardRef = z.string().min(1).max(64);
 const cid = z.string().min(1).max(40);
 const jobId = z.string().regex(JOB_ID_PATTERN, 'not a job id');
-const stagedFileId = z.string().regex(/^s[A-Za-z0-9_-]{16}$/, 'not a staged file id (send the file to files.stage first)');
+const stagedFileId = z.string().regex(STAGED_ID_PATTERN, 'not a staged file id (send the file to files.stage first)');
+/** Tags to add or remove (each checked by the fleet: fleet.ts normalizeTag). */
+const tagList = z.array(z.string().min(1).max(32)).max(16).default([]);
 const expireMs = z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional();
 const baudRate = z.union([z.literal(115_200), z.literal(230_400), z.literal(460_800), z.literal(921_600)]);
 const flashMode = z.enum(['qio', 'qout', 'dio', 'dout']);
@@ -79,7 +82,7 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('reboot'), boards: boardsPattern, expireMs }).strict(),
   z.object({
     kind: z.literal('tag'), boards: boardsPattern,
-    add: z.array(z.string().min(1).max(32)).max(16).default([]), remove: z.array(z.string().min(1).max(32)).max(16).default([]),
+    add: tagList, remove: tagList,
   }).strict(),
   z.object({ kind: z.literal('remove'), boards: boardsPattern }).strict(),
   z.object({
@@ -103,8 +106,8 @@ export const routeInputs = {
   'boards.telemetry': z.object({ board: boardRef }).strict(),
   'boards.tag': z.object({
     boards: boardsPattern,
-    add: z.array(z.string().min(1).max(32)).max(16).default([]),
-    remove: z.array(z.string().min(1).max(32)).max(16).default([]),
+    add: tagList,
+    remove: tagList,
   }).strict(),
   'commands.send': z.object({
     boards: boardsPattern,

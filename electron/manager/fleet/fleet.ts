@@ -263,7 +263,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const boards = this.select(pattern);
     const next = new Map<BoardState, string[]>();
     for (const board of boards) {
-      const tags = [...board.tags.filter((tag) => !removing.has(tag))];
+      const tags = board.tags.filter((tag) => !removing.has(tag));
       for (const tag of adding) if (!tags.includes(tag)) tags.push(tag);
       if (tags.length > MAX_TAGS_PER_BOARD) throw new InvalidTagError(`board ${board.name} would carry more than ${MAX_TAGS_PER_BOARD} tags`);
       next.set(board, tags.sort());

@@ -96,6 +96,11 @@ export function targetStatusOf(statuses: readonly CommandStatus[], boardOnline: 
   }
   if (finished === statuses.length) return failed > 0 ? 'failed' : 'ok';
   if (running || finished > 0) return 'running';
+  return pendingStatus(boardOnline);
+}
+
+/** A board's status before any of its commands started: queued, or waiting while it is offline. */
+export function pendingStatus(boardOnline: boolean): TargetStatus {
   return boardOnline ? 'queued' : 'waiting';
 }
 

@@ -17,7 +17,7 @@ import type { CommandView } from './command-dispatcher.js';
 import { FINAL_STATUSES } from './command-dispatcher.js';
 import type { CommandRequest } from './command-ops.js';
 import {
-  FINAL_TARGET_STATUSES, JOB_PHASES_KEPT, clipOutput, emptyCounts, summarizeJob, targetStatusOf,
+  FINAL_TARGET_STATUSES, JOB_PHASES_KEPT, clipOutput, emptyCounts, pendingStatus, summarizeJob, targetStatusOf,
   type JobKind, type JobProgress, type JobSummary, type JobTarget, type JobView,
 } from './job-model.js';
 import { runUsbJob, type UsbJobRequest, type UsbJobRunner } from './usb-job.js';
@@ -188,7 +188,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       progress: null, phases: [], port,
       // A board that is offline waits from the start (its command is sent a moment later).
       targets: targets.map((target) => ({
-        board: target.board, boardId: target.boardId ?? null, status: target.boardId && !this.options.fleet.registry.get(target.boardId)?.online ? 'waiting' : 'queued',
+        board: target.board, boardId: target.boardId ?? null, status: pendingStatus(!target.boardId || this.boardOnline(target.boardId)),
         message: null, done: 0, total: 0, cids: [], output: null,
       })),
     };
@@ -290,7 +290,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     const target = job.view.targets[index]!;
     if (FINAL_TARGET_STATUSES.has(target.status) || target.cids.length === 0) return;
     const statuses = target.cids.map((cid) => this.commandStatus.get(cid) ?? 'lost');
-    const online = target.boardId ? this.options.fleet.registry.get(target.boardId)?.online ?? false : false;
+    const online = target.boardId ? this.boardOnline(target.boardId) : false;
     let status = targetStatusOf(statuses, online);
     target.done = statuses.filter((status) => status === 'ok').length;
     // A reboot is done when the board is back, not when it said it would restart.
@@ -302,12 +302,16 @@ export class JobService extends EventEmitter<JobServiceEvents> {
         else this.finishTarget(job, index, 'failed', outcome.message);
       });
     } else if (status === 'ok' && job.view.kind === 'reboot') return;
-    if (status === 'ok' && job.view.kind === 'upload') target.message = `${target.total} file${target.total === 1 ? '' : 's'} written, sha256 checked`;
+    if (status === 'ok' && job.view.kind === 'upload') target.message = `${count(target.total, 'file')} written, sha256 checked`;
     if (FINAL_TARGET_STATUSES.has(status)) for (const cid of target.cids) this.commandStatus.delete(cid);
     if (status === target.status && !FINAL_TARGET_STATUSES.has(status) && status !== 'running') return;
     target.status = status;
     this.markTarget(job, index);
     this.checkDone(job);
+  }
+
+  private boardOnline(boardId: string): boolean {
+    return this.options.fleet.registry.get(boardId)?.online ?? false;
   }
 
   private finishTarget(job: LiveJob, index: number, status: 'ok' | 'failed', message: string | null, boardId?: string | null): void {
@@ -404,21 +408,25 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   }
 }
 
+/** "1 board", "3 boards". */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 function titleOf(request: JobRequest, boards = 1): string {
-  const on = `on ${boards} board${boards === 1 ? '' : 's'}`;
   switch (request.kind) {
     case 'exec': {
       const line = request.code.trim().split('\n', 1)[0] ?? '';
-      return `Run code ${on}: ${line.length > 40 ? `${line.slice(0, 37)}…` : line}`;
+      return `Run code on ${count(boards, 'board')}: ${line.length > 40 ? `${line.slice(0, 37)}…` : line}`;
     }
     case 'upload':
-      return request.files.length === 1 ? `Upload ${request.files[0]!.path} to ${boards} board${boards === 1 ? '' : 's'}` : `Upload ${request.files.length} files to ${boards} board${boards === 1 ? '' : 's'}`;
+      return `Upload ${request.files.length === 1 ? request.files[0]!.path : count(request.files.length, 'file')} to ${count(boards, 'board')}`;
     case 'reboot':
-      return `Reboot ${boards} board${boards === 1 ? '' : 's'}`;
+      return `Reboot ${count(boards, 'board')}`;
     case 'tag':
-      return `Tag ${boards} board${boards === 1 ? '' : 's'} ${[...request.add.map((tag) => `+${tag}`), ...request.remove.map((tag) => `-${tag}`)].join(' ')}`;
+      return `Tag ${count(boards, 'board')} ${[...request.add.map((tag) => `+${tag}`), ...request.remove.map((tag) => `-${tag}`)].join(' ')}`;
     case 'remove':
-      return `Remove ${boards} board${boards === 1 ? '' : 's'}`;
+      return `Remove ${count(boards, 'board')}`;
     case 'flash':
       return `Flash ${request.provision?.name ?? 'a board'} on ${request.port}`;
     case 'provision':

@@ -32,7 +32,7 @@ export class RedisAdminError extends Error {
   override readonly name = 'RedisAdminError';
 }
 
-/** Where to reach a server listening on `bind` from this machine: loopback whenever possible. */
+/** Where to reach a server listening on `bind` from this machine: loopback whenever possible (the supervisor, the manager). */
 export function adminConnectHost(bind: string[]): string {
   const plain = bind.map((address) => address.replace(/^-/, ''));
   if (plain.some((a) => ['0.0.0.0', '*', 'localhost'].includes(a))) return '127.0.0.1';

@@ -30,6 +30,8 @@
  * - `silent`: none of these (nothing, or only the ROM's lines and garbage).
  */
 
+import { corruptFilesystemRegion, FILESYSTEM_SECTOR_BYTES, type FilesystemRegion } from './filesystem-area.js';
+
 export type BootVerdict = 'ok' | 'crash' | 'boot-loop' | 'fs-corrupt' | 'silent';
 
 /** The rate the ESP8266 ROM prints at (26 MHz crystal, UART not configured yet). */
@@ -47,6 +49,8 @@ export interface BootJudgement {
   verdict: BootVerdict;
   /** What it was told from, in words ("Fatal exception (0) at 74880 baud"). */
   evidence: string;
+  /** `fs-corrupt`: the file system region MicroPython's message names. */
+  filesystem?: FilesystemRegion;
 }
 
 export interface JudgeOptions {
@@ -70,7 +74,6 @@ export function romBanners(bytes: Uint8Array): { cause: number; bootMode: number
 
 const FATAL = /Fatal exception \(?(\d+)\)?/;
 const ROM_NO_IMAGE = /ets_main\.c/;
-const FS_CORRUPT = /The filesystem starting at sector (\d+) with size (\d+) sectors looks corrupt/;
 const MICROPYTHON = /MicroPython v\d[^\r\n]*|Performing initial setup|(?:^|[\r\n])>>> /;
 
 const text = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
@@ -88,10 +91,13 @@ export function judgeBoot(readings: readonly BootReading[], options: JudgeOption
   if (noImage) return { verdict: 'crash', evidence: `the ROM found no image it could read ("ets_main.c" at ${noImage.baud} baud)` };
   const badSum = parts.find((part) => checksumMismatch(part.text));
   if (badSum) return { verdict: 'crash', evidence: `the ROM read the image with a wrong checksum (${checksumMismatch(badSum.text)} at ${badSum.baud} baud)` };
-  const corrupt = at(FS_CORRUPT);
+  const corrupt = parts.map((part) => corruptFilesystemRegion(part.text)).find((region) => region !== null);
   if (corrupt) {
-    const [, sector, size] = FS_CORRUPT.exec(corrupt.text)!;
-    return { verdict: 'fs-corrupt', evidence: `MicroPython: the filesystem starting at sector ${sector} with size ${size} sectors looks corrupt` };
+    const sectors = (bytes: number) => bytes / FILESYSTEM_SECTOR_BYTES;
+    return {
+      verdict: 'fs-corrupt', filesystem: corrupt,
+      evidence: `the filesystem starting at sector ${sectors(corrupt.offset)} with size ${sectors(corrupt.length)} sectors looks corrupt`,
+    };
   }
   const banners = parts.flatMap((part) => [...part.text.matchAll(ROM_BANNER)].map((match) => ({ baud: part.baud, cause: match[1]!, mode: match[2]! })));
   // Boots seen: each prints a load log, each reset a banner (a host that came back to

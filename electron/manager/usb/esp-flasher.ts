@@ -39,11 +39,11 @@ import { ESPLoader, Transport, type IEspLoaderTerminal, type ResetConstructors }
 import { silentLogger, type Logger } from '../log.js';
 import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, variantNote, type FirmwareVariant, type FlashMode } from './firmware-image.js';
 import { WebSerialPort } from './web-serial-port.js';
-import { FIRMWARE_BAUD, ROM_BAUD, romBanners, watchBoot, type BootJudgement, type BootLine, type BootReading, type BootVerdict } from './boot-check.js';
+import { FIRMWARE_BAUD, ROM_BAUD, romBanners, watchBoot, type BootJudgement, type BootLine, type BootVerdict } from './boot-check.js';
 import { enterBootloader, hardReset, usbJtagSerialReset } from './reset-sequences.js';
 import { eraseRegion, writeImage } from './flash-write.js';
 import {
-  corruptFilesystemRegion, FILESYSTEM_SECTOR_BYTES, filesystemRegion, filesystemResetRange, inspectFilesystemArea, shouldEraseFilesystemArea,
+  FILESYSTEM_SECTOR_BYTES, filesystemRegion, filesystemResetRange, inspectFilesystemArea, shouldEraseFilesystemArea,
   type FilesystemRegion,
 } from './filesystem-area.js';
 
@@ -153,6 +153,7 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
   const started = Date.now();
   let attempts = 0;
   let baud = options.baud ?? 460_800;
+  // 'not-checked' until the area was read (once; after an erase of the whole flash it is blank).
   let filesystem: FlashResult['filesystem'] = options.erase ? 'blank' : 'not-checked';
   // Set when the board said "looks corrupt": erase this, start it again, do not rewrite.
   let eraseBeforeStart: FilesystemRegion | null = null;
@@ -173,56 +174,47 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
         progress({ phase: 'detect', message: `an ${session.chip}: its built-in flash works in dout mode only, so the image is written in dout` });
       }
       mode ??= info.flashMode;
-      const writeMode = mode;
       if (eraseBeforeStart) {
         await clearFilesystem(session, eraseBeforeStart, progress);
         eraseBeforeStart = null;
         filesystem = 'cleared';
       } else {
-        if (!options.erase && filesystem === 'not-checked') filesystem = await prepareFilesystem(session, info.variant, progress, log);
+        if (filesystem === 'not-checked') filesystem = await prepareFilesystem(session, info.variant, progress, log);
         await writeImage({
-          loader: session.loader, image: options.image, info, mode: writeMode, flashSizeName: session.flashSizeName, baud, erase: options.erase,
+          loader: session.loader, image: options.image, info, mode, flashSizeName: session.flashSizeName, baud, erase: options.erase,
           onProgress: progress, verifyError: (message) => new FlashVerifyError(message),
         });
       }
       const { restartedBy, boot } = await startAndWatch(session, options, progress);
-      const next = (boot.verdict === 'crash' || boot.verdict === 'boot-loop') && options.flashMode === undefined
-        ? RECOVERY_MODES[RECOVERY_MODES.indexOf(mode) + 1] : undefined;
+      const crashed = boot.verdict === 'crash' || boot.verdict === 'boot-loop';
+      const next = crashed && options.flashMode === undefined ? RECOVERY_MODES[RECOVERY_MODES.indexOf(mode) + 1] : undefined;
       if (next) {
-        await session.transport.disconnect().catch(() => undefined);
         progress({ phase: 'reflash', message: `the board does not boot with flash mode ${mode} (${boot.evidence}): flashing again in ${next}` });
         mode = next;
         continue;
       }
-      if (boot.verdict === 'crash' || boot.verdict === 'boot-loop') {
-        await session.transport.disconnect().catch(() => undefined);
-        throw new FlashError(`the board does not boot after flashing (flash mode ${mode}: ${boot.evidence}); is this the right firmware for it?`);
-      }
-      const corrupt = boot.verdict === 'fs-corrupt' ? corruptFilesystemRegion(firmwareText(boot.readings)) : null;
-      if (corrupt && !repairedOnce) {
-        await session.transport.disconnect().catch(() => undefined);
-        progress({ phase: 'boot-check', message: `MicroPython runs, but ${boot.evidence.replace(/^MicroPython: /, '')}: clearing it and starting the board again` });
+      if (crashed) throw new FlashError(`the board does not boot after flashing (flash mode ${mode}: ${boot.evidence}); is this the right firmware for it?`);
+      if (boot.filesystem && !repairedOnce) {
+        progress({ phase: 'boot-check', message: `MicroPython runs, but ${boot.evidence}: clearing it and starting the board again` });
         repairedOnce = true;
-        eraseBeforeStart = filesystemResetRange(corrupt);
+        eraseBeforeStart = filesystemResetRange(boot.filesystem);
         continue;
       }
       if (boot.verdict === 'fs-corrupt') {
-        progress({ phase: 'boot-check', message: `MicroPython runs, but ${boot.evidence.replace(/^MicroPython: /, '')}: data from another firmware is where it keeps its files. Flash again with the flash erased first to start with an empty file system` });
+        progress({ phase: 'boot-check', message: `MicroPython runs, but ${boot.evidence}: data from another firmware is where it keeps its files. Flash again with the flash erased first to start with an empty file system` });
       }
       let bootModeLatch: 'flash' | 'download' = restartedBy === 'reset-lines' ? 'flash' : 'download';
-      // Only after a watched boot: otherwise the first boot's own banner would pass for the
-      // restart after RESET. Unwatched, the latch stays "download" (what it certainly was).
+      // Not asked when the start was not watched: the caller wanted the flash alone, and the
+      // latch then stays "download" (what it certainly is).
       if (restartedBy === 'stub' && options.bootCheckMs !== 0 && (options.resetWaitMs ?? 60_000) > 0) {
         bootModeLatch = await askForReset(session, options, progress);
       }
-      await session.transport.disconnect().catch(() => undefined);
       progress({ phase: 'done', message: `flashed in ${((Date.now() - started) / 1000).toFixed(1)} s` });
       return {
         chip: session.chip, flashSizeBytes: session.flashSizeBytes, flashMode: mode, baud, imageBytes: info.size,
         seconds: (Date.now() - started) / 1000, boot: boot.verdict, bootEvidence: boot.evidence, variant: info.variant, attempts, filesystem, restartedBy, bootModeLatch,
       };
     } catch (error) {
-      if (session) await session.transport.disconnect().catch(() => undefined);
       if (error instanceof UnsupportedChipError || error instanceof FlashError || error instanceof FirmwareImageError) throw error;
       // A fast rate some adapters cannot keep up with: fall back once to 115200.
       if (baud !== 115_200 && attempts < 3) {
@@ -232,6 +224,9 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
         continue;
       }
       throw new FlashError(`flashing failed: ${(error as Error).message}`);
+    } finally {
+      // Every round ends with the port closed: the next one (or the provisioner) opens it again.
+      await session?.transport.disconnect().catch(() => undefined);
     }
   }
 }
@@ -243,7 +238,7 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
  * after "run user code", which the stub must still receive at its own rate), and ends at
  * 115200, where MicroPython talks, whatever the verdict.
  */
-async function startAndWatch(session: Session, options: FlashOptions, progress: (p: FlashProgress) => void): Promise<{ restartedBy: FlashResult['restartedBy']; boot: BootJudgement & { readings?: BootReading[] } }> {
+async function startAndWatch(session: Session, options: FlashOptions, progress: (p: FlashProgress) => void): Promise<{ restartedBy: FlashResult['restartedBy']; boot: BootJudgement }> {
   const restartedBy = session.linesWork ? 'reset-lines' as const : 'stub' as const;
   const watchMs = options.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS;
   progress({ phase: 'reset', message: session.linesWork ? 'restarting the board' : 'starting the new firmware' });
@@ -264,14 +259,9 @@ async function startAndWatch(session: Session, options: FlashOptions, progress: 
   // Silent: a board back in its ROM bootloader (a crash, then a reset in the latched
   // download mode) answers a SYNC; a running firmware does not.
   if (watch.verdict === 'silent' && await answersSync(session)) {
-    return { restartedBy, boot: { verdict: 'crash', evidence: `${watch.evidence}; its ROM bootloader answers: the firmware did not stay up`, readings: watch.readings } };
+    return { restartedBy, boot: { verdict: 'crash', evidence: `${watch.evidence}; its ROM bootloader answers: the firmware did not stay up` } };
   }
   return { restartedBy, boot: watch };
-}
-
-/** What the board printed at MicroPython's rate during the boot watch. */
-function firmwareText(readings: readonly BootReading[] = []): string {
-  return readings.filter((reading) => reading.baud === FIRMWARE_BAUD).map((reading) => Buffer.from(reading.bytes).toString('latin1')).join('');
 }
 
 /**

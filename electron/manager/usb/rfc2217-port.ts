@@ -159,7 +159,7 @@ export class Rfc2217Port extends EventEmitter {
 
   write(data: Buffer, callback?: Callback): boolean {
     if (this.state !== 'open') {
-      process.nextTick(() => callback?.(new Rfc2217Error('Port is not open')));
+      this.notOpen(callback);
       return false;
     }
     this.writesInFlight++;
@@ -171,19 +171,13 @@ export class Rfc2217Port extends EventEmitter {
   }
 
   drain(callback?: Callback): void {
-    if (this.state !== 'open') {
-      process.nextTick(() => callback?.(new Rfc2217Error('Port is not open')));
-      return;
-    }
+    if (this.state !== 'open') return this.notOpen(callback);
     if (this.writesInFlight === 0) process.nextTick(() => callback?.(null));
     else this.drainWaiters.push(callback ?? (() => undefined));
   }
 
   set(options: { dtr?: boolean; rts?: boolean; brk?: boolean }, callback?: Callback): void {
-    if (this.state !== 'open') {
-      process.nextTick(() => callback?.(new Rfc2217Error('Port is not open')));
-      return;
-    }
+    if (this.state !== 'open') return this.notOpen(callback);
     const next = { dtr: options.dtr ?? true, rts: options.rts ?? true, brk: options.brk ?? false };
     const dtr = next.dtr !== this.lines.dtr ? [next.dtr ? CONTROL.DTR_ON : CONTROL.DTR_OFF] : [];
     const rts = next.rts !== this.lines.rts ? [next.rts ? CONTROL.RTS_ON : CONTROL.RTS_OFF] : [];
@@ -223,15 +217,17 @@ export class Rfc2217Port extends EventEmitter {
   }
 
   close(callback?: Callback): void {
-    if (this.state !== 'open') {
-      process.nextTick(() => callback?.(new Rfc2217Error('Port is not open')));
-      return;
-    }
+    if (this.state !== 'open') return this.notOpen(callback);
     this.state = 'closing';
     if (callback) this.closeCallbacks.push(callback);
     // FIN after what was written; a server that never closes its side is cut off.
     this.socket.end();
     this.closeTimer = setTimeout(() => this.socket.destroy(), 2_000);
+  }
+
+  /** serialport's answer to a call on a port that is not open (on the next tick, as it does). */
+  private notOpen(callback?: Callback): void {
+    process.nextTick(() => callback?.(new Rfc2217Error('Port is not open')));
   }
 
   private get where(): string {

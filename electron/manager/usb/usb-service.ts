@@ -137,10 +137,7 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
    * Refused with PortBusyError while a job runs on the port or a console is already open.
    */
   async openConsole(port: string): Promise<SerialConsole> {
-    const owner = this.owners.get(port);
-    if (owner === 'console') throw new PortBusyError(`the USB console of ${port} is already open (in another window?)`, port, owner);
-    if (owner) throw new PortBusyError(`${port} is busy ${JOB_WORDS[owner].busy}: wait until it finishes`, port, owner);
-    this.owners.set(port, 'console');
+    this.claim(port, 'console');
     let session: SerialConsole;
     try {
       session = await SerialConsole.open(port, { log: this.options.log });
@@ -178,7 +175,7 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
         resetWaitMs: request.resetWaitMs,
       });
       if (request.provision && flash.boot === 'fs-corrupt') {
-        throw new ProvisionError(`the board is flashed, but MicroPython cannot use its file system (${flash.bootEvidence.replace(/^MicroPython: /, '')}), so it cannot be set up: flash it again with "Erase the whole flash first" (mbm board-flash --erase)`);
+        throw new ProvisionError(`the board is flashed, but MicroPython cannot use its file system (${flash.bootEvidence}), so it cannot be set up: flash it again with "Erase the whole flash first" (mbm board-flash --erase)`);
       }
       const provision = request.provision ? await this.provisionNow(job, request.port, request.provision) : null;
       // Flashed by hand and RESET not pressed: its next reboot would end in the bootloader.
@@ -223,11 +220,20 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     });
   }
 
-  private async job<T>(port: string, kind: UsbJobKind, jobId: string | undefined, run: (job: string) => Promise<T>): Promise<T> {
+  /** Makes `kind` the owner of `port`, or throws PortBusyError saying who holds it. */
+  private claim(port: string, kind: UsbPortOwner): void {
     const owner = this.owners.get(port);
-    if (owner === 'console') throw new PortBusyError(`the USB console of ${port} is open: close it before ${JOB_WORDS[kind].before}`, port, owner);
+    if (owner === 'console') {
+      throw new PortBusyError(kind === 'console'
+        ? `the USB console of ${port} is already open (in another window?)`
+        : `the USB console of ${port} is open: close it before ${JOB_WORDS[kind].before}`, port, owner);
+    }
     if (owner) throw new PortBusyError(`${port} is busy ${JOB_WORDS[owner].busy}: wait until it finishes`, port, owner);
     this.owners.set(port, kind);
+  }
+
+  private async job<T>(port: string, kind: UsbJobKind, jobId: string | undefined, run: (job: string) => Promise<T>): Promise<T> {
+    this.claim(port, kind);
     const job = jobId ?? `u${randomBytes(5).toString('hex')}`;
     try {
       return await run(job);

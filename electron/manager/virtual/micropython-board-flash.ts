@@ -34,10 +34,14 @@ const MIB = 1024 * 1024;
 /** network.AUTH_WPA_WPA2_PSK, what inisetup.wifi() gives the access point. */
 const AUTH_WPA_WPA2_PSK = 4;
 
-/** The filesystem MicroPython 1.27 keeps on a flash of `sizeBytes` (flashbdev.py), or null below 1 MiB. */
-export function micropythonFilesystemLayout(sizeBytes: number): { startSector: number; blocks: number } | null {
+/**
+ * The filesystem MicroPython 1.27 keeps on a flash of `sizeBytes` (flashbdev.py), or null
+ * below 1 MiB. `userStart`: the build's esp.flash_user_start() (default: the build made
+ * for that size, 0x100000 from 2 MiB, else 0x98000).
+ */
+export function micropythonFilesystemLayout(sizeBytes: number, userStart?: number): { startSector: number; blocks: number } | null {
   if (sizeBytes < MIB) return null;
-  let startSector = (sizeBytes >= 2 * MIB ? 0x100000 : 0x98000) / SECTOR_BYTES;
+  let startSector = (userStart ?? (sizeBytes >= 2 * MIB ? 0x100000 : 0x98000)) / SECTOR_BYTES;
   if (startSector < 256) startSector += 1;
   const blocks = Math.floor((sizeBytes - 20480) / SECTOR_BYTES) - startSector;
   return blocks > 0 ? { startSector, blocks } : null;

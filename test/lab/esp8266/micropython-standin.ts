@@ -15,8 +15,8 @@
  *   v… with ESP8266" line; the GENERIC build's when the image has none), `>>> `, and every
  *   CR answered with a new prompt (no Python runs).
  *
- * Where the file system is (flashbdev.py, the linker scripts; the same numbers as the
- * MicroPython board lab's micropython-board-flash.ts): from esp.flash_user_start() — 1 MiB
+ * Where the file system is (flashbdev.py, the linker scripts; the MicroPython board lab's
+ * micropython-board-flash.ts computes it for both): from esp.flash_user_start() — 1 MiB
  * for GENERIC, 0x98000 for FLASH_1M, plus one sector kept below sector 256 — to 20 KB
  * before the end of the flash (SDK parameters); FLASH_512K has none; below 1 MiB of flash
  * there is none (bdev = None).
@@ -27,13 +27,12 @@
  */
 import { fsCorruptText, INITIAL_SETUP_TEXT, micropythonBanner } from './boot-console.js';
 import { eraseCostMs, programCostMs, SECTOR_SIZE, type FlashChip, type FlashTiming } from './flash-chip.js';
+import { micropythonFilesystemLayout } from '../../../electron/manager/virtual/micropython-board-flash.js';
 
 export const DEFAULT_BANNER_LINE = 'MicroPython v1.27.0 on 2025-12-09; ESP module with ESP8266';
 const BANNER_LINE = /MicroPython v[\x20-\x7e]{1,80}?; (ESP module(?: \((1M|512K)\))?) with ESP8266/;
 const FS_CORRUPT_PERIOD_MS = 3_000;
 const MIB = 1024 * 1024;
-/** SDK parameters at the end of the flash (flashbdev.py: "20K at the flash end is reserved"). */
-const SDK_PARAMS_BYTES = 20 * 1024;
 
 export type StandinBuild = 'GENERIC' | 'FLASH_1M' | 'FLASH_512K';
 
@@ -57,11 +56,9 @@ export function standinBuild(flash: FlashChip): { build: StandinBuild; bannerLin
 
 /** MicroPython's file system area on this flash: first sector and length in sectors; null when none. */
 export function fileSystemArea(build: StandinBuild, flashSize: number): { startSector: number; sectors: number } | null {
-  if (build === 'FLASH_512K' || flashSize < MIB) return null;
-  const userStart = build === 'FLASH_1M' ? 0x98000 : 0x100000;
-  const startSector = userStart / SECTOR_SIZE + (userStart < 0x100000 ? 1 : 0);
-  const sectors = (flashSize - SDK_PARAMS_BYTES) / SECTOR_SIZE - startSector;
-  return sectors > 0 ? { startSector, sectors: Math.floor(sectors) } : null;
+  if (build === 'FLASH_512K') return null;
+  const layout = micropythonFilesystemLayout(flashSize, build === 'FLASH_1M' ? 0x98000 : 0x100000);
+  return layout && { startSector: layout.startSector, sectors: layout.blocks };
 }
 
 export type FileSystemState = 'blank' | 'littlefs' | 'fat' | 'foreign';

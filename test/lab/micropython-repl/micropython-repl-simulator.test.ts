@@ -26,6 +26,18 @@ async function open(files: Record<string, string> = {}, options: Parameters<type
   return { lab, host };
 }
 
+/** A lab REPL in raw-paste mode, the board's header (window size) read. */
+async function inRawPaste() {
+  const { lab, host } = await open();
+  await lab.repl.start();
+  await host.take(BANNER);
+  host.write('\x01');
+  await host.take(RAW);
+  host.write('\x05A\x01');
+  await host.take(/R\x01[\s\S]{3}/);
+  return { lab, host };
+}
+
 afterEach(async () => {
   await Promise.all(terminals.splice(0).map((t) => t.close()));
   await Promise.all(labs.splice(0).map((lab) => lab.close()));
@@ -92,13 +104,7 @@ describe('MicroPython REPL simulator', () => {
   });
 
   it('raw-paste ends early at a syntax error, as the board\'s compiler does: \\x04, input dropped until the host\'s \\x04, then the error', async () => {
-    const { lab, host } = await open();
-    await lab.repl.start();
-    await host.take(BANNER);
-    host.write('\x01');
-    await host.take(RAW);
-    host.write('\x05A\x01');
-    await host.take(/R\x01[\s\S]{3}/);
+    const { lab, host } = await inRawPaste();
     // Line 2 cannot be mended by anything after it; 2.4 KB follow.
     const code = `x = 1\ny = = 2\n${'z = 3\n'.repeat(400)}`;
     host.write(code.slice(0, 256)); // the credit granted
@@ -114,13 +120,7 @@ describe('MicroPython REPL simulator', () => {
   });
 
   it('raw-paste does not end early for code that later lines complete (a triple-quoted string, a try block)', async () => {
-    const { lab, host } = await open();
-    await lab.repl.start();
-    await host.take(BANNER);
-    host.write('\x01');
-    await host.take(RAW);
-    host.write('\x05A\x01');
-    await host.take(/R\x01[\s\S]{3}/);
+    const { lab, host } = await inRawPaste();
     const code = `s = """\n${'line of a long text\n'.repeat(30)}"""\ntry:\n${'    n = 1\n'.repeat(30)}except OSError:\n    pass\nprint(len(s))\n`;
     let credit = 256;
     for (let sent = 0; sent < code.length;) {
