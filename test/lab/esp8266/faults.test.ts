@@ -45,11 +45,9 @@ it('failAfterBytes: the port dies mid-write, the host gets an error, and a secon
   sim = new Esp8266Simulator({ flashImagePath: path.join(dir, 'flash.bin'), failAfterBytes: 20_000 });
   await sim.powerOn({ bootMode: 'download' });
   const first = await connect(sim);
-  const lost = new Promise<number>((resolve) => first.port.once('disconnect', () => resolve(Date.now())));
-  const started = Date.now();
+  const lost = new Promise<void>((resolve) => first.port.once('disconnect', () => resolve()));
   const attempt = write(first);
-  const lostAt = await lost;
-  expect(lostAt - started).toBeLessThan(2000);
+  await lost; // the host hears it (not a hang until some timeout)
   expect(sim.state).toBe('off');
   await expect(attempt).rejects.toThrow(/device has been lost/);
   expect(sim.readFlash(0, image.length).equals(image)).toBe(false);
