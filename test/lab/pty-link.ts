@@ -62,18 +62,24 @@ export class PtyLink extends PacedLink implements SerialLink {
   /** The temp folder open() made for the link (removed when socat ends). */
   private readonly ownDir: string | undefined;
 
+  /** Settles once socat has ended and the link's own folder is gone (close() waits for it). */
+  private readonly ended: Promise<void>;
+
   private constructor(pathName: string, socat: ChildProcess, baud: number, ownDir: string | undefined) {
     super(baud);
     this.path = pathName;
     this.ownDir = ownDir;
     this.socat = socat;
     socat.stdout!.on('data', (chunk: Buffer) => this.rx.push(chunk));
-    socat.on('exit', () => {
-      this.closed = true;
-      this.rx.stop();
-      this.tx.stop();
-      if (this.ownDir) void rm(this.ownDir, { recursive: true, force: true });
-      this.emit('close');
+    this.ended = new Promise((resolve) => {
+      socat.on('exit', () => {
+        this.closed = true;
+        this.rx.stop();
+        this.tx.stop();
+        const removed = this.ownDir ? rm(this.ownDir, { recursive: true, force: true }) : Promise.resolve();
+        void removed.catch(() => undefined).then(() => resolve());
+        this.emit('close');
+      });
     });
   }
 
@@ -125,9 +131,7 @@ export class PtyLink extends PacedLink implements SerialLink {
   async close(): Promise<void> {
     this.rx.stop();
     this.tx.stop();
-    if (this.closed) return;
-    const exited = new Promise<void>((resolve) => this.socat.once('exit', () => resolve()));
-    this.socat.kill('SIGTERM');
-    await exited;
+    if (!this.closed) this.socat.kill('SIGTERM');
+    await this.ended;
   }
 }
