@@ -54,34 +54,38 @@ describe('judging a boot', () => {
 
 /**
  * A board on a line: `script` says what it sends at which rate, after how many ms from the
- * start; the host reads it through its own rate (garbled when the two differ).
+ * start; the host reads it through the rate its port had when it was sent (garbled when
+ * the two differ), whenever the host looks. `echoPrompt`: a REPL answers a carriage return
+ * with a prompt, `echoDelayMs` later.
  */
-function scriptedLine(script: { afterMs: number; baud: number; text: string }[], options: { echoPrompt?: boolean } = {}) {
-  let hostBaud = 115_200;
+function scriptedLine(script: { afterMs: number; baud: number; text: string }[], options: { echoPrompt?: boolean; echoDelayMs?: number } = {}) {
   let received = Buffer.alloc(0);
   const started = Date.now();
   const rates: number[] = [];
+  const rateChanges: { atMs: number; baud: number }[] = [{ atMs: -Infinity, baud: 115_200 }];
   const writes: number[][] = [];
   const pending = [...script];
-  const deliver = (baud: number, text: string) => {
-    const bytes = Buffer.from(text, 'latin1');
-    received = Buffer.concat([received, baud === hostBaud ? bytes : resampleUart(bytes, baud, hostBaud)]);
-  };
+  const hostBaudAt = (atMs: number) => rateChanges.filter((change) => change.atMs <= atMs).at(-1)!.baud;
   const line: BootLine = {
     received: () => {
-      while (pending.length > 0 && Date.now() - started >= pending[0]!.afterMs) {
+      const now = Date.now() - started;
+      while (pending.length > 0 && now >= pending[0]!.afterMs) {
         const next = pending.shift()!;
-        deliver(next.baud, next.text);
+        const bytes = Buffer.from(next.text, 'latin1');
+        const host = hostBaudAt(next.afterMs);
+        received = Buffer.concat([received, next.baud === host ? bytes : resampleUart(bytes, next.baud, host)]);
       }
       return received;
     },
     setBaud: async (baud) => {
-      hostBaud = baud;
+      rateChanges.push({ atMs: Date.now() - started, baud });
       rates.push(baud);
     },
     write: async (data) => {
       writes.push([...data]);
-      if (options.echoPrompt) deliver(115_200, '\r\n>>> ');
+      if (!options.echoPrompt) return;
+      pending.push({ afterMs: Date.now() - started + (options.echoDelayMs ?? 0), baud: 115_200, text: '\r\n>>> ' });
+      pending.sort((a, b) => a.afterMs - b.afterMs);
     },
   };
   return { line, rates, writes };
@@ -122,6 +126,24 @@ describe('watching a boot', () => {
     const watch = await watchBoot(line, { watchMs: 4000, readRom: true, expectedResets: 1, pollMs: 5 });
     expect(writes).toEqual([[13]]);
     expect(watch.verdict).toBe('ok');
+  });
+
+  it('a busy computer: a prompt that answers the poke after watchMs still counts', async () => {
+    const { line, writes } = scriptedLine([{ afterMs: 5, baud: 74880, text: ROM }], { echoPrompt: true, echoDelayMs: 500 });
+    // The poke goes out ~0.9 s in; its answer comes after the 1 s watch: it is waited for.
+    const watch = await watchBoot(line, { watchMs: 1000, readRom: true, expectedResets: 1, pollMs: 5 });
+    expect(writes).toEqual([[13]]);
+    expect(watch.verdict).toBe('ok');
+  });
+
+  it('a busy computer: what the board printed before the watch began is read (romFrom)', async () => {
+    // The caller set 74880 and started the board; the crash was printed before the watch's first look.
+    const { line, rates } = scriptedLine([{ afterMs: 0, baud: 74880, text: `${ROM}Fatal exception (0): \r\nepc1=0x40100004\r\n` }]);
+    await line.setBaud(74880);
+    line.received();
+    const watch = await watchBoot(line, { watchMs: 1000, readRom: true, romFrom: 0, expectedResets: 1, pollMs: 5 });
+    expect(watch).toMatchObject({ verdict: 'crash', evidence: 'Fatal exception (0) at 74880 baud' });
+    expect(rates).toEqual([74880, 115200]);
   });
 
   it('silent when nothing conclusive comes, ending at 115200', async () => {

@@ -19,6 +19,13 @@
  * REPL answers with a prompt; the ROM loader and a crashed chip do not). Every part is
  * kept with the rate it was read at.
  *
+ * On a busy computer the watch looks late and the board's output reaches it late, in
+ * bursts. So the watch is timed by what it reads, not by the clock alone: bytes already
+ * there at its first look after a rate change count as sent for the old rate, and a board
+ * is `silent` only once `watchMs` has passed *and* it has said nothing for
+ * SILENT_AFTER_QUIET_MS — after a poke too, the answer may come late (at most 2 × watchMs
+ * for a board that keeps talking without a verdict).
+ *
  * Verdicts:
  * - `ok`: MicroPython's banner, a `>>> ` prompt, or "Performing initial setup";
  * - `fs-corrupt`: "The filesystem starting at sector N with size M sectors looks corrupt."
@@ -144,10 +151,16 @@ export interface BootLine {
 }
 
 export interface WatchBootOptions extends JudgeOptions {
-  /** How long to watch at most. */
+  /** How long to watch before a quiet board counts as silent (see the file comment). */
   watchMs: number;
   /** Start at 74880 to read the ROM (the port is switched now); false: 115200 only. */
   readRom?: boolean;
+  /**
+   * With readRom: the caller already set the port to 74880 before starting the board, when
+   * received() held this many bytes. The watch reads from there, so output that came before
+   * the watch itself started (late, on a busy computer) is not lost.
+   */
+  romFrom?: number;
   /** Send one CR when the board stays quiet at 115200 (default true). */
   poke?: boolean;
   /** Poll interval (default 20 ms). */
@@ -166,8 +179,10 @@ export const AFTER_RESET_QUIET_MS = 600;
 export const ROM_PHASE_MAX_MS = 1_500;
 /** Quiet at 115200 for this long: poke the REPL with a carriage return. */
 export const POKE_AFTER_MS = 800;
-/** Bytes arriving this soon after a rate change were sent for the old rate. */
+/** Bytes arriving this soon after a rate change (or before the watch's first look after it) were sent for the old rate. */
 const SETTLE_MS = 40;
+/** A board is silent only after saying nothing (nor answering the poke) for this long, once watchMs has passed. */
+export const SILENT_AFTER_QUIET_MS = 1_000;
 /** Rate switches at most (a board that keeps resetting is judged by what was read). */
 const MAX_SWITCHES = 8;
 
@@ -177,13 +192,18 @@ const MAX_SWITCHES = 8;
  */
 export async function watchBoot(line: BootLine, options: WatchBootOptions): Promise<BootWatch> {
   const pollMs = options.pollMs ?? 20;
-  const deadline = Date.now() + options.watchMs;
-  const marks: { baud: number; from: number; settled: number }[] = [];
+  const started = Date.now();
+  const watchEnd = started + options.watchMs;
+  const hardEnd = started + 2 * options.watchMs;
+  // `looked`: the watch has polled since this rate was set (what came before is the old rate's).
+  const marks: { baud: number; from: number; settled: number; looked: boolean }[] = [];
   let phaseStart = Date.now();
   let quietSince = Date.now();
+  let lastOutputAt = started;
   let lastLength = 0;
   let loadLogEndAt: number | null = null;
   let poked = false;
+  let pokedAt = 0;
   let romQuietMs = EARLY_CRASH_MS;
   const readings = (): BootReading[] => {
     const all = line.received();
@@ -192,12 +212,13 @@ export async function watchBoot(line: BootLine, options: WatchBootOptions): Prom
   const switchTo = async (baud: number) => {
     await line.setBaud(baud);
     const from = line.received().length;
-    marks.push({ baud, from, settled: from });
+    marks.push({ baud, from, settled: from, looked: false });
     phaseStart = quietSince = Date.now();
     loadLogEndAt = null;
   };
-  if (options.readRom) await switchTo(ROM_BAUD);
-  else marks.push({ baud: FIRMWARE_BAUD, from: 0, settled: 0 });
+  if (options.readRom && options.romFrom !== undefined) marks.push({ baud: ROM_BAUD, from: options.romFrom, settled: options.romFrom, looked: true });
+  else if (options.readRom) await switchTo(ROM_BAUD);
+  else marks.push({ baud: FIRMWARE_BAUD, from: 0, settled: 0, looked: true });
   const finish = async (judgement: BootJudgement): Promise<BootWatch> => {
     const result = { ...judgement, readings: readings() };
     if (marks.at(-1)!.baud !== FIRMWARE_BAUD) await line.setBaud(FIRMWARE_BAUD);
@@ -207,15 +228,17 @@ export async function watchBoot(line: BootLine, options: WatchBootOptions): Prom
     const judgement = judgeBoot(readings(), options);
     if (judgement) return finish(judgement);
     const now = Date.now();
-    if (now >= deadline) return finish({ verdict: 'silent', evidence: silentEvidence(readings()) });
     const length = line.received().length;
     if (length !== lastLength) {
       lastLength = length;
-      quietSince = now;
+      quietSince = lastOutputAt = now;
     }
+    const quietFor = now - Math.max(lastOutputAt, pokedAt);
+    if ((now >= watchEnd && quietFor >= SILENT_AFTER_QUIET_MS) || now >= hardEnd) return finish({ verdict: 'silent', evidence: silentEvidence(readings()) });
     const mark = marks.at(-1)!;
     // Bytes already on their way when the rate changed were sent for the old rate.
-    if (now - phaseStart < SETTLE_MS) mark.settled = length;
+    if (now - phaseStart < SETTLE_MS || !mark.looked) mark.settled = length;
+    mark.looked = true;
     const current = line.received().subarray(mark.from);
     const canSwitch = options.readRom && marks.length < MAX_SWITCHES;
     if (mark.baud === ROM_BAUD) {
@@ -230,6 +253,7 @@ export async function watchBoot(line: BootLine, options: WatchBootOptions): Prom
       romQuietMs = AFTER_RESET_QUIET_MS;
     } else if ((options.poke ?? true) && !poked && now - Math.max(quietSince, phaseStart) >= POKE_AFTER_MS) {
       poked = true;
+      pokedAt = now;
       await line.write(Uint8Array.from([0x0d]));
     }
     await new Promise((resolve) => setTimeout(resolve, pollMs));

@@ -4,7 +4,9 @@
  * default, 115200 when that fails), MD5 verification, reset, and a check that the board
  * boots (boot-check.ts: its ROM read at 74880 baud, MicroPython at 115200) — re-flashing
  * in `dio`, then `dout`, when a `qio` flash crashes ("Fatal exception" at 74880) or
- * boot-loops, as some boards need.
+ * boot-loops, as some boards need. A board that says nothing is not taken as started: it
+ * is restarted through its reset lines and watched again, or asked for RESET when it has
+ * none, and the flash fails, saying what to do, when MicroPython is still not heard.
  *
  * Before a byte is written the image is checked against the board (firmware-image.ts): a
  * MicroPython build for more flash than the board has is refused, naming the build to use
@@ -93,7 +95,7 @@ export interface FlashResult {
   baud: number;
   imageBytes: number;
   seconds: number;
-  /** How the board started (boot-check.ts); `silent` also when the start was not watched. */
+  /** How the board started (boot-check.ts); `silent` only when the start was not watched (bootCheckMs 0). */
   boot: BootVerdict;
   /** What the verdict was told from, in words. */
   bootEvidence: string;
@@ -185,7 +187,14 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
           onProgress: progress, verifyError: (message) => new FlashVerifyError(message),
         });
       }
-      const { restartedBy, boot } = await startAndWatch(session, options, progress);
+      const first = await startAndWatch(session, options, progress);
+      const { restartedBy } = first;
+      let boot = first.boot;
+      let resetPressed = false;
+      // Silence is "unknown", not a good boot: start the board again and listen (startAgain).
+      if (boot.verdict === 'silent' && (options.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS) > 0) {
+        ({ boot, resetPressed } = await startAgain(session, restartedBy, options, progress, boot));
+      }
       const crashed = boot.verdict === 'crash' || boot.verdict === 'boot-loop';
       const next = crashed && options.flashMode === undefined ? RECOVERY_MODES[RECOVERY_MODES.indexOf(mode) + 1] : undefined;
       if (next) {
@@ -203,10 +212,10 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
       if (boot.verdict === 'fs-corrupt') {
         progress({ phase: 'boot-check', message: `MicroPython runs, but ${boot.evidence}: data from another firmware is where it keeps its files. Flash again with the flash erased first to start with an empty file system` });
       }
-      let bootModeLatch: 'flash' | 'download' = restartedBy === 'reset-lines' ? 'flash' : 'download';
+      let bootModeLatch: 'flash' | 'download' = restartedBy === 'reset-lines' || resetPressed ? 'flash' : 'download';
       // Not asked when the start was not watched: the caller wanted the flash alone, and the
       // latch then stays "download" (what it certainly is).
-      if (restartedBy === 'stub' && options.bootCheckMs !== 0 && (options.resetWaitMs ?? 60_000) > 0) {
+      if (restartedBy === 'stub' && !resetPressed && options.bootCheckMs !== 0 && (options.resetWaitMs ?? 60_000) > 0) {
         bootModeLatch = await askForReset(session, options, progress);
       }
       progress({ phase: 'done', message: `flashed in ${((Date.now() - started) / 1000).toFixed(1)} s` });
@@ -255,13 +264,54 @@ async function startAndWatch(session: Session, options: FlashOptions, progress: 
     return { restartedBy, boot: { verdict: 'silent', evidence: 'the start was not watched' } };
   }
   progress({ phase: 'boot-check', message: 'watching the board start (its ROM at 74880 baud, MicroPython at 115200)' });
-  const watch = await watchBoot(bootLine(session), { watchMs, readRom: true, expectedResets: restartedBy === 'reset-lines' ? 1 : 0 });
-  // Silent: a board back in its ROM bootloader (a crash, then a reset in the latched
-  // download mode) answers a SYNC; a running firmware does not.
-  if (watch.verdict === 'silent' && await answersSync(session)) {
-    return { restartedBy, boot: { verdict: 'crash', evidence: `${watch.evidence}; its ROM bootloader answers: the firmware did not stay up` } };
-  }
+  // romFrom 0: the input was flushed before the start, and the port is at 74880 already —
+  // what the board printed before the watch's first look (a busy computer) counts.
+  const watch = await watchBoot(bootLine(session), { watchMs, readRom: true, romFrom: 0, expectedResets: restartedBy === 'reset-lines' ? 1 : 0 });
+  // No SYNC is sent to find out whether a silent board sits in its bootloader: a board
+  // that is only slow to start would take those 46-byte frames as console input. A crash
+  // into the bootloader shows at 74880 anyway (the ROM's "boot mode:(1,…)").
   return { restartedBy, boot: watch };
+}
+
+/** Starts of a board that stays silent: the first, and this many minus one again through the reset lines. */
+const SILENT_STARTS = 3;
+
+/**
+ * After a start in which the board said nothing MicroPython says: with working reset lines
+ * it is restarted and watched again (SILENT_STARTS in all); without, the user is asked for
+ * one plain RESET (which also latches "boot from flash") and the start after it is watched.
+ * Resolves with the first verdict that is not `silent`; otherwise throws a FlashError that
+ * says what to do — the board is never reported flashed on silence.
+ */
+async function startAgain(
+  session: Session, restartedBy: FlashResult['restartedBy'], options: FlashOptions, progress: (p: FlashProgress) => void, first: BootJudgement,
+): Promise<{ boot: BootJudgement; resetPressed: boolean }> {
+  const watchMs = options.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS;
+  const written = 'the firmware is written and verified, but the board did not start';
+  let boot = first;
+  if (restartedBy === 'reset-lines') {
+    for (let start = 2; start <= SILENT_STARTS; start++) {
+      progress({ phase: 'reset', message: `the board said nothing after starting (${boot.evidence}): restarting it again (${start} of ${SILENT_STARTS})` });
+      session.transport.flushInput();
+      await session.port.setBaudRate(ROM_BAUD);
+      await hardReset(session.port);
+      boot = await watchBoot(bootLine(session), { watchMs, readRom: true, expectedResets: 1 });
+      if (boot.verdict !== 'silent') return { boot, resetPressed: false };
+    }
+    throw new FlashError(`${written}: restarted ${SILENT_STARTS} times through the adapter's reset lines, ${boot.evidence}. ` +
+      'Unplug the board, plug it in again and flash it again; if it stays silent, flash it in flash mode dout');
+  }
+  if ((options.resetWaitMs ?? 60_000) <= 0) {
+    throw new FlashError(`${written} (${boot.evidence}): press RESET on the board (not BOOT), then set it up again`);
+  }
+  const latch = await askForReset(session, options, progress, `the board said nothing after starting (${boot.evidence}): press RESET on the board once (not BOOT) to start it`);
+  if (latch !== 'flash') throw new FlashError(`${written} (${boot.evidence}), and RESET was not pressed: press RESET on the board (not BOOT), then set it up again`);
+  // RESET was seen at 74880; what follows is read as after any start (the ROM, then MicroPython).
+  boot = await watchBoot(bootLine(session), { watchMs, readRom: true });
+  if (boot.verdict === 'silent') {
+    throw new FlashError(`${written}, not even after RESET: ${boot.evidence}. Unplug the board, plug it in again and flash it again; if it stays silent, flash it in flash mode dout`);
+  }
+  return { boot, resetPressed: true };
 }
 
 /**
@@ -370,20 +420,6 @@ function resetsThrough(port: WebSerialPort): ResetConstructors {
   };
 }
 
-/** Does the ROM bootloader answer (no reset)? Then the firmware is not running. */
-async function answersSync(session: Session): Promise<boolean> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      session.transport.flushInput();
-      await session.loader.sync();
-      return true;
-    } catch {
-      // no answer yet
-    }
-  }
-  return false;
-}
-
 /**
  * After a flash by hand: one plain RESET latches "boot from flash". The ROM says so itself:
  * after a reset it prints "rst cause:2, boot mode:(3,…)" at 74880 baud — (1,…) when BOOT
@@ -391,11 +427,14 @@ async function answersSync(session: Session): Promise<boolean> {
  * `resetWaitMs` passes (MicroPython's own output, at 115200, cannot pass for a reset: it
  * reads as garbage at 74880). The port is left at 115200.
  */
-async function askForReset(session: Session, options: FlashOptions, progress: (p: FlashProgress) => void): Promise<'flash' | 'download'> {
+async function askForReset(
+  session: Session, options: FlashOptions, progress: (p: FlashProgress) => void,
+  message = 'press RESET on the board once (not BOOT), so that it starts by itself from now on',
+): Promise<'flash' | 'download'> {
   // Listening at 74880 before asking: a quick press must not be missed.
   await session.port.setBaudRate(ROM_BAUD);
   const seen = session.transport.peek().length;
-  progress({ phase: 'press-reset', message: 'press RESET on the board once (not BOOT), so that it starts by itself from now on' });
+  progress({ phase: 'press-reset', message });
   await options.onNeedReset?.();
   const deadline = Date.now() + (options.resetWaitMs ?? 60_000);
   let toldBootHeld = false;
