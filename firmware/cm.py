@@ -40,7 +40,7 @@ class Client(io.IOBase):
     oom = 0      # a reply was too large to keep (and was skipped)
     st = 0       # 0 connect, 1 claim, 2 wait for work, 3 continue a long operation
     op = None    # that long operation (a generator)
-    after = b''  # EID of the last command claimed and seen this boot (§4.2)
+    after = b''  # cursor of the last claim reply seen this boot (§4.2)
     res = None   # a result not yet acknowledged by Redis
     back = 1000  # reconnect delay (ms)
 
@@ -128,7 +128,9 @@ class Client(io.IOBase):
         n = int(a[1:-2])
         eid = self.read()
         if n == 1:
-            # Nothing to run: wait for work until the next heartbeat is due.
+            # Nothing to run: wait for work until the next heartbeat is due. The cursor
+            # is the AFTER of the next claim: claims always name one (§4.2).
+            self.after = bytes(eid)
             self.send('XREAD', 'COUNT', '1', 'BLOCK', max(1, time.ticks_diff(self.at, time.ticks_ms())),
                       'STREAMS', self.kc, eid)
             self.st = 2

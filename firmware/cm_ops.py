@@ -50,8 +50,17 @@ def connect(cl):
     cl.q = 1
     s.connect(socket.getaddrinfo(c['server'], int(c.get('port', 18266)))[0][-1])
     cl.send(b'AUTH', c['user'], c['password'])
+    if not cl.after:
+        # Right after boot: ask where to start (an empty AFTER never claims, §4.2). The
+        # hello names that cursor, so the manager knows what the last boot never ran.
+        cl.send(b'FCALL', b'cm_claim', b'2', cl.kc, cl.ks, b'')
+        cl.drain()
+        r = cl.read()
+        if not isinstance(r, list):
+            raise OSError(71)
+        cl.after = bytes(r[0])
     cl.x(b'hello', b'v', b'1', b'boot', cl.boot, b'p', sys.platform, b'mv', _version(), b'cv', VERSION,
-         b'ip', w.ifconfig()[0] if w else b'', b'hb', cl.hb // 1000)
+         b'ip', w.ifconfig()[0] if w else b'', b'hb', cl.hb // 1000, b'c', cl.after)
     if cl.res:
         cl.x(*cl.res)  # the result of the last command, if it was never acknowledged
     cl.drain()

@@ -13,11 +13,14 @@ import { RespConnection } from '../../electron/manager/redis/resp-connection.js'
 import { RespError } from '../../electron/manager/redis/resp-codec.js';
 import { boardKeys } from '../../electron/manager/redis/keys.js';
 import { waitFor } from './lab.js';
+import { isClaimOfCommand, type RedisFaultProxy } from '../lab/redis-fault-proxy.js';
 
 /** A running manager with three boards named `<prefix>-1` … `<prefix>-3`, heartbeat 1 s. */
 export interface BoardLab {
   api: ApiClient;
   redisPort: number;
+  /** Every board reaches Redis through this proxy, which can lose or hold back replies. */
+  proxy: RedisFaultProxy;
   names: string[];
   credentials(name: string): BoardCredentials;
   powerOff(name: string): Promise<void>;
@@ -25,6 +28,12 @@ export interface BoardLab {
   /** A file as it is on the board's flash. */
   readFile(name: string, path: string): Promise<Buffer>;
   close(): Promise<void>;
+}
+
+/** Python that counts its own runs in a file of the board (survives reboots) and prints the count. */
+function countingCode(counter: string): string {
+  return `try:\n    n = int(open(${JSON.stringify(counter)}).read())\nexcept OSError:\n    n = 0\n` +
+    `f = open(${JSON.stringify(counter)}, 'w')\nf.write(str(n + 1))\nf.close()\nprint('run', n + 1)`;
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -147,8 +156,7 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       const name = board(0);
       // A counter in a file of the board's own: survives reboots, counts real runs.
       const counter = `/runs-${name}.txt`;
-      const code = `try:\n    n = int(open(${JSON.stringify(counter)}).read())\nexcept OSError:\n    n = 0\n` +
-        `f = open(${JSON.stringify(counter)}, 'w')\nf.write(str(n + 1))\nf.close()\nprint('run', n + 1)`;
+      const code = countingCode(counter);
       await lab.powerOff(name);
       await waitFor(async () => !(await online(name)), 10_000, 'offline');
       const command = await send(name, { op: 'exec', code });
@@ -162,6 +170,36 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       await waitFor(() => online(name), 20_000, 'online again');
       const probe = await run(name, { op: 'exec', code: `print(open(${JSON.stringify(counter)}).read())` });
       expect(text(probe)).toBe('1\n');
+    });
+
+    it('runs a command whose claim reply was lost exactly once, after reconnecting (§4.2)', async () => {
+      const name = board(1);
+      const counter = `/runs-lost-claim.txt`;
+      const fault = lab.proxy.dropReply(isClaimOfCommand);
+      const command = await send(name, { op: 'exec', code: countingCode(counter) });
+      await fault.hit; // Redis moved the cursor; the board never heard of the command
+      const done = await wait(command.cid, 30_000);
+      expect([done.status, text(done)]).toEqual(['ok', 'run 1\n']);
+      const probe = await run(name, { op: 'exec', code: `print(open(${JSON.stringify(counter)}).read())` });
+      expect(text(probe)).toBe('1\n');
+    });
+
+    it('reports a command it took but never started before restarting as not run, at once (§4.3)', async () => {
+      const name = board(1);
+      const counter = `/runs-never.txt`;
+      // The claim's reply is held back until the board has lost power: it took the
+      // command (Redis moved its cursor) and never saw it.
+      const fault = lab.proxy.delayReply(isClaimOfCommand, 120_000);
+      const command = await send(name, { op: 'exec', code: countingCode(counter) }, { expireMs: 15_000 });
+      await fault.hit;
+      await lab.powerOff(name);
+      await lab.powerOn(name);
+      const done = await wait(command.cid, 30_000);
+      expect(done).toMatchObject({ status: 'lost', errorCode: 'ENOTRUN' });
+      expect(done.error).toMatch(/^not run: the board restarted/);
+      await waitFor(() => online(name), 20_000, 'online again');
+      const probe = await run(name, { op: 'exec', code: `import os\nprint(${JSON.stringify(counter.slice(1))} in os.listdir('/'))` });
+      expect(text(probe)).toBe('False\n');
     });
 
     it('keeps its queue and history across a rename, and learns its new name', async () => {

@@ -10,6 +10,7 @@ import { ApiClient } from '../../electron/manager/api/client.js';
 import { startVirtualFleet, type VirtualFleet, type VirtualFleetOptions } from '../../electron/manager/virtual/virtual-fleet.js';
 import type { LogLevel } from '../../electron/manager/log.js';
 import { freePort } from './free-port.js';
+import { RedisFaultProxy } from '../lab/redis-fault-proxy.js';
 
 export interface LabOptions {
   boards?: number;
@@ -17,6 +18,8 @@ export interface LabOptions {
   heartbeatS?: number;
   manager?: Partial<ManagerOptions>;
   fleet?: Partial<VirtualFleetOptions>;
+  /** Boards reach Redis through a fault proxy (lab.proxy) that can lose or delay replies. */
+  proxy?: boolean;
 }
 
 export interface Lab {
@@ -26,6 +29,7 @@ export interface Lab {
   logs: Array<{ level: LogLevel; message: string }>;
   dataDir: string;
   redisPort: number;
+  proxy: RedisFaultProxy | null;
   close(): Promise<void>;
 }
 
@@ -65,16 +69,18 @@ export async function startManager(options: Partial<ManagerOptions> & { heartbea
 export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const service = await startManager({ heartbeatS: options.heartbeatS ?? 1, ...options.manager });
   const { manager, api, logs, dataDir, redisPort } = service;
+  const proxy = options.proxy ? await RedisFaultProxy.start({ port: redisPort }) : null;
   const fleet = await startVirtualFleet({
     api, count: options.boards ?? 2, prefix: options.prefix ?? 'sim',
     ...options.fleet,
-    board: { reconnectMinMs: 100, bootDelayMs: 200, ...options.fleet?.board },
+    board: { reconnectMinMs: 100, bootDelayMs: 200, ...(proxy ? { port: proxy.port } : {}), ...options.fleet?.board },
   });
   await waitFor(async () => (await api.call('status', {})).boards.online === fleet.boards.length, 10_000, 'boards online');
   return {
-    manager, api, fleet, logs, dataDir, redisPort,
+    manager, api, fleet, logs, dataDir, redisPort, proxy,
     async close() {
       await fleet.close();
+      await proxy?.close();
       await service.close();
     },
   };

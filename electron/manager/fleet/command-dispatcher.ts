@@ -55,6 +55,8 @@ interface CommandRecord {
   download: DownloadAssembler | null;
   file: Buffer | null;
   expiring: boolean;
+  /** The board said it started it (`start`, `out` or `dat` arrived); null: unknown (restored after a manager restart). */
+  started: boolean | null;
   /** When progress (bytes of a `get`) was last announced. */
   progressAt: number;
 }
@@ -82,6 +84,13 @@ const MAX_PENDING_PER_BOARD = 1_000;
 const FINISHED_KEPT = 5_000;
 const HISTORY_OUTPUT_BYTES = 4_096;
 const PROGRESS_INTERVAL_MS = 200;
+
+/** Stream entry ids compared as §2 says: the ms part, then the sequence. */
+export function streamIdGreater(a: string, b: string): boolean {
+  const [ams, aseq] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bms, bseq] = b.split('-').map(BigInt) as [bigint, bigint];
+  return ams !== bms ? ams > bms : aseq > bseq;
+}
 
 export function newCommandId(): string {
   return `c${Date.now().toString(36)}${randomBytes(6).toString('base64url')}`;
@@ -111,6 +120,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
         timeoutMs: Number(meta.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       });
       record.eid = typeof meta.e === 'string' ? meta.e : null;
+      record.started = null;
       if (typeof meta.blobSize === 'number') record.blobSize = meta.blobSize;
       if (record.view.op === 'get') record.download = new DownloadAssembler();
       this.active.set(cid, record);
@@ -215,6 +225,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     const record = this.active.get(message.i);
     if (!record || record.view.boardId !== board.id) return this.finished.has(message.i) ? 'duplicate' : 'unknown';
     const view = record.view;
+    if (message.k !== 'res') record.started = true;
     switch (message.k) {
       case 'start':
         if (view.status === 'queued') this.markRunning(record, board, now);
@@ -260,11 +271,22 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     }
   }
 
-  /** The board restarted (new boot id): what it was running will never finish. */
-  boardRebooted(board: BoardState): void {
+  /**
+   * The board restarted (new boot id): what it was running will never finish, and what the
+   * previous boot claimed without starting will never run. `cursor` is the claim cursor
+   * the new boot starts from (hello `c`, §4.2): every entry up to it was taken by an
+   * earlier boot. Without it (an older client) only commands seen starting are judged.
+   */
+  boardRebooted(board: BoardState, cursor?: string): void {
     for (const record of this.active.values()) {
-      if (record.view.boardId === board.id && record.view.status === 'running') {
-        this.finish(record, 'lost', { error: 'board restarted while running the command', errorCode: 'EFAIL' });
+      if (record.view.boardId !== board.id) continue;
+      const takenBefore = record.eid !== null && cursor !== undefined && !streamIdGreater(record.eid, cursor);
+      if (record.started === true) {
+        if (record.view.status === 'running') this.finish(record, 'lost', { error: 'board restarted while running the command', errorCode: 'EFAIL' });
+      } else if (record.started === false && takenBefore) {
+        this.finish(record, 'lost', { error: 'not run: the board restarted after taking the command, before starting it', errorCode: 'ENOTRUN' });
+      } else if (takenBefore || record.view.status === 'running') {
+        this.finish(record, 'lost', { error: 'board restarted after taking the command; it may not have run', errorCode: 'EFAIL' });
       }
     }
   }
@@ -277,7 +299,11 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
         record.expiring = true;
         void this.expire(record, now);
       } else if (view.status === 'running' && now >= (view.startedAt ?? now) + view.timeoutMs + TIMEOUT_GRACE_MS) {
-        this.finish(record, 'timeout', { error: `no result within ${Math.round(view.timeoutMs / 1000)} s`, errorCode: 'ETIMEDOUT' });
+        const seconds = Math.round(view.timeoutMs / 1000);
+        const error = record.started
+          ? `no result within ${seconds} s`
+          : `the board took the command when it expired but reported neither its start nor a result within ${seconds} s; it may not have run`;
+        this.finish(record, 'timeout', { error, errorCode: 'ETIMEDOUT' });
       }
     }
   }
@@ -288,7 +314,10 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
       if (outcome === 'cancelled') {
         this.finish(record, 'expired', { error: 'the board did not take the command before it expired', errorCode: 'ETIMEDOUT' });
       } else if (record.view.status === 'queued') {
-        // Claimed, but its `start` never reached us (e.g. lost in a Redis restart).
+        // Claimed, but its `start` has not reached us: in flight, lost in a Redis restart,
+        // or the board lost the claim's reply and will claim it again when it reconnects
+        // (§4.2). It is the board's now; a restart before starting it is told by its
+        // next hello (boardRebooted), otherwise the timeout runs from here.
         const board = this.registry.get(record.view.boardId);
         if (board) this.markRunning(record, board, now);
       }
@@ -381,7 +410,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
         cid, boardId: board.id, board: board.name, ...base, status: 'queued', startedAt: null, finishedAt: null,
         output: [], outputTruncated: false, stopRequested: false, transferredBytes: 0, error: null, errorCode: null, result: null,
       },
-      eid: null, nextSeq: 0, outputBytes: 0, blobSize: null, download: null, file: null, expiring: false, progressAt: 0,
+      eid: null, nextSeq: 0, outputBytes: 0, blobSize: null, download: null, file: null, expiring: false, started: false, progressAt: 0,
     };
   }
 }

@@ -340,7 +340,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
           boot: message.boot, platform: message.p, micropython: message.mv, client: message.cv,
           ip: message.ip ?? null, memFree: message.mf ?? null, hb: message.hb,
         });
-        if (rebooted) this.dispatcher.boardRebooted(board);
+        if (rebooted) this.dispatcher.boardRebooted(board, message.c);
         this.registry.touch(board, now);
         void this.persist(board);
         this.emitBoard('board.changed', board);

@@ -16,7 +16,7 @@ export const UPLINK_LIMITS = {
 } as const;
 
 export type UplinkMessage =
-  | { k: 'hello'; v: number; boot: string; p: string; mv: string; cv: string; mf?: number; ip?: string; hb: number; nm?: string }
+  | { k: 'hello'; v: number; boot: string; p: string; mv: string; cv: string; mf?: number; ip?: string; hb: number; nm?: string; c?: string }
   | { k: 'hb'; mf?: number; busy?: string }
   | { k: 'start'; i: string; e: string }
   | { k: 'out'; i: string; n: number; s: 1 | 2; d: Buffer }
@@ -130,6 +130,7 @@ export function parseUplinkEntry(flat: Buffer[]): UplinkMessage {
         ip: f.optionalText('ip', 64),
         hb: f.int('hb', MIN_HEARTBEAT_S, MAX_HEARTBEAT_S),
         nm: f.optionalText('nm', 64),
+        c: f.optionalText('c', 41, STREAM_ID),
       };
     case 'hb':
       return { k: 'hb', mf: f.optionalInt('mf', 0, 2 ** 40), busy: f.optionalText('busy', 40, COMMAND_ID_PATTERN) };

@@ -23,18 +23,24 @@ end
 
 -- cm_claim: the board takes its next command.
 -- KEYS[1] = cm:{ID}:cmd   KEYS[2] = cm:{ID}:state
--- ARGV[1] = AFTER: EID of the last command this boot claimed and saw, or '' after boot
+-- ARGV[1] = AFTER: the cursor of the last claim reply this boot saw, or '' right after boot
 -- Returns {cursor} when there is nothing to run, else {EID, field1, value1, ...}.
+-- An empty (or malformed) AFTER never claims: it only answers where to start (the stored
+-- `cur`, or 0-0). Claiming always names an explicit cursor, so a claim whose reply was lost
+-- is repeated with the same AFTER and returns the same entry (PROTOCOL.md §4.2).
 local function cm_claim(keys, args)
   local after = args[1]
-  if after == nil or after == '' or not parse_id(after) then
+  if after == nil or not parse_id(after) then
     local stored = redis.pcall('HGET', keys[2], 'cur')
-    if type(stored) == 'string' and parse_id(stored) then after = stored else after = '0-0' end
+    if type(stored) == 'string' and parse_id(stored) then return { stored } end
+    return { '0-0' }
   end
   local entries = redis.call('XRANGE', keys[1], '(' .. after, '+', 'COUNT', 1)
   if #entries == 0 then return { after } end
   local id = entries[1][1]
-  redis.call('HSET', keys[2], 'cur', id)
+  -- `cur` only moves forward: a repeated claim (AFTER older than `cur`) leaves it be.
+  local cur = redis.pcall('HGET', keys[2], 'cur')
+  if type(cur) ~= 'string' or id_greater(id, cur) then redis.call('HSET', keys[2], 'cur', id) end
   -- Older entries were claimed before: drop them so the queue holds only what is left.
   redis.call('XTRIM', keys[1], 'MINID', id)
   local reply = { id }

@@ -63,7 +63,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   private readonly outbox: OutboxItem[] = [];
   private outboxBytes = 0;
   private bootId = '';
-  /** EID of the last command claimed and seen this boot ('' right after boot). */
+  /** The cursor of the last claim reply seen this boot ('' right after boot, §4.2). */
   private after = '';
   private running = false;
   private loop: Promise<void> | null = null;
@@ -140,6 +140,10 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         });
         await connection.call('AUTH', String(this.config.user), String(this.config.password));
         this.micropythonVersion ??= (await this.interpreter.info()).version;
+        // Right after boot the board first asks where to start (an empty AFTER never
+        // claims, §4.2); its hello names that cursor so the manager can tell what the
+        // previous boot took and never ran.
+        if (this.after === '') this.after = String((await connection.call('FCALL', 'cm_claim', '2', this.keys.cmd, this.keys.state, '') as Buffer[])[0]);
         await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...this.helloFields());
         this.attach(connection);
         delay = this.options.reconnectMinMs ?? 1_000;
@@ -159,7 +163,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   private helloFields(): string[] {
     return [
       'k', 'hello', 'v', '1', 'boot', this.bootId, 'p', 'virtual', 'mv', this.micropythonVersion ?? '?', 'cv', REFERENCE_CLIENT_VERSION,
-      'mf', '1048576', 'ip', '127.0.0.1', 'hb', String(this.config.hb ?? 5), 'nm', String(this.config.name ?? ''),
+      'mf', '1048576', 'ip', '127.0.0.1', 'hb', String(this.config.hb ?? 5), 'nm', String(this.config.name ?? ''), 'c', this.after,
     ];
   }
 
@@ -201,6 +205,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         continue;
       }
       const cursor = String(claimed[0]);
+      this.after = cursor;
       const wait = Math.max(1, heartbeatDue - Date.now());
       const woke = await connection.call('XREAD', 'COUNT', '1', 'BLOCK', wait, 'STREAMS', this.keys.cmd, cursor);
       if (woke === null && Date.now() >= heartbeatDue) {
