@@ -15,8 +15,10 @@
  *   corrupt. The lab decides from block 0 alone: a FAT or LittleFS whose other blocks
  *   are damaged mounts here (a board would find out), and the FAT boot sector's other
  *   fields are not checked.
- * - A FAT filesystem mounts with the lab's file semantics (LittleFS's: an os.rename onto
- *   an existing file is atomic, which FAT's is not).
+ * - A FAT filesystem's os.rename onto an existing file removes the destination, then
+ *   renames (vfs_fat.c): two steps a reset can fall between, which LittleFS's atomic
+ *   rename is not (see micropython-board-worker-fat.mjs). Its other file semantics are the
+ *   lab's (LittleFS's).
  * - The files themselves stay in the host folder; a format writes only a LittleFS v2
  *   superblock's first bytes into block 0 (revision count, tag, "littlefs", version, block
  *   size and count: no CRC, no root directory), enough for the next boot to mount.
@@ -56,12 +58,20 @@ export function filesystemAtBoot(flash: BoardFlash): Exclude<BoardFilesystem, 'f
   return block.every((byte) => byte === 0xff) ? 'blank' : 'corrupt';
 }
 
+/** Which filesystem `vfs.mount` finds in the area (null: none it can mount). */
+export function filesystemFormat(flash: BoardFlash): 'littlefs' | 'fat' | null {
+  if (!flash.filesystem) return null;
+  const block = Buffer.from(flash.readFirstBlock());
+  if (block.toString('latin1', 8, 16) === 'littlefs') return 'littlefs';
+  return block.length >= 512 && block[510] === 0x55 && block[511] === 0xaa ? 'fat' : null;
+}
+
 /** What a boot starts from, read from the flash as the chip starts (for the worker). */
 export function flashAtBoot(flash: BoardFlash, uniqueId: string) {
   const state = filesystemAtBoot(flash);
   const wifiSettings = flash.readWifi() ?? sdkDefaultWifi(uniqueId);
   return {
-    filesystem: { state, ...flash.filesystem },
+    filesystem: { state, format: filesystemFormat(flash), ...flash.filesystem },
     wifiSettings,
     /** What the initial setup gives the access point (a first boot only). */
     setupWifi: state === 'blank' ? initialSetupWifi(uniqueId, wifiSettings) : undefined,
@@ -81,6 +91,19 @@ export function littlefsFirstBlock(blocks: number): Buffer {
   block.writeUInt32LE(255, 32); // name_max
   block.writeUInt32LE(0x7fffffff, 36); // file_max
   block.writeUInt32LE(1022, 40); // attr_max
+  return block;
+}
+
+/**
+ * A FAT boot sector in block 0, as an older MicroPython release formatted the area (only
+ * what the lab and the flasher look at: the jump, the OEM name and the signature).
+ */
+export function fatFirstBlock(): Buffer {
+  const block = Buffer.alloc(SECTOR_BYTES, 0x00);
+  block.set([0xeb, 0xfe, 0x90], 0);
+  block.write('MSDOS5.0', 3, 'latin1');
+  block[510] = 0x55;
+  block[511] = 0xaa;
   return block;
 }
 
@@ -106,19 +129,20 @@ export function initialSetupWifi(uniqueId: string, previous: BoardWifiSettings):
 
 /**
  * A board without a flash image (a plain lab board): the filesystem always mounts (its
- * first boot is long past), and the wifi settings last as long as this object, from what
- * a first boot left (access point on, MicroPython-xxxxxx).
+ * first boot is long past; LittleFS, or FAT for a board an older release formatted), and
+ * the wifi settings last as long as this object, from what a first boot left (access
+ * point on, MicroPython-xxxxxx).
  */
 export class MemoryBoardFlash implements BoardFlash {
   readonly filesystem = micropythonFilesystemLayout(4 * MIB);
   private wifi: BoardWifiSettings;
 
-  constructor(uniqueId: string) {
+  constructor(uniqueId: string, readonly format: 'littlefs' | 'fat' = 'littlefs') {
     this.wifi = initialSetupWifi(uniqueId, sdkDefaultWifi(uniqueId));
   }
 
   readFirstBlock(): Uint8Array {
-    return littlefsFirstBlock(this.filesystem?.blocks ?? 0);
+    return this.format === 'fat' ? fatFirstBlock() : littlefsFirstBlock(this.filesystem?.blocks ?? 0);
   }
 
   formatFilesystem(): void {

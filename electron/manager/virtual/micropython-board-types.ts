@@ -96,8 +96,8 @@ export interface BoardFlash {
   writeWifi(settings: BoardWifiSettings): void;
 }
 
-/** 'soft-reset': Ctrl-D (softReset()), or an interrupt() the program could not see. */
-export type BoardResetReason = 'machine.reset' | 'button' | 'out-of-memory' | 'crash' | 'soft-reset';
+/** 'soft-reset': Ctrl-D (softReset()), or an interrupt() the program could not see; 'power-cut': see cutPowerAfter(). */
+export type BoardResetReason = 'machine.reset' | 'button' | 'out-of-memory' | 'crash' | 'soft-reset' | 'power-cut';
 export type BoardMode = 'firmware' | 'main' | 'idle';
 
 export interface BoardHeap {
@@ -191,7 +191,7 @@ export type WorkerMessage =
   | { type: 'flash'; op: 'format' }
   | { type: 'flash'; op: 'wifi'; settings: BoardWifiSettings }
   | { type: 'halted'; reason: 'exception' | 'program-ended' | 'interrupted'; during?: string; memory?: boolean }
-  | { type: 'fault'; kind: 'memory' | 'crash'; message: string }
+  | { type: 'fault'; kind: 'memory' | 'crash' | 'power-cut'; message: string }
   | { type: 'machine-reset' }
   | {
     type: 'reply'; id: number; stdout?: string; stderr?: string; failed?: boolean; heap?: BoardHeap;

@@ -23,17 +23,19 @@
 // and the board stays at its REPL ('halted', reason 'interrupted').
 //
 // Parent -> worker: { type: 'run', id, code, single } | { type: 'heap', id } | { type: 'sync', id }
-//   | { type: 'interrupt', id } (served between steps) -> { type: 'reply', id, ... }.
+//   | { type: 'interrupt', id } (served between steps) | { type: 'power-cut', id, path, count }
+//   -> { type: 'reply', id, ... }.
 // Worker -> parent: 'log', 'console' (board output), 'call' / 'net' (the socket bridge,
 //   see micropython-board-worker-host.mjs), 'booted', 'halted' (the program ended or
-//   raised; the board sits at its REPL), 'fault' (out of memory or crash: reset me),
+//   raised; the board sits at its REPL), 'fault' (out of memory, crash or power cut: reset me),
 //   'machine-reset'.
 import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync, readdirSync } from 'node:fs';
 import { format } from 'node:util';
-import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, sharedViews } from './micropython-board-protocol.mjs';
+import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, CTL_PARK, sharedViews } from './micropython-board-protocol.mjs';
 import { installMemoryHooks, lockMemory, setNapHook, setWakeCheck, wasmBytes } from './micropython-board-worker-memory.mjs';
 import { FlashMirror } from './micropython-board-worker-flash.mjs';
+import { watchFileChanges } from './micropython-board-worker-fat.mjs';
 import { createHost } from './micropython-board-worker-host.mjs';
 import { createTerm } from './micropython-board-worker-dupterm.mjs';
 import { bootFilesystem, gcTotalFor, removeTree } from './micropython-board-worker-boot.mjs';
@@ -47,7 +49,7 @@ const port = parentPort;
  *   wifi: { ssid: string, password: string }, uniqueId: string, resetCause: number, firmwareModule: string, runMain: boolean,
  *   shared: SharedArrayBuffer,
  *   timing: { initialSetupMs: number, corruptRepeatMs: number, wifiJoinMs: number, wifiWrongPasswordMs: number, wifiNoApMs: number },
- *   filesystem: { state: 'mounted' | 'blank' | 'corrupt' | 'none', startSector: number, blocks: number },
+ *   filesystem: { state: 'mounted' | 'blank' | 'corrupt' | 'none', format: 'littlefs' | 'fat' | null, startSector: number, blocks: number },
  *   wifiSettings: import('./micropython-board-worker-boot.mjs').WifiSettings,
  *   setupWifi?: import('./micropython-board-worker-boot.mjs').WifiSettings,
  * }}
@@ -191,6 +193,7 @@ mp.runPython(`gc.threshold(${boardThreshold})`);
 let peakUsed = 0;
 
 const flash = new FlashMirror(FS, config.folder, log);
+const fileChanges = watchFileChanges(FS, { fat: config.filesystem.format === 'fat', powerCut });
 // A program that never returns (main.py) still gets its output and files out while it sleeps.
 setNapHook(() => { flushConsole(); flash.sync(); });
 
@@ -234,6 +237,14 @@ function callPython(/** @type {() => number} */ fn) {
     crash(e);
     return undefined;
   }
+}
+
+/** The lab's power cut (see micropython-board-worker-fat.mjs): the flash keeps what it held; never returns. */
+function powerCut(/** @type {string} */ what) {
+  halted = true;
+  flash.sync();
+  port.postMessage({ type: 'fault', kind: 'power-cut', message: what });
+  for (;;) Atomics.wait(ctl, CTL_PARK, 0);
 }
 
 function crash(/** @type {any} */ error) {
@@ -446,7 +457,7 @@ function bootFacts() {
 }
 
 // Requests are handled between steps (this thread is busy during one).
-port.on('message', (/** @type {{ type: string, id: number, code?: string, single?: boolean }} */ msg) => {
+port.on('message', (/** @type {{ type: string, id: number, code?: string, single?: boolean, path?: string, count?: number }} */ msg) => {
   switch (msg.type) {
     case 'run': {
       host.setCode(msg.code ?? '');
@@ -483,6 +494,10 @@ port.on('message', (/** @type {{ type: string, id: number, code?: string, single
       peakUsed = 0;
       break;
     }
+    case 'power-cut':
+      fileChanges.armPowerCut(String(msg.path), Number(msg.count));
+      port.postMessage({ type: 'reply', id: msg.id });
+      break;
     case 'sync':
       flushConsole();
       flash.sync();

@@ -52,6 +52,10 @@
  *   as on an ESP8266) is the lab's own: lab-python/_cm_dupterm.py, whose shortcuts are
  *   listed in micropython-board-worker-dupterm.mjs.
  * - reset() (the button) is honoured between steps, after writing the files back.
+ * - cutPowerAfter() stops the board in the middle of a step, right after a file change;
+ *   the flash keeps every change made until then (a board's file system may lose more).
+ *   A filesystem area holding FAT renames onto an existing file in FAT's two steps
+ *   (micropython-board-worker-fat.mjs).
  * - interrupt() (Ctrl-C) lands where the program calls into the lab: a blocking socket
  *   call (which raises KeyboardInterrupt), a sleep (which ends at once, the port's clock
  *   jumping ahead, then raises it), or between two firmware steps (one more step raises
@@ -276,6 +280,15 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     await this.reboot('soft-reset', options.runMain);
   }
 
+  /**
+   * Lab fault: the power goes right after the board's `count`-th (default first) change of
+   * a file (a rename or a removal) naming a path that begins with `path`, and comes back
+   * at once ('reset' reason 'power-cut'): the next boot finds the flash as it was then.
+   */
+  async cutPowerAfter(change: { path: string; count?: number }): Promise<void> {
+    await this.request({ type: 'power-cut', path: change.path, count: change.count ?? 1 });
+  }
+
   /** The board's GC heap after a full collection (between two steps). */
   async heap(): Promise<BoardHeap> {
     const reply = await this.request({ type: 'heap' });
@@ -284,7 +297,8 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   }
 
   private async request(
-    message: { type: 'run'; code: string; single: boolean } | { type: 'heap' } | { type: 'sync' } | { type: 'interrupt' },
+    message: { type: 'run'; code: string; single: boolean } | { type: 'heap' } | { type: 'sync' } | { type: 'interrupt' }
+      | { type: 'power-cut'; path: string; count: number },
     timeoutMs?: number,
   ): Promise<Reply> {
     // A board in the middle of a reset answers once it has booted again.
@@ -397,6 +411,9 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
           this.log('warn', `out of memory: ${msg.message}`);
           this.emit('outOfMemory', msg.message);
           void this.reboot('out-of-memory');
+        } else if (msg.kind === 'power-cut') {
+          this.log('info', msg.message);
+          void this.reboot('power-cut');
         } else {
           this.log('error', `the interpreter crashed: ${msg.message}`);
           void this.reboot('crash');
@@ -440,7 +457,8 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
       if (!this.powered) return;
       const cause = reason === 'machine.reset' ? RESET_CAUSE.SOFT_RESET
         : reason === 'button' ? RESET_CAUSE.HARD_RESET
-          : reason === 'soft-reset' ? this.lastCause : RESET_CAUSE.WDT_RESET;
+          : reason === 'power-cut' ? RESET_CAUSE.PWRON_RESET
+            : reason === 'soft-reset' ? this.lastCause : RESET_CAUSE.WDT_RESET;
       const boot = this.spawn(cause, runMain);
       // Whoever waited for the interrupted boot waits for this one.
       boot.then(() => booting?.resolve(), (error: Error) => booting?.reject(error));
