@@ -38,7 +38,7 @@ class Client(io.IOBase):
     on = 0       # bytes in the output buffer
     cid = None   # command whose output is being captured
     oom = 0      # a reply was too large to keep (and was skipped)
-    st = 0       # 0 connect, 1 claim, 2 wait for work, 3 continue a long operation
+    st = 0       # 0 connect, 1 claim, 2 wait for work, 3 continue a long operation, 4 report running out of memory
     op = None    # that long operation (a generator)
     after = b''  # cursor of the last claim reply seen this boot (§4.2)
     res = None   # a result not yet acknowledged by Redis
@@ -78,6 +78,9 @@ class Client(io.IOBase):
                     sys.modules.pop('cm_ops', None)
             if self.st == 1:
                 return self._claim()
+            if self.st == 4:
+                # The last command ran out of memory; its garbage is gone now (_end).
+                return self._end(None, self.oom)
             if self.st == 3:
                 # One more piece of a long operation.
                 try:
@@ -186,6 +189,17 @@ class Client(io.IOBase):
 
     def _end(self, r, x=None):
         # The command is over: its result goes out, with the error code of x if it failed.
+        if self.st != 4 and isinstance(x, MemoryError):
+            # Out of memory: even the result may not fit before this step's garbage is
+            # collected (gc.collect() in the middle of a step frees nothing in some ports),
+            # so it goes out in the next step. Nothing here may allocate: oom and st are set
+            # already, and only a long operation made op an attribute of its own.
+            if self.op:
+                self.op = None
+            sys.modules.pop('cm_ops', None)
+            self.oom = x
+            self.st = 4
+            return 0
         ec = e = None
         if x is not None:
             gc.collect()

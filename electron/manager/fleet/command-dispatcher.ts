@@ -84,6 +84,8 @@ const MAX_PENDING_PER_BOARD = 1_000;
 const FINISHED_KEPT = 5_000;
 const HISTORY_OUTPUT_BYTES = 4_096;
 const PROGRESS_INTERVAL_MS = 200;
+/** Added to a board's ENOMEM answer to anything but exec. */
+export const OUT_OF_MEMORY_HINT = 'the board ran out of memory: upload smaller files, or free memory on the board (a reset frees it all)';
 
 /** Stream entry ids compared as §2 says: the ms part, then the sequence. */
 export function streamIdGreater(a: string, b: string): boolean {
@@ -343,7 +345,11 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     if (!message.ok) {
       // Stopped because a user asked: that is a cancellation, not a failure of the code.
       const stopped = message.ec === 'EINTR' && view.stopRequested;
-      this.finish(record, stopped ? 'cancelled' : 'error', { error: stopped ? 'stopped' : message.e ?? 'failed', errorCode: message.ec ?? 'EFAIL', result });
+      let error = stopped ? 'stopped' : message.e ?? 'failed';
+      // A board's MemoryError only names the allocation; what to do is the same for every
+      // operation but exec (whose MemoryError is the user's code's own).
+      if (message.ec === 'ENOMEM' && view.op !== 'exec') error += `; ${OUT_OF_MEMORY_HINT}`;
+      this.finish(record, stopped ? 'cancelled' : 'error', { error, errorCode: message.ec ?? 'EFAIL', result });
       return;
     }
     if (record.download) {

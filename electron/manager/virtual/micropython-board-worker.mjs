@@ -154,7 +154,7 @@ for (const name of readdirSync(LAB_PYTHON)) {
 // One at a time, with a collection in between (it runs as each call returns), so that
 // little of the compilers' garbage is left between them to fragment the board's heap.
 mp.runPython(`import sys\nsys.path.insert(0, '${LAB_DIR}')`);
-for (const shim of ['_cm_lab', 'socket', 'network', 'machine', 'binascii', '_cm_dupterm']) mp.runPython(`import ${shim}\ngc.collect()`);
+for (const shim of ['_cm_lab', 'socket', 'network', 'machine', 'binascii', '_cm_dupterm', '_cm_sys', '_cm_gc']) mp.runPython(`import ${shim}\ngc.collect()`);
 mp.runPython('sys.path.pop(0)\ndel sys');
 removeTree(FS, LAB_DIR);
 mp.globals.delete('_cm_u0');
@@ -163,7 +163,7 @@ term.bind(mp.pyimport('_cm_dupterm'));
 const py = {
   start: lab.start, step: lab.step, run: lab.run, runFile: lab.run_file,
   report: lab.report, collect: lab.collect, mem: lab.mem, ballast: lab.ballast,
-  interrupted: lab.interrupted, drain: lab.drain, corrupt: lab.corrupt,
+  interrupted: lab.interrupted, drain: lab.drain, corrupt: lab.corrupt, heapFigures: lab.heap_figures,
 };
 
 /** Raw GC figures after a collection (two calls: the collection runs between them). */
@@ -184,6 +184,8 @@ raw = rawHeap();
 /** Heap the lab's own Python holds; subtracted from what heap() reports. */
 const hidden = raw.used - freshUsed;
 if (raw.total - hidden !== budgetTotal) log('debug', `heap budget ${budgetTotal} B, lab overhead ${hidden} B of ${raw.total - budgetTotal} B allowed`);
+// The board's gc.mem_free() and gc.mem_alloc() (lab-python/_cm_gc.py) count its heap as heap() does.
+py.heapFigures(hidden, maxNewSplit, config.heapLimit === 'live-check' ? budgetTotal : 0);
 const lockedTotal = raw.total;
 const heldBytes = config.heapLimit === 'memory-error' ? lockMemory(module, GLUE_MARGIN) : 0;
 // _boot.py: gc.threshold((gc.mem_free() + gc.mem_alloc()) // 4), of the board's heap.

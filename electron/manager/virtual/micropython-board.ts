@@ -44,13 +44,16 @@
  *   out of step() resets the board ('out-of-memory'), as a watchdog would; any other
  *   uncaught exception (and a MemoryError out of start() or main.py, where a reset would
  *   only loop) stops the program and leaves the board at its REPL ('exit'), as on a board.
- * - gc.mem_free() is the port's own and adds 128 MiB ("max new split"); heap() does not.
+ * - The board says it is an ESP8266 (lab-python/_cm_sys.py, _cm_gc.py): sys.platform is
+ *   'esp8266' and os.uname() the esp8266 port's; gc.mem_free() and gc.mem_alloc() count the
+ *   board's heap as heap() does (the port's own add 128 MiB and the lab's Python), but
+ *   micropython.mem_info() still prints the port's figures.
  * - time.sleep() busy-waits in this port (the lab makes it nap, the timing is unchanged).
  * - Sockets work whether or not the WLAN is connected; only TCP; the peer sees a reset
  *   board's connections close at once (a real one would vanish silently); the flash has
- *   no size limit; sys.platform is 'webassembly'; os.dupterm (2 slots, UART(0) in slot 1
- *   as on an ESP8266) is the lab's own: lab-python/_cm_dupterm.py, whose shortcuts are
- *   listed in micropython-board-worker-dupterm.mjs.
+ *   no size limit; os.dupterm (2 slots, UART(0) in slot 1 as on an ESP8266) is the lab's
+ *   own: lab-python/_cm_dupterm.py, whose shortcuts are listed in
+ *   micropython-board-worker-dupterm.mjs.
  * - reset() (the button) is honoured between steps, after writing the files back.
  * - cutPowerAfter() stops the board in the middle of a step, right after a file change;
  *   the flash keeps every change made until then (a board's file system may lose more).

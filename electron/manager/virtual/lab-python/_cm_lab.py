@@ -25,6 +25,10 @@ try:
 except ImportError:
     pass
 _err = None
+# Bound once: looking an attribute up on the host module makes a proxy in the heap, and
+# doing so with the heap full (mem() runs after every step, however full the step left
+# it) hung the interpreter instead of raising MemoryError.
+_mem = _h.mem
 _step = None
 _keep = None  # ballast: see the worker's boot()
 
@@ -134,7 +138,15 @@ def collect():
 
 
 def mem():
-    _h.mem(gc.mem_alloc(), gc.mem_free(), gc.threshold())
+    _mem(gc.mem_alloc(), gc.mem_free(), gc.threshold())
+
+
+def heap_figures(hidden, split, total):
+    # What the board's gc (_cm_gc.py) takes off the port's figures: see the worker.
+    g = sys.modules['gc']
+    g._hidden = hidden
+    g._split = split
+    g._total = total
 
 
 def corrupt(start, blocks, ms):
