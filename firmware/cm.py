@@ -43,6 +43,8 @@ class Client(io.IOBase):
     after = b''  # cursor of the last claim reply seen this boot (§4.2)
     res = None   # a result not yet acknowledged by Redis
     back = 1000  # reconnect delay (ms)
+    sn = 1       # stream of the output being captured: 1 stdout, 2 stderr (a traceback)
+    ln = b''     # a traceback line being put together (write)
 
     def __init__(self, cfg=None):
         if cfg is None:
@@ -229,7 +231,18 @@ class Client(io.IOBase):
 
     # --- captured output: a stream for os.dupterm, and print() where there is none ----
     def write(self, data):
-        n = len(data)
+        n = r = len(data)
+        if self.sn == 2:
+            # A traceback: the frame of this client, which ran the user's code, is left
+            # out. print_exception writes a line in pieces (into a buffer it reuses): they
+            # are copied and put together until the line ends.
+            data = self.ln = self.ln + data
+            if data[-1:] != b'\n':
+                return r
+            self.ln = b''
+            if data.startswith(b'  File "cm.py"'):
+                return r
+            n = len(data)
         if self.cid is not None and self.tot + n <= _OMAX:  # beyond: dropped, result says so
             if isinstance(data, str):
                 data = data.encode()
@@ -244,7 +257,7 @@ class Client(io.IOBase):
             if time.ticks_diff(time.ticks_ms(), self.ft) > 100:
                 self.flush()
         self.tot += n
-        return n
+        return r
 
     def readinto(self, buf):
         return None  # dupterm input: there is none

@@ -9,12 +9,21 @@ import gc
 import json
 import time
 import socket
+import errno
 import hashlib
 import binascii
 from cm import Fail, VERSION, CONFIG
 
 _CH = 1024  # chunk size for both directions: small boards cannot spare more
-_ERRNO = {2: b'ENOENT', 17: b'EEXIST', 20: b'ENOTDIR', 21: b'EISDIR', 28: b'ENOSPC', 39: b'ENOTEMPTY'}
+# OSError numbers -> (error code of PROTOCOL.md §7, message). Numbers depend on the port's C
+# library: those its errno module names are taken from it, the ESP8266's stand in for the
+# names MicroPython's errno leaves out.
+_ERRNO = {getattr(errno, 'ENOENT', 2): (b'ENOENT', b'no such file or directory'),
+          getattr(errno, 'EEXIST', 17): (b'EEXIST', b'already exists'),
+          20: (b'ENOTDIR', b'not a directory'),
+          getattr(errno, 'EISDIR', 21): (b'EISDIR', b'is a directory'),
+          28: (b'ENOSPC', b'no space left on the board'),
+          39: (b'ENOTEMPTY', b'the directory is not empty')}
 
 
 def _config():
@@ -85,23 +94,25 @@ def run(cl, op, f):
         machine.reset()
     if op in (b'rename', b'cfg_get', b'cfg_set', b'info'):
         return _board(cl, op, f)
+    p = f.get(b'p')
     try:
         r = _file(cl, op, f)
     except OSError as e:
-        raise _fail(e)
-    return _steps(r) if hasattr(r, 'send') else r
+        raise _fail(e, p)
+    return _steps(r, p) if hasattr(r, 'send') else r
 
 
-def _fail(e):
-    return Fail(_ERRNO.get(e.args[0], b'EFAIL'), b'OSError: %d' % e.args[0])
+def _fail(e, p):
+    c = _ERRNO.get(e.args[0])
+    return Fail(c[0], c[1] + b' ' + p) if c else Fail(b'EFAIL', b'OSError: %d' % e.args[0])
 
 
-def _steps(g):
+def _steps(g, p):
     # A transfer, run by the client one step at a time, with the same error codes.
     try:
         return (yield from g)
     except OSError as e:
-        raise _fail(e)
+        raise _fail(e, p)
 
 
 def _board(cl, op, f):

@@ -83,12 +83,18 @@ export class MemoryFs implements BoardFs {
     return node.data;
   }
 
-  async writeFile(boardPath: string, data: Buffer): Promise<void> {
+  /** Where a file named `boardPath` goes: its parent directory (which must exist) and its name, never a directory's place. */
+  private fileSlot(boardPath: string): { parent: Map<string, Node>; name: string } {
     const segments = pathSegments(boardPath);
     const name = segments.pop();
     if (!name) throw new BoardFsError('EISDIR', 'cannot write to /');
     const parent = this.directory('/' + segments.join('/'));
     if (parent.get(name)?.type === 'd') throw new BoardFsError('EISDIR', `${boardPath} is a directory`);
+    return { parent, name };
+  }
+
+  async writeFile(boardPath: string, data: Buffer): Promise<void> {
+    const { parent, name } = this.fileSlot(boardPath);
     if (this.used() + data.length > this.capacityBytes) throw new BoardFsError('ENOSPC', 'no space left on the board');
     parent.set(name, { type: 'f', data: Buffer.from(data) });
   }
@@ -127,11 +133,24 @@ export class MemoryFs implements BoardFs {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    // Both ends are checked before anything changes: a move that cannot happen leaves
+    // both names as they were, and one that can happens in one step.
     const data = await this.readFile(from);
+    const { parent, name } = this.fileSlot(to);
     await this.remove(from, false);
-    await this.writeFile(to, data);
+    parent.set(name, { type: 'f', data });
   }
 }
+
+/** The host's file errors in the words the in-memory file system uses. */
+const HOST_ERROR_TEXT = {
+  ENOENT: 'no such file or directory',
+  EEXIST: 'already exists:',
+  EISDIR: 'is a directory:',
+  ENOTDIR: 'a parent is not a directory:',
+  ENOTEMPTY: 'the directory is not empty:',
+  ENOSPC: 'no space left on the board for',
+} as const;
 
 /** Maps the board's "/" onto a host folder. Paths are validated before they touch the host. */
 export class HostFolderFs implements BoardFs {
@@ -146,8 +165,8 @@ export class HostFolderFs implements BoardFs {
       return await action();
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'ENOTEMPTY' || code === 'ENOSPC') {
-        throw new BoardFsError(code, `${code.toLowerCase()}: ${boardPath}`);
+      if (code !== undefined && code in HOST_ERROR_TEXT) {
+        throw new BoardFsError(code as FsErrorCode, `${HOST_ERROR_TEXT[code as keyof typeof HOST_ERROR_TEXT]} ${boardPath}`);
       }
       throw error;
     }

@@ -35,6 +35,7 @@ import { format } from 'node:util';
 import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, CTL_PARK, sharedViews } from './micropython-board-protocol.mjs';
 import { installMemoryHooks, lockMemory, setNapHook, setWakeCheck, wasmBytes } from './micropython-board-worker-memory.mjs';
 import { FlashMirror } from './micropython-board-worker-flash.mjs';
+import { raiseEsp8266Errnos } from './micropython-board-worker-errno.mjs';
 import { watchFileChanges } from './micropython-board-worker-fat.mjs';
 import { createHost } from './micropython-board-worker-host.mjs';
 import { createTerm } from './micropython-board-worker-dupterm.mjs';
@@ -91,6 +92,7 @@ const mp = await loadMicroPython({
 });
 const module = mp._module;
 const FS = mp.FS;
+raiseEsp8266Errnos(FS); // OSError(2) for a missing file, as on the ESP8266, not Emscripten's 44
 const term = createTerm({ module, FS, console: (stream, bytes) => con.write(stream, bytes), log });
 term.install(output);
 con.dupterm = term;
