@@ -6,6 +6,7 @@
 import type { ApiCommandRequest, CommandView } from '../manager/api/contract.js';
 import { CliError, type VerbSpec } from './cli-framework.js';
 import { boardPath, runAndReport, WAIT_OPTIONS } from './board-verbs.js';
+import { didYouMean } from './suggest.js';
 
 interface Macro {
   help: string;
@@ -60,9 +61,10 @@ export const boardMacro: VerbSpec = {
   async run(context) {
     const [boards, name, arg] = context.positionals as [string, string, string | undefined];
     const macro = MACROS[name];
-    if (!macro) throw new CliError(`unknown macro ${JSON.stringify(name)}; macros: ${Object.keys(MACROS).join(', ')}`, 2);
+    if (!macro) throw new CliError(`unknown macro ${JSON.stringify(name)}${didYouMean(name, Object.keys(MACROS))} (macros: ${Object.keys(MACROS).join(', ')})`, 2);
     if (macro.arg === 'required' && arg === undefined) throw new CliError(`macro ${name} needs an argument: ${macro.help}`, 2);
     if (macro.arg === 'none' && arg !== undefined) throw new CliError(`macro ${name} takes no argument`, 2);
-    return runAndReport(context, boards, macro.request(arg), macro.show);
+    return runAndReport(context, boards, macro.request(arg), macro.show,
+      (view) => (name === 'rmdir' && view.errorCode === 'ENOTEMPTY' ? `to remove it and everything in it: mbm board-rm ${view.board} ${arg} -r` : undefined));
   },
 };

@@ -4,9 +4,10 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { ApiCommandRequest, CommandView } from '../manager/api/contract.js';
 import { validateBoardPath, InvalidCommandError } from '../manager/fleet/command-ops.js';
-import { CliError, intOption, numberOption, write, type OptionSpec, type VerbContext, type VerbSpec } from './cli-framework.js';
+import { ApiRequestError } from '../manager/api/client.js';
+import { CliError, EXIT, intOption, numberOption, write, type OptionSpec, type VerbContext, type VerbSpec } from './cli-framework.js';
 import { connectService } from './service-control.js';
-import { reportFailures, runOnBoards, type RunOptions } from './board-runner.js';
+import { reportFailures, runExitCode, runOnBoards, type RunOptions } from './board-runner.js';
 import { formatAgo, formatBytes, table } from './format.js';
 
 export const WAIT_OPTIONS: Record<string, OptionSpec> = {
@@ -41,16 +42,21 @@ export function boardDest(destArg: string, file: string): string {
   return boardPath(destArg.endsWith('/') ? destArg + path.basename(file) : destArg, 'DEST');
 }
 
-/** Runs a command and prints each board's result with `print`; exit 1 if any failed. */
-export async function runAndReport(context: VerbContext, boards: string, request: ApiCommandRequest, print: (view: CommandView) => string): Promise<number> {
+/**
+ * Runs a command and prints each board's result with `print`; `hint` adds what to do to a
+ * failure. Exit code: EXIT.failed if any failed, EXIT.queued if some only wait for offline boards.
+ */
+export async function runAndReport(
+  context: VerbContext, boards: string, request: ApiCommandRequest, print: (view: CommandView) => string, hint?: (view: CommandView) => string | undefined,
+): Promise<number> {
   const api = await connectService(context.values);
-  const { finished } = await runOnBoards(api, boards, request, runOptions(context));
-  for (const view of finished) {
+  const outcome = await runOnBoards(api, boards, request, runOptions(context));
+  for (const view of outcome.finished) {
     if (view.status !== 'ok') continue;
     const text = print(view);
     write(context.out, `## ${view.board}\n${text}${text.endsWith('\n') ? '' : '\n'}`);
   }
-  return reportFailures(finished, context.err) > 0 ? 1 : 0;
+  return runExitCode(outcome, reportFailures(outcome.finished, context.err, hint));
 }
 
 async function readStdin(stream: NodeJS.ReadableStream): Promise<string> {
@@ -101,7 +107,15 @@ export const boardEnroll: VerbSpec = {
       throw new CliError(`${file} exists; pass --force to overwrite it or --out to choose another file`, 2);
     }
     const api = await connectService(values);
-    const credentials = await api.call('boards.enroll', { name, rotate: Boolean(values.rotate), server: values.server as string | undefined });
+    let credentials;
+    try {
+      credentials = await api.call('boards.enroll', { name, rotate: Boolean(values.rotate), server: values.server as string | undefined });
+    } catch (error) {
+      if (error instanceof ApiRequestError && error.code === 'conflict' && !values.rotate) {
+        throw new CliError(`a board named ${JSON.stringify(name)} is already enrolled; \`mbm board-enroll ${name} --rotate\` issues new credentials for it (the old ones stop working)`);
+      }
+      throw error;
+    }
     const temp = `${file}.${process.pid}.tmp`;
     await writeFile(temp, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
     await rename(temp, file);
@@ -115,14 +129,16 @@ export const boardExecute: VerbSpec = {
   summary: 'run Python code on boards, streaming their output',
   args: ['BOARDS'],
   options: { code: { type: 'string', short: 'c', valueName: 'CODE', description: 'code to run (default: read from stdin)' }, ...WAIT_OPTIONS },
-  details: 'Examples:\n  mbm board-execute sim-1 -c "print(6*7)"\n  echo "import os; print(os.listdir())" | mbm board-execute "esp-[1-4]"\nExit code 1 if the code failed on any board.',
+  details: 'Examples:\n  mbm board-execute sim-1 -c "print(6*7)"\n  echo "import os; print(os.listdir())" | mbm board-execute "esp-[1-4]"\n' +
+    'Exit code 1 if the code failed (or timed out) on any board, 4 if it only waits for offline boards, 130 after Ctrl-C\n' +
+    '(Ctrl-C cancels the code on the boards: queued commands are withdrawn, running ones asked to stop).',
   async run(context) {
     const code = typeof context.values.code === 'string' ? context.values.code : await readStdin(context.stdin);
     if (code.trim() === '') throw new CliError('no code given (use -c CODE or pipe it to stdin)', 2);
     const api = await connectService(context.values);
     const options = runOptions(context, true);
-    const { finished } = await runOnBoards(api, context.positionals[0]!, { op: 'exec', code, timeoutMs: options.timeoutMs }, options);
-    return reportFailures(finished, context.err) > 0 ? 1 : 0;
+    const outcome = await runOnBoards(api, context.positionals[0]!, { op: 'exec', code, timeoutMs: options.timeoutMs }, options);
+    return runExitCode(outcome, reportFailures(outcome.finished, context.err));
   },
 };
 
@@ -155,9 +171,10 @@ export const boardDownload: VerbSpec = {
     const [board, srcArg, dest] = context.positionals as [string, string, string];
     const src = boardPath(srcArg, 'SRC');
     const api = await connectService(context.values);
-    const { finished } = await runOnBoards(api, board, { op: 'get', path: src }, runOptions(context));
-    const view = finished[0];
-    if (!view || view.status !== 'ok') return reportFailures(finished, context.err) > 0 ? 1 : 0;
+    const outcome = await runOnBoards(api, board, { op: 'get', path: src }, runOptions(context));
+    const view = outcome.finished[0];
+    // Not run yet (an offline board) or failed: no file is written.
+    if (!view || view.status !== 'ok') return runExitCode(outcome, reportFailures(outcome.finished, context.err));
     const file = await api.call('commands.file', { cid: view.cid });
     const data = Buffer.from(file.dataBase64, 'base64');
     if (createHash('sha256').update(data).digest('hex') !== file.sha256) throw new CliError('the file was corrupted on the way (sha256 mismatch)');
@@ -203,7 +220,8 @@ export const boardRm: VerbSpec = {
   async run(context) {
     const target = boardPath(context.positionals[1]!, 'PATH');
     if (target === '/') throw new CliError('refusing to remove / (remove its entries one by one)', 2);
-    return runAndReport(context, context.positionals[0]!, { op: 'rm', path: target, recursive: Boolean(context.values.recursive) }, () => `removed ${target}`);
+    return runAndReport(context, context.positionals[0]!, { op: 'rm', path: target, recursive: Boolean(context.values.recursive) }, () => `removed ${target}`,
+      (view) => (view.errorCode === 'ENOTEMPTY' ? `to remove it and everything in it: mbm board-rm ${view.board} ${target} -r` : undefined));
   },
 };
 
@@ -244,7 +262,8 @@ export const boardReboot: VerbSpec = {
             write(context.err, `${target.board}: ${target.message ?? 'failed'}\n`);
           }
         }
-        return failed > 0 ? 1 : 0;
+        if (failed > 0) return EXIT.failed;
+        return job.targets.some((target) => target.status === 'waiting') ? EXIT.queued : EXIT.ok;
       }
       await new Promise((resolve) => setTimeout(resolve, 500));
     }

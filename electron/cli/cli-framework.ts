@@ -3,6 +3,22 @@
  * help, handler), parsed with node:util parseArgs; `--help` works on every verb.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { didYouMean } from './suggest.js';
+
+/** Exit codes of every verb (README, "The mbm command line"). */
+export const EXIT = {
+  ok: 0,
+  /** The command failed (on at least one board: an error, a timeout, …). */
+  failed: 1,
+  /** Bad arguments or options: nothing was done. */
+  usage: 2,
+  /** The service is not running or does not answer. */
+  noService: 3,
+  /** Nothing failed, but a command waits in the queue of an offline board: not run yet. */
+  queued: 4,
+  /** Stopped with Ctrl-C (the commands still running were cancelled). */
+  interrupted: 130,
+} as const;
 
 export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean; description: string; valueName?: string; default?: string | boolean };
 
@@ -74,16 +90,30 @@ export function parseVerbArgs(verb: VerbSpec, argv: string[]): { values: Record<
   try {
     parsed = parseArgs({ args: claimed.length > 0 ? [...rest, '--', ...claimed] : argv, options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new CliError(`${(error as Error).message}\n\n${verbHelp(verb)}`, 2);
+    throw new CliError(`${optionProblem(error as Error & { code?: string }, Object.keys(options))}\n\n${verbHelp(verb)}`, EXIT.usage);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help) return { values, positionals: parsed.positionals, help: true };
-  const required = verb.args.filter((arg) => !arg.endsWith('?')).length;
+  const required = verb.args.filter((arg) => !arg.endsWith('?'));
   const variadic = verb.args.some((arg) => arg.endsWith('...'));
-  if (parsed.positionals.length < required || (!variadic && parsed.positionals.length > verb.args.length)) {
-    throw new CliError(`mbm ${verb.name} takes ${verb.args.join(' ') || 'no arguments'}\n\n${verbHelp(verb)}`, 2);
+  const given = parsed.positionals.length;
+  if (given < required.length) {
+    const missing = required.slice(given).map((arg) => arg.replace(/\.\.\.$/, ''));
+    throw new CliError(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing\n\n${verbHelp(verb)}`, EXIT.usage);
+  }
+  if (!variadic && given > verb.args.length) {
+    const extra = parsed.positionals.slice(verb.args.length).map((arg) => JSON.stringify(arg)).join(' ');
+    throw new CliError(`too many arguments: ${extra} (it takes ${verb.args.join(' ') || 'no arguments'})\n\n${verbHelp(verb)}`, EXIT.usage);
   }
   return { values, positionals: parsed.positionals, help: false };
+}
+
+/** parseArgs' message made short, with the nearest option for an unknown one. */
+function optionProblem(error: Error & { code?: string }, known: string[]): string {
+  const unknown = error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-{1,2}[^'=]+)/.exec(error.message)?.[1] : undefined;
+  if (unknown === undefined) return error.message;
+  const hint = unknown.startsWith('--') ? didYouMean(unknown.slice(2), known, (name) => `--${name}`) : '';
+  return `unknown option ${unknown}${hint}`;
 }
 
 export function intOption(values: VerbContext['values'], name: string, fallback: number, min: number, max: number): number {

@@ -3,7 +3,8 @@
  * and `sim` is a client of the running service's API.
  */
 import { ApiRequestError } from '../manager/api/client.js';
-import { CliError, parseVerbArgs, usage, verbHelp, type VerbSpec } from './cli-framework.js';
+import { CliError, EXIT, parseVerbArgs, usage, verbHelp, type VerbSpec } from './cli-framework.js';
+import { didYouMean } from './suggest.js';
 import { serverStart, serverStatus, serverStop, sim, ui } from './server-verbs.js';
 import {
   boardDownload, boardEnroll, boardExecute, boardHistory, boardList, boardLs, boardReboot, boardRemove, boardRename, boardRm, boardTag, boardUpload,
@@ -30,8 +31,9 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
   }
   const verb = VERBS.find((candidate) => candidate.name === name);
   if (!verb) {
-    io.err.write(`mbm: unknown verb ${JSON.stringify(name)}\n\n${usage(VERBS)}`);
-    return 2;
+    const hint = didYouMean(name, VERBS.map((candidate) => candidate.name));
+    io.err.write(`mbm: unknown verb ${JSON.stringify(name)}${hint}\n${hint ? 'Run `mbm --help` for the list of verbs.\n' : `\n${usage(VERBS)}`}`);
+    return EXIT.usage;
   }
   try {
     const { values, positionals, help } = parseVerbArgs(verb, rest);
@@ -47,7 +49,7 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
     }
     if (error instanceof ApiRequestError) {
       io.err.write(`mbm ${verb.name}: ${error.message}\n`);
-      return error.code === 'unreachable' ? 3 : 1;
+      return error.code === 'unreachable' ? EXIT.noService : EXIT.failed;
     }
     io.err.write(`mbm ${verb.name}: unexpected error: ${(error as Error)?.stack ?? error}\n`);
     return 1;

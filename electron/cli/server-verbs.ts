@@ -40,6 +40,16 @@ export const serverStart: VerbSpec = {
     const bind = typeof values.bind === 'string' ? values.bind.split(',').map((address) => address.trim()).filter(Boolean) : undefined;
     const running = await findService(dataDir);
     if (running) {
+      // Asked for another port than the running service's: starting "again" would not give it.
+      const runningApiPort = Number(new URL(running.info.apiUrl).port);
+      const conflicts = [
+        values.port !== undefined && redisPort !== running.info.redis.port ? `Redis on port ${running.info.redis.port}, not ${redisPort}` : null,
+        values['api-port'] !== undefined && apiPort !== runningApiPort ? `the API on port ${runningApiPort}, not ${apiPort}` : null,
+      ].filter((conflict): conflict is string => conflict !== null);
+      if (conflicts.length > 0) {
+        throw new CliError(`the service is already running (pid ${running.info.pid}) with ${conflicts.join(' and ')}.\n` +
+          `Stop it first (mbm server-stop${values['data-dir'] ? ` --data-dir ${dataDir}` : ''}), then start it with the ports you want.`);
+      }
       const signin = await running.client.call('ui.signinUrl', {});
       write(out, `The service is already running (pid ${running.info.pid}).\n  Open the app: ${signin.url}\n`);
       return 0;

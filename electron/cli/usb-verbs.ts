@@ -1,11 +1,13 @@
 /** `mbm` verbs for boards on USB: ports, flashing, provisioning, serial file copy, firmware. */
 import { readFile, access } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import type { ApiClient, EventSubscription } from '../manager/api/client.js';
 import type { ApiEvent, SerialPortInfo, UsbProgressEvent } from '../manager/api/contract.js';
 import { CliError, intOption, untilInterrupted, write, type OptionSpec, type VerbContext, type VerbSpec } from './cli-framework.js';
 import { connectService } from './service-control.js';
 import { boardDest } from './board-verbs.js';
 import { formatBytes, table } from './format.js';
+import { didYouMean } from './suggest.js';
 
 const PROVISION_OPTIONS: Record<string, OptionSpec> = {
   name: { type: 'string', valueName: 'NAME', description: 'the board\'s name in the fleet' },
@@ -63,7 +65,27 @@ function provisionOutcome(result: { name: string; online: boolean }): string {
 
 function requirePort(values: VerbContext['values']): string {
   if (typeof values.port !== 'string') throw new CliError('--port PORT is required (see `mbm usb-ports`)', 2);
-  return values.port;
+  return existingPort(values.port);
+}
+
+/**
+ * A serial port path that does not exist is said so here (the service runs on this
+ * computer), instead of failing later as a board that does not answer.
+ */
+function existingPort(port: string): string {
+  if (process.platform !== 'win32' && !/^rfc2217:\/\//i.test(port) && !existsSync(port)) {
+    throw new CliError(`there is no serial port ${port} (unplugged, or another name?); \`mbm usb-ports\` lists the serial ports`, 2);
+  }
+  return port;
+}
+
+/** A --firmware that is neither a file nor in the catalogue: say both, and how to get one. */
+async function checkFirmwareName(api: ApiClient, name: string): Promise<void> {
+  const names = (await api.call('firmware.list', {})).map((image) => image.name);
+  if (names.includes(name)) return;
+  throw new CliError(`${name}: no such file, and no firmware of that name in the catalogue${didYouMean(name, names)}.\n` +
+    'Give the path of a MicroPython .bin file (https://micropython.org/download/ESP8266_GENERIC/), or add one to the catalogue:\n' +
+    '  mbm firmware-download URL --sha256 HEX     (`mbm firmware-list` shows what the catalogue holds)', 2);
 }
 
 function portRow(port: SerialPortInfo): string[] {
@@ -123,6 +145,7 @@ export const boardFlash: VerbSpec = {
     if (typeof values.firmware !== 'string') throw new CliError('--firmware FILE|NAME is required (see firmware-list)', 2);
     const api = await connectService(values);
     const isFile = await access(values.firmware).then(() => true, () => false);
+    if (!isFile) await checkFirmwareName(api, values.firmware);
     const provision = values['no-provision'] ? undefined : await provisionInput(context, api);
     const subscription = await followProgress(api, out);
     try {
@@ -173,7 +196,8 @@ export const usbPut: VerbSpec = {
   args: ['PORT', 'FILE', 'DEST'],
   options: {},
   async run({ values, positionals, out }) {
-    const [port, file, destArg] = positionals as [string, string, string];
+    const [portArg, file, destArg] = positionals as [string, string, string];
+    const port = existingPort(portArg);
     const dest = boardDest(destArg, file);
     let data: Buffer;
     try {

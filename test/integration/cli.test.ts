@@ -21,6 +21,7 @@ describe('mbm CLI against a background service', () => {
   let work: string;
   let redisPort: number;
   let sim: ChildProcess | undefined;
+  let mpSim: ChildProcess | undefined;
 
   const mbm = (args: string[], input?: string): Promise<Run> => new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
@@ -40,6 +41,7 @@ describe('mbm CLI against a background service', () => {
   });
   afterAll(async () => {
     sim?.kill('SIGKILL');
+    mpSim?.kill('SIGKILL');
     await mbm(['server-stop']).catch(() => undefined);
     await rm(dataDir, { recursive: true, force: true });
     await rm(work, { recursive: true, force: true });
@@ -152,6 +154,99 @@ describe('mbm CLI against a background service', () => {
     expect((await mbm(['board-list'])).stdout).toMatch(/garage\s+offline\s+never/);
   });
 
+  it('a command for an offline board exits 4 (queued, not run) and board-download writes no file', async () => {
+    expect((await mbm(['board-enroll', 'shed-1', '--out', 'shed-1.json'])).code).toBe(0);
+    const download = await mbm(['board-download', 'shed-1', '/x.txt', 'shed.bin']);
+    expect(download.code).toBe(4);
+    expect(download.stderr).toContain('shed-1: offline; not run yet');
+    await expect(stat(path.join(work, 'shed.bin'))).rejects.toThrow();
+    const mixed = await mbm(['board-execute', 'sim-1,shed-1', '-c', 'print(1)']);
+    expect(mixed.stdout).toBe('## sim-1\n1\n');
+    expect(mixed.code).toBe(4);
+    expect((await mbm(['board-execute', 'sim-1,shed-1', '-c', '1/0'])).code).toBe(1);
+    const twice = await mbm(['board-enroll', 'shed-1', '--out', 'shed-1b.json']);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain('mbm board-enroll shed-1 --rotate');
+  });
+
+  it('server-start on another port while the service runs refuses and names the running port', async () => {
+    const other = await mbm(['server-start', '--port', String(redisPort + 1)]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain(`already running`);
+    expect(other.stderr).toContain(`Redis on port ${redisPort}, not ${redisPort + 1}`);
+    expect((await mbm(['server-start', '--port', String(redisPort)])).code).toBe(0);
+  });
+
+  it('Ctrl-C during board-execute cancels the command on the board and says so', async () => {
+    const child = spawn(process.execPath, [MBM, 'board-execute', 'sim-1', '--data-dir', dataDir, '-c', 'import time\nfor i in range(100):\n  print(i)\n  time.sleep(0.2)'],
+      { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await waitFor(() => stdout.includes('\n1\n'), 20_000, 'the code running');
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toContain('## sim-1: cancelled: stopped with Ctrl-C');
+    expect(stdout).not.toContain('\n99\n');
+    const history = JSON.parse((await mbm(['board-history', 'sim-1', '--count', '1', '--json'])).stdout) as Array<{ status: string; summary: string }>;
+    expect(history[0]).toMatchObject({ status: 'cancelled' });
+  });
+
+  it('messages say what to do: missing arguments, unknown verbs and options, ranges, non-empty folders, ports, firmware', async () => {
+    const missing = await mbm(['board-execute']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^mbm board-execute: BOARDS is missing\n/);
+    expect(missing.stderr).not.toContain('mbm board-execute: mbm board-execute');
+    const verb = await mbm(['board-exec', 'sim-1']);
+    expect(verb.code).toBe(2);
+    expect(verb.stderr).toContain('unknown verb "board-exec"; did you mean board-execute?');
+    const option = await mbm(['board-execute', 'sim-1', '--timout', '3', '-c', 'pass']);
+    expect(option.code).toBe(2);
+    expect(option.stderr).toContain('unknown option --timout; did you mean --timeout?');
+    const range = await mbm(['board-execute', 'x-[1-200000]', '-c', 'pass']);
+    expect(range.stderr).toContain('at most 100,000');
+    await writeFile(path.join(work, 'note.txt'), 'a note\n');
+    expect((await mbm(['board-upload', 'sim-1', 'note.txt', '/full/'])).code).toBe(0);
+    const notEmpty = await mbm(['board-rm', 'sim-1', '/full']);
+    expect(notEmpty.code).toBe(1);
+    expect(notEmpty.stderr).toContain('mbm board-rm sim-1 /full -r');
+    const port = await mbm(['usb-put', '/dev/ttyUSB-none', 'note.txt', '/x.txt']);
+    expect(port.code).toBe(2);
+    expect(port.stderr).toContain('there is no serial port /dev/ttyUSB-none');
+    expect(port.stderr).toContain('mbm usb-ports');
+    const firmware = await mbm(['board-flash', '--port', path.join(work, 'note.txt'), '--firmware', 'nope.bin', '--no-provision']);
+    expect(firmware.code).toBe(2);
+    expect(firmware.stderr).toContain('no firmware of that name in the catalogue');
+    expect(firmware.stderr).toContain('mbm firmware-download URL --sha256 HEX');
+  });
+
+  it('MicroPython boards: a missing file reads "no such file", a traceback shows only the user\'s frames, --timeout reports on time', async () => {
+    mpSim = spawn(process.execPath, [MBM, 'sim', '--micropython', '--boards', '1', '--prefix', 'mp', '--data-dir', dataDir], { stdio: 'ignore' });
+    await waitFor(async () => {
+      const list = JSON.parse((await mbm(['board-list', '--json'])).stdout) as Array<{ name: string; online: boolean }>;
+      return list.some((board) => board.name === 'mp-1' && board.online);
+    }, 60_000, 'a MicroPython board online');
+    for (const board of ['sim-1', 'mp-1']) {
+      const missing = await mbm(['board-download', board, '/nope.txt', 'nope.bin']);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain(`## ${board}: no such file`);
+    }
+    expect((await mbm(['board', 'mp-1', 'mkdir', '/d'])).code).toBe(0);
+    await writeFile(path.join(work, 'mp-note.txt'), 'a note\n');
+    expect((await mbm(['board-upload', 'mp-1', 'mp-note.txt', '/d/'])).code).toBe(0);
+    expect((await mbm(['board-rm', 'mp-1', '/d'])).stderr).toContain('mbm board-rm mp-1 /d -r');
+    const failed = await mbm(['board-execute', 'mp-1', '-c', 'def f():\n  1/0\nf()']);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toBe('## mp-1\nTraceback (most recent call last):\n  File "<string>", line 3, in <module>\n  File "<string>", line 2, in f\nZeroDivisionError: divide by zero\n');
+    // This board cannot interrupt its code: the CLI reports the timeout itself, while the code still runs.
+    const slow = await mbm(['board-execute', 'mp-1', '--timeout', '1', '-c', 'import time\nfor i in range(8):\n  print(i)\n  time.sleep(0.5)\nprint("done")']);
+    expect(slow.code).toBe(1);
+    expect(slow.stderr).toContain('## mp-1: timeout: no result within 1s; the board may still be running it');
+    expect(slow.stdout).not.toContain('done');
+  });
+
   it('every verb answers --help', async () => {
     const verbs = (await mbm(['--help'])).stdout.match(/^ {2}([a-z-]+)/gm)!.map((line) => line.trim());
     expect(verbs.length).toBeGreaterThan(12);
@@ -162,6 +257,7 @@ describe('mbm CLI against a background service', () => {
 
   it('server-stop stops the service and its Redis', async () => {
     sim?.kill('SIGINT');
+    mpSim?.kill('SIGINT');
     const status = JSON.parse((await mbm(['server-status', '--json'])).stdout);
     const stopped = await mbm(['server-stop']);
     expect(stopped.code).toBe(0);

@@ -46,7 +46,9 @@ function expandRangeList(body: string, pattern: string): string[] {
     const from = Number(fromText);
     const to = Number(toText);
     if (to < from) throw new BoardSelectorError(`range [${part}] in ${JSON.stringify(pattern)} goes backwards`);
-    if (to - from >= MAX_EXPANSION) throw new BoardSelectorError(`range [${part}] is too large`);
+    if (to - from >= MAX_EXPANSION) {
+      throw new BoardSelectorError(`range [${part}] in ${JSON.stringify(pattern)} is too large: at most ${MAX_EXPANSION.toLocaleString('en')} names per range`);
+    }
     const width = fromText!.length;
     for (let n = from; n <= to; n++) values.push(String(n).padStart(width, '0'));
   }
@@ -68,7 +70,9 @@ function expandItem(item: string, pattern: string): string[] {
     const values = expandRangeList(rest.slice(open + 1, close), pattern);
     const next: string[] = [];
     for (const prefix of results) for (const value of values) next.push(prefix + literal + value);
-    if (next.length > MAX_EXPANSION) throw new BoardSelectorError(`${JSON.stringify(pattern)} names too many boards`);
+    if (next.length > MAX_EXPANSION) {
+      throw new BoardSelectorError(`${JSON.stringify(pattern)} names too many boards: at most ${MAX_EXPANSION.toLocaleString('en')} at once`);
+    }
     results = next;
     rest = rest.slice(close + 1);
   }
