@@ -363,5 +363,11 @@ class Client(io.IOBase):
             raise err
 
 
-start = Client  # cm.start(): the client of this board's configuration file
+def start():
+    # The client of this board's configuration file. First, a file replacement a reset cut
+    # short is finished: it may have been the configuration's (PROTOCOL.md §7.2).
+    import cm_ops
+    cm_ops.recover()
+    sys.modules.pop('cm_ops', None)
+    return Client()
 

@@ -15,6 +15,7 @@ import binascii
 from cm import Fail, VERSION, CONFIG
 
 _CH = 1024  # chunk size for both directions: small boards cannot spare more
+_JOURNAL = '/cm_journal'  # names the one file replacement in progress (see _replace)
 # OSError numbers -> (error code of PROTOCOL.md §7, message). Numbers depend on the port's C
 # library: those its errno module names are taken from it, the ESP8266's stand in for the
 # names MicroPython's errno leaves out.
@@ -139,11 +140,16 @@ def _board(cl, op, f):
 
 
 def _save(cfg):
-    # Temp file + rename: a power cut leaves the old configuration or the new one.
+    # Temp file + replace: a power cut leaves the old configuration or the new one.
     t = CONFIG + '.tmp'
-    with open(t, 'w') as fh:
-        json.dump(cfg, fh)
-    _replace(t, CONFIG)
+    _journal(CONFIG, t)
+    try:
+        with open(t, 'w') as fh:
+            json.dump(cfg, fh)
+        _replace(t, CONFIG, t)
+    except BaseException:
+        recover()  # the journal and the temporary file go
+        raise
 
 
 def _file(cl, op, f):
@@ -203,13 +209,68 @@ def _mkdirs(p):
                 raise Fail(b'EEXIST', b'a file is in the way')
 
 
-def _replace(src, dst):
-    # Some file systems refuse to rename onto an existing file.
+def _replace(src, dst, tmp=None):
+    # Puts src in dst's place so that a reset at any moment leaves dst old or new, never
+    # missing (PROTOCOL.md §7.2). On FAT an os.rename onto an existing file removes it
+    # first (older releases refuse), so the old file steps aside to dst.cm-old while the
+    # journal names dst; recover() finishes the job at the next start. tmp: src is a
+    # temporary file, and the caller wrote the journal before creating it.
+    d = _isdir(dst)
+    if d:
+        raise Fail(b'EISDIR', b'a directory is in the way')
+    if d is not None and src != dst:
+        if tmp is None:
+            _journal(dst, '')
+        old = dst + '.cm-old'
+        try:
+            _remove(old)
+            os.rename(dst, old)
+            os.rename(src, dst)
+            os.remove(old)
+        except OSError:
+            recover()  # the old file goes back
+            raise
+    else:
+        os.rename(src, dst)  # nothing to lose
+    _remove(_JOURNAL)
+
+
+def _journal(dst, tmp):
+    # Complete (two lines) before anything is touched: a reset while writing it leaves
+    # an incomplete journal, and nothing to undo.
+    with open(_JOURNAL, 'w') as fh:
+        fh.write(dst + '\n' + tmp + '\n')
+
+
+def _remove(p):
     try:
-        os.rename(src, dst)
+        os.remove(p)
     except OSError:
-        os.remove(dst)
-        os.rename(src, dst)
+        pass
+
+
+def recover():
+    # At start, before the configuration is read: finishes the replacement a reset cut
+    # short (see _replace). The old file comes back unless the new one is in place; the
+    # leftovers go. A board that was not replacing anything pays one failed open().
+    try:
+        with open(_JOURNAL) as fh:
+            j = fh.read().split('\n')
+    except OSError:
+        return
+    try:
+        if len(j) == 3 and j[0][:1] == '/' and not j[2]:
+            old = j[0] + '.cm-old'
+            if _isdir(old) is False:
+                if _isdir(j[0]) is None:
+                    os.rename(old, j[0])
+                else:
+                    os.remove(old)
+            if j[1]:
+                _remove(j[1])
+        os.remove(_JOURNAL)
+    except OSError:
+        pass  # tried again at the next start
 
 
 def _put(cl, p, f):
@@ -228,6 +289,7 @@ def _put(cl, p, f):
     sha = hashlib.sha256()
     cl.drain()
     try:
+        _journal(p, tmp)  # a reset during the transfer leaves no .part behind either
         with open(tmp, 'wb') as fh:
             off = 0
             while off < size:
@@ -244,12 +306,9 @@ def _put(cl, p, f):
         d = binascii.hexlify(sha.digest())
         if d != want:
             raise Fail(b'EHASH', b'sha256 mismatch')
-        _replace(tmp, p)
+        _replace(tmp, p, tmp)
     except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+        recover()  # the temporary file and the journal go, the old file stays or comes back
         raise
     return b'{"size":%d,"sha256":"%s"}' % (size, d)
 
