@@ -76,6 +76,12 @@ export interface MicroPythonInterpreterOptions {
   /** How long after a timeout to wait for a KeyboardInterrupt before restarting. Default 1000 ms. */
   restartGraceMs?: number;
   onLog?: (level: InterpreterLogLevel, message: string) => void;
+  /**
+   * A host folder that is the interpreter's file system: copied in before every exec and
+   * written back after it. For a process that runs ONE board (the lab's board CLI), whose
+   * exec'd code then sees the board's own files, and finds them again after a power cut.
+   */
+  filesDir?: string;
 }
 
 /** The worker could not be started (missing package, wasm failed to load...). */
@@ -126,6 +132,7 @@ export class MicroPythonInterpreter {
   private readonly heapBytes: number;
   private readonly restartGraceMs: number;
   private readonly onLog: ((level: InterpreterLogLevel, message: string) => void) | undefined;
+  private readonly filesDir: string | undefined;
   /** Slot 0: id of the exec the worker should interrupt (0: none). */
   private readonly interruptFlag = new Int32Array(new SharedArrayBuffer(4));
 
@@ -146,6 +153,7 @@ export class MicroPythonInterpreter {
     this.heapBytes = options.heapBytes ?? DEFAULT_HEAP_BYTES;
     this.restartGraceMs = options.restartGraceMs ?? DEFAULT_RESTART_GRACE_MS;
     this.onLog = options.onLog;
+    this.filesDir = options.filesDir;
   }
 
   /** Loads the interpreter if it is not running yet. Idempotent; exec() calls it too. */
@@ -354,7 +362,7 @@ export class MicroPythonInterpreter {
       let worker: Worker;
       try {
         worker = new Worker(WORKER_URL, {
-          workerData: { heapBytes: this.heapBytes, interruptBuffer: this.interruptFlag.buffer },
+          workerData: { heapBytes: this.heapBytes, interruptBuffer: this.interruptFlag.buffer, filesDir: this.filesDir },
         });
       } catch (error) {
         this.starting = undefined;

@@ -19,9 +19,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { format } from 'node:util';
 import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript';
+import { FlashMirror } from './micropython-board-worker-flash.mjs';
+import { removeTree } from './micropython-board-worker-boot.mjs';
 
 /**
- * @typedef {{ heapBytes: number, interruptBuffer: SharedArrayBuffer }} WorkerData
+ * @typedef {{ heapBytes: number, interruptBuffer: SharedArrayBuffer, filesDir?: string }} WorkerData
  * @typedef {{ type: 'exec', id: number, context: string, code: string }
  *   | { type: 'reset', id: number, context: string }
  *   | { type: 'info', id: number }} Request
@@ -29,7 +31,7 @@ import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript';
 
 if (!parentPort) throw new Error('micropython-worker.mjs must run as a worker thread');
 const port = parentPort;
-const { heapBytes, interruptBuffer } = /** @type {WorkerData} */ (workerData);
+const { heapBytes, interruptBuffer, filesDir } = /** @type {WorkerData} */ (workerData);
 
 // Emscripten reports problems (e.g. "Aborted(...)") with console.*, bound when the module
 // is created, so replace console first and hand those lines to the parent's onLog.
@@ -86,6 +88,24 @@ const mp = await loadMicroPython({
 });
 // `_module` is the Emscripten module; it exports the C function the REPL's Ctrl-C uses.
 mpModule = mp._module;
+
+// With `filesDir` the interpreter's `/` is that host folder (see the option in
+// micropython-interpreter.ts). Others write to the folder between execs (the board's file
+// operations), so it is read again before each exec; what the code changed is written back
+// after it. Emscripten's own /tmp, /home, /dev and /proc go, as on the board lab's.
+/** @type {FlashMirror | undefined} */
+let files;
+if (filesDir) {
+  mp.FS.rmdir('/proc/self/fd'); // a mount point: remove it first, non-recursively
+  for (const dir of ['tmp', 'home', 'proc', 'dev']) removeTree(mp.FS, `/${dir}`);
+  files = new FlashMirror(mp.FS, filesDir, (level, message) => port.postMessage({ type: 'log', level, message }));
+}
+
+function loadFiles() {
+  if (!files) return;
+  for (const name of mp.FS.readdir('/')) if (name !== '.' && name !== '..') removeTree(mp.FS, `/${name}`);
+  files.load();
+}
 
 // The helper is compiled under its own file name so its frame in tracebacks can be told
 // apart from the user's code (which is compiled as "<string>") and dropped.
@@ -196,9 +216,13 @@ function runExec(id, context, code) {
 
 port.on('message', (/** @type {Request} */ msg) => {
   switch (msg.type) {
-    case 'exec':
-      port.postMessage({ type: 'done', id: msg.id, ...runExec(msg.id, msg.context, msg.code) });
+    case 'exec': {
+      loadFiles();
+      const result = runExec(msg.id, msg.context, msg.code);
+      files?.sync();
+      port.postMessage({ type: 'done', id: msg.id, ...result });
       break;
+    }
     case 'reset':
       pyReset(msg.context);
       port.postMessage({ type: 'done', id: msg.id, status: 'ok' });

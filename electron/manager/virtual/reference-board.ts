@@ -6,7 +6,8 @@
  * trying the app without hardware, by the tests, and as the benchmark's load generator.
  *
  * Shortcuts compared with a real board (written down as the lab rules ask): exec'd code
- * sees the interpreter's own file system, not the board's; `mf` is a fixed figure; code
+ * sees the interpreter's own file system, not the board's (unless the interpreter is given
+ * the board's folder, `filesDir`, as the lab's one-board CLI does); `mf` is a fixed figure; code
  * runs one board at a time across all virtual boards of a process (one interpreter).
  */
 import { EventEmitter } from 'node:events';
