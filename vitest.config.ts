@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // test/conformance judges a board process given on the command line: npm run conformance.
+    exclude: [...configDefaults.exclude, 'test/conformance/**'],
     // Integration tests start real redis-server processes and virtual boards; run files
     // in separate processes, two at a time (the machine has two cores).
     pool: 'forks',
