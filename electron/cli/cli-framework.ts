@@ -132,12 +132,21 @@ export function numberOption(values: VerbContext['values'], name: string, fallba
   return value;
 }
 
-/** Resolves on Ctrl-C or SIGTERM (verbs that run until interrupted), or when `also` fires. */
+/**
+ * Resolves on Ctrl-C or SIGTERM (verbs that run until interrupted), or when `also` fires.
+ * Then it stops listening: a second Ctrl-C or SIGTERM ends the process at once, whichever
+ * signal came first.
+ */
 export function untilInterrupted(also?: (resolve: () => void) => void): Promise<void> {
   return new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-    also?.(resolve);
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+    also?.(done);
   });
 }
 

@@ -49,6 +49,8 @@ export interface ReferenceBoardEvents {
 /** Uplink entries beyond this many bytes waiting for a reconnect drop their output first. */
 const MAX_OUTBOX_BYTES = 8 * 1024 * 1024;
 const MAX_RECONNECT_MS = 60_000;
+/** How long stop() waits for Redis to take the board's `bye`: a hung server must not hold it. */
+const BYE_WAIT_MS = 500;
 
 interface OutboxItem { fields: Array<string | Buffer>; bytes: number; essential: boolean; inFlight: boolean }
 
@@ -68,6 +70,8 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   private after = '';
   private running = false;
   private loop: Promise<void> | null = null;
+  /** Ends the wait before the next reconnect attempt (set while the board waits). */
+  private wakeUp: (() => void) | undefined;
   private busy: string | null = null;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private micropythonVersion: string | undefined;
@@ -98,12 +102,18 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
     this.loop = this.run();
   }
 
-  /** Clean shutdown: says bye, then disconnects. */
+  /** Clean shutdown: says bye (if Redis takes it soon), then disconnects. */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.wakeUp?.();
     const connection = this.connection;
-    if (connection) await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', 'k', 'bye', 'why', 'shutdown').catch(() => undefined);
+    if (connection) {
+      const bye = connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', 'k', 'bye', 'why', 'shutdown').catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([bye, new Promise((resolve) => (timer = setTimeout(resolve, BYE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     connection?.destroy();
     await this.loop;
   }
@@ -111,6 +121,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   /** Pulls the plug: no bye, connection dropped, memory (cursor, globals) lost. */
   async powerOff(): Promise<void> {
     this.running = false;
+    this.wakeUp?.();
     this.connection?.destroy();
     await this.loop;
     this.outbox.length = 0;
@@ -154,7 +165,15 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         if (!this.running) break;
         // A wrong password will not fix itself quickly; back off like any other failure.
         const jitter = 0.8 + Math.random() * 0.4;
-        await new Promise((resolve) => setTimeout(resolve, delay * jitter));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay * jitter);
+          // stop() and powerOff() end the wait: a board whose server is gone stops at once.
+          this.wakeUp = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeUp = undefined;
         delay = Math.min(delay * 2, MAX_RECONNECT_MS);
       }
     }
