@@ -1,6 +1,6 @@
 /**
  * npm run lab:esp8266 -- [--adapter auto|unwired|none] [--link PATH] [--needs-mode dio|dout]
- *                        [--dir DIR] [--boot download|flash] [--port N] [--chip esp8266|esp8285]
+ *                        [--dir DIR] [--boot download|flash] [--port N] [--chip esp8266|esp8285] [--silent-boots N]
  *
  * Runs a simulated ESP8266 until Ctrl-C: the ROM bootloader, and after flashing MicroPython
  * with its REPL, running the Cloudmanager client once provisioned. The adapter:
@@ -9,6 +9,8 @@
  *   and RTS reset the chip): flash with --port rfc2217://127.0.0.1:N;
  * - unwired: RFC 2217 too, but DTR/RTS reach nothing (buttons only).
  * `--chip esp8285`: an ESP8285 (1 MB of flash inside the chip, dout only).
+ * `--silent-boots N`: the first N starts of the firmware hang without a word (a board that
+ * browns out on its first start): only a reset starts it.
  * The flash takes a W25Q32's time (sector erase 45 ms, chip erase 10 s for 4 MB).
  * Keys: `b` + Enter for BOOT+RESET (download mode), `r` + Enter for RESET.
  */
@@ -25,13 +27,16 @@ import { LAB_WIFI } from '../../../electron/manager/virtual/micropython-fleet.js
 const { values } = parseArgs({ options: {
   link: { type: 'string' }, 'needs-mode': { type: 'string' }, dir: { type: 'string' }, boot: { type: 'string' },
   adapter: { type: 'string', default: 'none' }, port: { type: 'string' }, chip: { type: 'string', default: 'esp8266' },
+  'silent-boots': { type: 'string', default: '0' },
 } });
+const silentBoots = Number(values['silent-boots']);
 const needsMode = values['needs-mode'] as 'dio' | 'dout' | undefined;
 const adapter = values.adapter as AdapterModel;
 if ((adapter === 'none' && !values.link) || !ADAPTER_MODELS.includes(adapter) || (needsMode && !['dio', 'dout', 'qio', 'qout'].includes(needsMode))
-  || (values.boot && !['download', 'flash'].includes(values.boot)) || !['esp8266', 'esp8285'].includes(values.chip)) {
+  || (values.boot && !['download', 'flash'].includes(values.boot)) || !['esp8266', 'esp8285'].includes(values.chip)
+  || !Number.isInteger(silentBoots) || silentBoots < 0) {
   process.stderr.write('usage: npm run lab:esp8266 -- [--adapter auto|unwired|none] [--link PATH (adapter none)] [--port N (auto, unwired)]\n' +
-    '                            [--needs-mode dio|dout] [--dir DIR] [--boot download|flash] [--chip esp8266|esp8285]\n');
+    '                            [--needs-mode dio|dout] [--dir DIR] [--boot download|flash] [--chip esp8266|esp8285] [--silent-boots N]\n');
   process.exit(2);
 }
 const folder = values.dir ?? await mkdtemp(path.join(os.tmpdir(), 'cm-esp8266-'));
@@ -41,7 +46,7 @@ const link = adapter === 'none' ? values.link! : await Rfc2217Link.open({ baud: 
 });
 const chip = values.chip === 'esp8285' ? 'ESP8285' as const : 'ESP8266' as const;
 const board = new SimulatedEsp8266({
-  folder, link, needsMode, adapter, chip,
+  folder, link, needsMode, adapter, chip, silentBoots,
   onLog: (level, message) => {
     if (level !== 'debug') process.stderr.write(`[board] ${message}\n`);
   },

@@ -110,10 +110,13 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   private readonly needsMode: FlashMode | undefined;
   /** The boot mode latched at the last hardware reset. */
   private latched: BootMode = 'download';
+  /** Starts of the firmware still to hang (option silentBoots). */
+  private silentBootsLeft: number;
 
   constructor(options: Esp8266SimulatorOptions) {
     super();
     this.options = options;
+    this.silentBootsLeft = options.silentBoots ?? 0;
     const chip = options.chip ?? 'ESP8266';
     this.circuit = new ResetCircuit(options.adapter ?? 'none');
     this.circuit.on('hold', () => {
@@ -325,6 +328,11 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     }
     await this.wait(FIRMWARE_START_MS); // the SDK starts, the firmware sets up its UART
     if (epoch !== this.epoch) return;
+    if (this.silentBootsLeft > 0) {
+      this.silentBootsLeft--;
+      this.emit('boot', { mode: 'flash', result: 'hung', image });
+      return; // silent until the next reset (see the option)
+    }
     this.uart.setRate(FIRMWARE_BAUD);
     this.emit('boot', { mode: 'flash', result: 'firmware', image });
     this.startFirmware(image);

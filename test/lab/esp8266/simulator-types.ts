@@ -49,6 +49,12 @@ export interface Esp8266SimulatorOptions {
   onBoot?: (firmware: BootedFirmware) => void | (() => void);
   /** How the adapter's DTR/RTS reach EN/IO0 (default `none`: no modem lines). */
   adapter?: AdapterModel;
+  /**
+   * Fault: the first this many starts of a valid image after power-on hang without a word
+   * once the ROM's load log is out (a board that browns out in its first start's RF
+   * calibration on a weak USB supply, say): only the next reset starts it. Default 0.
+   */
+  silentBoots?: number;
 }
 
 export interface CommandLogEntry {
@@ -59,7 +65,7 @@ export interface CommandLogEntry {
 
 export type BootOutcome =
   | { mode: 'download' }
-  | { mode: 'flash'; result: 'firmware' | 'wrong-flash-mode' | 'no-image' | 'bad-checksum'; image: BootImage };
+  | { mode: 'flash'; result: 'firmware' | 'wrong-flash-mode' | 'no-image' | 'bad-checksum' | 'hung'; image: BootImage };
 
 export interface SimulatorEvents {
   state: [state: SimulatorState];

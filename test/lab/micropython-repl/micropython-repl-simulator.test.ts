@@ -169,7 +169,7 @@ describe('MicroPython REPL simulator', () => {
     expect(await host.take(BANNER)).toBe(`\r\nMPY: soft reboot\r\nboot\r\nmain\r\n${BANNER}`);
   });
 
-  it('friendly paste mode (Ctrl-E), sys.exit() soft-resets, a busy board keeps only 16 bytes of input', async () => {
+  it('friendly paste mode (Ctrl-E), sys.exit() soft-resets, a busy board keeps 255 bytes of input', async () => {
     const { lab, host } = await open({ 'main.py': 'print("main")\n' });
     await lab.repl.start();
     await host.take(BANNER);
@@ -179,13 +179,14 @@ describe('MicroPython REPL simulator', () => {
     expect(await host.take(/42\r\n>>> /)).toBe('a = 2\r\n=== print(a * 21)\r\n=== \r\n42\r\n>>> ');
     host.write('import sys; sys.exit()\r');
     expect(await host.take(BANNER)).toBe(`import sys; sys.exit()\r\nMPY: soft reboot\r\nmain\r\n${BANNER}`);
-    // While a line runs, what the host types waits in the UART's 16-byte buffer; more is lost.
-    host.write(`import time; time.sleep_ms(300)\r${'x'.repeat(40)}`);
-    expect(await host.take(`>>> ${'x'.repeat(16)}`)).toBe(`import time; time.sleep_ms(300)\r\n>>> ${'x'.repeat(16)}`);
-    expect(lab.repl.stats.overruns).toBe(24);
-    // Exactly those 16 made it: they are the next line.
+    // While a line runs, what the host types waits in the REPL's 256-byte ring buffer
+    // (255 usable); more is lost.
+    host.write(`import time; time.sleep_ms(300)\r${'x'.repeat(300)}`);
+    expect(await host.take(`>>> ${'x'.repeat(255)}`)).toBe(`import time; time.sleep_ms(300)\r\n>>> ${'x'.repeat(255)}`);
+    expect(lab.repl.stats.overruns).toBe(45);
+    // Exactly those 255 made it: they are the next line.
     host.write('\r');
-    expect(await host.take(/>>> $/)).toBe(`\r\nTraceback (most recent call last):\r\n  File "<stdin>", line 1, in <module>\r\nNameError: name '${'x'.repeat(16)}' isn't defined\r\n>>> `);
+    expect(await host.take(/>>> $/)).toBe(`\r\nTraceback (most recent call last):\r\n  File "<stdin>", line 1, in <module>\r\nNameError: name '${'x'.repeat(255)}' isn't defined\r\n>>> `);
   });
 
   it('Ctrl-C interrupts main.py (asleep) with a KeyboardInterrupt traceback, then the REPL', async () => {

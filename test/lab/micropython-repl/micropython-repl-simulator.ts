@@ -40,8 +40,11 @@
  *   so flow-control credit is granted at that rate. A host that sends beyond its credit
  *   loses the excess (a real board's receive buffer would overflow): counted in
  *   `stats.creditViolations`. While the board is busy (running code, resetting) at most
- *   `rxBufferBytes` (default 16, the ESP8266's UART ring buffer) wait; more are lost
- *   (`stats.overruns`).
+ *   `rxBufferBytes` wait; more are lost (`stats.overruns`). The default is 255: the REPL's
+ *   UART is attached to dupterm, whose interrupt handler puts bytes in `stdin_ringbuf`
+ *   (256 bytes in ports/esp8266/esp_mphal.c; a ring buffer holds one less). The 16-byte
+ *   `uart_ringbuf` (UART0_STATIC_RXBUF_LEN) is used only once the UART is detached from
+ *   the REPL.
  * - Ctrl-C lands where the lab can deliver it (a blocking socket call, a sleep, between
  *   two firmware steps); a busy loop that never calls into the lab is stopped by
  *   replacing the interpreter after 2 s (see MicroPythonBoard.interrupt()).
@@ -70,7 +73,7 @@ export interface MicroPythonReplOptions {
   rawPaste?: boolean;
   /** The banner's version and date (default 'v1.27.0 on 2025-12-10', the WebAssembly build's). */
   bannerVersion?: string;
-  /** Bytes the UART keeps while the board is not reading (default 16). */
+  /** Bytes the REPL's input buffer keeps while the board is not reading (default 255: see the file comment). */
   rxBufferBytes?: number;
   /** MICROPY_REPL_STDIN_BUFFER_MAX (default 256: a 128-byte raw-paste window). */
   stdinBufferMax?: number;
@@ -151,7 +154,7 @@ export class MicroPythonReplSimulator {
     this.board = options.board;
     this.rawPaste = options.rawPaste ?? true;
     this.banner = `MicroPython ${options.bannerVersion ?? 'v1.27.0 on 2025-12-10'}; ESP module with ESP8266\r\nType "help()" for more information.\r\n`;
-    this.rxBufferBytes = options.rxBufferBytes ?? 16;
+    this.rxBufferBytes = options.rxBufferBytes ?? 255;
     this.window = Math.floor((options.stdinBufferMax ?? 256) / 2);
     this.onLog = options.onLog;
   }
