@@ -217,11 +217,51 @@ describe('how the board came up, read at the rates it talks at (auto-reset adapt
     expect(sim.commandLog.filter((entry) => entry.name === 'FLASH_DEFL_BEGIN')).toHaveLength(1);
   });
 
-  it('a firmware that says nothing and does not answer: silent', { timeout: 90_000 }, async () => {
+  it('a firmware that never says a word is not reported flashed: restarted twice more, then an error that says what to do', { timeout: 90_000 }, async () => {
     const sim = await autoResetBoard({ onBoot: () => undefined });
-    const result = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), bootCheckMs: 2_500 });
-    expect(result).toMatchObject({ boot: 'silent', attempts: 1 });
-    expect(result.bootEvidence).toMatch(/only the ROM's boot lines/);
+    const phases: string[] = [];
+    const error = await flashEsp8266({
+      portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), bootCheckMs: 2_500, onProgress: (p) => phases.push(`${p.phase}: ${p.message}`),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FlashError);
+    expect((error as Error).message).toMatch(/^the firmware is written and verified, but the board did not start: restarted 3 times through the adapter's reset lines, only the ROM's boot lines; no firmware output\. Unplug the board, plug it in again and flash it again/);
+    expect(phases.filter((line) => /^reset: the board said nothing after starting/.test(line))).toEqual([
+      "reset: the board said nothing after starting (only the ROM's boot lines; no firmware output): restarting it again (2 of 3)",
+      "reset: the board said nothing after starting (only the ROM's boot lines; no firmware output): restarting it again (3 of 3)",
+    ]);
+    expect(phases.some((line) => line.startsWith('done'))).toBe(false);
+  });
+
+  it('a first start that hangs without a word: the board is restarted, and flashed once MicroPython is heard', { timeout: 90_000 }, async () => {
+    const sim = await autoResetBoard({ silentBoots: 1 });
+    const phases: string[] = [];
+    const result = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), onProgress: (p) => phases.push(`${p.phase}: ${p.message}`) });
+    expect(result).toMatchObject({ boot: 'ok', attempts: 1, restartedBy: 'reset-lines', bootModeLatch: 'flash' });
+    expect(result.bootEvidence).toMatch(/Performing initial setup|MicroPython v1\.27|>>>/);
+    expect(phases.filter((line) => line.startsWith('reset: the board said nothing'))).toHaveLength(1);
+    expect(sim.commandLog.filter((entry) => entry.name === 'FLASH_DEFL_BEGIN')).toHaveLength(1); // not written again
+  });
+});
+
+describe('a silent start without reset lines: RESET is asked for', () => {
+  it('RESET pressed: MicroPython is heard after it, and the latch says "flash" without a second request', { timeout: 90_000 }, async () => {
+    const sim = await simulator({ silentBoots: 1 });
+    const asked: string[] = [];
+    const result = await flashEsp8266({
+      portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }),
+      onProgress: (p) => p.phase === 'press-reset' && asked.push(p.message), onNeedReset: () => sim.pressReset(),
+    });
+    expect(result).toMatchObject({ boot: 'ok', restartedBy: 'stub', bootModeLatch: 'flash' });
+    // Only the ROM's load log came (the stub jumped to the flash: no reset, no banner).
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatch(/^the board said nothing after starting \(\d+ bytes, none of them MicroPython's\): press RESET on the board once \(not BOOT\) to start it$/);
+  });
+
+  it('RESET not pressed: an error that says to press it, never "flashed"', { timeout: 90_000 }, async () => {
+    const sim = await simulator({ silentBoots: 1 });
+    const error = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), resetWaitMs: 1_000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FlashError);
+    expect((error as Error).message).toMatch(/^the firmware is written and verified, but the board did not start \(\d+ bytes, none of them MicroPython's\), and RESET was not pressed: press RESET on the board \(not BOOT\), then set it up again$/);
   });
 });
 
