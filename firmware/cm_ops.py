@@ -45,6 +45,7 @@ def connect(cl):
         except ImportError:
             cl.w = False  # a port without wifi
     if w and not w.isconnected():
+        _wifi_said(cl, c, w.status())
         # A join that hangs (wrong password, network gone) is retried every 15 s.
         if time.ticks_diff(now, cl.wt) >= 0:
             try:
@@ -53,6 +54,8 @@ def connect(cl):
                 pass
             cl.wt = time.ticks_add(now, 15000)
         return 500
+    if w:
+        _wifi_said(cl, c, 5)
     cl.close()
     s = cl.s = socket.socket()
     s.settimeout(10)
@@ -78,6 +81,18 @@ def connect(cl):
     cl.at = time.ticks_add(time.ticks_ms(), cl.hb)
     cl.st = 1
     return 0
+
+
+# network.WLAN.status() values that end a join, as the console line names them.
+_WIFI = {2: b'wrong password', 3: b'network not found', 4: b'failed', 5: b'joined'}
+
+
+def _wifi_said(cl, c, st):
+    # One console line per outcome of joining (PROTOCOL.md §8): whoever watches the serial
+    # console (the provisioner) learns why the board does not come online.
+    if st in _WIFI and getattr(cl, 'ws', 0) != st:
+        cl.ws = st
+        print((b'cm: wifi %s %s (status %d)' % (json.dumps(c['wifi_ssid']).encode(), _WIFI[st], st)).decode())
 
 
 def _version():

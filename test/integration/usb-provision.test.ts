@@ -49,9 +49,14 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     return result.error ? result.error : result.stdout;
   }
 
+  const consoles = new Map<SimulatedEsp8266, string>();
+  /** What MicroPython sent on the board's serial line so far. */
+  const consoleOf = (board: SimulatedEsp8266) => consoles.get(board) ?? '';
+
   async function newBoard(name: string) {
     const board = new SimulatedEsp8266({ folder: path.join(folder, name) });
     boards.push(board);
+    board.on('console', (text) => consoles.set(board, consoleOf(board) + text));
     await board.powerOn('download');
     return board;
   }
@@ -102,7 +107,8 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     const result = await provisionBoard({
       portPath: board.path, name: 'porch', wifi: LAB_WIFI, server: { host: '127.0.0.1', port: service.redisPort }, keepAccessPoint: true,
       enroll: (name) => fleet.enroll(name, { rotate: true, server: '127.0.0.1' }),
-      waitOnline: (boardId, timeoutMs) => waitOnline(fleet, boardId, timeoutMs),
+      knownBoot: (boardId) => fleet.registry.get(boardId)?.boot ?? null,
+      waitOnline: (boardId, previousBoot, timeoutMs) => waitOnline(fleet, boardId, previousBoot, timeoutMs),
       onProgress: (progress) => phases.push(progress.phase),
     });
     expect(result.online).toBe(true);
@@ -125,6 +131,32 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     // Its credentials were not re-issued: it is still online and runs commands.
     const { commands } = await service.api.call('commands.send', { boards: 'kitchen', request: { op: 'exec', code: 'print(1)' } });
     expect((await service.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 10_000 }))[0]!.status).toBe('ok');
+  });
+
+  it('a wrong wifi password: the job fails within the join time saying what to check, though the board was online before', { timeout: 120_000 }, async () => {
+    const board = boards[0]!;
+    expect((await service.api.call('boards.get', { board: 'kitchen' })).online).toBe(true);
+    const bootBefore = service.manager.fleet.registry.byNameOrId('kitchen')!.boot;
+    const job = await service.api.call('jobs.start', { kind: 'provision', port: board.path, name: 'kitchen', wifiSsid: LAB_WIFI.ssid, wifiPassword: 'not-the-lab-password' });
+    const done = await waitFor(async () => {
+      const view = await service.api.call('jobs.get', { id: job.id });
+      return view.state === 'done' ? view : null;
+    }, 90_000, 'the provision job');
+    expect(done.targets[0]).toMatchObject({ status: 'failed', message: `the board did not join wifi "${LAB_WIFI.ssid}" — check the password` });
+    // What the board said on its console, and that it never said hello from this start.
+    expect(consoleOf(board)).toContain(`cm: wifi "${LAB_WIFI.ssid}" wrong password (status 2)`);
+    expect(service.manager.fleet.registry.byNameOrId('kitchen')!.boot).toBe(bootBefore);
+  });
+
+  it('the right password again: online only once the board said hello from its new start', { timeout: 120_000 }, async () => {
+    const board = boards[0]!;
+    const bootBefore = service.manager.fleet.registry.byNameOrId('kitchen')!.boot;
+    const result = await usb.provision(board.path, { name: 'kitchen', wifi: LAB_WIFI });
+    expect(result.online).toBe(true);
+    const after = service.manager.fleet.registry.byNameOrId('kitchen')!;
+    expect(after.online).toBe(true);
+    expect(after.boot).not.toBe(bootBefore);
+    expect(consoleOf(board)).toContain(`cm: wifi "${LAB_WIFI.ssid}" joined (status 5)`);
   });
 
   it('leaves the board out of the raw REPL when provisioning fails midway', { timeout: 60_000 }, async () => {

@@ -6,6 +6,13 @@
  * wait until it is online in the fleet. Whatever fails, the board is left out of the raw
  * REPL.
  *
+ * Online means a `hello` from the board's new start: one whose boot id differs from the
+ * one the fleet knew before the restart (the registry may still show the board online from
+ * before provisioning, for up to two heartbeats). Meanwhile the port stays open: the client
+ * prints how joining the wifi went (`cm: wifi "SSID" wrong password (status 2)`,
+ * PROTOCOL.md §8), so a board that cannot join fails within WIFI_JOIN_MS with what to
+ * check, and one that joined but never says hello is told apart from it.
+ *
  * The access point: MicroPython's first boot on an ESP8266 leaves it on (an open door
  * named MicroPython-xxxxxx with the documented password micropythoN), and the ESP8266's
  * SDK keeps its on/off state in flash, so turning it off once lasts across reboots. On a
@@ -35,10 +42,14 @@ export interface ProvisionOptions {
   server: { host: string; port: number };
   /** Creates (or re-keys) the board in the fleet and returns its credentials. */
   enroll: (name: string) => Promise<BoardCredentials>;
-  /** Resolves true once the board is online (false at the timeout). */
-  waitOnline: (boardId: string, timeoutMs: number) => Promise<boolean>;
+  /** The boot id the fleet knows for the board now (null: none yet). */
+  knownBoot: (boardId: string) => string | null;
+  /** Resolves true once the board said hello with a boot id other than `previousBoot` (false at the timeout). */
+  waitOnline: (boardId: string, previousBoot: string | null, timeoutMs: number) => Promise<boolean>;
   /** How long to wait for the board to come online after its restart (default 60 s). */
   onlineTimeoutMs?: number;
+  /** How long the board may take to join its wifi (default WIFI_JOIN_MS). */
+  wifiJoinTimeoutMs?: number;
   /** How long the board may take to answer on its console (default 15 s: a first boot formats the file system). */
   replTimeoutMs?: number;
   /** Leave the board's own wifi access point as it is (default false: it is turned off). */
@@ -60,6 +71,12 @@ export interface ProvisionResult {
 export class ProvisionError extends Error {
   override name = 'ProvisionError';
 }
+
+/**
+ * How long a board may take to join its wifi after the restart: a board says it joined in
+ * 2-5 s, or that the password is wrong after 10-15 s (the ESP8266 SDK's retries).
+ */
+export const WIFI_JOIN_MS = 30_000;
 
 /** Turns the board's access point off (network.WLAN(network.AP_IF)); nothing on a port without one. */
 const ACCESS_POINT_OFF = `try:
@@ -87,6 +104,9 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
   try {
     progress({ phase: 'repl', message: 'waiting for MicroPython on the serial console' });
     await repl.enter({ timeoutMs: options.replTimeoutMs ?? 15_000 });
+    // A board provisioned before was running the client: Ctrl-C stopped it, but main.py's
+    // objects still fill the heap. A soft reset in the raw REPL (boot.py only) frees it.
+    await repl.softReset({ runMain: false, timeoutMs: options.replTimeoutMs ?? 15_000 });
     const mpy = Number(await repl.eval("getattr(__import__('sys').implementation, '_mpy', 0)"));
     progress({ phase: 'enroll', message: `enrolling ${options.name}` });
     const credentials = await options.enroll(options.name);
@@ -107,15 +127,21 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
       await repl.execChecked(ACCESS_POINT_OFF);
     }
     progress({ phase: 'restart', message: 'restarting the board with the Cloudmanager client' });
-    await repl.softReset({ runMain: true });
-    repl.dispose();
+    // Before the restart: a hello naming this boot id is from before it.
+    const previousBoot = options.knownBoot(credentials.id);
+    const wifi = new WifiReport(port);
+    try {
+      await repl.softReset({ runMain: true });
+      repl.dispose();
+      await waitUntilOnline(options, credentials.id, previousBoot, wifi, progress);
+    } finally {
+      wifi.dispose();
+    }
     await closeNodeSerialPort(port);
-    progress({ phase: 'online', message: `waiting for ${options.name} to come online` });
-    const online = await options.waitOnline(credentials.id, options.onlineTimeoutMs ?? 60_000);
-    progress({ phase: 'done', message: online ? `${options.name} is online` : `${options.name} did not come online yet (check the wifi name and password)` });
+    progress({ phase: 'done', message: `${options.name} is online` });
     return {
       boardId: credentials.id, name: credentials.name, format: payload.format, files: payload.files.length, bytes: payload.totalBytes,
-      online, seconds: (Date.now() - started) / 1000,
+      online: true, seconds: (Date.now() - started) / 1000,
     };
   } catch (error) {
     // Whatever failed, the board goes back to its normal console (out of the raw REPL).
@@ -124,6 +150,81 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
     await closeNodeSerialPort(port);
     if (error instanceof ProvisionError || error instanceof ProvisioningInputError) throw error;
     throw new ProvisionError(`provisioning ${options.name} failed: ${(error as Error).message}`);
+  }
+}
+
+/** The client's console line on joining the wifi (firmware/cm_ops.py, PROTOCOL.md §8). */
+const WIFI_LINE = /cm: wifi ".*" ([a-z ]+) \(status (\d+)\)/;
+const WIFI_JOINED = 5;
+
+/** Listens on the console for the client's wifi line; `status` is the last one seen (null: none yet). */
+class WifiReport {
+  status: number | null = null;
+  private text = '';
+  private wake: (() => void) | undefined;
+  private readonly onData = (chunk: Buffer): void => {
+    this.text = (this.text + chunk.toString('latin1')).slice(-512);
+    for (const match of this.text.matchAll(new RegExp(WIFI_LINE.source, 'g'))) this.status = Number(match[2]);
+    this.wake?.();
+  };
+
+  constructor(private readonly port: NodeSerialPort) {
+    port.on('data', this.onData);
+  }
+
+  /** Resolves when something arrives on the console, or after `ms`. */
+  next(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        self.wake = undefined;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  dispose(): void {
+    this.port.off('data', this.onData);
+    this.wake?.();
+  }
+}
+
+/**
+ * After the restart: resolves once the board said hello from its new start; throws a
+ * ProvisionError that says what to check when it reports it cannot join its wifi, says
+ * nothing of its wifi within the join time, or joined but never says hello.
+ */
+async function waitUntilOnline(
+  options: ProvisionOptions, boardId: string, previousBoot: string | null, wifi: WifiReport, progress: (p: ProvisionProgress) => void,
+): Promise<void> {
+  const { ssid } = options.wifi;
+  const joinMs = options.wifiJoinTimeoutMs ?? WIFI_JOIN_MS;
+  const onlineMs = options.onlineTimeoutMs ?? 60_000;
+  const start = Date.now();
+  let online = false;
+  const hello = options.waitOnline(boardId, previousBoot, onlineMs).then((ok) => {
+    online = ok;
+    return ok;
+  });
+  progress({ phase: 'online', message: `waiting for ${options.name} to join wifi ${JSON.stringify(ssid)}` });
+  // Until it joined (or said hello: a board on a port without wifi does not report any).
+  while (!online && wifi.status !== WIFI_JOINED) {
+    const status = wifi.status;
+    if (status === 3) throw new ProvisionError(`the board did not find wifi ${JSON.stringify(ssid)} — check the network's name, and that the board is in its range`);
+    if (status !== null) throw new ProvisionError(`the board did not join wifi ${JSON.stringify(ssid)} — check the password`);
+    const left = start + joinMs - Date.now();
+    if (left <= 0) throw new ProvisionError(`the board did not join wifi ${JSON.stringify(ssid)} within ${Math.round(joinMs / 1000)} s — check the password`);
+    await Promise.race([wifi.next(left), hello]);
+  }
+  if (!online) {
+    progress({ phase: 'online', message: `${options.name} joined wifi ${JSON.stringify(ssid)}; waiting for it to connect to the service` });
+    if (!(await hello)) {
+      throw new ProvisionError(`${options.name} joined wifi ${JSON.stringify(ssid)} but did not connect to the service at ${options.server.host}:${options.server.port} within ${Math.round(onlineMs / 1000)} s — ` +
+        'check that the board can reach this computer (the address boards use, a firewall)');
+    }
   }
 }
 

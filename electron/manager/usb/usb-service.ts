@@ -215,7 +215,8 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     return provisionBoard({
       portPath: port, name: request.name, wifi: request.wifi, server, log: this.options.log, keepAccessPoint: request.keepAccessPoint,
       enroll: (name) => fleet.enroll(name, { rotate: true, server: server.host }),
-      waitOnline: (boardId, timeoutMs) => waitOnline(fleet, boardId, timeoutMs),
+      knownBoot: (boardId) => fleet.registry.get(boardId)?.boot ?? null,
+      waitOnline: (boardId, previousBoot, timeoutMs) => waitOnline(fleet, boardId, previousBoot, timeoutMs),
       onProgress: (progress: ProvisionProgress) => this.report(job, port, 'provision', progress),
     });
   }
@@ -247,12 +248,20 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
   }
 }
 
-/** Resolves true when the board is (or comes) online, false after `timeoutMs`. */
-export function waitOnline(fleet: Fleet, boardId: string, timeoutMs: number): Promise<boolean> {
-  if (fleet.registry.get(boardId)?.online) return Promise.resolve(true);
+/**
+ * Resolves true once the board is online from a start other than `previousBoot` (its
+ * hello named another boot id), false after `timeoutMs`. Being listed online is not
+ * enough: the registry keeps a board online for two heartbeats after it went quiet.
+ */
+export function waitOnline(fleet: Fleet, boardId: string, previousBoot: string | null, timeoutMs: number): Promise<boolean> {
+  const newBoot = () => {
+    const board = fleet.registry.get(boardId);
+    return board !== undefined && board.online && board.boot !== null && board.boot !== previousBoot;
+  };
+  if (newBoot()) return Promise.resolve(true);
   return new Promise((resolve) => {
     const onBoard = (event: { type: string; board?: { id: string } }) => {
-      if (event.type === 'board.online' && event.board?.id === boardId) finish(true);
+      if (event.board?.id === boardId && newBoot()) finish(true);
     };
     const finish = (online: boolean) => {
       clearTimeout(timer);
