@@ -145,13 +145,16 @@ def _board(cl, op, f):
         return json.dumps(shown)
     if op == b'cfg_set':
         k = str(f[b'key'], 'utf-8')
-        if k in ('id', 'user', 'password'):
-            raise Fail(b'EFORBIDDEN', b'the credentials cannot be set remotely')
-        cfg[k] = json.loads(f[b'v'])
+        if k in ('id', 'user', 'password', 'name'):
+            raise Fail(b'EFORBIDDEN', b'credentials cannot be set remotely, the name only by rename')
+        v = json.loads(f[b'v'])
+        if k in ('hb', 'port') and not (type(v) is int and 0 < v <= (300 if k == 'hb' else 65535)):
+            raise Fail(b'EINVAL', b'out of range')
+        cfg[k] = v
         _save(cfg)
         return b'{}'
-    return b'{"p":"%s","mv":"%s","cv":"%s","mf":%d,"boot":"%s"}' % (
-        sys.platform, _version(), VERSION, gc.mem_free(), cl.boot)
+    return b'{"p":"%s","mv":"%s","cv":"%s","mf":%d,"ip":"%s","boot":"%s"}' % (
+        sys.platform, _version(), VERSION, gc.mem_free(), cl.w.ifconfig()[0] if cl.w else '', cl.boot)
 
 
 def _save(cfg):
@@ -201,7 +204,8 @@ def _path(v):
     # Absolute, at most 255 bytes, no NUL and no . or .. segments (PROTOCOL.md §7).
     if v is None or len(v) > 255 or b'\0' in v or v[:1] != b'/' or b'/./' in v + b'/' or b'/../' in v + b'/':
         raise Fail(b'EINVAL', b'invalid path')
-    return str(v, 'utf-8').rstrip('/') or '/'
+    # Empty segments ("/a//b/") are left out.
+    return '/' + '/'.join([s for s in str(v, 'utf-8').split('/') if s])
 
 
 def _isdir(p):
@@ -328,7 +332,28 @@ def _put(cl, p, f):
     return b'{"size":%d,"sha256":"%s"}' % (size, d)
 
 
+def _acked(cl, a):
+    # Flow control (PROTOCOL.md §7.3): waits until the manager has read far enough
+    # (state field ack = "CID n") to send 64 entries more; gives up after 30 s without
+    # progress. Returns the acknowledged n.
+    t = time.ticks_ms()
+    while True:
+        cl.drain()
+        cl.send(b'HGET', cl.ks, b'ack')
+        v = cl.read()
+        k = len(cl.cid)
+        if v and v[:k] == cl.cid and v[k:k + 1] == b' ' and int(bytes(v[k + 1:])) > a:
+            a = int(bytes(v[k + 1:]))
+            t = time.ticks_ms()
+        if cl.seq - a <= 192:
+            return a
+        if time.ticks_diff(time.ticks_ms(), t) > 30000:
+            raise Fail(b'ETIMEDOUT', b'the manager stopped reading the file')
+        time.sleep_ms(100)
+
+
 def _get(cl, p):
+    a = -1
     buf = bytearray(_CH)
     m = memoryview(buf)
     sha = hashlib.sha256()
@@ -339,6 +364,8 @@ def _get(cl, p):
             if not n:
                 break
             sha.update(m[:n])
+            if cl.seq - a > 256:
+                a = _acked(cl, a)
             cl.x(b'dat', b'i', cl.cid, b'n', cl.seq, b'o', off, b'd', m[:n])
             cl.seq += 1
             off += n
@@ -349,8 +376,10 @@ def _get(cl, p):
 
 def _ls(cl, p):
     out = []
+    b = 2
     for e in os.ilistdir(p):
-        if len(out) == 1000:
+        b += len(e[0].encode()) + 24  # its JSON, at most
+        if len(out) == 1000 or b > 16384:
             cl.tot = 1 << 30  # marks the result as truncated (§7.4)
             break
         d = e[1] & 0x4000

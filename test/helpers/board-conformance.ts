@@ -93,15 +93,15 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(text(after)).toBe('alive\n');
     });
 
-    it('uploads a 100 KB random file that lands with the same sha256, and downloads it back', async () => {
-      const data = randomBytes(100 * 1024);
+    it('uploads a 300 KB random file that lands with the same sha256, and downloads it back (past the flow-control window of §7.3)', async () => {
+      const data = randomBytes(300 * 1024);
       const put = await run(board(1), { op: 'put', path: '/data/random.bin', dataBase64: data.toString('base64') });
-      expect(put.status).toBe('ok');
+      expect([put.status, put.error]).toEqual(['ok', null]);
       expect(put.result).toEqual({ size: data.length, sha256: sha256(data) });
       expect(sha256(await lab.readFile(board(1), '/data/random.bin'))).toBe(sha256(data));
       await expect(lab.readFile(board(1), '/data/random.bin.part')).rejects.toThrow();
       const get = await run(board(1), { op: 'get', path: '/data/random.bin' });
-      expect(get.status).toBe('ok');
+      expect([get.status, get.error]).toEqual(['ok', null]);
       const file = await lab.api.call('commands.file', { cid: get.cid });
       expect(sha256(Buffer.from(file.dataBase64, 'base64'))).toBe(sha256(data));
     });
@@ -120,6 +120,50 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect((await run(name, { op: 'stat', path: '/lib' })).errorCode).toBe('ENOENT');
     });
 
+    it('answers the edge cases of §7.4 as the protocol says', async () => {
+      const name = board(2);
+      const file = Buffer.from('x = 1\n').toString('base64');
+      expect((await run(name, { op: 'put', path: '/edge/f.py', dataBase64: file })).status).toBe('ok');
+      expect((await run(name, { op: 'mkdir', path: '/edge/d' })).status).toBe('ok');
+      const codes = async (request: ApiCommandRequest) => (await run(name, request)).errorCode;
+      expect(await codes({ op: 'ls', path: '/edge/f.py' })).toBe('ENOTDIR');
+      expect(await codes({ op: 'rm', path: '/' })).toBe('EINVAL');
+      expect(await codes({ op: 'mv', path: '/edge/f.py', to: '/edge/d' })).toBe('EISDIR');
+      expect(await codes({ op: 'put', path: '/edge/d', dataBase64: file })).toBe('EISDIR');
+      expect(await codes({ op: 'rm', path: '/edge/missing.py' })).toBe('ENOENT');
+      // Directories list with size 0, sorted by name as bytes; the file is untouched.
+      expect((await run(name, { op: 'ls', path: '/edge' })).result).toEqual([['d', 'd', 0], ['f.py', 'f', 6]]);
+      expect((await run(name, { op: 'rm', path: '/edge', recursive: true })).status).toBe('ok');
+    });
+
+    it('keeps a listing within 16 KiB, marking it truncated', async () => {
+      const name = board(2);
+      // 120 names of 150 bytes: about 20 KiB of listing.
+      const names = Array.from({ length: 120 }, (_, index) => `${String(index).padStart(3, '0')}${'n'.repeat(147)}`);
+      const outcomes: string[] = [];
+      for (const file of names) outcomes.push((await run(name, { op: 'put', path: `/many/${file}`, dataBase64: '' })).error ?? 'ok');
+      expect(outcomes).toEqual(names.map(() => 'ok'));
+      const listing = await run(name, { op: 'ls', path: '/many' });
+      expect(listing.status).toBe('ok');
+      expect(listing.outputTruncated).toBe(true);
+      const entries = listing.result as Array<[string, string, number]>;
+      expect(entries.length).toBeGreaterThan(10);
+      expect(entries.length).toBeLessThan(names.length);
+      expect(Buffer.byteLength(JSON.stringify(entries))).toBeLessThanOrEqual(16 * 1024);
+      expect(entries.map((entry) => entry[0])).toEqual(names.slice(0, entries.length));
+      expect((await run(name, { op: 'rm', path: '/many', recursive: true })).status).toBe('ok');
+    }, 180_000);
+
+    it('ends code that calls sys.exit() as finished, its output kept (§7.1)', async () => {
+      const done = await run(board(0), { op: 'exec', code: 'import sys\nprint("before")\nsys.exit()\nprint("after")' });
+      expect([done.status, text(done), text(done, 'stderr')]).toEqual(['ok', 'before\n', '']);
+    });
+
+    it('output split inside a UTF-8 character arrives whole', async () => {
+      const done = await run(board(0), { op: 'exec', code: 'print("€" * 100)\nprint("ok")' });
+      expect(text(done)).toBe(`${'€'.repeat(100)}\nok\n`);
+    });
+
     it('shows its settings with secrets hidden and keeps settings it is given', async () => {
       expect((await run(board(2), { op: 'cfg_set', key: 'note', value: 'attic' })).status).toBe('ok');
       const settings = await run(board(2), { op: 'cfg_get' });
@@ -127,8 +171,15 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(JSON.stringify(settings.result)).not.toContain(lab.credentials(board(2)).password);
       await expect(lab.api.call('commands.send', { boards: board(2), request: { op: 'cfg_set', key: 'password', value: 'x' } }))
         .rejects.toMatchObject({ code: 'bad_request' });
+      for (const key of ['name', 'hb']) {
+        await expect(lab.api.call('commands.send', { boards: board(2), request: { op: 'cfg_set', key, value: key === 'hb' ? 0 : 'x' } }))
+          .rejects.toMatchObject({ code: 'bad_request' });
+      }
       const info = await run(board(2), { op: 'info' });
-      expect(info.result).toMatchObject({ mv: expect.stringMatching(/^\d+\.\d+\.\d+$/) });
+      expect(info.result).toMatchObject({
+        mv: expect.stringMatching(/^\d+\.\d+\.\d+$/), p: expect.stringMatching(/^[a-z0-9_-]+$/), cv: expect.any(String),
+        mf: expect.any(Number), ip: expect.any(String), boot: expect.any(String),
+      });
     });
 
     it('reboots: offline within two heartbeat periods, then online again with fresh globals', async () => {

@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
 import type { FleetStore } from '../redis/fleet-store.js';
 import type { Logger } from '../log.js';
 import type { BoardRegistry, BoardState } from './board-registry.js';
@@ -57,6 +58,8 @@ interface CommandRecord {
   expiring: boolean;
   /** The board said it started it (`start`, `out` or `dat` arrived); null: unknown (restored after a manager restart). */
   started: boolean | null;
+  /** Output is UTF-8 that a board may split anywhere between entries (§6): decoded per stream. */
+  decoders: { stdout: StringDecoder; stderr: StringDecoder } | null;
   /** When progress (bytes of a `get`) was last announced. */
   progressAt: number;
 }
@@ -84,6 +87,8 @@ const MAX_PENDING_PER_BOARD = 1_000;
 const FINISHED_KEPT = 5_000;
 const HISTORY_OUTPUT_BYTES = 4_096;
 const PROGRESS_INTERVAL_MS = 200;
+/** The manager acknowledges every this many `dat` entries of a `get` (PROTOCOL.md §7.3). */
+const DATA_ACK_EVERY = 64;
 /** Added to a board's ENOMEM answer to anything but exec. */
 export const OUT_OF_MEMORY_HINT = 'the board ran out of memory: upload smaller files, or free memory on the board (a reset frees it all)';
 
@@ -171,6 +176,12 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     return this.finished.get(cid)?.file ?? null;
   }
 
+  /** Whether a command of this kind for this board has not finished yet. */
+  hasActive(boardId: string, op: CommandOp): boolean {
+    for (const record of this.active.values()) if (record.view.boardId === boardId && record.view.op === op) return true;
+    return false;
+  }
+
   activeCount(): number {
     return this.active.size;
   }
@@ -238,6 +249,12 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
         if (message.n < record.nextSeq) return 'duplicate';
         record.nextSeq = message.n + 1;
         if (message.k === 'dat') {
+          // Flow control (§7.3): a board sends at most DATA_WINDOW entries past the last
+          // acknowledged one, so a lagging manager slows it down instead of losing data to
+          // the uplink's MAXLEN trimming.
+          if (message.n % DATA_ACK_EVERY === DATA_ACK_EVERY - 1) {
+            void this.store.acknowledgeData(board.id, view.cid, message.n).catch(() => undefined);
+          }
           try {
             record.download?.add(message.o, message.d);
           } catch (error) {
@@ -257,12 +274,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
           return 'ok';
         }
         record.outputBytes += message.d.length;
-        const stream = message.s === 1 ? 'stdout' : 'stderr';
-        const text = message.d.toString('utf8');
-        const last = view.output[view.output.length - 1];
-        if (last && last.stream === stream) last.text += text;
-        else view.output.push({ stream, text });
-        this.emit('output', { cid: view.cid, boardId: board.id, board: board.name, stream, text });
+        this.addOutput(record, message.s === 1 ? 'stdout' : 'stderr', message.d);
         return 'ok';
       }
       case 'res':
@@ -271,6 +283,20 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
       default:
         return 'unknown';
     }
+  }
+
+  private addOutput(record: CommandRecord, stream: 'stdout' | 'stderr', data: Buffer): void {
+    record.decoders ??= { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+    const text = record.decoders[stream].write(data);
+    if (text !== '') this.addOutputText(record, stream, text); // '': a character's first bytes
+  }
+
+  private addOutputText(record: CommandRecord, stream: 'stdout' | 'stderr', text: string): void {
+    const view = record.view;
+    const last = view.output[view.output.length - 1];
+    if (last && last.stream === stream) last.text += text;
+    else view.output.push({ stream, text });
+    this.emit('output', { cid: view.cid, boardId: view.boardId, board: view.board, stream, text });
   }
 
   /**
@@ -370,6 +396,12 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
   ): void {
     const view = record.view;
     if (FINAL_STATUSES.has(view.status)) return;
+    // Bytes of an unfinished character (output cut short) show as U+FFFD.
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const rest = record.decoders?.[stream].end();
+      if (rest) this.addOutputText(record, stream, rest);
+    }
+    record.decoders = null;
     view.status = status;
     view.finishedAt = Date.now();
     view.error = outcome.error ?? null;
@@ -416,7 +448,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
         cid, boardId: board.id, board: board.name, ...base, status: 'queued', startedAt: null, finishedAt: null,
         output: [], outputTruncated: false, stopRequested: false, transferredBytes: 0, error: null, errorCode: null, result: null,
       },
-      eid: null, nextSeq: 0, outputBytes: 0, blobSize: null, download: null, file: null, expiring: false, started: false, progressAt: 0,
+      eid: null, nextSeq: 0, outputBytes: 0, blobSize: null, download: null, file: null, expiring: false, started: false, decoders: null, progressAt: 0,
     };
   }
 }

@@ -2,6 +2,7 @@
  * The operations the manager can send to a board (firmware/PROTOCOL.md §7): their typed
  * form, validation, and their encoding as queue-entry fields.
  */
+import { MAX_HEARTBEAT_S, MIN_HEARTBEAT_S } from './board-registry.js';
 export type CommandRequest =
   | { op: 'exec'; code: string; timeoutMs?: number }
   | { op: 'put'; path: string; data: Buffer }
@@ -46,6 +47,26 @@ export function validateBoardPath(path: string, what = 'path'): string {
   return '/' + segments.filter((segment) => segment !== '').join('/');
 }
 
+/**
+ * Keys the board client itself reads (PROTOCOL.md §8) must have values it can use; the
+ * name belongs to the manager, which keeps names unique (`rename`). Other keys are the
+ * user's own and are kept as given.
+ */
+function checkKnownConfigValue(key: string, value: unknown): void {
+  const text = (max: number, min = 1) => typeof value === 'string' && Buffer.byteLength(value) >= min && Buffer.byteLength(value) <= max;
+  const int = (min: number, max: number) => Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
+  const rules: Record<string, [boolean, string]> = {
+    name: [false, 'is the board\'s name: use rename (mbm board-rename), which keeps names unique'],
+    hb: [int(MIN_HEARTBEAT_S, MAX_HEARTBEAT_S), `must be a whole number of seconds from ${MIN_HEARTBEAT_S} to ${MAX_HEARTBEAT_S}`],
+    server: [text(253), 'must be a host name or address (text, at most 253 bytes)'],
+    port: [int(1, 65535), 'must be a port number from 1 to 65535'],
+    wifi_ssid: [text(32), 'must be text of 1 to 32 bytes'],
+    wifi_password: [text(64, 0), 'must be text of at most 64 bytes'],
+  };
+  const rule = rules[key];
+  if (rule && !rule[0]) throw new InvalidCommandError(`config key "${key}" ${rule[1]}`);
+}
+
 /** Checks a request completely (throws InvalidCommandError), before anything is queued. */
 export function validateCommandRequest(request: CommandRequest): void {
   if (request.op === 'put') {
@@ -79,6 +100,7 @@ export function encodeCommandFields(request: CommandRequest, timeoutMs: number):
     case 'cfg_set': {
       if (!/^[a-z][a-z0-9_]{0,31}$/.test(request.key)) throw new InvalidCommandError(`config key ${JSON.stringify(request.key)} must be 1-32 characters a-z, 0-9 and _`);
       if (PROTECTED_CONFIG_KEYS.includes(request.key)) throw new InvalidCommandError(`config key "${request.key}" holds the board's credentials and cannot be set remotely`);
+      checkKnownConfigValue(request.key, request.value);
       const value = JSON.stringify(request.value);
       if (value === undefined || value.length > 1024) throw new InvalidCommandError('config value must be JSON of at most 1 KiB');
       return ['o', 'cfg_set', 'key', request.key, 'v', value];

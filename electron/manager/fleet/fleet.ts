@@ -341,6 +341,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
           ip: message.ip ?? null, memFree: message.mf ?? null, hb: message.hb,
         });
         if (rebooted) this.dispatcher.boardRebooted(board, message.c);
+        if (message.nm !== undefined && message.nm !== board.name) this.restoreBoardName(board, message.nm);
         this.registry.touch(board, now);
         void this.persist(board);
         this.emitBoard('board.changed', board);
@@ -362,6 +363,18 @@ export class Fleet extends EventEmitter<FleetEvents> {
         if (outcome === 'unknown') this.refuse(board.id, `${message.k} for a command it was not sent (${message.i})`);
       }
     }
+  }
+
+  /**
+   * The manager keeps names unique, so its name wins (PROTOCOL.md §7.5): a board whose
+   * config says otherwise (its flash restored from a backup, say) is renamed back, unless
+   * a rename is already on its way to it.
+   */
+  private restoreBoardName(board: BoardState, boardSays: string): void {
+    if (this.dispatcher.hasActive(board.id, 'rename')) return;
+    this.log('info', `board ${board.name} (${board.id}) calls itself ${JSON.stringify(boardSays)}; renaming it back to ${board.name}`);
+    void this.dispatcher.send(board, { op: 'rename', name: board.name }, { expireMs: 7 * 24 * 3_600_000 })
+      .catch((error: Error) => this.log('warn', `could not rename board ${board.name} back: ${error.message}`));
   }
 
   private refuse(boardId: string, reason: string): void {

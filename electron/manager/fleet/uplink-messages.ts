@@ -33,6 +33,10 @@ export class UplinkMessageError extends Error {
 const BINARY_FIELDS = new Set(['d']);
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
 const ERROR_CODE = /^E[A-Z]{2,15}$/;
+/** `sys.platform` style: esp8266, esp32, rp2, virtual, linux … (§6). */
+const PLATFORM = /^[a-z0-9_-]{1,32}$/;
+/** The MicroPython version the board runs (or emulates): X.Y.Z, optionally with a suffix. */
+const VERSION = /^\d{1,4}\.\d{1,4}\.\d{1,4}([-+.][0-9A-Za-z.+-]*)?$/;
 
 /** Field reader that turns a bad value into an UplinkMessageError naming the field. */
 class Fields {
@@ -123,8 +127,8 @@ export function parseUplinkEntry(flat: Buffer[]): UplinkMessage {
         k: 'hello',
         v: f.int('v', 1, 1000),
         boot: f.text('boot', 32, /^[A-Za-z0-9_-]{1,32}$/),
-        p: f.text('p', 32),
-        mv: f.text('mv', 64),
+        p: f.text('p', 32, PLATFORM),
+        mv: f.text('mv', 64, VERSION),
         cv: f.text('cv', 32),
         mf: f.optionalInt('mf', 0, 2 ** 40),
         ip: f.optionalText('ip', 64),

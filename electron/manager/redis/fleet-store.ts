@@ -177,6 +177,11 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   }
 
   /** Asks the board to stop command `cid` while it runs (PROTOCOL.md §4.4). */
+  /** How far the manager has read a `get`'s data: `ack` = "CID n" (PROTOCOL.md §7.3 flow control). */
+  async acknowledgeData(boardId: string, cid: string, seq: number): Promise<void> {
+    await this.redis.hset(boardKeys(boardId).state, 'ack', `${cid} ${seq}`);
+  }
+
   async requestStop(boardId: string, cid: string): Promise<void> {
     await this.redis.hset(boardKeys(boardId).state, 'stop', cid);
   }

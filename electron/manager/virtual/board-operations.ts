@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { RespConnection } from '../redis/resp-connection.js';
 import type { MicroPythonInterpreter } from './micropython-interpreter.js';
-import { BoardFsError, parentPath, type BoardFs } from './board-fs.js';
+import { BoardFsError, parentPath, type BoardFs, type DirEntry } from './board-fs.js';
 
 /** Output of one command beyond this is dropped and the result says `tr=1`. */
 const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -16,7 +16,10 @@ const STOP_POLL_MS = 250;
 const OUTPUT_CHUNK_BYTES = 1024;
 const FLUSH_MS = 50;
 const SECRET_KEYS = ['wifi_password', 'password'];
-const PROTECTED_KEYS = ['id', 'user', 'password'];
+/** Credentials, and the name, which only `rename` changes (the manager keeps names unique). */
+const PROTECTED_KEYS = ['id', 'user', 'password', 'name'];
+/** Keys the board itself reads, and their ranges (PROTOCOL.md §7.5). */
+const INTEGER_KEYS: Record<string, [number, number]> = { hb: [1, 300], port: [1, 65535] };
 
 export interface OperationContext {
   boardId: string;
@@ -36,6 +39,8 @@ export interface OperationContext {
   onExec(cid: string): void;
   /** Whether the manager asks to stop command `cid` (PROTOCOL.md §4.4). */
   stopRequested(cid: string): Promise<boolean>;
+  /** The `n` of this command's last `dat` the manager acknowledged (state `ack`), or -1. */
+  acknowledged(cid: string): Promise<number>;
 }
 
 export type ResultFields = Array<string | Buffer>;
@@ -63,6 +68,36 @@ function failure(sent: number, code: string, message: string): ResultFields {
   return ['ok', '0', 'n', String(sent), 'ec', code, 'e', message.slice(0, 1000)];
 }
 
+/** The first entries of a listing that fit one `r`: at most 1000, at most 16 KiB of JSON (§7.4). */
+function listingWithin(entries: DirEntry[]): DirEntry[] {
+  let bytes = 2;
+  let count = 0;
+  for (const entry of entries.slice(0, 1000)) {
+    bytes += Buffer.byteLength(JSON.stringify(entry)) + 1;
+    if (bytes > 16 * 1024) break;
+    count += 1;
+  }
+  return entries.slice(0, count);
+}
+
+/** Entries of a `get` a board may send past the manager's acknowledgement (§7.3). */
+const DATA_WINDOW = 256;
+const DATA_STALL_MS = 30_000;
+
+/** Waits until the manager has read far enough to send entry `next`; its acknowledged `n`. */
+async function waitForAcknowledgement(context: OperationContext, cid: string, next: number): Promise<number> {
+  let acked = -1;
+  let progressAt = Date.now();
+  for (;;) {
+    const now = await context.acknowledged(cid);
+    if (now > acked) progressAt = Date.now();
+    acked = now;
+    if (next - acked <= DATA_WINDOW - DATA_WINDOW / 4) return acked;
+    if (Date.now() - progressAt > DATA_STALL_MS) throw new OperationError('ETIMEDOUT', `the manager stopped reading the file (no acknowledgement for ${DATA_STALL_MS / 1000} s)`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Runs one command and returns its `res` fields (never throws). */
 export async function runOperation(context: OperationContext, cid: string, fields: Map<string, Buffer>): Promise<ResultFields> {
   const sequence = { next: 0 };
@@ -76,8 +111,9 @@ export async function runOperation(context: OperationContext, cid: string, field
       case 'get':
         return await get(context, cid, fields, sequence);
       case 'ls': {
-        const entries = (await context.fs.list(field(fields, 'p'))).sort((a, b) => (a[0] < b[0] ? -1 : 1));
-        return ok(0, entries.slice(0, 1000), entries.length > 1000);
+        const entries = (await context.fs.list(field(fields, 'p'))).sort((a, b) => Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])));
+        const listed = listingWithin(entries);
+        return ok(0, listed, listed.length < entries.length);
       }
       case 'stat':
         return ok(0, await context.fs.stat(field(fields, 'p')));
@@ -101,12 +137,16 @@ export async function runOperation(context: OperationContext, cid: string, field
       }
       case 'cfg_set': {
         const key = field(fields, 'key');
-        if (PROTECTED_KEYS.includes(key)) throw new OperationError('EFORBIDDEN', `${key} cannot be set remotely`);
+        if (PROTECTED_KEYS.includes(key)) throw new OperationError('EFORBIDDEN', `${key} cannot be set remotely${key === 'name' ? ' (use rename)' : ''}`);
         let value: unknown;
         try {
           value = JSON.parse(field(fields, 'v'));
         } catch {
           throw new OperationError('EINVAL', 'value is not JSON');
+        }
+        const range = INTEGER_KEYS[key];
+        if (range && !(Number.isInteger(value) && (value as number) >= range[0] && (value as number) <= range[1])) {
+          throw new OperationError('EINVAL', `${key} must be a whole number from ${range[0]} to ${range[1]}`);
         }
         context.config[key] = value;
         await context.saveConfig();
@@ -127,7 +167,9 @@ async function exec(
   context: OperationContext, cid: string, fields: Map<string, Buffer>, sequence: { next: number },
 ): Promise<ResultFields> {
   const code = field(fields, 'c');
-  const timeoutMs = Number(fields.get('t')?.toString() ?? '30000') || 30_000;
+  // t=0 means no limit (§7.1): the longest a timer can wait stands in for it.
+  const requested = Number(fields.get('t')?.toString() ?? '30000');
+  const timeoutMs = Number.isFinite(requested) && requested > 0 ? Math.min(requested, 2 ** 31 - 1) : 2 ** 31 - 1;
   let pending: { stream: 1 | 2; parts: Uint8Array[]; bytes: number } | null = null;
   let sentBytes = 0;
   let truncated = false;
@@ -239,7 +281,9 @@ async function get(
 ): Promise<ResultFields> {
   const content = await context.fs.readFile(field(fields, 'p'));
   const chunk = Math.max(1024, Math.min(Number(fields.get('ch')?.toString() ?? '4096') || 4096, 16 * 1024));
+  let acked = -1;
   for (let offset = 0; offset < content.length; offset += chunk) {
+    if (sequence.next - acked > DATA_WINDOW) acked = await waitForAcknowledgement(context, cid, sequence.next);
     context.send(['k', 'dat', 'i', cid, 'n', String(sequence.next++), 'o', String(offset), 'd', content.subarray(offset, offset + chunk)]);
   }
   return ok(sequence.next, { size: content.length, sha256: createHash('sha256').update(content).digest('hex') });

@@ -283,6 +283,12 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         const stop = await connection.call('HGET', this.keys.state, 'stop');
         return Buffer.isBuffer(stop) && stop.toString() === cid;
       },
+      acknowledged: async (cid) => {
+        const connection = this.connection;
+        const ack = connection ? await connection.call('HGET', this.keys.state, 'ack').catch(() => null) : null;
+        const [ackCid, seq] = Buffer.isBuffer(ack) ? ack.toString().split(' ') : [];
+        return ackCid === cid ? Number(seq) : -1;
+      },
     };
   }
 
