@@ -6,6 +6,7 @@ import type { FlashMode } from './boot-console.js';
 import { Esp8266Simulator, type BootOutcome } from './esp8266-simulator.js';
 import { closeSession, esptoolSession, readFromPort, removeTempDirs, tempDir, type EsptoolSession } from './host-tools.js';
 import { makeTestImage } from './test-image.js';
+import { waitFor } from '../../helpers/lab.js';
 
 afterAll(removeTempDirs);
 
@@ -68,7 +69,7 @@ it('pressReset boots a valid image; the ROM says what it loaded (at 74880)', asy
   await sim.powerOn({ bootMode: 'download' });
   port = await openHost(sim);
   await sim.pressReset();
-  const received = await readFromPort(port, 3000, (bytes) => bytes.includes('>>> '));
+  const received = await readFromPort(port, 20_000, (bytes) => bytes.includes('>>> '));
   expect(received.toString('latin1')).toContain(`${BANNER}\r\nType "help()" for more information.\r\n>>> `);
   expect(outcomes.at(-1)).toMatchObject({ mode: 'flash', result: 'firmware' });
   expect(romText.join('')).toMatch(/ets Jan {2}8 2013,rst cause:2, boot mode:\(3,6\)\r\n\r\nload 0x40100000, len 24576, room 16 \r\n/);
@@ -81,7 +82,7 @@ it('a qio image on a board that needs dio crashes in a loop until reset; the cra
   await sim.powerOn({ bootMode: 'download' });
   port = await openHost(sim);
   await sim.pressReset();
-  const received = await readFromPort(port, 1300, () => crashes.length >= 3);
+  const received = await readFromPort(port, 20_000, () => crashes.length >= 3);
   expect(crashes.slice(0, 3)).toEqual(['74880', '74880', '74880']);
   // A pty cannot tell the host's rate: it is taken to be 115200, which reads the ROM's lines and the crash as garbage.
   expect(received.toString('latin1')).not.toContain('Fatal exception');
@@ -97,9 +98,11 @@ it('erased flash: the ROM complains and the board stays silent', async () => {
   sim.on('boot', (outcome) => outcomes.push(outcome));
   await sim.powerOn({ bootMode: 'flash' });
   port = await openHost(sim);
+  await waitFor(() => outcomes.length > 0, 20_000, 'the ROM to look at the flash');
+  expect(outcomes.at(-1)).toMatchObject({ mode: 'flash', result: 'no-image' });
+  // Then nothing: the ROM hangs.
   const received = await readFromPort(port, 600);
   expect(received.toString('latin1')).not.toContain('MicroPython');
-  expect(outcomes.at(-1)).toMatchObject({ mode: 'flash', result: 'no-image' });
   expect(sim.state).toBe('running');
 });
 

@@ -42,11 +42,11 @@ const text = (bytes: Buffer) => bytes.toString('latin1');
 it('first boot on a blank area: "Performing initial setup", a LittleFS superblock at 1 MB, the banner; the next boot mounts it', async () => {
   const { sim, port } = await board('GENERIC', 4 << 20);
   await sim.pressReset();
-  const first = text(await readFromPort(port, 5000, (bytes) => bytes.includes('>>> ')));
+  const first = text(await readFromPort(port, 20_000, (bytes) => bytes.includes('>>> ')));
   expect(first).toMatch(/Performing initial setup\r\nMicroPython v1\.27\.0 on 2025-12-09; ESP module with ESP8266\r\nType "help\(\)" for more information\.\r\n>>> $/);
   expect(fileSystemState(sim.flash, 256)).toBe('littlefs');
   await sim.pressReset();
-  const second = text(await readFromPort(port, 5000, (bytes) => bytes.includes('>>> ')));
+  const second = text(await readFromPort(port, 20_000, (bytes) => bytes.includes('>>> ')));
   expect(second).not.toContain('Performing initial setup');
   expect(second).toContain('MicroPython v1.27.0 on 2025-12-09; ESP module with ESP8266');
 });
@@ -58,13 +58,13 @@ it('foreign data where the file system goes: the corrupt message every 3 s until
     'You may want to make a flash snapshot and try to recover it. Otherwise,\r\n' +
     'format it with vfs.VfsLfs2.mkfs(bdev), or completely erase the flash and\r\n' +
     'reprogram MicroPython.\r\n\r\n';
-  const twice = text(await readFromPort(port, 8000, (bytes) => text(bytes).split(message).length - 1 >= 2));
+  const twice = text(await readFromPort(port, 20_000, (bytes) => text(bytes).split(message).length - 1 >= 2));
   expect(twice.split(message).length - 1).toBe(2);
   expect(twice).not.toContain('>>> ');
   const writer = port.writable!.getWriter();
   await writer.write(Uint8Array.from([0x03]));
   writer.releaseLock();
-  const after = text(await readFromPort(port, 5000, (bytes) => bytes.includes('>>> ')));
+  const after = text(await readFromPort(port, 20_000, (bytes) => bytes.includes('>>> ')));
   expect(after).toContain('KeyboardInterrupt');
   expect(after).toContain('MicroPython v1.27.0 on 2025-12-09; ESP module (1M) with ESP8266');
 });
@@ -72,7 +72,7 @@ it('foreign data where the file system goes: the corrupt message every 3 s until
 it('the 512 KiB build has no file system: straight to its banner', async () => {
   const { sim, port } = await board('FLASH_512K', 1 << 20);
   await sim.pressReset();
-  const boot = text(await readFromPort(port, 5000, (bytes) => bytes.includes('>>> ')));
+  const boot = text(await readFromPort(port, 20_000, (bytes) => bytes.includes('>>> ')));
   expect(boot).not.toContain('Performing initial setup');
   expect(boot).toContain('ESP module (512K) with ESP8266');
   expect(fileSystemState(sim.flash, 153)).toBe('blank');

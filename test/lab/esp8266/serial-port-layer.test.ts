@@ -6,6 +6,7 @@ import { listFromSysfs, listSerialPorts, watchSerialPorts, type SerialPortChange
 import { WebSerialPort, type NodeSerialPort } from '../../../electron/manager/usb/web-serial-port.js';
 import { PtyLink } from '../pty-link.js';
 import { readFromPort, removeTempDirs, tempDir } from './host-tools.js';
+import { waitFor } from '../../helpers/lab.js';
 
 afterAll(removeTempDirs);
 
@@ -127,8 +128,8 @@ describe('WebSerialPort', () => {
     await writer.write(new Uint8Array([1, 2, 3]));
     writer.releaseLock();
     link.write('hello');
-    expect((await readFromPort(port, 1000, (b) => b.length >= 5)).toString()).toBe('hello');
-    await new Promise((r) => setTimeout(r, 50));
+    expect((await readFromPort(port, 20_000, (b) => b.length >= 5)).toString()).toBe('hello');
+    await waitFor(() => Buffer.concat(fromDevice).length >= 3, 10_000, 'the bytes written to reach the device');
     expect(Buffer.concat(fromDevice)).toEqual(Buffer.from([1, 2, 3]));
 
     const firstReadable = port.readable;
@@ -139,7 +140,7 @@ describe('WebSerialPort', () => {
     await port.open({ baudRate: 921600 });
     expect(port.readable).not.toBe(firstReadable);
     link.write('again');
-    expect((await readFromPort(port, 1000, (b) => b.length >= 5)).toString()).toBe('again');
+    expect((await readFromPort(port, 20_000, (b) => b.length >= 5)).toString()).toBe('again');
   });
 
   it('when the device goes away: disconnect event, readable null, writes fail at once', async () => {

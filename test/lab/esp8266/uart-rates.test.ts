@@ -52,7 +52,7 @@ it('a crash in the wrong flash mode comes at 74880: a host there reads the ROM l
   const port = await host(link, 74_880);
   expect(link.hostBaud).toBe(74_880);
   await sim.pressReset();
-  const read = await readFromPort(port, 5000, (bytes) => count(bytes, 'Fatal exception (0)') >= 3);
+  const read = await readFromPort(port, 20_000, (bytes) => count(bytes, 'Fatal exception (0)') >= 3);
   const text = read.toString('latin1');
   expect(count(read, 'Fatal exception (0)')).toBeGreaterThanOrEqual(3);
   expect(text).toContain(' ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\nload 0x40100000, len 24576, room 16 \r\n');
@@ -60,7 +60,7 @@ it('a crash in the wrong flash mode comes at 74880: a host there reads the ROM l
   expect(text).toContain('epc1=0x40100004');
 
   await port.setBaudRate(115_200);
-  const atWrongRate = await readFromPort(port, 5000, (bytes) => garbage(bytes) > 200);
+  const atWrongRate = await readFromPort(port, 20_000, (bytes) => garbage(bytes) > 200);
   expect(count(atWrongRate, 'Fatal exception')).toBe(0);
   expect(garbage(atWrongRate)).toBeGreaterThan(200);
 });
@@ -69,13 +69,13 @@ it('MicroPython talks at 115200: a host still at 74880 reads its banner as garba
   const { sim, link } = await board('dio');
   const port = await host(link, 74_880);
   await sim.pressReset();
-  const atRomRate = await readFromPort(port, 3000, (bytes) => garbage(bytes.subarray(bytes.indexOf('csum'))) > 30);
+  const atRomRate = await readFromPort(port, 20_000, (bytes) => garbage(bytes.subarray(bytes.indexOf('csum'))) > 30);
   expect(atRomRate.toString('latin1')).toContain('rst cause:2, boot mode:(3,6)');
   expect(atRomRate.toString('latin1')).not.toContain('MicroPython');
 
   await port.setBaudRate(115_200);
   await sim.pressReset();
-  const atFirmwareRate = await readFromPort(port, 3000, (bytes) => bytes.includes('>>> '));
+  const atFirmwareRate = await readFromPort(port, 20_000, (bytes) => bytes.includes('>>> '));
   expect(atFirmwareRate.toString('latin1')).toContain('MicroPython v1.27.0 on 2025-12-09; ESP module with ESP8266\r\n');
   expect(atFirmwareRate.toString('latin1')).not.toContain('ets Jan');
 });
