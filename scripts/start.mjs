@@ -14,7 +14,7 @@ if (!existsSync(path.join(root, 'dist', 'electron', 'cli', 'mbm.js'))) {
   process.exit(1);
 }
 
-let electronBinary = null;
+let electronBinary;
 try {
   // The electron package exports the path of its binary, and throws if it was never downloaded.
   electronBinary = require('electron');

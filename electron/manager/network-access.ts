@@ -17,6 +17,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from './data-dir.js';
 import { RedisBindError } from './redis/redis-admin.js';
+import { ManagerError, type ErrorKind } from './errors.js';
 
 export interface LanInterface { name: string; address: string; family: 'IPv4' | 'IPv6' }
 
@@ -30,8 +31,9 @@ export type NetworkInterfaces = NodeJS.Dict<os.NetworkInterfaceInfo[]>;
 export type NetworkAccessFailure = 'not-local' | 'bind-refused';
 
 /** A LAN address that cannot be used; the message says what to do instead. */
-export class NetworkAccessError extends Error {
+export class NetworkAccessError extends ManagerError {
   override readonly name = 'NetworkAccessError';
+  readonly kind: ErrorKind = 'conflict';
   constructor(readonly reason: NetworkAccessFailure, readonly address: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -204,6 +206,7 @@ export interface NetworkAccess {
   advertise: { host: string; port: number };
 }
 
-export class NetworkSetupError extends Error {
+export class NetworkSetupError extends ManagerError {
   override name = 'NetworkSetupError';
+  readonly kind: ErrorKind = 'conflict';
 }

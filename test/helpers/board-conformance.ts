@@ -198,7 +198,7 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
     it('turns offline when it loses power', async () => {
       const offAt = Date.now();
       await lab.powerOff(board(1));
-      const offline = await waitFor(() => events.find((event) => event.type === 'board.offline' && event.board.name === board(1) && event.at >= offAt), 10_000, 'offline');
+      await waitFor(() => events.find((event) => event.type === 'board.offline' && event.board.name === board(1) && event.at >= offAt), 10_000, 'offline');
       await lab.powerOn(board(1));
       await waitFor(() => online(board(1)), 20_000, 'online again');
     });

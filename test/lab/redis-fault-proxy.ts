@@ -106,13 +106,13 @@ export class RedisFaultProxy {
 
   /** Listens on 127.0.0.1 (a free port) and forwards to Redis at `target`. */
   static async start(target: { host?: string; port: number }): Promise<RedisFaultProxy> {
-    let proxy: RedisFaultProxy | undefined;
-    const server = net.createServer((client) => proxy!.accept(client, target));
+    const server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
     });
-    proxy = new RedisFaultProxy(server, (server.address() as net.AddressInfo).port);
+    const proxy = new RedisFaultProxy(server, (server.address() as net.AddressInfo).port);
+    server.on('connection', (client) => proxy.accept(client, target));
     return proxy;
   }
 

@@ -14,6 +14,7 @@ import { BUILTIN_FIRMWARE } from '../usb/builtin-firmware.js';
 import type { StagedFiles } from '../transfer/staged-files.js';
 import type { SimService } from '../virtual/sim-service.js';
 import { routeInputs, type BoardTelemetry, type NetworkAccess, type ApiCommandRequest, type RouteName, type RouteOutputs, type ServiceStatus } from './contract.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export interface ApiContext {
   fleet: Fleet;
@@ -31,8 +32,9 @@ export interface ApiContext {
   telemetry(boardId: string): Promise<BoardTelemetry>;
 }
 
-export class NotFoundError extends Error {
+export class NotFoundError extends ManagerError {
   override name = 'NotFoundError';
+  readonly kind: ErrorKind = 'not_found';
 }
 
 type Handler<R extends RouteName> = (context: ApiContext, input: z.output<(typeof routeInputs)[R]>) => Promise<RouteOutputs[R]>;

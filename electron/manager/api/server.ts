@@ -16,27 +16,11 @@ import {
   API_EVENTS_PATH, API_TOKEN_SUBPROTOCOL_PREFIX, FILES_STAGE_PATH, USB_CONSOLE_WS_PATH, routeInputs,
   type ApiError, type ApiErrorCode, type ApiEvent, type RouteName,
 } from './contract.js';
-import { handlers, NotFoundError, type ApiContext } from './routes.js';
+import { handlers, type ApiContext } from './routes.js';
 import { UiFiles, messagePage, securityHeaders } from './ui-files.js';
 import { bridgeUsbConsole } from './usb-console-socket.js';
 import { UiSessions, readCookie, sessionCookie, sessionCookieName } from './ui-sessions.js';
-import { UnknownBoardError } from '../fleet/board-registry.js';
-import { BoardNameTakenError, InvalidTagError } from '../fleet/fleet.js';
-import { BoardSelectorError } from '../fleet/board-selector.js';
-import { InvalidCommandError } from '../fleet/command-ops.js';
-import { InvalidIdError } from '../redis/keys.js';
-import { QueueFullError } from '../redis/fleet-store.js';
-import { PortBusyError } from '../usb/usb-service.js';
-import { FirmwareImageError } from '../usb/firmware-image.js';
-import { FirmwareDownloadError } from '../usb/firmware-catalogue.js';
-import { FlashError, UnsupportedChipError } from '../usb/esp-flasher.js';
-import { ProvisionError } from '../usb/board-provisioner.js';
-import { SerialCopyError } from '../usb/serial-copy.js';
-import { ProvisioningInputError } from '../fleet/provisioning-payload.js';
-import { JobNotFoundError } from '../fleet/job-service.js';
-import { StagedFileError } from '../transfer/staged-files.js';
-import { SimLimitError } from '../virtual/sim-service.js';
-import { NetworkAccessError, NetworkSetupError } from '../network-access.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 import { MAX_FILE_BYTES } from '../fleet/command-ops.js';
 
 const MAX_BODY_BYTES = 24 * 1024 * 1024;
@@ -64,30 +48,16 @@ class RequestError extends Error {
   }
 }
 
-/** Maps errors to HTTP status by their class, never by message text. */
+const STATUS_OF: Record<ErrorKind, number> = { bad_request: 400, not_found: 404, conflict: 409, device: 502 };
+
+/** Maps errors to HTTP status by their kind (errors.ts), never by message text. */
 function classify(error: unknown): { status: number; body: ApiError } {
   if (error instanceof RequestError) return { status: error.status, body: { code: error.code, message: error.message } };
   if (error instanceof ZodError) {
     const message = error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
     return { status: 400, body: { code: 'bad_request', message } };
   }
-  if (error instanceof InvalidCommandError || error instanceof BoardSelectorError || error instanceof InvalidIdError || error instanceof InvalidTagError) {
-    return { status: 400, body: { code: 'bad_request', message: error.message } };
-  }
-  if (error instanceof NetworkAccessError || error instanceof NetworkSetupError) return { status: 409, body: { code: 'conflict', message: error.message } };
-  if (error instanceof StagedFileError) return { status: 400, body: { code: 'bad_request', message: error.message } };
-  if (error instanceof UnknownBoardError || error instanceof NotFoundError || error instanceof JobNotFoundError) {
-    return { status: 404, body: { code: 'not_found', message: error.message } };
-  }
-  if (error instanceof BoardNameTakenError || error instanceof QueueFullError || error instanceof PortBusyError || error instanceof SimLimitError) {
-    return { status: 409, body: { code: 'conflict', message: error.message } };
-  }
-  if (error instanceof FirmwareImageError || error instanceof FirmwareDownloadError || error instanceof UnsupportedChipError || error instanceof ProvisioningInputError) {
-    return { status: 400, body: { code: 'bad_request', message: error.message } };
-  }
-  if (error instanceof FlashError || error instanceof ProvisionError || error instanceof SerialCopyError) {
-    return { status: 502, body: { code: 'device', message: error.message } };
-  }
+  if (error instanceof ManagerError) return { status: STATUS_OF[error.kind], body: { code: error.kind, message: error.message } };
   return { status: 500, body: { code: 'internal', message: (error as Error)?.message ?? String(error) } };
 }
 

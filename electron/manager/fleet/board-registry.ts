@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export const DEFAULT_HEARTBEAT_S = 5;
 /** Heartbeat periods a board may use (PROTOCOL.md §1). */
@@ -72,8 +73,9 @@ export interface RegistryEvents {
   changed: [board: BoardState];
 }
 
-export class UnknownBoardError extends Error {
+export class UnknownBoardError extends ManagerError {
   override name = 'UnknownBoardError';
+  readonly kind: ErrorKind = 'not_found';
 }
 
 export function parseStoredBoard(json: string): StoredBoard {

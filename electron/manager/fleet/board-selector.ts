@@ -4,9 +4,11 @@
  * `kitchen-?`) and tags (`tag:garden`). Ranges keep the zero padding of their bounds.
  * Pure functions.
  */
+import { ManagerError, type ErrorKind } from '../errors.js';
 
-export class BoardSelectorError extends Error {
+export class BoardSelectorError extends ManagerError {
   override name = 'BoardSelectorError';
+  readonly kind: ErrorKind = 'bad_request';
 }
 
 const MAX_EXPANSION = 100_000;

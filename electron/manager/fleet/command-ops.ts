@@ -3,6 +3,11 @@
  * form, validation, and their encoding as queue-entry fields.
  */
 import { MAX_HEARTBEAT_S, MIN_HEARTBEAT_S } from './board-registry.js';
+import { InvalidCommandError } from '../errors.js';
+import { MAX_FILE_BYTES, validateBoardPath } from '../transfer/board-path.js';
+
+export { InvalidCommandError } from '../errors.js';
+export { MAX_FILE_BYTES, validateBoardPath } from '../transfer/board-path.js';
 export type CommandRequest =
   | { op: 'exec'; code: string; timeoutMs?: number }
   | { op: 'put'; path: string; data: Buffer }
@@ -22,30 +27,12 @@ export type CommandOp = CommandRequest['op'];
 export const COMMAND_OPS: readonly CommandOp[] = ['exec', 'put', 'get', 'ls', 'stat', 'rm', 'mkdir', 'mv', 'reboot', 'rename', 'cfg_get', 'cfg_set', 'info'];
 
 export const MAX_CODE_BYTES = 64 * 1024;
-export const MAX_FILE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 /** Config keys that hold credentials: never settable remotely, never shown. */
 export const PROTECTED_CONFIG_KEYS = ['id', 'user', 'password'];
 export const SECRET_CONFIG_KEYS = ['wifi_password', 'password'];
 export const REDACTED = '********';
 
-export class InvalidCommandError extends Error {
-  override name = 'InvalidCommandError';
-}
-
-/** Checks a path on the board: absolute, no `.`/`..` segments, no NUL, ≤ 255 bytes. */
-export function validateBoardPath(path: string, what = 'path'): string {
-  if (typeof path !== 'string' || path === '') throw new InvalidCommandError(`${what} is empty`);
-  if (!path.startsWith('/')) throw new InvalidCommandError(`${what} ${JSON.stringify(path)} must be absolute (start with /)`);
-  if (path.includes('\0')) throw new InvalidCommandError(`${what} contains a NUL byte`);
-  if (Buffer.byteLength(path) > 255) throw new InvalidCommandError(`${what} is longer than 255 bytes`);
-  const segments = path.split('/').slice(1);
-  if (segments.some((segment) => segment === '..' || segment === '.')) {
-    throw new InvalidCommandError(`${what} ${JSON.stringify(path)} must not contain "." or ".." segments`);
-  }
-  // "/a//b" or "/a/" are normalised rather than refused; the root itself stays "/".
-  return '/' + segments.filter((segment) => segment !== '').join('/');
-}
 
 /**
  * Keys the board client itself reads (PROTOCOL.md §8) must have values it can use; the

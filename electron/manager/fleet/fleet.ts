@@ -17,6 +17,7 @@ import type { CommandRequest } from './command-ops.js';
 import { parseUplinkEntry, UplinkMessageError, type UplinkMessage } from './uplink-messages.js';
 import { UplinkReader } from './uplink-reader.js';
 import { BoardSelectorError, naturalCompare, selectBoards } from './board-selector.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -44,8 +45,9 @@ export const MAX_TAGS_PER_BOARD = 16;
 /** How often batched activity (heartbeats, busy) goes out to listeners. */
 export const ACTIVITY_INTERVAL_MS = 1_000;
 
-export class InvalidTagError extends Error {
+export class InvalidTagError extends ManagerError {
   override name = 'InvalidTagError';
+  readonly kind: ErrorKind = 'bad_request';
 }
 
 export function normalizeTag(tag: string): string {
@@ -70,8 +72,9 @@ export interface FleetOptions {
   heartbeatS?: number;
 }
 
-export class BoardNameTakenError extends Error {
+export class BoardNameTakenError extends ManagerError {
   override name = 'BoardNameTakenError';
+  readonly kind: ErrorKind = 'conflict';
 }
 
 export class Fleet extends EventEmitter<FleetEvents> {

@@ -22,6 +22,7 @@ import {
 } from './job-model.js';
 import { runUsbJob, type UsbJobRequest, type UsbJobRunner } from './usb-job.js';
 import { RebootWatch } from './reboot-watch.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export const JOB_KEPT_MS = 24 * 3_600_000;
 export const MAX_JOBS = 200;
@@ -46,8 +47,9 @@ export interface JobServiceEvents {
   job: [event: JobEvent];
 }
 
-export class JobNotFoundError extends Error {
+export class JobNotFoundError extends ManagerError {
   override name = 'JobNotFoundError';
+  readonly kind: ErrorKind = 'not_found';
 }
 
 interface LiveJob {

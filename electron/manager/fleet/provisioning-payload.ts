@@ -16,10 +16,12 @@ import { assertBoardId, assertBoardName, boardUser, InvalidIdError } from '../re
 import type { BoardCredentials } from './fleet.js';
 import { MAX_HEARTBEAT_S, MIN_HEARTBEAT_S } from './board-registry.js';
 import { sha256 } from '../transfer/upload-blob.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 /** The input of buildProvisioningPayload was refused; `field` names the offending value. */
-export class ProvisioningInputError extends Error {
+export class ProvisioningInputError extends ManagerError {
   override name = 'ProvisioningInputError';
+  readonly kind: ErrorKind = 'bad_request';
   constructor(readonly field: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
   }

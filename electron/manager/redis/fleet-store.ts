@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { boardAclRules, boardUser } from './acl.js';
 import { boardIdFromUplinkChannel, boardKeys, managerKeys, UPLINK_NOTIFY_PATTERN } from './keys.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
 
@@ -25,8 +26,9 @@ export interface UplinkBatch {
   error?: Error;
 }
 
-export class QueueFullError extends Error {
+export class QueueFullError extends ManagerError {
   override name = 'QueueFullError';
+  readonly kind: ErrorKind = 'conflict';
 }
 
 export class RedisSetupError extends Error {

@@ -3,16 +3,18 @@
  * (firmware/PROTOCOL.md §2). Every key of a board carries the `{ID}` hash tag so that all
  * of them live in one Redis Cluster slot; ids are validated before they reach a key.
  */
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export const BOARD_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
 export const BOARD_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 export const COMMAND_ID_PATTERN = /^[A-Za-z0-9_-]{1,40}$/;
 const RESERVED_BOARD_IDS = new Set(['mgr', 'up']);
 
-export class InvalidIdError extends Error {
+export class InvalidIdError extends ManagerError {
   override name = 'InvalidIdError';
-  constructor(readonly kind: 'board id' | 'board name' | 'command id' | 'job id', readonly value: string, readonly rule: string) {
-    super(`invalid ${kind} ${JSON.stringify(value.slice(0, 64))}: ${rule}`);
+  readonly kind: ErrorKind = 'bad_request';
+  constructor(readonly idKind: 'board id' | 'board name' | 'command id' | 'job id', readonly value: string, readonly rule: string) {
+    super(`invalid ${idKind} ${JSON.stringify(value.slice(0, 64))}: ${rule}`);
   }
 }
 

@@ -3,7 +3,7 @@
  * out the file only when its size and SHA-256 match what the board reported.
  */
 import { sha256 } from './upload-blob.js';
-import { MAX_FILE_BYTES } from '../fleet/command-ops.js';
+import { MAX_FILE_BYTES } from './board-path.js';
 
 export class DownloadError extends Error {
   override name = 'DownloadError';

@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { sha256 } from './upload-blob.js';
-import { MAX_FILE_BYTES } from '../fleet/command-ops.js';
+import { MAX_FILE_BYTES } from './board-path.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export interface StagedFile {
   id: string;
@@ -14,8 +15,9 @@ export interface StagedFile {
   sha256: string;
 }
 
-export class StagedFileError extends Error {
+export class StagedFileError extends ManagerError {
   override name = 'StagedFileError';
+  readonly kind: ErrorKind = 'bad_request';
 }
 
 const STAGED_TTL_MS = 3_600_000;

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FleetStore } from '../redis/fleet-store.js';
-import { validateBoardPath } from '../fleet/command-ops.js';
+import { validateBoardPath } from './board-path.js';
 
 /** Part size of upload blobs; a power of two so board chunks never straddle two parts. */
 export const BLOB_PART_SIZE = 256 * 1024;

@@ -24,6 +24,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { RawRepl } from './raw-repl.js';
 import { putFile, pythonLiteral } from './serial-copy.js';
 import { closeNodeSerialPort, openNodeSerialPort, type NodeSerialPort } from './web-serial-port.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export type ProvisionPhase = 'open' | 'repl' | 'enroll' | 'write' | 'access-point' | 'restart' | 'online' | 'done';
 
@@ -68,8 +69,9 @@ export interface ProvisionResult {
   seconds: number;
 }
 
-export class ProvisionError extends Error {
+export class ProvisionError extends ManagerError {
   override name = 'ProvisionError';
+  readonly kind: ErrorKind = 'device';
 }
 
 /**
@@ -175,13 +177,12 @@ class WifiReport {
   /** Resolves when something arrives on the console, or after `ms`. */
   next(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done(): void {
+      const done = (): void => {
         clearTimeout(timer);
-        self.wake = undefined;
+        this.wake = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.wake = done;
     });
   }

@@ -48,6 +48,7 @@ import {
   FILESYSTEM_SECTOR_BYTES, filesystemRegion, filesystemResetRange, inspectFilesystemArea, shouldEraseFilesystemArea,
   type FilesystemRegion,
 } from './filesystem-area.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 /**
  * `bootloader`: the board must be put in download mode by hand (hold BOOT, press RESET).
@@ -116,11 +117,13 @@ export interface FlashResult {
   bootModeLatch: 'flash' | 'download';
 }
 
-export class UnsupportedChipError extends Error {
+export class UnsupportedChipError extends ManagerError {
   override name = 'UnsupportedChipError';
+  readonly kind: ErrorKind = 'bad_request';
 }
-export class FlashError extends Error {
+export class FlashError extends ManagerError {
   override name = 'FlashError';
+  readonly kind: ErrorKind = 'device';
 }
 /** What the flash holds after writing is not the image (MD5 mismatch). */
 export class FlashVerifyError extends FlashError {

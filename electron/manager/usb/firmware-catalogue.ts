@@ -14,6 +14,7 @@ import {
   FIRMWARE_MIRROR_ENV, findBuiltinFirmware, type BuiltinImageProblem,
 } from './builtin-firmware.js';
 import { FirmwareImageError, inspectFirmwareImage, type FirmwareImageInfo } from './firmware-image.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export const MAX_IMAGE_BYTES = 16 * 1024 * 1024;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\.bin$/;
@@ -22,8 +23,9 @@ const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\.bin$/;
 export type FirmwareDownloadFailure =
   | 'bad-url' | 'bad-sha256' | 'network' | 'http' | 'too-large' | 'aborted' | 'sha256-mismatch' | 'unknown-builtin' | BuiltinImageProblem;
 
-export class FirmwareDownloadError extends Error {
+export class FirmwareDownloadError extends ManagerError {
   override name = 'FirmwareDownloadError';
+  readonly kind: ErrorKind = 'bad_request';
   constructor(message: string, readonly reason: FirmwareDownloadFailure, options?: ErrorOptions) {
     super(message, options);
   }

@@ -18,6 +18,7 @@
  * (over 608 KiB: GENERIC).
  */
 import { createHash } from 'node:crypto';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export type FlashMode = 'qio' | 'qout' | 'dio' | 'dout';
 export const FLASH_MODES: readonly FlashMode[] = ['qio', 'qout', 'dio', 'dout'];
@@ -34,8 +35,9 @@ const IMAGE_MAGIC = 0xe9;
 const ESP32_EXTENDED_HEADER_WP = 0xee;
 const MAX_SEGMENTS = 16;
 
-export class FirmwareImageError extends Error {
+export class FirmwareImageError extends ManagerError {
   override name = 'FirmwareImageError';
+  readonly kind: ErrorKind = 'bad_request';
 }
 
 export interface FirmwareImageInfo {

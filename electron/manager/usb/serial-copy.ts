@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import type { RawRepl } from './raw-repl.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 /** Largest chunk of file data sent as plain base64 (4 KB of base64 on the line). */
 export const PLAIN_CHUNK_BYTES = 3 * 1024;
@@ -62,8 +63,9 @@ export interface PutFileResult {
 }
 
 /** A copy failed. `leftover`: a temporary file that could not be removed (the board was unreachable). */
-export class SerialCopyError extends Error {
+export class SerialCopyError extends ManagerError {
   override readonly name: string = 'SerialCopyError';
+  readonly kind: ErrorKind = 'device';
   constructor(message: string, readonly leftover?: string, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -219,7 +221,7 @@ export async function putFile(repl: RawRepl, localData: Buffer, destPath: string
   let chunks = 0;
   let deflated = 0;
   let codeBytes = 0;
-  let boardInflates = false;
+  let boardInflates: boolean;
   try {
     progress('prepare', 0);
     boardInflates = (await repl.execChecked(setupCode(part), { ...exec, pipelineNext: true })).trim() === '1';

@@ -167,7 +167,7 @@ function usbDeviceOf(device: string, sysfsRoot: string): string | undefined {
 function byIdLinks(devRoot: string): Map<string, string> {
   const links = new Map<string, string>();
   const dir = path.join(devRoot, 'serial', 'by-id');
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = readdirSync(dir);
   } catch {

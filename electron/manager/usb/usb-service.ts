@@ -17,6 +17,7 @@ import { putFile, type PutFileResult } from './serial-copy.js';
 import { closeNodeSerialPort, openNodeSerialPort } from './web-serial-port.js';
 import { FirmwareImageError, inspectFirmwareImage, type FlashMode } from './firmware-image.js';
 import { SerialConsole } from './serial-console.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export interface UsbProgressEvent {
   job: string;
@@ -76,8 +77,9 @@ const JOB_WORDS: Record<UsbJobKind, { busy: string; before: string }> = {
 };
 
 /** The port is held by a job or a console; `owner` says which. */
-export class PortBusyError extends Error {
+export class PortBusyError extends ManagerError {
   override name = 'PortBusyError';
+  readonly kind: ErrorKind = 'conflict';
 
   constructor(message: string, readonly port?: string, readonly owner?: UsbPortOwner) {
     super(message);

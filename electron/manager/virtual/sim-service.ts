@@ -6,12 +6,14 @@
  */
 import type { ApiClient } from '../api/client.js';
 import { startVirtualFleet, type VirtualFleet } from './virtual-fleet.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export const SIM_PREFIX = 'virtual';
 export const MAX_SIM_BOARDS = 50;
 
-export class SimLimitError extends Error {
+export class SimLimitError extends ManagerError {
   override name = 'SimLimitError';
+  readonly kind: ErrorKind = 'conflict';
 }
 
 export class SimService {

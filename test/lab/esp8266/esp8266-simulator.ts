@@ -70,7 +70,7 @@
 import { EventEmitter } from 'node:events';
 import { PtyLink, type SerialLink } from '../pty-link.js';
 import { fatalExceptionText, FIRMWARE_BAUD, flashModeWorks, inspectBootImage, romBanner, romLoadLog, ROM_BOOT_BAUD, type BootImage, type FlashMode } from './boot-console.js';
-import { ChipRegisters, UART_CLOCK_HZ, type SimulatedChip } from './chip-registers.js';
+import { ChipRegisters, UART_CLOCK_HZ } from './chip-registers.js';
 import { ResetCircuit, type AdapterModel } from './reset-circuit.js';
 import { FlasherStub } from './flasher-stub.js';
 import { FlashChip, W25Q32_TIMING, type FlashTiming } from './flash-chip.js';

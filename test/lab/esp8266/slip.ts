@@ -26,7 +26,7 @@ export function slipEncode(packet: Uint8Array): Buffer {
       out[at++] = byte;
     }
   }
-  out[at++] = SLIP_END;
+  out[at] = SLIP_END;
   return out;
 }
 
