@@ -130,6 +130,8 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(await codes({ op: 'rm', path: '/' })).toBe('EINVAL');
       expect(await codes({ op: 'mv', path: '/edge/f.py', to: '/edge/d' })).toBe('EISDIR');
       expect(await codes({ op: 'put', path: '/edge/d', dataBase64: file })).toBe('EISDIR');
+      // A directory is not moved into itself (or not moved at all).
+      expect(['EISDIR', 'EINVAL']).toContain(await codes({ op: 'mv', path: '/edge/d', to: '/edge/d/inner' }));
       expect(await codes({ op: 'rm', path: '/edge/missing.py' })).toBe('ENOENT');
       // Directories list with size 0, sorted by name as bytes; the file is untouched.
       expect((await run(name, { op: 'ls', path: '/edge' })).result).toEqual([['d', 'd', 0], ['f.py', 'f', 6]]);
