@@ -296,14 +296,16 @@ function notePeak() {
  * returned): is the board out of memory? With the RAM locked this is only a safety net
  * (the GC heap can never have grown); in 'live-check' mode it is the limit itself: what
  * is still referenced once the garbage is gone must fit in the budget. Then garbage is
- * collected if the board's heap runs low (see settleHeap).
+ * collected: after a firmware step always (see collectForStep), after a run() if the
+ * board's heap runs low (see settleHeap).
  */
-function overBudget() {
+function overBudget(/** @type {'step' | 'run'} */ after) {
   const [alloc, free] = notePeak();
   let problem = '';
   if (config.heapLimit === 'memory-error') {
     const total = alloc + free - maxNewSplit;
     if (total > lockedTotal) problem = `the GC heap grew to ${total - hidden} B (budget ${budgetTotal} B)`;
+    else if (after === 'step') collectForStep();
     else settleHeap();
   } else {
     callPython(() => py.collect());
@@ -329,6 +331,20 @@ function settleHeap() {
   if (free - maxNewSplit < (threshold > 0 ? threshold : boardThreshold)) callPython(() => py.collect());
 }
 
+/**
+ * After a firmware step (and start()): garbage is always collected. A board collects as
+ * soon as an allocation does not fit, so each pass of its main loop has all of the heap
+ * that nothing references; the lab cannot collect in the middle of a step, so it does
+ * before the next one. (Collecting only below gc.threshold(), as after a run(), left a
+ * step as little as a quarter of the heap: the first step of a file command, which reads
+ * the command and imports cm_ops, needs about 16 KB, and raised MemoryError on a 36 KB
+ * board whose free heap was garbage.) gc.mem_free() in a step thus counts that step's
+ * garbage only; a board's also counts what earlier steps left (less than gc.threshold()).
+ */
+function collectForStep() {
+  callPython(() => py.collect());
+}
+
 function step() {
   timer = undefined;
   if (halted) return;
@@ -340,7 +356,7 @@ function step() {
   flushConsole();
   flash.sync();
   if (rc < 0) return fail(rc, 'step()');
-  if (overBudget()) return;
+  if (overBudget('step')) return;
   // Input a dupterm stream announced (os.dupterm_notify()): read it now, between steps.
   if (term.serveInput((fn) => callProgram(fn))) return interruptFirmware();
   flushConsole();
@@ -390,7 +406,7 @@ function boot() {
     flash.sync();
     if (rc < 0) return fail(rc, 'start()');
     notePeak();
-    settleHeap();
+    collectForStep(); // the first step follows
     port.postMessage({ type: 'booted', mode: 'firmware', ...bootFacts() });
     timer = setImmediate(step);
   } else if (exists('/main.py')) {
@@ -481,7 +497,7 @@ port.on('message', (/** @type {{ type: string, id: number, code?: string, single
         console: text(both.slice(0, printed)), traceback: text(err.slice(printedErr)),
         failed: rc !== 0, systemExit: rc === -3, interrupted: rc === -4,
       });
-      if (rc !== undefined) overBudget();
+      if (rc !== undefined) overBudget('run');
       break;
     }
     case 'interrupt':

@@ -34,11 +34,13 @@
  *   saved; the access point's settings are the SDK's, kept in `flash`; no station joins it.
  * - This port collects garbage only between steps, never in the middle of one: at
  *   gc.threshold() (a quarter of the heap, as _boot.py sets it) the collection runs as the
- *   step returns; the lab also collects then when less than the threshold is free (a
- *   board would in the middle of the next step), and after every step with 'live-check'.
- *   With `heapLimit: 'memory-error'` (default) the GC heap cannot grow past `heapBytes`
- *   and an allocation beyond raises a real MemoryError, but a step's garbage must then fit
- *   in the free heap (a board would collect and go on). With 'live-check' the heap may grow
+ *   step returns. The lab also collects after every firmware step (a board collects as
+ *   soon as an allocation does not fit, so each step has all of the unreferenced heap;
+ *   gc.mem_free() in a step therefore counts only that step's garbage), and after a run()
+ *   when less than the threshold is free. With `heapLimit: 'memory-error'` (default) the
+ *   GC heap cannot grow past `heapBytes` and an allocation beyond raises a real
+ *   MemoryError, but a step's garbage must then fit in the free heap (a board would
+ *   collect and go on). With 'live-check' the heap may grow
  *   during a step and the board is out of memory when what is still referenced after the
  *   step's collection exceeds the budget (a transient peak goes unnoticed). A MemoryError
  *   out of step() resets the board ('out-of-memory'), as a watchdog would; any other

@@ -3,10 +3,10 @@
 #
 # Garbage is only collected when control is back in JavaScript: the port's automatic
 # collection (at gc.threshold(), which the worker sets as _boot.py does) runs as the call
-# returns, and the worker calls collect() between calls when the heap runs low (a
-# gc.collect() here only marks a collection due). Exceptions never leave these
-# functions (an exception reaching JavaScript is formatted in the heap, which may be
-# full): they are kept in _err, and JavaScript asks report() to print them once the heap
+# returns, and the worker calls collect() after every firmware step and between other
+# calls when the heap runs low (a gc.collect() here only marks a collection due).
+# Exceptions never leave these functions (an exception reaching JavaScript is formatted
+# in the heap, which may be full): they are kept in _err, and JavaScript asks report() to print them once the heap
 # has been collected. Return codes: 0 ok, -1 exception, -2 MemoryError, -3 SystemExit,
 # -4 KeyboardInterrupt (Ctrl-C, see interrupted()).
 import gc
