@@ -186,8 +186,7 @@ def _file(cl, op, f):
     if op == b'rm':
         if p == '/':
             raise Fail(b'EINVAL', b'cannot remove /')
-        _rm(p, f.get(b'r') == b'1')
-        return b'{}'
+        return _rm(p, f.get(b'r') == b'1')
     if op == b'mkdir':
         _mkdirs(p)
         return b'{}'
@@ -375,11 +374,19 @@ def _get(cl, p):
 
 
 def _ls(cl, p):
+    # The first entries that fit (§7.4): at most 1000 and 16 KiB of JSON, and no more than
+    # this board's free heap holds. Each kept name costs about three times its length on
+    # the way out (the name, the JSON, its copy as it is sent) and 100 bytes besides; 4 KB
+    # stay for the garbage of the last 8 entries, collected after every 8 (a step each).
     out = []
     b = 2
+    gc.collect()
+    room = gc.mem_free() - 4096
     for e in os.ilistdir(p):
-        b += len(e[0].encode()) + 24  # its JSON, at most
-        if len(out) == 1000 or b > 16384:
+        k = len(e[0].encode())
+        b += k + 24  # its JSON, at most
+        room -= 3 * k + 100
+        if len(out) == 1000 or b > 16384 or room < 0:
             cl.tot = 1 << 30  # marks the result as truncated (§7.4)
             break
         d = e[1] & 0x4000
@@ -387,20 +394,29 @@ def _ls(cl, p):
         if not d:
             size = e[3] if len(e) > 3 and e[3] >= 0 else os.stat(p.rstrip('/') + '/' + e[0])[6]
         out.append([e[0], 'd' if d else 'f', size])
+        if not len(out) & 7:
+            yield
     out.sort()
     return json.dumps(out)
 
 
 def _rm(p, tree):
+    # A tree goes one entry at a time, its listing opened again after each removal: the
+    # names need not fit in memory, and the board collects garbage in between (a step each).
     d = _isdir(p)
     if d is None:
         raise Fail(b'ENOENT', b'no such file or directory')
     if not d:
         os.remove(p)
-        return
-    if tree:
-        for e in list(os.ilistdir(p)):
-            _rm(p + '/' + e[0], True)
-    elif any(True for _ in os.ilistdir(p)):
+        return b'{}'
+    while tree:
+        for e in os.ilistdir(p):
+            break
+        else:
+            break
+        yield from _rm(p + '/' + e[0], True)
+        yield
+    if not tree and any(True for _ in os.ilistdir(p)):
         raise Fail(b'ENOTEMPTY', b'the directory is not empty')
     os.rmdir(p)
+    return b'{}'

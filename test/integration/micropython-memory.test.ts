@@ -1,12 +1,13 @@
 /**
  * The MicroPython client's memory budget and resilience, measured in the board lab:
  * held heap after start on a 36 KB board, no growth over 1,000 commands on a 40 KB board,
- * a MemoryError in user code survived, and a Redis restart under a running board.
+ * 50 queued uploads on a 36 KB board, a MemoryError in user code survived, and a Redis restart under a running board.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiCommandRequest } from '../../electron/manager/api/contract.js';
 import { MicroPythonBoard } from '../../electron/manager/virtual/micropython-board.js';
 import { LAB_WIFI, provisionFolder } from '../../electron/manager/virtual/micropython-fleet.js';
 import { startManager, waitFor } from '../helpers/lab.js';
@@ -79,6 +80,30 @@ describe('MicroPython client memory (lab)', () => {
     const after = await board.heap();
     console.log(`[memory] 40 KB board: held before ${before.used} B, after 1,000 execs ${after.used} B; peak in a step ${after.peakUsed} B`);
     expect(after.used - before.used).toBeLessThanOrEqual(1024);
+    expect(board.resets).toBe(0);
+  });
+
+  it('takes 50 small uploads queued at once into one folder and removes it (36 KB board), its held memory not growing', { timeout: 120_000 }, async () => {
+    const board = await bootBoard(service, 'mem-put', 36 * 1024);
+    boards.push(board);
+    const send = async (request: ApiCommandRequest) => (await service.api.call('commands.send', { boards: 'mem-put', request })).commands[0]!.cid;
+    // The first file command interns the names of the client's file code for good.
+    await service.api.call('commands.wait', { cids: [await send({ op: 'put', path: '/first', dataBase64: '' })], timeoutMs: 20_000 });
+    const before = await board.heap();
+    // Queued together, each put is claimed in the step right after the previous one ended.
+    const names = Array.from({ length: 50 }, (_, index) => `${String(index).padStart(3, '0')}${'n'.repeat(147)}`);
+    const cids: string[] = [];
+    for (const name of names) cids.push(await send({ op: 'put', path: `/many/${name}`, dataBase64: '' }));
+    const results = await service.api.call('commands.wait', { cids, timeoutMs: 100_000 });
+    expect(results.map((view) => view.error ?? view.status)).toEqual(names.map(() => 'ok'));
+    const after = await board.heap();
+    console.log(`[memory] 36 KB board: held before ${before.used} B, after 50 puts ${after.used} B; peak in a step ${after.peakUsed} B`);
+    expect(after.used - before.used).toBeLessThanOrEqual(1024);
+    const count = await exec(service, 'mem-put', 'import os\nprint(len(os.listdir("/many")))');
+    expect(count.output[0]?.text).toBe('50\n');
+    // Removing the folder takes its entries one at a time: their names need not fit in memory.
+    const [removed] = await service.api.call('commands.wait', { cids: [await send({ op: 'rm', path: '/many', recursive: true })], timeoutMs: 20_000 });
+    expect(removed!.error ?? removed!.status).toBe('ok');
     expect(board.resets).toBe(0);
   });
 
