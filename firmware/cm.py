@@ -191,6 +191,10 @@ class Client(io.IOBase):
 
     def _end(self, r, x=None):
         # The command is over: its result goes out, with the error code of x if it failed.
+        if x is not None and self.res is not None:
+            # Raised while sending the result made already: not the command's error. The
+            # connection starts over, and the result is sent again (§6).
+            raise x
         if self.st != 4 and isinstance(x, MemoryError):
             # Out of memory: even the result may not fit before this step's garbage is
             # collected (gc.collect() in the middle of a step frees nothing in some ports),
