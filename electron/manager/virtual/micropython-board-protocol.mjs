@@ -1,3 +1,4 @@
+// @ts-check
 // Constants shared by the MicroPython board lab's main-thread side (micropython-board.ts,
 // micropython-board-network.ts) and its worker (micropython-board-worker*.mjs).
 //

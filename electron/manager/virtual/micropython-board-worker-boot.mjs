@@ -1,3 +1,4 @@
+// @ts-check
 // MicroPython 1.27's frozen _boot.py (and inisetup.py) for the board lab's worker
 // (micropython-board-worker.mjs), and helpers of its start-up.
 //

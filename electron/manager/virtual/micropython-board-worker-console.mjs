@@ -1,3 +1,4 @@
+// @ts-check
 // The board's console output, for the board lab's worker (micropython-board-worker.mjs):
 // batched per line to the parent as 'console' messages; captured instead while run()
 // (for its result) or the lab itself (its own output: no console, no dupterm) listens.
@@ -73,6 +74,6 @@ export class BoardConsole {
       this.internal--;
       this.capture = outer;
     }
-    return /** @type {[number[], number[]]} */ (capture);
+    return capture;
   }
 }

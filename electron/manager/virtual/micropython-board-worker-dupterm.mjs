@@ -1,3 +1,4 @@
+// @ts-check
 // os.dupterm for the board lab's worker (micropython-board-worker.mjs): the JavaScript
 // half of lab-python/_cm_dupterm.py, registered as `_cm_lab_term`.
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // The board lab's file errors with an ESP8266's numbers, for the worker (micropython-board-worker.mjs).
 //
 // MicroPython raises a failed file operation as OSError(errno of the C library). The
@@ -41,7 +42,8 @@ export function raiseEsp8266Errnos(FS) {
       try {
         return original.apply(this ?? FS, args);
       } catch (error) {
-        const mapped = depth === 1 && error?.name === 'ErrnoError' ? WASI_TO_ESP8266_ERRNO[/** @type {keyof typeof WASI_TO_ESP8266_ERRNO} */ (error.errno)] : undefined;
+        const e = /** @type {{ name?: string, errno?: number } | undefined} */ (error);
+        const mapped = depth === 1 && e?.name === 'ErrnoError' ? WASI_TO_ESP8266_ERRNO[/** @type {keyof typeof WASI_TO_ESP8266_ERRNO} */ (e.errno)] : undefined;
         // A new error: Emscripten throws shared instances for some errors.
         throw mapped === undefined ? error : new FS.ErrnoError(mapped);
       } finally {

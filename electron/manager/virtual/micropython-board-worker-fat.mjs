@@ -1,3 +1,4 @@
+// @ts-check
 // How the board lab's file system changes files, for the worker (micropython-board-worker.mjs):
 // FAT's rename, and the lab's power cut in the middle of a change.
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // The board's flash file system, for the board lab's worker (micropython-board-worker.mjs).
 //
 // This build of MicroPython only has Emscripten's MEMFS (no NODEFS), so the host folder

@@ -1,3 +1,4 @@
+// @ts-check
 // `_cm_lab_host`: the JavaScript module the lab's Python shims (lab-python/*.py) call.
 // Part of the board lab's worker (micropython-board-worker.mjs).
 //
@@ -99,6 +100,7 @@ export function createHost(options) {
   /** Set by the worker before calling the Python side of run(). */
   let code = new Uint8Array(0);
   /** Latest raw GC figures reported by _cm_lab: [mem_alloc(), mem_free(), threshold()]. */
+  /** @type {[alloc: number, free: number, threshold: number]} */
   const mem = [0, 0, -1];
 
   /**

@@ -1,3 +1,4 @@
+// @ts-check
 // The board's RAM, for the board lab's worker (micropython-board-worker.mjs).
 //
 // Facts about @micropython/micropython-webassembly-pyscript 1.27 this relies on:
@@ -13,7 +14,13 @@
 // So: hooks capture the memory, can forbid it to grow (one worker = one board, so patching
 // this thread's WebAssembly globals touches no other interpreter), and slow the busy-wait.
 
-/** @type {WebAssembly.Memory | undefined} */
+// This thread's WebAssembly global, as far as it is used and patched here. (Its types come
+// with TypeScript's DOM library, which this Node project does not load.)
+/** @typedef {{ buffer: ArrayBuffer, grow(delta: number): number }} WasmMemory */
+const wasm = /** @type {{ instantiate: (source: unknown, imports?: object) => Promise<unknown>, Memory: { prototype: WasmMemory } }} */ (
+  /** @type {any} */ (globalThis).WebAssembly);
+
+/** @type {WasmMemory | undefined} */
 let memory;
 let locked = false;
 /** @type {Uint8Array | undefined} */
@@ -57,18 +64,17 @@ export function setWakeCheck(check) {
  * Installs the hooks; must run before the MicroPython module is loaded.
  */
 export function installMemoryHooks() {
-  const instantiate = WebAssembly.instantiate;
-  // @ts-ignore: same signature, re-dispatched as is.
-  WebAssembly.instantiate = async function (source, imports) {
+  const instantiate = wasm.instantiate;
+  wasm.instantiate = async function (source, imports) {
     const env = /** @type {any} */ (imports)?.env;
     if (env && typeof env.mp_js_ticks_ms === 'function') env.mp_js_ticks_ms = napWhenSpinning(env.mp_js_ticks_ms);
-    const result = await instantiate.call(WebAssembly, source, imports);
+    const result = await instantiate.call(wasm, source, imports);
     const instance = /** @type {any} */ (result).instance ?? result;
     memory ??= instance.exports.memory;
     return result;
   };
-  const grow = WebAssembly.Memory.prototype.grow;
-  WebAssembly.Memory.prototype.grow = function (delta) {
+  const grow = wasm.Memory.prototype.grow;
+  wasm.Memory.prototype.grow = function (/** @type {number} */ delta) {
     if (locked && this === memory) throw new RangeError('the board has no more RAM');
     return grow.call(this, delta);
   };

@@ -1,8 +1,10 @@
+// @ts-check
 // Worker-thread entry of one simulated board (see micropython-board.ts): one MicroPython
 // WebAssembly interpreter = one whole device, booted from the board's flash folder.
 //
-// Plain JavaScript because Node 20 cannot load TypeScript in a worker; the build copies
-// this file, its sibling .mjs modules and lab-python/*.py next to the compiled JS.
+// Plain JavaScript because Node 20 cannot load TypeScript in a worker, type-checked all the
+// same (JSDoc types; tsconfig.json has checkJs); the build copies this file, its sibling
+// .mjs modules and lab-python/*.py next to the compiled JS.
 //
 // Boot: load the interpreter with the board's heap (plus room for the lab's own Python,
 // hidden from the budget), route its stdout/stderr through os.dupterm
@@ -160,7 +162,16 @@ for (const shim of ['_cm_lab', 'socket', 'network', 'machine', 'binascii', '_cm_
 mp.runPython('sys.path.pop(0)\ndel sys');
 removeTree(FS, LAB_DIR);
 mp.globals.delete('_cm_u0');
-const lab = mp.pyimport('_cm_lab');
+/**
+ * What the worker calls in lab-python/_cm_lab.py; return codes are listed there.
+ * @typedef {{
+ *   start(module: string): number, step(waitMs: number): number, run(single: number): number, run_file(name: string): number,
+ *   interrupted(waitMs: number): number, corrupt(startSector: number, blocks: number, repeatMs: number): number,
+ *   report(): number, collect(): void, mem(): void, drain(): void, ballast(bytes: number): void,
+ *   heap_figures(hidden: number, split: number, total: number): void,
+ * }} LabPython
+ */
+const lab = /** @type {LabPython} */ (mp.pyimport('_cm_lab'));
 term.bind(mp.pyimport('_cm_dupterm'));
 const py = {
   start: lab.start, step: lab.step, run: lab.run, runFile: lab.run_file,
@@ -231,8 +242,13 @@ function callProgram(/** @type {() => number} */ fn) {
   }
 }
 
-/** Calls into Python; a wasm trap (not a Python exception) means the board crashed. */
-function callPython(/** @type {() => number} */ fn) {
+/**
+ * Calls into Python; a wasm trap (not a Python exception) means the board crashed.
+ * @template T
+ * @param {() => T} fn
+ * @returns {T | -2 | undefined} -2: a MemoryError reached JavaScript; undefined: a crash
+ */
+function callPython(fn) {
   try {
     return fn();
   } catch (error) {
@@ -284,7 +300,10 @@ function fail(/** @type {number} */ rc, /** @type {string} */ during) {
   else port.postMessage({ type: 'halted', reason: rc === -4 ? 'interrupted' : 'exception', during, memory: rc === -2 });
 }
 
-/** Takes the figures the last Python entry point reported before its collection. */
+/**
+ * Takes the figures the last Python entry point reported before its collection.
+ * @returns {[alloc: number, free: number]}
+ */
 function notePeak() {
   const [alloc, free] = host.lastMem();
   peakUsed = Math.max(peakUsed, alloc - hidden);

@@ -1,7 +1,9 @@
+// @ts-check
 // Worker-thread entry of the shared MicroPython interpreter (see micropython-interpreter.ts).
 //
-// Plain JavaScript because Node 20 cannot load TypeScript in a worker; the build copies
-// this file next to the compiled interpreter module.
+// Plain JavaScript because Node 20 cannot load TypeScript in a worker, type-checked all the
+// same (JSDoc types; tsconfig.json has checkJs); the build copies this file next to the
+// compiled interpreter module.
 //
 // Protocol (parent -> worker), one request at a time, answered in order:
 //   { type: 'exec',  id, context, code }  -> 'output'* then { type: 'done', id, status, error?, interrupted }
@@ -167,7 +169,8 @@ def _cm_info():
 // stays clean; the JS proxies of its functions keep them alive.
 mp.globals.set('_cm_src', HELPER);
 mp.runPython(`_cm_ns = {}\nexec(compile(_cm_src, '${HELPER_FILE}', 'exec'), _cm_ns)`);
-const helpers = mp.globals.get('_cm_ns');
+const helpers = /** @type {{ _cm_exec: (context: string, code: string) => unknown, _cm_reset: (context: string) => void, _cm_drain: () => void, _cm_info: () => unknown }} */ (
+  mp.globals.get('_cm_ns'));
 const pyExec = helpers._cm_exec;
 const pyReset = helpers._cm_reset;
 const pyDrain = helpers._cm_drain;
