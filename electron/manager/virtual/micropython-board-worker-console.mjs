@@ -65,6 +65,7 @@ export class BoardConsole {
    */
   internally(fn) {
     const outer = this.capture;
+    /** @type {[number[], number[]]} */
     const capture = [[], []];
     this.capture = capture;
     this.internal++;
