@@ -35,13 +35,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync, readdirSync } from 'node:fs';
 import { format } from 'node:util';
 import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, CTL_PARK, sharedViews } from './micropython-board-protocol.mjs';
-import { installMemoryHooks, lockMemory, setNapHook, setWakeCheck, wasmBytes } from './micropython-board-worker-memory.mjs';
+import { installMemoryHooks, setNapHook, setWakeCheck, wasmBytes } from './micropython-board-worker-memory.mjs';
+import { BoardHeap } from './micropython-board-worker-heap.mjs';
 import { FlashMirror } from './micropython-board-worker-flash.mjs';
 import { raiseEsp8266Errnos } from './micropython-board-worker-errno.mjs';
 import { watchFileChanges } from './micropython-board-worker-fat.mjs';
 import { createHost } from './micropython-board-worker-host.mjs';
 import { createTerm } from './micropython-board-worker-dupterm.mjs';
-import { bootFilesystem, gcTotalFor, removeTree } from './micropython-board-worker-boot.mjs';
+import { bootFilesystem, removeTree } from './micropython-board-worker-boot.mjs';
 import { BoardConsole } from './micropython-board-worker-console.mjs';
 
 if (!parentPort) throw new Error('micropython-board-worker.mjs must run as a worker thread');
@@ -61,8 +62,6 @@ const config = workerData;
 
 /** Room for the lab's own Python (shims, runtime) on top of the board's heap. */
 const LAB_ALLOWANCE = 24 * 1024;
-/** malloc space left free for the package's glue once the RAM is locked (see lockMemory). */
-const GLUE_MARGIN = Math.min(16 * 1024, config.heapBytes >> 1);
 /** Scratch buffer outside the GC heap where received bytes land before bytes_at(). */
 const SCRATCH_BYTES = 64 * 1024;
 const LAB_DIR = '/.cmlab';
@@ -179,33 +178,11 @@ const py = {
   interrupted: lab.interrupted, drain: lab.drain, corrupt: lab.corrupt, heapFigures: lab.heap_figures,
 };
 
-/** Raw GC figures after a collection (two calls: the collection runs between them). */
-function rawHeap() {
-  py.collect();
-  py.mem();
-  const [alloc, free] = host.lastMem();
-  return { used: alloc, free: free - maxNewSplit, total: alloc + free - maxNewSplit };
-}
-
-// Ballast: what the lab's Python holds plus the ballast make up exactly the extra room,
-// so the board sees the free heap a fresh interpreter with `heapBytes` would have.
-const budgetTotal = gcTotalFor(config.heapBytes);
-let raw = rawHeap();
-const labPythonBytes = raw.used - freshUsed;
-py.ballast(raw.total - budgetTotal - (raw.used - freshUsed) - 16);
-raw = rawHeap();
-/** Heap the lab's own Python holds; subtracted from what heap() reports. */
-const hidden = raw.used - freshUsed;
-if (raw.total - hidden !== budgetTotal) log('debug', `heap budget ${budgetTotal} B, lab overhead ${hidden} B of ${raw.total - budgetTotal} B allowed`);
-// The board's gc.mem_free() and gc.mem_alloc() (lab-python/_cm_gc.py) count its heap as heap() does.
-py.heapFigures(hidden, maxNewSplit, config.heapLimit === 'live-check' ? budgetTotal : 0);
-const lockedTotal = raw.total;
-const heldBytes = config.heapLimit === 'memory-error' ? lockMemory(module, GLUE_MARGIN) : 0;
-// _boot.py: gc.threshold((gc.mem_free() + gc.mem_alloc()) // 4), of the board's heap.
-const boardThreshold = Math.floor(budgetTotal / 4);
-mp.runPython(`gc.threshold(${boardThreshold})`);
-/** Highest heap use (garbage included) seen at the end of a step or run since heap(). */
-let peakUsed = 0;
+const heap = new BoardHeap({
+  py, lastMem: host.lastMem, call: callPython, module, log,
+  heapBytes: config.heapBytes, heapLimit: config.heapLimit, maxNewSplit, freshUsed,
+});
+mp.runPython(`gc.threshold(${heap.boardThreshold})`);
 
 const flash = new FlashMirror(FS, config.folder, log);
 const fileChanges = watchFileChanges(FS, { fat: config.filesystem.format === 'fat', powerCut });
@@ -300,68 +277,13 @@ function fail(/** @type {number} */ rc, /** @type {string} */ during) {
   else port.postMessage({ type: 'halted', reason: rc === -4 ? 'interrupted' : 'exception', during, memory: rc === -2 });
 }
 
-/**
- * Takes the figures the last Python entry point reported before its collection.
- * @returns {[alloc: number, free: number]}
- */
-function notePeak() {
-  const [alloc, free] = host.lastMem();
-  peakUsed = Math.max(peakUsed, alloc - hidden);
-  return [alloc, free];
-}
-
-/**
- * After a step or run (whose figures were reported before any collection that ran as it
- * returned): is the board out of memory? With the RAM locked this is only a safety net
- * (the GC heap can never have grown); in 'live-check' mode it is the limit itself: what
- * is still referenced once the garbage is gone must fit in the budget. Then garbage is
- * collected: after a firmware step always (see collectForStep), after a run() if the
- * board's heap runs low (see settleHeap).
- */
+/** After a step or run: a board out of memory is reset (see BoardHeap.check). */
 function overBudget(/** @type {'step' | 'run'} */ after) {
-  const [alloc, free] = notePeak();
-  let problem = '';
-  if (config.heapLimit === 'memory-error') {
-    const total = alloc + free - maxNewSplit;
-    if (total > lockedTotal) problem = `the GC heap grew to ${total - hidden} B (budget ${budgetTotal} B)`;
-    else if (after === 'step') collectForStep();
-    else settleHeap();
-  } else {
-    callPython(() => py.collect());
-    callPython(() => py.mem());
-    const live = host.lastMem()[0] - hidden;
-    if (live > budgetTotal) problem = `${live} B in use after a collection (budget ${budgetTotal} B)`;
-  }
+  const problem = heap.check(after);
   if (!problem) return false;
   halted = true;
   port.postMessage({ type: 'fault', kind: 'memory', message: problem });
   return true;
-}
-
-/**
- * Between two calls: the port's own collection at gc.threshold() has run if it was due;
- * if less than the threshold is still free, collect now, as a board would once its heap
- * ran out in the middle of the next step (which the lab cannot).
- */
-function settleHeap() {
-  callPython(() => py.mem());
-  const [, free = 0, threshold = -1] = host.lastMem();
-  // gc.threshold(-1) (no automatic collection) still leaves a board its collection when full.
-  if (free - maxNewSplit < (threshold > 0 ? threshold : boardThreshold)) callPython(() => py.collect());
-}
-
-/**
- * After a firmware step (and start()): garbage is always collected. A board collects as
- * soon as an allocation does not fit, so each pass of its main loop has all of the heap
- * that nothing references; the lab cannot collect in the middle of a step, so it does
- * before the next one. (Collecting only below gc.threshold(), as after a run(), left a
- * step as little as a quarter of the heap: the first step of a file command, which reads
- * the command and imports cm_ops, needs about 16 KB, and raised MemoryError on a 36 KB
- * board whose free heap was garbage.) gc.mem_free() in a step thus counts that step's
- * garbage only; a board's also counts what earlier steps left (less than gc.threshold()).
- */
-function collectForStep() {
-  callPython(() => py.collect());
 }
 
 function step() {
@@ -408,8 +330,8 @@ function boot() {
     if (rc === undefined) return;
     if (rc < 0) reportError();
     else {
-      notePeak();
-      settleHeap();
+      heap.notePeak();
+      heap.settle();
     }
     flushConsole();
     flash.sync();
@@ -424,8 +346,8 @@ function boot() {
     flushConsole();
     flash.sync();
     if (rc < 0) return fail(rc, 'start()');
-    notePeak();
-    collectForStep(); // the first step follows
+    heap.notePeak();
+    heap.collectForStep(); // the first step follows
     port.postMessage({ type: 'booted', mode: 'firmware', ...bootFacts() });
     timer = setImmediate(step);
   } else if (exists('/main.py')) {
@@ -492,7 +414,7 @@ function interruptFirmware() {
 }
 
 function bootFacts() {
-  return { filesystem, hiddenBytes: hidden, labPythonBytes, heldBytes, wasmBytes: wasmBytes() };
+  return { filesystem, hiddenBytes: heap.hidden, labPythonBytes: heap.labPythonBytes, heldBytes: heap.heldBytes, wasmBytes: wasmBytes() };
 }
 
 // Requests are handled between steps (this thread is busy during one).
@@ -523,16 +445,9 @@ port.on('message', (/** @type {{ type: string, id: number, code?: string, single
       interruptProgram();
       port.postMessage({ type: 'reply', id: msg.id });
       break;
-    case 'heap': {
-      const heap = rawHeap();
-      const used = heap.used - hidden;
-      // In 'live-check' mode the GC heap may have grown past the budget (garbage of a
-      // step); the board's heap is still the budget.
-      const total = config.heapLimit === 'memory-error' ? heap.total - hidden : budgetTotal;
-      port.postMessage({ type: 'reply', id: msg.id, heap: { total, used, free: total - used, peakUsed: Math.max(peakUsed, used) } });
-      peakUsed = 0;
+    case 'heap':
+      port.postMessage({ type: 'reply', id: msg.id, heap: heap.report() });
       break;
-    }
     case 'power-cut':
       fileChanges.armPowerCut(String(msg.path), Number(msg.count));
       port.postMessage({ type: 'reply', id: msg.id });
