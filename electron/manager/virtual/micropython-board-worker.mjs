@@ -9,8 +9,8 @@
 // Boot: load the interpreter with the board's heap (plus room for the lab's own Python,
 // hidden from the budget), route its stdout/stderr through os.dupterm
 // (micropython-board-worker-dupterm.mjs), import the lab's shims (os.dupterm among
-// them) from a directory the board never sees,
-// lock the RAM (micropython-board-worker-memory.mjs; heapLimit 'memory-error') or not
+// them) from a directory the board never sees, set the heap budget up
+// (micropython-board-worker-heap.mjs): lock the RAM (heapLimit 'memory-error') or not
 // ('live-check': the live heap is checked after each step instead), set gc.threshold() and
 // mount the filesystem as _boot.py does (micropython-board-worker-boot.mjs: copy the
 // flash folder to `/`, or a first boot's initial setup, or the corrupt-filesystem loop),
