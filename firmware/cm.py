@@ -281,8 +281,9 @@ class Client(io.IOBase):
                 self.x('out', 'i', self.cid, 'n', self.seq, 's', self.sn, 'd', data)
             except OSError:
                 # Connection lost while user code runs: stop capturing rather than raise
-                # into it; the result (with the count) goes out after reconnecting.
-                self.cid = None
+                # into it (the output is marked truncated); the result, with its command
+                # id and count, goes out after reconnecting.
+                self.tot = _OMAX + 1
             self.seq += 1
         self.ft = time.ticks_ms()
 

@@ -237,6 +237,18 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(text(probe)).toBe('1\n');
     });
 
+    it('ends a command whose connection dropped while it printed, and takes the next one', async () => {
+      const name = board(1);
+      const command = await send(name, { op: 'exec', code: 'import time\nfor i in range(20):\n    print("tick", i)\n    time.sleep(0.1)\n' });
+      await waitFor(() => events.find((event) => event.type === 'output' && event.cid === command.cid), 15_000, 'output');
+      lab.proxy.cutAll(); // the wifi drops while the code runs
+      const done = await wait(command.cid, 30_000);
+      expect(done.status).toBe('ok');
+      expect(text(done)).toContain('tick 0\n');
+      const next = await run(name, { op: 'exec', code: 'print("next")' });
+      expect([next.status, text(next)]).toEqual(['ok', 'next\n']);
+    });
+
     it('reports a command it took but never started before restarting as not run, at once (§4.3)', async () => {
       const name = board(1);
       const counter = `/runs-never.txt`;
