@@ -27,12 +27,13 @@ const { values } = parseArgs({ options: { samples: { type: 'string', default: '2
 const samples = Number(values.samples);
 const HEAP = 36 * 1024;
 
-const freePort = () => new Promise((resolve) => {
-  const server = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address();
-    server.close(() => resolve(port));
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
   });
-});
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-fw-'));
@@ -44,7 +45,11 @@ try {
 
   // Baseline: the same lab board without firmware.
   const baseFolder = path.join(dataDir, 'baseline');
-  await provisionFolder(baseFolder, { v: 1, id: 'b0', name: 'b0', user: 'cmb-b0', password: 'x'.repeat(43), server: '127.0.0.1', port: 1, hb: 5 }, { host: '127.0.0.1', port: 1 });
+  await provisionFolder(
+    baseFolder,
+    { v: 1, id: 'b0', name: 'b0', user: 'cmb-b0', password: 'x'.repeat(43), server: '127.0.0.1', port: 1, hb: 5 },
+    { host: '127.0.0.1', port: 1 },
+  );
   await writeFile(path.join(baseFolder, 'main.py'), '');
   const baseline = new MicroPythonBoard({ folder: baseFolder, heapBytes: HEAP, firmwareModule: 'no_firmware' });
   await baseline.start();
@@ -79,15 +84,17 @@ try {
     const payload = await buildProvisioningPayload({ wifi: LAB_WIFI, server, credentials, mpy });
     return payload.files.filter((file) => file.path !== CONFIG_PATH).reduce((sum, file) => sum + file.data.length, 0);
   };
-  console.log(JSON.stringify({
-    heap_held_bytes: heapHeld,
-    client_py_bytes: await clientBytes(null),
-    client_mpy_bytes: await clientBytes(774),
-    rtt_p50_ms: Number(rtts[Math.floor(rtts.length / 2)].toFixed(2)),
-    rtt_p99_ms: Number(rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * 0.99))].toFixed(2)),
-    heap_bytes: HEAP,
-    samples: rtts.length,
-  }));
+  console.log(
+    JSON.stringify({
+      heap_held_bytes: heapHeld,
+      client_py_bytes: await clientBytes(null),
+      client_mpy_bytes: await clientBytes(774),
+      rtt_p50_ms: Number(rtts[Math.floor(rtts.length / 2)].toFixed(2)),
+      rtt_p99_ms: Number(rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * 0.99))].toFixed(2)),
+      heap_bytes: HEAP,
+      samples: rtts.length,
+    }),
+  );
 } finally {
   await Promise.all(boards.map((board) => board.powerOff()));
   await manager.stop();

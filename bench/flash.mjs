@@ -44,41 +44,62 @@ async function onSimulator(name, run) {
 
 function report(tool, requestedBaud, { seconds, baud }, extra = {}) {
   const wireLimit = (compressedBytes * 10) / baud;
-  console.log(JSON.stringify({
-    tool, baud, image_bytes: image.length, compressed_bytes: compressedBytes,
-    seconds: Number(seconds.toFixed(2)), wire_limit_s: Number(wireLimit.toFixed(2)), ratio: Number((seconds / wireLimit).toFixed(3)),
-    within_target: seconds <= 1.05 * wireLimit + 1.5,
-    ...(requestedBaud !== baud ? { requested_baud: requestedBaud } : {}), ...extra,
-  }));
+  console.log(
+    JSON.stringify({
+      tool,
+      baud,
+      image_bytes: image.length,
+      compressed_bytes: compressedBytes,
+      seconds: Number(seconds.toFixed(2)),
+      wire_limit_s: Number(wireLimit.toFixed(2)),
+      ratio: Number((seconds / wireLimit).toFixed(3)),
+      within_target: seconds <= 1.05 * wireLimit + 1.5,
+      ...(requestedBaud !== baud ? { requested_baud: requestedBaud } : {}),
+      ...extra,
+    }),
+  );
 }
 
 try {
   for (const baud of [115_200, 460_800]) {
-    report('cloudmanager', baud, await onSimulator(`ours-${baud}`, async (portPath) => {
-      const result = await flashEsp8266({ portPath, image, baud, bootCheckMs: 0 });
-      return result.baud;
-    }));
+    report(
+      'cloudmanager',
+      baud,
+      await onSimulator(`ours-${baud}`, async (portPath) => {
+        const result = await flashEsp8266({ portPath, image, baud, bootCheckMs: 0 });
+        return result.baud;
+      }),
+    );
 
-    report('esptool-js-defaults', baud, await onSimulator(`esptool-${baud}`, async (portPath) => {
-      const session = esptoolSession(portPath, baud);
-      await session.loader.main();
-      await esptoolWriteImage(session.loader, image, { compress: true });
-      await closeSession(session);
-      return baud;
-    }));
+    report(
+      'esptool-js-defaults',
+      baud,
+      await onSimulator(`esptool-${baud}`, async (portPath) => {
+        const session = esptoolSession(portPath, baud);
+        await session.loader.main();
+        await esptoolWriteImage(session.loader, image, { compress: true });
+        await closeSession(session);
+        return baud;
+      }),
+    );
 
-    report('esp-web-flasher', baud, await onSimulator(`web-${baud}`, async (portPath) => {
-      const { ESPLoader: WebLoader } = await loadWebFlasher();
-      const port = new WebSerialPort({ path: portPath });
-      await port.open({ baudRate: 115_200 });
-      const loader = new WebLoader(port, { log() {}, error() {}, debug() {} });
-      await loader.initialize();
-      const stub = await loader.runStub();
-      // On an ESP8266 it keeps the ROM's 115200 (as ESP Web Tools does).
-      await stub.flashData(new Uint8Array(image).buffer, () => {}, 0, true);
-      await port.close();
-      return 115_200;
-    }), baud === 460_800 ? { note: 'esp-web-flasher does not change the baud rate on an ESP8266' } : {});
+    report(
+      'esp-web-flasher',
+      baud,
+      await onSimulator(`web-${baud}`, async (portPath) => {
+        const { ESPLoader: WebLoader } = await loadWebFlasher();
+        const port = new WebSerialPort({ path: portPath });
+        await port.open({ baudRate: 115_200 });
+        const loader = new WebLoader(port, { log() {}, error() {}, debug() {} });
+        await loader.initialize();
+        const stub = await loader.runStub();
+        // On an ESP8266 it keeps the ROM's 115200 (as ESP Web Tools does).
+        await stub.flashData(new Uint8Array(image).buffer, () => {}, 0, true);
+        await port.close();
+        return 115_200;
+      }),
+      baud === 460_800 ? { note: 'esp-web-flasher does not change the baud rate on an ESP8266' } : {},
+    );
   }
 } finally {
   await rm(folder, { recursive: true, force: true });

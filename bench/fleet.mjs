@@ -16,19 +16,26 @@ import { parseArgs } from 'node:util';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { findService } = await import(path.join(root, 'dist/electron/cli/service-control.js'));
-const { freePortFor } = { freePortFor: await import('node:net').then((net) => () => new Promise((resolve) => {
-  const server = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address();
-    server.close(() => resolve(port));
-  });
-})) };
+const { freePortFor } = {
+  freePortFor: await import('node:net').then(
+    (net) => () =>
+      new Promise((resolve) => {
+        const server = net.createServer().listen(0, '127.0.0.1', () => {
+          const { port } = server.address();
+          server.close(() => resolve(port));
+        });
+      }),
+  ),
+};
 
-const { values } = parseArgs({ options: {
-  boards: { type: 'string', default: '1000' },
-  samples: { type: 'string', default: '200' },
-  rounds: { type: 'string', default: '3' },
-  'per-process': { type: 'string', default: '2500' },
-} });
+const { values } = parseArgs({
+  options: {
+    boards: { type: 'string', default: '1000' },
+    samples: { type: 'string', default: '200' },
+    rounds: { type: 'string', default: '3' },
+    'per-process': { type: 'string', default: '2500' },
+  },
+});
 const boards = Number(values.boards);
 const samples = Number(values.samples);
 const rounds = Number(values.rounds);
@@ -65,7 +72,7 @@ async function waitUntil(check, timeoutMs, what) {
 
 async function rssMb(pid) {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024 * 10) / 10;
+  return Math.round((Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024) * 10) / 10;
 }
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -93,7 +100,7 @@ try {
     finished.set(event.command.cid, event.command.status);
     waiters.get(event.command.cid)?.(event.command.status);
   });
-  const resultOf = (cid) => finished.has(cid) ? Promise.resolve(finished.get(cid)) : new Promise((resolve) => waiters.set(cid, resolve));
+  const resultOf = (cid) => (finished.has(cid) ? Promise.resolve(finished.get(cid)) : new Promise((resolve) => waiters.set(cid, resolve)));
 
   const rtts = [];
   for (let i = 0; i < samples + 10; i++) {

@@ -17,8 +17,11 @@ const { putFile } = await dist('electron/manager/usb/serial-copy.js');
 const { closeNodeSerialPort, openNodeSerialPort } = await dist('electron/manager/usb/web-serial-port.js');
 
 // Real Python source: our own code, repeated to 64 KB.
-const sources = ['firmware', 'electron/manager/virtual/lab-python']
-  .flatMap((dir) => readdirSync(path.join(root, dir)).filter((name) => name.endsWith('.py')).map((name) => readFileSync(path.join(root, dir, name))));
+const sources = ['firmware', 'electron/manager/virtual/lab-python'].flatMap((dir) =>
+  readdirSync(path.join(root, dir))
+    .filter((name) => name.endsWith('.py'))
+    .map((name) => readFileSync(path.join(root, dir, name))),
+);
 let python = Buffer.concat(sources);
 while (python.length < 64 * 1024) python = Buffer.concat([python, python]);
 python = python.subarray(0, 64 * 1024);

@@ -25,16 +25,26 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { boards: { type: 'string', default: '10000' } } });
 const BOARDS = Number(values.boards);
 
-const freePort = () => new Promise((resolve) => {
-  const server = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address();
-    server.close(() => resolve(port));
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
   });
-});
 
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--disable-dev-shm-usage',
+  ],
 });
 const results = {};
 try {
@@ -51,8 +61,21 @@ async function startToFleet() {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-ui-'));
   const page = await (await browser.newContext()).newPage();
   const started = performance.now();
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'mbm.js'), 'server-start', '--foreground', '--data-dir', dataDir,
-    '--port', String(await freePort()), '--api-port', String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(root, 'bin', 'mbm.js'),
+      'server-start',
+      '--foreground',
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(await freePort()),
+      '--api-port',
+      String(await freePort()),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   try {
     const url = await new Promise((resolve, reject) => {
       let text = '';
@@ -103,9 +126,14 @@ async function bigFleet() {
     });
     // A change to every board: 10,000 events, applied in batches (at most 4 a second).
     await api.call('boards.tag', { boards: 'bench-*', add: ['bench'] });
-    await page.waitForFunction((count) => performance.getEntriesByName('cm:boards-batch')
-      .reduce((sum, entry) => sum + (entry.detail?.events ?? 0), 0) >= count, BOARDS, { timeout: 60_000 });
-    const batches = await page.evaluate(() => performance.getEntriesByName('cm:boards-batch').map((entry) => ({ ms: entry.duration, events: entry.detail.events })));
+    await page.waitForFunction(
+      (count) => performance.getEntriesByName('cm:boards-batch').reduce((sum, entry) => sum + (entry.detail?.events ?? 0), 0) >= count,
+      BOARDS,
+      { timeout: 60_000 },
+    );
+    const batches = await page.evaluate(() =>
+      performance.getEntriesByName('cm:boards-batch').map((entry) => ({ ms: entry.duration, events: entry.detail.events })),
+    );
     await context.close();
     return {
       render_10k_ms: Math.round(render),

@@ -38,7 +38,8 @@ if (values.help) {
 const command = values['board-cmd']?.trim();
 if (!command) usageError('--board-cmd is required');
 for (const placeholder of ['{creds}', '{fs}']) {
-  if (!command.includes(placeholder)) usageError(`--board-cmd must contain ${placeholder} (where the board's ${placeholder === '{fs}' ? 'flash folder' : 'credentials file'} goes)`);
+  if (!command.includes(placeholder))
+    usageError(`--board-cmd must contain ${placeholder} (where the board's ${placeholder === '{fs}' ? 'flash folder' : 'credentials file'} goes)`);
 }
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -47,10 +48,11 @@ const report = path.join(work, 'report.json');
 const logDir = path.join(work, 'board-logs');
 const vitest = path.join(root, 'node_modules', 'vitest', 'vitest.mjs');
 const code = await new Promise((resolve) => {
-  const child = spawn(process.execPath, [
-    vitest, 'run', '--config', 'test/conformance/vitest.config.ts',
-    '--reporter=default', '--reporter=json', `--outputFile.json=${report}`,
-  ], { cwd: root, stdio: 'inherit', env: { ...process.env, CM_BOARD_CMD: command, CM_BOARD_LOG_DIR: logDir } });
+  const child = spawn(
+    process.execPath,
+    [vitest, 'run', '--config', 'test/conformance/vitest.config.ts', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
+    { cwd: root, stdio: 'inherit', env: { ...process.env, CM_BOARD_CMD: command, CM_BOARD_LOG_DIR: logDir } },
+  );
   child.on('error', (error) => {
     process.stderr.write(`conformance: could not run vitest: ${error.message}\n`);
     resolve(1);

@@ -10,7 +10,10 @@ const assetExtensions = ['.lua', '.mjs', '.py', '.json'];
 function copyAssets(dir) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) { copyAssets(path); continue; }
+    if (statSync(path).isDirectory()) {
+      copyAssets(path);
+      continue;
+    }
     if (!assetExtensions.some((ext) => name.endsWith(ext))) continue;
     const target = join(root, 'dist', relative(root, path));
     mkdirSync(dirname(target), { recursive: true });

@@ -40,12 +40,24 @@ const mbm = (...args) => run(process.execPath, ['bin/mbm.js', ...args, '--data-d
 /** Starts a lab board; resolves with its RFC 2217 port and a stop function. */
 function labBoard(folder, silentBoots) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['dist/test/lab/cli/esp8266.js', '--adapter', 'auto', '--port', '0', '--dir', folder, '--silent-boots', String(silentBoots)], { cwd: root });
+    const child = spawn(
+      process.execPath,
+      ['dist/test/lab/cli/esp8266.js', '--adapter', 'auto', '--port', '0', '--dir', folder, '--silent-boots', String(silentBoots)],
+      { cwd: root },
+    );
     let text = '';
     child.stdout.on('data', (chunk) => {
       text += chunk;
       const port = /rfc2217:\/\/127\.0\.0\.1:(\d+)/.exec(text)?.[1];
-      if (port) resolve({ port, stop: () => new Promise((done) => { child.once('close', done); child.kill('SIGINT'); }) });
+      if (port)
+        resolve({
+          port,
+          stop: () =>
+            new Promise((done) => {
+              child.once('close', done);
+              child.kill('SIGINT');
+            }),
+        });
     });
     child.on('close', (code) => reject(new Error(`the lab board ended (${code}): ${text}`)));
   });
@@ -64,10 +76,21 @@ try {
     const board = await labBoard(path.join(work, `board-${i}`), silentBoots);
     const name = `loop-${i}`;
     const began = Date.now();
-    const flash = await mbm('board-flash', '--port', `rfc2217://127.0.0.1:${board.port}`, '--firmware', image, '--name', name,
-      '--wifi-ssid', 'cloudmanager-lab', '--wifi-password-file', wifi);
+    const flash = await mbm(
+      'board-flash',
+      '--port',
+      `rfc2217://127.0.0.1:${board.port}`,
+      '--firmware',
+      image,
+      '--name',
+      name,
+      '--wifi-ssid',
+      'cloudmanager-lab',
+      '--wifi-password-file',
+      wifi,
+    );
     const listed = await mbm('board-list', '--json');
-    const truth = (JSON.parse(listed.out || '[]').find((b) => b.name === name)?.online) === true;
+    const truth = JSON.parse(listed.out || '[]').find((b) => b.name === name)?.online === true;
     await board.stop();
     const saidOnline = new RegExp(`^${name} is online\\.$`, 'm').test(flash.out);
     const saidFlashed = /^Flashed /m.test(flash.out);
@@ -84,5 +107,7 @@ try {
   await mbm('server-stop');
   if (!values['data-dir']) await rm(work, { recursive: true, force: true });
 }
-process.stdout.write(`${runs} runs: ${counts.online} online, ${counts.failedWithAdvice} failed saying what to do, ${counts.falseSuccess} false successes, ${counts.other} other\n`);
+process.stdout.write(
+  `${runs} runs: ${counts.online} online, ${counts.failedWithAdvice} failed saying what to do, ${counts.falseSuccess} false successes, ${counts.other} other\n`,
+);
 process.exit(counts.falseSuccess === 0 && counts.other === 0 ? 0 : 1);

@@ -30,12 +30,13 @@ await new Promise((resolve) => mirror.listen(0, '127.0.0.1', resolve));
 process.env.CLOUDMANAGER_FIRMWARE_MIRROR = `http://127.0.0.1:${mirror.address().port}/`;
 const linkDir = await mkdtemp(path.join(os.tmpdir(), 'cm-shots-usb-'));
 const usbLink = path.join(linkDir, 'ttyUSB0');
-const freePort = () => new Promise((resolve) => {
-  const server = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address();
-    server.close(() => resolve(port));
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
   });
-});
 const manager = new Manager({ dataDir, redisPort: await freePort(), heartbeatS: 2, extraSerialPorts: [usbLink] });
 const cleanups = [];
 try {
@@ -44,8 +45,17 @@ try {
   const api = new ApiClient(manager.apiUrl, manager.apiToken);
   await mkdir(out, { recursive: true });
   const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-dev-shm-usage',
+    ],
   });
   cleanups.push(() => browser.close());
   const open = async (colorScheme = 'light') => {
@@ -93,9 +103,18 @@ try {
   await shot(page, 'board-code');
 
   // Files tab with a few files.
-  await api.call('commands.send', { boards: 'greenhouse-1', request: { op: 'put', path: '/main.py', dataBase64: Buffer.from('import cm\n').toString('base64') } });
-  await api.call('commands.send', { boards: 'greenhouse-1', request: { op: 'put', path: '/lib/sensors.py', dataBase64: Buffer.from('# sensors\n'.repeat(300)).toString('base64') } });
-  await api.call('commands.send', { boards: 'greenhouse-1', request: { op: 'put', path: '/data/readings.csv', dataBase64: Buffer.alloc(12_000, 65).toString('base64') } });
+  await api.call('commands.send', {
+    boards: 'greenhouse-1',
+    request: { op: 'put', path: '/main.py', dataBase64: Buffer.from('import cm\n').toString('base64') },
+  });
+  await api.call('commands.send', {
+    boards: 'greenhouse-1',
+    request: { op: 'put', path: '/lib/sensors.py', dataBase64: Buffer.from('# sensors\n'.repeat(300)).toString('base64') },
+  });
+  await api.call('commands.send', {
+    boards: 'greenhouse-1',
+    request: { op: 'put', path: '/data/readings.csv', dataBase64: Buffer.alloc(12_000, 65).toString('base64') },
+  });
   await page.goto(`${manager.apiUrl}/#/board/greenhouse-1/files`);
   await page.locator('[data-path="/lib"]').waitFor();
   await page.locator('[data-path="/lib"]').click();
@@ -114,13 +133,20 @@ try {
   await page.locator('.xterm-rows').getByText('[0, 42, 84, 126, 168]').waitFor();
   await shot(page, 'board-console');
   await page.goto(`${manager.apiUrl}/#/board/greenhouse-1/settings`);
-  await page.getByText('wifi_password').waitFor().catch(() => undefined);
+  await page
+    .getByText('wifi_password')
+    .waitFor()
+    .catch(() => undefined);
   await shot(page, 'board-settings');
 
   // A job: a bulk run on the garden boards.
   const job = await api.call('jobs.start', { kind: 'exec', boards: 'tag:garden', code: 'import gc\nprint(gc.mem_free())' });
   await page.goto(`${manager.apiUrl}/#/jobs/${job.id}`);
-  await page.getByText('4 ok', { exact: false }).first().waitFor().catch(() => undefined);
+  await page
+    .getByText('4 ok', { exact: false })
+    .first()
+    .waitFor()
+    .catch(() => undefined);
   await shot(page, 'jobs');
 
   // The flash wizard, against a simulated ESP8266 on a pty.

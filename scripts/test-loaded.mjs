@@ -66,7 +66,9 @@ if (built !== 0) {
 }
 const cores = os.availableParallelism();
 startSpinners(cores);
-console.log(`test:loaded: ${cores} spinning process${cores === 1 ? '' : 'es'} keep${cores === 1 ? 's' : ''} ${cores === 1 ? 'the core' : `all ${cores} cores`} busy while the tests run`);
+console.log(
+  `test:loaded: ${cores} spinning process${cores === 1 ? '' : 'es'} keep${cores === 1 ? 's' : ''} ${cores === 1 ? 'the core' : `all ${cores} cores`} busy while the tests run`,
+);
 const code = await runNpm(['test', '--ignore-scripts', '--', ...args]);
 stopSpinners();
 process.exit(stopping ? 130 : code);

@@ -30,12 +30,14 @@ let quitting = false;
 function refreshTray(status: string): void {
   if (!tray) return;
   tray.setToolTip(`Cloudmanager: ${status}`);
-  tray.setContextMenu(Menu.buildFromTemplate([
-    { label: status, enabled: false },
-    { type: 'separator' },
-    { label: 'Open data folder', click: () => void shell.openPath(manager?.paths.root ?? defaultDataDir()) },
-    { label: 'Quit Cloudmanager', role: 'quit' },
-  ]));
+  tray.setContextMenu(
+    Menu.buildFromTemplate([
+      { label: status, enabled: false },
+      { type: 'separator' },
+      { label: 'Open data folder', click: () => void shell.openPath(manager?.paths.root ?? defaultDataDir()) },
+      { label: 'Quit Cloudmanager', role: 'quit' },
+    ]),
+  );
 }
 
 async function startService(): Promise<void> {

@@ -22,20 +22,33 @@ const path = (arg: string | undefined, fallback?: string) => boardPath(arg ?? fa
 export const MACROS: Record<string, Macro> = {
   echo: { help: 'print ARG on the board', arg: 'required', request: (arg) => ({ op: 'exec', code: `print(${JSON.stringify(arg)})` }), show: output },
   ls: {
-    help: 'list directory ARG (default /)', arg: 'optional', request: (arg) => ({ op: 'ls', path: path(arg, '/') }),
+    help: 'list directory ARG (default /)',
+    arg: 'optional',
+    request: (arg) => ({ op: 'ls', path: path(arg, '/') }),
     show: (view) => ((view.result as Array<[string, string, number]>) ?? []).map(([name, type]) => (type === 'd' ? `${name}/` : name)).join('\n'),
   },
   mkdir: { help: 'create directory ARG', arg: 'required', request: (arg) => ({ op: 'mkdir', path: path(arg) }), show: () => 'ok' },
   rmdir: { help: 'remove the empty directory ARG', arg: 'required', request: (arg) => ({ op: 'rm', path: path(arg) }), show: () => 'ok' },
-  mem_free: { help: 'free heap after a collection', arg: 'none', request: () => ({ op: 'exec', code: 'import gc\ngc.collect()\nprint(gc.mem_free())' }), show: output },
+  mem_free: {
+    help: 'free heap after a collection',
+    arg: 'none',
+    request: () => ({ op: 'exec', code: 'import gc\ngc.collect()\nprint(gc.mem_free())' }),
+    show: output,
+  },
   uname: { help: 'os.uname() of the board', arg: 'none', request: () => ({ op: 'exec', code: 'import os\nprint(os.uname())' }), show: output },
   info: { help: 'platform, versions, memory, address', arg: 'none', request: () => ({ op: 'info' }), show: (view) => JSON.stringify(view.result) },
   settings: {
-    help: 'the board\'s configuration (passwords shown as ********)', arg: 'none', request: () => ({ op: 'cfg_get' }),
-    show: (view) => Object.entries((view.result as Record<string, unknown>) ?? {}).map(([key, value]) => `${key} = ${JSON.stringify(value)}`).join('\n'),
+    help: "the board's configuration (passwords shown as ********)",
+    arg: 'none',
+    request: () => ({ op: 'cfg_get' }),
+    show: (view) =>
+      Object.entries((view.result as Record<string, unknown>) ?? {})
+        .map(([key, value]) => `${key} = ${JSON.stringify(value)}`)
+        .join('\n'),
   },
   set: {
-    help: 'set a configuration value: KEY=VALUE (VALUE as JSON, else as text)', arg: 'required',
+    help: 'set a configuration value: KEY=VALUE (VALUE as JSON, else as text)',
+    arg: 'required',
     request: (arg) => {
       const match = /^([a-z][a-z0-9_]*)=(.*)$/s.exec(arg ?? '');
       if (!match) throw new CliError('set needs KEY=VALUE, e.g. set hb=10 or set wifi_ssid=home', 2);
@@ -57,14 +70,20 @@ export const boardMacro: VerbSpec = {
   summary: 'run a macro on boards: ' + Object.keys(MACROS).join(', '),
   args: ['BOARDS', 'MACRO', 'ARG?'],
   options: WAIT_OPTIONS,
-  details: 'Macros:\n' + Object.entries(MACROS).map(([name, macro]) => `  ${name.padEnd(10)} ${macro.help}`).join('\n'),
+  details:
+    'Macros:\n' +
+    Object.entries(MACROS)
+      .map(([name, macro]) => `  ${name.padEnd(10)} ${macro.help}`)
+      .join('\n'),
   async run(context) {
     const [boards, name, arg] = context.positionals as [string, string, string | undefined];
     const macro = MACROS[name];
-    if (!macro) throw new CliError(`unknown macro ${JSON.stringify(name)}${didYouMean(name, Object.keys(MACROS))} (macros: ${Object.keys(MACROS).join(', ')})`, 2);
+    if (!macro)
+      throw new CliError(`unknown macro ${JSON.stringify(name)}${didYouMean(name, Object.keys(MACROS))} (macros: ${Object.keys(MACROS).join(', ')})`, 2);
     if (macro.arg === 'required' && arg === undefined) throw new CliError(`macro ${name} needs an argument: ${macro.help}`, 2);
     if (macro.arg === 'none' && arg !== undefined) throw new CliError(`macro ${name} takes no argument`, 2);
-    return runAndReport(context, boards, macro.request(arg), macro.show,
-      (view) => (name === 'rmdir' && view.errorCode === 'ENOTEMPTY' ? `to remove it and everything in it: mbm board-rm ${view.board} ${arg} -r` : undefined));
+    return runAndReport(context, boards, macro.request(arg), macro.show, (view) =>
+      name === 'rmdir' && view.errorCode === 'ENOTEMPTY' ? `to remove it and everything in it: mbm board-rm ${view.board} ${arg} -r` : undefined,
+    );
   },
 };

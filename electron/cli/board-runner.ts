@@ -95,7 +95,10 @@ export async function runOnBoards(api: ApiClient, boards: string, request: ApiCo
     for (const item of early.splice(0)) if (wanted.has(item.cid)) printer.chunk(item.cid, item.board, item.text);
     if (!interrupt.pressed) {
       for (const command of queued) {
-        write(options.err, `## ${command.board}: offline; not run yet: the command waits for it (expires in ${formatDuration(command.expiresAt - Date.now())}, id ${command.cid}; --wait-offline waits)\n`);
+        write(
+          options.err,
+          `## ${command.board}: offline; not run yet: the command waits for it (expires in ${formatDuration(command.expiresAt - Date.now())}, id ${command.cid}; --wait-offline waits)\n`,
+        );
       }
     }
     let finished: CommandView[] = [];
@@ -103,9 +106,16 @@ export async function runOnBoards(api: ApiClient, boards: string, request: ApiCo
     if (interrupt.pressed) {
       // Every command of this run that has not ended is cancelled, the offline boards' too.
       const open = [...waitFor.filter((command) => !finished.some((view) => view.cid === command.cid && FINAL.has(view.status))), ...queued];
-      const cancelled = (await cancelAll(api, open.map((command) => command.cid)))
-        .map((view) => (view.status !== 'cancelled' ? view
-          : { ...view, error: view.startedAt === null ? 'withdrawn with Ctrl-C before the board took it' : 'stopped with Ctrl-C' }));
+      const cancelled = (
+        await cancelAll(
+          api,
+          open.map((command) => command.cid),
+        )
+      ).map((view) =>
+        view.status !== 'cancelled'
+          ? view
+          : { ...view, error: view.startedAt === null ? 'withdrawn with Ctrl-C before the board took it' : 'stopped with Ctrl-C' },
+      );
       finished = [...finished.filter((view) => FINAL.has(view.status)), ...cancelled];
       if (options.streamOutput) for (const view of finished) printer.remainder(view);
       return { finished, queued: [], interrupted: true };
@@ -154,11 +164,14 @@ async function waitUntilDone(api: ApiClient, commands: SentCommand[], options: R
   for (;;) {
     const now = Date.now();
     for (const view of latest.values()) {
-      if (isOpen(view.cid) && view.status === 'running' && view.startedAt !== null && now >= view.startedAt + view.timeoutMs + REPORT_SLACK_MS) timedOut.add(view.cid);
+      if (isOpen(view.cid) && view.status === 'running' && view.startedAt !== null && now >= view.startedAt + view.timeoutMs + REPORT_SLACK_MS)
+        timedOut.add(view.cid);
     }
     const open = commands.map((command) => command.cid).filter(isOpen);
     if (open.length === 0 || now >= giveUpAt) break;
-    const deadlines = open.map((cid) => latest.get(cid)).filter((view) => view?.status === 'running' && view.startedAt !== null)
+    const deadlines = open
+      .map((cid) => latest.get(cid))
+      .filter((view) => view?.status === 'running' && view.startedAt !== null)
       .map((view) => view!.startedAt! + view!.timeoutMs + REPORT_SLACK_MS);
     const sliceMs = Math.max(0, Math.min(WAIT_SLICE_MS, giveUpAt - now, ...deadlines.map((deadline) => deadline - now)));
     let views: CommandView[];
@@ -170,9 +183,14 @@ async function waitUntilDone(api: ApiClient, commands: SentCommand[], options: R
     }
     for (const view of views) latest.set(view.cid, view);
   }
-  return commands.map((command) => latest.get(command.cid)).filter((view): view is CommandView => view !== undefined).map((view) => (timedOut.has(view.cid)
-    ? { ...view, status: 'timeout', error: `no result within ${formatDuration(view.timeoutMs)}; the board may still be running it` }
-    : view));
+  return commands
+    .map((command) => latest.get(command.cid))
+    .filter((view): view is CommandView => view !== undefined)
+    .map((view) =>
+      timedOut.has(view.cid)
+        ? { ...view, status: 'timeout', error: `no result within ${formatDuration(view.timeoutMs)}; the board may still be running it` }
+        : view,
+    );
 }
 
 /** Cancels commands (withdrawn from the queue, or the board asked to stop) and waits a little for them to end. */
@@ -195,14 +213,16 @@ export function reportFailures(finished: CommandView[], err: NodeJS.WritableStre
   for (const view of finished) {
     if (view.status === 'ok') continue;
     failed++;
-    const reason = view.stopRequested && !FINAL.has(view.status)
-      ? 'asked to stop; a board that cannot interrupt its code runs it to its end'
-      : view.status === 'queued' || view.status === 'running'
-      ? `no result yet (still ${view.status}; command id ${view.cid})`
-      : view.status === 'error' ? view.error ?? 'failed' : `${view.status}${view.error ? `: ${view.error}` : ''}`;
+    const reason =
+      view.stopRequested && !FINAL.has(view.status)
+        ? 'asked to stop; a board that cannot interrupt its code runs it to its end'
+        : view.status === 'queued' || view.status === 'running'
+          ? `no result yet (still ${view.status}; command id ${view.cid})`
+          : view.status === 'error'
+            ? (view.error ?? 'failed')
+            : `${view.status}${view.error ? `: ${view.error}` : ''}`;
     const extra = hint?.(view);
     write(err, `## ${view.board}: ${reason}${extra ? ` (${extra})` : ''}\n`);
   }
   return failed;
 }
-

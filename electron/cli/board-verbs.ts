@@ -47,7 +47,11 @@ export function boardDest(destArg: string, file: string): string {
  * failure. Exit code: EXIT.failed if any failed, EXIT.queued if some only wait for offline boards.
  */
 export async function runAndReport(
-  context: VerbContext, boards: string, request: ApiCommandRequest, print: (view: CommandView) => string, hint?: (view: CommandView) => string | undefined,
+  context: VerbContext,
+  boards: string,
+  request: ApiCommandRequest,
+  print: (view: CommandView) => string,
+  hint?: (view: CommandView) => string | undefined,
 ): Promise<number> {
   const api = await connectService(context.values);
   const outcome = await runOnBoards(api, boards, request, runOptions(context));
@@ -80,11 +84,22 @@ export const boardList: VerbSpec = {
       write(out, 'No boards enrolled yet. Enroll one with `mbm board-enroll NAME`, or try `mbm sim --boards 3`.\n');
       return 0;
     }
-    write(out, table(['NAME', 'STATE', 'LAST SEEN', 'PLATFORM', 'MICROPYTHON', 'IP', 'FREE', 'TAGS'], boards.map((board) => [
-      board.name, board.online ? (board.busy ? 'busy' : 'online') : 'offline', board.online ? 'now' : formatAgo(board.lastSeen),
-      board.platform ?? '-', board.micropython ?? '-', board.ip ?? '-', board.memFree === null ? '-' : formatBytes(board.memFree),
-      board.tags.join(',') || '-',
-    ])));
+    write(
+      out,
+      table(
+        ['NAME', 'STATE', 'LAST SEEN', 'PLATFORM', 'MICROPYTHON', 'IP', 'FREE', 'TAGS'],
+        boards.map((board) => [
+          board.name,
+          board.online ? (board.busy ? 'busy' : 'online') : 'offline',
+          board.online ? 'now' : formatAgo(board.lastSeen),
+          board.platform ?? '-',
+          board.micropython ?? '-',
+          board.ip ?? '-',
+          board.memFree === null ? '-' : formatBytes(board.memFree),
+          board.tags.join(',') || '-',
+        ]),
+      ),
+    );
     return 0;
   },
 };
@@ -99,11 +114,17 @@ export const boardEnroll: VerbSpec = {
     server: { type: 'string', valueName: 'HOST', description: 'address the board should use to reach Redis' },
     force: { type: 'boolean', description: 'overwrite an existing credentials file' },
   },
-  details: 'The credentials file holds the board\'s password: it is written readable by you only (0600).',
+  details: "The credentials file holds the board's password: it is written readable by you only (0600).",
   async run({ values, positionals, out }) {
     const name = positionals[0]!;
     const file = path.resolve((values.out as string | undefined) ?? `${name}.credentials.json`);
-    if (!values.force && await access(file).then(() => true, () => false)) {
+    if (
+      !values.force &&
+      (await access(file).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       throw new CliError(`${file} exists; pass --force to overwrite it or --out to choose another file`, 2);
     }
     const api = await connectService(values);
@@ -112,14 +133,19 @@ export const boardEnroll: VerbSpec = {
       credentials = await api.call('boards.enroll', { name, rotate: Boolean(values.rotate), server: values.server as string | undefined });
     } catch (error) {
       if (error instanceof ApiRequestError && error.code === 'conflict' && !values.rotate) {
-        throw new CliError(`a board named ${JSON.stringify(name)} is already enrolled; \`mbm board-enroll ${name} --rotate\` issues new credentials for it (the old ones stop working)`);
+        throw new CliError(
+          `a board named ${JSON.stringify(name)} is already enrolled; \`mbm board-enroll ${name} --rotate\` issues new credentials for it (the old ones stop working)`,
+        );
       }
       throw error;
     }
     const temp = `${file}.${process.pid}.tmp`;
     await writeFile(temp, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
     await rename(temp, file);
-    write(out, `Enrolled ${credentials.name} (id ${credentials.id}, Redis user ${credentials.user}).\nCredentials written to ${file}; the board connects to ${credentials.server}:${credentials.port}.\n`);
+    write(
+      out,
+      `Enrolled ${credentials.name} (id ${credentials.id}, Redis user ${credentials.user}).\nCredentials written to ${file}; the board connects to ${credentials.server}:${credentials.port}.\n`,
+    );
     return 0;
   },
 };
@@ -129,7 +155,8 @@ export const boardExecute: VerbSpec = {
   summary: 'run Python code on boards, streaming their output',
   args: ['BOARDS'],
   options: { code: { type: 'string', short: 'c', valueName: 'CODE', description: 'code to run (default: read from stdin)' }, ...WAIT_OPTIONS },
-  details: 'Examples:\n  mbm board-execute sim-1 -c "print(6*7)"\n  echo "import os; print(os.listdir())" | mbm board-execute "esp-[1-4]"\n' +
+  details:
+    'Examples:\n  mbm board-execute sim-1 -c "print(6*7)"\n  echo "import os; print(os.listdir())" | mbm board-execute "esp-[1-4]"\n' +
     'Exit code 1 if the code failed (or timed out) on any board, 4 if it only waits for offline boards, 130 after Ctrl-C\n' +
     '(Ctrl-C cancels the code on the boards: queued commands are withdrawn, running ones asked to stop).',
   async run(context) {
@@ -147,7 +174,7 @@ export const boardUpload: VerbSpec = {
   summary: 'copy a file to boards (sha256-checked, written atomically)',
   args: ['BOARDS', 'FILE', 'DEST'],
   options: WAIT_OPTIONS,
-  details: 'DEST is an absolute path on the board; a DEST ending in / keeps the file\'s name.',
+  details: "DEST is an absolute path on the board; a DEST ending in / keeps the file's name.",
   async run(context) {
     const [boards, file, destArg] = context.positionals as [string, string, string];
     const dest = boardDest(destArg, file);
@@ -157,8 +184,12 @@ export const boardUpload: VerbSpec = {
     } catch (error) {
       throw new CliError(`cannot read ${file}: ${(error as Error).message}`, 2);
     }
-    return runAndReport(context, boards, { op: 'put', path: dest, dataBase64: data.toString('base64') },
-      (view) => `${dest}: ${formatBytes(data.length)}, sha256 ${(view.result as { sha256?: string })?.sha256 ?? '?'}`);
+    return runAndReport(
+      context,
+      boards,
+      { op: 'put', path: dest, dataBase64: data.toString('base64') },
+      (view) => `${dest}: ${formatBytes(data.length)}, sha256 ${(view.result as { sha256?: string })?.sha256 ?? '?'}`,
+    );
   },
 };
 
@@ -220,8 +251,13 @@ export const boardRm: VerbSpec = {
   async run(context) {
     const target = boardPath(context.positionals[1]!, 'PATH');
     if (target === '/') throw new CliError('refusing to remove / (remove its entries one by one)', 2);
-    return runAndReport(context, context.positionals[0]!, { op: 'rm', path: target, recursive: Boolean(context.values.recursive) }, () => `removed ${target}`,
-      (view) => (view.errorCode === 'ENOTEMPTY' ? `to remove it and everything in it: mbm board-rm ${view.board} ${target} -r` : undefined));
+    return runAndReport(
+      context,
+      context.positionals[0]!,
+      { op: 'rm', path: target, recursive: Boolean(context.values.recursive) },
+      () => `removed ${target}`,
+      (view) => (view.errorCode === 'ENOTEMPTY' ? `to remove it and everything in it: mbm board-rm ${view.board} ${target} -r` : undefined),
+    );
   },
 };
 
@@ -242,7 +278,8 @@ export const boardReboot: VerbSpec = {
   summary: 'reboot boards and wait until they are back online',
   args: ['BOARDS'],
   options: WAIT_OPTIONS,
-  details: 'A board counts as rebooted once it is online again (up to a minute, or 3 heartbeats).\n' +
+  details:
+    'A board counts as rebooted once it is online again (up to a minute, or 3 heartbeats).\n' +
     'A board flashed with BOOT/RESET pressed by hand, and not reset since, restarts into its bootloader:\n' +
     'it is reported with what to do (press RESET once).',
   async run(context) {
@@ -276,7 +313,8 @@ export const boardTag: VerbSpec = {
   args: ['BOARDS', 'TAGS...'],
   positionalPattern: /^[+-][A-Za-z0-9][A-Za-z0-9_.-]*$/,
   options: {},
-  details: 'Examples:\n  mbm board-tag "esp-[1-4]" +garden -kitchen\n  mbm board-execute tag:garden -c "print(1)"\n' +
+  details:
+    'Examples:\n  mbm board-tag "esp-[1-4]" +garden -kitchen\n  mbm board-execute tag:garden -c "print(1)"\n' +
     'Tags are lower case: 1-32 characters a-z, 0-9, _, . and -. Any BOARDS argument accepts tag:NAME.',
   async run({ values, positionals, out }) {
     const [boards, ...changes] = positionals as [string, ...string[]];
@@ -288,7 +326,13 @@ export const boardTag: VerbSpec = {
       else throw new CliError(`${JSON.stringify(change)}: write +TAG to add a tag or -TAG to remove one`, 2);
     }
     const tagged = await (await connectService(values)).call('boards.tag', { boards, add, remove });
-    write(out, table(['NAME', 'TAGS'], tagged.map((board) => [board.name, board.tags.join(',') || '-'])));
+    write(
+      out,
+      table(
+        ['NAME', 'TAGS'],
+        tagged.map((board) => [board.name, board.tags.join(',') || '-']),
+      ),
+    );
     return 0;
   },
 };
@@ -313,9 +357,14 @@ export const boardHistory: VerbSpec = {
   async run({ values, positionals, out }) {
     const entries = await (await connectService(values)).call('boards.history', { board: positionals[0]!, count: intOption(values, 'count', 20, 1, 200) });
     if (values.json) write(out, JSON.stringify(entries) + '\n');
-    else write(out, table(['FINISHED', 'STATUS', 'COMMAND'], entries.map((entry) => [
-      new Date(Number(entry.finishedAt)).toISOString().replace('T', ' ').slice(0, 19), entry.status ?? '', entry.summary ?? '',
-    ])));
+    else
+      write(
+        out,
+        table(
+          ['FINISHED', 'STATUS', 'COMMAND'],
+          entries.map((entry) => [new Date(Number(entry.finishedAt)).toISOString().replace('T', ' ').slice(0, 19), entry.status ?? '', entry.summary ?? '']),
+        ),
+      );
     return 0;
   },
 };

@@ -20,7 +20,14 @@ export const EXIT = {
   interrupted: 130,
 } as const;
 
-export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean; description: string; valueName?: string; default?: string | boolean };
+export type OptionSpec = {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  description: string;
+  valueName?: string;
+  default?: string | boolean;
+};
 
 export interface VerbContext {
   values: Record<string, string | boolean | undefined>;
@@ -47,19 +54,31 @@ export interface VerbSpec {
 /** An error meant for the user: printed without a stack, with this exit code. */
 export class CliError extends Error {
   override name = 'CliError';
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
   }
 }
 
 export const COMMON_OPTIONS: Record<string, OptionSpec> = {
-  'data-dir': { type: 'string', valueName: 'DIR', description: 'data folder of the service (default: the per-user app data folder, or $CLOUDMANAGER_DATA_DIR)' },
+  'data-dir': {
+    type: 'string',
+    valueName: 'DIR',
+    description: 'data folder of the service (default: the per-user app data folder, or $CLOUDMANAGER_DATA_DIR)',
+  },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
 export function verbHelp(verb: VerbSpec): string {
   const options = { ...verb.options, ...COMMON_OPTIONS };
-  const lines = [`Usage: mbm ${verb.name}${verb.args.map((arg) => (arg.endsWith('?') ? ` [${arg.slice(0, -1)}]` : ` ${arg}`)).join('')} [options]`, '', verb.summary, ''];
+  const lines = [
+    `Usage: mbm ${verb.name}${verb.args.map((arg) => (arg.endsWith('?') ? ` [${arg.slice(0, -1)}]` : ` ${arg}`)).join('')} [options]`,
+    '',
+    verb.summary,
+    '',
+  ];
   lines.push('Options:');
   for (const [name, spec] of Object.entries(options)) {
     const flag = `${spec.short ? `-${spec.short}, ` : '    '}--${name}${spec.type === 'string' ? ` ${spec.valueName ?? 'VALUE'}` : ''}`;
@@ -72,8 +91,11 @@ export function verbHelp(verb: VerbSpec): string {
 export function usage(verbs: VerbSpec[]): string {
   const lines = ['Usage: mbm VERB [arguments] [options]', '', 'Manage a fleet of MicroPython boards through the Cloudmanager service.', '', 'Verbs:'];
   for (const verb of verbs) lines.push(`  ${verb.name.padEnd(16)} ${verb.summary}`);
-  lines.push('', 'Run `mbm VERB --help` for the arguments and options of a verb.',
-    'BOARDS accepts names, ranges and globs: esp8266-0[08-11],wipy2-[1,3,7] or sim-*');
+  lines.push(
+    '',
+    'Run `mbm VERB --help` for the arguments and options of a verb.',
+    'BOARDS accepts names, ranges and globs: esp8266-0[08-11],wipy2-[1,3,7] or sim-*',
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -102,7 +124,10 @@ export function parseVerbArgs(verb: VerbSpec, argv: string[]): { values: Record<
     throw new CliError(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing\n\n${verbHelp(verb)}`, EXIT.usage);
   }
   if (!variadic && given > verb.args.length) {
-    const extra = parsed.positionals.slice(verb.args.length).map((arg) => JSON.stringify(arg)).join(' ');
+    const extra = parsed.positionals
+      .slice(verb.args.length)
+      .map((arg) => JSON.stringify(arg))
+      .join(' ');
     throw new CliError(`too many arguments: ${extra} (it takes ${verb.args.join(' ') || 'no arguments'})\n\n${verbHelp(verb)}`, EXIT.usage);
   }
   return { values, positionals: parsed.positionals, help: false };

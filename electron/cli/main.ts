@@ -7,15 +7,47 @@ import { CliError, EXIT, parseVerbArgs, usage, verbHelp, type VerbSpec } from '.
 import { didYouMean } from './suggest.js';
 import { serverStart, serverStatus, serverStop, sim, ui } from './server-verbs.js';
 import {
-  boardDownload, boardEnroll, boardExecute, boardHistory, boardList, boardLs, boardReboot, boardRemove, boardRename, boardRm, boardTag, boardUpload,
+  boardDownload,
+  boardEnroll,
+  boardExecute,
+  boardHistory,
+  boardList,
+  boardLs,
+  boardReboot,
+  boardRemove,
+  boardRename,
+  boardRm,
+  boardTag,
+  boardUpload,
 } from './board-verbs.js';
 import { boardMacro } from './board-macro-verb.js';
 import { boardFlash, boardProvision, firmwareDownload, firmwareList, usbPorts, usbPut } from './usb-verbs.js';
 
 export const VERBS: VerbSpec[] = [
-  serverStart, serverStop, serverStatus, ui,
-  boardList, boardEnroll, boardExecute, boardUpload, boardDownload, boardLs, boardRm, boardRename, boardReboot, boardMacro,
-  boardTag, boardRemove, boardHistory, usbPorts, boardFlash, boardProvision, usbPut, firmwareList, firmwareDownload, sim,
+  serverStart,
+  serverStop,
+  serverStatus,
+  ui,
+  boardList,
+  boardEnroll,
+  boardExecute,
+  boardUpload,
+  boardDownload,
+  boardLs,
+  boardRm,
+  boardRename,
+  boardReboot,
+  boardMacro,
+  boardTag,
+  boardRemove,
+  boardHistory,
+  usbPorts,
+  boardFlash,
+  boardProvision,
+  usbPut,
+  firmwareList,
+  firmwareDownload,
+  sim,
 ];
 
 export async function main(argv: string[], io = { out: process.stdout, err: process.stderr, stdin: process.stdin }): Promise<number> {
@@ -31,7 +63,10 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
   }
   const verb = VERBS.find((candidate) => candidate.name === name);
   if (!verb) {
-    const hint = didYouMean(name, VERBS.map((candidate) => candidate.name));
+    const hint = didYouMean(
+      name,
+      VERBS.map((candidate) => candidate.name),
+    );
     io.err.write(`mbm: unknown verb ${JSON.stringify(name)}${hint}\n${hint ? 'Run `mbm --help` for the list of verbs.\n' : `\n${usage(VERBS)}`}`);
     return EXIT.usage;
   }

@@ -22,7 +22,11 @@ export const serverStart: VerbSpec = {
   args: [],
   options: {
     port: { type: 'string', valueName: 'PORT', description: `Redis port boards connect to (default ${DEFAULT_REDIS_PORT})` },
-    'api-port': { type: 'string', valueName: 'PORT', description: `port of the API and the web UI on 127.0.0.1 (default ${DEFAULT_API_PORT}, or any free port when taken)` },
+    'api-port': {
+      type: 'string',
+      valueName: 'PORT',
+      description: `port of the API and the web UI on 127.0.0.1 (default ${DEFAULT_API_PORT}, or any free port when taken)`,
+    },
     bind: { type: 'string', valueName: 'ADDR[,ADDR]', description: 'addresses Redis listens on (default 127.0.0.1; a LAN address lets real boards in)' },
     'redis-url': { type: 'string', valueName: 'URL', description: 'use this Redis (redis://user:password@host:port) instead of starting one' },
     'redis-binary': { type: 'string', valueName: 'PATH', description: 'redis-server to run (default: bundled, then PATH)' },
@@ -31,13 +35,20 @@ export const serverStart: VerbSpec = {
     foreground: { type: 'boolean', description: 'stay attached and log to the terminal until Ctrl-C' },
     verbose: { type: 'boolean', short: 'v', description: 'log debug messages too (Redis log lines, refused API requests)' },
   },
-  details: 'The service keeps its data (Redis append-only files, secrets, logs) in the data folder.\nLogs of a background service go to <data-dir>/logs/manager.log.',
+  details:
+    'The service keeps its data (Redis append-only files, secrets, logs) in the data folder.\nLogs of a background service go to <data-dir>/logs/manager.log.',
   async run({ values, out }) {
     const dataDir = dataDirOf(values);
     const redisPort = intOption(values, 'port', DEFAULT_REDIS_PORT, 1, 65535);
     const heartbeatS = intOption(values, 'heartbeat', 5, 1, 300);
     const apiPort = intOption(values, 'api-port', DEFAULT_API_PORT, 1, 65535);
-    const bind = typeof values.bind === 'string' ? values.bind.split(',').map((address) => address.trim()).filter(Boolean) : undefined;
+    const bind =
+      typeof values.bind === 'string'
+        ? values.bind
+            .split(',')
+            .map((address) => address.trim())
+            .filter(Boolean)
+        : undefined;
     const running = await findService(dataDir);
     if (running) {
       // Asked for another port than the running service's: starting "again" would not give it.
@@ -47,8 +58,10 @@ export const serverStart: VerbSpec = {
         values['api-port'] !== undefined && apiPort !== runningApiPort ? `the API on port ${runningApiPort}, not ${apiPort}` : null,
       ].filter((conflict): conflict is string => conflict !== null);
       if (conflicts.length > 0) {
-        throw new CliError(`the service is already running (pid ${running.info.pid}) with ${conflicts.join(' and ')}.\n` +
-          `Stop it first (mbm server-stop${values['data-dir'] ? ` --data-dir ${dataDir}` : ''}), then start it with the ports you want.`);
+        throw new CliError(
+          `the service is already running (pid ${running.info.pid}) with ${conflicts.join(' and ')}.\n` +
+            `Stop it first (mbm server-stop${values['data-dir'] ? ` --data-dir ${dataDir}` : ''}), then start it with the ports you want.`,
+        );
       }
       const signin = await running.client.call('ui.signinUrl', {});
       write(out, `The service is already running (pid ${running.info.pid}).\n  Open the app: ${signin.url}\n`);
@@ -60,14 +73,22 @@ export const serverStart: VerbSpec = {
         .concat(values.verbose ? ['--verbose'] : []);
       const { info, client } = await startInBackground(dataDir, passThrough);
       const signin = await client.call('ui.signinUrl', {});
-      write(out, `Cloudmanager service started (pid ${info.pid}).\n  Open the app: ${signin.url}\n` +
-        `  (a sign-in link that works once, for 2 minutes; \`npx mbm ui\` prints a new one)\n` +
-        `  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl}\n  Data ${dataDir}\n`);
+      write(
+        out,
+        `Cloudmanager service started (pid ${info.pid}).\n  Open the app: ${signin.url}\n` +
+          `  (a sign-in link that works once, for 2 minutes; \`npx mbm ui\` prints a new one)\n` +
+          `  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl}\n  Data ${dataDir}\n`,
+      );
       return 0;
     }
     const log = logWriter(out, Boolean(values.verbose));
     const manager = new Manager({
-      dataDir, redisPort, bind, heartbeatS, apiPort, apiPortFallback: values['api-port'] === undefined,
+      dataDir,
+      redisPort,
+      bind,
+      heartbeatS,
+      apiPort,
+      apiPortFallback: values['api-port'] === undefined,
       redisUrl: values['redis-url'] as string | undefined,
       redisBinary: values['redis-binary'] as string | undefined,
       advertiseHost: values.advertise as string | undefined,
@@ -83,9 +104,12 @@ export const serverStart: VerbSpec = {
     } catch (error) {
       throw new CliError(`cannot start the service: ${(error as Error).message}`);
     }
-    write(out, `Cloudmanager service running (pid ${info.pid}).\n` +
-      `  Open the app: ${manager.signinUrl().url}\n  (a sign-in link that works once, for 2 minutes; \`npx mbm ui\` prints a new one)\n` +
-      `  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl} (token in ${dataDir}/secrets/api.token)\n  Use \`mbm\` in another shell; press Ctrl-C to stop.\n`);
+    write(
+      out,
+      `Cloudmanager service running (pid ${info.pid}).\n` +
+        `  Open the app: ${manager.signinUrl().url}\n  (a sign-in link that works once, for 2 minutes; \`npx mbm ui\` prints a new one)\n` +
+        `  Boards connect to Redis at ${info.redis.host}:${info.redis.port}\n  API ${info.apiUrl} (token in ${dataDir}/secrets/api.token)\n  Use \`mbm\` in another shell; press Ctrl-C to stop.\n`,
+    );
     await stopped;
     return 0;
   },
@@ -121,14 +145,17 @@ export const serverStatus: VerbSpec = {
       return 0;
     }
     const redis = status.redis;
-    write(out, [
-      `Cloudmanager service ${status.version}: running (pid ${status.pid}, up ${formatDuration(status.uptimeS * 1000)})`,
-      `  API     ${status.apiUrl}`,
-      `  Redis   ${redis.version} ${redis.external ? 'external' : 'embedded'}, ${redis.pid ? `pid ${redis.pid}, ` : ''}${redis.host}:${redis.port}` +
-        `${redis.external ? '' : `, restarts ${redis.restarts}`}, ${(redis.memoryBytes / 1024 / 1024).toFixed(1)} MiB`,
-      `  Boards  ${status.boards.online} online / ${status.boards.total} enrolled, ${status.commandsActive} commands in progress`,
-      `  Data    ${dataDir}`,
-    ].join('\n') + '\n');
+    write(
+      out,
+      [
+        `Cloudmanager service ${status.version}: running (pid ${status.pid}, up ${formatDuration(status.uptimeS * 1000)})`,
+        `  API     ${status.apiUrl}`,
+        `  Redis   ${redis.version} ${redis.external ? 'external' : 'embedded'}, ${redis.pid ? `pid ${redis.pid}, ` : ''}${redis.host}:${redis.port}` +
+          `${redis.external ? '' : `, restarts ${redis.restarts}`}, ${(redis.memoryBytes / 1024 / 1024).toFixed(1)} MiB`,
+        `  Boards  ${status.boards.online} online / ${status.boards.total} enrolled, ${status.commandsActive} commands in progress`,
+        `  Data    ${dataDir}`,
+      ].join('\n') + '\n',
+    );
     return 0;
   },
 };
@@ -143,11 +170,15 @@ export const sim: VerbSpec = {
   options: {
     boards: { type: 'string', valueName: 'N', description: 'how many boards (default 1)' },
     prefix: { type: 'string', valueName: 'PREFIX', description: 'board names are PREFIX-1 … PREFIX-N (default sim, or mp with --micropython)' },
-    micropython: { type: 'boolean', description: 'simulated ESP8266 boards running the real MicroPython client (36 KB heap each) instead of TypeScript boards' },
+    micropython: {
+      type: 'boolean',
+      description: 'simulated ESP8266 boards running the real MicroPython client (36 KB heap each) instead of TypeScript boards',
+    },
     heap: { type: 'string', valueName: 'KB', description: 'heap of each --micropython board (default 36)' },
-    fs: { type: 'string', valueName: 'DIR', description: 'keep each board\'s files in DIR/<name> (default: memory; --micropython: <data-dir>/virtual-boards)' },
+    fs: { type: 'string', valueName: 'DIR', description: "keep each board's files in DIR/<name> (default: memory; --micropython: <data-dir>/virtual-boards)" },
   },
-  details: 'Boards are enrolled automatically (new credentials every run) and appear in board-list.\n' +
+  details:
+    'Boards are enrolled automatically (new credentials every run) and appear in board-list.\n' +
     '--micropython boards are provisioned like real ones: their flash folder holds the client (.mpy) and cm_config.json.',
   async run({ values, out }) {
     const count = intOption(values, 'boards', 1, 1, 20_000);
@@ -167,7 +198,11 @@ export const sim: VerbSpec = {
       const status = await api.call('status', {});
       const root = (values.fs as string | undefined) ?? path.join(dataDirOf(values), 'virtual-boards');
       const fleet = await startMicroPythonFleet({
-        api, count, prefix, root, onProgress,
+        api,
+        count,
+        prefix,
+        root,
+        onProgress,
         server: { host: status.redis.host, port: status.redis.port },
         board: { heapBytes: intOption(values, 'heap', 36, 16, 1024) * 1024 },
       });
@@ -204,8 +239,7 @@ export const ui: VerbSpec = {
   options: {
     'no-open': { type: 'boolean', description: 'only print the link' },
   },
-  details: 'The link works once, for 2 minutes; it signs the browser in with a session cookie.\n' +
-    'Anyone who can read the link can use it: do not share it.',
+  details: 'The link works once, for 2 minutes; it signs the browser in with a session cookie.\n' + 'Anyone who can read the link can use it: do not share it.',
   async run({ values, out }) {
     const api = await connectService(values);
     const { url } = await api.call('ui.signinUrl', {});

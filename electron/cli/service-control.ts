@@ -53,7 +53,10 @@ export async function connectService(values: VerbContext['values']): Promise<Api
   const dataDir = dataDirOf(values);
   const service = await findService(dataDir);
   if (!service) {
-    throw new CliError(`the Cloudmanager service is not running for ${dataDir}\nStart it with: mbm server-start${values['data-dir'] ? ` --data-dir ${dataDir}` : ''}`, 3);
+    throw new CliError(
+      `the Cloudmanager service is not running for ${dataDir}\nStart it with: mbm server-start${values['data-dir'] ? ` --data-dir ${dataDir}` : ''}`,
+      3,
+    );
   }
   return service.client;
 }

@@ -10,11 +10,11 @@ import { formatBytes, table } from './format.js';
 import { didYouMean } from './suggest.js';
 
 const PROVISION_OPTIONS: Record<string, OptionSpec> = {
-  name: { type: 'string', valueName: 'NAME', description: 'the board\'s name in the fleet' },
+  name: { type: 'string', valueName: 'NAME', description: "the board's name in the fleet" },
   'wifi-ssid': { type: 'string', valueName: 'SSID', description: 'the wifi network the board joins' },
   'wifi-password-file': { type: 'string', valueName: 'FILE', description: 'file holding the wifi password (first line; keeps it out of shell history)' },
-  server: { type: 'string', valueName: 'HOST', description: 'address the board uses to reach the service (default: the service\'s)' },
-  'keep-access-point': { type: 'boolean', description: 'leave the board\'s own wifi access point (MicroPython-xxxxxx) on; by default it is turned off' },
+  server: { type: 'string', valueName: 'HOST', description: "address the board uses to reach the service (default: the service's)" },
+  'keep-access-point': { type: 'boolean', description: "leave the board's own wifi access point (MicroPython-xxxxxx) on; by default it is turned off" },
 };
 
 /** Prints progress events of USB jobs as they arrive (one line per phase, percent for long ones). */
@@ -56,7 +56,13 @@ async function provisionInput(context: VerbContext, api: ApiClient) {
   if (typeof values['wifi-ssid'] !== 'string') throw new CliError('--wifi-ssid SSID is required (and --wifi-password-file for a protected network)', 2);
   let server: { host: string; port: number } | undefined;
   if (typeof values.server === 'string') server = { host: values.server, port: (await api.call('status', {})).redis.port };
-  return { name: values.name, wifiSsid: values['wifi-ssid'], wifiPassword: await wifiPassword(values), server, keepAccessPoint: Boolean(values['keep-access-point']) };
+  return {
+    name: values.name,
+    wifiSsid: values['wifi-ssid'],
+    wifiPassword: await wifiPassword(values),
+    server,
+    keepAccessPoint: Boolean(values['keep-access-point']),
+  };
 }
 
 function provisionOutcome(result: { name: string; online: boolean }): string {
@@ -83,9 +89,12 @@ function existingPort(port: string): string {
 async function checkFirmwareName(api: ApiClient, name: string): Promise<void> {
   const names = (await api.call('firmware.list', {})).map((image) => image.name);
   if (names.includes(name)) return;
-  throw new CliError(`${name}: no such file, and no firmware of that name in the catalogue${didYouMean(name, names)}.\n` +
-    'Give the path of a MicroPython .bin file (https://micropython.org/download/ESP8266_GENERIC/), or add one to the catalogue:\n' +
-    '  mbm firmware-download URL --sha256 HEX     (`mbm firmware-list` shows what the catalogue holds)', 2);
+  throw new CliError(
+    `${name}: no such file, and no firmware of that name in the catalogue${didYouMean(name, names)}.\n` +
+      'Give the path of a MicroPython .bin file (https://micropython.org/download/ESP8266_GENERIC/), or add one to the catalogue:\n' +
+      '  mbm firmware-download URL --sha256 HEX     (`mbm firmware-list` shows what the catalogue holds)',
+    2,
+  );
 }
 
 function portRow(port: SerialPortInfo): string[] {
@@ -104,12 +113,14 @@ export const usbPorts: VerbSpec = {
   async run({ values, out }) {
     const api = await connectService(values);
     // Subscribed before listing, so nothing plugged in between the two is missed.
-    const subscription = values.watch ? await api.events((event) => {
-      if (event.type !== 'usb.port') return;
-      const change = event as ApiEvent & { type: 'usb.port' };
-      if (values.json) write(out, JSON.stringify({ kind: change.kind, port: change.port }) + '\n');
-      else write(out, `${change.kind === 'added' ? 'plugged in' : 'unplugged'}: ${portRow(change.port).join('  ')}\n`);
-    }) : undefined;
+    const subscription = values.watch
+      ? await api.events((event) => {
+          if (event.type !== 'usb.port') return;
+          const change = event as ApiEvent & { type: 'usb.port' };
+          if (values.json) write(out, JSON.stringify({ kind: change.kind, port: change.port }) + '\n');
+          else write(out, `${change.kind === 'added' ? 'plugged in' : 'unplugged'}: ${portRow(change.port).join('  ')}\n`);
+        })
+      : undefined;
     const ports = await api.call('usb.ports', {});
     if (values.json) write(out, JSON.stringify(ports) + '\n');
     else if (ports.length === 0) write(out, 'No serial ports found. Plug the board in (with a data cable) and try again.\n');
@@ -131,11 +142,16 @@ export const boardFlash: VerbSpec = {
     firmware: { type: 'string', valueName: 'FILE|NAME', description: 'a .bin file, or the name of one in the firmware catalogue' },
     ...PROVISION_OPTIONS,
     baud: { type: 'string', valueName: 'BAUD', description: 'rate for writing (default 460800; falls back to 115200)' },
-    erase: { type: 'boolean', description: 'erase the whole flash first (the board\'s files too)' },
-    'flash-mode': { type: 'string', valueName: 'MODE', description: 'qio, qout, dio or dout (default: the image\'s, re-flashing in dio/dout if it does not boot)' },
+    erase: { type: 'boolean', description: "erase the whole flash first (the board's files too)" },
+    'flash-mode': {
+      type: 'string',
+      valueName: 'MODE',
+      description: "qio, qout, dio or dout (default: the image's, re-flashing in dio/dout if it does not boot)",
+    },
     'no-provision': { type: 'boolean', description: 'only flash; do not enroll or configure the board' },
   },
-  details: 'Example:\n  mbm board-flash --port /dev/ttyUSB0 --firmware ESP8266_GENERIC-v1.27.0.bin \\\n      --name kitchen --wifi-ssid home --wifi-password-file ~/.wifi\n' +
+  details:
+    'Example:\n  mbm board-flash --port /dev/ttyUSB0 --firmware ESP8266_GENERIC-v1.27.0.bin \\\n      --name kitchen --wifi-ssid home --wifi-password-file ~/.wifi\n' +
     'Boards with an auto-reset circuit (NodeMCU, D1 mini) need no button. When the bootloader does not answer, hold BOOT\n' +
     'and press RESET when asked; after such a flash, press RESET once (alone) when asked, so the board starts by itself.\n' +
     '--port also takes rfc2217://HOST:PORT (a serial port on another computer, DTR/RTS included).',
@@ -144,7 +160,10 @@ export const boardFlash: VerbSpec = {
     const port = requirePort(values);
     if (typeof values.firmware !== 'string') throw new CliError('--firmware FILE|NAME is required (see firmware-list)', 2);
     const api = await connectService(values);
-    const isFile = await access(values.firmware).then(() => true, () => false);
+    const isFile = await access(values.firmware).then(
+      () => true,
+      () => false,
+    );
     if (!isFile) await checkFirmwareName(api, values.firmware);
     const provision = values['no-provision'] ? undefined : await provisionInput(context, api);
     const subscription = await followProgress(api, out);
@@ -152,13 +171,16 @@ export const boardFlash: VerbSpec = {
       const result = await api.call('usb.flash', {
         port,
         ...(isFile ? { imageBase64: (await readFile(values.firmware)).toString('base64') } : { firmware: values.firmware }),
-        baud: values.baud === undefined ? undefined : intOption(values, 'baud', 460_800, 115_200, 921_600) as 460_800,
+        baud: values.baud === undefined ? undefined : (intOption(values, 'baud', 460_800, 115_200, 921_600) as 460_800),
         erase: Boolean(values.erase),
         flashMode: values['flash-mode'] as 'qio' | 'qout' | 'dio' | 'dout' | undefined,
         provision,
       });
       const flash = result.flash;
-      write(out, `Flashed ${formatBytes(flash.imageBytes)} to the ${flash.chip} (${formatBytes(flash.flashSizeBytes)} flash, mode ${flash.flashMode}) in ${flash.seconds.toFixed(1)} s.\n`);
+      write(
+        out,
+        `Flashed ${formatBytes(flash.imageBytes)} to the ${flash.chip} (${formatBytes(flash.flashSizeBytes)} flash, mode ${flash.flashMode}) in ${flash.seconds.toFixed(1)} s.\n`,
+      );
       if (flash.filesystem === 'kept') write(out, 'The files already on the board were kept.\n');
       if (flash.filesystem === 'cleared') write(out, 'Data left by another firmware was cleared: MicroPython started with an empty file system.\n');
       if (flash.boot !== 'ok') write(out, `MicroPython was not seen starting: ${flash.bootEvidence}.\n`);
@@ -209,7 +231,10 @@ export const usbPut: VerbSpec = {
     const subscription = await followProgress(api, out);
     try {
       const result = await api.call('usb.put', { port, dest, dataBase64: data.toString('base64') });
-      write(out, `${dest}: ${formatBytes(result.bytes)} in ${(result.ms / 1000).toFixed(1)} s (${(result.bytes / 1024 / (result.ms / 1000)).toFixed(1)} KiB/s), sha256 ${result.sha256}\n`);
+      write(
+        out,
+        `${dest}: ${formatBytes(result.bytes)} in ${(result.ms / 1000).toFixed(1)} s (${(result.bytes / 1024 / (result.ms / 1000)).toFixed(1)} KiB/s), sha256 ${result.sha256}\n`,
+      );
       return 0;
     } finally {
       subscription.close();
@@ -226,7 +251,14 @@ export const firmwareList: VerbSpec = {
     const images = await (await connectService(values)).call('firmware.list', {});
     if (values.json) write(out, JSON.stringify(images) + '\n');
     else if (images.length === 0) write(out, 'The catalogue is empty: add an image with firmware-download, or pass a .bin file to board-flash.\n');
-    else write(out, table(['NAME', 'SIZE', 'MODE', 'SHA256'], images.map((image) => [image.name, formatBytes(image.size), image.flashMode, image.sha256.slice(0, 16) + '…'])));
+    else
+      write(
+        out,
+        table(
+          ['NAME', 'SIZE', 'MODE', 'SHA256'],
+          images.map((image) => [image.name, formatBytes(image.size), image.flashMode, image.sha256.slice(0, 16) + '…']),
+        ),
+      );
     return 0;
   },
 };
@@ -242,7 +274,9 @@ export const firmwareDownload: VerbSpec = {
   details: 'Example:\n  mbm firmware-download https://micropython.org/resources/firmware/ESP8266_GENERIC-20251209-v1.27.0.bin --sha256 <hex>',
   async run({ values, positionals, out }) {
     if (typeof values.sha256 !== 'string') throw new CliError('--sha256 HEX is required: a download is only kept when it matches', 2);
-    const entry = await (await connectService(values)).call('firmware.download', { url: positionals[0]!, sha256: values.sha256, name: values.name as string | undefined });
+    const entry = await (
+      await connectService(values)
+    ).call('firmware.download', { url: positionals[0]!, sha256: values.sha256, name: values.name as string | undefined });
     write(out, `Added ${entry.name} (${formatBytes(entry.size)}, ${entry.chip}, flash mode ${entry.flashMode}).\n`);
     return 0;
   },

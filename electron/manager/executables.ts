@@ -39,9 +39,7 @@ function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
 /** Candidate file names for `command` in one PATH folder. */
 function pathCandidates(dir: string, command: string, env: NodeJS.ProcessEnv): string[] {
   if (!isWindows) return [path.join(dir, command)];
-  const exts = (envValue(env, 'PATHEXT') ?? '.COM;.EXE;.BAT;.CMD')
-    .split(';')
-    .filter((e) => e.length > 0);
+  const exts = (envValue(env, 'PATHEXT') ?? '.COM;.EXE;.BAT;.CMD').split(';').filter((e) => e.length > 0);
   return exts.map((ext) => path.join(dir, `${command}${ext.toLowerCase()}`));
 }
 

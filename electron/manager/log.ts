@@ -14,7 +14,10 @@ export const silentLogger: Logger = () => {};
 export class LogRateLimiter {
   private readonly windows = new Map<string, { start: number; count: number }>();
 
-  constructor(private readonly burst = 10, private readonly windowMs = 60_000) {}
+  constructor(
+    private readonly burst = 10,
+    private readonly windowMs = 60_000,
+  ) {}
 
   allow(source: string, now = Date.now()): 'log' | 'note-suppressed' | 'drop' {
     let window = this.windows.get(source);

@@ -25,13 +25,17 @@ import { TelemetryRecorder } from './fleet/telemetry.js';
 import { TelemetryStore } from './redis/telemetry-store.js';
 import { ApiClient } from './api/client.js';
 import {
-  applyLanAddress, isLoopbackAddress, lanInterfaces, networkSettingsFile, readNetworkSettings, startupBindAddresses, NetworkSetupError, type NetworkAccess,
+  applyLanAddress,
+  isLoopbackAddress,
+  lanInterfaces,
+  networkSettingsFile,
+  readNetworkSettings,
+  startupBindAddresses,
+  NetworkSetupError,
+  type NetworkAccess,
 } from './network-access.js';
 import type { ServiceStatus } from './api/contract.js';
-import {
-  dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readServiceInfo,
-  type DataPaths, type ServiceInfo,
-} from './data-dir.js';
+import { dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readServiceInfo, type DataPaths, type ServiceInfo } from './data-dir.js';
 import { LogRateLimiter, silentLogger, type Logger } from './log.js';
 import { packageRoot, packageVersion } from './package-info.js';
 
@@ -145,10 +149,17 @@ export class Manager extends EventEmitter<ManagerEvents> {
       await this.fleetInstance.start();
       this.telemetry.start();
       this.usb = new UsbService({
-        fleet: this.fleetInstance, log: this.log, firmwareFolder: this.paths.firmwareDir, extraPorts: this.options.extraSerialPorts,
+        fleet: this.fleetInstance,
+        log: this.log,
+        firmwareFolder: this.paths.firmwareDir,
+        extraPorts: this.options.extraSerialPorts,
       });
       this.jobs = new JobService({
-        fleet: this.fleetInstance, store: new JobStore(this.redis), staged: this.staged, usb: this.usb, log: this.log,
+        fleet: this.fleetInstance,
+        store: new JobStore(this.redis),
+        staged: this.staged,
+        usb: this.usb,
+        log: this.log,
         rebootGraceMs: this.options.rebootGraceMs,
       });
       await this.jobs.start();
@@ -161,9 +172,16 @@ export class Manager extends EventEmitter<ManagerEvents> {
         portFallback: this.options.apiPortFallback,
         uiRoot: this.options.uiRoot ?? path.join(await packageRoot(), 'dist', 'renderer'),
         context: {
-          fleet: this.fleetInstance, usb: this.usb, jobs: this.jobs, staged: this.staged, sim: this.sim,
-          status: () => this.status(), shutdown: () => void this.stop(), signinUrl: () => this.signinUrl(),
-          network: () => this.network(), setLanAccess: (address) => this.setLanAccess(address),
+          fleet: this.fleetInstance,
+          usb: this.usb,
+          jobs: this.jobs,
+          staged: this.staged,
+          sim: this.sim,
+          status: () => this.status(),
+          shutdown: () => void this.stop(),
+          signinUrl: () => this.signinUrl(),
+          network: () => this.network(),
+          setLanAccess: (address) => this.setLanAccess(address),
           telemetry: (boardId) => this.telemetry!.read(boardId),
         },
       });
@@ -187,7 +205,10 @@ export class Manager extends EventEmitter<ManagerEvents> {
       version: await packageVersion(),
     };
     await writeFileAtomic(this.paths.serviceFile, JSON.stringify(info, null, 2) + '\n');
-    this.log('info', `service ready: API ${this.apiUrl}, Redis ${this.options.redisUrl ? redactRedisUrl(this.options.redisUrl) : `${this.endpoint.host}:${this.endpoint.port}`}`);
+    this.log(
+      'info',
+      `service ready: API ${this.apiUrl}, Redis ${this.options.redisUrl ? redactRedisUrl(this.options.redisUrl) : `${this.endpoint.host}:${this.endpoint.port}`}`,
+    );
     return info;
   }
 
@@ -205,13 +226,21 @@ export class Manager extends EventEmitter<ManagerEvents> {
     if (this.options.bind) this.bind = this.options.bind;
     else {
       const saved = startupBindAddresses(await readNetworkSettings(networkSettingsFile(this.paths.root), (message) => this.log('warn', message)));
-      if (saved.unavailable) this.log('warn', `boards on the local network were let in on ${saved.unavailable}, which is no longer an address of this computer: listening on 127.0.0.1 only until LAN access is chosen again`);
+      if (saved.unavailable)
+        this.log(
+          'warn',
+          `boards on the local network were let in on ${saved.unavailable}, which is no longer an address of this computer: listening on 127.0.0.1 only until LAN access is chosen again`,
+        );
       this.bind = saved.bind;
     }
     const bind = this.bind;
     const port = this.options.redisPort ?? DEFAULT_REDIS_PORT;
     this.supervisor = new RedisServerSupervisor({
-      binaryPath: binary.path, port, bind, dataDir: this.paths.redisDir, aclFile: this.paths.aclFile,
+      binaryPath: binary.path,
+      port,
+      bind,
+      dataDir: this.paths.redisDir,
+      aclFile: this.paths.aclFile,
       auth: { username: MANAGER_USER, password },
       extraConfig: { 'notify-keyspace-events': 'Kt', 'tcp-backlog': '4096' },
     });
@@ -308,7 +337,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
     const settings = await applyLanAddress({ supervisor: this.supervisor, settingsFile: networkSettingsFile(this.paths.root), lanAddress: address });
     this.bind = this.supervisor.bind;
     if (!this.options.advertiseHost) this.fleet.setAdvertiseHost(settings.lanAddress ?? '127.0.0.1');
-    this.log('info', settings.lanAddress ? `boards on the local network may now connect on ${settings.lanAddress}:${this.endpoint!.port}` : 'boards may now connect from this computer only');
+    this.log(
+      'info',
+      settings.lanAddress
+        ? `boards on the local network may now connect on ${settings.lanAddress}:${this.endpoint!.port}`
+        : 'boards may now connect from this computer only',
+    );
     return this.network();
   }
 

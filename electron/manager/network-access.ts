@@ -19,7 +19,11 @@ import { writeFileAtomic } from './data-dir.js';
 import { RedisBindError } from './redis/redis-admin.js';
 import { ManagerError, type ErrorKind } from './errors.js';
 
-export interface LanInterface { name: string; address: string; family: 'IPv4' | 'IPv6' }
+export interface LanInterface {
+  name: string;
+  address: string;
+  family: 'IPv4' | 'IPv6';
+}
 
 export interface NetworkSettings {
   /** The LAN address Redis listens on besides 127.0.0.1; null = this computer only. */
@@ -34,7 +38,12 @@ export type NetworkAccessFailure = 'not-local' | 'bind-refused';
 export class NetworkAccessError extends ManagerError {
   override readonly name = 'NetworkAccessError';
   readonly kind: ErrorKind = 'conflict';
-  constructor(readonly reason: NetworkAccessFailure, readonly address: string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly reason: NetworkAccessFailure,
+    readonly address: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }
@@ -146,7 +155,10 @@ export async function writeNetworkSettings(file: string, settings: NetworkSettin
  * longer has (another wifi, a new DHCP lease) would keep redis-server from starting at all,
  * so it is left out and returned as `unavailable` for the caller to report.
  */
-export function startupBindAddresses(settings: NetworkSettings, interfaces: NetworkInterfaces = os.networkInterfaces()): { bind: string[]; unavailable: string | null } {
+export function startupBindAddresses(
+  settings: NetworkSettings,
+  interfaces: NetworkInterfaces = os.networkInterfaces(),
+): { bind: string[]; unavailable: string | null } {
   if (settings.lanAddress === null) return { bind: bindAddresses(null), unavailable: null };
   const present = lanInterfaces(interfaces).some((choice) => choice.address === settings.lanAddress?.toLowerCase());
   return present ? { bind: bindAddresses(settings.lanAddress), unavailable: null } : { bind: bindAddresses(null), unavailable: settings.lanAddress };
@@ -179,9 +191,13 @@ export async function applyLanAddress(options: ApplyLanAddressOptions): Promise<
     await supervisor.setBind(bindAddresses(lanAddress));
   } catch (error) {
     if (!(error instanceof RedisBindError) || lanAddress === null) throw error;
-    throw new NetworkAccessError('bind-refused', lanAddress,
+    throw new NetworkAccessError(
+      'bind-refused',
+      lanAddress,
       `Redis could not listen on ${lanAddress} port ${error.port}: the address is no longer this computer's, or another program uses that port there; ` +
-      `${describeChoices(lanInterfaces(options.interfaces ?? os.networkInterfaces()))}, or stop that program`, { cause: error });
+        `${describeChoices(lanInterfaces(options.interfaces ?? os.networkInterfaces()))}, or stop that program`,
+      { cause: error },
+    );
   }
   const settings = { lanAddress };
   try {

@@ -125,8 +125,16 @@ describe('flash wizard (Chromium, simulated ESP8266)', () => {
     expect(parts).toEqual(['download', 'flash', 'provision']);
     const flashPhases = [...new Set(job.phases.filter((item) => item.phase.startsWith('flash.')).map((item) => item.phase))];
     expect(flashPhases).toEqual([
-      'flash.check-image', 'flash.connect', 'flash.bootloader', 'flash.detect', 'flash.write', 'flash.verify', 'flash.reset',
-      'flash.boot-check', 'flash.press-reset', 'flash.done',
+      'flash.check-image',
+      'flash.connect',
+      'flash.bootloader',
+      'flash.detect',
+      'flash.write',
+      'flash.verify',
+      'flash.reset',
+      'flash.boot-check',
+      'flash.press-reset',
+      'flash.done',
     ]);
     expect(job.phases.map((item) => item.phase)).toContain('provision.online');
     const details = await page.evaluate(() => (window as unknown as { details: string[] }).details);
@@ -142,7 +150,7 @@ describe('flash wizard (Chromium, simulated ESP8266)', () => {
     await throughTheSteps(links.dio, 'garage');
     // The first image crashes; its exception reset lands in the bootloader (the boot mode
     // is still latched at "download"), so the re-flash needs no button.
-    await page.getByText('did not start with the image\'s flash mode').waitFor({ timeout: 60_000 });
+    await page.getByText("did not start with the image's flash mode").waitFor({ timeout: 60_000 });
     await page.getByRole('alert').getByText('Press RESET once').waitFor({ timeout: 60_000 });
     await board.rom.pressReset();
     await page.waitForURL(/#\/board\/garage\/code/, { timeout: 90_000 });

@@ -92,8 +92,11 @@ describe('fleet view and board page (Chromium)', () => {
       const arrivals: Array<{ text: string; at: number }> = [];
       (window as unknown as { arrivals: typeof arrivals }).arrivals = arrivals;
       const output = document.querySelector('section.output')!;
-      new MutationObserver(() => arrivals.push({ text: output.querySelector('pre')?.textContent ?? '', at: performance.now() }))
-        .observe(output, { childList: true, subtree: true, characterData: true });
+      new MutationObserver(() => arrivals.push({ text: output.querySelector('pre')?.textContent ?? '', at: performance.now() })).observe(output, {
+        childList: true,
+        subtree: true,
+        characterData: true,
+      });
     });
     await page.keyboard.press('Control+Enter');
     await page.getByRole('status').getByText('Finished').waitFor();
@@ -123,7 +126,12 @@ describe('fleet view and board page (Chromium)', () => {
     await page.locator('.xterm-helper-textarea').waitFor();
     await page.locator('.xterm').click();
     await page.keyboard.type('answer = 6 * 7\r');
-    if (process.env.CM_TEST_DEBUG) { await page.waitForTimeout(3000); console.log('ROWS', await page.locator('.xterm-rows').textContent()); console.log('HIST', JSON.stringify(await lab.api.call('boards.history', { board: 'ui-2' }))); console.log('BOARD', JSON.stringify(await lab.api.call('boards.get', { board: 'ui-2' }))); }
+    if (process.env.CM_TEST_DEBUG) {
+      await page.waitForTimeout(3000);
+      console.log('ROWS', await page.locator('.xterm-rows').textContent());
+      console.log('HIST', JSON.stringify(await lab.api.call('boards.history', { board: 'ui-2' })));
+      console.log('BOARD', JSON.stringify(await lab.api.call('boards.get', { board: 'ui-2' })));
+    }
     await page.locator('.xterm-rows').getByText('>>> ', { exact: false }).nth(1).waitFor();
     await page.keyboard.type('print("the answer is", answer)\r');
     await page.locator('.xterm-rows').getByText('the answer is 42').waitFor();
@@ -190,7 +198,15 @@ describe('fleet view and board page (Chromium)', () => {
     for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, x, y, data });
     await page.locator('[data-path="/project"]').waitFor({ timeout: 20_000 });
     const board = lab.fleet.byName('ui-2')!;
-    await waitFor(async () => board.fs.readFile('/project/lib/drivers/bme280.py').then(() => true, () => false), 20_000, 'the dropped folder on the board');
+    await waitFor(
+      async () =>
+        board.fs.readFile('/project/lib/drivers/bme280.py').then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      'the dropped folder on the board',
+    );
     expect((await board.fs.readFile('/project/main.py')).toString()).toBe('print("main")\n');
     expect((await board.fs.readFile('/project/lib/util.py')).toString()).toBe('X = 1\n');
     expect((await board.fs.readFile('/project/lib/drivers/bme280.py')).toString()).toBe('Y = 2\n');
@@ -215,7 +231,11 @@ describe('fleet view and board page (Chromium)', () => {
     sleeper.start();
     await page.locator('tr[data-board="ui-1"]').getByText('ok', { exact: true }).waitFor({ timeout: 20_000 });
     await page.locator('li a.current').getByText('done').waitFor();
-    await waitFor(async () => (await lab.api.call('boards.list', {})).filter((board) => board.tags.includes('garden') && board.online).length === 2, 20_000, 'garden boards online again');
+    await waitFor(
+      async () => (await lab.api.call('boards.list', {})).filter((board) => board.tags.includes('garden') && board.online).length === 2,
+      20_000,
+      'garden boards online again',
+    );
     expect(pageErrors(page)).toEqual([]);
   });
 });

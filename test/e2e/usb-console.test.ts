@@ -51,7 +51,7 @@ describe('USB console (Chromium, MicroPython REPL on a pty)', () => {
     if (folder) await rm(folder, { recursive: true, force: true });
   });
 
-  it('types into the board\'s REPL and shows its answers; a flash waits while it is open', async () => {
+  it("types into the board's REPL and shows its answers; a flash waits while it is open", async () => {
     await page.goto(`${service.manager.apiUrl}/#/usb/${encodeURIComponent(device)}`);
     await page.getByText('connected', { exact: true }).waitFor();
     await page.locator('.xterm').click();

@@ -32,8 +32,10 @@ export interface BoardLab {
 
 /** Python that counts its own runs in a file of the board (survives reboots) and prints the count. */
 function countingCode(counter: string): string {
-  return `try:\n    n = int(open(${JSON.stringify(counter)}).read())\nexcept OSError:\n    n = 0\n` +
-    `f = open(${JSON.stringify(counter)}, 'w')\nf.write(str(n + 1))\nf.close()\nprint('run', n + 1)`;
+  return (
+    `try:\n    n = int(open(${JSON.stringify(counter)}).read())\nexcept OSError:\n    n = 0\n` +
+    `f = open(${JSON.stringify(counter)}, 'w')\nf.write(str(n + 1))\nf.close()\nprint('run', n + 1)`
+  );
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -61,7 +63,11 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       (await lab.api.call('commands.wait', { cids: [cid], timeoutMs }))[0]!;
     const run = async (name: string, request: ApiCommandRequest) => wait((await send(name, request)).cid);
     const online = async (name: string) => (await lab.api.call('boards.get', { board: name })).online;
-    const text = (view: CommandView, stream = 'stdout') => view.output.filter((chunk) => chunk.stream === stream).map((chunk) => chunk.text).join('');
+    const text = (view: CommandView, stream = 'stdout') =>
+      view.output
+        .filter((chunk) => chunk.stream === stream)
+        .map((chunk) => chunk.text)
+        .join('');
 
     it('runs code and streams its output in order while it runs', async () => {
       const code = 'import time\nfor i in range(8):\n    print("line", i)\n    time.sleep(0.15)\n';
@@ -70,7 +76,9 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(done.status).toBe('ok');
       const expected = Array.from({ length: 8 }, (_, i) => `line ${i}\n`).join('');
       expect(text(done)).toBe(expected);
-      const chunks = events.filter((event) => event.type === 'output' && event.cid === command.cid) as Array<Extract<ApiEvent, { type: 'output' }> & { at: number }>;
+      const chunks = events.filter((event) => event.type === 'output' && event.cid === command.cid) as Array<
+        Extract<ApiEvent, { type: 'output' }> & { at: number }
+      >;
       expect(chunks.map((chunk) => chunk.text).join('')).toBe(expected);
       expect(chunks.length).toBeGreaterThan(2);
       const finished = events.find((event) => event.type === 'command' && event.command.cid === command.cid && event.command.status === 'ok')!;
@@ -106,7 +114,7 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(sha256(Buffer.from(file.dataBase64, 'base64'))).toBe(sha256(data));
     });
 
-    it('lists, stats, moves and removes files with the protocol\'s error codes', async () => {
+    it("lists, stats, moves and removes files with the protocol's error codes", async () => {
       const name = board(2);
       expect((await run(name, { op: 'put', path: '/lib/a.py', dataBase64: Buffer.from('print(1)\n').toString('base64') })).status).toBe('ok');
       expect((await run(name, { op: 'ls', path: '/lib' })).result).toEqual([['a.py', 'f', 9]]);
@@ -134,7 +142,10 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(['EISDIR', 'EINVAL']).toContain(await codes({ op: 'mv', path: '/edge/d', to: '/edge/d/inner' }));
       expect(await codes({ op: 'rm', path: '/edge/missing.py' })).toBe('ENOENT');
       // Directories list with size 0, sorted by name as bytes; the file is untouched.
-      expect((await run(name, { op: 'ls', path: '/edge' })).result).toEqual([['d', 'd', 0], ['f.py', 'f', 6]]);
+      expect((await run(name, { op: 'ls', path: '/edge' })).result).toEqual([
+        ['d', 'd', 0],
+        ['f.py', 'f', 6],
+      ]);
       expect((await run(name, { op: 'rm', path: '/edge', recursive: true })).status).toBe('ok');
     });
 
@@ -171,16 +182,22 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       const settings = await run(board(2), { op: 'cfg_get' });
       expect(settings.result).toMatchObject({ name: board(2), note: 'attic', password: '********' });
       expect(JSON.stringify(settings.result)).not.toContain(lab.credentials(board(2)).password);
-      await expect(lab.api.call('commands.send', { boards: board(2), request: { op: 'cfg_set', key: 'password', value: 'x' } }))
-        .rejects.toMatchObject({ code: 'bad_request' });
+      await expect(lab.api.call('commands.send', { boards: board(2), request: { op: 'cfg_set', key: 'password', value: 'x' } })).rejects.toMatchObject({
+        code: 'bad_request',
+      });
       for (const key of ['name', 'hb']) {
-        await expect(lab.api.call('commands.send', { boards: board(2), request: { op: 'cfg_set', key, value: key === 'hb' ? 0 : 'x' } }))
-          .rejects.toMatchObject({ code: 'bad_request' });
+        await expect(lab.api.call('commands.send', { boards: board(2), request: { op: 'cfg_set', key, value: key === 'hb' ? 0 : 'x' } })).rejects.toMatchObject(
+          { code: 'bad_request' },
+        );
       }
       const info = await run(board(2), { op: 'info' });
       expect(info.result).toMatchObject({
-        mv: expect.stringMatching(/^\d+\.\d+\.\d+$/), p: expect.stringMatching(/^[a-z0-9_-]+$/), cv: expect.any(String),
-        mf: expect.any(Number), ip: expect.any(String), boot: expect.any(String),
+        mv: expect.stringMatching(/^\d+\.\d+\.\d+$/),
+        p: expect.stringMatching(/^[a-z0-9_-]+$/),
+        cv: expect.any(String),
+        mf: expect.any(Number),
+        ip: expect.any(String),
+        boot: expect.any(String),
       });
     });
 
@@ -190,7 +207,11 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect((await run(board(2), { op: 'exec', code: 'before_reboot = 1' })).status).toBe('ok');
       const sentAt = Date.now();
       expect((await run(board(2), { op: 'reboot' })).status).toBe('ok');
-      const offline = await waitFor(() => events.find((event) => event.type === 'board.offline' && event.board.name === board(2) && event.at >= sentAt), 10_000, 'offline');
+      const offline = await waitFor(
+        () => events.find((event) => event.type === 'board.offline' && event.board.name === board(2) && event.at >= sentAt),
+        10_000,
+        'offline',
+      );
       await waitFor(() => events.find((event) => event.type === 'board.online' && event.board.name === board(2) && event.at >= offline.at), 20_000, 'online');
       const after = await run(board(2), { op: 'exec', code: 'print(globals().get("before_reboot"))' });
       expect(text(after)).toBe('None\n');
@@ -290,13 +311,20 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       const connection = await RespConnection.connect({ host: '127.0.0.1', port: lab.redisPort });
       try {
         await connection.call('AUTH', own.user, own.password);
-        const refusals = await Promise.all([
-          connection.call('XRANGE', other.cmd, '-', '+'),
-          connection.call('XADD', other.cmd, '*', 'i', 'x', 'o', 'exec', 'c', 'print(1)'),
-          connection.call('XADD', other.up, '*', 'k', 'hb'),
-          connection.call('FCALL', 'cm_claim', '2', other.cmd, other.state, ''),
-          connection.call('HGETALL', 'cm:{mgr}:boards'),
-        ].map((attempt) => attempt.then(() => 'ALLOWED', (error: unknown) => (error instanceof RespError ? error.code : String(error)))));
+        const refusals = await Promise.all(
+          [
+            connection.call('XRANGE', other.cmd, '-', '+'),
+            connection.call('XADD', other.cmd, '*', 'i', 'x', 'o', 'exec', 'c', 'print(1)'),
+            connection.call('XADD', other.up, '*', 'k', 'hb'),
+            connection.call('FCALL', 'cm_claim', '2', other.cmd, other.state, ''),
+            connection.call('HGETALL', 'cm:{mgr}:boards'),
+          ].map((attempt) =>
+            attempt.then(
+              () => 'ALLOWED',
+              (error: unknown) => (error instanceof RespError ? error.code : String(error)),
+            ),
+          ),
+        );
         expect(refusals).toEqual(['NOPERM', 'NOPERM', 'NOPERM', 'NOPERM', 'NOPERM']);
       } finally {
         connection.destroy();

@@ -121,11 +121,13 @@ export async function startExternalBoardLab(options: ExternalBoardLabOptions): P
   };
   const close = async () => {
     // A board that ignores SIGTERM is cut off after 10 s rather than left running.
-    await Promise.all([...boards.values()].map(async (board) => {
-      const killer = setTimeout(() => board.child?.kill('SIGKILL'), 10_000);
-      await stop(board, 'SIGTERM');
-      clearTimeout(killer);
-    }));
+    await Promise.all(
+      [...boards.values()].map(async (board) => {
+        const killer = setTimeout(() => board.child?.kill('SIGKILL'), 10_000);
+        await stop(board, 'SIGTERM');
+        clearTimeout(killer);
+      }),
+    );
     await proxy.close();
     await service.close();
     await rm(root, { recursive: true, force: true });
@@ -142,16 +144,28 @@ export async function startExternalBoardLab(options: ExternalBoardLabOptions): P
       await writeFile(credsFile, JSON.stringify(credentials, null, 2), { mode: 0o600 });
       const fsDir = path.join(root, `${item.name}-fs`);
       await mkdir(fsDir);
-      const board: BoardProcess = { credentials, credsFile, fsDir, logFile: path.join(logDir, `${item.name}.log`), child: null, exited: Promise.resolve(), starts: 0 };
+      const board: BoardProcess = {
+        credentials,
+        credsFile,
+        fsDir,
+        logFile: path.join(logDir, `${item.name}.log`),
+        child: null,
+        exited: Promise.resolve(),
+        starts: 0,
+      };
       boards.set(item.name, board);
       start(board);
     }
-    await waitFor(async () => {
-      for (const [name, board] of boards) {
-        if (!board.child) throw new Error(`board ${name} exited before it came online; the end of its output:\n${await tail(board.logFile)}`);
-      }
-      return (await service.api.call('status', {})).boards.online === boards.size;
-    }, options.onlineTimeoutMs ?? 50_000, 'the board processes to come online');
+    await waitFor(
+      async () => {
+        for (const [name, board] of boards) {
+          if (!board.child) throw new Error(`board ${name} exited before it came online; the end of its output:\n${await tail(board.logFile)}`);
+        }
+        return (await service.api.call('status', {})).boards.online === boards.size;
+      },
+      options.onlineTimeoutMs ?? 50_000,
+      'the board processes to come online',
+    );
   } catch (error) {
     let message = error instanceof Error ? error.message : String(error);
     if (!message.includes('exited before')) {

@@ -44,11 +44,13 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000
 }
 
 export async function startManager(options: Partial<ManagerOptions> & { heartbeatS?: number } = {}) {
-  const dataDir = options.dataDir ?? await mkdtemp(path.join(os.tmpdir(), 'cm-test-'));
-  const redisPort = options.redisPort ?? await freePort();
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'cm-test-')));
+  const redisPort = options.redisPort ?? (await freePort());
   const logs: Array<{ level: LogLevel; message: string }> = [];
   const manager = new Manager({
-    dataDir, redisPort, heartbeatS: 1,
+    dataDir,
+    redisPort,
+    heartbeatS: 1,
     log: (level, message) => {
       if (level !== 'debug' || process.env.CM_TEST_DEBUG) logs.push({ level, message });
     },
@@ -57,7 +59,11 @@ export async function startManager(options: Partial<ManagerOptions> & { heartbea
   await manager.start();
   const api = new ApiClient(manager.apiUrl, manager.apiToken);
   return {
-    manager, api, logs, dataDir, redisPort,
+    manager,
+    api,
+    logs,
+    dataDir,
+    redisPort,
     /** Stops the service and removes its data folder if this helper made it. */
     async close() {
       await manager.stop();
@@ -71,13 +77,21 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const { manager, api, logs, dataDir, redisPort } = service;
   const proxy = options.proxy ? await RedisFaultProxy.start({ port: redisPort }) : null;
   const fleet = await startVirtualFleet({
-    api, count: options.boards ?? 2, prefix: options.prefix ?? 'sim',
+    api,
+    count: options.boards ?? 2,
+    prefix: options.prefix ?? 'sim',
     ...options.fleet,
     board: { reconnectMinMs: 100, bootDelayMs: 200, ...(proxy ? { port: proxy.port } : {}), ...options.fleet?.board },
   });
   await waitFor(async () => (await api.call('status', {})).boards.online === fleet.boards.length, 10_000, 'boards online');
   return {
-    manager, api, fleet, logs, dataDir, redisPort, proxy,
+    manager,
+    api,
+    fleet,
+    logs,
+    dataDir,
+    redisPort,
+    proxy,
     async close() {
       await fleet.close();
       await proxy?.close();

@@ -27,7 +27,6 @@ describe('the board name belongs to the manager', () => {
   });
 
   it('refuses the name as a setting, pointing to rename', async () => {
-    await expect(lab.api.call('commands.send', { boards: 'named-1', request: { op: 'cfg_set', key: 'name', value: 'x' } }))
-      .rejects.toThrow(/use rename/);
+    await expect(lab.api.call('commands.send', { boards: 'named-1', request: { op: 'cfg_set', key: 'name', value: 'x' } })).rejects.toThrow(/use rename/);
   });
 });

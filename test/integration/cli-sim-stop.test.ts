@@ -17,7 +17,11 @@ const MBM = fileURLToPath(new URL('../../bin/mbm.js', import.meta.url));
 /** Generous: stopping takes well under 2 s; this only tells "stopped" from "hangs". */
 const EXIT_WAIT_MS = 10_000;
 
-interface Sim { child: ChildProcess; output: () => string; exit: Promise<number | null> }
+interface Sim {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number | null>;
+}
 
 const alive = (pid: number) => {
   try {
@@ -35,13 +39,17 @@ describe('mbm sim when its service has gone away', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  const mbm = (dataDir: string, args: string[]) => new Promise<{ code: number; stdout: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], { env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout }));
-  });
+  const mbm = (dataDir: string, args: string[]) =>
+    new Promise<{ code: number; stdout: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], {
+        env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      child.stdout.on('data', (chunk) => (stdout += chunk));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout }));
+    });
 
   /** A background service of its own; returns its pid and its Redis's. */
   async function startService(): Promise<{ dataDir: string; pid: number; redisPid: number }> {

@@ -14,7 +14,11 @@ import { waitFor } from '../helpers/lab.js';
 
 const MBM = fileURLToPath(new URL('../../bin/mbm.js', import.meta.url));
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 describe('mbm CLI against a background service', () => {
   let dataDir: string;
@@ -23,16 +27,17 @@ describe('mbm CLI against a background service', () => {
   let sim: ChildProcess | undefined;
   let mpSim: ChildProcess | undefined;
 
-  const mbm = (args: string[], input?: string): Promise<Run> => new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
+  const mbm = (args: string[], input?: string): Promise<Run> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk) => (stdout += chunk));
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      child.stdin.end(input ?? '');
+    });
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-cli-'));
@@ -72,11 +77,15 @@ describe('mbm CLI against a background service', () => {
 
   it('runs virtual boards with `mbm sim` and lists them with board-list --json', async () => {
     sim = spawn(process.execPath, [MBM, 'sim', '--boards', '2', '--data-dir', dataDir], { stdio: 'ignore' });
-    const boards = await waitFor(async () => {
-      const list = await mbm(['board-list', '--json']);
-      const parsed = JSON.parse(list.stdout) as Array<{ name: string; online: boolean; platform: string; lastSeen: number }>;
-      return parsed.length === 2 && parsed.every((board) => board.online) ? parsed : null;
-    }, 20_000, 'two virtual boards online');
+    const boards = await waitFor(
+      async () => {
+        const list = await mbm(['board-list', '--json']);
+        const parsed = JSON.parse(list.stdout) as Array<{ name: string; online: boolean; platform: string; lastSeen: number }>;
+        return parsed.length === 2 && parsed.every((board) => board.online) ? parsed : null;
+      },
+      20_000,
+      'two virtual boards online',
+    );
     expect(boards.map((board) => board.name)).toEqual(['sim-1', 'sim-2']);
     expect(boards[0]).toMatchObject({ online: true, platform: 'virtual' });
     expect(typeof boards[0]!.lastSeen).toBe('number');
@@ -84,7 +93,7 @@ describe('mbm CLI against a background service', () => {
     expect(table.stdout).toMatch(/sim-1\s+online/);
   });
 
-  it('board-execute streams each board\'s output under a header and fails when the code fails', async () => {
+  it("board-execute streams each board's output under a header and fails when the code fails", async () => {
     const ok = await mbm(['board-execute', 'sim-*', '-c', 'print(6*7)']);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('## sim-1\n42\n');
@@ -110,7 +119,11 @@ describe('mbm CLI against a background service', () => {
     expect(uploaded.stdout.match(new RegExp(digest, 'g'))).toHaveLength(2);
     const downloaded = await mbm(['board-download', 'sim-2', '/data/payload.bin', 'back.bin']);
     expect(downloaded.code).toBe(0);
-    expect(createHash('sha256').update(await readFile(path.join(work, 'back.bin'))).digest('hex')).toBe(digest);
+    expect(
+      createHash('sha256')
+        .update(await readFile(path.join(work, 'back.bin')))
+        .digest('hex'),
+    ).toBe(digest);
     const listing = await mbm(['board-ls', 'sim-2', '/data']);
     expect(listing.stdout).toMatch(/50000\s+payload\.bin/);
   });
@@ -178,8 +191,11 @@ describe('mbm CLI against a background service', () => {
   });
 
   it('Ctrl-C during board-execute cancels the command on the board and says so', async () => {
-    const child = spawn(process.execPath, [MBM, 'board-execute', 'sim-1', '--data-dir', dataDir, '-c', 'import time\nfor i in range(100):\n  print(i)\n  time.sleep(0.2)'],
-      { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
+    const child = spawn(
+      process.execPath,
+      [MBM, 'board-execute', 'sim-1', '--data-dir', dataDir, '-c', 'import time\nfor i in range(100):\n  print(i)\n  time.sleep(0.2)'],
+      { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -224,10 +240,14 @@ describe('mbm CLI against a background service', () => {
 
   it('MicroPython boards: a missing file reads "no such file", a traceback shows only the user\'s frames, --timeout reports on time', async () => {
     mpSim = spawn(process.execPath, [MBM, 'sim', '--micropython', '--boards', '1', '--prefix', 'mp', '--data-dir', dataDir], { stdio: 'ignore' });
-    await waitFor(async () => {
-      const list = JSON.parse((await mbm(['board-list', '--json'])).stdout) as Array<{ name: string; online: boolean }>;
-      return list.some((board) => board.name === 'mp-1' && board.online);
-    }, 60_000, 'a MicroPython board online');
+    await waitFor(
+      async () => {
+        const list = JSON.parse((await mbm(['board-list', '--json'])).stdout) as Array<{ name: string; online: boolean }>;
+        return list.some((board) => board.name === 'mp-1' && board.online);
+      },
+      60_000,
+      'a MicroPython board online',
+    );
     for (const board of ['sim-1', 'mp-1']) {
       const missing = await mbm(['board-download', board, '/nope.txt', 'nope.bin']);
       expect(missing.code).toBe(1);
@@ -239,7 +259,9 @@ describe('mbm CLI against a background service', () => {
     expect((await mbm(['board-rm', 'mp-1', '/d'])).stderr).toContain('mbm board-rm mp-1 /d -r');
     const failed = await mbm(['board-execute', 'mp-1', '-c', 'def f():\n  1/0\nf()']);
     expect(failed.code).toBe(1);
-    expect(failed.stdout).toBe('## mp-1\nTraceback (most recent call last):\n  File "<string>", line 3, in <module>\n  File "<string>", line 2, in f\nZeroDivisionError: divide by zero\n');
+    expect(failed.stdout).toBe(
+      '## mp-1\nTraceback (most recent call last):\n  File "<string>", line 3, in <module>\n  File "<string>", line 2, in f\nZeroDivisionError: divide by zero\n',
+    );
     // This board cannot interrupt its code: the CLI reports the timeout itself, while the code still runs.
     const slow = await mbm(['board-execute', 'mp-1', '--timeout', '1', '-c', 'import time\nfor i in range(8):\n  print(i)\n  time.sleep(0.5)\nprint("done")']);
     expect(slow.code).toBe(1);
@@ -251,8 +273,9 @@ describe('mbm CLI against a background service', () => {
     const verbs = (await mbm(['--help'])).stdout.match(/^ {2}([a-z-]+)/gm)!.map((line) => line.trim());
     expect(verbs.length).toBeGreaterThan(12);
     const helps = await Promise.all(verbs.map((verb) => mbm([verb, '--help'])));
-    expect(helps.map((help, index) => [verbs[index], help.code, help.stdout.startsWith(`Usage: mbm ${verbs[index]}`)]))
-      .toEqual(verbs.map((verb) => [verb, 0, true]));
+    expect(helps.map((help, index) => [verbs[index], help.code, help.stdout.startsWith(`Usage: mbm ${verbs[index]}`)])).toEqual(
+      verbs.map((verb) => [verb, 0, true]),
+    );
   });
 
   it('server-stop stops the service and its Redis', async () => {
@@ -262,7 +285,14 @@ describe('mbm CLI against a background service', () => {
     const stopped = await mbm(['server-stop']);
     expect(stopped.code).toBe(0);
     expect(stopped.stdout).toContain('stopped');
-    const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
     await waitFor(() => !alive(status.pid) && !alive(status.redis.pid), 10_000, 'processes gone');
     const after = await mbm(['server-status']);
     expect(after.code).toBe(3);

@@ -13,8 +13,15 @@ const BOARD_CLI = fileURLToPath(new URL('../../dist/test/lab/cli/board.js', impo
 
 describe('splitCommand', () => {
   it('splits words like a shell: quotes keep spaces, backslashes escape, placeholders stay', () => {
-    expect(splitCommand(`node  'my dir/board.js' --kind "a \\"b\\" c" x\\ y {creds} {fs}`))
-      .toEqual(['node', 'my dir/board.js', '--kind', 'a "b" c', 'x y', '{creds}', '{fs}']);
+    expect(splitCommand(`node  'my dir/board.js' --kind "a \\"b\\" c" x\\ y {creds} {fs}`)).toEqual([
+      'node',
+      'my dir/board.js',
+      '--kind',
+      'a "b" c',
+      'x y',
+      '{creds}',
+      '{fs}',
+    ]);
     expect(splitCommand(`run '' ""`)).toEqual(['run', '', '']);
     expect(() => splitCommand(`run 'open`)).toThrow(/unclosed ' quote/);
   });
@@ -56,7 +63,8 @@ describe.each(['reference', 'micropython'])('a %s board process from the lab CLI
 
 describe('a board command that does not run', () => {
   it('fails the lab with the end of its output', async () => {
-    await expect(startExternalBoardLab({ command: `node -e "console.error('no board here'); process.exit(3)" {creds} {fs}` }))
-      .rejects.toThrow(/exited before it came online[\s\S]*no board here[\s\S]*exited \(code 3\)/);
+    await expect(startExternalBoardLab({ command: `node -e "console.error('no board here'); process.exit(3)" {creds} {fs}` })).rejects.toThrow(
+      /exited before it came online[\s\S]*no board here[\s\S]*exited \(code 3\)/,
+    );
   });
 });

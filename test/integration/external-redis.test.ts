@@ -14,13 +14,20 @@ describe('manager on an external Redis', () => {
 
   beforeAll(async () => {
     port = await freePort();
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--user', 'admin', 'on', '>admin-secret', '~*', '&*', '+@all'], { stdio: 'ignore' });
-    await waitFor(async () => {
-      const probe = await RespConnection.connect({ host: '127.0.0.1', port }).catch(() => null);
-      probe?.destroy();
-      return probe !== null;
-    }, 5_000, 'redis-server up');
+    redis = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--user', 'admin', 'on', '>admin-secret', '~*', '&*', '+@all'],
+      { stdio: 'ignore' },
+    );
+    await waitFor(
+      async () => {
+        const probe = await RespConnection.connect({ host: '127.0.0.1', port }).catch(() => null);
+        probe?.destroy();
+        return probe !== null;
+      },
+      5_000,
+      'redis-server up',
+    );
     service = await startManager({ redisUrl: `redis://admin:admin-secret@127.0.0.1:${port}`, redisPort: undefined });
   });
   afterAll(async () => {

@@ -47,8 +47,9 @@ describe('firmware catalogue', () => {
   });
 
   it('keeps nothing when the sha256 or the image is wrong', async () => {
-    await expect(catalogue.download({ url: `${base}/ESP8266_GENERIC-v1.27.0.bin`, sha256: 'a'.repeat(64), name: 'bad-sha.bin' }))
-      .rejects.toBeInstanceOf(FirmwareDownloadError);
+    await expect(catalogue.download({ url: `${base}/ESP8266_GENERIC-v1.27.0.bin`, sha256: 'a'.repeat(64), name: 'bad-sha.bin' })).rejects.toBeInstanceOf(
+      FirmwareDownloadError,
+    );
     const html = createHash('sha256').update('<html>not found</html>').digest('hex');
     await expect(catalogue.download({ url: `${base}/not-firmware.bin`, sha256: html })).rejects.toBeInstanceOf(FirmwareImageError);
     await expect(catalogue.download({ url: `${base}/missing.bin`, sha256: sha })).rejects.toThrow(/HTTP 404/);
@@ -80,7 +81,9 @@ describe('built-in firmware download', () => {
   /** Sends `chunk` over and over until the client goes away (respecting backpressure). */
   function endless(response: http.ServerResponse, chunk: Buffer): void {
     const pump = () => {
-      while (!response.destroyed && response.write(chunk)) { /* keep writing until the buffer is full */ }
+      while (!response.destroyed && response.write(chunk)) {
+        /* keep writing until the buffer is full */
+      }
     };
     response.on('drain', pump);
     pump();
@@ -99,7 +102,8 @@ describe('built-in firmware download', () => {
       else if (url === '/declared-huge.bin') {
         response.writeHead(200, { 'content-length': String(BUILTIN_MAX_BYTES + 1) });
         endless(response, good.subarray(0, 64 * 1024));
-      } else if (url === '/stalls.bin') response.write(good.subarray(0, 64 * 1024)); // never ends
+      } else if (url === '/stalls.bin')
+        response.write(good.subarray(0, 64 * 1024)); // never ends
       else response.writeHead(404).end('not found');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -118,7 +122,10 @@ describe('built-in firmware download', () => {
   }
 
   async function failure(promise: Promise<unknown>): Promise<FirmwareDownloadError> {
-    const error = await promise.then(() => null, (caught: unknown) => caught);
+    const error = await promise.then(
+      () => null,
+      (caught: unknown) => caught,
+    );
     expect(error).toBeInstanceOf(FirmwareDownloadError);
     return error as FirmwareDownloadError;
   }
@@ -170,7 +177,12 @@ describe('built-in firmware download', () => {
   });
 
   it.each<[string, string, FirmwareDownloadFailure, RegExp]>([
-    ['an image without the version text', '/no-version.bin', 'version-missing', /is not MicroPython 1\.27\.0 for ESP8266 \(the version text .* is missing\).*check the mirror URL/],
+    [
+      'an image without the version text',
+      '/no-version.bin',
+      'version-missing',
+      /is not MicroPython 1\.27\.0 for ESP8266 \(the version text .* is missing\).*check the mirror URL/,
+    ],
     ['a text file', '/readme.txt', 'not-firmware', /is not MicroPython 1\.27\.0 for ESP8266 \(not an ESP firmware image.*check the mirror URL/],
     ['a missing file (HTTP 404)', '/missing.bin', 'http', /HTTP 404.*check the mirror URL/],
     ['a body that never ends', '/endless.bin', 'too-large', /larger than a firmware image can be/],

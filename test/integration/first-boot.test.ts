@@ -12,7 +12,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  corruptFilesystemRegion, FILESYSTEM_SECTOR_BYTES, filesystemRegion, filesystemResetRange, inspectFilesystemArea, shouldEraseFilesystemArea,
+  corruptFilesystemRegion,
+  FILESYSTEM_SECTOR_BYTES,
+  filesystemRegion,
+  filesystemResetRange,
+  inspectFilesystemArea,
+  shouldEraseFilesystemArea,
 } from '../../electron/manager/usb/filesystem-area.js';
 import { RawRepl } from '../../electron/manager/usb/raw-repl.js';
 import { closeNodeSerialPort, openNodeSerialPort } from '../../electron/manager/usb/web-serial-port.js';
@@ -49,9 +54,12 @@ async function makeBoard(name: string, options: { flashSizeBytes?: number; prepa
   sim.rom.flash.program(0, makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }));
   await options.prepare?.(sim);
   const console = { text: '' };
-  sim.on('console', (text) => { console.text += text; });
+  sim.on('console', (text) => {
+    console.text += text;
+  });
   return {
-    sim, console,
+    sim,
+    console,
     /** Boots (power on, or RESET) and waits for the REPL; resolves with what this boot printed. */
     async boot(how: 'power-on' | 'reset' = 'power-on'): Promise<string> {
       const from = console.text.length;
@@ -112,11 +120,16 @@ except ValueError as e:
     print('password:', e)
 `);
     expect(ap).toBe('True True 4\npassword: unknown config param\n');
-    expect(board.sim.accessPoint()).toMatchObject({ apActive: true, apSsid: expect.stringMatching(/^MicroPython-[0-9a-f]{6}$/), apKey: 'micropythoN', apAuthmode: 4 });
+    expect(board.sim.accessPoint()).toMatchObject({
+      apActive: true,
+      apSsid: expect.stringMatching(/^MicroPython-[0-9a-f]{6}$/),
+      apKey: 'micropythoN',
+      apAuthmode: 4,
+    });
 
     await board.run('import network\nnetwork.WLAN(network.AP_IF).active(False)');
     expect(board.sim.accessPoint().apActive).toBe(false);
-    const active = "import network\nprint(network.WLAN(network.AP_IF).active())";
+    const active = 'import network\nprint(network.WLAN(network.AP_IF).active())';
     await board.boot('reset');
     expect(await board.run(active)).toBe('False\n');
     await board.sim.powerOff();
@@ -134,53 +147,57 @@ except ValueError as e:
     expect(board.sim.accessPoint()).toMatchObject({ apActive: true, apKey: 'micropythoN' });
   });
 
-  it('foreign data (a board that ran NodeMCU): the corrupt-filesystem loop, no REPL until Ctrl-C, nothing mounted; erasing the area fixes it', { timeout: 60_000 }, async () => {
-    const board = await makeBoard('nodemcu', {
-      prepare: async (sim) => {
-        // A SPIFFS page where MicroPython's filesystem would start, and files on the host that are not mounted.
-        const spiffs = Buffer.alloc(256, 0xff);
-        spiffs.write('\x01\x00\x00\x00init.lua\x00', 0, 'latin1');
-        sim.rom.flash.program(filesystemRegion(sim.rom.flash.size)!.offset, spiffs);
-        await writeFile(path.join(sim.fsFolder, 'leftover.txt'), 'not mounted');
-      },
-    });
-    const state = inspectFilesystemArea(Buffer.concat([Buffer.from('\x01\x00\x00\x00init.lua\x00', 'latin1'), Buffer.alloc(4096 - 13, 0xff)]));
-    expect(state).toBe('foreign');
-    expect(shouldEraseFilesystemArea(state)).toBe(true);
+  it(
+    'foreign data (a board that ran NodeMCU): the corrupt-filesystem loop, no REPL until Ctrl-C, nothing mounted; erasing the area fixes it',
+    { timeout: 60_000 },
+    async () => {
+      const board = await makeBoard('nodemcu', {
+        prepare: async (sim) => {
+          // A SPIFFS page where MicroPython's filesystem would start, and files on the host that are not mounted.
+          const spiffs = Buffer.alloc(256, 0xff);
+          spiffs.write('\x01\x00\x00\x00init.lua\x00', 0, 'latin1');
+          sim.rom.flash.program(filesystemRegion(sim.rom.flash.size)!.offset, spiffs);
+          await writeFile(path.join(sim.fsFolder, 'leftover.txt'), 'not mounted');
+        },
+      });
+      const state = inspectFilesystemArea(Buffer.concat([Buffer.from('\x01\x00\x00\x00init.lua\x00', 'latin1'), Buffer.alloc(4096 - 13, 0xff)]));
+      expect(state).toBe('foreign');
+      expect(shouldEraseFilesystemArea(state)).toBe(true);
 
-    await board.sim.powerOn('flash');
-    await waitFor(() => board.console.text.split(CORRUPT_4MB).length > 2, 20_000, 'the corrupt message twice');
-    expect(board.console.text.startsWith(CORRUPT_4MB)).toBe(true);
-    expect(board.console.text).not.toContain('>>>');
-    expect(board.console.text).not.toContain('MicroPython v');
-    expect(inspectFilesystemArea(board.firstSector())).toBe('foreign');
-    expect(corruptFilesystemRegion(board.console.text)).toEqual(filesystemRegion(board.sim.rom.flash.size));
-    expect(board.sim.board!).toMatchObject({ filesystem: 'corrupt', mode: 'main' });
+      await board.sim.powerOn('flash');
+      await waitFor(() => board.console.text.split(CORRUPT_4MB).length > 2, 20_000, 'the corrupt message twice');
+      expect(board.console.text.startsWith(CORRUPT_4MB)).toBe(true);
+      expect(board.console.text).not.toContain('>>>');
+      expect(board.console.text).not.toContain('MicroPython v');
+      expect(inspectFilesystemArea(board.firstSector())).toBe('foreign');
+      expect(corruptFilesystemRegion(board.console.text)).toEqual(filesystemRegion(board.sim.rom.flash.size));
+      expect(board.sim.board!).toMatchObject({ filesystem: 'corrupt', mode: 'main' });
 
-    // What a provisioning tool does: Ctrl-C, raw REPL. The loop stops; nothing is mounted.
-    const port = await openNodeSerialPort(board.sim.path, { baudRate: 115_200 });
-    const repl = new RawRepl({ port });
-    try {
-      await repl.enter({ timeoutMs: 10_000 });
-      expect(board.console.text).toContain('Traceback (most recent call last):\r\nKeyboardInterrupt: \r\n');
-      expect(await repl.eval("__import__('os').listdir('/')")).toBe('[]');
-      const write = await repl.exec("open('x.txt', 'w')");
-      expect(write.stderr).toMatch(/OSError: \[Errno 19\] ENODEV/);
-      await repl.exit();
-    } finally {
-      repl.dispose();
-      await closeNodeSerialPort(port);
-    }
-    expect(await readFile(path.join(board.sim.fsFolder, 'leftover.txt'), 'utf8')).toBe('not mounted');
+      // What a provisioning tool does: Ctrl-C, raw REPL. The loop stops; nothing is mounted.
+      const port = await openNodeSerialPort(board.sim.path, { baudRate: 115_200 });
+      const repl = new RawRepl({ port });
+      try {
+        await repl.enter({ timeoutMs: 10_000 });
+        expect(board.console.text).toContain('Traceback (most recent call last):\r\nKeyboardInterrupt: \r\n');
+        expect(await repl.eval("__import__('os').listdir('/')")).toBe('[]');
+        const write = await repl.exec("open('x.txt', 'w')");
+        expect(write.stderr).toMatch(/OSError: \[Errno 19\] ENODEV/);
+        await repl.exit();
+      } finally {
+        repl.dispose();
+        await closeNodeSerialPort(port);
+      }
+      expect(await readFile(path.join(board.sim.fsFolder, 'leftover.txt'), 'utf8')).toBe('not mounted');
 
-    // The flasher's remedy: erase the area's first sectors; the next boot is a first boot.
-    const reset = filesystemResetRange(filesystemRegion(board.sim.rom.flash.size)!);
-    board.sim.rom.flash.erase(reset.offset, reset.length);
-    expect(inspectFilesystemArea(board.firstSector())).toBe('blank');
-    const fixed = await board.boot('reset');
-    expect(fixed).toMatch(/^Performing initial setup\r\n/);
-    expect(existsSync(path.join(board.sim.fsFolder, 'leftover.txt'))).toBe(false);
-  });
+      // The flasher's remedy: erase the area's first sectors; the next boot is a first boot.
+      const reset = filesystemResetRange(filesystemRegion(board.sim.rom.flash.size)!);
+      board.sim.rom.flash.erase(reset.offset, reset.length);
+      expect(inspectFilesystemArea(board.firstSector())).toBe('blank');
+      const fixed = await board.boot('reset');
+      expect(fixed).toMatch(/^Performing initial setup\r\n/);
+      expect(existsSync(path.join(board.sim.fsFolder, 'leftover.txt'))).toBe(false);
+    },
+  );
 
   it('a FAT boot sector (a board formatted by an older MicroPython) mounts as it is', { timeout: 60_000 }, async () => {
     const board = await makeBoard('fat', {

@@ -22,13 +22,20 @@ describe('a get while the manager lags', () => {
 
   beforeAll(async () => {
     const port = await freePort();
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--user', 'admin', 'on', '>admin-secret', '~*', '&*', '+@all'], { stdio: 'ignore' });
-    await waitFor(async () => {
-      const probe = await RespConnection.connect({ host: '127.0.0.1', port }).catch(() => null);
-      probe?.destroy();
-      return probe !== null;
-    }, 5_000, 'redis-server up');
+    redis = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--user', 'admin', 'on', '>admin-secret', '~*', '&*', '+@all'],
+      { stdio: 'ignore' },
+    );
+    await waitFor(
+      async () => {
+        const probe = await RespConnection.connect({ host: '127.0.0.1', port }).catch(() => null);
+        probe?.destroy();
+        return probe !== null;
+      },
+      5_000,
+      'redis-server up',
+    );
     proxy = await RedisFaultProxy.start({ port });
     service = await startManager({ redisUrl: `redis://admin:admin-secret@127.0.0.1:${proxy.port}`, redisPort: undefined });
     // The board talks to Redis directly; only the manager's link is slow.

@@ -12,20 +12,25 @@ const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 
 async function stage(lab: Lab, data: Buffer): Promise<string> {
   const response = await fetch(`${lab.manager.apiUrl}/api/files.stage`, {
-    method: 'POST', body: data,
+    method: 'POST',
+    body: data,
     headers: { authorization: `Bearer ${lab.manager.apiToken}`, 'content-type': 'application/octet-stream' },
   });
-  const body = await response.json() as { ok: boolean; result: { id: string; size: number; sha256: string } };
+  const body = (await response.json()) as { ok: boolean; result: { id: string; size: number; sha256: string } };
   expect(body.ok).toBe(true);
   expect(body.result).toMatchObject({ size: data.length, sha256: sha256(data) });
   return body.result.id;
 }
 
 async function finished(lab: Lab, id: string, timeoutMs = 20_000): Promise<JobView> {
-  return waitFor(async () => {
-    const job = await lab.api.call('jobs.get', { id });
-    return job.state === 'done' ? job : null;
-  }, timeoutMs, `job ${id} to finish`);
+  return waitFor(
+    async () => {
+      const job = await lab.api.call('jobs.get', { id });
+      return job.state === 'done' ? job : null;
+    },
+    timeoutMs,
+    `job ${id} to finish`,
+  );
 }
 
 describe('jobs', () => {
@@ -59,9 +64,15 @@ describe('jobs', () => {
   it('an upload job writes staged files on every board with equal sha256 (folders kept)', async () => {
     const main = Buffer.from('print("hello")\n');
     const blob = Buffer.from(Array.from({ length: 50_000 }, (_, index) => (index * 13) % 256));
-    const files = [{ file: await stage(lab, main), path: '/app/main.py' }, { file: await stage(lab, blob), path: '/app/data/blob.bin' }];
+    const files = [
+      { file: await stage(lab, main), path: '/app/main.py' },
+      { file: await stage(lab, blob), path: '/app/data/blob.bin' },
+    ];
     const job = await finished(lab, (await lab.api.call('jobs.start', { kind: 'upload', boards: 'job-[1-2]', files })).id);
-    expect(job.targets.map((target) => [target.status, target.done, target.total])).toEqual([['ok', 2, 2], ['ok', 2, 2]]);
+    expect(job.targets.map((target) => [target.status, target.done, target.total])).toEqual([
+      ['ok', 2, 2],
+      ['ok', 2, 2],
+    ]);
     expect(job.targets[0]!.message).toBe('2 files written, sha256 checked');
     for (const name of ['job-1', 'job-2']) {
       const fs = lab.fleet.byName(name)!.fs;
@@ -81,8 +92,9 @@ describe('jobs', () => {
     expect(tagged.counts.ok).toBe(2);
     expect((await lab.api.call('boards.get', { board: 'job-1' })).tags).toEqual(['porch']);
     expect((await lab.api.call('boards.list', {})).filter((board) => board.tags.includes('porch')).map((board) => board.name)).toEqual(['job-1', 'job-2']);
-    await expect(lab.api.call('jobs.start', { kind: 'upload', boards: 'job-1', files: [{ file: 'sAAAAAAAAAAAAAAAA', path: '/x' }] }))
-      .rejects.toThrow(/no longer held by the service/);
+    await expect(lab.api.call('jobs.start', { kind: 'upload', boards: 'job-1', files: [{ file: 'sAAAAAAAAAAAAAAAA', path: '/x' }] })).rejects.toThrow(
+      /no longer held by the service/,
+    );
     await expect(lab.api.call('jobs.start', { kind: 'exec', boards: 'nope-*', code: 'print(1)' })).rejects.toBeInstanceOf(ApiRequestError);
     await lab.api.call('boards.enroll', { name: 'doomed' });
     const removed = await finished(lab, (await lab.api.call('jobs.start', { kind: 'remove', boards: 'doomed' })).id);
@@ -106,7 +118,10 @@ describe('jobs across a restart of the service', () => {
       const listed = await second.api.call('jobs.list', {});
       expect(listed.map((item) => item.id)).toContain(job.id);
       const again = await second.api.call('jobs.get', { id: job.id });
-      expect(again.targets.map((target) => [target.board, target.status])).toEqual([['keep-1', 'ok'], ['keep-2', 'ok']]);
+      expect(again.targets.map((target) => [target.board, target.status])).toEqual([
+        ['keep-1', 'ok'],
+        ['keep-2', 'ok'],
+      ]);
     } finally {
       await second.manager.stop();
       await first.close();

@@ -35,8 +35,12 @@ describe('a simulated MicroPython board reports as an ESP8266', () => {
   beforeAll(async () => {
     service = await startManager({ heartbeatS: 1 });
     fleet = await startMicroPythonFleet({
-      api: service.api, count: 2, prefix: 'esp', root: path.join(service.dataDir, 'boards'),
-      server: { host: '127.0.0.1', port: service.redisPort }, board: { heapBytes: HEAP },
+      api: service.api,
+      count: 2,
+      prefix: 'esp',
+      root: path.join(service.dataDir, 'boards'),
+      server: { host: '127.0.0.1', port: service.redisPort },
+      board: { heapBytes: HEAP },
     });
     await waitFor(async () => (await service.api.call('status', {})).boards.online === 2, 20_000, 'boards online');
   });
@@ -48,7 +52,9 @@ describe('a simulated MicroPython board reports as an ESP8266', () => {
   it('answers the uname and mem_free macros as the esp8266 port does', async () => {
     const uname = await run('esp-1', MACROS.uname!.request(undefined));
     expect(uname.status).toBe('ok');
-    expect(text(uname)).toMatch(/^\(sysname='esp8266', nodename='esp8266', release='2\.2\.0-dev\(9422289\)', version='v1\.27\.0 on \d{4}-\d\d-\d\d', machine='ESP module with ESP8266'\)\n$/);
+    expect(text(uname)).toMatch(
+      /^\(sysname='esp8266', nodename='esp8266', release='2\.2\.0-dev\(9422289\)', version='v1\.27\.0 on \d{4}-\d\d-\d\d', machine='ESP module with ESP8266'\)\n$/,
+    );
     const fields = await run('esp-1', { op: 'exec', code: 'import os\nu = os.uname()\nprint(u.sysname, u[4], len(u))\nimport sys\nprint(sys.platform)' });
     expect(text(fields)).toBe('esp8266 ESP module with ESP8266 5\nesp8266\n');
 

@@ -162,13 +162,15 @@ d = b'QUJD' * 1024
 gc.collect()
 `);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toBe([
-      "b'hello' b'hi' b'aGVsbG8=\\n' b'aGk='",
-      "b'01ab' b'01:ab' b'\\x01\\xab' 0x3610a686 0x3610a686",
-      'ValueError incorrect padding',
-      'ValueError odd-length string',
-      '',
-    ].join('\n'));
+    expect(result.stdout).toBe(
+      [
+        "b'hello' b'hi' b'aGVsbG8=\\n' b'aGk='",
+        "b'01ab' b'01:ab' b'\\x01\\xab' 0x3610a686 0x3610a686",
+        'ValueError incorrect padding',
+        'ValueError odd-length string',
+        '',
+      ].join('\n'),
+    );
     const garbage = await board.run('a = gc.mem_alloc()\nx = binascii.a2b_base64(d)\nprint(len(x), gc.mem_alloc() - a)');
     const [length, allocated] = garbage.stdout.trim().split(' ').map(Number);
     expect(length).toBe(3072);

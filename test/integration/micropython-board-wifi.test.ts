@@ -55,13 +55,19 @@ describe('wifi in the MicroPython board lab', () => {
   it('joins after a while: STAT_CONNECTING first, then an IP, a wrong password or no such network', async () => {
     const timing = { wifiJoinMs: 300, wifiWrongPasswordMs: 700, wifiNoApMs: 500 };
     const board = await makeBoard({ timing });
-    const out = await run(board, `${JOIN}
+    const out = await run(
+      board,
+      `${JOIN}
 join('lab-ap', 'wrong')
 join('other-ap', 'secret')
 join('lab-ap', 'secret')
 print(w.ifconfig()[0], len(w.config('mac')), w.config('ssid'))
-`);
-    const lines = out.trim().split('\n').map((line) => line.split(' '));
+`,
+    );
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '));
     const [wrong, absent, joined] = lines;
     expect(wrong!.slice(0, 4)).toEqual(['1', 'False', '2', 'False']); // STAT_WRONG_PASSWORD
     expect(Number(wrong![4])).toBeGreaterThanOrEqual(timing.wifiWrongPasswordMs);
@@ -81,7 +87,9 @@ print(w.ifconfig()[0], len(w.config('mac')), w.config('ssid'))
 
   it('has its own access point on, MicroPython-xxxxxx with WPA/WPA2, as a first boot leaves it', async () => {
     const board = await makeBoard();
-    const out = await run(board, `
+    const out = await run(
+      board,
+      `
 import network, binascii
 ap = network.WLAN(network.AP_IF)
 sta = network.WLAN(network.STA_IF)
@@ -93,15 +101,13 @@ for f in (lambda: ap.config('password'), lambda: sta.config(ssid='x'), lambda: a
         f()
     except (OSError, ValueError) as e:
         print(type(e).__name__, e)
-`);
-    expect(out).toBe([
-      'True True True',
-      '-1 False 192.168.4.1 0x5e 0x5c True',
-      'ValueError unknown config param',
-      'OSError AP required',
-      'OSError STA required',
-      '',
-    ].join('\n'));
+`,
+    );
+    expect(out).toBe(
+      ['True True True', '-1 False 192.168.4.1 0x5e 0x5c True', 'ValueError unknown config param', 'OSError AP required', 'OSError STA required', ''].join(
+        '\n',
+      ),
+    );
   });
 
   it('keeps the access point off once turned off (the SDK saves it): across resets and power cycles', async () => {
@@ -114,13 +120,13 @@ for f in (lambda: ap.config('password'), lambda: sta.config(ssid='x'), lambda: a
     await board.powerOff();
     await board.start();
     expect(await run(board, check)).toBe('False porch 0.0.0.0\n');
-    await run(board, "import network\nnetwork.WLAN(network.AP_IF).active(True)");
+    await run(board, 'import network\nnetwork.WLAN(network.AP_IF).active(True)');
     await board.softReset({ runMain: false });
     expect(await run(board, check)).toBe('True porch 192.168.4.1\n');
   });
 });
 
-describe('the lab board\'s heap, as _boot.py leaves it', () => {
+describe("the lab board's heap, as _boot.py leaves it", () => {
   it('gc.threshold() is a quarter of the heap; garbage is collected between steps once the threshold is reached', async () => {
     const board = await makeBoard({ firmwareModule: 'no_firmware_here' });
     const heap = await board.heap();

@@ -100,7 +100,10 @@ class BoardLink {
     if (line !== undefined) return Promise.resolve(line);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no line from the board')), timeoutMs);
-      this.waiters.push((l) => { clearTimeout(timer); resolve(l); });
+      this.waiters.push((l) => {
+        clearTimeout(timer);
+        resolve(l);
+      });
     });
   }
   command(text: string): Promise<string> {
@@ -127,10 +130,15 @@ class Controller {
   }
   /** The next board to connect, with its hello line. */
   async connection(timeoutMs = 5000): Promise<{ link: BoardLink; hello: string }> {
-    const link = this.links.shift() ?? await new Promise<BoardLink>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no board connected')), timeoutMs);
-      this.waiters.push((l) => { clearTimeout(timer); resolve(l); });
-    });
+    const link =
+      this.links.shift() ??
+      (await new Promise<BoardLink>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no board connected')), timeoutMs);
+        this.waiters.push((l) => {
+          clearTimeout(timer);
+          resolve(l);
+        });
+      }));
     return { link, hello: await link.next() };
   }
   async close(): Promise<void> {
@@ -196,7 +204,7 @@ describe('MicroPython board lab', () => {
     expect(board.running).toBe(true);
   });
 
-  it('writes the firmware\'s files to the host folder; deletions and renames follow', async () => {
+  it("writes the firmware's files to the host folder; deletions and renames follow", async () => {
     const { board, folder } = await makeBoard(firmwareFiles());
     await board.start();
     const { link } = await controller.connection();
@@ -278,7 +286,7 @@ describe('MicroPython board lab', () => {
     expect(events).toEqual(['outOfMemory', 'out-of-memory']);
   });
 
-  it('collects garbage only between steps: a step\'s garbage must fit, unless heapLimit is live-check', async () => {
+  it("collects garbage only between steps: a step's garbage must fit, unless heapLimit is live-check", async () => {
     const churn = 'for i in range(1000):\n    x = bytearray(100)\nprint("done")';
     const strict = await makeBoard({});
     await strict.board.start();
@@ -355,10 +363,18 @@ except OSError as e:
     const port = await freePort();
     const redis: ChildProcess = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     try {
-      await waitFor(() => new Promise<boolean>((resolve) => {
-        const probe = net.connect(port, '127.0.0.1', () => { probe.destroy(); resolve(true); });
-        probe.on('error', () => resolve(false));
-      }), 5000, 'redis-server');
+      await waitFor(
+        () =>
+          new Promise<boolean>((resolve) => {
+            const probe = net.connect(port, '127.0.0.1', () => {
+              probe.destroy();
+              resolve(true);
+            });
+            probe.on('error', () => resolve(false));
+          }),
+        5000,
+        'redis-server',
+      );
       const { board } = await makeBoard({});
       await board.start();
       const result = await board.run(`
@@ -411,9 +427,12 @@ s.close()
   });
 
   it('resets a board whose step hangs (watchdog), with reason crash', async () => {
-    const { board } = await makeBoard({
-      'cm_boot.py': 'class C:\n    def step(self, w):\n        while True:\n            pass\n\ndef start():\n    return C()\n',
-    }, { watchdogMs: 300 });
+    const { board } = await makeBoard(
+      {
+        'cm_boot.py': 'class C:\n    def step(self, w):\n        while True:\n            pass\n\ndef start():\n    return C()\n',
+      },
+      { watchdogMs: 300 },
+    );
     const resets: BoardResetReason[] = [];
     board.on('reset', (reason) => resets.push(reason));
     await board.start();

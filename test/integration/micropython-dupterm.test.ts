@@ -30,7 +30,10 @@ class Rec(io.IOBase):
 `;
 
 const text = (view: CommandView, stream: 'stdout' | 'stderr' = 'stdout') =>
-  view.output.filter((chunk) => chunk.stream === stream).map((chunk) => chunk.text).join('');
+  view.output
+    .filter((chunk) => chunk.stream === stream)
+    .map((chunk) => chunk.text)
+    .join('');
 
 describe('os.dupterm in the MicroPython board lab', () => {
   let service: Service;
@@ -50,7 +53,9 @@ describe('os.dupterm in the MicroPython board lab', () => {
     const folder = path.join(service.dataDir, 'boards', name);
     await provisionFolder(folder, credentials!, { host: '127.0.0.1', port: service.redisPort });
     board = new MicroPythonBoard({ folder, wifi: LAB_WIFI, label: name });
-    board.on('stdout', (chunk) => { consoleText += chunk; });
+    board.on('stdout', (chunk) => {
+      consoleText += chunk;
+    });
     await board.start();
     await waitFor(async () => (await service.api.call('boards.get', { board: name })).online, 20_000, `${name} online`);
   }, 60_000);
@@ -78,10 +83,10 @@ for bad in ((a, 2), (object(),)):
 `);
     expect(done.status).toBe('ok');
     expect(text(done)).toBe(
-      'True True\n'
-      + 'Client True UART(0, baudrate=115200, bits=8, parity=None, stop=1, rxbuf=15, timeout=0, timeout_char=0) None\n'
-      + 'ValueError invalid dupterm index\n'
-      + 'OSError stream operation not supported\n',
+      'True True\n' +
+        'Client True UART(0, baudrate=115200, bits=8, parity=None, stop=1, rxbuf=15, timeout=0, timeout_char=0) None\n' +
+        'ValueError invalid dupterm index\n' +
+        'OSError stream operation not supported\n',
     );
   });
 
@@ -97,12 +102,11 @@ print('to stderr', file=sys.stderr)
 print('end')
 raise KeyError('uncaught')
 `);
-    expect([done.status, done.error]).toEqual(['error', "KeyError: uncaught"]);
+    expect([done.status, done.error]).toEqual(['error', 'KeyError: uncaught']);
     // Everything the code printed reaches slot 0, stderr included (a board has one
     // console); only the uncaught exception's traceback is the command's stderr (§7.1).
     expect(text(done)).toBe(
-      'print 1\nwrite\nTraceback (most recent call last):\n  File "<string>", line 5, in <module>\n'
-      + 'ZeroDivisionError: divide by zero\nto stderr\nend\n',
+      'print 1\nwrite\nTraceback (most recent call last):\n  File "<string>", line 5, in <module>\n' + 'ZeroDivisionError: divide by zero\nto stderr\nend\n',
     );
     const streams = done.output.map((chunk) => chunk.stream);
     expect(streams.lastIndexOf('stdout')).toBeLessThan(streams.indexOf('stderr'));
@@ -125,8 +129,8 @@ print('two')
 `);
     expect(done.status).toBe('ok');
     expect(text(done)).toBe(
-      'onedupterm: Exception in write() method, deactivating: Traceback (most recent call last):\n'
-      + '  File "<string>", line 4, in write\nValueError: bad stream\n\nslot 1: None\ntwo\n',
+      'onedupterm: Exception in write() method, deactivating: Traceback (most recent call last):\n' +
+        '  File "<string>", line 4, in write\nValueError: bad stream\n\nslot 1: None\ntwo\n',
     );
     // A write() that prints recurses; the recursion ends, the stream is dropped.
     const loud = await exec(`import io, os
@@ -177,7 +181,7 @@ print(bytes(a.got), bytes(b.got), p0)
     const failed = await board.run("raise ValueError('from the REPL')");
     expect(failed.error).toBe('ValueError: from the REPL');
     const got = await board.run('print(bytes(os.dupterm(None, 0).got))');
-    expect(got.stdout).toBe("b'Traceback (most recent call last):\\n  File \"<stdin>\", line 1, in <module>\\nValueError: from the REPL\\n'\n");
+    expect(got.stdout).toBe('b\'Traceback (most recent call last):\\n  File "<stdin>", line 1, in <module>\\nValueError: from the REPL\\n\'\n');
   });
 
   it('lends write() a buffer that is only valid during the call', async () => {

@@ -64,11 +64,17 @@ describe('MicroPython client: a reset in the middle of a file replacement (FAT l
     folder = path.join(service.dataDir, 'boards', NAME);
     await provisionFolder(folder, credentials!, { host: '127.0.0.1', port: service.redisPort });
     board = new MicroPythonBoard({
-      folder, wifi: LAB_WIFI, label: NAME, timing: 'fast', flash: new MemoryBoardFlash(labUniqueId(folder), 'fat'),
+      folder,
+      wifi: LAB_WIFI,
+      label: NAME,
+      timing: 'fast',
+      flash: new MemoryBoardFlash(labUniqueId(folder), 'fat'),
     });
     board.on('reset', (reason) => resets.push(reason));
     board.on('boot', () => boots++);
-    board.on('stderr', (text) => { stderr += text; });
+    board.on('stderr', (text) => {
+      stderr += text;
+    });
     await board.start();
     await online();
   }, 60_000);
@@ -103,7 +109,13 @@ describe('MicroPython client: a reset in the middle of a file replacement (FAT l
       const b = await readFile(path.join(folder, 'b.txt'), 'utf8').catch(() => '(missing)');
       const a = await readFile(path.join(folder, 'a.txt'), 'utf8').catch(() => '(missing)');
       // Before the move took effect: both as they were; after: the new a in b's place.
-      expect([['the old b\n', 'the new a\n'], ['the new a\n', '(missing)']], `after a power cut at change ${count}`).toContainEqual([b, a]);
+      expect(
+        [
+          ['the old b\n', 'the new a\n'],
+          ['the new a\n', '(missing)'],
+        ],
+        `after a power cut at change ${count}`,
+      ).toContainEqual([b, a]);
       expect(await leftovers('.')).toEqual([]);
     }
   });

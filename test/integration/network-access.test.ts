@@ -13,13 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RedisServerSupervisor } from '../../electron/manager/redis/redis-server-supervisor.js';
 import { RedisAdminError, RedisBindError } from '../../electron/manager/redis/redis-admin.js';
 import { embeddedAclFile, MANAGER_USER } from '../../electron/manager/redis/acl.js';
-import {
-  NetworkAccessError,
-  applyLanAddress,
-  lanInterfaces,
-  networkSettingsFile,
-  readNetworkSettings,
-} from '../../electron/manager/network-access.js';
+import { NetworkAccessError, applyLanAddress, lanInterfaces, networkSettingsFile, readNetworkSettings } from '../../electron/manager/network-access.js';
 import { freePort } from '../helpers/free-port.js';
 
 const REDIS = '/usr/bin/redis-server';
@@ -48,7 +42,11 @@ async function startSupervisor(password = PASSWORD): Promise<RedisServerSupervis
   const aclFile = path.join(dir, 'users.acl');
   await writeFile(aclFile, embeddedAclFile('', PASSWORD), { mode: 0o600 });
   const supervisor = new RedisServerSupervisor({
-    binaryPath: REDIS, port: await freePort(), bind: ['127.0.0.1'], dataDir: path.join(dir, 'redis'), aclFile,
+    binaryPath: REDIS,
+    port: await freePort(),
+    bind: ['127.0.0.1'],
+    dataDir: path.join(dir, 'redis'),
+    aclFile,
     auth: { username: MANAGER_USER, password },
   });
   cleanups.push(() => supervisor.stop());
@@ -76,48 +74,57 @@ async function pingAsManager(host: string, port: number): Promise<string> {
 }
 
 async function refused(host: string, port: number): Promise<string | undefined> {
-  return pingAsManager(host, port).then(() => 'accepted', (error: NodeJS.ErrnoException) => error.code);
+  return pingAsManager(host, port).then(
+    () => 'accepted',
+    (error: NodeJS.ErrnoException) => error.code,
+  );
 }
 
 describe('letting boards on the local network reach the embedded Redis', () => {
-  it.skipIf(LAN === undefined)('setBind adds a LAN address without a restart and a crash restart listens there again (skipped when this machine has no non-loopback IPv4 address)', async () => {
-    const lan = LAN!;
-    const supervisor = await startSupervisor();
-    const { port } = supervisor;
-    const pidBefore = supervisor.pid;
-    expect(await refused(lan, port)).toBe('ECONNREFUSED');
+  it.skipIf(LAN === undefined)(
+    'setBind adds a LAN address without a restart and a crash restart listens there again (skipped when this machine has no non-loopback IPv4 address)',
+    async () => {
+      const lan = LAN!;
+      const supervisor = await startSupervisor();
+      const { port } = supervisor;
+      const pidBefore = supervisor.pid;
+      expect(await refused(lan, port)).toBe('ECONNREFUSED');
 
-    await supervisor.setBind(['127.0.0.1', lan]);
-    expect(await pingAsManager(lan, port)).toBe('+OK\r\n+PONG\r\n');
-    expect(await pingAsManager('127.0.0.1', port)).toBe('+OK\r\n+PONG\r\n');
-    expect(supervisor.pid).toBe(pidBefore); // same process: no restart
-    expect(supervisor.bind).toEqual(['127.0.0.1', lan]);
+      await supervisor.setBind(['127.0.0.1', lan]);
+      expect(await pingAsManager(lan, port)).toBe('+OK\r\n+PONG\r\n');
+      expect(await pingAsManager('127.0.0.1', port)).toBe('+OK\r\n+PONG\r\n');
+      expect(supervisor.pid).toBe(pidBefore); // same process: no restart
+      expect(supervisor.bind).toEqual(['127.0.0.1', lan]);
 
-    const restarted = once(supervisor, 'started', { signal: AbortSignal.timeout(15_000) });
-    process.kill(pidBefore!, 'SIGKILL');
-    const [started] = (await restarted) as [{ pid: number; restart: boolean }];
-    expect(started.restart).toBe(true);
-    expect(started.pid).not.toBe(pidBefore);
-    expect(await pingAsManager(lan, port)).toBe('+OK\r\n+PONG\r\n');
-    expect(await pingAsManager('127.0.0.1', port)).toBe('+OK\r\n+PONG\r\n');
-  });
+      const restarted = once(supervisor, 'started', { signal: AbortSignal.timeout(15_000) });
+      process.kill(pidBefore!, 'SIGKILL');
+      const [started] = (await restarted) as [{ pid: number; restart: boolean }];
+      expect(started.restart).toBe(true);
+      expect(started.pid).not.toBe(pidBefore);
+      expect(await pingAsManager(lan, port)).toBe('+OK\r\n+PONG\r\n');
+      expect(await pingAsManager('127.0.0.1', port)).toBe('+OK\r\n+PONG\r\n');
+    },
+  );
 
-  it.skipIf(LAN === undefined)('applyLanAddress lets boards in, remembers it, and takes it back (skipped when this machine has no non-loopback IPv4 address)', async () => {
-    const lan = LAN!;
-    const supervisor = await startSupervisor();
-    const settingsFile = networkSettingsFile(dir);
+  it.skipIf(LAN === undefined)(
+    'applyLanAddress lets boards in, remembers it, and takes it back (skipped when this machine has no non-loopback IPv4 address)',
+    async () => {
+      const lan = LAN!;
+      const supervisor = await startSupervisor();
+      const settingsFile = networkSettingsFile(dir);
 
-    expect(await applyLanAddress({ supervisor, settingsFile, lanAddress: lan })).toEqual({ lanAddress: lan });
-    expect(await readNetworkSettings(settingsFile)).toEqual({ lanAddress: lan });
-    expect(await pingAsManager(lan, supervisor.port)).toBe('+OK\r\n+PONG\r\n');
+      expect(await applyLanAddress({ supervisor, settingsFile, lanAddress: lan })).toEqual({ lanAddress: lan });
+      expect(await readNetworkSettings(settingsFile)).toEqual({ lanAddress: lan });
+      expect(await pingAsManager(lan, supervisor.port)).toBe('+OK\r\n+PONG\r\n');
 
-    expect(await applyLanAddress({ supervisor, settingsFile, lanAddress: null })).toEqual({ lanAddress: null });
-    expect(await readNetworkSettings(settingsFile)).toEqual({ lanAddress: null });
-    expect(await refused(lan, supervisor.port)).toBe('ECONNREFUSED');
-    expect(await pingAsManager('127.0.0.1', supervisor.port)).toBe('+OK\r\n+PONG\r\n');
-  });
+      expect(await applyLanAddress({ supervisor, settingsFile, lanAddress: null })).toEqual({ lanAddress: null });
+      expect(await readNetworkSettings(settingsFile)).toEqual({ lanAddress: null });
+      expect(await refused(lan, supervisor.port)).toBe('ECONNREFUSED');
+      expect(await pingAsManager('127.0.0.1', supervisor.port)).toBe('+OK\r\n+PONG\r\n');
+    },
+  );
 
-  it('an address that is not this machine\'s fails clearly; 127.0.0.1 keeps working, also after a crash restart', async () => {
+  it("an address that is not this machine's fails clearly; 127.0.0.1 keeps working, also after a crash restart", async () => {
     const supervisor = await startSupervisor();
     const { port } = supervisor;
     const pidBefore = supervisor.pid;
@@ -146,13 +153,15 @@ describe('letting boards on the local network reach the embedded Redis', () => {
     expect(await pingAsManager('127.0.0.1', supervisor.port)).toBe('+OK\r\n+PONG\r\n');
   });
 
-  it('applyLanAddress refuses an address that is not this computer\'s before touching Redis, and lists the choices', async () => {
+  it("applyLanAddress refuses an address that is not this computer's before touching Redis, and lists the choices", async () => {
     const supervisor = await startSupervisor();
     const settingsFile = networkSettingsFile(dir);
     const error = await applyLanAddress({ supervisor, settingsFile, lanAddress: FOREIGN }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NetworkAccessError);
     expect((error as NetworkAccessError).reason).toBe('not-local');
-    expect((error as Error).message).toMatch(new RegExp(`^${FOREIGN.replaceAll('.', '\\.')} is not an address of this computer; (choose one of: |this computer has no network)`));
+    expect((error as Error).message).toMatch(
+      new RegExp(`^${FOREIGN.replaceAll('.', '\\.')} is not an address of this computer; (choose one of: |this computer has no network)`),
+    );
     expect(supervisor.bind).toEqual(['127.0.0.1']);
     expect(await readNetworkSettings(settingsFile)).toEqual({ lanAddress: null });
   });
@@ -161,7 +170,9 @@ describe('letting boards on the local network reach the embedded Redis', () => {
     const supervisor = await startSupervisor();
     const settingsFile = networkSettingsFile(dir);
     // An interface list that claims FOREIGN is ours (the address vanished since it was listed).
-    const interfaces = { wlan0: [{ address: FOREIGN, netmask: '255.255.255.0', family: 'IPv4' as const, mac: '02:00:00:00:00:01', internal: false, cidr: `${FOREIGN}/24` }] };
+    const interfaces = {
+      wlan0: [{ address: FOREIGN, netmask: '255.255.255.0', family: 'IPv4' as const, mac: '02:00:00:00:00:01', internal: false, cidr: `${FOREIGN}/24` }],
+    };
     const error = await applyLanAddress({ supervisor, settingsFile, lanAddress: FOREIGN, interfaces }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NetworkAccessError);
     expect((error as NetworkAccessError).reason).toBe('bind-refused');

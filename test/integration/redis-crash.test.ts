@@ -42,8 +42,11 @@ describe('redis-server killed during a command burst', () => {
         process.kill(redisPid, 'SIGKILL');
         killedAt = i;
       }
-      sends.push(lab.api.call('commands.send', { boards: boards[i % 5]!, request: { op: 'exec', code: `n = ${i}` } })
-        .then(({ commands }) => void cids.push(commands[0]!.cid)));
+      sends.push(
+        lab.api
+          .call('commands.send', { boards: boards[i % 5]!, request: { op: 'exec', code: `n = ${i}` } })
+          .then(({ commands }) => void cids.push(commands[0]!.cid)),
+      );
       // A burst, not one batch: let some commands run before the kill lands.
       if (i % 25 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     }

@@ -161,7 +161,10 @@ describe('RedisServerSupervisor', () => {
     cleanups.push(() => new Promise((r) => blocker.close(r)));
     const supervisor = new RedisServerSupervisor({ binaryPath: REDIS, port, dataDir: dir });
     cleanups.push(() => supervisor.stop());
-    const error = await supervisor.start().then(() => undefined, (e: unknown) => e);
+    const error = await supervisor.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(RedisPortInUseError);
     expect((error as RedisPortInUseError).port).toBe(port);
     expect(supervisor.running).toBe(false);
@@ -189,8 +192,11 @@ describe('RedisServerSupervisor', () => {
   it('rejects with RedisStartError and the log tail when redis-server does not come up', async () => {
     // A stand-in binary: a valid version, then it either hangs or fails with a message.
     const fake = path.join(dir, 'fake-redis');
-    await writeFile(fake, '#!/bin/sh\n[ "$1" = --version ] && { echo "Redis server v=7.0.15"; exit 0; }\n' +
-      'echo "line one"; echo "Fatal: nope" >&2; [ -n "$HANG" ] && exec sleep 30; exit 3\n');
+    await writeFile(
+      fake,
+      '#!/bin/sh\n[ "$1" = --version ] && { echo "Redis server v=7.0.15"; exit 0; }\n' +
+        'echo "line one"; echo "Fatal: nope" >&2; [ -n "$HANG" ] && exec sleep 30; exit 3\n',
+    );
     await chmod(fake, 0o755);
     const failing = new RedisServerSupervisor({ binaryPath: fake, port: await freePort(), dataDir: dir });
     const logs: string[] = [];
@@ -230,12 +236,23 @@ describe('RedisServerSupervisor', () => {
     const { command, args } = await redisSpawnCommand(REDIS, conf);
     expect(path.basename(command)).toBe('setpriv');
     // A stand-in for the manager: spawns redis the way the supervisor does, reports the pid.
-    const parent = spawn(process.execPath, ['-e', `
+    const parent = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const c = require('node:child_process').spawn(process.argv[1], JSON.parse(process.argv[2]), { stdio: 'ignore' });
-      console.log(c.pid); setInterval(() => {}, 1000);`, command, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      console.log(c.pid); setInterval(() => {}, 1000);`,
+        command,
+        JSON.stringify(args),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     const [chunk] = (await once(parent.stdout, 'data')) as [Buffer];
     const redisPid = Number(chunk.toString().trim());
-    cleanups.push(() => { if (pidAlive(redisPid)) process.kill(redisPid, 'SIGKILL'); });
+    cleanups.push(() => {
+      if (pidAlive(redisPid)) process.kill(redisPid, 'SIGKILL');
+    });
     await waitUntil(() => pidAlive(redisPid), 10_000);
     parent.kill('SIGKILL');
     await waitUntil(() => !pidAlive(redisPid), 15_000);

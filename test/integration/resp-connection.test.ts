@@ -4,12 +4,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RespError, RespProtocolError, type RespValue } from '../../electron/manager/redis/resp-codec.js';
-import {
-  RespConnectError,
-  RespConnection,
-  RespConnectionClosedError,
-  RespUnexpectedReplyError,
-} from '../../electron/manager/redis/resp-connection.js';
+import { RespConnectError, RespConnection, RespConnectionClosedError, RespUnexpectedReplyError } from '../../electron/manager/redis/resp-connection.js';
 
 const REDIS_BIN = '/usr/bin/redis-server';
 const HOST = '127.0.0.1';
@@ -38,11 +33,9 @@ async function startRedis(): Promise<RedisServer> {
   let lastOutput = '';
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    const proc = spawn(
-      REDIS_BIN,
-      ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--maxclients', '10000'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const proc = spawn(REDIS_BIN, ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--maxclients', '10000'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const ready = await new Promise<boolean>((resolve) => {
       let output = '';
       const timer = setTimeout(() => resolve(false), 10_000);
@@ -130,7 +123,11 @@ describe('RespConnection against redis-server', () => {
     expect(rejected).toBeInstanceOf(RespError);
     expect((rejected as RespError).code).toBe('WRONGTYPE');
 
-    const results = await conn.pipeline([['SET', 'str', '1'], ['LPUSH', 'str', 'y'], ['INCR', 'str']]);
+    const results = await conn.pipeline([
+      ['SET', 'str', '1'],
+      ['LPUSH', 'str', 'y'],
+      ['INCR', 'str'],
+    ]);
     expect(results[0]).toBe('OK');
     expect(results[1]).toBeInstanceOf(RespError);
     expect((results[1] as RespError).code).toBe('WRONGTYPE');
@@ -220,13 +217,23 @@ describe('RespConnection when the server dies', () => {
       const blocked = conn.call('XREAD', 'BLOCK', 0, 'STREAMS', 'never', '$');
       // Queued behind the blocked XREAD: redis will not read them until it unblocks.
       const ping = conn.call('PING');
-      const pipe = conn.pipeline([['INCR', 'a'], ['INCR', 'a']]);
+      const pipe = conn.pipeline([
+        ['INCR', 'a'],
+        ['INCR', 'a'],
+      ]);
       await until(async () => (await infoField(watcher, 'clients', 'blocked_clients')) === '1');
       expect(conn.pendingReplies).toBe(4);
 
       const closed = new Promise<void>((resolve) => conn.once('close', () => resolve()));
       // Attach handlers before the kill so the rejections are never unhandled.
-      const settled = Promise.all([blocked, ping, pipe].map((p) => p.then(() => null, (e: unknown) => e)));
+      const settled = Promise.all(
+        [blocked, ping, pipe].map((p) =>
+          p.then(
+            () => null,
+            (e: unknown) => e,
+          ),
+        ),
+      );
       await redis.stop(); // SIGKILL
       const errors = await settled;
       for (const err of errors) {
@@ -258,7 +265,12 @@ describe('RespConnection against a server that sends garbage', () => {
       const pipe = conn.pipeline([['A'], ['B']]);
       const call = conn.call('C');
       const [pipeErr, callErr] = (await Promise.all(
-        [pipe, call].map((p) => p.then(() => null, (e: unknown) => e)),
+        [pipe, call].map((p) =>
+          p.then(
+            () => null,
+            (e: unknown) => e,
+          ),
+        ),
       )) as RespConnectionClosedError[];
       expect(pipeErr).toBeInstanceOf(RespConnectionClosedError);
       expect(pipeErr?.received).toEqual(['first']);

@@ -112,7 +112,10 @@ describe('RFC 2217: the product client against the lab link', () => {
     expect(seen).toEqual([{ dtr: true, rts: true }]); // the open's DTR ON / RTS ON change nothing more
     await closeNodeSerialPort(port);
     await linesBecome(device, { dtr: false, rts: false });
-    expect(seen).toEqual([{ dtr: true, rts: true }, { dtr: false, rts: false }]);
+    expect(seen).toEqual([
+      { dtr: true, rts: true },
+      { dtr: false, rts: false },
+    ]);
   });
 
   it('delivers each line change once, in order with the data around it; DTR first unless both drop', async () => {
@@ -134,12 +137,21 @@ describe('RFC 2217: the product client against the lab link', () => {
       await call((done) => port.set({ dtr, rts }, done));
       return [...log];
     };
-    expect(await changes(false, true)).toEqual([{ dtr: false, rts: false }, { dtr: false, rts: true }]);
+    expect(await changes(false, true)).toEqual([
+      { dtr: false, rts: false },
+      { dtr: false, rts: true },
+    ]);
     expect(await changes(false, true)).toEqual([]); // no change, no event
     expect(await changes(true, true)).toEqual([{ dtr: true, rts: true }]);
     // Both drop: RTS first, so the lines never rest at RTS alone (EN low on ESP boards).
-    expect(await changes(false, false)).toEqual([{ dtr: true, rts: false }, { dtr: false, rts: false }]);
-    expect(await changes(true, true)).toEqual([{ dtr: true, rts: false }, { dtr: true, rts: true }]);
+    expect(await changes(false, false)).toEqual([
+      { dtr: true, rts: false },
+      { dtr: false, rts: false },
+    ]);
+    expect(await changes(true, true)).toEqual([
+      { dtr: true, rts: false },
+      { dtr: true, rts: true },
+    ]);
   });
 
   it('at the line rate, a line change still comes before every byte sent after it', async () => {
@@ -235,10 +247,13 @@ describe('RFC 2217: the product client against the lab link', () => {
     });
     for (const server of [silent, plainTelnet]) {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      cleanups.push(() => new Promise((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(resolve);
-      }));
+      cleanups.push(
+        () =>
+          new Promise((resolve) => {
+            for (const socket of sockets) socket.destroy();
+            server.close(resolve);
+          }),
+      );
     }
     const url = (server: net.Server) => `rfc2217://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     await expect(Rfc2217Port.open(url(silent), { baudRate: 115_200, timeoutMs: 300 })).rejects.toThrow(/no RFC 2217 server answers/);
@@ -246,8 +261,15 @@ describe('RFC 2217: the product client against the lab link', () => {
   });
 
   it('lists rfc2217:// extra paths as network serial ports', async () => {
-    const ports = await listSerialPorts({ extraPaths: ['rfc2217://192.168.1.20:4000', 'rfc2217://not-a-port'], preferSysfs: true, sysfsRoot: '/nonexistent', devRoot: '/nonexistent' });
-    expect(ports).toEqual([{ path: 'rfc2217://192.168.1.20:4000', adapter: 'rfc2217', friendlyName: 'Network serial port (192.168.1.20:4000)', likelyEsp: false }]);
+    const ports = await listSerialPorts({
+      extraPaths: ['rfc2217://192.168.1.20:4000', 'rfc2217://not-a-port'],
+      preferSysfs: true,
+      sysfsRoot: '/nonexistent',
+      devRoot: '/nonexistent',
+    });
+    expect(ports).toEqual([
+      { path: 'rfc2217://192.168.1.20:4000', adapter: 'rfc2217', friendlyName: 'Network serial port (192.168.1.20:4000)', likelyEsp: false },
+    ]);
   });
 });
 

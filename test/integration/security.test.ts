@@ -44,7 +44,7 @@ describe('security of the entry point and the API', () => {
     await lab?.close();
   });
 
-  it('board A cannot read or write board B\'s keys, queue commands for B, or read the manager\'s data', async () => {
+  it("board A cannot read or write board B's keys, queue commands for B, or read the manager's data", async () => {
     const b = boardKeys(boardB.id);
     const own = boardKeys(boardA.id);
     const attempts: Record<string, Promise<unknown>> = {
@@ -99,7 +99,10 @@ describe('security of the entry point and the API', () => {
     for (const fields of garbage) await a.call('XADD', up, '*', ...fields);
     // A 10 MB value is refused by Redis itself (proto-max-bulk-len), and the connection dropped.
     const tenMegabytes = Buffer.alloc(10 * 1024 * 1024, 0x41);
-    const big = await a.call('XADD', up, '*', 'k', 'out', 'd', tenMegabytes).then(() => 'accepted', (error: Error) => error.constructor.name);
+    const big = await a.call('XADD', up, '*', 'k', 'out', 'd', tenMegabytes).then(
+      () => 'accepted',
+      (error: Error) => error.constructor.name,
+    );
     expect(big).not.toBe('accepted');
     // Raw garbage on a fresh connection: a protocol error.
     const raw = await RespConnection.connect({ host: '127.0.0.1', port: lab.redisPort });
@@ -141,10 +144,10 @@ describe('security of the entry point and the API', () => {
       socket.on('error', () => resolve(true));
     });
     expect(socketRefused).toBe(true);
-    await expect(lab.api.call('commands.send', { boards: 'good-1', request: { op: 'put', path: '/lib/../../etc/passwd', dataBase64: 'AA==' } }))
-      .rejects.toMatchObject({ code: 'bad_request', message: expect.stringMatching(/\.\./) });
-    await expect(lab.api.call('commands.send', { boards: 'good-1', request: { op: 'exec' } as never }))
-      .rejects.toMatchObject({ code: 'bad_request' });
+    await expect(
+      lab.api.call('commands.send', { boards: 'good-1', request: { op: 'put', path: '/lib/../../etc/passwd', dataBase64: 'AA==' } }),
+    ).rejects.toMatchObject({ code: 'bad_request', message: expect.stringMatching(/\.\./) });
+    await expect(lab.api.call('commands.send', { boards: 'good-1', request: { op: 'exec' } as never })).rejects.toMatchObject({ code: 'bad_request' });
   });
 
   it('keeps secrets out of listings and credentials files private', async () => {

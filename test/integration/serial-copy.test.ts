@@ -66,7 +66,13 @@ function sha256(data: Buffer): string {
 /** 64 KB of real Python: our firmware and the lab's shims, over and over. */
 async function pythonSource(bytes: number): Promise<Buffer> {
   const root = path.resolve(import.meta.dirname, '../..');
-  const names = ['firmware/cm.py', 'firmware/cm_ops.py', 'firmware/cm_async.py', 'electron/manager/virtual/lab-python/socket.py', 'electron/manager/virtual/lab-python/network.py'];
+  const names = [
+    'firmware/cm.py',
+    'firmware/cm_ops.py',
+    'firmware/cm_async.py',
+    'electron/manager/virtual/lab-python/socket.py',
+    'electron/manager/virtual/lab-python/network.py',
+  ];
   const corpus = Buffer.concat(await Promise.all(names.map((name) => readFile(path.join(root, name)))));
   const out = Buffer.alloc(bytes);
   for (let offset = 0; offset < bytes; offset += corpus.length) corpus.copy(out, offset);
@@ -160,10 +166,15 @@ describe('RawRepl and serial copy through the REPL simulator at 115200 baud', ()
     await repl.enter();
     const random = randomBytes(64 * 1024);
     const python = await pythonSource(64 * 1024);
-    for (const [name, data] of [['random.bin', random], ['source.py', python]] as const) {
+    for (const [name, data] of [
+      ['random.bin', random],
+      ['source.py', python],
+    ] as const) {
       const result = await putFile(repl, data, name);
       const kbps = data.length / 1024 / (result.ms / 1000);
-      console.info(`putFile ${name}: ${data.length} B in ${result.ms} ms = ${kbps.toFixed(1)} KiB/s at 115200 baud (${result.chunks} chunks, ${result.deflated} deflated, ${result.codeBytes} B of code)`);
+      console.info(
+        `putFile ${name}: ${data.length} B in ${result.ms} ms = ${kbps.toFixed(1)} KiB/s at 115200 baud (${result.chunks} chunks, ${result.deflated} deflated, ${result.codeBytes} B of code)`,
+      );
       expect(sha256(await readFile(path.join(folder, name)))).toBe(sha256(data));
     }
     expect(readdirSync(folder).filter((name) => name.endsWith('.part'))).toEqual([]);

@@ -124,7 +124,8 @@ describe('telemetry in Redis', () => {
 
     const board = createRedisClient(
       { host: '127.0.0.1', port: service.redisPort, username: credentials.user, password: credentials.password },
-      'cm-test-board', { maxRetriesPerRequest: 0, enableReadyCheck: false },
+      'cm-test-board',
+      { maxRetriesPerRequest: 0, enableReadyCheck: false },
     );
     clients.push(board);
     await expect(board.get(key)).rejects.toThrow(/NOPERM/);

@@ -53,7 +53,9 @@ describe('flashing through each kind of adapter (simulated ESP8266 over RFC 2217
   it('auto-reset (NodeMCU, D1 mini): no button at any point; the board starts by itself, and reboots normally', { timeout: 120_000 }, async () => {
     const board = await plugIn('nodemcu', 'auto');
     const result = await usb.flash({
-      port: board.path, image: makeEsp8266Image({ size: 128 * 1024, flashMode: 'dio' }), provision: { name: 'nodemcu', wifi: LAB_WIFI },
+      port: board.path,
+      image: makeEsp8266Image({ size: 128 * 1024, flashMode: 'dio' }),
+      provision: { name: 'nodemcu', wifi: LAB_WIFI },
     });
     expect(result.flash).toMatchObject({ boot: 'ok', restartedBy: 'reset-lines', bootModeLatch: 'flash' });
     expect(result.provision?.online).toBe(true);
@@ -62,10 +64,14 @@ describe('flashing through each kind of adapter (simulated ESP8266 over RFC 2217
     expect(board.rom.latchedBootMode).toBe('flash');
     expect((await service.api.call('boards.get', { board: 'nodemcu' })).needsReset).toBe(false);
     const job = await service.api.call('jobs.start', { kind: 'reboot', boards: 'nodemcu' });
-    const done = await waitFor(async () => {
-      const view = await service.api.call('jobs.get', { id: job.id });
-      return view.state === 'done' ? view : null;
-    }, 60_000, 'the reboot');
+    const done = await waitFor(
+      async () => {
+        const view = await service.api.call('jobs.get', { id: job.id });
+        return view.state === 'done' ? view : null;
+      },
+      60_000,
+      'the reboot',
+    );
     expect(done.targets[0]).toMatchObject({ status: 'ok', message: 'back online' });
   });
 
@@ -85,7 +91,9 @@ describe('flashing through each kind of adapter (simulated ESP8266 over RFC 2217
     usb.on('progress', onProgress);
     try {
       const result = await usb.flash({
-        port: board.path, image: makeEsp8266Image({ size: 128 * 1024, flashMode: 'dio' }), provision: { name: 'esp01', wifi: LAB_WIFI },
+        port: board.path,
+        image: makeEsp8266Image({ size: 128 * 1024, flashMode: 'dio' }),
+        provision: { name: 'esp01', wifi: LAB_WIFI },
       });
       expect(result.flash).toMatchObject({ boot: 'ok', restartedBy: 'stub', bootModeLatch: 'flash' });
       expect(result.provision?.online).toBe(true);

@@ -31,17 +31,23 @@ describe('boot-mode latch after a flash by hand', () => {
 
   async function reboot(): Promise<{ status: string; message: string | null }> {
     const job = await service.api.call('jobs.start', { kind: 'reboot', boards: 'porch' });
-    const done = await waitFor(async () => {
-      const view = await service.api.call('jobs.get', { id: job.id });
-      return view.state === 'done' ? view : null;
-    }, 30_000, 'the reboot job');
+    const done = await waitFor(
+      async () => {
+        const view = await service.api.call('jobs.get', { id: job.id });
+        return view.state === 'done' ? view : null;
+      },
+      30_000,
+      'the reboot job',
+    );
     return done.targets[0]!;
   }
 
   it('a board whose RESET was not pressed reboots into its bootloader, and the service says what to do', { timeout: 120_000 }, async () => {
     // The user does not press RESET when asked (resetWaitMs 0: not asked at all).
     const result = await usb.flash({
-      port: board.path, image: makeEsp8266Image({ size: 128 * 1024, flashMode: 'dio' }), resetWaitMs: 0,
+      port: board.path,
+      image: makeEsp8266Image({ size: 128 * 1024, flashMode: 'dio' }),
+      resetWaitMs: 0,
       provision: { name: 'porch', wifi: LAB_WIFI },
     });
     expect(result.flash).toMatchObject({ restartedBy: 'stub', bootModeLatch: 'download' });

@@ -128,7 +128,10 @@ describe('the USB serial console (simulated MicroPython board on a pty)', () => 
 
   /** The rejection of `promise` (fails the test if it resolves). */
   async function refusal(promise: Promise<unknown>): Promise<PortBusyError> {
-    const error = await promise.then(() => undefined, (e: unknown) => e);
+    const error = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(PortBusyError);
     return error as PortBusyError;
   }
@@ -234,7 +237,10 @@ describe('the USB serial console (simulated MicroPython board on a pty)', () => 
     session.write(Buffer.from('print(1)\r')); // never throws after the device went away
 
     // Nothing at that path now: opening fails (not as busy), and the port stays free.
-    const gone = await usb.openConsole(board.device).then(() => undefined, (e: unknown) => e);
+    const gone = await usb.openConsole(board.device).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(gone).toBeInstanceOf(Error);
     expect(gone).not.toBeInstanceOf(PortBusyError);
     expect(usb.portOwner(board.device)).toBeNull();

@@ -56,10 +56,21 @@ describe('flashing an ESP8266 (simulated, no reset lines)', () => {
     const image = makeEsp8266Image({ size: 200 * 1024, flashMode: 'dio' });
     const phases: FlashProgress['phase'][] = [];
     // The "user": asked for one plain RESET after a flash without reset lines.
-    const result = await flashEsp8266({ portPath: sim.path, image, onProgress: (progress) => phases.push(progress.phase), onNeedReset: () => sim.pressReset() });
+    const result = await flashEsp8266({
+      portPath: sim.path,
+      image,
+      onProgress: (progress) => phases.push(progress.phase),
+      onNeedReset: () => sim.pressReset(),
+    });
     expect(result).toMatchObject({
-      chip: expect.stringMatching(/^ESP8266/), flashSizeBytes: 4 * 1024 * 1024, flashMode: 'dio', baud: 460_800, boot: 'ok', attempts: 1,
-      restartedBy: 'stub', bootModeLatch: 'flash',
+      chip: expect.stringMatching(/^ESP8266/),
+      flashSizeBytes: 4 * 1024 * 1024,
+      flashMode: 'dio',
+      baud: 460_800,
+      boot: 'ok',
+      attempts: 1,
+      restartedBy: 'stub',
+      bootModeLatch: 'flash',
     });
     expect([...new Set(phases)]).toEqual(['check-image', 'connect', 'detect', 'write', 'verify', 'reset', 'boot-check', 'press-reset', 'done']);
     expect(sim.latchedBootMode).toBe('flash');
@@ -72,7 +83,11 @@ describe('flashing an ESP8266 (simulated, no reset lines)', () => {
   it('after a flash by hand, RESET not pressed: the latch stays "download", whatever MicroPython prints meanwhile', { timeout: 60_000 }, async () => {
     const sim = await simulator();
     // A first boot: "Performing initial setup", a pause while LittleFS is made, then the banner.
-    const result = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio', variant: 'GENERIC' }), resetWaitMs: 3_000 });
+    const result = await flashEsp8266({
+      portPath: sim.path,
+      image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio', variant: 'GENERIC' }),
+      resetWaitMs: 3_000,
+    });
     expect(result).toMatchObject({ boot: 'ok', restartedBy: 'stub', bootModeLatch: 'download' });
     expect(result.bootEvidence).toMatch(/Performing initial setup/);
     expect(sim.latchedBootMode).toBe('download');
@@ -82,7 +97,8 @@ describe('flashing an ESP8266 (simulated, no reset lines)', () => {
     const sim = await simulator();
     const messages: string[] = [];
     const result = await flashEsp8266({
-      portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }),
+      portPath: sim.path,
+      image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }),
       onNeedReset: () => void sim.pressBootAndReset(),
       onProgress: (progress) => {
         messages.push(progress.message);
@@ -96,7 +112,9 @@ describe('flashing an ESP8266 (simulated, no reset lines)', () => {
 
   it('detects an MD5 mismatch', { timeout: 60_000 }, async () => {
     const sim = await simulator({ corruptBlock: 1 });
-    const error = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 100 * 1024, flashMode: 'dio' }), bootCheckMs: 0 }).catch((e: unknown) => e);
+    const error = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 100 * 1024, flashMode: 'dio' }), bootCheckMs: 0 }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(FlashVerifyError);
     expect((error as Error).message).toMatch(/MD5/);
   });
@@ -115,7 +133,9 @@ describe('flashing an ESP8266 (simulated, no reset lines)', () => {
 
   it('refuses a file that is not an ESP image, or too large for the flash, before writing a byte', { timeout: 60_000 }, async () => {
     const sim = await simulator({ flashSizeBytes: 512 * 1024 });
-    await expect(flashEsp8266({ portPath: sim.path, image: Buffer.from('#!/bin/sh\necho not firmware\n'.repeat(10)) })).rejects.toBeInstanceOf(FirmwareImageError);
+    await expect(flashEsp8266({ portPath: sim.path, image: Buffer.from('#!/bin/sh\necho not firmware\n'.repeat(10)) })).rejects.toBeInstanceOf(
+      FirmwareImageError,
+    );
     expect(sim.commandLog).toHaveLength(0); // refused before the board was touched
     await expect(flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 600 * 1024 }) })).rejects.toThrow(/larger than the board's flash/);
     expect(flashWrites(sim)).toBe(0);
@@ -150,7 +170,11 @@ describe('how the board came up, read at the rates it talks at (auto-reset adapt
   it('a qio image on a dio board: "Fatal exception" read at 74880, re-flashed in dio, MicroPython read at 115200', { timeout: 90_000 }, async () => {
     const sim = await autoResetBoard({ needsMode: 'dio' });
     const phases: string[] = [];
-    const result = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 120 * 1024, flashMode: 'qio' }), onProgress: (p) => phases.push(`${p.phase}: ${p.message}`) });
+    const result = await flashEsp8266({
+      portPath: sim.path,
+      image: makeEsp8266Image({ size: 120 * 1024, flashMode: 'qio' }),
+      onProgress: (p) => phases.push(`${p.phase}: ${p.message}`),
+    });
     expect(result).toMatchObject({ flashMode: 'dio', boot: 'ok', attempts: 2, restartedBy: 'reset-lines', bootModeLatch: 'flash' });
     expect(result.bootEvidence).toMatch(/at 115200 baud$/);
     expect(phases.find((line) => line.startsWith('reflash:'))).toMatch(/flash mode qio \(Fatal exception \(0\) at 74880 baud\): flashing again in dio/);
@@ -164,12 +188,14 @@ describe('how the board came up, read at the rates it talks at (auto-reset adapt
         return () => clearTimeout(timer);
       },
     });
-    const error = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), bootCheckMs: 4_000 }).catch((e: unknown) => e);
+    const error = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), bootCheckMs: 4_000 }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(FlashError);
     expect((error as Error).message).toMatch(/does not boot after flashing \(flash mode dout: the ROM's boot lines repeat: \d+ resets nobody asked for/);
   });
 
-  it('another firmware\'s data where MicroPython keeps its files: cleared before writing, and the first boot formats it', { timeout: 120_000 }, async () => {
+  it("another firmware's data where MicroPython keeps its files: cleared before writing, and the first boot formats it", { timeout: 120_000 }, async () => {
     const flash = Buffer.alloc(4 << 20, 0xff);
     Buffer.from('SPIFFS from the firmware this board had before').copy(flash, 0x100000);
     Buffer.from('more of its files').copy(flash, 0x180000);
@@ -179,7 +205,9 @@ describe('how the board came up, read at the rates it talks at (auto-reset adapt
     const result = await flashEsp8266({ portPath: sim.path, image, onProgress: (p) => phases.push(`${p.phase}: ${p.message}`) });
     expect(result).toMatchObject({ boot: 'ok', attempts: 1, filesystem: 'cleared', variant: { name: 'GENERIC', filesystem: true } });
     expect(result.bootEvidence).toMatch(/Performing initial setup/);
-    expect(phases).toContain("erase: another firmware's data is where MicroPython keeps its files: clearing it, so MicroPython starts with an empty file system");
+    expect(phases).toContain(
+      "erase: another firmware's data is where MicroPython keeps its files: clearing it, so MicroPython starts with an empty file system",
+    );
     // Only the area's first two sectors were erased (the first boot formats the rest).
     expect(sim.commandLog.filter((entry) => entry.name === 'ERASE_REGION')).toHaveLength(1);
     expect(sim.readFlash(0x100000, 16).toString('latin1', 8, 16)).toBe('littlefs');
@@ -211,7 +239,11 @@ describe('how the board came up, read at the rates it talks at (auto-reset adapt
     const result = await flashEsp8266({ portPath: sim.path, image, onProgress: (p) => phases.push(`${p.phase}: ${p.message}`) });
     expect(result).toMatchObject({ boot: 'ok', attempts: 2, filesystem: 'cleared', variant: null });
     expect(result.bootEvidence).toMatch(/Performing initial setup/);
-    expect(phases.some((line) => /^boot-check: MicroPython runs, but the filesystem starting at sector 256 with size 763 sectors looks corrupt: clearing it/.test(line))).toBe(true);
+    expect(
+      phases.some((line) =>
+        /^boot-check: MicroPython runs, but the filesystem starting at sector 256 with size 763 sectors looks corrupt: clearing it/.test(line),
+      ),
+    ).toBe(true);
     expect(phases).toContain('erase: clearing 8 KB at 0x100000, where MicroPython keeps its files');
     // The image was written once: the second round only erased and restarted.
     expect(sim.commandLog.filter((entry) => entry.name === 'FLASH_DEFL_BEGIN')).toHaveLength(1);
@@ -221,10 +253,15 @@ describe('how the board came up, read at the rates it talks at (auto-reset adapt
     const sim = await autoResetBoard({ onBoot: () => undefined });
     const phases: string[] = [];
     const error = await flashEsp8266({
-      portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), bootCheckMs: 2_500, onProgress: (p) => phases.push(`${p.phase}: ${p.message}`),
+      portPath: sim.path,
+      image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }),
+      bootCheckMs: 2_500,
+      onProgress: (p) => phases.push(`${p.phase}: ${p.message}`),
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FlashError);
-    expect((error as Error).message).toMatch(/^the firmware is written and verified, but the board did not start: restarted 3 times through the adapter's reset lines, only the ROM's boot lines; no firmware output\. Unplug the board, plug it in again and flash it again/);
+    expect((error as Error).message).toMatch(
+      /^the firmware is written and verified, but the board did not start: restarted 3 times through the adapter's reset lines, only the ROM's boot lines; no firmware output\. Unplug the board, plug it in again and flash it again/,
+    );
     expect(phases.filter((line) => /^reset: the board said nothing after starting/.test(line))).toEqual([
       "reset: the board said nothing after starting (only the ROM's boot lines; no firmware output): restarting it again (2 of 3)",
       "reset: the board said nothing after starting (only the ROM's boot lines; no firmware output): restarting it again (3 of 3)",
@@ -235,7 +272,11 @@ describe('how the board came up, read at the rates it talks at (auto-reset adapt
   it('a first start that hangs without a word: the board is restarted, and flashed once MicroPython is heard', { timeout: 90_000 }, async () => {
     const sim = await autoResetBoard({ silentBoots: 1 });
     const phases: string[] = [];
-    const result = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), onProgress: (p) => phases.push(`${p.phase}: ${p.message}`) });
+    const result = await flashEsp8266({
+      portPath: sim.path,
+      image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }),
+      onProgress: (p) => phases.push(`${p.phase}: ${p.message}`),
+    });
     expect(result).toMatchObject({ boot: 'ok', attempts: 1, restartedBy: 'reset-lines', bootModeLatch: 'flash' });
     expect(result.bootEvidence).toMatch(/Performing initial setup|MicroPython v1\.27|>>>/);
     expect(phases.filter((line) => line.startsWith('reset: the board said nothing'))).toHaveLength(1);
@@ -248,20 +289,28 @@ describe('a silent start without reset lines: RESET is asked for', () => {
     const sim = await simulator({ silentBoots: 1 });
     const asked: string[] = [];
     const result = await flashEsp8266({
-      portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }),
-      onProgress: (p) => p.phase === 'press-reset' && asked.push(p.message), onNeedReset: () => sim.pressReset(),
+      portPath: sim.path,
+      image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }),
+      onProgress: (p) => p.phase === 'press-reset' && asked.push(p.message),
+      onNeedReset: () => sim.pressReset(),
     });
     expect(result).toMatchObject({ boot: 'ok', restartedBy: 'stub', bootModeLatch: 'flash' });
     // Only the ROM's load log came (the stub jumped to the flash: no reset, no banner).
     expect(asked).toHaveLength(1);
-    expect(asked[0]).toMatch(/^the board said nothing after starting \(\d+ bytes, none of them MicroPython's\): press RESET on the board once \(not BOOT\) to start it$/);
+    expect(asked[0]).toMatch(
+      /^the board said nothing after starting \(\d+ bytes, none of them MicroPython's\): press RESET on the board once \(not BOOT\) to start it$/,
+    );
   });
 
   it('RESET not pressed: an error that says to press it, never "flashed"', { timeout: 90_000 }, async () => {
     const sim = await simulator({ silentBoots: 1 });
-    const error = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), resetWaitMs: 1_000 }).catch((e: unknown) => e);
+    const error = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 64 * 1024, flashMode: 'dio' }), resetWaitMs: 1_000 }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(FlashError);
-    expect((error as Error).message).toMatch(/^the firmware is written and verified, but the board did not start \(\d+ bytes, none of them MicroPython's\), and RESET was not pressed: press RESET on the board \(not BOOT\), then set it up again$/);
+    expect((error as Error).message).toMatch(
+      /^the firmware is written and verified, but the board did not start \(\d+ bytes, none of them MicroPython's\), and RESET was not pressed: press RESET on the board \(not BOOT\), then set it up again$/,
+    );
   });
 });
 
@@ -270,29 +319,41 @@ describe('MicroPython builds and the ESP8285', () => {
     const sim = await simulator({ flashSizeBytes: 1 << 20 });
     const error = await flashEsp8266({ portPath: sim.path, image: makeEsp8266Image({ size: 200 * 1024, variant: 'GENERIC' }) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FirmwareVariantError);
-    expect((error as Error).message).toBe('this is the ESP8266 build for boards with 2 MB of flash or more; this board has 1 MB: use ESP8266_GENERIC-FLASH_1M-20251209-v1.27.0.bin');
+    expect((error as Error).message).toBe(
+      'this is the ESP8266 build for boards with 2 MB of flash or more; this board has 1 MB: use ESP8266_GENERIC-FLASH_1M-20251209-v1.27.0.bin',
+    );
     expect(flashWrites(sim)).toBe(0);
   });
 
   it('writes the 512 KiB build and says it has no file system; notes what a 1 MB build leaves unused', { timeout: 90_000 }, async () => {
     const small = await simulator({ flashSizeBytes: 1 << 20 });
-    const result = await flashEsp8266({ portPath: small.path, image: makeEsp8266Image({ size: 200 * 1024, flashMode: 'dio', variant: 'FLASH_512K' }), onNeedReset: () => small.pressReset() });
+    const result = await flashEsp8266({
+      portPath: small.path,
+      image: makeEsp8266Image({ size: 200 * 1024, flashMode: 'dio', variant: 'FLASH_512K' }),
+      onNeedReset: () => small.pressReset(),
+    });
     expect(result).toMatchObject({ boot: 'ok', variant: { name: 'FLASH_512K', filesystem: false, mpy: false } });
     const big = await simulator();
     const notes: string[] = [];
     await flashEsp8266({
-      portPath: big.path, image: makeEsp8266Image({ size: 200 * 1024, flashMode: 'dio', variant: 'FLASH_1M' }), bootCheckMs: 0,
+      portPath: big.path,
+      image: makeEsp8266Image({ size: 200 * 1024, flashMode: 'dio', variant: 'FLASH_1M' }),
+      bootCheckMs: 0,
       onProgress: (p) => p.phase === 'detect' && notes.push(p.message),
     });
-    expect(notes.some((note) => /board has 4 MB: ESP8266_GENERIC-20251209-v1\.27\.0\.bin would give it a larger file system and asyncio/.test(note))).toBe(true);
+    expect(notes.some((note) => /board has 4 MB: ESP8266_GENERIC-20251209-v1\.27\.0\.bin would give it a larger file system and asyncio/.test(note))).toBe(
+      true,
+    );
   });
 
   it('an ESP8285 is written in dout from the start: no crash, no second attempt', { timeout: 90_000 }, async () => {
     const sim = await simulator({ chip: 'ESP8285' });
     const phases: string[] = [];
     const result = await flashEsp8266({
-      portPath: sim.path, image: makeEsp8266Image({ size: 120 * 1024, flashMode: 'qio', variant: 'FLASH_1M' }),
-      onProgress: (p) => phases.push(`${p.phase}: ${p.message}`), onNeedReset: () => sim.pressReset(),
+      portPath: sim.path,
+      image: makeEsp8266Image({ size: 120 * 1024, flashMode: 'qio', variant: 'FLASH_1M' }),
+      onProgress: (p) => phases.push(`${p.phase}: ${p.message}`),
+      onNeedReset: () => sim.pressReset(),
     });
     expect(result).toMatchObject({ chip: 'ESP8285', flashSizeBytes: 1 << 20, flashMode: 'dout', boot: 'ok', attempts: 1 });
     expect(phases).toContain('detect: an ESP8285: its built-in flash works in dout mode only, so the image is written in dout');
@@ -301,14 +362,18 @@ describe('MicroPython builds and the ESP8285', () => {
   });
 });
 
-describe('flash timing (a W25Q32\'s, the simulator\'s default)', () => {
-  it('waits out a block that inflates to 800 KB of erasing and writing (esptool\'s 40 s per MB)', { timeout: 120_000 }, async () => {
+describe("flash timing (a W25Q32's, the simulator's default)", () => {
+  it("waits out a block that inflates to 800 KB of erasing and writing (esptool's 40 s per MB)", { timeout: 120_000 }, async () => {
     const sim = await simulator({ flashTiming: undefined });
     // 800 KB of padding deflates to under a kilobyte: one block, then over 4 s of flash
     // work (12 block erases, 3200 page programs) before the next block is answered. With
     // the old 3 s per block esptool-js sent that block again, which the stub wrote twice.
     // The image ends below 1 MB, where MicroPython's file system starts.
-    const image = Buffer.concat([makeEsp8266Image({ size: 48 * 1024, flashMode: 'dio' }), Buffer.alloc(800 * 1024, 0xff), makeEsp8266Image({ size: 100 * 1024, seed: 4 }).subarray(16)]);
+    const image = Buffer.concat([
+      makeEsp8266Image({ size: 48 * 1024, flashMode: 'dio' }),
+      Buffer.alloc(800 * 1024, 0xff),
+      makeEsp8266Image({ size: 100 * 1024, seed: 4 }).subarray(16),
+    ]);
     const result = await flashEsp8266({ portPath: sim.path, image, bootCheckMs: 0, resetWaitMs: 0 });
     expect(result).toMatchObject({ imageBytes: image.length, attempts: 1, baud: 460_800 });
     expect(sim.readFlash(4, image.length - 4).equals(image.subarray(4))).toBe(true);

@@ -44,7 +44,11 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
   async function accessPointAfterReset(board: SimulatedEsp8266): Promise<string> {
     const before = board.board;
     await board.rom.pressReset();
-    const rebooted = await waitFor(() => (board.board !== before && board.board?.mode === 'firmware' ? board.board : null), 30_000, 'MicroPython running again');
+    const rebooted = await waitFor(
+      () => (board.board !== before && board.board?.mode === 'firmware' ? board.board : null),
+      30_000,
+      'MicroPython running again',
+    );
     const result = await rebooted.run('import network\nprint(network.WLAN(network.AP_IF).active())');
     return result.error ? result.error : result.stdout;
   }
@@ -64,7 +68,8 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
   it('flashes, provisions, and the board comes online with its configuration', { timeout: 120_000 }, async () => {
     const board = await newBoard('kitchen');
     const result = await usb.flash({
-      port: board.path, image: makeEsp8266Image({ size: 256 * 1024, flashMode: 'dio' }),
+      port: board.path,
+      image: makeEsp8266Image({ size: 256 * 1024, flashMode: 'dio' }),
       provision: { name: 'kitchen', wifi: LAB_WIFI },
     });
     expect(result.flash).toMatchObject({ boot: 'ok', flashMode: 'dio' });
@@ -81,7 +86,9 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     await connection.call('AUTH', config.user, config.password);
     const own = boardKeys(config.id);
     expect(await connection.call('FCALL', 'cm_claim', '2', own.cmd, own.state, '')).toBeTruthy();
-    const refused = await connection.call('XRANGE', boardKeys(other).cmd, '-', '+').catch((error: unknown) => (error instanceof RespError ? error.code : error));
+    const refused = await connection
+      .call('XRANGE', boardKeys(other).cmd, '-', '+')
+      .catch((error: unknown) => (error instanceof RespError ? error.code : error));
     expect(refused).toBe('NOPERM');
     connection.destroy();
 
@@ -89,7 +96,17 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     const [done] = await service.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 10_000 });
     expect(done!.output[0]?.text).toBe('hello from the kitchen\n');
     const phases = new Set(events.map((event) => `${event.step}:${event.phase}`));
-    for (const phase of ['flash:write', 'flash:verify', 'flash:boot-check', 'provision:repl', 'provision:enroll', 'provision:write', 'provision:access-point', 'provision:restart', 'provision:online']) {
+    for (const phase of [
+      'flash:write',
+      'flash:verify',
+      'flash:boot-check',
+      'provision:repl',
+      'provision:enroll',
+      'provision:write',
+      'provision:access-point',
+      'provision:restart',
+      'provision:online',
+    ]) {
       expect(phases).toContain(phase);
     }
     expect(events.find((event) => event.phase === 'access-point')?.message).toBe("turning off the board's own wifi access point");
@@ -105,7 +122,11 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     const fleet = service.manager.fleet;
     const phases: ProvisionProgress['phase'][] = [];
     const result = await provisionBoard({
-      portPath: board.path, name: 'porch', wifi: LAB_WIFI, server: { host: '127.0.0.1', port: service.redisPort }, keepAccessPoint: true,
+      portPath: board.path,
+      name: 'porch',
+      wifi: LAB_WIFI,
+      server: { host: '127.0.0.1', port: service.redisPort },
+      keepAccessPoint: true,
       enroll: (name) => fleet.enroll(name, { rotate: true, server: '127.0.0.1' }),
       knownBoot: (boardId) => fleet.registry.get(boardId)?.boot ?? null,
       waitOnline: (boardId, previousBoot, timeoutMs) => waitOnline(fleet, boardId, previousBoot, timeoutMs),
@@ -119,14 +140,17 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
 
   it('refuses bad wifi settings before touching the board; the board keeps working', { timeout: 60_000 }, async () => {
     const board = boards[0]!;
-    await expect(usb.provision(board.path, { name: 'kitchen', wifi: { ssid: LAB_WIFI.ssid, password: 'short' } }))
-      .rejects.toBeInstanceOf(ProvisioningInputError);
-    await expect(usb.flash({ port: board.path, image: makeEsp8266Image({ size: 64 * 1024 }), provision: { name: 'bad name!', wifi: LAB_WIFI } }))
-      .rejects.toBeInstanceOf(ProvisioningInputError);
+    await expect(usb.provision(board.path, { name: 'kitchen', wifi: { ssid: LAB_WIFI.ssid, password: 'short' } })).rejects.toBeInstanceOf(
+      ProvisioningInputError,
+    );
+    await expect(
+      usb.flash({ port: board.path, image: makeEsp8266Image({ size: 64 * 1024 }), provision: { name: 'bad name!', wifi: LAB_WIFI } }),
+    ).rejects.toBeInstanceOf(ProvisioningInputError);
     // A build without a file system cannot hold the client: refused before anything is written.
     const writesBefore = board.rom.commandLog.length;
-    await expect(usb.flash({ port: board.path, image: makeEsp8266Image({ size: 200 * 1024, variant: 'FLASH_512K' }), provision: { name: 'kitchen', wifi: LAB_WIFI } }))
-      .rejects.toThrow(/FLASH_512K, for 512 KB boards\) has no file system, so the Cloudmanager client cannot be stored/);
+    await expect(
+      usb.flash({ port: board.path, image: makeEsp8266Image({ size: 200 * 1024, variant: 'FLASH_512K' }), provision: { name: 'kitchen', wifi: LAB_WIFI } }),
+    ).rejects.toThrow(/FLASH_512K, for 512 KB boards\) has no file system, so the Cloudmanager client cannot be stored/);
     expect(board.rom.commandLog.length).toBe(writesBefore);
     // Its credentials were not re-issued: it is still online and runs commands.
     const { commands } = await service.api.call('commands.send', { boards: 'kitchen', request: { op: 'exec', code: 'print(1)' } });
@@ -137,11 +161,21 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
     const board = boards[0]!;
     expect((await service.api.call('boards.get', { board: 'kitchen' })).online).toBe(true);
     const bootBefore = service.manager.fleet.registry.byNameOrId('kitchen')!.boot;
-    const job = await service.api.call('jobs.start', { kind: 'provision', port: board.path, name: 'kitchen', wifiSsid: LAB_WIFI.ssid, wifiPassword: 'not-the-lab-password' });
-    const done = await waitFor(async () => {
-      const view = await service.api.call('jobs.get', { id: job.id });
-      return view.state === 'done' ? view : null;
-    }, 90_000, 'the provision job');
+    const job = await service.api.call('jobs.start', {
+      kind: 'provision',
+      port: board.path,
+      name: 'kitchen',
+      wifiSsid: LAB_WIFI.ssid,
+      wifiPassword: 'not-the-lab-password',
+    });
+    const done = await waitFor(
+      async () => {
+        const view = await service.api.call('jobs.get', { id: job.id });
+        return view.state === 'done' ? view : null;
+      },
+      90_000,
+      'the provision job',
+    );
     expect(done.targets[0]).toMatchObject({ status: 'failed', message: `the board did not join wifi "${LAB_WIFI.ssid}" — check the password` });
     // What the board said on its console, and that it never said hello from this start.
     expect(consoleOf(board)).toContain(`cm: wifi "${LAB_WIFI.ssid}" wrong password (status 2)`);
@@ -162,7 +196,9 @@ describe('flash and provision an ESP8266 over USB (simulated)', () => {
   it('leaves the board out of the raw REPL when provisioning fails midway', { timeout: 60_000 }, async () => {
     const board = boards[0]!;
     const failing = new UsbService({
-      fleet: service.manager.fleet, log: () => undefined, firmwareFolder: path.join(folder, 'firmware'),
+      fleet: service.manager.fleet,
+      log: () => undefined,
+      firmwareFolder: path.join(folder, 'firmware'),
     });
     // Enrollment fails after the raw REPL was entered (the service refusing it).
     const fleet = service.manager.fleet;

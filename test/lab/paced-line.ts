@@ -147,8 +147,14 @@ export abstract class PacedLink extends EventEmitter<PtyLinkEvents> {
   protected constructor(baud: number) {
     super();
     this.baud = baud;
-    this.rx = new PacedLine(() => this.baud, (chunk) => this.emit('data', chunk));
-    this.tx = new PacedLine(() => this.baud, (chunk) => this.sendToHost(chunk));
+    this.rx = new PacedLine(
+      () => this.baud,
+      (chunk) => this.emit('data', chunk),
+    );
+    this.tx = new PacedLine(
+      () => this.baud,
+      (chunk) => this.sendToHost(chunk),
+    );
   }
 
   /** Hands one paced slice to the host's side of the transport. */

@@ -102,7 +102,10 @@ export class RedisFaultProxy {
   /** Every connection a board made through the proxy. */
   connections = 0;
 
-  private constructor(private readonly server: net.Server, readonly port: number) {}
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
 
   /** Listens on 127.0.0.1 (a free port) and forwards to Redis at `target`. */
   static async start(target: { host?: string; port: number }): Promise<RedisFaultProxy> {

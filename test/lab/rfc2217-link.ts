@@ -33,7 +33,15 @@
  */
 import net from 'node:net';
 import {
-  baudBytes, COM_PORT, CONTROL, encodeComPort, escapeIac, readBaud, TELNET_OPTION, TelnetDecoder, TelnetNegotiation,
+  baudBytes,
+  COM_PORT,
+  CONTROL,
+  encodeComPort,
+  escapeIac,
+  readBaud,
+  TELNET_OPTION,
+  TelnetDecoder,
+  TelnetNegotiation,
 } from '../../electron/manager/usb/rfc2217-codec.js';
 import { PacedLink } from './paced-line.js';
 import type { SerialLink } from './pty-link.js';

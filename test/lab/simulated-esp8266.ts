@@ -30,7 +30,11 @@ import type { FlashChip } from './esp8266/flash-chip.js';
 import { MicroPythonReplSimulator } from './micropython-repl/micropython-repl-simulator.js';
 import { MicroPythonBoard, type BoardFlash, type BoardWifiSettings, type MicroPythonBoardOptions } from '../../electron/manager/virtual/micropython-board.js';
 import {
-  labUniqueId, littlefsFirstBlock, micropythonFilesystemLayout, SECTOR_BYTES, sdkDefaultWifi,
+  labUniqueId,
+  littlefsFirstBlock,
+  micropythonFilesystemLayout,
+  SECTOR_BYTES,
+  sdkDefaultWifi,
 } from '../../electron/manager/virtual/micropython-board-flash.js';
 import { LAB_WIFI } from '../../electron/manager/virtual/micropython-fleet.js';
 import type { LogLevel } from '../../electron/manager/log.js';
@@ -61,7 +65,10 @@ const SDK_PARAMETERS_FROM_END = 0x3000;
 
 /** The serial side of a booted firmware as the REPL simulator wants it. */
 class FirmwareLink extends EventEmitter<{ data: [chunk: Buffer] }> {
-  constructor(private readonly firmware: BootedFirmware, private readonly onWrite: (data: Buffer | string) => void) {
+  constructor(
+    private readonly firmware: BootedFirmware,
+    private readonly onWrite: (data: Buffer | string) => void,
+  ) {
     super();
     firmware.onInput((chunk) => this.emit('data', chunk));
   }

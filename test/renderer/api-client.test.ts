@@ -11,7 +11,7 @@ function fakeFetch(status: number, body: unknown) {
 }
 
 describe('UI API client', () => {
-  it('posts JSON to /api/<route> with the page\'s own credentials and returns the result', async () => {
+  it("posts JSON to /api/<route> with the page's own credentials and returns the result", async () => {
     const { calls, fetchImpl } = fakeFetch(200, { ok: true, result: [] });
     const api = new UiApi(fetchImpl);
     expect(await api.call('boards.list', {})).toEqual([]);
@@ -19,7 +19,7 @@ describe('UI API client', () => {
     expect(calls[0]!.init).toMatchObject({ method: 'POST', credentials: 'same-origin', body: '{}' });
   });
 
-  it('turns service errors into ApiCallError with the service\'s code and message', async () => {
+  it("turns service errors into ApiCallError with the service's code and message", async () => {
     const api = new UiApi(fakeFetch(404, { ok: false, error: { code: 'not_found', message: 'no board named "x"' } }).fetchImpl);
     const error = await api.call('boards.get', { board: 'x' }).catch((failure: unknown) => failure);
     expect(error).toBeInstanceOf(ApiCallError);

@@ -6,14 +6,36 @@ import { applyPortChange } from '../../renderer/src/lib/ports.js';
 import { boardPathFor, checkBoardFolder } from '../../renderer/src/lib/file-drop.js';
 
 const board = (id: string, online = true): BoardSummary => ({
-  id, name: `n-${id}`, online, lastSeen: 1, platform: null, micropython: null, client: null, ip: null, memFree: null, heartbeatS: 5, enrolledAt: 0, busy: null, tags: [], needsReset: false,
+  id,
+  name: `n-${id}`,
+  online,
+  lastSeen: 1,
+  platform: null,
+  micropython: null,
+  client: null,
+  ip: null,
+  memFree: null,
+  heartbeatS: 5,
+  enrolledAt: 0,
+  busy: null,
+  tags: [],
+  needsReset: false,
 });
 
 describe('board events', () => {
   it('applies a batch: replace, activity, removal; reports boards that went offline', () => {
-    const boards = new Map([['a', board('a')], ['b', board('b')]]);
+    const boards = new Map([
+      ['a', board('a')],
+      ['b', board('b')],
+    ]);
     const offline = applyBoardEvents(boards, [
-      { type: 'boards.activity', boards: [{ id: 'a', lastSeen: 99, memFree: 1234, busy: 'c1' }, { id: 'zz', lastSeen: 1, memFree: 1, busy: null }] },
+      {
+        type: 'boards.activity',
+        boards: [
+          { id: 'a', lastSeen: 99, memFree: 1234, busy: 'c1' },
+          { id: 'zz', lastSeen: 1, memFree: 1, busy: null },
+        ],
+      },
       { type: 'board.offline', board: board('b', false), reason: 'no heartbeat' },
       { type: 'board.removed', boardId: 'a', name: 'n-a' },
       { type: 'board.enrolled', board: board('c', false) },
@@ -31,17 +53,33 @@ describe('board events', () => {
 
 describe('job events', () => {
   const summary = (id: string, createdAt: number, state: 'running' | 'done' = 'running'): JobSummary => ({
-    id, kind: 'exec', title: id, createdAt, finishedAt: null, state, total: 2, progress: null, phases: [], port: null,
+    id,
+    kind: 'exec',
+    title: id,
+    createdAt,
+    finishedAt: null,
+    state,
+    total: 2,
+    progress: null,
+    phases: [],
+    port: null,
     counts: { queued: 2, waiting: 0, running: 0, ok: 0, failed: 0 },
   });
   it('keeps the list newest first and merges changed boards into an open job', () => {
     const list = upsertSummary(upsertSummary([], summary('j1', 1)), summary('j2', 2));
     expect(list.map((job) => job.id)).toEqual(['j2', 'j1']);
-    const view: JobView = { ...summary('j1', 1), targets: [
-      { board: 'a', boardId: 'a', status: 'queued', message: null, done: 0, total: 1, cids: ['c1'], output: null },
-      { board: 'b', boardId: 'b', status: 'queued', message: null, done: 0, total: 1, cids: ['c2'], output: null },
-    ] };
-    const next = applyJobEvent(view, { type: 'job', job: summary('j1', 1, 'running'), targets: [{ index: 1, board: 'b', boardId: 'b', status: 'ok', message: null, done: 1, total: 1, cids: ['c2'], output: '42\n' }] });
+    const view: JobView = {
+      ...summary('j1', 1),
+      targets: [
+        { board: 'a', boardId: 'a', status: 'queued', message: null, done: 0, total: 1, cids: ['c1'], output: null },
+        { board: 'b', boardId: 'b', status: 'queued', message: null, done: 0, total: 1, cids: ['c2'], output: null },
+      ],
+    };
+    const next = applyJobEvent(view, {
+      type: 'job',
+      job: summary('j1', 1, 'running'),
+      targets: [{ index: 1, board: 'b', boardId: 'b', status: 'ok', message: null, done: 1, total: 1, cids: ['c2'], output: '42\n' }],
+    });
     expect(next.targets.map((target) => target.status)).toEqual(['queued', 'ok']);
     expect(view.targets[1]!.status).toBe('queued');
   });

@@ -3,23 +3,46 @@ import { SpeedMeter, catalogueName, checkNewBoardName, failedPart, flashSteps, s
 
 describe('flash wizard steps', () => {
   it('lists the steps a job goes through', () => {
-    expect(flashSteps({ download: true, erase: false, provision: true, flash: true }).map((step) => step.id))
-      .toEqual(['download', 'connect', 'write', 'verify', 'start', 'setup', 'online']);
-    expect(flashSteps({ download: false, erase: true, provision: false, flash: true }).map((step) => step.id))
-      .toEqual(['connect', 'erase', 'write', 'verify', 'start']);
+    expect(flashSteps({ download: true, erase: false, provision: true, flash: true }).map((step) => step.id)).toEqual([
+      'download',
+      'connect',
+      'write',
+      'verify',
+      'start',
+      'setup',
+      'online',
+    ]);
+    expect(flashSteps({ download: false, erase: true, provision: false, flash: true }).map((step) => step.id)).toEqual([
+      'connect',
+      'erase',
+      'write',
+      'verify',
+      'start',
+    ]);
     expect(flashSteps({ download: false, erase: false, provision: true, flash: false }).map((step) => step.id)).toEqual(['setup', 'online']);
   });
 
   it('names the erase step after what it does: the whole flash when asked, only old data found by the flasher', () => {
-    expect(flashSteps({ download: false, erase: true, clearOldData: true, provision: false, flash: true })[1]).toEqual({ id: 'erase', label: 'Erase the flash' });
-    expect(flashSteps({ download: false, erase: false, clearOldData: true, provision: false, flash: true })[1]).toEqual({ id: 'erase', label: "Clear the old firmware's data" });
+    expect(flashSteps({ download: false, erase: true, clearOldData: true, provision: false, flash: true })[1]).toEqual({
+      id: 'erase',
+      label: 'Erase the flash',
+    });
+    expect(flashSteps({ download: false, erase: false, clearOldData: true, provision: false, flash: true })[1]).toEqual({
+      id: 'erase',
+      label: "Clear the old firmware's data",
+    });
   });
 
   it('maps reported phases to steps, and tells which part failed', () => {
-    expect(['download.data', 'flash.bootloader', 'flash.detect', 'flash.write', 'flash.reflash', 'provision.enroll', 'provision.online', 'other.x'].map(stepOfPhase))
-      .toEqual(['download', 'connect', 'connect', 'write', 'start', 'setup', 'online', null]);
-    expect([failedPart('provision.failed'), failedPart('download.failed'), failedPart('flash.failed'), failedPart(undefined)])
-      .toEqual(['provision', 'download', 'flash', 'flash']);
+    expect(
+      ['download.data', 'flash.bootloader', 'flash.detect', 'flash.write', 'flash.reflash', 'provision.enroll', 'provision.online', 'other.x'].map(stepOfPhase),
+    ).toEqual(['download', 'connect', 'connect', 'write', 'start', 'setup', 'online', null]);
+    expect([failedPart('provision.failed'), failedPart('download.failed'), failedPart('flash.failed'), failedPart(undefined)]).toEqual([
+      'provision',
+      'download',
+      'flash',
+      'flash',
+    ]);
   });
 
   it('measures the write speed over the last seconds', () => {

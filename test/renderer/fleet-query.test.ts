@@ -4,8 +4,21 @@ import { DEFAULT_QUERY, boardsPattern, clickSelection, pruneSelection, queryBoar
 
 function board(name: string, patch: Partial<BoardSummary> = {}): BoardSummary {
   return {
-    id: `id-${name}`, name, online: true, lastSeen: 1_000, platform: 'esp8266', micropython: '1.27.0', client: '1.0', ip: '10.0.0.1',
-    memFree: 30_000, heartbeatS: 5, enrolledAt: 0, busy: null, tags: [], needsReset: false, ...patch,
+    id: `id-${name}`,
+    name,
+    online: true,
+    lastSeen: 1_000,
+    platform: 'esp8266',
+    micropython: '1.27.0',
+    client: '1.0',
+    ip: '10.0.0.1',
+    memFree: 30_000,
+    heartbeatS: 5,
+    enrolledAt: 0,
+    busy: null,
+    tags: [],
+    needsReset: false,
+    ...patch,
   };
 }
 
@@ -34,7 +47,10 @@ describe('fleet query', () => {
   });
 
   it('counts tags', () => {
-    expect(tagCounts(fleet)).toEqual([{ tag: 'garden', count: 2 }, { tag: 'indoor', count: 1 }]);
+    expect(tagCounts(fleet)).toEqual([
+      { tag: 'garden', count: 2 },
+      { tag: 'indoor', count: 1 },
+    ]);
   });
 
   it('selects with clicks and shift-click ranges, and forgets removed boards', () => {

@@ -14,7 +14,13 @@ describe('formatters', () => {
   });
 
   it('sizes, durations, speeds, percentages, plurals', () => {
-    expect([formatBytes(null), formatBytes(512), formatBytes(1536), formatBytes(30_925), formatBytes(4 * 1024 * 1024)]).toEqual(['–', '512 B', '1.5 KB', '30.2 KB', '4.0 MB']);
+    expect([formatBytes(null), formatBytes(512), formatBytes(1536), formatBytes(30_925), formatBytes(4 * 1024 * 1024)]).toEqual([
+      '–',
+      '512 B',
+      '1.5 KB',
+      '30.2 KB',
+      '4.0 MB',
+    ]);
     expect(formatBytes(300 * 1024)).toBe('300 KB');
     expect([formatDuration(850), formatDuration(2_400), formatDuration(65_000), formatDuration(null)]).toEqual(['850 ms', '2.4 s', '1 min 05 s', '–']);
     expect(formatSpeed(44_000)).toBe('43.0 KB/s');

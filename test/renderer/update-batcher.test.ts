@@ -6,10 +6,15 @@ describe('update batcher', () => {
     let now = 0;
     const timers: Array<{ at: number; run: () => void }> = [];
     const batches: number[][] = [];
-    const batcher = new UpdateBatcher<number>((batch) => batches.push(batch), 4, () => now, (run, ms) => {
-      timers.push({ at: now + ms, run });
-      return 0 as unknown as ReturnType<typeof setTimeout>;
-    });
+    const batcher = new UpdateBatcher<number>(
+      (batch) => batches.push(batch),
+      4,
+      () => now,
+      (run, ms) => {
+        timers.push({ at: now + ms, run });
+        return 0 as unknown as ReturnType<typeof setTimeout>;
+      },
+    );
     const advance = (to: number) => {
       now = to;
       const due = timers.filter((item) => item.at <= to);

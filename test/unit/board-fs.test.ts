@@ -16,11 +16,14 @@ afterEach(async () => {
 
 const kinds: Array<[string, () => Promise<BoardFs>]> = [
   ['in memory', async () => new MemoryFs()],
-  ['in a host folder', async () => {
-    const folder = await mkdtemp(path.join(os.tmpdir(), 'cm-board-fs-'));
-    folders.push(folder);
-    return new HostFolderFs(folder);
-  }],
+  [
+    'in a host folder',
+    async () => {
+      const folder = await mkdtemp(path.join(os.tmpdir(), 'cm-board-fs-'));
+      folders.push(folder);
+      return new HostFolderFs(folder);
+    },
+  ],
 ];
 
 describe.each(kinds)('board file system %s: rename', (_kind, make) => {

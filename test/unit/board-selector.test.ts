@@ -6,7 +6,13 @@ const known = ['esp8266-007', 'esp8266-008', 'esp8266-009', 'esp8266-010', 'esp8
 describe('BOARDS selection', () => {
   it('expands zero-padded ranges and lists like the original mbm', () => {
     expect(selectBoards('esp8266-0[08-11],wipy2-[1,3,7]', known).names).toEqual([
-      'esp8266-008', 'esp8266-009', 'esp8266-010', 'esp8266-011', 'wipy2-1', 'wipy2-3', 'wipy2-7',
+      'esp8266-008',
+      'esp8266-009',
+      'esp8266-010',
+      'esp8266-011',
+      'wipy2-1',
+      'wipy2-3',
+      'wipy2-7',
     ]);
   });
 

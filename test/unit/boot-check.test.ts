@@ -10,7 +10,8 @@ import { resampleUart } from '../lab/esp8266/boot-console.js';
 
 const at = (baud: number, text: string): BootReading => ({ baud, bytes: Buffer.from(text, 'latin1') });
 const ROM = '\r\n ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\nload 0x40100000, len 31016, room 16 \r\ntail 8\r\nchksum 0x9a\r\ncsum 0x9a\r\n';
-const CORRUPT = 'The filesystem starting at sector 256 with size 763 sectors looks corrupt.\r\nYou may want to make a flash snapshot and try to recover it. Otherwise,\r\n';
+const CORRUPT =
+  'The filesystem starting at sector 256 with size 763 sectors looks corrupt.\r\nYou may want to make a flash snapshot and try to recover it. Otherwise,\r\n';
 const BANNER = 'MicroPython v1.27.0 on 2025-12-09; ESP module with ESP8266\r\nType "help()" for more information.\r\n>>> ';
 
 describe('judging a boot', () => {
@@ -93,7 +94,10 @@ function scriptedLine(script: { afterMs: number; baud: number; text: string }[],
 
 describe('watching a boot', () => {
   it('reads the ROM at 74880, then MicroPython at 115200', async () => {
-    const { line, rates } = scriptedLine([{ afterMs: 5, baud: 74880, text: ROM }, { afterMs: 250, baud: 115200, text: BANNER }]);
+    const { line, rates } = scriptedLine([
+      { afterMs: 5, baud: 74880, text: ROM },
+      { afterMs: 250, baud: 115200, text: BANNER },
+    ]);
     const watch = await watchBoot(line, { watchMs: 3000, readRom: true, expectedResets: 1, pollMs: 5 });
     expect(watch.verdict).toBe('ok');
     expect(rates).toEqual([74880, 115200]);

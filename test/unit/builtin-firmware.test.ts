@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BUILTIN_FIRMWARE, BuiltinImageMismatch, builtinFileName, builtinSourceUrl, checkBuiltinImage, containsVersionText, findBuiltinFirmware,
+  BUILTIN_FIRMWARE,
+  BuiltinImageMismatch,
+  builtinFileName,
+  builtinSourceUrl,
+  checkBuiltinImage,
+  containsVersionText,
+  findBuiltinFirmware,
 } from '../../electron/manager/usb/builtin-firmware.js';
 import { FirmwareImageError } from '../../electron/manager/usb/firmware-image.js';
 import { makeEsp8266Image } from '../lab/esp8266-image.js';
@@ -19,10 +25,17 @@ describe('built-in firmware', () => {
   const firmware = findBuiltinFirmware('micropython-1.27-esp8266')!;
 
   it('offers MicroPython 1.27 for ESP8266 from the official URL', () => {
-    expect(BUILTIN_FIRMWARE).toEqual([{
-      id: 'micropython-1.27-esp8266', title: 'MicroPython 1.27 for ESP8266', url: OFFICIAL, version: '1.27.0',
-      expectText: 'MicroPython v1.27.0', chip: 'esp8266', approxBytes: 620_000,
-    }]);
+    expect(BUILTIN_FIRMWARE).toEqual([
+      {
+        id: 'micropython-1.27-esp8266',
+        title: 'MicroPython 1.27 for ESP8266',
+        url: OFFICIAL,
+        version: '1.27.0',
+        expectText: 'MicroPython v1.27.0',
+        chip: 'esp8266',
+        approxBytes: 620_000,
+      },
+    ]);
     expect(Object.isFrozen(BUILTIN_FIRMWARE) && Object.isFrozen(BUILTIN_FIRMWARE[0])).toBe(true);
     expect(findBuiltinFirmware('nope')).toBeUndefined();
     expect(builtinFileName(firmware)).toBe('micropython-1.27-esp8266.bin');
@@ -32,11 +45,15 @@ describe('built-in firmware', () => {
     expect(builtinSourceUrl(firmware, { env: {} })).toEqual({ url: OFFICIAL, fromMirror: false });
     expect(builtinSourceUrl(firmware, { env: { CLOUDMANAGER_FIRMWARE_MIRROR: '  ' } }).url).toBe(OFFICIAL);
     for (const mirror of ['http://mirror.lan/mp', 'http://mirror.lan/mp/']) {
-      expect(builtinSourceUrl(firmware, { env: { CLOUDMANAGER_FIRMWARE_MIRROR: mirror } }))
-        .toEqual({ url: 'http://mirror.lan/mp/ESP8266_GENERIC-20251209-v1.27.0.bin', fromMirror: true });
+      expect(builtinSourceUrl(firmware, { env: { CLOUDMANAGER_FIRMWARE_MIRROR: mirror } })).toEqual({
+        url: 'http://mirror.lan/mp/ESP8266_GENERIC-20251209-v1.27.0.bin',
+        fromMirror: true,
+      });
     }
-    expect(builtinSourceUrl(firmware, { override: 'http://127.0.0.1:1/x.bin', env: { CLOUDMANAGER_FIRMWARE_MIRROR: 'http://mirror.lan/' } }))
-      .toEqual({ url: 'http://127.0.0.1:1/x.bin', fromMirror: true });
+    expect(builtinSourceUrl(firmware, { override: 'http://127.0.0.1:1/x.bin', env: { CLOUDMANAGER_FIRMWARE_MIRROR: 'http://mirror.lan/' } })).toEqual({
+      url: 'http://127.0.0.1:1/x.bin',
+      fromMirror: true,
+    });
   });
 
   it('finds the version text only as a whole version', () => {
@@ -58,12 +75,16 @@ describe('built-in firmware', () => {
     ['an image of another release', imageWith('MicroPython v1.26.1 on 2025-09-11; ESP module with ESP8266\0'), 'version-missing'],
     ['a preview build of the release', imageWith('MicroPython v1.27.0-preview.9.g1234 on 2025-11-30\0'), 'version-missing'],
     ['a text file that mentions the version', Buffer.from(`<html>${BANNER} is not here</html>`), 'not-firmware'],
-    ['an ESP32 image with the banner', (() => {
-      const esp32 = Buffer.alloc(4096);
-      esp32.set([0xe9, 3, 2, 0x20, 0, 0, 0, 0, 0xee]);
-      esp32.write(BANNER, 1024, 'latin1');
-      return esp32;
-    })(), 'wrong-chip'],
+    [
+      'an ESP32 image with the banner',
+      (() => {
+        const esp32 = Buffer.alloc(4096);
+        esp32.set([0xe9, 3, 2, 0x20, 0, 0, 0, 0, 0xee]);
+        esp32.write(BANNER, 1024, 'latin1');
+        return esp32;
+      })(),
+      'wrong-chip',
+    ],
   ])('refuses %s, saying why', (_what, image, problem) => {
     let caught: unknown;
     try {

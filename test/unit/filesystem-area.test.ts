@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
-  corruptFilesystemRegion, FILESYSTEM_SECTOR_BYTES, filesystemRegion, filesystemResetRange, inspectFilesystemArea, shouldEraseFilesystemArea,
+  corruptFilesystemRegion,
+  FILESYSTEM_SECTOR_BYTES,
+  filesystemRegion,
+  filesystemResetRange,
+  inspectFilesystemArea,
+  shouldEraseFilesystemArea,
 } from '../../electron/manager/usb/filesystem-area.js';
 
 const KB = 1024;
@@ -78,10 +83,39 @@ describe('inspectFilesystemArea: what MicroPython makes of the first sector', ()
 
   it.each([
     ['zeros', sector(0x00)],
-    ['one byte programmed', (() => { const s = sector(); s[4095] = 0xfe; return s; })()],
-    ['a SPIFFS page (NodeMCU, Arduino)', (() => { const s = sector(); s.write('\x01\x00\x00\x00init.lua', 0, 'latin1'); return s; })()],
-    ['"littlefs" at the wrong offset (LittleFS v1 keeps it at 40)', (() => { const s = sector(0x00); s.write('littlefs', 40, 'latin1'); return s; })()],
-    ['the signature bytes swapped', (() => { const s = sector(0x00); s[510] = 0xaa; s[511] = 0x55; return s; })()],
+    [
+      'one byte programmed',
+      (() => {
+        const s = sector();
+        s[4095] = 0xfe;
+        return s;
+      })(),
+    ],
+    [
+      'a SPIFFS page (NodeMCU, Arduino)',
+      (() => {
+        const s = sector();
+        s.write('\x01\x00\x00\x00init.lua', 0, 'latin1');
+        return s;
+      })(),
+    ],
+    [
+      '"littlefs" at the wrong offset (LittleFS v1 keeps it at 40)',
+      (() => {
+        const s = sector(0x00);
+        s.write('littlefs', 40, 'latin1');
+        return s;
+      })(),
+    ],
+    [
+      'the signature bytes swapped',
+      (() => {
+        const s = sector(0x00);
+        s[510] = 0xaa;
+        s[511] = 0x55;
+        return s;
+      })(),
+    ],
   ])('foreign data (%s): the corrupt-filesystem loop', (_what, bytes) => {
     expect(inspectFilesystemArea(bytes)).toBe('foreign');
   });
@@ -103,9 +137,10 @@ describe('what the flasher does with it', () => {
     expect(filesystemResetRange({ offset: 0x99000, length: 4096 })).toEqual({ offset: 0x99000, length: 4096 });
   });
 
-  it('reads the region out of MicroPython\'s corrupt-filesystem message', () => {
-    const printed = 'ets Jan  8 2013,rst cause:2\r\nThe filesystem starting at sector 256 with size 763 sectors looks corrupt.\r\n'
-      + 'You may want to make a flash snapshot and try to recover it. Otherwise,\r\n';
+  it("reads the region out of MicroPython's corrupt-filesystem message", () => {
+    const printed =
+      'ets Jan  8 2013,rst cause:2\r\nThe filesystem starting at sector 256 with size 763 sectors looks corrupt.\r\n' +
+      'You may want to make a flash snapshot and try to recover it. Otherwise,\r\n';
     expect(corruptFilesystemRegion(printed)).toEqual(filesystemRegion(4 * MB));
     expect(corruptFilesystemRegion('The filesystem starting at sector 153 with size 98 sectors looks corrupt.')).toEqual(filesystemRegion(1 * MB));
     expect(corruptFilesystemRegion('MicroPython v1.27.0 on 2025-12-10; ESP module with ESP8266\r\n>>> ')).toBeNull();

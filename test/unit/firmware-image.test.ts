@@ -36,10 +36,25 @@ describe('firmware image checks', () => {
 describe('MicroPython ESP8266 builds', () => {
   it('tells the build by the board name in its banner', () => {
     expect(inspectFirmwareImage(makeEsp8266Image({ size: 640 * 1024, variant: 'GENERIC' })).variant).toMatchObject({
-      name: 'GENERIC', evidence: 'board-name', minFlashBytes: 2 << 20, filesystem: true, asyncio: true, version: 'MicroPython v1.27.0 on 2025-12-09',
+      name: 'GENERIC',
+      evidence: 'board-name',
+      minFlashBytes: 2 << 20,
+      filesystem: true,
+      asyncio: true,
+      version: 'MicroPython v1.27.0 on 2025-12-09',
     });
-    expect(inspectFirmwareImage(makeEsp8266Image({ size: 600 * 1024, variant: 'FLASH_1M' })).variant).toMatchObject({ name: 'FLASH_1M', minFlashBytes: 1 << 20, filesystem: true, asyncio: false });
-    expect(inspectFirmwareImage(makeEsp8266Image({ size: 480 * 1024, variant: 'FLASH_512K' })).variant).toMatchObject({ name: 'FLASH_512K', minFlashBytes: 512 << 10, filesystem: false, mpy: false });
+    expect(inspectFirmwareImage(makeEsp8266Image({ size: 600 * 1024, variant: 'FLASH_1M' })).variant).toMatchObject({
+      name: 'FLASH_1M',
+      minFlashBytes: 1 << 20,
+      filesystem: true,
+      asyncio: false,
+    });
+    expect(inspectFirmwareImage(makeEsp8266Image({ size: 480 * 1024, variant: 'FLASH_512K' })).variant).toMatchObject({
+      name: 'FLASH_512K',
+      minFlashBytes: 512 << 10,
+      filesystem: false,
+      mpy: false,
+    });
   });
 
   it('tells GENERIC by its size when the banner is not there; nothing for an image that is not MicroPython', () => {
@@ -61,8 +76,12 @@ describe('MicroPython ESP8266 builds', () => {
     })();
     expect(error).toBeInstanceOf(FirmwareVariantError);
     expect(error).toBeInstanceOf(FirmwareImageError);
-    expect((error as Error).message).toBe('this is the ESP8266 build for boards with 2 MB of flash or more; this board has 1 MB: use ESP8266_GENERIC-FLASH_1M-20251209-v1.27.0.bin');
-    expect(() => checkImageFitsBoard(generic, { chip: 'ESP8266EX', flashSizeBytes: 512 << 10 })).toThrow(/this board has 512 KB: use ESP8266_GENERIC-FLASH_512K-20251209-v1\.27\.0\.bin/);
+    expect((error as Error).message).toBe(
+      'this is the ESP8266 build for boards with 2 MB of flash or more; this board has 1 MB: use ESP8266_GENERIC-FLASH_1M-20251209-v1.27.0.bin',
+    );
+    expect(() => checkImageFitsBoard(generic, { chip: 'ESP8266EX', flashSizeBytes: 512 << 10 })).toThrow(
+      /this board has 512 KB: use ESP8266_GENERIC-FLASH_512K-20251209-v1\.27\.0\.bin/,
+    );
     const oneMeg = inspectFirmwareImage(makeEsp8266Image({ size: 600 * 1024, variant: 'FLASH_1M' }));
     expect(() => checkImageFitsBoard(oneMeg, { chip: 'ESP8285', flashSizeBytes: 1 << 20 })).not.toThrow();
     expect(() => checkImageFitsBoard(oneMeg, { chip: 'ESP8266EX', flashSizeBytes: 4 << 20 })).not.toThrow();

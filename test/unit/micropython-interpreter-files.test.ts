@@ -10,7 +10,11 @@ const interpreters: MicroPythonInterpreter[] = [];
 
 async function run(interpreter: MicroPythonInterpreter, code: string): Promise<string> {
   let stdout = '';
-  const result = await interpreter.exec('board', code, { onOutput: (stream, data) => { stdout += Buffer.from(data).toString(); } });
+  const result = await interpreter.exec('board', code, {
+    onOutput: (stream, data) => {
+      stdout += Buffer.from(data).toString();
+    },
+  });
   expect(result).toEqual({ status: 'ok' });
   return stdout;
 }

@@ -1,10 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  MicroPythonInterpreter,
-  type ExecOptions,
-  type ExecResult,
-  type OutputStream,
-} from '../../electron/manager/virtual/micropython-interpreter.js';
+import { MicroPythonInterpreter, type ExecOptions, type ExecResult, type OutputStream } from '../../electron/manager/virtual/micropython-interpreter.js';
 
 interface Captured {
   result: ExecResult;
@@ -24,7 +19,11 @@ async function run(context: string, code: string, options: Omit<ExecOptions, 'on
     ...options,
     onOutput: (stream, data) => chunks.push({ stream, text: decoder[stream].decode(data, { stream: true }), at: performance.now() }),
   });
-  const text = (stream: OutputStream) => chunks.filter((c) => c.stream === stream).map((c) => c.text).join('');
+  const text = (stream: OutputStream) =>
+    chunks
+      .filter((c) => c.stream === stream)
+      .map((c) => c.text)
+      .join('');
   return { result, stdout: text('stdout'), stderr: text('stderr'), chunks, resolvedAt: performance.now() };
 }
 
@@ -45,10 +44,7 @@ describe('MicroPythonInterpreter', () => {
     expect(out.result).toEqual({ status: 'error', error: 'ValueError: bad value' });
     expect(out.stdout).toBe('');
     expect(out.stderr).toBe(
-      'Traceback (most recent call last):\n' +
-        '  File "<string>", line 3, in <module>\n' +
-        '  File "<string>", line 2, in f\n' +
-        'ValueError: bad value\n',
+      'Traceback (most recent call last):\n' + '  File "<string>", line 3, in <module>\n' + '  File "<string>", line 2, in f\n' + 'ValueError: bad value\n',
     );
     expect(out.stderr).not.toContain('<cloudmanager>');
   });

@@ -1,11 +1,6 @@
 import { loadMicroPython, type MicroPython } from '@micropython/micropython-webassembly-pyscript';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  canLoadMpyV6,
-  compileToMpy,
-  MpyCompileError,
-  mpyAbiOf,
-} from '../../electron/manager/packages/mpy-cross.js';
+import { canLoadMpyV6, compileToMpy, MpyCompileError, mpyAbiOf } from '../../electron/manager/packages/mpy-cross.js';
 
 let mp: MicroPython;
 const stdout: string[] = [];
@@ -80,9 +75,7 @@ describe('compileToMpy', () => {
     await compileToMpy('warm.py', 'pass\n'); // the first compile loads the wasm
     const counts = () => [process.listenerCount('uncaughtException'), process.listenerCount('unhandledRejection')];
     const before = counts();
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => compileToMpy(`cm_many${i}.py`, `def which():\n    return ${i} * 1000\n`)),
-    );
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => compileToMpy(`cm_many${i}.py`, `def which():\n    return ${i} * 1000\n`)));
     expect(counts()).toEqual(before);
     results.forEach((mpy, i) => install(`cm_many${i}`, mpy));
     const imports = results.map((_, i) => `import cm_many${i}`).join('\n');

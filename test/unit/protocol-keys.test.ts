@@ -12,7 +12,18 @@ describe('wire contract keys', () => {
     // Build with concrete ids, then put the table's placeholders back.
     const keys = boardKeys('b0');
     const placeholders = (key: string) => key.replace('{b0}', '{ID}').replace(':c0', ':CID');
-    const built = [keys.cmd, keys.state, keys.up, `${keys.blobPrefix('c0')}:N`, keys.pending, keys.seen, keys.log, keys.telemetry, managerKeys.boards, managerKeys.names].map(placeholders);
+    const built = [
+      keys.cmd,
+      keys.state,
+      keys.up,
+      `${keys.blobPrefix('c0')}:N`,
+      keys.pending,
+      keys.seen,
+      keys.log,
+      keys.telemetry,
+      managerKeys.boards,
+      managerKeys.names,
+    ].map(placeholders);
     expect(documentedKeys.length).toBeGreaterThan(5);
     expect(built.sort()).toEqual([...documentedKeys].sort());
   });
@@ -36,8 +47,9 @@ describe('the MicroPython client builds the same keys', () => {
     mp.FS.mkdir('/lib');
     mp.FS.writeFile('/lib/cm.py', readFileSync(new URL('../../firmware/cm.py', import.meta.url)));
     mp.registerJsModule('socket', {});
-    mp.runPython("import cm\nc = cm.Client({'id': 'b0', 'user': 'u', 'password': 'p', 'server': 'h'})\n" +
-      "ks = [str(k, 'utf-8') for k in (c.kc, c.ks, c.ku)]");
+    mp.runPython(
+      "import cm\nc = cm.Client({'id': 'b0', 'user': 'u', 'password': 'p', 'server': 'h'})\n" + "ks = [str(k, 'utf-8') for k in (c.kc, c.ks, c.ku)]",
+    );
     const python = mp.PyProxy.toJs(mp.globals.get('ks')) as string[];
     const keys = boardKeys('b0');
     expect(python).toEqual([keys.cmd, keys.state, keys.up]);

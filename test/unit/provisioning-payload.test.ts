@@ -183,7 +183,9 @@ describe('buildProvisioningPayload', () => {
     await writeFile(path.join(dir, 'main.py'), 'import cm_bad\n');
     await writeFile(path.join(dir, 'cm_bad.py'), 'x = 1\ndef oops(:\n');
     await expect(buildProvisioningPayload(input({ firmwareDir: dir, mpy: 774 }))).rejects.toMatchObject({
-      name: 'MpyCompileError', fileName: 'cm_bad.py', line: 2,
+      name: 'MpyCompileError',
+      fileName: 'cm_bad.py',
+      line: 2,
     });
     await expect(buildProvisioningPayload(input({ firmwareDir: dir, mpy: 774 }))).rejects.toBeInstanceOf(MpyCompileError);
   });
@@ -199,16 +201,14 @@ describe('buildProvisioningPayload', () => {
 
 const REAL_FIRMWARE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../firmware');
 describe('the real firmware folder', () => {
-  it('compiles every firmware module for an ABI-6 board (default firmware folder)',
-    async () => {
-      const { firmwareDir: _unused, ...withoutDir } = input({ mpy: 774 });
-      const payload = await buildProvisioningPayload(withoutDir);
-      expect(paths(payload)).toContain('/cm.mpy');
-      expect(paths(payload)).toContain('/cm_ops.mpy');
-      expect(paths(payload).at(-1)).toBe('/main.py');
-      expect(paths(payload)).toContain('/cm_config.json');
-      expect(fileAt(payload, '/main.py').data).toEqual(await readFile(path.join(REAL_FIRMWARE, 'main.py')));
-      expect(paths(payload).filter((p) => p.endsWith('.py'))).toEqual(['/main.py']);
-    },
-  );
+  it('compiles every firmware module for an ABI-6 board (default firmware folder)', async () => {
+    const { firmwareDir: _unused, ...withoutDir } = input({ mpy: 774 });
+    const payload = await buildProvisioningPayload(withoutDir);
+    expect(paths(payload)).toContain('/cm.mpy');
+    expect(paths(payload)).toContain('/cm_ops.mpy');
+    expect(paths(payload).at(-1)).toBe('/main.py');
+    expect(paths(payload)).toContain('/cm_config.json');
+    expect(fileAt(payload, '/main.py').data).toEqual(await readFile(path.join(REAL_FIRMWARE, 'main.py')));
+    expect(paths(payload).filter((p) => p.endsWith('.py'))).toEqual(['/main.py']);
+  });
 });

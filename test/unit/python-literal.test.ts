@@ -8,8 +8,21 @@ import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript';
 import { pythonLiteral } from '../../electron/manager/usb/serial-copy.js';
 
 const STRINGS = [
-  '', 'main.py', 'lib/x y.py', "it's", 'a"b', 'back\\slash', 'new\nline\r\t', 'nul\0byte', '\x7f\x80\xff',
-  'ünïcödé', '日本語', '🐍 emoji', "'); import os; os.remove('x')#", '${x}', '\u2028',
+  '',
+  'main.py',
+  'lib/x y.py',
+  "it's",
+  'a"b',
+  'back\\slash',
+  'new\nline\r\t',
+  'nul\0byte',
+  '\x7f\x80\xff',
+  'ünïcödé',
+  '日本語',
+  '🐍 emoji',
+  "'); import os; os.remove('x')#",
+  '${x}',
+  '\u2028',
 ];
 
 describe('pythonLiteral', () => {
@@ -35,7 +48,16 @@ describe('pythonLiteral', () => {
 
   it('reads back exactly in MicroPython', async () => {
     let out = '';
-    const mp = await loadMicroPython({ heapsize: 256 * 1024, linebuffer: false, stdout: (b: string | Uint8Array) => { out += typeof b === 'string' ? b : Buffer.from(b).toString('utf8'); }, stderr: (b: string | Uint8Array) => { out += typeof b === 'string' ? b : Buffer.from(b).toString('utf8'); } });
+    const mp = await loadMicroPython({
+      heapsize: 256 * 1024,
+      linebuffer: false,
+      stdout: (b: string | Uint8Array) => {
+        out += typeof b === 'string' ? b : Buffer.from(b).toString('utf8');
+      },
+      stderr: (b: string | Uint8Array) => {
+        out += typeof b === 'string' ? b : Buffer.from(b).toString('utf8');
+      },
+    });
     const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
     const checks = [
       ...STRINGS.map((value) => `print(${pythonLiteral(value)}.encode() == bytes.fromhex(${pythonLiteral(Buffer.from(value, 'utf8').toString('hex'))}))`),

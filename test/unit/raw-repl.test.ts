@@ -23,7 +23,11 @@ class ScriptedBoard extends EventEmitter implements ReplPort {
   timer: NodeJS.Timeout | undefined;
   writes = 0;
 
-  constructor(readonly window: number, readonly kind: 'raw-paste' | 'legacy' | 'aborts' = 'raw-paste', readonly consumePerTick = 16) {
+  constructor(
+    readonly window: number,
+    readonly kind: 'raw-paste' | 'legacy' | 'aborts' = 'raw-paste',
+    readonly consumePerTick = 16,
+  ) {
     super();
   }
 
@@ -171,7 +175,10 @@ describe('RawRepl', () => {
 
   it('times out on a silent board; a closed port is RawReplClosedError', async () => {
     const silent = new EventEmitter() as EventEmitter & ReplPort;
-    (silent as { write: ReplPort['write'] }).write = (_data, callback) => { setImmediate(() => callback?.()); return true; };
+    (silent as { write: ReplPort['write'] }).write = (_data, callback) => {
+      setImmediate(() => callback?.());
+      return true;
+    };
     await expect(new RawRepl({ port: silent }).enter({ timeoutMs: 300 })).rejects.toBeInstanceOf(RawReplTimeoutError);
     const board = new ScriptedBoard(128);
     const repl = new RawRepl({ port: board });

@@ -11,11 +11,13 @@ const root = fileURLToPath(new URL('../../renderer/src', import.meta.url));
 
 async function sources(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
-  const nested = await Promise.all(entries.map((entry) => {
-    const file = path.join(dir, entry.name);
-    if (entry.isDirectory()) return sources(file);
-    return /\.(ts|svelte)$/.test(entry.name) ? [file] : [];
-  }));
+  const nested = await Promise.all(
+    entries.map((entry) => {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) return sources(file);
+      return /\.(ts|svelte)$/.test(entry.name) ? [file] : [];
+    }),
+  );
   return nested.flat();
 }
 

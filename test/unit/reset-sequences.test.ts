@@ -30,7 +30,11 @@ describe('reset sequences', () => {
     const { lines, sleep, steps } = recorder();
     await enterBootloader(lines, { sleep });
     expect(steps.map((step) => [step.at, step.en, step.io0])).toEqual([
-      [0, true, true], [0, true, true], [0, false, true], [RESET_PULSE_MS, true, false], [RESET_PULSE_MS + 50, true, true],
+      [0, true, true],
+      [0, true, true],
+      [0, false, true],
+      [RESET_PULSE_MS, true, false],
+      [RESET_PULSE_MS + 50, true, true],
     ]);
     // The chip samples IO0 just after EN rises: it is low then.
     const released = steps.findIndex((step, index) => index > 0 && step.en && !steps[index - 1]!.en);
@@ -40,7 +44,10 @@ describe('reset sequences', () => {
   it('hardReset pulses EN low for 100 ms with IO0 high (boot from flash)', async () => {
     const { lines, sleep, steps } = recorder();
     await hardReset(lines, { sleep });
-    expect(steps.map((step) => [step.at, step.en, step.io0])).toEqual([[0, false, true], [RESET_PULSE_MS, true, true]]);
+    expect(steps.map((step) => [step.at, step.en, step.io0])).toEqual([
+      [0, false, true],
+      [RESET_PULSE_MS, true, true],
+    ]);
   });
 
   it('the slow-EN variant keeps IO0 low longer', async () => {
@@ -52,6 +59,12 @@ describe('reset sequences', () => {
   it('usbJtagSerialReset passes through (1,1), never (0,0), between IO0 low and reset', async () => {
     const { lines, sleep, steps } = recorder();
     await usbJtagSerialReset(lines, { sleep });
-    expect(steps.map((step) => [step.dtr, step.rts])).toEqual([[false, false], [true, false], [true, true], [false, true], [false, false]]);
+    expect(steps.map((step) => [step.dtr, step.rts])).toEqual([
+      [false, false],
+      [true, false],
+      [true, true],
+      [false, true],
+      [false, false],
+    ]);
   });
 });

@@ -1,12 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import {
-  RespError,
-  RespParser,
-  RespProtocolError,
-  encodeCommand,
-  encodeCommands,
-  type RespValue,
-} from '../../electron/manager/redis/resp-codec.js';
+import { RespError, RespParser, RespProtocolError, encodeCommand, encodeCommands, type RespValue } from '../../electron/manager/redis/resp-codec.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -56,9 +49,7 @@ describe('encodeCommand', () => {
   });
 
   it('encodes a pipeline as one buffer', () => {
-    expect(encodeCommands([['PING'], ['GET', 'a']]).toString('latin1')).toBe(
-      '*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n',
-    );
+    expect(encodeCommands([['PING'], ['GET', 'a']]).toString('latin1')).toBe('*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n');
   });
 });
 
@@ -79,14 +70,7 @@ describe('RespParser: each type', () => {
   });
 
   it('bulk, empty bulk, null bulk, null array, empty array, empty simple string', () => {
-    expect(parseAll(b('$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n+\r\n'))).toEqual([
-      b('hello'),
-      Buffer.alloc(0),
-      null,
-      null,
-      [],
-      '',
-    ]);
+    expect(parseAll(b('$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n+\r\n'))).toEqual([b('hello'), Buffer.alloc(0), null, null, [], '']);
   });
 
   it('bulk strings are Buffers that hold \\r\\n and other binary bytes', () => {
@@ -100,7 +84,10 @@ describe('RespParser: each type', () => {
   it('nested arrays with every element type (XRANGE shape)', () => {
     const wire = '*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n*3\r\n:1\r\n$-1\r\n*1\r\n-ERR x\r\n';
     const [value] = parseAll(b(wire));
-    expect(value).toEqual([[b('1-0'), [b('f'), b('v')]], [1, null, [new RespError('ERR x')]]]);
+    expect(value).toEqual([
+      [b('1-0'), [b('f'), b('v')]],
+      [1, null, [new RespError('ERR x')]],
+    ]);
   });
 
   it('copies bulk data so later changes to the input chunk do not leak in', () => {
@@ -147,11 +134,7 @@ describe('RespParser: incremental input', () => {
     for (let i = 0; i <= wire.length; i += 3) {
       for (let j = i; j <= wire.length; j++) {
         const parser = new RespParser();
-        const got = [
-          ...parser.push(wire.subarray(0, i)),
-          ...parser.push(wire.subarray(i, j)),
-          ...parser.push(wire.subarray(j)),
-        ];
+        const got = [...parser.push(wire.subarray(0, i)), ...parser.push(wire.subarray(i, j)), ...parser.push(wire.subarray(j))];
         expect(got, `split at ${i}/${j}`).toEqual(expected);
       }
     }

@@ -4,8 +4,19 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  baudBytes, COM_PORT, CONTROL, encodeComPort, encodeNegotiation, encodeSubnegotiation, escapeIac, readBaud, TELNET, TELNET_OPTION,
-  TelnetDecoder, TelnetNegotiation, type TelnetEvent,
+  baudBytes,
+  COM_PORT,
+  CONTROL,
+  encodeComPort,
+  encodeNegotiation,
+  encodeSubnegotiation,
+  escapeIac,
+  readBaud,
+  TELNET,
+  TELNET_OPTION,
+  TelnetDecoder,
+  TelnetNegotiation,
+  type TelnetEvent,
 } from '../../electron/manager/usb/rfc2217-codec.js';
 import { formatRfc2217Address, parseRfc2217Url, Rfc2217Error } from '../../electron/manager/usb/rfc2217-port.js';
 
@@ -103,14 +114,21 @@ describe('TelnetNegotiation', () => {
     side.handle(DO, 0);
     side.handle(DO, 1); // ECHO: not offered
     side.handle(WILL, 44); // already agreed: no answer (no loop)
-    expect(sent).toEqual([[IAC, DO, 44], [IAC, WILL, 0], [IAC, WONT, 1]]);
+    expect(sent).toEqual([
+      [IAC, DO, 44],
+      [IAC, WILL, 0],
+      [IAC, WONT, 1],
+    ]);
     expect([...side.remote]).toEqual([44]);
     expect([...side.local]).toEqual([0]);
     sent.length = 0;
     side.request(WILL, 3);
     side.handle(DO, 3); // the answer to our request
     side.handle(DONT, 0);
-    expect(sent).toEqual([[IAC, WILL, 3], [IAC, WONT, 0]]);
+    expect(sent).toEqual([
+      [IAC, WILL, 3],
+      [IAC, WONT, 0],
+    ]);
     expect([...side.local]).toEqual([3]);
   });
 });

@@ -5,8 +5,14 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
-  MEM_FREE_UNKNOWN, TELEMETRY_BUCKET_MS, TELEMETRY_RING_BYTES, TELEMETRY_SLOTS, TelemetryRecorder,
-  decodeRing, encodeSlot, slotIndex,
+  MEM_FREE_UNKNOWN,
+  TELEMETRY_BUCKET_MS,
+  TELEMETRY_RING_BYTES,
+  TELEMETRY_SLOTS,
+  TelemetryRecorder,
+  decodeRing,
+  encodeSlot,
+  slotIndex,
 } from '../../electron/manager/fleet/telemetry.js';
 import { TELEMETRY_VALUE_BYTES, type TelemetryStore } from '../../electron/manager/redis/telemetry-store.js';
 import type { LogLevel } from '../../electron/manager/log.js';
@@ -28,7 +34,7 @@ class FakeTelemetryStore {
   failReads = false;
 
   async writeSlots(slots: Slot[]): Promise<void> {
-    if (this.failWrites) throw new Error('READONLY You can\'t write against a read only replica.');
+    if (this.failWrites) throw new Error("READONLY You can't write against a read only replica.");
     this.writes.push(slots);
     for (const { boardId, offset, bytes } of slots) {
       let value = this.values.get(boardId);
@@ -62,7 +68,14 @@ function setup(options: { now?: number } = {}) {
     log: (level, message) => logs.push({ level, message }),
     now: () => now,
   });
-  return { fake, logs, recorder, setNow: (t: number) => { now = t; } };
+  return {
+    fake,
+    logs,
+    recorder,
+    setNow: (t: number) => {
+      now = t;
+    },
+  };
 }
 
 afterEach(() => {
@@ -188,11 +201,13 @@ describe('TelemetryRecorder', () => {
     await recorder.stop(); // finished buckets of both, and b1's partial one
     expect(fake.writes).toHaveLength(1);
     const slots = fake.writes[0]!;
-    expect(slots.map(({ boardId, offset, bytes }) => [boardId, offset, bytes.length]).sort()).toEqual([
-      ['b1', slotIndex(N0) * 8, 8],
-      ['b1', slotIndex(N0 + 1) * 8, 8],
-      ['b2', slotIndex(N0) * 8, 8],
-    ].sort());
+    expect(slots.map(({ boardId, offset, bytes }) => [boardId, offset, bytes.length]).sort()).toEqual(
+      [
+        ['b1', slotIndex(N0) * 8, 8],
+        ['b1', slotIndex(N0 + 1) * 8, 8],
+        ['b2', slotIndex(N0) * 8, 8],
+      ].sort(),
+    );
     expect(fake.values.get('b1')!.length).toBe(TELEMETRY_RING_BYTES);
   });
 
@@ -261,10 +276,12 @@ describe('TelemetryRecorder', () => {
     expect(fake.writes[1]!.map((slot) => slot.boardId)).toEqual(['b1']);
     const n = Math.floor((T0 + 30_000) / BUCKET);
     // Bucket 0: online from second 30 of 360.
-    expect(decodeRing(fake.values.get('b1')!, n + 2)).toEqual(new Map([
-      [n, { memFree: 7_000, onlinePct: 92 }],
-      [n + 1, { memFree: null, onlinePct: 100 }],
-    ]));
+    expect(decodeRing(fake.values.get('b1')!, n + 2)).toEqual(
+      new Map([
+        [n, { memFree: 7_000, onlinePct: 92 }],
+        [n + 1, { memFree: null, onlinePct: 100 }],
+      ]),
+    );
     await recorder.stop();
   });
 
@@ -285,9 +302,14 @@ describe('TelemetryRecorder', () => {
   it('still shows a finished bucket while its write is on the way', async () => {
     const { fake, recorder, setNow } = setup();
     let release = () => {};
-    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const write = fake.writeSlots.bind(fake);
-    fake.writeSlots = async (slots) => { await gate; return write(slots); };
+    fake.writeSlots = async (slots) => {
+      await gate;
+      return write(slots);
+    };
     recorder.sample('b1', 1_000, T0);
     setNow(T0 + BUCKET);
     const stopping = recorder.stop();

@@ -5,8 +5,19 @@ const entry = (...items: Array<string | Buffer>) => items.map((item) => (Buffer.
 
 describe('uplink entry validation', () => {
   it('parses a hello with board facts', () => {
-    expect(parseUplinkEntry(entry('k', 'hello', 'v', '1', 'boot', 'ab12', 'p', 'esp8266', 'mv', '1.27.0', 'cv', '1.0', 'mf', '30000', 'ip', '10.0.0.5', 'hb', '5'))).toEqual({
-      k: 'hello', v: 1, boot: 'ab12', p: 'esp8266', mv: '1.27.0', cv: '1.0', mf: 30000, ip: '10.0.0.5', hb: 5, nm: undefined,
+    expect(
+      parseUplinkEntry(entry('k', 'hello', 'v', '1', 'boot', 'ab12', 'p', 'esp8266', 'mv', '1.27.0', 'cv', '1.0', 'mf', '30000', 'ip', '10.0.0.5', 'hb', '5')),
+    ).toEqual({
+      k: 'hello',
+      v: 1,
+      boot: 'ab12',
+      p: 'esp8266',
+      mv: '1.27.0',
+      cv: '1.0',
+      mf: 30000,
+      ip: '10.0.0.5',
+      hb: 5,
+      nm: undefined,
     });
   });
 
@@ -19,7 +30,14 @@ describe('uplink entry validation', () => {
 
   it('parses results with JSON and error codes', () => {
     expect(parseUplinkEntry(entry('k', 'res', 'i', 'c1', 'ok', '0', 'n', '2', 'ec', 'ENOENT', 'e', 'no such file', 'r', '{"a":1}'))).toEqual({
-      k: 'res', i: 'c1', ok: false, n: 2, ec: 'ENOENT', e: 'no such file', r: { a: 1 }, tr: false,
+      k: 'res',
+      i: 'c1',
+      ok: false,
+      n: 2,
+      ec: 'ENOENT',
+      e: 'no such file',
+      r: { a: 1 },
+      tr: false,
     });
   });
 

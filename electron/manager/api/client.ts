@@ -3,19 +3,24 @@
  * contract; errors from the service arrive as ApiRequestError with the service's code.
  */
 import WebSocket from 'ws';
-import {
-  API_EVENTS_PATH, type ApiError, type ApiEvent, type ApiResponse, type RouteInput, type RouteName, type RouteOutput,
-} from './contract.js';
+import { API_EVENTS_PATH, type ApiError, type ApiEvent, type ApiResponse, type RouteInput, type RouteName, type RouteOutput } from './contract.js';
 
 export class ApiRequestError extends Error {
   override name = 'ApiRequestError';
-  constructor(readonly code: ApiError['code'] | 'unreachable', message: string, readonly status?: number) {
+  constructor(
+    readonly code: ApiError['code'] | 'unreachable',
+    message: string,
+    readonly status?: number,
+  ) {
     super(message);
   }
 }
 
 export class ApiClient {
-  constructor(readonly baseUrl: string, private readonly token: string) {}
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string,
+  ) {}
 
   async call<R extends RouteName>(route: R, input: RouteInput<R>, options: { signal?: AbortSignal } = {}): Promise<RouteOutput<R>> {
     let response: Response;

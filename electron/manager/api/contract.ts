@@ -29,13 +29,29 @@ import type { BoardTelemetry, TelemetryPoint } from '../fleet/telemetry.js';
 
 export type { JobSummary, JobTarget, JobView, JobKind, TargetStatus, JobProgress, JobEvent, StagedFile };
 export type { OutputChunk, CommandStatus, NetworkAccess, LanInterface, BoardTelemetry, TelemetryPoint };
-export type { BoardActivity, BoardSummary, CommandView, OutputEvent, BoardCredentials, BoardEvent, SerialPortInfo, SerialPortChange, FlashResult, ProvisionResult, CatalogueEntry, UsbProgressEvent };
+export type {
+  BoardActivity,
+  BoardSummary,
+  CommandView,
+  OutputEvent,
+  BoardCredentials,
+  BoardEvent,
+  SerialPortInfo,
+  SerialPortChange,
+  FlashResult,
+  ProvisionResult,
+  CatalogueEntry,
+  UsbProgressEvent,
+};
 
 const boardPath = z.string().min(1).max(255);
 const boardsPattern = z.string().min(1).max(4096).describe('BOARDS: names, ranges like esp-[1-3], globs like sim-*');
 
 /** Base64 of at most 16 MiB of data. */
-const base64Data = z.string().max(Math.ceil((16 * 1024 * 1024) / 3) * 4 + 4).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+const base64Data = z
+  .string()
+  .max(Math.ceil((16 * 1024 * 1024) / 3) * 4 + 4)
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
 
 export const commandRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('exec'), code: z.string().max(64 * 1024), timeoutMs: z.number().int().min(100).max(3_600_000).optional() }),
@@ -69,52 +85,101 @@ const jobId = z.string().regex(JOB_ID_PATTERN, 'not a job id');
 const stagedFileId = z.string().regex(STAGED_ID_PATTERN, 'not a staged file id (send the file to files.stage first)');
 /** Tags to add or remove (each checked by the fleet: fleet.ts normalizeTag). */
 const tagList = z.array(z.string().min(1).max(32)).max(16).default([]);
-const expireMs = z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional();
+const expireMs = z
+  .number()
+  .int()
+  .min(1_000)
+  .max(7 * 24 * 3_600_000)
+  .optional();
 const baudRate = z.union([z.literal(115_200), z.literal(230_400), z.literal(460_800), z.literal(921_600)]);
 const flashMode = z.enum(['qio', 'qout', 'dio', 'dout']);
 
-export const jobRequestSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('exec'), boards: boardsPattern, code: z.string().min(1).max(64 * 1024), timeoutMs: z.number().int().min(100).max(3_600_000).optional(), expireMs }).strict(),
-  z.object({
-    kind: z.literal('upload'), boards: boardsPattern, expireMs,
-    files: z.array(z.object({ file: stagedFileId, path: boardPath }).strict()).min(1).max(1_000),
-  }).strict(),
-  z.object({ kind: z.literal('reboot'), boards: boardsPattern, expireMs }).strict(),
-  z.object({
-    kind: z.literal('tag'), boards: boardsPattern,
-    add: tagList, remove: tagList,
-  }).strict(),
-  z.object({ kind: z.literal('remove'), boards: boardsPattern }).strict(),
-  z.object({
-    kind: z.literal('flash'), port: devicePath,
-    firmware: z.string().min(1).max(100).optional(), builtin: z.string().min(1).max(64).optional(),
-    baud: baudRate.optional(), erase: z.boolean().optional(), flashMode: flashMode.optional(),
-    provision: provisionInput.optional(),
-  }).strict(),
-  provisionInput.extend({ kind: z.literal('provision'), port: devicePath }).strict(),
-]).refine((input) => input.kind !== 'flash' || Boolean(input.firmware) !== Boolean(input.builtin), 'a flash job needs exactly one of firmware (a catalogue name) or builtin');
+export const jobRequestSchema = z
+  .discriminatedUnion('kind', [
+    z
+      .object({
+        kind: z.literal('exec'),
+        boards: boardsPattern,
+        code: z
+          .string()
+          .min(1)
+          .max(64 * 1024),
+        timeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+        expireMs,
+      })
+      .strict(),
+    z
+      .object({
+        kind: z.literal('upload'),
+        boards: boardsPattern,
+        expireMs,
+        files: z
+          .array(z.object({ file: stagedFileId, path: boardPath }).strict())
+          .min(1)
+          .max(1_000),
+      })
+      .strict(),
+    z.object({ kind: z.literal('reboot'), boards: boardsPattern, expireMs }).strict(),
+    z
+      .object({
+        kind: z.literal('tag'),
+        boards: boardsPattern,
+        add: tagList,
+        remove: tagList,
+      })
+      .strict(),
+    z.object({ kind: z.literal('remove'), boards: boardsPattern }).strict(),
+    z
+      .object({
+        kind: z.literal('flash'),
+        port: devicePath,
+        firmware: z.string().min(1).max(100).optional(),
+        builtin: z.string().min(1).max(64).optional(),
+        baud: baudRate.optional(),
+        erase: z.boolean().optional(),
+        flashMode: flashMode.optional(),
+        provision: provisionInput.optional(),
+      })
+      .strict(),
+    provisionInput.extend({ kind: z.literal('provision'), port: devicePath }).strict(),
+  ])
+  .refine(
+    (input) => input.kind !== 'flash' || Boolean(input.firmware) !== Boolean(input.builtin),
+    'a flash job needs exactly one of firmware (a catalogue name) or builtin',
+  );
 
 export const routeInputs = {
-  'status': empty,
+  status: empty,
   'boards.list': empty,
   'boards.get': z.object({ board: boardRef }).strict(),
   'boards.enroll': z.object({ name: z.string().min(1).max(32), rotate: z.boolean().optional(), server: z.string().min(1).max(253).optional() }).strict(),
-  'boards.enrollMany': z.object({ names: z.array(z.string().min(1).max(32)).min(1).max(20_000), rotate: z.boolean().optional(), server: z.string().min(1).max(253).optional() }).strict(),
+  'boards.enrollMany': z
+    .object({ names: z.array(z.string().min(1).max(32)).min(1).max(20_000), rotate: z.boolean().optional(), server: z.string().min(1).max(253).optional() })
+    .strict(),
   'boards.rename': z.object({ board: boardRef, name: z.string().min(1).max(32) }).strict(),
   'boards.remove': z.object({ board: boardRef }).strict(),
   'boards.history': z.object({ board: boardRef, count: z.number().int().min(1).max(200).optional() }).strict(),
   'boards.telemetry': z.object({ board: boardRef }).strict(),
-  'boards.tag': z.object({
-    boards: boardsPattern,
-    add: tagList,
-    remove: tagList,
-  }).strict(),
-  'commands.send': z.object({
-    boards: boardsPattern,
-    request: commandRequestSchema,
-    expireMs: z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional(),
-    timeoutMs: z.number().int().min(100).max(3_600_000).optional(),
-  }).strict(),
+  'boards.tag': z
+    .object({
+      boards: boardsPattern,
+      add: tagList,
+      remove: tagList,
+    })
+    .strict(),
+  'commands.send': z
+    .object({
+      boards: boardsPattern,
+      request: commandRequestSchema,
+      expireMs: z
+        .number()
+        .int()
+        .min(1_000)
+        .max(7 * 24 * 3_600_000)
+        .optional(),
+      timeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+    })
+    .strict(),
   'jobs.start': jobRequestSchema,
   'jobs.list': empty,
   'jobs.get': z.object({ id: jobId }).strict(),
@@ -130,21 +195,26 @@ export const routeInputs = {
   'sim.start': z.object({ count: z.number().int().min(1).max(50) }).strict(),
   'sim.stop': empty,
   'usb.ports': empty,
-  'usb.flash': z.object({
-    port: devicePath,
-    firmware: z.string().min(1).max(100).optional(),
-    imageBase64: base64Data.optional(),
-    baud: baudRate.optional(),
-    erase: z.boolean().optional(),
-    flashMode: flashMode.optional(),
-    provision: provisionInput.optional(),
-  }).strict().refine((input) => Boolean(input.firmware) !== Boolean(input.imageBase64), 'give exactly one of firmware (a catalogue name) or imageBase64'),
+  'usb.flash': z
+    .object({
+      port: devicePath,
+      firmware: z.string().min(1).max(100).optional(),
+      imageBase64: base64Data.optional(),
+      baud: baudRate.optional(),
+      erase: z.boolean().optional(),
+      flashMode: flashMode.optional(),
+      provision: provisionInput.optional(),
+    })
+    .strict()
+    .refine((input) => Boolean(input.firmware) !== Boolean(input.imageBase64), 'give exactly one of firmware (a catalogue name) or imageBase64'),
   'usb.provision': provisionInput.extend({ port: devicePath }).strict(),
   'usb.put': z.object({ port: devicePath, dest: boardPath, dataBase64: base64Data }).strict(),
   'firmware.list': empty,
   'firmware.builtins': empty,
   'firmware.add': z.object({ name: z.string().min(1).max(100), dataBase64: base64Data }).strict(),
-  'firmware.download': z.object({ url: z.string().url().max(2048), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/), name: z.string().min(1).max(100).optional() }).strict(),
+  'firmware.download': z
+    .object({ url: z.string().url().max(2048), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/), name: z.string().min(1).max(100).optional() })
+    .strict(),
 } as const;
 
 export type RouteName = keyof typeof routeInputs;
@@ -167,7 +237,7 @@ export interface SentCommand extends CommandView {
 }
 
 export interface RouteOutputs {
-  'status': ServiceStatus;
+  status: ServiceStatus;
   'boards.list': BoardSummary[];
   'boards.get': BoardSummary;
   'boards.enroll': BoardCredentials;

@@ -13,7 +13,15 @@ import type { JobService } from '../fleet/job-service.js';
 import { BUILTIN_FIRMWARE } from '../usb/builtin-firmware.js';
 import type { StagedFiles } from '../transfer/staged-files.js';
 import type { SimService } from '../virtual/sim-service.js';
-import { routeInputs, type BoardTelemetry, type NetworkAccess, type ApiCommandRequest, type RouteName, type RouteOutputs, type ServiceStatus } from './contract.js';
+import {
+  routeInputs,
+  type BoardTelemetry,
+  type NetworkAccess,
+  type ApiCommandRequest,
+  type RouteName,
+  type RouteOutputs,
+  type ServiceStatus,
+} from './contract.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 export interface ApiContext {
@@ -46,7 +54,7 @@ function toCommandRequest(request: ApiCommandRequest): CommandRequest {
 }
 
 export const handlers: HandlerTable = {
-  'status': (context) => context.status(),
+  status: (context) => context.status(),
   'boards.list': async ({ fleet }) => fleet.list(),
   'boards.get': async ({ fleet }, { board }) => summarizeBoard(fleet.board(board)),
   'boards.enroll': ({ fleet }, input) => fleet.enroll(input.name, { rotate: input.rotate, server: input.server }),
@@ -94,11 +102,16 @@ export const handlers: HandlerTable = {
   'sim.start': ({ sim }, { count }) => sim.start(count),
   'sim.stop': ({ sim }) => sim.stop(),
   'usb.ports': ({ usb }) => usb.ports(),
-  'usb.flash': ({ usb }, input) => usb.flash({
-    port: input.port, firmware: input.firmware, image: input.imageBase64 ? Buffer.from(input.imageBase64, 'base64') : undefined,
-    baud: input.baud, erase: input.erase, flashMode: input.flashMode,
-    provision: input.provision ? provisionRequest(input.provision) : undefined,
-  }),
+  'usb.flash': ({ usb }, input) =>
+    usb.flash({
+      port: input.port,
+      firmware: input.firmware,
+      image: input.imageBase64 ? Buffer.from(input.imageBase64, 'base64') : undefined,
+      baud: input.baud,
+      erase: input.erase,
+      flashMode: input.flashMode,
+      provision: input.provision ? provisionRequest(input.provision) : undefined,
+    }),
   'usb.provision': ({ usb }, input) => usb.provision(input.port, provisionRequest(input)),
   'usb.put': ({ usb }, input) => {
     validateBoardPath(input.dest, 'DEST');
@@ -108,7 +121,10 @@ export const handlers: HandlerTable = {
   'firmware.builtins': async ({ usb }) => {
     const entries = await usb.catalogue.list();
     return BUILTIN_FIRMWARE.map((firmware) => ({
-      id: firmware.id, title: firmware.title, version: firmware.version, approxBytes: firmware.approxBytes,
+      id: firmware.id,
+      title: firmware.title,
+      version: firmware.version,
+      approxBytes: firmware.approxBytes,
       downloaded: entries.find((entry) => entry.builtin === firmware.id)?.name ?? null,
     }));
   },

@@ -13,8 +13,15 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ZodError } from 'zod';
 import type { Logger } from '../log.js';
 import {
-  API_EVENTS_PATH, API_TOKEN_SUBPROTOCOL_PREFIX, FILES_STAGE_PATH, USB_CONSOLE_WS_PATH, routeInputs,
-  type ApiError, type ApiErrorCode, type ApiEvent, type RouteName,
+  API_EVENTS_PATH,
+  API_TOKEN_SUBPROTOCOL_PREFIX,
+  FILES_STAGE_PATH,
+  USB_CONSOLE_WS_PATH,
+  routeInputs,
+  type ApiError,
+  type ApiErrorCode,
+  type ApiEvent,
+  type RouteName,
 } from './contract.js';
 import { handlers, type ApiContext } from './routes.js';
 import { UiFiles, messagePage, securityHeaders } from './ui-files.js';
@@ -43,7 +50,11 @@ export interface ApiServerOptions {
 type Caller = { kind: 'token' } | { kind: 'session' };
 
 class RequestError extends Error {
-  constructor(readonly status: number, readonly code: ApiErrorCode, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -79,10 +90,13 @@ export class ApiServer {
     this.tokenDigest = digest(options.token);
     this.uiFiles = new UiFiles(options.uiRoot);
     this.server = http.createServer((request, response) => void this.onRequest(request, response));
-    this.wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => {
-      for (const protocol of protocols) if (protocol.startsWith(API_TOKEN_SUBPROTOCOL_PREFIX)) return protocol;
-      return false;
-    } });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      handleProtocols: (protocols) => {
+        for (const protocol of protocols) if (protocol.startsWith(API_TOKEN_SUBPROTOCOL_PREFIX)) return protocol;
+        return false;
+      },
+    });
     this.server.on('upgrade', (request, socket, head) => {
       const url = new URL(request.url ?? '/', 'http://localhost');
       let refusal = '';
@@ -113,14 +127,15 @@ export class ApiServer {
   }
 
   async listen(): Promise<string> {
-    const listenOn = (port: number) => new Promise<void>((resolve, reject) => {
-      const onError = (error: Error) => reject(error);
-      this.server.once('error', onError);
-      this.server.listen(port, this.options.host ?? '127.0.0.1', () => {
-        this.server.off('error', onError);
-        resolve();
+    const listenOn = (port: number) =>
+      new Promise<void>((resolve, reject) => {
+        const onError = (error: Error) => reject(error);
+        this.server.once('error', onError);
+        this.server.listen(port, this.options.host ?? '127.0.0.1', () => {
+          this.server.off('error', onError);
+          resolve();
+        });
       });
-    });
     try {
       await listenOn(this.options.port ?? 0);
     } catch (error) {
@@ -175,7 +190,10 @@ export class ApiServer {
     if (header?.startsWith('Bearer ')) presented = header.slice('Bearer '.length).trim();
     const protocols = request.headers['sec-websocket-protocol'];
     if (!presented && typeof protocols === 'string') {
-      presented = protocols.split(',').map((p) => p.trim()).find((p) => p.startsWith(API_TOKEN_SUBPROTOCOL_PREFIX))
+      presented = protocols
+        .split(',')
+        .map((p) => p.trim())
+        .find((p) => p.startsWith(API_TOKEN_SUBPROTOCOL_PREFIX))
         ?.slice(API_TOKEN_SUBPROTOCOL_PREFIX.length);
     }
     if (presented !== undefined) {
@@ -192,18 +210,19 @@ export class ApiServer {
       }
       return { kind: 'session' };
     }
-    throw new RequestError(401, 'unauthorized', session
-      ? 'the UI session has ended: open a new sign-in link (npx mbm ui)'
-      : 'missing or wrong API token');
+    throw new RequestError(401, 'unauthorized', session ? 'the UI session has ended: open a new sign-in link (npx mbm ui)' : 'missing or wrong API token');
   }
 
   /** GET /signin?code=…: a one-time code becomes a session cookie, then the UI opens. */
   private signin(url: URL, response: http.ServerResponse): void {
     const outcome = this.sessions.redeem(url.searchParams.get('code') ?? '');
     if (!outcome.ok) {
-      const why = outcome.reason === 'used' ? 'This sign-in link was already used.'
-        : outcome.reason === 'expired' ? 'This sign-in link has expired (links work for 2 minutes).'
-          : 'This sign-in link is not valid.';
+      const why =
+        outcome.reason === 'used'
+          ? 'This sign-in link was already used.'
+          : outcome.reason === 'expired'
+            ? 'This sign-in link has expired (links work for 2 minutes).'
+            : 'This sign-in link is not valid.';
       response.writeHead(403, { ...securityHeaders(), 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       response.end(messagePage('Sign-in link not valid', `${why} Get a new one with <code>npx mbm ui</code> in the Cloudmanager folder (or restart the app).`));
       return;

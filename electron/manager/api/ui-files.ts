@@ -53,9 +53,11 @@ export function securityHeaders(): Record<string, string> {
 /** A small HTML page in the UI's style, for sign-in errors and a missing build. */
 export function messagePage(title: string, text: string): string {
   const escape = (value: string) => value.replace(/[&<>"]/g, (char) => `&#${char.charCodeAt(0)};`);
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="color-scheme" content="light dark">` +
+  return (
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="color-scheme" content="light dark">` +
     `<title>${escape(title)} — Cloudmanager</title><style>body{font:16px system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;line-height:1.5}` +
-    `code{background:#8882;padding:.1em .3em;border-radius:4px}</style></head><body><h1>${escape(title)}</h1><p>${text}</p></body></html>`;
+    `code{background:#8882;padding:.1em .3em;border-radius:4px}</style></head><body><h1>${escape(title)}</h1><p>${text}</p></body></html>`
+  );
 }
 
 export class UiFiles {

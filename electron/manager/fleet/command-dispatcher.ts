@@ -11,7 +11,13 @@ import type { FleetStore } from '../redis/fleet-store.js';
 import type { Logger } from '../log.js';
 import type { BoardRegistry, BoardState } from './board-registry.js';
 import {
-  DEFAULT_EXEC_TIMEOUT_MS, describeCommand, encodeCommandFields, redactConfig, validateCommandRequest, type CommandOp, type CommandRequest,
+  DEFAULT_EXEC_TIMEOUT_MS,
+  describeCommand,
+  encodeCommandFields,
+  redactConfig,
+  validateCommandRequest,
+  type CommandOp,
+  type CommandRequest,
 } from './command-ops.js';
 import { UPLINK_LIMITS, type UplinkMessage } from './uplink-messages.js';
 import { prepareUpload, discardUpload } from '../transfer/upload-blob.js';
@@ -20,7 +26,10 @@ import { DownloadAssembler } from '../transfer/download-assembler.js';
 export type CommandStatus = 'queued' | 'running' | 'ok' | 'error' | 'timeout' | 'expired' | 'cancelled' | 'lost';
 export const FINAL_STATUSES: ReadonlySet<CommandStatus> = new Set(['ok', 'error', 'timeout', 'expired', 'cancelled', 'lost']);
 
-export interface OutputChunk { stream: 'stdout' | 'stderr'; text: string }
+export interface OutputChunk {
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
 
 /** What callers see of a command. */
 export interface CommandView {
@@ -64,7 +73,13 @@ interface CommandRecord {
   progressAt: number;
 }
 
-export interface OutputEvent { cid: string; boardId: string; board: string; stream: 'stdout' | 'stderr'; text: string }
+export interface OutputEvent {
+  cid: string;
+  boardId: string;
+  board: string;
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
 
 export interface DispatcherEvents {
   command: [view: CommandView];
@@ -138,9 +153,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     const now = Date.now();
     const cid = newCommandId();
     const expireMs = Math.min(Math.max(options.expireMs ?? DEFAULT_EXPIRE_MS, 1_000), MAX_EXPIRE_MS);
-    const timeoutMs = request.op === 'exec'
-      ? request.timeoutMs ?? options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS
-      : options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const timeoutMs = request.op === 'exec' ? (request.timeoutMs ?? options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS) : (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     const summary = describeCommand(request);
     // Validate (encoding validates) before anything is stored, so bad input leaves no trace.
     if (request.op === 'put') validateCommandRequest(request);
@@ -190,10 +203,12 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
   wait(cids: string[], timeoutMs: number): Promise<CommandView[]> {
     const views = () => cids.map((cid) => this.get(cid)).filter((view): view is CommandView => view !== undefined);
     // Counted down as commands finish, so waiting for a whole fleet stays linear.
-    const open = new Set(cids.filter((cid) => {
-      const view = this.get(cid);
-      return view !== undefined && !FINAL_STATUSES.has(view.status);
-    }));
+    const open = new Set(
+      cids.filter((cid) => {
+        const view = this.get(cid);
+        return view !== undefined && !FINAL_STATUSES.has(view.status);
+      }),
+    );
     if (open.size === 0) return Promise.resolve(views());
     return new Promise((resolve) => {
       const onCommand = (view: CommandView) => {
@@ -371,7 +386,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     if (!message.ok) {
       // Stopped because a user asked: that is a cancellation, not a failure of the code.
       const stopped = message.ec === 'EINTR' && view.stopRequested;
-      let error = stopped ? 'stopped' : message.e ?? 'failed';
+      let error = stopped ? 'stopped' : (message.e ?? 'failed');
       // A board's MemoryError only names the allocation; what to do is the same for every
       // operation but exec (whose MemoryError is the user's code's own).
       if (message.ec === 'ENOMEM' && view.op !== 'exec') error += `; ${OUT_OF_MEMORY_HINT}`;
@@ -390,10 +405,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     this.finish(record, 'ok', { result });
   }
 
-  private finish(
-    record: CommandRecord, status: CommandStatus,
-    outcome: { error?: string; errorCode?: string; result?: unknown }, recordHistory = true,
-  ): void {
+  private finish(record: CommandRecord, status: CommandStatus, outcome: { error?: string; errorCode?: string; result?: unknown }, recordHistory = true): void {
     const view = record.view;
     if (FINAL_STATUSES.has(view.status)) return;
     // Bytes of an unfinished character (output cut short) show as U+FFFD.
@@ -440,15 +452,37 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
   }
 
   private newRecord(
-    cid: string, board: BoardState,
+    cid: string,
+    board: BoardState,
     base: { op: CommandOp; summary: string; createdAt: number; expiresAt: number; timeoutMs: number },
   ): CommandRecord {
     return {
       view: {
-        cid, boardId: board.id, board: board.name, ...base, status: 'queued', startedAt: null, finishedAt: null,
-        output: [], outputTruncated: false, stopRequested: false, transferredBytes: 0, error: null, errorCode: null, result: null,
+        cid,
+        boardId: board.id,
+        board: board.name,
+        ...base,
+        status: 'queued',
+        startedAt: null,
+        finishedAt: null,
+        output: [],
+        outputTruncated: false,
+        stopRequested: false,
+        transferredBytes: 0,
+        error: null,
+        errorCode: null,
+        result: null,
       },
-      eid: null, nextSeq: 0, outputBytes: 0, blobSize: null, download: null, file: null, expiring: false, started: false, decoders: null, progressAt: 0,
+      eid: null,
+      nextSeq: 0,
+      outputBytes: 0,
+      blobSize: null,
+      download: null,
+      file: null,
+      expiring: false,
+      started: false,
+      decoders: null,
+      progressAt: 0,
     };
   }
 }

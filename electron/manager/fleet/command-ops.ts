@@ -33,7 +33,6 @@ export const PROTECTED_CONFIG_KEYS = ['id', 'user', 'password'];
 export const SECRET_CONFIG_KEYS = ['wifi_password', 'password'];
 export const REDACTED = '********';
 
-
 /**
  * Keys the board client itself reads (PROTOCOL.md §8) must have values it can use; the
  * name belongs to the manager, which keeps names unique (`rename`). Other keys are the
@@ -43,7 +42,7 @@ function checkKnownConfigValue(key: string, value: unknown): void {
   const text = (max: number, min = 1) => typeof value === 'string' && Buffer.byteLength(value) >= min && Buffer.byteLength(value) <= max;
   const int = (min: number, max: number) => Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
   const rules: Record<string, [boolean, string]> = {
-    name: [false, 'is the board\'s name: use rename (mbm board-rename), which keeps names unique'],
+    name: [false, "is the board's name: use rename (mbm board-rename), which keeps names unique"],
     hb: [int(MIN_HEARTBEAT_S, MAX_HEARTBEAT_S), `must be a whole number of seconds from ${MIN_HEARTBEAT_S} to ${MAX_HEARTBEAT_S}`],
     server: [text(253), 'must be a host name or address (text, at most 253 bytes)'],
     port: [int(1, 65535), 'must be a port number from 1 to 65535'],
@@ -85,8 +84,10 @@ export function encodeCommandFields(request: CommandRequest, timeoutMs: number):
     case 'rename':
       return ['o', 'rename', 'nm', request.name];
     case 'cfg_set': {
-      if (!/^[a-z][a-z0-9_]{0,31}$/.test(request.key)) throw new InvalidCommandError(`config key ${JSON.stringify(request.key)} must be 1-32 characters a-z, 0-9 and _`);
-      if (PROTECTED_CONFIG_KEYS.includes(request.key)) throw new InvalidCommandError(`config key "${request.key}" holds the board's credentials and cannot be set remotely`);
+      if (!/^[a-z][a-z0-9_]{0,31}$/.test(request.key))
+        throw new InvalidCommandError(`config key ${JSON.stringify(request.key)} must be 1-32 characters a-z, 0-9 and _`);
+      if (PROTECTED_CONFIG_KEYS.includes(request.key))
+        throw new InvalidCommandError(`config key "${request.key}" holds the board's credentials and cannot be set remotely`);
       checkKnownConfigValue(request.key, request.value);
       const value = JSON.stringify(request.value);
       if (value === undefined || value.length > 1024) throw new InvalidCommandError('config value must be JSON of at most 1 KiB');

@@ -9,8 +9,17 @@ import type { FleetStore, UplinkEntry } from '../redis/fleet-store.js';
 import { assertBoardName, boardUser, isBoardId } from '../redis/keys.js';
 import { LogRateLimiter, type Logger } from '../log.js';
 import {
-  BoardRegistry, DEFAULT_HEARTBEAT_S, SWEEP_INTERVAL_MS, boardActivity, parseStoredBoard, storedPart, summarizeBoard, UnknownBoardError,
-  type BoardActivity, type BoardState, type BoardSummary,
+  BoardRegistry,
+  DEFAULT_HEARTBEAT_S,
+  SWEEP_INTERVAL_MS,
+  boardActivity,
+  parseStoredBoard,
+  storedPart,
+  summarizeBoard,
+  UnknownBoardError,
+  type BoardActivity,
+  type BoardState,
+  type BoardSummary,
 } from './board-registry.js';
 import { CommandDispatcher, type CommandView, type OutputEvent, type SendOptions } from './command-dispatcher.js';
 import type { CommandRequest } from './command-ops.js';
@@ -146,7 +155,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
     clearInterval(this.activityTimer);
     this.reader.stop();
     await this.reader.idle();
-    await Promise.all(this.registry.all().filter((board) => board.online).map((board) => this.persist(board)));
+    await Promise.all(
+      this.registry
+        .all()
+        .filter((board) => board.online)
+        .map((board) => this.persist(board)),
+    );
   }
 
   /** Reads every board's uplink once (after start or a lost subscription). */
@@ -171,7 +185,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
   // --- boards ----------------------------------------------------------------------------
 
   list(): BoardSummary[] {
-    return this.registry.all().sort((a, b) => naturalCompare(a.name, b.name)).map(summarizeBoard);
+    return this.registry
+      .all()
+      .sort((a, b) => naturalCompare(a.name, b.name))
+      .map(summarizeBoard);
   }
 
   counts(): { online: number; total: number } {
@@ -184,7 +201,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /** Boards matching a BOARDS pattern; unknown plain names and empty globs are errors. */
   select(pattern: string): BoardState[] {
-    const selection = selectBoards(pattern, this.registry.names(), (tag) => this.registry.all().filter((board) => board.tags.includes(tag)).map((board) => board.name));
+    const selection = selectBoards(pattern, this.registry.names(), (tag) =>
+      this.registry
+        .all()
+        .filter((board) => board.tags.includes(tag))
+        .map((board) => board.name),
+    );
     if (selection.unknown.length > 0) {
       throw new UnknownBoardError(`no board named ${selection.unknown.map((name) => JSON.stringify(name)).join(', ')}`);
     }
@@ -217,11 +239,23 @@ export class Fleet extends EventEmitter<FleetEvents> {
       const existed = board !== undefined;
       if (!board) {
         let id: string;
-        do id = `b${randomBytes(8).toString('hex').slice(0, 9)}`; while (!isBoardId(id) || this.registry.get(id));
+        do id = `b${randomBytes(8).toString('hex').slice(0, 9)}`;
+        while (!isBoardId(id) || this.registry.get(id));
         if (!(await this.store.claimName(name, id))) throw new BoardNameTakenError(`the name ${JSON.stringify(name)} is taken`);
         board = this.registry.add({
-          id, name, enrolledAt: Date.now(), hb: this.options.heartbeatS ?? DEFAULT_HEARTBEAT_S,
-          lastSeen: null, platform: null, micropython: null, client: null, ip: null, memFree: null, boot: null, tags: [], needsReset: false,
+          id,
+          name,
+          enrolledAt: Date.now(),
+          hb: this.options.heartbeatS ?? DEFAULT_HEARTBEAT_S,
+          lastSeen: null,
+          platform: null,
+          micropython: null,
+          client: null,
+          ip: null,
+          memFree: null,
+          boot: null,
+          tags: [],
+          needsReset: false,
         });
       }
       enrolled.push({ board, password: randomBytes(32).toString('base64url'), existed });
@@ -233,8 +267,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.emitBoard('board.enrolled', board);
     }
     return enrolled.map(({ board, password }) => ({
-      v: PROTOCOL_VERSION, id: board.id, name: board.name, user: boardUser(board.id), password,
-      server: options.server ?? this.advertise.host, port: this.advertise.port, hb: board.hb,
+      v: PROTOCOL_VERSION,
+      id: board.id,
+      name: board.name,
+      user: boardUser(board.id),
+      password,
+      server: options.server ?? this.advertise.host,
+      port: this.advertise.port,
+      hb: board.hb,
     }));
   }
 
@@ -340,8 +380,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
         // Back after a restart: its boot mode latch says "flash" now, whatever it was.
         if (rebooted) board.needsReset = false;
         Object.assign(board, {
-          boot: message.boot, platform: message.p, micropython: message.mv, client: message.cv,
-          ip: message.ip ?? null, memFree: message.mf ?? null, hb: message.hb,
+          boot: message.boot,
+          platform: message.p,
+          micropython: message.mv,
+          client: message.cv,
+          ip: message.ip ?? null,
+          memFree: message.mf ?? null,
+          hb: message.hb,
         });
         if (rebooted) this.dispatcher.boardRebooted(board, message.c);
         if (message.nm !== undefined && message.nm !== board.name) this.restoreBoardName(board, message.nm);
@@ -376,7 +421,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   private restoreBoardName(board: BoardState, boardSays: string): void {
     if (this.dispatcher.hasActive(board.id, 'rename')) return;
     this.log('info', `board ${board.name} (${board.id}) calls itself ${JSON.stringify(boardSays)}; renaming it back to ${board.name}`);
-    void this.dispatcher.send(board, { op: 'rename', name: board.name }, { expireMs: 7 * 24 * 3_600_000 })
+    void this.dispatcher
+      .send(board, { op: 'rename', name: board.name }, { expireMs: 7 * 24 * 3_600_000 })
       .catch((error: Error) => this.log('warn', `could not rename board ${board.name} back: ${error.message}`));
   }
 

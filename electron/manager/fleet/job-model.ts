@@ -108,5 +108,10 @@ export function pendingStatus(boardOnline: boolean): TargetStatus {
 export function clipOutput(text: string, limit = JOB_OUTPUT_BYTES): string {
   const bytes = Buffer.from(text, 'utf8');
   if (bytes.length <= limit) return text;
-  return bytes.subarray(0, limit).toString('utf8').replace(/\uFFFD$/, '') + '…';
+  return (
+    bytes
+      .subarray(0, limit)
+      .toString('utf8')
+      .replace(/\uFFFD$/, '') + '…'
+  );
 }

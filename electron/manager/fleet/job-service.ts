@@ -17,8 +17,18 @@ import type { CommandView } from './command-dispatcher.js';
 import { FINAL_STATUSES } from './command-dispatcher.js';
 import type { CommandRequest } from './command-ops.js';
 import {
-  FINAL_TARGET_STATUSES, JOB_PHASES_KEPT, clipOutput, emptyCounts, pendingStatus, summarizeJob, targetStatusOf,
-  type JobKind, type JobProgress, type JobSummary, type JobTarget, type JobView,
+  FINAL_TARGET_STATUSES,
+  JOB_PHASES_KEPT,
+  clipOutput,
+  emptyCounts,
+  pendingStatus,
+  summarizeJob,
+  targetStatusOf,
+  type JobKind,
+  type JobProgress,
+  type JobSummary,
+  type JobTarget,
+  type JobView,
 } from './job-model.js';
 import { runUsbJob, type UsbJobRequest, type UsbJobRunner } from './usb-job.js';
 import { RebootWatch } from './reboot-watch.js';
@@ -79,15 +89,17 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     needsReset: (boardId) => this.options.fleet.registry.get(boardId)?.needsReset ?? false,
   });
 
-  constructor(private readonly options: {
-    fleet: Fleet;
-    store: JobStore;
-    staged: StagedFiles;
-    usb: UsbJobRunner;
-    log: Logger;
-    /** How long a rebooted board may take to come back (default: 60 s, or 3 heartbeats). */
-    rebootGraceMs?: number;
-  }) {
+  constructor(
+    private readonly options: {
+      fleet: Fleet;
+      store: JobStore;
+      staged: StagedFiles;
+      usb: UsbJobRunner;
+      log: Logger;
+      /** How long a rebooted board may take to come back (default: 60 s, or 3 heartbeats). */
+      rebootGraceMs?: number;
+    },
+  ) {
     super();
     this.setMaxListeners(0);
   }
@@ -138,7 +150,12 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   /** Starts a job; resolves once every board has its commands queued (not when they finish). */
   async launch(request: JobRequest): Promise<JobSummary> {
     if (request.kind === 'flash' || request.kind === 'provision') {
-      const job = this.create(request.kind, titleOf(request), [{ board: request.kind === 'provision' ? request.name : (request.provision?.name ?? request.port) }], request.port);
+      const job = this.create(
+        request.kind,
+        titleOf(request),
+        [{ board: request.kind === 'provision' ? request.name : (request.provision?.name ?? request.port) }],
+        request.port,
+      );
       void runUsbJob(this.options.usb, job.view.id, request, {
         progress: (progress) => this.setProgress(job, progress),
         finished: (outcome) => this.finishTarget(job, 0, outcome.ok ? 'ok' : 'failed', outcome.message, outcome.boardId),
@@ -148,7 +165,12 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     const boards = this.options.fleet.select(request.boards);
     // Check everything before anything is sent: a missing staged file fails the whole job.
     const files = request.kind === 'upload' ? request.files.map((file) => ({ path: file.path, data: this.options.staged.get(file.file) })) : [];
-    const job = this.create(request.kind, titleOf(request, boards.length), boards.map((board) => ({ board: board.name, boardId: board.id })), null);
+    const job = this.create(
+      request.kind,
+      titleOf(request, boards.length),
+      boards.map((board) => ({ board: board.name, boardId: board.id })),
+      null,
+    );
     if (request.kind === 'tag') {
       await this.immediate(job, boards, async () => {
         await this.options.fleet.tag(boards.map((board) => board.name).join(','), request.add, request.remove);
@@ -156,15 +178,23 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     } else if (request.kind === 'remove') {
       await this.immediate(job, boards, (board) => this.options.fleet.remove(board.id));
     } else {
-      const requests: CommandRequest[] = request.kind === 'exec' ? [{ op: 'exec', code: request.code, timeoutMs: request.timeoutMs }]
-        : request.kind === 'reboot' ? [{ op: 'reboot' }]
-          : files.map((file) => ({ op: 'put', path: file.path, data: file.data }));
-      await Promise.all(boards.map(async (board, index) => {
-        for (const command of requests) {
-          const view = await this.options.fleet.send(board, command, { expireMs: request.expireMs, timeoutMs: request.kind === 'exec' ? request.timeoutMs : undefined });
-          this.attach(job, index, view);
-        }
-      }));
+      const requests: CommandRequest[] =
+        request.kind === 'exec'
+          ? [{ op: 'exec', code: request.code, timeoutMs: request.timeoutMs }]
+          : request.kind === 'reboot'
+            ? [{ op: 'reboot' }]
+            : files.map((file) => ({ op: 'put', path: file.path, data: file.data }));
+      await Promise.all(
+        boards.map(async (board, index) => {
+          for (const command of requests) {
+            const view = await this.options.fleet.send(board, command, {
+              expireMs: request.expireMs,
+              timeoutMs: request.kind === 'exec' ? request.timeoutMs : undefined,
+            });
+            this.attach(job, index, view);
+          }
+        }),
+      );
     }
     this.touchSummary(job);
     return summarizeJob(job.view);
@@ -186,12 +216,26 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private create(kind: JobKind, title: string, targets: Array<{ board: string; boardId?: string }>, port: string | null): LiveJob {
     const view: JobView = {
       id: `j${Date.now().toString(36)}${randomBytes(5).toString('hex')}`,
-      kind, title, createdAt: Date.now(), finishedAt: null, state: 'running', counts: emptyCounts(), total: targets.length,
-      progress: null, phases: [], port,
+      kind,
+      title,
+      createdAt: Date.now(),
+      finishedAt: null,
+      state: 'running',
+      counts: emptyCounts(),
+      total: targets.length,
+      progress: null,
+      phases: [],
+      port,
       // A board that is offline waits from the start (its command is sent a moment later).
       targets: targets.map((target) => ({
-        board: target.board, boardId: target.boardId ?? null, status: pendingStatus(!target.boardId || this.boardOnline(target.boardId)),
-        message: null, done: 0, total: 0, cids: [], output: null,
+        board: target.board,
+        boardId: target.boardId ?? null,
+        status: pendingStatus(!target.boardId || this.boardOnline(target.boardId)),
+        message: null,
+        done: 0,
+        total: 0,
+        cids: [],
+        output: null,
       })),
     };
     const job = this.track(view);

@@ -22,7 +22,11 @@ import { ManagerError, type ErrorKind } from '../errors.js';
 export class ProvisioningInputError extends ManagerError {
   override name = 'ProvisioningInputError';
   readonly kind: ErrorKind = 'bad_request';
-  constructor(readonly field: string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly field: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }
@@ -119,9 +123,7 @@ async function listFirmware(dir: string): Promise<{ modules: string[]; entryPoin
   } catch (error) {
     throw new FirmwareFolderError(`cannot read the firmware folder ${dir}: ${(error as Error).message}`, { cause: error });
   }
-  const python = names
-    .filter((name) => name.endsWith('.py') && !name.startsWith('_') && !name.startsWith('test_'))
-    .sort();
+  const python = names.filter((name) => name.endsWith('.py') && !name.startsWith('_') && !name.startsWith('test_')).sort();
   if (!python.includes('main.py')) throw new FirmwareFolderError(`the firmware folder ${dir} has no main.py`);
   return {
     modules: python.filter((name) => !SOURCE_ONLY.has(name)),
@@ -139,7 +141,8 @@ type BoardConfig = Omit<BoardCredentials, 'v'> & { wifi_ssid: string; wifi_passw
  * changes anything (enrollment re-keys a board).
  */
 export function checkNetworkSettings(
-  wifi: { ssid: unknown; password: unknown }, server: { host: unknown; port: unknown },
+  wifi: { ssid: unknown; password: unknown },
+  server: { host: unknown; port: unknown },
 ): { ssid: string; password: string; host: string; port: number } {
   // Wifi: 802.11 limits an SSID to 32 bytes; a WPA passphrase is 8–63 characters, and the
   // ESP8266 keeps it in a 64-byte field (64 bytes would be read as a raw hex key).
@@ -166,7 +169,10 @@ export function checkNetworkSettings(
   const host: unknown = server.host;
   if (typeof host !== 'string' || host.length === 0) throw new ProvisioningInputError('server.host', 'the server host is empty');
   if (/\s/.test(host) || host.length > 253) {
-    throw new ProvisioningInputError('server.host', `the server host ${JSON.stringify(host.slice(0, 64))} is not a host name or address (no spaces, at most 253 characters)`);
+    throw new ProvisioningInputError(
+      'server.host',
+      `the server host ${JSON.stringify(host.slice(0, 64))} is not a host name or address (no spaces, at most 253 characters)`,
+    );
   }
   const port: unknown = server.port;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
@@ -192,7 +198,10 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
   const id = checkedId(assertBoardId, credentials.id, 'credentials.id');
   const name = checkBoardName(input.name ?? credentials.name);
   if (credentials.user !== boardUser(id)) {
-    throw new ProvisioningInputError('credentials.user', `the credentials' Redis user must be ${boardUser(id)} (PROTOCOL.md §1): they belong to another board or are damaged`);
+    throw new ProvisioningInputError(
+      'credentials.user',
+      `the credentials' Redis user must be ${boardUser(id)} (PROTOCOL.md §1): they belong to another board or are damaged`,
+    );
   }
   if (typeof credentials.password !== 'string' || credentials.password.length === 0) {
     throw new ProvisioningInputError('credentials.password', 'the credentials have no board password');
@@ -208,8 +217,15 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
   }
 
   return {
-    id, name, user: credentials.user, password: credentials.password, server: host, port, hb,
-    wifi_ssid: ssid, wifi_password: password,
+    id,
+    name,
+    user: credentials.user,
+    password: credentials.password,
+    server: host,
+    port,
+    hb,
+    wifi_ssid: ssid,
+    wifi_password: password,
   };
 }
 

@@ -16,7 +16,11 @@ export interface RebootWatchOptions {
 
 export type RebootOutcome = { back: true } | { back: false; message: string };
 
-interface Watched { sawOffline: boolean; deadline: number; settle: (outcome: RebootOutcome) => void }
+interface Watched {
+  sawOffline: boolean;
+  deadline: number;
+  settle: (outcome: RebootOutcome) => void;
+}
 
 export class RebootWatch {
   private readonly watched = new Map<string, Watched[]>();
@@ -46,7 +50,10 @@ export class RebootWatch {
     }
     const back = list.filter((item) => item.sawOffline);
     if (back.length === 0) return;
-    this.watched.set(event.board.id, list.filter((item) => !item.sawOffline));
+    this.watched.set(
+      event.board.id,
+      list.filter((item) => !item.sawOffline),
+    );
     for (const item of back) item.settle({ back: true });
   }
 

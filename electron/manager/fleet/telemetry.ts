@@ -352,12 +352,15 @@ export class TelemetryRecorder {
   private schedule(): void {
     const now = this.now();
     const delay = (this.bucketOf(now) + 1) * this.bucketMs - now;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (!this.running) return;
-      this.roll();
-      this.schedule();
-    }, Math.max(MIN_ROLL_DELAY_MS, delay));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        if (!this.running) return;
+        this.roll();
+        this.schedule();
+      },
+      Math.max(MIN_ROLL_DELAY_MS, delay),
+    );
     this.timer.unref();
   }
 
@@ -393,11 +396,13 @@ export class TelemetryRecorder {
     this.writing = slots;
     try {
       await this.mergeWithStored(slots);
-      await this.store.writeSlots(slots.map((slot) => ({
-        boardId: slot.boardId,
-        offset: slotIndex(slot.n) * TELEMETRY_SLOT_BYTES,
-        bytes: encodeSlot(slot.n, slot),
-      })));
+      await this.store.writeSlots(
+        slots.map((slot) => ({
+          boardId: slot.boardId,
+          offset: slotIndex(slot.n) * TELEMETRY_SLOT_BYTES,
+          bytes: encodeSlot(slot.n, slot),
+        })),
+      );
     } catch (error) {
       const boards = new Set(slots.map((slot) => slot.boardId)).size;
       this.log('warn', `could not write the telemetry of ${boards} board${boards === 1 ? '' : 's'}: ${(error as Error).message}`, { boards });
@@ -417,19 +422,21 @@ export class TelemetryRecorder {
     }
     if (byBoard.size === 0) return;
     const current = this.bucketOf(this.now());
-    await Promise.all([...byBoard].map(async ([boardId, list]) => {
-      let stored: Buffer | null = null;
-      try {
-        stored = await this.store.read(boardId);
-      } catch (error) {
-        this.log('warn', `could not read the telemetry of board ${boardId} before writing it: ${(error as Error).message}`, { boardId });
-      }
-      const ring = decodeRing(stored, Math.max(current, ...list.map((slot) => slot.n)));
-      for (const slot of list) {
-        const prior = ring.get(slot.n);
-        if (prior) Object.assign(slot, combine(prior, slot));
-        slot.merged = true;
-      }
-    }));
+    await Promise.all(
+      [...byBoard].map(async ([boardId, list]) => {
+        let stored: Buffer | null = null;
+        try {
+          stored = await this.store.read(boardId);
+        } catch (error) {
+          this.log('warn', `could not read the telemetry of board ${boardId} before writing it: ${(error as Error).message}`, { boardId });
+        }
+        const ring = decodeRing(stored, Math.max(current, ...list.map((slot) => slot.n)));
+        for (const slot of list) {
+          const prior = ring.get(slot.n);
+          if (prior) Object.assign(slot, combine(prior, slot));
+          slot.merged = true;
+        }
+      }),
+    );
   }
 }

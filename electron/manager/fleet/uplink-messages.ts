@@ -40,7 +40,10 @@ const VERSION = /^\d{1,4}\.\d{1,4}\.\d{1,4}([-+.][0-9A-Za-z.+-]*)?$/;
 
 /** Field reader that turns a bad value into an UplinkMessageError naming the field. */
 class Fields {
-  constructor(readonly kind: string, private readonly map: Map<string, Buffer>) {}
+  constructor(
+    readonly kind: string,
+    private readonly map: Map<string, Buffer>,
+  ) {}
 
   private fail(field: string, rule: string): never {
     throw new UplinkMessageError(`${this.kind}: field "${field}" ${rule}`);

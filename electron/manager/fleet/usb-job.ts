@@ -22,12 +22,16 @@ export interface ProvisionSettings {
 
 export type UsbJobRequest =
   | {
-    kind: 'flash'; port: string;
-    /** A catalogue name, or the id of a built-in firmware (downloaded first when needed). */
-    firmware?: string; builtin?: string;
-    baud?: number; erase?: boolean; flashMode?: FlashMode;
-    provision?: ProvisionSettings;
-  }
+      kind: 'flash';
+      port: string;
+      /** A catalogue name, or the id of a built-in firmware (downloaded first when needed). */
+      firmware?: string;
+      builtin?: string;
+      baud?: number;
+      erase?: boolean;
+      flashMode?: FlashMode;
+      provision?: ProvisionSettings;
+    }
   | ({ kind: 'provision'; port: string } & ProvisionSettings);
 
 /** What a flash job needs of the USB service (UsbService implements it). */
@@ -49,7 +53,9 @@ export interface UsbJobOutcome {
 
 export function provisionRequest(settings: ProvisionSettings): ProvisionRequestBase {
   return {
-    name: settings.name, wifi: { ssid: settings.wifiSsid, password: settings.wifiPassword }, server: settings.server,
+    name: settings.name,
+    wifi: { ssid: settings.wifiSsid, password: settings.wifiPassword },
+    server: settings.server,
     keepAccessPoint: settings.keepAccessPoint,
   };
 }
@@ -63,7 +69,9 @@ function describe(provision: ProvisionResult | null): string {
 
 /** Runs one flash or provision job to its end; never throws (failures become the outcome). */
 export async function runUsbJob(
-  usb: UsbJobRunner, job: string, request: UsbJobRequest,
+  usb: UsbJobRunner,
+  job: string,
+  request: UsbJobRequest,
   report: { progress: (progress: JobProgress) => void; finished: (outcome: UsbJobOutcome) => void },
 ): Promise<void> {
   let step = request.kind === 'provision' ? 'provision' : 'flash';
@@ -84,16 +92,25 @@ export async function runUsbJob(
       step = 'download';
       report.progress({ phase: 'download.start', message: 'downloading the firmware' });
       const entry = await usb.catalogue.downloadBuiltin(request.builtin, {
-        onProgress: (received, total) => report.progress({
-          phase: 'download.data', message: 'downloading the firmware', done: received, total: total ?? undefined,
-        }),
+        onProgress: (received, total) =>
+          report.progress({
+            phase: 'download.data',
+            message: 'downloading the firmware',
+            done: received,
+            total: total ?? undefined,
+          }),
       });
       firmware = entry.name;
     }
     step = 'flash';
     const result = await usb.flash({
-      port: request.port, firmware, baud: request.baud, erase: request.erase, flashMode: request.flashMode,
-      provision: request.provision ? provisionRequest(request.provision) : undefined, job,
+      port: request.port,
+      firmware,
+      baud: request.baud,
+      erase: request.erase,
+      flashMode: request.flashMode,
+      provision: request.provision ? provisionRequest(request.provision) : undefined,
+      job,
     });
     report.finished({
       ok: result.provision ? result.provision.online : true,

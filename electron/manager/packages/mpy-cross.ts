@@ -192,12 +192,9 @@ async function compileNow(fileName: string, source: string, optimize: number): P
     // `ready` resolves just before main() runs, in the same synchronous stretch, so by the
     // time this handler runs main() has finished. No callback then means main() trapped
     // (the wrapper's no-op `quit` swallows the error): report instead of hanging the queue.
-    ready.then(
-      () => {
-        if (!finished) fail(new MpyCrossUnavailableError(`mpy-cross stopped without a result${abortReason === undefined ? '' : `: ${String(abortReason)}`}`));
-      },
-      fail,
-    );
+    ready.then(() => {
+      if (!finished) fail(new MpyCrossUnavailableError(`mpy-cross stopped without a result${abortReason === undefined ? '' : `: ${String(abortReason)}`}`));
+    }, fail);
   });
 }
 

@@ -18,9 +18,16 @@ const BOARD_COMMANDS = ['ping', 'xadd', 'xread', 'fcall', 'getrange', 'hget', 'h
 export function boardAclRules(boardId: string, password: string): string[] {
   const keys = boardKeys(boardId);
   return [
-    'reset', 'on', `#${sha256Hex(password)}`, 'resetchannels', '-@all',
+    'reset',
+    'on',
+    `#${sha256Hex(password)}`,
+    'resetchannels',
+    '-@all',
     ...BOARD_COMMANDS.map((command) => `+${command}`),
-    `%RW~${keys.cmd}`, `%RW~${keys.state}`, `%W~${keys.up}`, `%R~${keys.blobPattern}`,
+    `%RW~${keys.cmd}`,
+    `%RW~${keys.state}`,
+    `%W~${keys.up}`,
+    `%R~${keys.blobPattern}`,
   ];
 }
 

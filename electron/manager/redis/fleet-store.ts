@@ -85,7 +85,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     } catch (error) {
       throw new RedisSetupError(
         `Redis must publish keyspace notifications for streams (notify-keyspace-events must contain K and t); ` +
-        `setting it failed: ${(error as Error).message}`,
+          `setting it failed: ${(error as Error).message}`,
       );
     }
   }
@@ -119,11 +119,13 @@ export class FleetStore extends EventEmitter<StoreEvents> {
 
   /** Creates (or re-keys) boards' ACL users and uplink streams, then persists the ACL once. */
   async createBoardUsers(boards: Array<{ id: string; password: string }>): Promise<void> {
-    await Promise.all(boards.map(async ({ id, password }) => {
-      await this.redis.call('ACL', 'SETUSER', boardUser(id), ...boardAclRules(id, password));
-      // Create the uplink as an (empty) stream now, so the board cannot give it another type.
-      await this.redis.xadd(boardKeys(id).up, 'MAXLEN', '0', '*', 'k', 'init');
-    }));
+    await Promise.all(
+      boards.map(async ({ id, password }) => {
+        await this.redis.call('ACL', 'SETUSER', boardUser(id), ...boardAclRules(id, password));
+        // Create the uplink as an (empty) stream now, so the board cannot give it another type.
+        await this.redis.xadd(boardKeys(id).up, 'MAXLEN', '0', '*', 'k', 'init');
+      }),
+    );
     await this.saveAcl();
   }
 
@@ -154,10 +156,20 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     maxPending: number,
   ): Promise<{ status: 'ok' | 'duplicate'; eid: string }> {
     const keys = boardKeys(boardId);
-    const call = () => this.redis.call(
-      'FCALL', 'cm_enqueue', '3', keys.cmd, keys.seen, keys.pending,
-      cid, String(Date.now()), String(maxPending), JSON.stringify(meta), ...fields,
-    ) as Promise<[string, string]>;
+    const call = () =>
+      this.redis.call(
+        'FCALL',
+        'cm_enqueue',
+        '3',
+        keys.cmd,
+        keys.seen,
+        keys.pending,
+        cid,
+        String(Date.now()),
+        String(maxPending),
+        JSON.stringify(meta),
+        ...fields,
+      ) as Promise<[string, string]>;
     let reply: [string, string];
     try {
       reply = await call();
@@ -174,8 +186,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
 
   async cancel(boardId: string, cid: string, eid: string): Promise<'cancelled' | 'claimed'> {
     const keys = boardKeys(boardId);
-    return (await this.redis.call('FCALL', 'cm_cancel', '3', keys.cmd, keys.state, keys.pending, cid, eid)) as
-      'cancelled' | 'claimed';
+    return (await this.redis.call('FCALL', 'cm_cancel', '3', keys.cmd, keys.state, keys.pending, cid, eid)) as 'cancelled' | 'claimed';
   }
 
   /** Asks the board to stop command `cid` while it runs (PROTOCOL.md §4.4). */
@@ -207,10 +218,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   async finish(boardId: string, cid: string, history: Record<string, string>): Promise<void> {
     const keys = boardKeys(boardId);
     const fields = Object.entries(history).flat();
-    await Promise.all([
-      this.redis.hdel(keys.pending, cid),
-      this.redis.xadd(keys.log, 'MAXLEN', '~', '200', '*', ...fields),
-    ]);
+    await Promise.all([this.redis.hdel(keys.pending, cid), this.redis.xadd(keys.log, 'MAXLEN', '~', '200', '*', ...fields)]);
   }
 
   async history(boardId: string, count: number): Promise<Array<Record<string, string>>> {
@@ -265,8 +273,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   private async readUplinksOnce(cursors: Array<[string, string]>, count: number): Promise<UplinkBatch[]> {
     const keys = cursors.map(([id]) => boardKeys(id).up);
     const ids = cursors.map(([, after]) => after);
-    const reply = (await this.redis.xreadBuffer('COUNT', count, 'STREAMS', ...keys, ...ids)) as
-      Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+    const reply = (await this.redis.xreadBuffer('COUNT', count, 'STREAMS', ...keys, ...ids)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
     if (!reply) return [];
     const byKey = new Map(cursors.map(([id]) => [boardKeys(id).up, id]));
     return reply.map(([key, entries]) => ({

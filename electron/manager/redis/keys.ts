@@ -13,7 +13,11 @@ const RESERVED_BOARD_IDS = new Set(['mgr', 'up']);
 export class InvalidIdError extends ManagerError {
   override name = 'InvalidIdError';
   readonly kind: ErrorKind = 'bad_request';
-  constructor(readonly idKind: 'board id' | 'board name' | 'command id' | 'job id', readonly value: string, readonly rule: string) {
+  constructor(
+    readonly idKind: 'board id' | 'board name' | 'command id' | 'job id',
+    readonly value: string,
+    readonly rule: string,
+  ) {
     super(`invalid ${idKind} ${JSON.stringify(value.slice(0, 64))}: ${rule}`);
   }
 }

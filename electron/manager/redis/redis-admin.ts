@@ -7,7 +7,10 @@
 import { RespConnection } from './resp-connection.js';
 import { RespError, type RespArg, type RespValue } from './resp-codec.js';
 
-export interface RedisAdminCredentials { username: string; password: string }
+export interface RedisAdminCredentials {
+  username: string;
+  password: string;
+}
 
 export interface RedisAdminTarget {
   port: number;
@@ -22,8 +25,15 @@ export interface RedisAdminTarget {
 /** redis-server refused to listen on `addresses` (not this machine's, or the port is taken there); it kept `previous`. */
 export class RedisBindError extends Error {
   override readonly name = 'RedisBindError';
-  constructor(readonly addresses: string[], readonly previous: string[], readonly port: number, reply: RespError) {
-    super(`redis-server could not listen on ${addresses.join(', ')} port ${port} (${reply.message}); it still listens on ${previous.join(', ')}`, { cause: reply });
+  constructor(
+    readonly addresses: string[],
+    readonly previous: string[],
+    readonly port: number,
+    reply: RespError,
+  ) {
+    super(`redis-server could not listen on ${addresses.join(', ')} port ${port} (${reply.message}); it still listens on ${previous.join(', ')}`, {
+      cause: reply,
+    });
   }
 }
 

@@ -76,8 +76,7 @@ export class RedisVersionUnsupportedError extends Error {
   readonly version: string;
   constructor(binaryPath: string, version: string) {
     super(
-      `"${binaryPath}" is Redis ${version}, but ${MIN_REDIS_MAJOR}.${MIN_REDIS_MINOR} or newer is required ` +
-        `(ACL selectors and functions); ${INSTALL_HINT}`,
+      `"${binaryPath}" is Redis ${version}, but ${MIN_REDIS_MAJOR}.${MIN_REDIS_MINOR} or newer is required ` + `(ACL selectors and functions); ${INSTALL_HINT}`,
     );
     this.binaryPath = binaryPath;
     this.version = version;
@@ -141,11 +140,7 @@ function redisMemoryServerInstalled(packageRoot: string): boolean {
  * our own package.json (packageRoot) rather than the cwd's, because inside Electron the cwd
  * is arbitrary.
  */
-async function redisMemoryServerBinary(
-  packageRoot: string,
-  env: NodeJS.ProcessEnv,
-  searched: string[],
-): Promise<string | undefined> {
+async function redisMemoryServerBinary(packageRoot: string, env: NodeJS.ProcessEnv, searched: string[]): Promise<string | undefined> {
   if (!redisMemoryServerInstalled(packageRoot)) return undefined;
   const pkg = await packageJsonRedisMsConfig(packageRoot);
   const setting = (name: string, key: string): string | undefined => {

@@ -50,8 +50,15 @@ export interface RedisServerSupervisorOptions {
   dieWithParent?: boolean;
 }
 
-export interface RedisStartInfo { pid: number; port: number; version: string }
-export interface RedisLogEvent { line: string; stream: 'stdout' | 'stderr' }
+export interface RedisStartInfo {
+  pid: number;
+  port: number;
+  version: string;
+}
+export interface RedisLogEvent {
+  line: string;
+  stream: 'stdout' | 'stderr';
+}
 export interface RedisProtocolErrorEvent {
   /** Redis's reason, e.g. "invalid bulk length". */
   reason: string;
@@ -61,7 +68,10 @@ export interface RedisProtocolErrorEvent {
   addr: string | undefined;
   line: string;
 }
-export interface RedisExitEvent { code: number | null; signal: NodeJS.Signals | null }
+export interface RedisExitEvent {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
 export type RedisServerSupervisorEvents = {
   log: [RedisLogEvent];
@@ -80,7 +90,10 @@ export type RedisServerSupervisorEvents = {
 /** The port is already taken (another redis, or an orphan of a crashed manager). */
 export class RedisPortInUseError extends Error {
   override readonly name = 'RedisPortInUseError';
-  constructor(readonly port: number, readonly logTail: string[]) {
+  constructor(
+    readonly port: number,
+    readonly logTail: string[],
+  ) {
     super(`port ${port} is already in use; stop whatever listens there or choose another port`);
   }
 }
@@ -90,7 +103,12 @@ export type RedisStartFailure = 'spawn-failed' | 'exited' | 'timeout' | 'stopped
 /** redis-server did not become ready; `logTail` holds its last log lines. */
 export class RedisStartError extends Error {
   override readonly name = 'RedisStartError';
-  constructor(readonly reason: RedisStartFailure, message: string, readonly logTail: string[], options?: { cause?: unknown }) {
+  constructor(
+    readonly reason: RedisStartFailure,
+    message: string,
+    readonly logTail: string[],
+    options?: { cause?: unknown },
+  ) {
     super(logTail.length > 0 ? `${message}; last log lines:\n${logTail.join('\n')}` : message, options);
   }
 }
@@ -217,7 +235,11 @@ export async function redisSpawnCommand(binaryPath: string, confPath: string, di
   return { command: setpriv, args: ['--pdeathsig', 'TERM', '--', binaryPath, confPath] };
 }
 
-interface Launch { child: ChildProcess; exited: Promise<RedisExitEvent>; info: RedisStartInfo }
+interface Launch {
+  child: ChildProcess;
+  exited: Promise<RedisExitEvent>;
+  info: RedisStartInfo;
+}
 
 export class RedisServerSupervisor extends EventEmitter<RedisServerSupervisorEvents> {
   private readonly options: RedisServerSupervisorOptions;
@@ -255,12 +277,22 @@ export class RedisServerSupervisor extends EventEmitter<RedisServerSupervisorEve
     buildRedisConfig(this.options); // fail fast on bad options, before anything is spawned
   }
 
-  get pid(): number | undefined { return this.current?.info.pid; }
-  get port(): number { return this.options.port; }
-  get version(): string | undefined { return this.cachedVersion; }
-  get running(): boolean { return this.current !== undefined; }
+  get pid(): number | undefined {
+    return this.current?.info.pid;
+  }
+  get port(): number {
+    return this.options.port;
+  }
+  get version(): string | undefined {
+    return this.cachedVersion;
+  }
+  get running(): boolean {
+    return this.current !== undefined;
+  }
   /** The addresses the server listens on (or will, at the next start). */
-  get bind(): string[] { return [...(this.options.bind ?? [])]; }
+  get bind(): string[] {
+    return [...(this.options.bind ?? [])];
+  }
 
   /**
    * Makes the running server listen on `addresses` instead, without a restart, and every

@@ -240,8 +240,7 @@ export class RespParser {
     // Always copy: a view would pin the whole (up to 64 KB) socket chunk for as long as
     // the caller keeps a small value.
     const parts = this.bulkParts;
-    const value =
-      parts.length === 0 ? EMPTY : parts.length === 1 ? Buffer.from(parts[0] as Buffer) : Buffer.concat(parts, this.bulkLength);
+    const value = parts.length === 0 ? EMPTY : parts.length === 1 ? Buffer.from(parts[0] as Buffer) : Buffer.concat(parts, this.bulkLength);
     this.bulkParts = [];
     this.bulkRemaining = -1;
     this.emit(value, out);

@@ -11,16 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import {
-  RespError,
-  RespParser,
-  RespProtocolError,
-  encodeCommand,
-  encodeCommands,
-  type RespArg,
-  type RespParserOptions,
-  type RespValue,
-} from './resp-codec.js';
+import { RespError, RespParser, RespProtocolError, encodeCommand, encodeCommands, type RespArg, type RespParserOptions, type RespValue } from './resp-codec.js';
 
 export interface RespConnectOptions {
   host: string;
@@ -172,9 +163,7 @@ export class RespConnection extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise((resolve, reject) =>
-      this.send(bytes, { expected: commands.length, results: [], written: false, resolve, reject }),
-    );
+    return new Promise((resolve, reject) => this.send(bytes, { expected: commands.length, results: [], written: false, resolve, reject }));
   }
 
   /**
@@ -312,9 +301,7 @@ export class RespConnection extends EventEmitter {
     this.outbox = [];
     this.outboxPending = [];
     for (const pending of queue) {
-      pending.reject(
-        new RespConnectionClosedError(unanswered, pending.written, pending.results ?? [], { cause: this.cause }),
-      );
+      pending.reject(new RespConnectionClosedError(unanswered, pending.written, pending.results ?? [], { cause: this.cause }));
     }
     this.emit('close', this.cause);
   };

@@ -52,7 +52,10 @@ export interface TelemetryStoreOptions {
 export class TelemetryStore {
   private readonly ttlMs: number;
 
-  constructor(private readonly redis: Redis, options: TelemetryStoreOptions = {}) {
+  constructor(
+    private readonly redis: Redis,
+    options: TelemetryStoreOptions = {},
+  ) {
     this.ttlMs = options.ttlMs ?? TELEMETRY_TTL_MS;
     // ioredis sends EVALSHA, and the script itself once per connection when Redis lacks it.
     redis.defineCommand(WRITE_SLOTS_COMMAND, { numberOfKeys: 1, lua: WRITE_SLOTS_LUA });

@@ -19,4 +19,3 @@ export function validateBoardPath(path: string, what = 'path'): string {
   // "/a//b" or "/a/" are normalised rather than refused; the root itself stays "/".
   return '/' + segments.filter((segment) => segment !== '').join('/');
 }
-

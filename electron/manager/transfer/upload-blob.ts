@@ -20,9 +20,7 @@ export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export async function prepareUpload(
-  store: FleetStore, boardId: string, cid: string, path: string, data: Buffer, ttlS: number,
-): Promise<PreparedUpload> {
+export async function prepareUpload(store: FleetStore, boardId: string, cid: string, path: string, data: Buffer, ttlS: number): Promise<PreparedUpload> {
   const destination = validateBoardPath(path, 'destination');
   const digest = sha256(data);
   const prefix = await store.writeBlob(boardId, cid, data, BLOB_PART_SIZE, ttlS);

@@ -142,8 +142,13 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
     await closeNodeSerialPort(port);
     progress({ phase: 'done', message: `${options.name} is online` });
     return {
-      boardId: credentials.id, name: credentials.name, format: payload.format, files: payload.files.length, bytes: payload.totalBytes,
-      online: true, seconds: (Date.now() - started) / 1000,
+      boardId: credentials.id,
+      name: credentials.name,
+      format: payload.format,
+      files: payload.files.length,
+      bytes: payload.totalBytes,
+      online: true,
+      seconds: (Date.now() - started) / 1000,
     };
   } catch (error) {
     // Whatever failed, the board goes back to its normal console (out of the raw REPL).
@@ -199,7 +204,11 @@ class WifiReport {
  * nothing of its wifi within the join time, or joined but never says hello.
  */
 async function waitUntilOnline(
-  options: ProvisionOptions, boardId: string, previousBoot: string | null, wifi: WifiReport, progress: (p: ProvisionProgress) => void,
+  options: ProvisionOptions,
+  boardId: string,
+  previousBoot: string | null,
+  wifi: WifiReport,
+  progress: (p: ProvisionProgress) => void,
 ): Promise<void> {
   const { ssid } = options.wifi;
   const joinMs = options.wifiJoinTimeoutMs ?? WIFI_JOIN_MS;
@@ -214,7 +223,8 @@ async function waitUntilOnline(
   // Until it joined (or said hello: a board on a port without wifi does not report any).
   while (!online && wifi.status !== WIFI_JOINED) {
     const status = wifi.status;
-    if (status === 3) throw new ProvisionError(`the board did not find wifi ${JSON.stringify(ssid)} — check the network's name, and that the board is in its range`);
+    if (status === 3)
+      throw new ProvisionError(`the board did not find wifi ${JSON.stringify(ssid)} — check the network's name, and that the board is in its range`);
     if (status !== null) throw new ProvisionError(`the board did not join wifi ${JSON.stringify(ssid)} — check the password`);
     const left = start + joinMs - Date.now();
     if (left <= 0) throw new ProvisionError(`the board did not join wifi ${JSON.stringify(ssid)} within ${Math.round(joinMs / 1000)} s — check the password`);
@@ -223,8 +233,10 @@ async function waitUntilOnline(
   if (!online) {
     progress({ phase: 'online', message: `${options.name} joined wifi ${JSON.stringify(ssid)}; waiting for it to connect to the service` });
     if (!(await hello)) {
-      throw new ProvisionError(`${options.name} joined wifi ${JSON.stringify(ssid)} but did not connect to the service at ${options.server.host}:${options.server.port} within ${Math.round(onlineMs / 1000)} s — ` +
-        'check that the board can reach this computer (the address boards use, a firewall)');
+      throw new ProvisionError(
+        `${options.name} joined wifi ${JSON.stringify(ssid)} but did not connect to the service at ${options.server.host}:${options.server.port} within ${Math.round(onlineMs / 1000)} s — ` +
+          'check that the board can reach this computer (the address boards use, a firewall)',
+      );
     }
   }
 }

@@ -102,7 +102,8 @@ export function judgeBoot(readings: readonly BootReading[], options: JudgeOption
   if (corrupt) {
     const sectors = (bytes: number) => bytes / FILESYSTEM_SECTOR_BYTES;
     return {
-      verdict: 'fs-corrupt', filesystem: corrupt,
+      verdict: 'fs-corrupt',
+      filesystem: corrupt,
       evidence: `the filesystem starting at sector ${sectors(corrupt.offset)} with size ${sectors(corrupt.length)} sectors looks corrupt`,
     };
   }
@@ -114,7 +115,10 @@ export function judgeBoot(readings: readonly BootReading[], options: JudgeOption
   const unexpected = Math.max(banners.length - expected, loadLogs - 1);
   if (unexpected >= 2) {
     const causes = banners.slice(expected).map((banner) => banner.cause);
-    return { verdict: 'boot-loop', evidence: `the ROM's boot lines repeat: ${unexpected} resets nobody asked for${causes.length ? ` (rst cause:${causes.join(',')})` : ''}` };
+    return {
+      verdict: 'boot-loop',
+      evidence: `the ROM's boot lines repeat: ${unexpected} resets nobody asked for${causes.length ? ` (rst cause:${causes.join(',')})` : ''}`,
+    };
   }
   const micropython = at(MICROPYTHON);
   if (micropython) return { verdict: 'ok', evidence: `${JSON.stringify(MICROPYTHON.exec(micropython.text)![0].trim())} at ${micropython.baud} baud` };
@@ -264,5 +268,5 @@ function silentEvidence(readings: readonly BootReading[]): string {
   const bytes = readings.reduce((sum, reading) => sum + reading.bytes.length, 0);
   if (bytes === 0) return 'the board printed nothing';
   const romLines = readings.some((reading) => /ets Jan/.test(text(reading.bytes)));
-  return romLines ? 'only the ROM\'s boot lines; no firmware output' : `${bytes} bytes, none of them MicroPython's`;
+  return romLines ? "only the ROM's boot lines; no firmware output" : `${bytes} bytes, none of them MicroPython's`;
 }

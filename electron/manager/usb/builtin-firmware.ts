@@ -89,7 +89,11 @@ export type BuiltinImageProblem = 'not-firmware' | 'wrong-chip' | 'version-missi
 
 export class BuiltinImageMismatch extends FirmwareImageError {
   override name = 'BuiltinImageMismatch';
-  constructor(message: string, readonly problem: BuiltinImageProblem, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    readonly problem: BuiltinImageProblem,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }

@@ -45,7 +45,11 @@ import { FIRMWARE_BAUD, ROM_BAUD, romBanners, watchBoot, type BootJudgement, typ
 import { enterBootloader, hardReset, usbJtagSerialReset } from './reset-sequences.js';
 import { eraseRegion, writeImage } from './flash-write.js';
 import {
-  FILESYSTEM_SECTOR_BYTES, filesystemRegion, filesystemResetRange, inspectFilesystemArea, shouldEraseFilesystemArea,
+  FILESYSTEM_SECTOR_BYTES,
+  filesystemRegion,
+  filesystemResetRange,
+  inspectFilesystemArea,
+  shouldEraseFilesystemArea,
   type FilesystemRegion,
 } from './filesystem-area.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
@@ -54,8 +58,8 @@ import { ManagerError, type ErrorKind } from '../errors.js';
  * `bootloader`: the board must be put in download mode by hand (hold BOOT, press RESET).
  * `press-reset`: after such a flash, one plain RESET makes the board start by itself later.
  */
-export type FlashPhase = 'check-image' | 'connect' | 'bootloader' | 'detect' | 'erase' | 'write' | 'verify' | 'reset' | 'boot-check'
-  | 'reflash' | 'press-reset' | 'done';
+export type FlashPhase =
+  'check-image' | 'connect' | 'bootloader' | 'detect' | 'erase' | 'write' | 'verify' | 'reset' | 'boot-check' | 'reflash' | 'press-reset' | 'done';
 
 export interface FlashProgress {
   phase: FlashPhase;
@@ -132,7 +136,13 @@ export class FlashVerifyError extends FlashError {
 
 const RECOVERY_MODES: readonly FlashMode[] = ['dio', 'dout'];
 const FLASH_SIZES: Record<string, number> = {
-  '256KB': 256 * 1024, '512KB': 512 * 1024, '1MB': 1 << 20, '2MB': 2 << 20, '4MB': 4 << 20, '8MB': 8 << 20, '16MB': 16 << 20,
+  '256KB': 256 * 1024,
+  '512KB': 512 * 1024,
+  '1MB': 1 << 20,
+  '2MB': 2 << 20,
+  '4MB': 4 << 20,
+  '8MB': 8 << 20,
+  '16MB': 16 << 20,
 };
 const DEFAULT_BOOT_CHECK_MS = 5_000;
 
@@ -186,8 +196,15 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
       } else {
         if (filesystem === 'not-checked') filesystem = await prepareFilesystem(session, info.variant, progress, log);
         await writeImage({
-          loader: session.loader, image: options.image, info, mode, flashSizeName: session.flashSizeName, baud, erase: options.erase,
-          onProgress: progress, verifyError: (message) => new FlashVerifyError(message),
+          loader: session.loader,
+          image: options.image,
+          info,
+          mode,
+          flashSizeName: session.flashSizeName,
+          baud,
+          erase: options.erase,
+          onProgress: progress,
+          verifyError: (message) => new FlashVerifyError(message),
         });
       }
       const first = await startAndWatch(session, options, progress);
@@ -213,7 +230,10 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
         continue;
       }
       if (boot.verdict === 'fs-corrupt') {
-        progress({ phase: 'boot-check', message: `MicroPython runs, but ${boot.evidence}: data from another firmware is where it keeps its files. Flash again with the flash erased first to start with an empty file system` });
+        progress({
+          phase: 'boot-check',
+          message: `MicroPython runs, but ${boot.evidence}: data from another firmware is where it keeps its files. Flash again with the flash erased first to start with an empty file system`,
+        });
       }
       let bootModeLatch: 'flash' | 'download' = restartedBy === 'reset-lines' || resetPressed ? 'flash' : 'download';
       // Not asked when the start was not watched: the caller wanted the flash alone, and the
@@ -223,8 +243,19 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
       }
       progress({ phase: 'done', message: `flashed in ${((Date.now() - started) / 1000).toFixed(1)} s` });
       return {
-        chip: session.chip, flashSizeBytes: session.flashSizeBytes, flashMode: mode, baud, imageBytes: info.size,
-        seconds: (Date.now() - started) / 1000, boot: boot.verdict, bootEvidence: boot.evidence, variant: info.variant, attempts, filesystem, restartedBy, bootModeLatch,
+        chip: session.chip,
+        flashSizeBytes: session.flashSizeBytes,
+        flashMode: mode,
+        baud,
+        imageBytes: info.size,
+        seconds: (Date.now() - started) / 1000,
+        boot: boot.verdict,
+        bootEvidence: boot.evidence,
+        variant: info.variant,
+        attempts,
+        filesystem,
+        restartedBy,
+        bootModeLatch,
       };
     } catch (error) {
       if (error instanceof UnsupportedChipError || error instanceof FlashError || error instanceof FirmwareImageError) throw error;
@@ -250,8 +281,12 @@ export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> 
  * after "run user code", which the stub must still receive at its own rate), and ends at
  * 115200, where MicroPython talks, whatever the verdict.
  */
-async function startAndWatch(session: Session, options: FlashOptions, progress: (p: FlashProgress) => void): Promise<{ restartedBy: FlashResult['restartedBy']; boot: BootJudgement }> {
-  const restartedBy = session.linesWork ? 'reset-lines' as const : 'stub' as const;
+async function startAndWatch(
+  session: Session,
+  options: FlashOptions,
+  progress: (p: FlashProgress) => void,
+): Promise<{ restartedBy: FlashResult['restartedBy']; boot: BootJudgement }> {
+  const restartedBy = session.linesWork ? ('reset-lines' as const) : ('stub' as const);
   const watchMs = options.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS;
   progress({ phase: 'reset', message: session.linesWork ? 'restarting the board' : 'starting the new firmware' });
   session.transport.flushInput();
@@ -287,7 +322,11 @@ const SILENT_STARTS = 3;
  * says what to do — the board is never reported flashed on silence.
  */
 async function startAgain(
-  session: Session, restartedBy: FlashResult['restartedBy'], options: FlashOptions, progress: (p: FlashProgress) => void, first: BootJudgement,
+  session: Session,
+  restartedBy: FlashResult['restartedBy'],
+  options: FlashOptions,
+  progress: (p: FlashProgress) => void,
+  first: BootJudgement,
 ): Promise<{ boot: BootJudgement; resetPressed: boolean }> {
   const watchMs = options.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS;
   const written = 'the firmware is written and verified, but the board did not start';
@@ -301,18 +340,28 @@ async function startAgain(
       boot = await watchBoot(bootLine(session), { watchMs, readRom: true, expectedResets: 1 });
       if (boot.verdict !== 'silent') return { boot, resetPressed: false };
     }
-    throw new FlashError(`${written}: restarted ${SILENT_STARTS} times through the adapter's reset lines, ${boot.evidence}. ` +
-      'Unplug the board, plug it in again and flash it again; if it stays silent, flash it in flash mode dout');
+    throw new FlashError(
+      `${written}: restarted ${SILENT_STARTS} times through the adapter's reset lines, ${boot.evidence}. ` +
+        'Unplug the board, plug it in again and flash it again; if it stays silent, flash it in flash mode dout',
+    );
   }
   if ((options.resetWaitMs ?? 60_000) <= 0) {
     throw new FlashError(`${written} (${boot.evidence}): press RESET on the board (not BOOT), then set it up again`);
   }
-  const latch = await askForReset(session, options, progress, `the board said nothing after starting (${boot.evidence}): press RESET on the board once (not BOOT) to start it`);
-  if (latch !== 'flash') throw new FlashError(`${written} (${boot.evidence}), and RESET was not pressed: press RESET on the board (not BOOT), then set it up again`);
+  const latch = await askForReset(
+    session,
+    options,
+    progress,
+    `the board said nothing after starting (${boot.evidence}): press RESET on the board once (not BOOT) to start it`,
+  );
+  if (latch !== 'flash')
+    throw new FlashError(`${written} (${boot.evidence}), and RESET was not pressed: press RESET on the board (not BOOT), then set it up again`);
   // RESET was seen at 74880; what follows is read as after any start (the ROM, then MicroPython).
   boot = await watchBoot(bootLine(session), { watchMs, readRom: true });
   if (boot.verdict === 'silent') {
-    throw new FlashError(`${written}, not even after RESET: ${boot.evidence}. Unplug the board, plug it in again and flash it again; if it stays silent, flash it in flash mode dout`);
+    throw new FlashError(
+      `${written}, not even after RESET: ${boot.evidence}. Unplug the board, plug it in again and flash it again; if it stays silent, flash it in flash mode dout`,
+    );
   }
   return { boot, resetPressed: true };
 }
@@ -322,14 +371,22 @@ async function startAgain(
  * area it will mount. Its files are kept; another firmware's data is cleared (see the file
  * comment). Unknown images (not a MicroPython build we recognise) are not checked.
  */
-async function prepareFilesystem(session: Session, variant: FirmwareVariant | null, progress: (p: FlashProgress) => void, log: Logger): Promise<FlashResult['filesystem']> {
+async function prepareFilesystem(
+  session: Session,
+  variant: FirmwareVariant | null,
+  progress: (p: FlashProgress) => void,
+  log: Logger,
+): Promise<FlashResult['filesystem']> {
   if (!variant?.filesystem) return 'not-checked';
   const region = filesystemRegion(session.flashSizeBytes, variant.name === 'FLASH_1M' ? { userStart: 0x98000 } : {});
   if (!region) return 'not-checked';
   const state = inspectFilesystemArea(await session.loader.readFlash(region.offset, FILESYSTEM_SECTOR_BYTES));
   log('info', `file system area at 0x${region.offset.toString(16)}: ${state}`);
   if (shouldEraseFilesystemArea(state)) {
-    progress({ phase: 'erase', message: "another firmware's data is where MicroPython keeps its files: clearing it, so MicroPython starts with an empty file system" });
+    progress({
+      phase: 'erase',
+      message: "another firmware's data is where MicroPython keeps its files: clearing it, so MicroPython starts with an empty file system",
+    });
     await clearFilesystem(session, filesystemResetRange(region), progress, false);
     return 'cleared';
   }
@@ -417,7 +474,8 @@ async function connect(options: FlashOptions, baud: number, log: Logger, progres
 function resetsThrough(port: WebSerialPort): ResetConstructors {
   const strategy = (transport: Transport, reset: () => Promise<void>) => ({ transport, reset });
   return {
-    classicReset: ((transport: Transport, resetDelay: number) => strategy(transport, () => enterBootloader(port, { resetDelayMs: resetDelay }))) as unknown as ResetConstructors['classicReset'],
+    classicReset: ((transport: Transport, resetDelay: number) =>
+      strategy(transport, () => enterBootloader(port, { resetDelayMs: resetDelay }))) as unknown as ResetConstructors['classicReset'],
     hardReset: ((transport: Transport) => strategy(transport, () => hardReset(port))) as unknown as ResetConstructors['hardReset'],
     usbJTAGSerialReset: ((transport: Transport) => strategy(transport, () => usbJtagSerialReset(port))) as unknown as ResetConstructors['usbJTAGSerialReset'],
   };
@@ -431,7 +489,9 @@ function resetsThrough(port: WebSerialPort): ResetConstructors {
  * reads as garbage at 74880). The port is left at 115200.
  */
 async function askForReset(
-  session: Session, options: FlashOptions, progress: (p: FlashProgress) => void,
+  session: Session,
+  options: FlashOptions,
+  progress: (p: FlashProgress) => void,
   message = 'press RESET on the board once (not BOOT), so that it starts by itself from now on',
 ): Promise<'flash' | 'download'> {
   // Listening at 74880 before asking: a quick press must not be missed.

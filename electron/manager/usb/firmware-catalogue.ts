@@ -10,8 +10,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  BUILTIN_FIRMWARE, BUILTIN_MAX_BYTES, BuiltinImageMismatch, builtinFileName, builtinSourceUrl, checkBuiltinImage,
-  FIRMWARE_MIRROR_ENV, findBuiltinFirmware, type BuiltinImageProblem,
+  BUILTIN_FIRMWARE,
+  BUILTIN_MAX_BYTES,
+  BuiltinImageMismatch,
+  builtinFileName,
+  builtinSourceUrl,
+  checkBuiltinImage,
+  FIRMWARE_MIRROR_ENV,
+  findBuiltinFirmware,
+  type BuiltinImageProblem,
 } from './builtin-firmware.js';
 import { FirmwareImageError, inspectFirmwareImage, type FirmwareImageInfo } from './firmware-image.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
@@ -21,12 +28,16 @@ const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\.bin$/;
 
 /** What went wrong with a download, for callers that react to it (never match the message). */
 export type FirmwareDownloadFailure =
-  | 'bad-url' | 'bad-sha256' | 'network' | 'http' | 'too-large' | 'aborted' | 'sha256-mismatch' | 'unknown-builtin' | BuiltinImageProblem;
+  'bad-url' | 'bad-sha256' | 'network' | 'http' | 'too-large' | 'aborted' | 'sha256-mismatch' | 'unknown-builtin' | BuiltinImageProblem;
 
 export class FirmwareDownloadError extends ManagerError {
   override name = 'FirmwareDownloadError';
   readonly kind: ErrorKind = 'bad_request';
-  constructor(message: string, readonly reason: FirmwareDownloadFailure, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    readonly reason: FirmwareDownloadFailure,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }
@@ -76,7 +87,10 @@ interface FetchOptions {
 }
 
 export class FirmwareCatalogue {
-  constructor(readonly folder: string, private readonly options: FirmwareCatalogueOptions = {}) {}
+  constructor(
+    readonly folder: string,
+    private readonly options: FirmwareCatalogueOptions = {},
+  ) {}
 
   /** The usable images; an image whose bytes no longer match its recorded sha256 is not offered. */
   async list(): Promise<CatalogueEntry[]> {
@@ -101,14 +115,17 @@ export class FirmwareCatalogue {
     const info = inspectFirmwareImage(image);
     const meta = await this.meta(name);
     if (meta.sha256 && meta.sha256 !== info.sha256) {
-      throw new FirmwareImageError(`the firmware ${name} has changed since it was added (its sha256 is ${info.sha256}, ${meta.sha256} was recorded): download or add it again`);
+      throw new FirmwareImageError(
+        `the firmware ${name} has changed since it was added (its sha256 is ${info.sha256}, ${meta.sha256} was recorded): download or add it again`,
+      );
     }
     return { image, info };
   }
 
   /** Adds an image (checked) under `name`. */
   async add(name: string, image: Buffer, source: string | null = null): Promise<CatalogueEntry> {
-    if (!NAME_PATTERN.test(name)) throw new FirmwareImageError(`firmware file names are 1-100 characters A-Z, a-z, 0-9, . _ + - and end in .bin (got ${JSON.stringify(name)})`);
+    if (!NAME_PATTERN.test(name))
+      throw new FirmwareImageError(`firmware file names are 1-100 characters A-Z, a-z, 0-9, . _ + - and end in .bin (got ${JSON.stringify(name)})`);
     return this.store(name, image, inspectFirmwareImage(image), { source });
   }
 
@@ -164,7 +181,10 @@ export class FirmwareCatalogue {
     const { info } = await this.get(name);
     const meta = await this.meta(name);
     return {
-      ...info, name, path: path.join(this.folder, name), source: meta.source ?? null,
+      ...info,
+      name,
+      path: path.join(this.folder, name),
+      source: meta.source ?? null,
       ...(meta.sha256 && typeof meta.builtin === 'string' ? { builtin: meta.builtin } : {}),
     };
   }
@@ -214,16 +234,18 @@ function parseHttpUrl(text: string, hint?: string): URL {
   } catch {
     throw new FirmwareDownloadError(`not a URL: ${text}${tail}`, 'bad-url');
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new FirmwareDownloadError(`only http(s) URLs can be downloaded (got ${url.href})${tail}`, 'bad-url');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new FirmwareDownloadError(`only http(s) URLs can be downloaded (got ${url.href})${tail}`, 'bad-url');
   return url;
 }
 
 /** Downloads `url` into memory, refusing (and cutting off) a body larger than `maxBytes`. */
 async function fetchImage(url: URL, options: FetchOptions): Promise<Buffer> {
   const tail = options.hint ? `; ${options.hint}` : '';
-  const failed = (error: unknown): FirmwareDownloadError => options.signal?.aborted
-    ? new FirmwareDownloadError(`the download of ${url.href} was cancelled: nothing was saved`, 'aborted', { cause: error })
-    : new FirmwareDownloadError(`cannot download ${url.href}: ${describe(error)}: nothing was saved${tail}`, 'network', { cause: error });
+  const failed = (error: unknown): FirmwareDownloadError =>
+    options.signal?.aborted
+      ? new FirmwareDownloadError(`the download of ${url.href} was cancelled: nothing was saved`, 'aborted', { cause: error })
+      : new FirmwareDownloadError(`cannot download ${url.href}: ${describe(error)}: nothing was saved${tail}`, 'network', { cause: error });
   let response: Response;
   try {
     response = await fetch(url, { signal: options.signal, redirect: 'follow' });
@@ -234,8 +256,11 @@ async function fetchImage(url: URL, options: FetchOptions): Promise<Buffer> {
     await response.body?.cancel().catch(() => undefined);
     throw new FirmwareDownloadError(`cannot download ${url.href}: HTTP ${response.status}${tail}`, 'http');
   }
-  const tooLarge = (size?: number) => new FirmwareDownloadError(
-    `${url.href} is ${size === undefined ? '' : `${size} bytes, `}larger than a firmware image can be (at most ${options.maxBytes} bytes): nothing was saved${tail}`, 'too-large');
+  const tooLarge = (size?: number) =>
+    new FirmwareDownloadError(
+      `${url.href} is ${size === undefined ? '' : `${size} bytes, `}larger than a firmware image can be (at most ${options.maxBytes} bytes): nothing was saved${tail}`,
+      'too-large',
+    );
   const total = Number(response.headers.get('content-length')) || null;
   if (total !== null && total > options.maxBytes) {
     await response.body.cancel().catch(() => undefined);

@@ -25,8 +25,15 @@ export const FLASH_MODES: readonly FlashMode[] = ['qio', 'qout', 'dio', 'dout'];
 
 /** Flash size field of an ESP8266 image header (high nibble of byte 3), in bytes. */
 const ESP8266_FLASH_SIZES: Record<number, number> = {
-  0x0: 512 * 1024, 0x1: 256 * 1024, 0x2: 1024 * 1024, 0x3: 2 * 1024 * 1024, 0x4: 4 * 1024 * 1024,
-  0x5: 2 * 1024 * 1024, 0x6: 4 * 1024 * 1024, 0x8: 8 * 1024 * 1024, 0x9: 16 * 1024 * 1024,
+  0x0: 512 * 1024,
+  0x1: 256 * 1024,
+  0x2: 1024 * 1024,
+  0x3: 2 * 1024 * 1024,
+  0x4: 4 * 1024 * 1024,
+  0x5: 2 * 1024 * 1024,
+  0x6: 4 * 1024 * 1024,
+  0x8: 8 * 1024 * 1024,
+  0x9: 16 * 1024 * 1024,
 };
 const ESP8266_FLASH_FREQS: Record<number, string> = { 0x0: '40m', 0x1: '26m', 0x2: '20m', 0xf: '80m' };
 
@@ -57,7 +64,9 @@ export interface FirmwareImageInfo {
 export function inspectFirmwareImage(image: Buffer): FirmwareImageInfo {
   if (image.length < 16) throw new FirmwareImageError(`not an ESP firmware image: only ${image.length} bytes`);
   if (image[0] !== IMAGE_MAGIC) {
-    throw new FirmwareImageError(`not an ESP firmware image: first byte is 0x${image[0]!.toString(16).padStart(2, '0')}, expected 0xe9 (is this a .bin for an ESP8266?)`);
+    throw new FirmwareImageError(
+      `not an ESP firmware image: first byte is 0x${image[0]!.toString(16).padStart(2, '0')}, expected 0xe9 (is this a .bin for an ESP8266?)`,
+    );
   }
   const segments = image[1]!;
   if (segments === 0 || segments > MAX_SEGMENTS) throw new FirmwareImageError(`not a valid ESP image: ${segments} segments`);
@@ -75,8 +84,8 @@ export function inspectFirmwareImage(image: Buffer): FirmwareImageInfo {
     segments,
     entryPoint,
     flashMode,
-    flashSizeBytes: chip === 'ESP8266' ? ESP8266_FLASH_SIZES[sizeFreq >> 4] ?? null : null,
-    flashFreq: chip === 'ESP8266' ? ESP8266_FLASH_FREQS[sizeFreq & 0xf] ?? null : null,
+    flashSizeBytes: chip === 'ESP8266' ? (ESP8266_FLASH_SIZES[sizeFreq >> 4] ?? null) : null,
+    flashFreq: chip === 'ESP8266' ? (ESP8266_FLASH_FREQS[sizeFreq & 0xf] ?? null) : null,
     variant: chip === 'ESP8266' ? recogniseVariant(image) : null,
   };
 }
@@ -107,7 +116,8 @@ export function checkImageFitsBoard(info: FirmwareImageInfo, board: { chip: stri
     const instead = fits ? `: use ${variantFileName(fits, variant)}` : ': no MicroPython build fits it';
     throw new FirmwareVariantError(
       `this is the ESP8266 build ${VARIANTS[variant.name].builtFor}; this board has ${formatFlash(board.flashSizeBytes)}${instead}`,
-      variant.name, fits ?? null,
+      variant.name,
+      fits ?? null,
     );
   }
   if (offset + info.size > board.flashSizeBytes) {
@@ -136,7 +146,11 @@ export interface FirmwareVariant {
 /** A MicroPython build made for more flash than the board has. */
 export class FirmwareVariantError extends FirmwareImageError {
   override name = 'FirmwareVariantError';
-  constructor(message: string, readonly variant: FirmwareVariantName, readonly suggested: FirmwareVariantName | null) {
+  constructor(
+    message: string,
+    readonly variant: FirmwareVariantName,
+    readonly suggested: FirmwareVariantName | null,
+  ) {
     super(message);
   }
 }
@@ -145,10 +159,34 @@ const KIB = 1024;
 /** Largest image of each build: 36 KiB header + iram/dram, then irom0 (the linker scripts). */
 const MAX_IMAGE_BYTES = { FLASH_512K: 36 * KIB + 456 * KIB, FLASH_1M: 36 * KIB + 572 * KIB } as const;
 
-const VARIANTS: Record<FirmwareVariantName, { boardName: string; minFlashBytes: number; filesystem: boolean; asyncio: boolean; builtFor: string; file: string }> = {
-  GENERIC: { boardName: 'ESP module', minFlashBytes: 2 * KIB * KIB, filesystem: true, asyncio: true, builtFor: 'for boards with 2 MB of flash or more', file: 'ESP8266_GENERIC' },
-  FLASH_1M: { boardName: 'ESP module (1M)', minFlashBytes: KIB * KIB, filesystem: true, asyncio: false, builtFor: 'for boards with 1 MB of flash', file: 'ESP8266_GENERIC-FLASH_1M' },
-  FLASH_512K: { boardName: 'ESP module (512K)', minFlashBytes: 512 * KIB, filesystem: false, asyncio: false, builtFor: 'for boards with 512 KB of flash', file: 'ESP8266_GENERIC-FLASH_512K' },
+const VARIANTS: Record<
+  FirmwareVariantName,
+  { boardName: string; minFlashBytes: number; filesystem: boolean; asyncio: boolean; builtFor: string; file: string }
+> = {
+  GENERIC: {
+    boardName: 'ESP module',
+    minFlashBytes: 2 * KIB * KIB,
+    filesystem: true,
+    asyncio: true,
+    builtFor: 'for boards with 2 MB of flash or more',
+    file: 'ESP8266_GENERIC',
+  },
+  FLASH_1M: {
+    boardName: 'ESP module (1M)',
+    minFlashBytes: KIB * KIB,
+    filesystem: true,
+    asyncio: false,
+    builtFor: 'for boards with 1 MB of flash',
+    file: 'ESP8266_GENERIC-FLASH_1M',
+  },
+  FLASH_512K: {
+    boardName: 'ESP module (512K)',
+    minFlashBytes: 512 * KIB,
+    filesystem: false,
+    asyncio: false,
+    builtFor: 'for boards with 512 KB of flash',
+    file: 'ESP8266_GENERIC-FLASH_512K',
+  },
 };
 /** Largest build first: the one to suggest is the largest that fits. */
 const VARIANT_ORDER: readonly FirmwareVariantName[] = ['GENERIC', 'FLASH_1M', 'FLASH_512K'];
@@ -163,7 +201,12 @@ export function recogniseVariant(image: Buffer): FirmwareVariant | null {
   const describe = (name: FirmwareVariantName, evidence: FirmwareVariant['evidence']): FirmwareVariant => {
     const spec = VARIANTS[name];
     return {
-      name, evidence, minFlashBytes: spec.minFlashBytes, filesystem: spec.filesystem, mpy: spec.filesystem, asyncio: spec.asyncio,
+      name,
+      evidence,
+      minFlashBytes: spec.minFlashBytes,
+      filesystem: spec.filesystem,
+      mpy: spec.filesystem,
+      asyncio: spec.asyncio,
       version: banner ? `MicroPython ${banner[1]} on ${banner[2]}-${banner[3]}-${banner[4]}` : null,
     };
   };
@@ -189,8 +232,10 @@ function formatFlash(bytes: number): string {
 /** A note for a build smaller than the board could take (it runs, with less). */
 export function variantNote(variant: FirmwareVariant | null, flashSizeBytes: number): string | null {
   if (!variant) return null;
-  if (!variant.filesystem) return `this is the build ${VARIANTS[variant.name].builtFor}: it has no file system, so nothing can be copied to the board (no boot.py, main.py or Cloudmanager client)`;
+  if (!variant.filesystem)
+    return `this is the build ${VARIANTS[variant.name].builtFor}: it has no file system, so nothing can be copied to the board (no boot.py, main.py or Cloudmanager client)`;
   const better = VARIANT_ORDER.find((name) => VARIANTS[name].minFlashBytes <= flashSizeBytes);
-  if (better && better !== variant.name) return `this is the build ${VARIANTS[variant.name].builtFor}; this board has ${formatFlash(flashSizeBytes)}: ${variantFileName(better, variant)} would give it a larger file system${VARIANTS[better].asyncio && !variant.asyncio ? ' and asyncio' : ''}`;
+  if (better && better !== variant.name)
+    return `this is the build ${VARIANTS[variant.name].builtFor}; this board has ${formatFlash(flashSizeBytes)}: ${variantFileName(better, variant)} would give it a larger file system${VARIANTS[better].asyncio && !variant.asyncio ? ' and asyncio' : ''}`;
   return null;
 }

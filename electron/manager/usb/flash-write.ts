@@ -104,7 +104,9 @@ export async function writeImage(options: WriteImageOptions): Promise<void> {
   const expected = createHash('md5').update(image).digest('hex');
   const actual = String(await loader.flashMd5sum(0, image.length));
   if (actual !== expected) {
-    throw options.verifyError(`the flash does not hold what was written (MD5 ${actual}, expected ${expected}); try again, and if it keeps failing the board's flash may be faulty`);
+    throw options.verifyError(
+      `the flash does not hold what was written (MD5 ${actual}, expected ${expected}); try again, and if it keeps failing the board's flash may be faulty`,
+    );
   }
 }
 

@@ -75,7 +75,10 @@ export class RawReplClosedError extends Error {
 /** The code raised on the board; `traceback` is what it printed to stderr. */
 export class RawReplError extends Error {
   override readonly name = 'RawReplError';
-  constructor(readonly traceback: string, readonly stdout: string) {
+  constructor(
+    readonly traceback: string,
+    readonly stdout: string,
+  ) {
     super(lastLine(traceback) || 'the code failed on the board');
   }
 }
@@ -116,9 +119,15 @@ class Inbox {
     this.wake?.();
   }
 
-  get isClosed(): boolean { return this.closed; }
-  get length(): number { return this.data.length; }
-  peek(): Buffer { return this.data; }
+  get isClosed(): boolean {
+    return this.closed;
+  }
+  get length(): number {
+    return this.data.length;
+  }
+  peek(): Buffer {
+    return this.data;
+  }
 
   take(n: number): Buffer {
     const head = this.data.subarray(0, n);
@@ -152,7 +161,10 @@ class Inbox {
       const at = this.data.indexOf(pattern);
       if (at >= 0) return this.take(at + pattern.length);
       const left = deadline - Date.now();
-      if (left <= 0) throw new RawReplTimeoutError(`no ${what} from the board within ${timeoutMs} ms (received ${JSON.stringify(this.data.subarray(-80).toString('latin1'))})`);
+      if (left <= 0)
+        throw new RawReplTimeoutError(
+          `no ${what} from the board within ${timeoutMs} ms (received ${JSON.stringify(this.data.subarray(-80).toString('latin1'))})`,
+        );
       await this.next(left);
     }
   }
@@ -192,10 +204,14 @@ export class RawRepl {
   }
 
   /** In the raw REPL (as far as this client knows). */
-  get inRawRepl(): boolean { return this.inRaw; }
+  get inRawRepl(): boolean {
+    return this.inRaw;
+  }
 
   /** Whether the board does raw-paste: undefined until the first exec() asked. */
-  get rawPaste(): boolean | undefined { return this.pasteSupport; }
+  get rawPaste(): boolean | undefined {
+    return this.pasteSupport;
+  }
 
   /** Stops listening to the port (the port stays open). */
   dispose(): void {
@@ -317,7 +333,8 @@ export class RawRepl {
       if (!ended) {
         // Credit for the last window may still come before the acknowledgement.
         const ack = await this.inbox.until(Buffer.from([CTRL_D]), timeoutMs, 'end-of-code acknowledgement');
-        if (ack.subarray(0, -1).some((b) => b !== CTRL_A)) throw new RawReplProtocolError(`unexpected bytes before the raw-paste acknowledgement: ${JSON.stringify(ack.toString('latin1'))}`);
+        if (ack.subarray(0, -1).some((b) => b !== CTRL_A))
+          throw new RawReplProtocolError(`unexpected bytes before the raw-paste acknowledgement: ${JSON.stringify(ack.toString('latin1'))}`);
       }
     } else {
       await this.sendRaw(code, options);
@@ -374,7 +391,8 @@ export class RawRepl {
       if (credit === 0) {
         const before = Date.now();
         await this.inbox.next(timeoutMs);
-        if (this.inbox.length === 0 && Date.now() - before >= timeoutMs) throw new RawReplTimeoutError(`no flow-control credit from the board within ${timeoutMs} ms`);
+        if (this.inbox.length === 0 && Date.now() - before >= timeoutMs)
+          throw new RawReplTimeoutError(`no flow-control credit from the board within ${timeoutMs} ms`);
         continue;
       }
       const n = Math.min(credit, code.length - sent);

@@ -8,14 +8,36 @@ export const TELNET = { IAC: 255, DONT: 254, DO: 253, WONT: 252, WILL: 251, SB: 
 export const TELNET_OPTION = { BINARY: 0, SGA: 3, COM_PORT: 44 } as const;
 /** COM-PORT-OPTION commands, client → server; the server answers with command + 100. */
 export const COM_PORT = {
-  SIGNATURE: 0, SET_BAUDRATE: 1, SET_DATASIZE: 2, SET_PARITY: 3, SET_STOPSIZE: 4, SET_CONTROL: 5,
-  NOTIFY_LINESTATE: 6, NOTIFY_MODEMSTATE: 7, FLOWCONTROL_SUSPEND: 8, FLOWCONTROL_RESUME: 9,
-  SET_LINESTATE_MASK: 10, SET_MODEMSTATE_MASK: 11, PURGE_DATA: 12, SERVER_OFFSET: 100,
+  SIGNATURE: 0,
+  SET_BAUDRATE: 1,
+  SET_DATASIZE: 2,
+  SET_PARITY: 3,
+  SET_STOPSIZE: 4,
+  SET_CONTROL: 5,
+  NOTIFY_LINESTATE: 6,
+  NOTIFY_MODEMSTATE: 7,
+  FLOWCONTROL_SUSPEND: 8,
+  FLOWCONTROL_RESUME: 9,
+  SET_LINESTATE_MASK: 10,
+  SET_MODEMSTATE_MASK: 11,
+  PURGE_DATA: 12,
+  SERVER_OFFSET: 100,
 } as const;
 /** SET-CONTROL values (0, 4, 7, 10 ask for the current state). */
 export const CONTROL = {
-  REQUEST_FLOW: 0, NO_FLOW: 1, XON_XOFF: 2, HARDWARE_FLOW: 3, REQUEST_BREAK: 4, BREAK_ON: 5, BREAK_OFF: 6,
-  REQUEST_DTR: 7, DTR_ON: 8, DTR_OFF: 9, REQUEST_RTS: 10, RTS_ON: 11, RTS_OFF: 12,
+  REQUEST_FLOW: 0,
+  NO_FLOW: 1,
+  XON_XOFF: 2,
+  HARDWARE_FLOW: 3,
+  REQUEST_BREAK: 4,
+  BREAK_ON: 5,
+  BREAK_OFF: 6,
+  REQUEST_DTR: 7,
+  DTR_ON: 8,
+  DTR_OFF: 9,
+  REQUEST_RTS: 10,
+  RTS_ON: 11,
+  RTS_OFF: 12,
 } as const;
 export const PARITY = { none: 1, odd: 2, even: 3, mark: 4, space: 5 } as const;
 /** NOTIFY-MODEMSTATE bits. */
@@ -23,9 +45,7 @@ export const MODEM = { DCD: 0x80, RI: 0x40, DSR: 0x20, CTS: 0x10 } as const;
 
 export type TelnetVerb = typeof TELNET.WILL | typeof TELNET.WONT | typeof TELNET.DO | typeof TELNET.DONT;
 export type TelnetEvent =
-  | { kind: 'data'; data: Buffer }
-  | { kind: 'negotiate'; verb: TelnetVerb; option: number }
-  | { kind: 'subnegotiation'; option: number; payload: Buffer };
+  { kind: 'data'; data: Buffer } | { kind: 'negotiate'; verb: TelnetVerb; option: number } | { kind: 'subnegotiation'; option: number; payload: Buffer };
 
 /** Doubles every 255 (IAC) byte, for data and subnegotiation values alike. */
 export function escapeIac(bytes: Uint8Array): Buffer {
@@ -69,7 +89,12 @@ export function readBaud(value: Uint8Array): number | undefined {
 
 /** A subnegotiation longer than this is dropped (COM-PORT payloads are a few bytes). */
 const MAX_SUBNEGOTIATION = 1024;
-const S_DATA = 0, S_IAC = 1, S_VERB = 2, S_SB_OPTION = 3, S_SB = 4, S_SB_IAC = 5;
+const S_DATA = 0,
+  S_IAC = 1,
+  S_VERB = 2,
+  S_SB_OPTION = 3,
+  S_SB = 4,
+  S_SB_IAC = 5;
 
 /** Splits a Telnet byte stream into data, negotiations and subnegotiations; any split works. */
 export class TelnetDecoder {
@@ -196,4 +221,3 @@ export class TelnetNegotiation {
     }
   }
 }
-

@@ -38,7 +38,18 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { WebSerialOpenOptions } from './web-serial-port.js';
 import {
-  baudBytes, COM_PORT, CONTROL, encodeComPort, escapeIac, MODEM, PARITY, readBaud, TELNET, TELNET_OPTION, TelnetDecoder, TelnetNegotiation,
+  baudBytes,
+  COM_PORT,
+  CONTROL,
+  encodeComPort,
+  escapeIac,
+  MODEM,
+  PARITY,
+  readBaud,
+  TELNET,
+  TELNET_OPTION,
+  TelnetDecoder,
+  TelnetNegotiation,
 } from './rfc2217-codec.js';
 
 export class Rfc2217Error extends Error {
@@ -204,16 +215,19 @@ export class Rfc2217Port extends EventEmitter {
       process.nextTick(() => callback?.(error));
       return;
     }
-    this.command(COM_PORT.SET_BAUDRATE, baudBytes(baudRate), this.options.ackTimeoutMs ?? 10_000).then((value) => {
-      const applied = readBaud(value);
-      if (applied && applied !== baudRate) {
-        this.baud = applied;
-        callback?.(new Rfc2217Error(`the RFC 2217 server at ${this.where} set ${applied} baud instead of ${baudRate}`));
-        return;
-      }
-      this.baud = baudRate;
-      callback?.(null);
-    }, (error: Error) => callback?.(error));
+    this.command(COM_PORT.SET_BAUDRATE, baudBytes(baudRate), this.options.ackTimeoutMs ?? 10_000).then(
+      (value) => {
+        const applied = readBaud(value);
+        if (applied && applied !== baudRate) {
+          this.baud = applied;
+          callback?.(new Rfc2217Error(`the RFC 2217 server at ${this.where} set ${applied} baud instead of ${baudRate}`));
+          return;
+        }
+        this.baud = baudRate;
+        callback?.(null);
+      },
+      (error: Error) => callback?.(error),
+    );
   }
 
   close(callback?: Callback): void {
@@ -251,9 +265,11 @@ export class Rfc2217Port extends EventEmitter {
       this.socket.on('close', () => {
         if (this.state === 'opening') {
           const detail = this.socketError ? ` (${(this.socketError as NodeJS.ErrnoException).code ?? this.socketError.message})` : '';
-          fail(connected
-            ? new Rfc2217Error(`the RFC 2217 server at ${this.where} closed the connection (is another program using the port?)`)
-            : new Rfc2217Error(`no RFC 2217 server answers at ${this.where}${detail}`));
+          fail(
+            connected
+              ? new Rfc2217Error(`the RFC 2217 server at ${this.where} closed the connection (is another program using the port?)`)
+              : new Rfc2217Error(`no RFC 2217 server answers at ${this.where}${detail}`),
+          );
         } else if (this.state !== 'closed') this.onClosed();
       });
       this.socket.on('data', (chunk: Buffer) => this.onSocketData(chunk, () => configure()));

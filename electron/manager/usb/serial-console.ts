@@ -42,7 +42,11 @@ export class SerialConsole extends EventEmitter<SerialConsoleEvents> {
   private reason: string | undefined;
   private closing: Promise<void> | undefined;
 
-  private constructor(readonly path: string, private readonly port: NodeSerialPort, private readonly log: Logger) {
+  private constructor(
+    readonly path: string,
+    private readonly port: NodeSerialPort,
+    private readonly log: Logger,
+  ) {
     super();
     port.on('data', this.onData);
     port.on('close', this.onPortClose);

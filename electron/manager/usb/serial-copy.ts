@@ -66,7 +66,11 @@ export interface PutFileResult {
 export class SerialCopyError extends ManagerError {
   override readonly name: string = 'SerialCopyError';
   readonly kind: ErrorKind = 'device';
-  constructor(message: string, readonly leftover?: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly leftover?: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }
@@ -267,25 +271,32 @@ async function removePart(repl: RawRepl, part: string, timeoutMs: number): Promi
 }
 
 /** Reads `srcPath` from the board (3 KB per exec as base64), verified with sha256. */
-export async function getFile(repl: RawRepl, srcPath: string, options: { onProgress?: (progress: CopyProgress) => void; timeoutMs?: number } = {}): Promise<Buffer> {
+export async function getFile(
+  repl: RawRepl,
+  srcPath: string,
+  options: { onProgress?: (progress: CopyProgress) => void; timeoutMs?: number } = {},
+): Promise<Buffer> {
   const exec = { timeoutMs: options.timeoutMs ?? 10_000 };
   const size = Number((await repl.execChecked(`import os\nprint(os.stat(${pythonLiteral(srcPath)})[6])`, exec)).trim());
   if (!Number.isInteger(size) || size < 0) throw new SerialCopyError(`the board reported no size for ${srcPath}`);
   const parts: Buffer[] = [];
   let received = 0;
   try {
-    await repl.execChecked([
-      'import binascii as _sc_a, hashlib as _sc_h, sys',
-      '_sc_s = _sc_h.sha256()',
-      `_sc_b = bytearray(${PLAIN_CHUNK_BYTES})`,
-      `_sc_f = open(${pythonLiteral(srcPath)}, 'rb')`,
-      'def _sc_w():',
-      '    n = _sc_f.readinto(_sc_b)',
-      '    m = memoryview(_sc_b)[:n]',
-      '    _sc_s.update(m)',
-      '    sys.stdout.write(_sc_a.b2a_base64(m))',
-      '',
-    ].join('\n'), { ...exec, pipelineNext: true });
+    await repl.execChecked(
+      [
+        'import binascii as _sc_a, hashlib as _sc_h, sys',
+        '_sc_s = _sc_h.sha256()',
+        `_sc_b = bytearray(${PLAIN_CHUNK_BYTES})`,
+        `_sc_f = open(${pythonLiteral(srcPath)}, 'rb')`,
+        'def _sc_w():',
+        '    n = _sc_f.readinto(_sc_b)',
+        '    m = memoryview(_sc_b)[:n]',
+        '    _sc_s.update(m)',
+        '    sys.stdout.write(_sc_a.b2a_base64(m))',
+        '',
+      ].join('\n'),
+      { ...exec, pipelineNext: true },
+    );
     while (received < size) {
       const text = await repl.execChecked('_sc_w()', { ...exec, pipelineNext: true });
       const data = Buffer.from(text.replace(/\s+/g, ''), 'base64');
@@ -296,11 +307,14 @@ export async function getFile(repl: RawRepl, srcPath: string, options: { onProgr
     }
     const boardDigest = (await repl.execChecked(`_sc_f.close()\nprint(_sc_a.hexlify(_sc_s.digest()).decode())\n${FORGET}`, exec)).trim();
     const data = Buffer.concat(parts);
-    if (boardDigest !== createHash('sha256').update(data).digest('hex')) throw new SerialCopyChecksumError(`${srcPath} read from the board does not match its sha256`);
+    if (boardDigest !== createHash('sha256').update(data).digest('hex'))
+      throw new SerialCopyChecksumError(`${srcPath} read from the board does not match its sha256`);
     options.onProgress?.({ phase: 'done', bytes: data.length, total: size });
     return data;
   } catch (error) {
     if (error instanceof SerialCopyError) throw error;
-    throw new SerialCopyError(`reading ${srcPath} from the board failed: ${error instanceof Error ? error.message : String(error)}`, undefined, { cause: error });
+    throw new SerialCopyError(`reading ${srcPath} from the board failed: ${error instanceof Error ? error.message : String(error)}`, undefined, {
+      cause: error,
+    });
   }
 }

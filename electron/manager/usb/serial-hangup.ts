@@ -20,7 +20,8 @@ interface UnixPortBinding {
 function unixBindingOf(port: NodeSerialPort): UnixPortBinding | undefined {
   const binding = (port as { port?: Partial<UnixPortBinding> }).port;
   return binding && typeof binding.fd === 'number' && typeof binding.read === 'function' && typeof binding.poller?.once === 'function'
-    ? (binding as UnixPortBinding) : undefined;
+    ? (binding as UnixPortBinding)
+    : undefined;
 }
 
 /** Shaped like bindings-cpp's errors: `canceled` (our own close) is not a disconnect. */

@@ -196,7 +196,7 @@ async function listWithSerialport(logger: Logger): Promise<SerialPortInfo[] | un
           serialNumber: info.serialNumber,
           manufacturer: info.manufacturer,
           // A port with no USB ids on a UART name is the computer's own (as sysfs tells).
-          adapter: info.vendorId === undefined && /\/tty(S|AMA)\d+$/.test(info.path) ? 'uart' as const : undefined,
+          adapter: info.vendorId === undefined && /\/tty(S|AMA)\d+$/.test(info.path) ? ('uart' as const) : undefined,
         }),
       ),
     );
@@ -265,8 +265,7 @@ export interface SerialPortWatcher {
   stop(): void;
 }
 
-const identity = (port: SerialPortInfo) =>
-  JSON.stringify([port.path, port.vendorId, port.productId, port.serialNumber, port.adapter]);
+const identity = (port: SerialPortInfo) => JSON.stringify([port.path, port.vendorId, port.productId, port.serialNumber, port.adapter]);
 
 /** Polls the port list and reports what appeared and disappeared since the last poll. */
 export function watchSerialPorts(onChange: (change: SerialPortChange) => void, options: WatchSerialPortsOptions = {}): SerialPortWatcher {

@@ -81,7 +81,11 @@ export class PortBusyError extends ManagerError {
   override name = 'PortBusyError';
   readonly kind: ErrorKind = 'conflict';
 
-  constructor(message: string, readonly port?: string, readonly owner?: UsbPortOwner) {
+  constructor(
+    message: string,
+    readonly port?: string,
+    readonly owner?: UsbPortOwner,
+  ) {
     super(message);
   }
 }
@@ -92,13 +96,15 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
   private watcher: SerialPortWatcher | undefined;
   readonly catalogue: FirmwareCatalogue;
 
-  constructor(private readonly options: {
-    fleet: Fleet;
-    log: Logger;
-    firmwareFolder: string;
-    /** Extra device paths to list (simulated boards' ptys). */
-    extraPorts?: string[];
-  }) {
+  constructor(
+    private readonly options: {
+      fleet: Fleet;
+      log: Logger;
+      firmwareFolder: string;
+      /** Extra device paths to list (simulated boards' ptys). */
+      extraPorts?: string[];
+    },
+  ) {
     super();
     this.catalogue = new FirmwareCatalogue(options.firmwareFolder);
   }
@@ -113,10 +119,13 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
   async watchPorts(intervalMs = 1000): Promise<void> {
     if (!this.watcher) {
       // sysfs reads are cheap; udevadm (serialport's Linux lister) would spawn a process a second.
-      this.watcher = watchSerialPorts((change) => {
-        this.options.log('info', `serial port ${change.kind}: ${change.port.path} (${change.port.friendlyName})`);
-        this.emit('port', change);
-      }, { intervalMs, logger: this.options.log, extraPaths: this.options.extraPorts, preferSysfs: true });
+      this.watcher = watchSerialPorts(
+        (change) => {
+          this.options.log('info', `serial port ${change.kind}: ${change.port.path} (${change.port.friendlyName})`);
+          this.emit('port', change);
+        },
+        { intervalMs, logger: this.options.log, extraPaths: this.options.extraPorts, preferSysfs: true },
+      );
     }
     await this.watcher.ready;
   }
@@ -164,12 +173,18 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
       checkProvisionSettings({ ...request.provision, server: request.provision.server ?? this.options.fleet.advertise });
       const variant = inspectFirmwareImage(image).variant;
       if (variant && !variant.filesystem) {
-        throw new ProvisionError(`this MicroPython build (${variant.name}, for 512 KB boards) has no file system, so the Cloudmanager client cannot be stored on the board: flash it without setting it up, or use a board with 1 MB of flash or more`);
+        throw new ProvisionError(
+          `this MicroPython build (${variant.name}, for 512 KB boards) has no file system, so the Cloudmanager client cannot be stored on the board: flash it without setting it up, or use a board with 1 MB of flash or more`,
+        );
       }
     }
     return this.job(request.port, 'flash', request.job, async (job) => {
       const flash = await flashEsp8266({
-        portPath: request.port, image, baud: request.baud, erase: request.erase, flashMode: request.flashMode,
+        portPath: request.port,
+        image,
+        baud: request.baud,
+        erase: request.erase,
+        flashMode: request.flashMode,
         log: this.options.log,
         onProgress: (progress: FlashProgress) => this.report(job, request.port, 'flash', progress),
         // The flasher reports the BOOT+RESET and RESET prompts itself; the user answers on the board.
@@ -177,7 +192,9 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
         resetWaitMs: request.resetWaitMs,
       });
       if (request.provision && flash.boot === 'fs-corrupt') {
-        throw new ProvisionError(`the board is flashed, but MicroPython cannot use its file system (${flash.bootEvidence}), so it cannot be set up: flash it again with "Erase the whole flash first" (mbm board-flash --erase)`);
+        throw new ProvisionError(
+          `the board is flashed, but MicroPython cannot use its file system (${flash.bootEvidence}), so it cannot be set up: flash it again with "Erase the whole flash first" (mbm board-flash --erase)`,
+        );
       }
       const provision = request.provision ? await this.provisionNow(job, request.port, request.provision) : null;
       // Flashed by hand and RESET not pressed: its next reboot would end in the bootloader.
@@ -200,7 +217,8 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
       try {
         await repl.enter({ timeoutMs: 15_000 });
         const result = await putFile(repl, data, dest, {
-          onProgress: (progress) => this.report(job, port, 'copy', { phase: progress.phase, message: `copying to ${dest}`, done: progress.bytes, total: progress.total }),
+          onProgress: (progress) =>
+            this.report(job, port, 'copy', { phase: progress.phase, message: `copying to ${dest}`, done: progress.bytes, total: progress.total }),
         });
         await repl.exit();
         return result;
@@ -215,7 +233,12 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
     const server = request.server ?? this.options.fleet.advertise;
     const fleet = this.options.fleet;
     return provisionBoard({
-      portPath: port, name: request.name, wifi: request.wifi, server, log: this.options.log, keepAccessPoint: request.keepAccessPoint,
+      portPath: port,
+      name: request.name,
+      wifi: request.wifi,
+      server,
+      log: this.options.log,
+      keepAccessPoint: request.keepAccessPoint,
       enroll: (name) => fleet.enroll(name, { rotate: true, server: server.host }),
       knownBoot: (boardId) => fleet.registry.get(boardId)?.boot ?? null,
       waitOnline: (boardId, previousBoot, timeoutMs) => waitOnline(fleet, boardId, previousBoot, timeoutMs),
@@ -227,9 +250,13 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
   private claim(port: string, kind: UsbPortOwner): void {
     const owner = this.owners.get(port);
     if (owner === 'console') {
-      throw new PortBusyError(kind === 'console'
-        ? `the USB console of ${port} is already open (in another window?)`
-        : `the USB console of ${port} is open: close it before ${JOB_WORDS[kind].before}`, port, owner);
+      throw new PortBusyError(
+        kind === 'console'
+          ? `the USB console of ${port} is already open (in another window?)`
+          : `the USB console of ${port} is open: close it before ${JOB_WORDS[kind].before}`,
+        port,
+        owner,
+      );
     }
     if (owner) throw new PortBusyError(`${port} is busy ${JOB_WORDS[owner].busy}: wait until it finishes`, port, owner);
     this.owners.set(port, kind);

@@ -215,7 +215,9 @@ export class WebSerialPort extends EventEmitter<WebSerialPortEvents> {
       if (this.resetLines === undefined) await this.probeResetLines(port);
     } catch (error) {
       this.log('warn', `could not open ${this.path}: ${error instanceof Error ? error.message : String(error)}`);
-      throw error instanceof DOMException ? error : new DOMException(`Failed to open serial port: ${error instanceof Error ? error.message : String(error)}`, 'NetworkError');
+      throw error instanceof DOMException
+        ? error
+        : new DOMException(`Failed to open serial port: ${error instanceof Error ? error.message : String(error)}`, 'NetworkError');
     } finally {
       this.opening = false;
     }
@@ -275,7 +277,10 @@ export class WebSerialPort extends EventEmitter<WebSerialPortEvents> {
     } catch (error) {
       if (!port.isOpen || this.deviceLost) throw lost();
       this.signals = next;
-      this.log('info', `${this.path} has no reset lines (DTR/RTS refused: ${error instanceof Error ? error.message : String(error)}); the board must be put into download mode by hand`);
+      this.log(
+        'info',
+        `${this.path} has no reset lines (DTR/RTS refused: ${error instanceof Error ? error.message : String(error)}); the board must be put into download mode by hand`,
+      );
       this.setResetLines(false);
     }
   }

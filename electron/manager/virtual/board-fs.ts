@@ -10,7 +10,10 @@ export type FsErrorCode = 'ENOENT' | 'EEXIST' | 'EISDIR' | 'ENOTDIR' | 'ENOTEMPT
 
 export class BoardFsError extends Error {
   override name = 'BoardFsError';
-  constructor(readonly code: FsErrorCode, message: string) {
+  constructor(
+    readonly code: FsErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -106,8 +109,7 @@ export class MemoryFs implements BoardFs {
   }
 
   async list(boardPath: string): Promise<DirEntry[]> {
-    return [...this.directory(boardPath)].map(([name, node]): DirEntry =>
-      node.type === 'f' ? [name, 'f', node.data.length] : [name, 'd', 0]);
+    return [...this.directory(boardPath)].map(([name, node]): DirEntry => (node.type === 'f' ? [name, 'f', node.data.length] : [name, 'd', 0]));
   }
 
   async mkdir(boardPath: string): Promise<void> {
@@ -187,9 +189,11 @@ export class HostFolderFs implements BoardFs {
 
   async list(boardPath: string): Promise<DirEntry[]> {
     const entries = await this.wrap(boardPath, () => readdir(this.host(boardPath), { withFileTypes: true }));
-    return Promise.all(entries.map(async (entry): Promise<DirEntry> => entry.isDirectory()
-      ? [entry.name, 'd', 0]
-      : [entry.name, 'f', (await stat(path.join(this.host(boardPath), entry.name))).size]));
+    return Promise.all(
+      entries.map(async (entry): Promise<DirEntry> =>
+        entry.isDirectory() ? [entry.name, 'd', 0] : [entry.name, 'f', (await stat(path.join(this.host(boardPath), entry.name))).size],
+      ),
+    );
   }
 
   async mkdir(boardPath: string): Promise<void> {

@@ -46,7 +46,10 @@ export interface OperationContext {
 export type ResultFields = Array<string | Buffer>;
 
 class OperationError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -93,7 +96,8 @@ async function waitForAcknowledgement(context: OperationContext, cid: string, ne
     if (now > acked) progressAt = Date.now();
     acked = now;
     if (next - acked <= DATA_WINDOW - DATA_WINDOW / 4) return acked;
-    if (Date.now() - progressAt > DATA_STALL_MS) throw new OperationError('ETIMEDOUT', `the manager stopped reading the file (no acknowledgement for ${DATA_STALL_MS / 1000} s)`);
+    if (Date.now() - progressAt > DATA_STALL_MS)
+      throw new OperationError('ETIMEDOUT', `the manager stopped reading the file (no acknowledgement for ${DATA_STALL_MS / 1000} s)`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -163,9 +167,7 @@ export async function runOperation(context: OperationContext, cid: string, field
   }
 }
 
-async function exec(
-  context: OperationContext, cid: string, fields: Map<string, Buffer>, sequence: { next: number },
-): Promise<ResultFields> {
+async function exec(context: OperationContext, cid: string, fields: Map<string, Buffer>, sequence: { next: number }): Promise<ResultFields> {
   const code = field(fields, 'c');
   // t=0 means no limit (§7.1): the longest a timer can wait stands in for it.
   const requested = Number(fields.get('t')?.toString() ?? '30000');
@@ -203,7 +205,13 @@ async function exec(
   const poll = setInterval(() => {
     if (polling) return;
     polling = true;
-    context.stopRequested(cid).then((asked) => asked && stop.abort(), () => undefined).finally(() => (polling = false));
+    context
+      .stopRequested(cid)
+      .then(
+        (asked) => asked && stop.abort(),
+        () => undefined,
+      )
+      .finally(() => (polling = false));
   }, STOP_POLL_MS);
   let result;
   try {
@@ -276,9 +284,7 @@ async function readBlobChunk(context: OperationContext, key: string, from: numbe
   }
 }
 
-async function get(
-  context: OperationContext, cid: string, fields: Map<string, Buffer>, sequence: { next: number },
-): Promise<ResultFields> {
+async function get(context: OperationContext, cid: string, fields: Map<string, Buffer>, sequence: { next: number }): Promise<ResultFields> {
   const content = await context.fs.readFile(field(fields, 'p'));
   const chunk = Math.max(1024, Math.min(Number(fields.get('ch')?.toString() ?? '4096') || 4096, 16 * 1024));
   let acked = -1;

@@ -137,7 +137,10 @@ export class MemoryBoardFlash implements BoardFlash {
   readonly filesystem = micropythonFilesystemLayout(4 * MIB);
   private wifi: BoardWifiSettings;
 
-  constructor(uniqueId: string, readonly format: 'littlefs' | 'fat' = 'littlefs') {
+  constructor(
+    uniqueId: string,
+    readonly format: 'littlefs' | 'fat' = 'littlefs',
+  ) {
     this.wifi = initialSetupWifi(uniqueId, sdkDefaultWifi(uniqueId));
   }
 

@@ -9,9 +9,21 @@
 import net from 'node:net';
 import dns from 'node:dns';
 import {
-  CTL_STATE, CTL_RESULT, STATE_DONE, SOCK_SLOTS, DATA_BYTES,
-  ERRNO, POLLIN, WAIT_FOREVER,
-  OP_CONNECT, OP_RECV, OP_POLL, OP_DNS, OP_SEND, OP_CLOSE, sharedViews,
+  CTL_STATE,
+  CTL_RESULT,
+  STATE_DONE,
+  SOCK_SLOTS,
+  DATA_BYTES,
+  ERRNO,
+  POLLIN,
+  WAIT_FOREVER,
+  OP_CONNECT,
+  OP_RECV,
+  OP_POLL,
+  OP_DNS,
+  OP_SEND,
+  OP_CLOSE,
+  sharedViews,
 } from './micropython-board-protocol.mjs';
 
 export type BridgeCall =
@@ -20,9 +32,7 @@ export type BridgeCall =
   | { op: typeof OP_POLL; sid: number }
   | { op: typeof OP_DNS; host: string };
 
-export type BridgeNotice =
-  | { op: typeof OP_SEND; sid: number; data: Uint8Array }
-  | { op: typeof OP_CLOSE; sid: number };
+export type BridgeNotice = { op: typeof OP_SEND; sid: number; data: Uint8Array } | { op: typeof OP_CLOSE; sid: number };
 
 interface LabSocket {
   socket: net.Socket;
@@ -87,11 +97,16 @@ export class BoardNetwork {
     };
     this.answerCurrent = answer;
     switch (request.op) {
-      case OP_CONNECT: return this.connect(request, answer);
-      case OP_RECV: return this.receive(request.sid, request.timeoutMs, answer);
-      case OP_POLL: return answer(this.poll(request.sid));
-      case OP_DNS: return this.lookup(request.host, answer);
-      default: return answer(-ERRNO.EINVAL);
+      case OP_CONNECT:
+        return this.connect(request, answer);
+      case OP_RECV:
+        return this.receive(request.sid, request.timeoutMs, answer);
+      case OP_POLL:
+        return answer(this.poll(request.sid));
+      case OP_DNS:
+        return this.lookup(request.host, answer);
+      default:
+        return answer(-ERRNO.EINVAL);
     }
   }
 

@@ -58,11 +58,19 @@ export interface BoardTiming {
 }
 
 export const REALISTIC_TIMING: Readonly<BoardTiming> = {
-  initialSetupMs: 1000, corruptRepeatMs: 3000, wifiJoinMs: 3000, wifiWrongPasswordMs: 12_000, wifiNoApMs: 5000,
+  initialSetupMs: 1000,
+  corruptRepeatMs: 3000,
+  wifiJoinMs: 3000,
+  wifiWrongPasswordMs: 12_000,
+  wifiNoApMs: 5000,
 };
 /** For tests that are not about timing. */
 export const FAST_TIMING: Readonly<BoardTiming> = {
-  initialSetupMs: 20, corruptRepeatMs: 300, wifiJoinMs: 50, wifiWrongPasswordMs: 200, wifiNoApMs: 200,
+  initialSetupMs: 20,
+  corruptRepeatMs: 300,
+  wifiJoinMs: 50,
+  wifiWrongPasswordMs: 200,
+  wifiNoApMs: 200,
 };
 
 /** What the ESP8266 SDK keeps of the board's own access point (in its flash, across resets). */
@@ -194,8 +202,16 @@ export type WorkerMessage =
   | { type: 'fault'; kind: 'memory' | 'crash' | 'power-cut'; message: string }
   | { type: 'machine-reset' }
   | {
-    type: 'reply'; id: number; stdout?: string; stderr?: string; failed?: boolean; heap?: BoardHeap;
-    systemExit?: boolean; interrupted?: boolean; console?: string; traceback?: string;
-  };
+      type: 'reply';
+      id: number;
+      stdout?: string;
+      stderr?: string;
+      failed?: boolean;
+      heap?: BoardHeap;
+      systemExit?: boolean;
+      interrupted?: boolean;
+      console?: string;
+      traceback?: string;
+    };
 
 export type Reply = Extract<WorkerMessage, { type: 'reply' }>;

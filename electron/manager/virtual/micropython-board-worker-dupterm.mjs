@@ -103,7 +103,10 @@ export function createTerm(options) {
      * @param {(stream: number, bytes: Uint8Array) => void} output
      */
     install(output) {
-      for (const [fd, stream] of [[1, 0], [2, 1]]) {
+      for (const [fd, stream] of [
+        [1, 0],
+        [2, 1],
+      ]) {
         const s = FS.getStream(fd);
         s.stream_ops = {
           ...s.stream_ops,
@@ -117,7 +120,13 @@ export function createTerm(options) {
       const ops = input.stream_ops;
       input.stream_ops = {
         ...ops,
-        read: (/** @type {unknown} */ s, /** @type {Int8Array} */ buffer, /** @type {number} */ offset, /** @type {number} */ length, /** @type {number} */ pos) => {
+        read: (
+          /** @type {unknown} */ s,
+          /** @type {Int8Array} */ buffer,
+          /** @type {number} */ offset,
+          /** @type {number} */ length,
+          /** @type {number} */ pos,
+        ) => {
           if (stdin.length === 0) return ops.read(s, buffer, offset, length, pos);
           let n = 0;
           while (n < length && stdin.length > 0) buffer[offset + n++] = /** @type {number} */ (stdin.shift());

@@ -14,9 +14,24 @@
 // MicroPython heap on a real board too. Sending is posted without waiting, as lwIP queues
 // it; a connection error reported by the main thread surfaces on the next send or receive.
 import {
-  CTL_STATE, CTL_RESULT, CTL_FEED, CTL_PARK, STATE_PENDING, STATE_DONE, STATE_IDLE,
-  SOCK_SLOTS, ERRNO, POLLIN, POLLOUT,
-  OP_CONNECT, OP_RECV, OP_POLL, OP_DNS, OP_SEND, OP_CLOSE, sharedViews,
+  CTL_STATE,
+  CTL_RESULT,
+  CTL_FEED,
+  CTL_PARK,
+  STATE_PENDING,
+  STATE_DONE,
+  STATE_IDLE,
+  SOCK_SLOTS,
+  ERRNO,
+  POLLIN,
+  POLLOUT,
+  OP_CONNECT,
+  OP_RECV,
+  OP_POLL,
+  OP_DNS,
+  OP_SEND,
+  OP_CLOSE,
+  sharedViews,
 } from './micropython-board-protocol.mjs';
 import { heapU8 } from './micropython-board-worker-memory.mjs';
 
@@ -42,8 +57,12 @@ function decodeBase64(heap, addr, n, out, room, strict) {
   let padded = false;
   for (let i = addr; i < addr + n; i++) {
     const c = heap[i] ?? 0;
-    if (c === 61) { // '='
-      if (nbits >= 2) { nbits -= 2; padded = true; }
+    if (c === 61) {
+      // '='
+      if (nbits >= 2) {
+        nbits -= 2;
+        padded = true;
+      }
       continue;
     }
     const v = BASE64[c] ?? -1;
@@ -264,7 +283,7 @@ export function createHost(options) {
       const s = socks.get(sid);
       if (!s) return 0;
       let ready = s.off < s.rx.length || s.eof || s.error ? POLLIN : 0;
-      if (!ready && (events & POLLIN)) ready = call({ op: OP_POLL, sid }) & POLLIN;
+      if (!ready && events & POLLIN) ready = call({ op: OP_POLL, sid }) & POLLIN;
       if (s.connected) ready |= POLLOUT;
       return ready & events;
     },
@@ -324,7 +343,6 @@ export function createHost(options) {
       port.postMessage({ type: 'machine-reset' });
       for (;;) Atomics.wait(ctl, CTL_PARK, 0);
     },
-
   };
 
   return {

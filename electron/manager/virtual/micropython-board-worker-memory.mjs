@@ -18,7 +18,8 @@
 // with TypeScript's DOM library, which this Node project does not load.)
 /** @typedef {{ buffer: ArrayBuffer, grow(delta: number): number }} WasmMemory */
 const wasm = /** @type {{ instantiate: (source: unknown, imports?: object) => Promise<unknown>, Memory: { prototype: WasmMemory } }} */ (
-  /** @type {any} */ (globalThis).WebAssembly);
+  /** @type {any} */ (globalThis).WebAssembly
+);
 
 /** @type {WasmMemory | undefined} */
 let memory;

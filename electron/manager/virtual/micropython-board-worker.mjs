@@ -69,7 +69,13 @@ const LAB_PYTHON = new URL('./lab-python/', import.meta.url);
 
 // Emscripten reports through console.* (bound when the module is created): route it to the
 // parent's log, except refused memory growth, which is expected once the RAM is locked.
-for (const [method, level] of /** @type {const} */ ([['log', 'debug'], ['debug', 'debug'], ['info', 'info'], ['warn', 'warn'], ['error', 'error']])) {
+for (const [method, level] of /** @type {const} */ ([
+  ['log', 'debug'],
+  ['debug', 'debug'],
+  ['info', 'info'],
+  ['warn', 'warn'],
+  ['error', 'error'],
+])) {
   console[method] = (/** @type {unknown[]} */ ...args) => {
     const message = format(...args);
     if (!/^(growMemory: Attempted|Failed to grow the heap)/.test(message)) port.postMessage({ type: 'log', level, message });
@@ -142,7 +148,10 @@ const host = createHost({
   // Files reach the host before anything the board says next: whoever hears from the
   // board (a test, the manager) finds on the host what the board wrote before speaking.
   beforeSend: () => flash.sync(),
-  beforeReset: () => { flushConsole(); flash.sync(); },
+  beforeReset: () => {
+    flushConsole();
+    flash.sync();
+  },
   takeInterrupt,
 });
 mp.registerJsModule('_cm_lab_host', host.module);
@@ -173,21 +182,40 @@ mp.globals.delete('_cm_u0');
 const lab = /** @type {LabPython} */ (mp.pyimport('_cm_lab'));
 term.bind(mp.pyimport('_cm_dupterm'));
 const py = {
-  start: lab.start, step: lab.step, run: lab.run, runFile: lab.run_file,
-  report: lab.report, collect: lab.collect, mem: lab.mem, ballast: lab.ballast,
-  interrupted: lab.interrupted, drain: lab.drain, corrupt: lab.corrupt, heapFigures: lab.heap_figures,
+  start: lab.start,
+  step: lab.step,
+  run: lab.run,
+  runFile: lab.run_file,
+  report: lab.report,
+  collect: lab.collect,
+  mem: lab.mem,
+  ballast: lab.ballast,
+  interrupted: lab.interrupted,
+  drain: lab.drain,
+  corrupt: lab.corrupt,
+  heapFigures: lab.heap_figures,
 };
 
 const heap = new BoardHeap({
-  py, lastMem: host.lastMem, call: callPython, module, log,
-  heapBytes: config.heapBytes, heapLimit: config.heapLimit, maxNewSplit, freshUsed,
+  py,
+  lastMem: host.lastMem,
+  call: callPython,
+  module,
+  log,
+  heapBytes: config.heapBytes,
+  heapLimit: config.heapLimit,
+  maxNewSplit,
+  freshUsed,
 });
 mp.runPython(`gc.threshold(${heap.boardThreshold})`);
 
 const flash = new FlashMirror(FS, config.folder, log);
 const fileChanges = watchFileChanges(FS, { fat: config.filesystem.format === 'fat', powerCut });
 // A program that never returns (main.py) still gets its output and files out while it sleeps.
-setNapHook(() => { flushConsole(); flash.sync(); });
+setNapHook(() => {
+  flushConsole();
+  flash.sync();
+});
 
 // --- driving the board --------------------------------------------------------------------
 /** @type {NodeJS.Timeout | NodeJS.Immediate | undefined} */
@@ -247,7 +275,11 @@ function powerCut(/** @type {string} */ what) {
 function crash(/** @type {any} */ error) {
   halted = true;
   flushConsole();
-  try { flash.sync(); } catch { /* the JS side of MEMFS survives a trap; if not, the files stay as last saved */ }
+  try {
+    flash.sync();
+  } catch {
+    /* the JS side of MEMFS survives a trap; if not, the files stay as last saved */
+  }
   port.postMessage({ type: 'fault', kind: 'crash', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
 }
 
@@ -257,8 +289,11 @@ function crash(/** @type {any} */ error) {
  */
 function reportError() {
   const [, err] = con.internally(() => callPython(() => py.report()));
-  const text = Buffer.from(err).toString('utf8')
-    .split('\n').filter((line) => !line.startsWith(`  File "${LAB_DIR}/`)).join('\n');
+  const text = Buffer.from(err)
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => !line.startsWith(`  File "${LAB_DIR}/`))
+    .join('\n');
   output(1, Buffer.from(text, 'utf8'));
 }
 
@@ -312,7 +347,12 @@ function exists(/** @type {string} */ path) {
 
 function boot() {
   filesystem = bootFilesystem({
-    config, mp, FS, flash, host, print: (text) => output(0, Buffer.from(text, 'utf8')),
+    config,
+    mp,
+    FS,
+    flash,
+    host,
+    print: (text) => output(0, Buffer.from(text, 'utf8')),
     post: (message) => port.postMessage(message),
   });
   flushConsole();
@@ -434,9 +474,15 @@ port.on('message', (/** @type {{ type: string, id: number, code?: string, single
       flash.sync();
       const text = (/** @type {number[]} */ bytes) => Buffer.from(bytes).toString('utf8');
       port.postMessage({
-        type: 'reply', id: msg.id, stdout: text(out), stderr: text(err),
-        console: text(both.slice(0, printed)), traceback: text(err.slice(printedErr)),
-        failed: rc !== 0, systemExit: rc === -3, interrupted: rc === -4,
+        type: 'reply',
+        id: msg.id,
+        stdout: text(out),
+        stderr: text(err),
+        console: text(both.slice(0, printed)),
+        traceback: text(err.slice(printedErr)),
+        failed: rc !== 0,
+        systemExit: rc === -3,
+        interrupted: rc === -4,
       });
       if (rc !== undefined) overBudget('run');
       break;

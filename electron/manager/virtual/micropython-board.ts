@@ -82,14 +82,26 @@ import type { LogLevel } from '../log.js';
 import { BoardNetwork, type BridgeCall, type BridgeNotice } from './micropython-board-network.js';
 import { SHARED_BYTES, sharedViews, CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, RESET_CAUSE } from './micropython-board-protocol.mjs';
 import {
-  FAST_TIMING, MicroPythonBoardBootError, MicroPythonBoardOffError, REALISTIC_TIMING,
-  type BoardFilesystem, type BoardFlash, type BoardHeap, type BoardMode, type BoardResetReason, type BoardRunOptions, type BoardRunResult,
-  type BoardTiming, type MicroPythonBoardEvents, type MicroPythonBoardOptions, type Reply, type WorkerMessage,
+  FAST_TIMING,
+  MicroPythonBoardBootError,
+  MicroPythonBoardOffError,
+  REALISTIC_TIMING,
+  type BoardFilesystem,
+  type BoardFlash,
+  type BoardHeap,
+  type BoardMode,
+  type BoardResetReason,
+  type BoardRunOptions,
+  type BoardRunResult,
+  type BoardTiming,
+  type MicroPythonBoardEvents,
+  type MicroPythonBoardOptions,
+  type Reply,
+  type WorkerMessage,
 } from './micropython-board-types.js';
 import { flashAtBoot, labUniqueId, MemoryBoardFlash } from './micropython-board-flash.js';
 
 export * from './micropython-board-types.js';
-
 
 interface Pending {
   settle: (reply: Reply | undefined, why: string) => void;
@@ -302,7 +314,11 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   }
 
   private async request(
-    message: { type: 'run'; code: string; single: boolean } | { type: 'heap' } | { type: 'sync' } | { type: 'interrupt' }
+    message:
+      | { type: 'run'; code: string; single: boolean }
+      | { type: 'heap' }
+      | { type: 'sync' }
+      | { type: 'interrupt' }
       | { type: 'power-cut'; path: string; count: number },
     timeoutMs?: number,
   ): Promise<Reply> {
@@ -335,15 +351,28 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     }
     const worker = new Worker(WORKER_URL, {
       workerData: {
-        folder: this.folder, heapBytes: this.heapBytes, heapLimit: this.heapLimit, stepWaitMs: this.stepWaitMs, maxIdleMs: this.maxIdleMs,
-        wifi: this.wifi, uniqueId: this.uniqueId, resetCause: cause, firmwareModule: this.firmwareModule, runMain, shared,
-        timing: this.timing, ...flash,
+        folder: this.folder,
+        heapBytes: this.heapBytes,
+        heapLimit: this.heapLimit,
+        stepWaitMs: this.stepWaitMs,
+        maxIdleMs: this.maxIdleMs,
+        wifi: this.wifi,
+        uniqueId: this.uniqueId,
+        resetCause: cause,
+        firmwareModule: this.firmwareModule,
+        runMain,
+        shared,
+        timing: this.timing,
+        ...flash,
       },
     });
     this.lastCause = cause;
     return new Promise<void>((resolve, reject) => {
       const session: Session = {
-        worker, network: new BoardNetwork(shared), shared: sharedViews(shared).ctl, booted: false,
+        worker,
+        network: new BoardNetwork(shared),
+        shared: sharedViews(shared).ctl,
+        booted: false,
         boot: { resolve, reject },
         decoders: { stdout: new TextDecoder(), stderr: new TextDecoder() },
       };
@@ -354,7 +383,9 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
         if (msg.type === 'flash') this.writeFlash(msg);
         else if (this.session === session) this.onMessage(session, msg, cause);
       });
-      worker.on('error', (error) => { lastError = error; });
+      worker.on('error', (error) => {
+        lastError = error;
+      });
       worker.on('exit', (code) => {
         if (this.session !== session) return; // terminated on purpose
         const why = lastError instanceof Error ? lastError.message : `worker exited with code ${code}`;
@@ -397,8 +428,14 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
         this.currentMode = msg.mode;
         this.currentFilesystem = msg.filesystem;
         this.emit('boot', {
-          count: this.bootCount, mode: msg.mode, cause, filesystem: msg.filesystem,
-          labBytes: msg.hiddenBytes, labPythonBytes: msg.labPythonBytes, heldBytes: msg.heldBytes, wasmBytes: msg.wasmBytes,
+          count: this.bootCount,
+          mode: msg.mode,
+          cause,
+          filesystem: msg.filesystem,
+          labBytes: msg.hiddenBytes,
+          labPythonBytes: msg.labPythonBytes,
+          heldBytes: msg.heldBytes,
+          wasmBytes: msg.wasmBytes,
         });
         session.boot.resolve();
         return;
@@ -460,20 +497,31 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
       }
       await new Promise((resolve) => setTimeout(resolve, REBOOT_DELAY_MS));
       if (!this.powered) return;
-      const cause = reason === 'machine.reset' ? RESET_CAUSE.SOFT_RESET
-        : reason === 'button' ? RESET_CAUSE.HARD_RESET
-          : reason === 'power-cut' ? RESET_CAUSE.PWRON_RESET
-            : reason === 'soft-reset' ? this.lastCause : RESET_CAUSE.WDT_RESET;
+      const cause =
+        reason === 'machine.reset'
+          ? RESET_CAUSE.SOFT_RESET
+          : reason === 'button'
+            ? RESET_CAUSE.HARD_RESET
+            : reason === 'power-cut'
+              ? RESET_CAUSE.PWRON_RESET
+              : reason === 'soft-reset'
+                ? this.lastCause
+                : RESET_CAUSE.WDT_RESET;
       const boot = this.spawn(cause, runMain);
       // Whoever waited for the interrupted boot waits for this one.
-      boot.then(() => booting?.resolve(), (error: Error) => booting?.reject(error));
+      boot.then(
+        () => booting?.resolve(),
+        (error: Error) => booting?.reject(error),
+      );
       this.rebooting = undefined;
       await boot;
     })();
     this.rebooting = rebooting;
-    rebooting.catch(() => undefined).finally(() => {
-      if (this.rebooting === rebooting) this.rebooting = undefined;
-    });
+    rebooting
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.rebooting === rebooting) this.rebooting = undefined;
+      });
     return rebooting;
   }
 

@@ -77,10 +77,12 @@ export async function startMicroPythonFleet(options: MicroPythonFleetOptions): P
   let started = 0;
   // A few at a time: each boot compiles and loads a fresh interpreter.
   for (let index = 0; index < boards.length; index += 4) {
-    await Promise.all(boards.slice(index, index + 4).map(async ({ board }) => {
-      await board.start();
-      options.onProgress?.(++started, boards.length);
-    }));
+    await Promise.all(
+      boards.slice(index, index + 4).map(async ({ board }) => {
+        await board.start();
+        options.onProgress?.(++started, boards.length);
+      }),
+    );
   }
   return new MicroPythonFleet(boards);
 }

@@ -265,7 +265,10 @@ export class MicroPythonInterpreter {
     Atomics.store(this.interruptFlag, 0, job.id);
     this.graceTimer = setTimeout(() => {
       if (this.current !== job) return;
-      this.log('warn', `exec ${job.id} ignored its ${reason === 'timeout' ? 'timeout' : 'stop'} (no output to interrupt); restarting the interpreter, all contexts lose their globals`);
+      this.log(
+        'warn',
+        `exec ${job.id} ignored its ${reason === 'timeout' ? 'timeout' : 'stop'} (no output to interrupt); restarting the interpreter, all contexts lose their globals`,
+      );
       this.replaceWorker();
     }, this.restartGraceMs);
   }
@@ -340,9 +343,7 @@ export class MicroPythonInterpreter {
         case 'exec':
           job.resolve(
             // No traceback exists for a terminated worker; a crash carries its reason.
-            stopReason
-              ? { status: stopReason }
-              : { status: 'interpreter-restarted', ...(crashMessage ? { error: crashMessage } : {}) },
+            stopReason ? { status: stopReason } : { status: 'interpreter-restarted', ...(crashMessage ? { error: crashMessage } : {}) },
           );
           break;
         case 'reset':

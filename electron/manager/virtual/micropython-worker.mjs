@@ -39,7 +39,13 @@ const { heapBytes, interruptBuffer, filesDir } = /** @type {WorkerData} */ (work
 // is created, so replace console first and hand those lines to the parent's onLog.
 // (Capturing the worker's stdio streams instead would keep the parent process alive:
 // a Worker's stdout/stderr stream that is being read holds a ref even after unref().)
-for (const [method, level] of /** @type {const} */ ([['log', 'debug'], ['debug', 'debug'], ['info', 'info'], ['warn', 'warn'], ['error', 'error']])) {
+for (const [method, level] of /** @type {const} */ ([
+  ['log', 'debug'],
+  ['debug', 'debug'],
+  ['info', 'info'],
+  ['warn', 'warn'],
+  ['error', 'error'],
+])) {
   console[method] = (/** @type {unknown[]} */ ...args) => port.postMessage({ type: 'log', level, message: format(...args) });
 }
 
@@ -74,7 +80,10 @@ function write(stream, bytes) {
     interruptScheduled = true;
     mpModule._mp_sched_keyboard_interrupt();
   }
-  if (stream !== outStream) { flush(); outStream = stream; }
+  if (stream !== outStream) {
+    flush();
+    outStream = stream;
+  }
   for (let i = 0; i < bytes.length; i++) {
     const byte = /** @type {number} */ (bytes[i]);
     outBuf[outLen++] = byte;
@@ -169,8 +178,10 @@ def _cm_info():
 // stays clean; the JS proxies of its functions keep them alive.
 mp.globals.set('_cm_src', HELPER);
 mp.runPython(`_cm_ns = {}\nexec(compile(_cm_src, '${HELPER_FILE}', 'exec'), _cm_ns)`);
-const helpers = /** @type {{ _cm_exec: (context: string, code: string) => unknown, _cm_reset: (context: string) => void, _cm_drain: () => void, _cm_info: () => unknown }} */ (
-  mp.globals.get('_cm_ns'));
+const helpers =
+  /** @type {{ _cm_exec: (context: string, code: string) => unknown, _cm_reset: (context: string) => void, _cm_drain: () => void, _cm_info: () => unknown }} */ (
+    mp.globals.get('_cm_ns')
+  );
 const pyExec = helpers._cm_exec;
 const pyReset = helpers._cm_reset;
 const pyDrain = helpers._cm_drain;
@@ -210,7 +221,11 @@ function runExec(id, context, code) {
     interrupted = interruptScheduled;
   }
   if (interruptScheduled && !interrupted) {
-    try { pyDrain(); } catch (e) { if (!isKeyboardInterrupt(e)) throw e; }
+    try {
+      pyDrain();
+    } catch (e) {
+      if (!isKeyboardInterrupt(e)) throw e;
+    }
   }
   flush();
   currentId = 0;

@@ -52,7 +52,12 @@ const MAX_RECONNECT_MS = 60_000;
 /** How long stop() waits for Redis to take the board's `bye`: a hung server must not hold it. */
 const BYE_WAIT_MS = 500;
 
-interface OutboxItem { fields: Array<string | Buffer>; bytes: number; essential: boolean; inFlight: boolean }
+interface OutboxItem {
+  fields: Array<string | Buffer>;
+  bytes: number;
+  essential: boolean;
+  inFlight: boolean;
+}
 
 export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   /** The board's own execution log: every exec'd command id, in order, across reboots. */
@@ -148,14 +153,15 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
       let connection: RespConnection | null = null;
       try {
         connection = await RespConnection.connect({
-          host: this.options.host ?? String(this.config.server), port: this.options.port ?? Number(this.config.port),
+          host: this.options.host ?? String(this.config.server),
+          port: this.options.port ?? Number(this.config.port),
         });
         await connection.call('AUTH', String(this.config.user), String(this.config.password));
         this.micropythonVersion ??= (await this.interpreter.info()).version;
         // Right after boot the board first asks where to start (an empty AFTER never
         // claims, §4.2); its hello names that cursor so the manager can tell what the
         // previous boot took and never ran.
-        if (this.after === '') this.after = String((await connection.call('FCALL', 'cm_claim', '2', this.keys.cmd, this.keys.state, '') as Buffer[])[0]);
+        if (this.after === '') this.after = String(((await connection.call('FCALL', 'cm_claim', '2', this.keys.cmd, this.keys.state, '')) as Buffer[])[0]);
         await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...this.helloFields());
         this.attach(connection);
         delay = this.options.reconnectMinMs ?? 1_000;
@@ -182,8 +188,28 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
 
   private helloFields(): string[] {
     return [
-      'k', 'hello', 'v', '1', 'boot', this.bootId, 'p', 'virtual', 'mv', this.micropythonVersion ?? '?', 'cv', REFERENCE_CLIENT_VERSION,
-      'mf', '1048576', 'ip', '127.0.0.1', 'hb', String(this.config.hb ?? 5), 'nm', String(this.config.name ?? ''), 'c', this.after,
+      'k',
+      'hello',
+      'v',
+      '1',
+      'boot',
+      this.bootId,
+      'p',
+      'virtual',
+      'mv',
+      this.micropythonVersion ?? '?',
+      'cv',
+      REFERENCE_CLIENT_VERSION,
+      'mf',
+      '1048576',
+      'ip',
+      '127.0.0.1',
+      'hb',
+      String(this.config.hb ?? 5),
+      'nm',
+      String(this.config.name ?? ''),
+      'c',
+      this.after,
     ];
   }
 

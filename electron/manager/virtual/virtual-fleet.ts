@@ -29,7 +29,10 @@ export interface VirtualFleetOptions {
 }
 
 export class VirtualFleet {
-  constructor(readonly boards: ReferenceBoard[], private readonly interpreter: MicroPythonInterpreter) {}
+  constructor(
+    readonly boards: ReferenceBoard[],
+    private readonly interpreter: MicroPythonInterpreter,
+  ) {}
 
   byName(name: string): ReferenceBoard | undefined {
     return this.boards.find((board) => board.config.name === name);
@@ -51,7 +54,8 @@ export function virtualBoardNames(prefix: string, count: number): string[] {
 }
 
 export async function createVirtualBoard(
-  credentials: BoardCredentials, options: Omit<VirtualFleetOptions, 'api' | 'count' | 'prefix'> & { interpreter: MicroPythonInterpreter },
+  credentials: BoardCredentials,
+  options: Omit<VirtualFleetOptions, 'api' | 'count' | 'prefix'> & { interpreter: MicroPythonInterpreter },
 ): Promise<ReferenceBoard> {
   let fs;
   if (options.fsRoot) {
@@ -70,20 +74,25 @@ export async function startVirtualFleet(options: VirtualFleetOptions): Promise<V
   await interpreter.start();
   const credentials: BoardCredentials[] = [];
   for (let index = 0; index < names.length; index += 1000) {
-    credentials.push(...await options.api.call('boards.enrollMany', { names: names.slice(index, index + 1000), rotate: true }));
+    credentials.push(...(await options.api.call('boards.enrollMany', { names: names.slice(index, index + 1000), rotate: true })));
   }
   const boards = await Promise.all(credentials.map((item) => createVirtualBoard(item, { ...options, interpreter })));
   const wave = options.wave ?? 200;
   let connected = 0;
   for (let index = 0; index < boards.length; index += wave) {
-    await Promise.all(boards.slice(index, index + wave).map((board) => new Promise<void>((resolve) => {
-      board.once('connected', () => {
-        connected++;
-        options.onProgress?.(connected, boards.length);
-        resolve();
-      });
-      board.start();
-    })));
+    await Promise.all(
+      boards.slice(index, index + wave).map(
+        (board) =>
+          new Promise<void>((resolve) => {
+            board.once('connected', () => {
+              connected++;
+              options.onProgress?.(connected, boards.length);
+              resolve();
+            });
+            board.start();
+          }),
+      ),
+    );
   }
   return new VirtualFleet(boards, interpreter);
 }

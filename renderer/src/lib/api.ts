@@ -10,7 +10,11 @@ const FILES_STAGE_PATH = '/api/files.stage';
 
 export class ApiCallError extends Error {
   override name = 'ApiCallError';
-  constructor(readonly code: ApiError['code'] | 'unreachable' | 'signed-out', message: string, readonly status?: number) {
+  constructor(
+    readonly code: ApiError['code'] | 'unreachable' | 'signed-out',
+    message: string,
+    readonly status?: number,
+  ) {
     super(message);
   }
 }
@@ -21,7 +25,10 @@ export class UiApi {
   /** Called when the service says the session is gone (401): the page must sign in again. */
   onSignedOut: () => void = () => undefined;
 
-  constructor(private readonly fetchImpl: Fetch = (input, init) => fetch(input, init), private readonly base = '') {}
+  constructor(
+    private readonly fetchImpl: Fetch = (input, init) => fetch(input, init),
+    private readonly base = '',
+  ) {}
 
   async call<R extends RouteName>(route: R, input: RouteInput<R>, options: { signal?: AbortSignal } = {}): Promise<RouteOutput<R>> {
     let response: Response;

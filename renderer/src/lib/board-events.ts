@@ -37,4 +37,3 @@ function applyActivity(boards: Map<string, BoardSummary>, activity: BoardActivit
   if (!board) return;
   boards.set(activity.id, { ...board, lastSeen: activity.lastSeen, memFree: activity.memFree, busy: activity.busy });
 }
-

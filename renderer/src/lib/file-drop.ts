@@ -70,7 +70,10 @@ export function dragHasFiles(event: DragEvent): boolean {
 /** The board path of a picked file under `folder` ("/" or "/lib"). */
 export function boardPathFor(folder: string, relativePath: string): string {
   const base = folder === '/' ? '' : folder.replace(/\/+$/, '');
-  const clean = relativePath.split('/').filter((part) => part !== '' && part !== '.' && part !== '..').join('/');
+  const clean = relativePath
+    .split('/')
+    .filter((part) => part !== '' && part !== '.' && part !== '..')
+    .join('/');
   return `${base}/${clean}`;
 }
 

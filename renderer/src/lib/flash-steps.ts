@@ -4,7 +4,10 @@
  */
 export type FlashStepId = 'download' | 'connect' | 'erase' | 'write' | 'verify' | 'start' | 'setup' | 'online';
 
-export interface FlashStep { id: FlashStepId; label: string }
+export interface FlashStep {
+  id: FlashStepId;
+  label: string;
+}
 
 /**
  * `erase`: the user asked to erase the whole flash; `clearOldData`: the flasher found
@@ -86,13 +89,20 @@ export function checkNewBoardName(name: string, taken: Iterable<string>): { erro
   if (name === '') return { error: 'Give the board a name.', warning: null };
   if (!BOARD_NAME_RULE.test(name)) return { error: 'Use up to 32 letters, digits, _ . or -, starting with a letter or digit.', warning: null };
   if (new Set(taken).has(name)) {
-    return { error: null, warning: `A board named ${name} is already in the fleet. Setting this board up as ${name} gives it new credentials: the old ones stop working.` };
+    return {
+      error: null,
+      warning: `A board named ${name} is already in the fleet. Setting this board up as ${name} gives it new credentials: the old ones stop working.`,
+    };
   }
   return { error: null, warning: null };
 }
 
 /** A catalogue name for a picked .bin file: safe characters, ends in .bin. */
 export function catalogueName(fileName: string): string {
-  const base = fileName.replace(/\.bin$/i, '').replace(/[^A-Za-z0-9._+-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 90);
+  const base = fileName
+    .replace(/\.bin$/i, '')
+    .replace(/[^A-Za-z0-9._+-]+/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 90);
   return `${base || 'firmware'}.bin`;
 }

@@ -72,7 +72,11 @@ export function tagCounts(boards: readonly BoardSummary[]): Array<{ tag: string;
  * board, a shift-click selects the range from the last clicked row (the anchor).
  */
 export function clickSelection(
-  selected: ReadonlySet<string>, visible: readonly BoardSummary[], index: number, anchor: number | null, shift: boolean,
+  selected: ReadonlySet<string>,
+  visible: readonly BoardSummary[],
+  index: number,
+  anchor: number | null,
+  shift: boolean,
 ): { selected: Set<string>; anchor: number } {
   const next = new Set(selected);
   const board = visible[index];

@@ -15,4 +15,3 @@ export function upsertSummary(list: readonly JobSummary[], job: JobSummary): Job
   next.push(job);
   return next.sort((a, b) => b.createdAt - a.createdAt);
 }
-

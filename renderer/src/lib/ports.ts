@@ -10,4 +10,3 @@ export function applyPortChange(ports: readonly SerialPortInfo[], event: Extract
 export function sortPorts(ports: SerialPortInfo[]): SerialPortInfo[] {
   return ports.sort((a, b) => Number(b.likelyEsp ?? false) - Number(a.likelyEsp ?? false) || a.path.localeCompare(b.path, 'en', { numeric: true }));
 }
-

@@ -3,10 +3,7 @@
  * input line, the block being typed (a `for …:` waits for its body and an empty line, like
  * Python's REPL), and the history. Pure: the terminal only draws what this decides.
  */
-export type ReplAction =
-  | { kind: 'echo'; text: string }
-  | { kind: 'run'; code: string; single: boolean }
-  | { kind: 'interrupt' };
+export type ReplAction = { kind: 'echo'; text: string } | { kind: 'run'; code: string; single: boolean } | { kind: 'interrupt' };
 
 export const PROMPT = '>>> ';
 export const CONTINUATION = '... ';
@@ -88,7 +85,10 @@ export class ReplInput {
     this.line = '';
     this.cursor = 0;
     this.remember(code);
-    return [{ kind: 'echo', text: lines.join('\r\n... ') + '\r\n' }, { kind: 'run', code, single: false }];
+    return [
+      { kind: 'echo', text: lines.join('\r\n... ') + '\r\n' },
+      { kind: 'run', code, single: false },
+    ];
   }
 
   private backspace(): ReplAction[] {

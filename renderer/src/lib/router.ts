@@ -14,13 +14,16 @@ export type Route =
   | { view: 'usb'; port: string };
 
 export function parseRoute(hash: string): Route {
-  const parts = hash.replace(/^#\/?/, '').split('/').map((part) => {
-    try {
-      return decodeURIComponent(part);
-    } catch {
-      return part;
-    }
-  });
+  const parts = hash
+    .replace(/^#\/?/, '')
+    .split('/')
+    .map((part) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        return part;
+      }
+    });
   switch (parts[0]) {
     case 'board': {
       const tab = BOARD_TABS.includes(parts[2] as BoardTab) ? (parts[2] as BoardTab) : 'code';

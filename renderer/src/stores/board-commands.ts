@@ -7,10 +7,12 @@ import { ApiCallError } from '../lib/api.js';
 import { api } from './api.js';
 import { isFinal } from '../lib/command-status.js';
 
-
 export class BoardCommandError extends Error {
   override name = 'BoardCommandError';
-  constructor(message: string, readonly code: string | null) {
+  constructor(
+    message: string,
+    readonly code: string | null,
+  ) {
     super(message);
   }
 }
@@ -26,7 +28,7 @@ export async function runOnBoard(board: string, request: ApiCommandRequest, opti
     if (!view) throw new ApiCallError('not_found', 'the command was forgotten by the service');
   }
   if (view.status !== 'ok') {
-    const why = view.status === 'expired' ? `${board} is offline` : view.error ?? view.status;
+    const why = view.status === 'expired' ? `${board} is offline` : (view.error ?? view.status);
     throw new BoardCommandError(why, view.errorCode);
   }
   return view;

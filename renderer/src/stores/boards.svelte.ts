@@ -10,7 +10,10 @@ import { applyBoardEvents, isBoardEvent, type BoardEventOf } from '../lib/board-
 import { notifications } from './notifications.svelte.js';
 import { api } from './api.js';
 
-export interface ActivitySample { t: number; memFree: number | null }
+export interface ActivitySample {
+  t: number;
+  memFree: number | null;
+}
 
 class BoardsStore {
   /** Boards by id; replaced (not mutated) on every batch, so views re-derive cheaply. */
@@ -61,7 +64,8 @@ class BoardsStore {
     // For the UI benchmark: a batch, applied and on screen.
     void tick().then(() => performance.measure('cm:boards-batch', { start: started, detail: { events: batch.length } }));
     if (offline.length === 1) notifications.push('warning', `${offline[0]} went offline`, `#/board/${encodeURIComponent(offline[0]!)}/code`);
-    else if (offline.length > 1) notifications.push('warning', `${offline.length} boards went offline: ${offline.slice(0, 3).join(', ')}${offline.length > 3 ? ', …' : ''}`);
+    else if (offline.length > 1)
+      notifications.push('warning', `${offline.length} boards went offline: ${offline.slice(0, 3).join(', ')}${offline.length > 3 ? ', …' : ''}`);
   }
 }
 

@@ -18,7 +18,12 @@ export interface FollowedCommand {
 const EARLY_KEPT = 100;
 const EARLY_OUTPUT_BYTES = 64 * 1024;
 
-interface Early { view: CommandView | null; output: OutputChunk[]; arrivals: number[]; bytes: number }
+interface Early {
+  view: CommandView | null;
+  output: OutputChunk[];
+  arrivals: number[];
+  bytes: number;
+}
 
 function appendChunk(output: OutputChunk[], stream: OutputChunk['stream'], text: string): OutputChunk[] {
   const next = [...output];

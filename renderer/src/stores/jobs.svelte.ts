@@ -66,9 +66,10 @@ class JobsStore {
   private announce(job: JobSummary): void {
     const failed = job.counts.failed;
     const kind = failed > 0 ? 'warning' : 'success';
-    const text = job.kind === 'flash' || job.kind === 'provision'
-      ? `${job.title}: ${failed > 0 ? 'failed' : 'done'}`
-      : `${job.title}: ${job.counts.ok} ok${failed ? `, ${failed} failed` : ''}`;
+    const text =
+      job.kind === 'flash' || job.kind === 'provision'
+        ? `${job.title}: ${failed > 0 ? 'failed' : 'done'}`
+        : `${job.title}: ${job.counts.ok} ok${failed ? `, ${failed} failed` : ''}`;
     notifications.push(kind, text, `#/jobs/${job.id}`);
   }
 }

@@ -38,7 +38,12 @@ class UploadsStore {
     if (files.length === 0) return null;
     const total = files.reduce((sum, picked) => sum + picked.file.size, 0);
     const state: UploadState = {
-      id: this.next++, sent: 0, total, phase: 'sending', error: null, job: null,
+      id: this.next++,
+      sent: 0,
+      total,
+      phase: 'sending',
+      error: null,
+      job: null,
       title: `${files.length === 1 ? files[0]!.relativePath : `${files.length} files`} → ${boardCount === 1 ? boardsPattern : `${boardCount} boards`}`,
     };
     this.active = [...this.active, state];

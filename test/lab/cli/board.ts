@@ -23,12 +23,13 @@ import { LAB_WIFI, provisionFolder } from '../../../electron/manager/virtual/mic
 import { MicroPythonBoard } from '../../../electron/manager/virtual/micropython-board.js';
 import { ReferenceBoard } from '../../../electron/manager/virtual/reference-board.js';
 
-const USAGE = 'usage: node dist/test/lab/cli/board.js --kind reference|micropython CREDS FS\n' +
-  '  CREDS  the board\'s credentials file (JSON, firmware/PROTOCOL.md §1); server and port say where it connects\n' +
-  '  FS     a folder that is the board\'s flash; it keeps its files (and settings) there across restarts\n' +
+const USAGE =
+  'usage: node dist/test/lab/cli/board.js --kind reference|micropython CREDS FS\n' +
+  "  CREDS  the board's credentials file (JSON, firmware/PROTOCOL.md §1); server and port say where it connects\n" +
+  "  FS     a folder that is the board's flash; it keeps its files (and settings) there across restarts\n" +
   'SIGTERM or Ctrl-C shuts the board down cleanly (it says bye); SIGKILL is a power cut.\n';
 const KINDS = ['reference', 'micropython'] as const;
-type Kind = typeof KINDS[number];
+type Kind = (typeof KINDS)[number];
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`${message}\n`);
@@ -53,7 +54,11 @@ async function readCredentials(file: string): Promise<BoardCredentials> {
   return value as unknown as BoardCredentials;
 }
 
-const exists = (file: string) => stat(file).then(() => true, () => false);
+const exists = (file: string) =>
+  stat(file).then(
+    () => true,
+    () => false,
+  );
 
 async function writePrivate(file: string, text: string): Promise<void> {
   await writeFile(file, text, { mode: 0o600 });
@@ -63,11 +68,14 @@ async function writePrivate(file: string, text: string): Promise<void> {
 /** The board's own config, as a board keeps it: what is in FS, or the credentials on a first start. */
 async function readBoardConfig(fsDir: string): Promise<Record<string, unknown> | null> {
   const file = path.join(fsDir, CONFIG_PATH);
-  if (!await exists(file)) return null;
+  if (!(await exists(file))) return null;
   try {
     return JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
   } catch (error) {
-    fail(`the board's settings ${file} are not JSON (${error instanceof Error ? error.message : String(error)}): remove the file to start from the credentials again`, 1);
+    fail(
+      `the board's settings ${file} are not JSON (${error instanceof Error ? error.message : String(error)}): remove the file to start from the credentials again`,
+      1,
+    );
   }
 }
 
@@ -86,20 +94,24 @@ async function sayBye(config: Record<string, unknown>): Promise<void> {
   }
 }
 
-interface RunningBoard { stop(): Promise<void> }
+interface RunningBoard {
+  stop(): Promise<void>;
+}
 
 async function startReference(credentials: BoardCredentials, fsDir: string): Promise<RunningBoard> {
   const configFile = path.join(fsDir, CONFIG_PATH);
   const saved = await readBoardConfig(fsDir);
   // A config saved under another id belongs to an earlier enrollment: the credentials win.
-  const config = saved?.id === credentials.id ? { ...credentials, ...saved } as BoardCredentials : credentials;
+  const config = saved?.id === credentials.id ? ({ ...credentials, ...saved } as BoardCredentials) : credentials;
   if (config === credentials) await writePrivate(configFile, JSON.stringify(credentials));
   // An interpreter of its own, whose `/` is FS: exec'd code sees the board's files, and
   // finds what it wrote after a power cut, as on a real board.
   const interpreter = new MicroPythonInterpreter({ filesDir: fsDir, onLog: (level, message) => level !== 'debug' && log(`interpreter: ${message}`) });
   await interpreter.start();
   const board = new ReferenceBoard({
-    credentials: config, fs: new HostFolderFs(fsDir), interpreter,
+    credentials: config,
+    fs: new HostFolderFs(fsDir),
+    interpreter,
     saveConfig: (changed) => writePrivate(configFile, JSON.stringify(changed)),
   });
   board.on('connected', () => log('connected'));
@@ -115,12 +127,14 @@ async function startReference(credentials: BoardCredentials, fsDir: string): Pro
 }
 
 async function startMicroPython(credentials: BoardCredentials, fsDir: string): Promise<RunningBoard> {
-  if (await readBoardConfig(fsDir) === null) {
+  if ((await readBoardConfig(fsDir)) === null) {
     log(`first start: writing what provisioning writes into ${fsDir}`);
     await provisionFolder(fsDir, credentials, { host: credentials.server, port: credentials.port });
   }
   const board = new MicroPythonBoard({
-    label: credentials.name, folder: fsDir, wifi: LAB_WIFI,
+    label: credentials.name,
+    folder: fsDir,
+    wifi: LAB_WIFI,
     onLog: (level, message) => level !== 'debug' && log(message),
   });
   board.on('stdout', (text) => process.stdout.write(text));
@@ -151,7 +165,13 @@ if (!KINDS.includes(values.kind as Kind)) fail(`--kind must be one of ${KINDS.jo
 if (positionals.length !== 2) fail(`expected CREDS and FS, got ${positionals.length} argument(s)\n${USAGE}`);
 const [credsFile, fsArg] = positionals as [string, string];
 const fsDir = path.resolve(fsArg);
-if (!(await stat(fsDir).then((info) => info.isDirectory(), () => false))) fail(`FS ${fsDir} is not a folder: create it first`);
+if (
+  !(await stat(fsDir).then(
+    (info) => info.isDirectory(),
+    () => false,
+  ))
+)
+  fail(`FS ${fsDir} is not a folder: create it first`);
 const credentials = await readCredentials(credsFile);
 const kind = values.kind as Kind;
 const board = kind === 'reference' ? await startReference(credentials, fsDir) : await startMicroPython(credentials, fsDir);

@@ -18,7 +18,12 @@ const LAB = fileURLToPath(new URL('../../../dist/test/lab/cli/esp8266.js', impor
 /** Generous: it stops in well under 2 s; this only tells "stopped" from "hangs". */
 const EXIT_WAIT_MS = 10_000;
 
-interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 describe('lab:esp8266', () => {
   const tmpDirs: string[] = [];
@@ -81,7 +86,7 @@ describe('lab:esp8266', () => {
       makeEsp8266Image({ size: 64 * 1024 }).copy(flash, 0);
       await writeFile(path.join(dir, 'flash.bin'), flash);
       const micropython = await start(['--adapter', 'auto', '--dir', dir]);
-      await waitFor(() => existsSync(path.join(dir, 'fs', 'boot.py')), 20_000, 'MicroPython\'s first boot');
+      await waitFor(() => existsSync(path.join(dir, 'fs', 'boot.py')), 20_000, "MicroPython's first boot");
       expect((await stopWith(micropython, signal, 'running MicroPython')).code).toBe(0);
 
       // Still loading: whether the signal lands before or after it set up its handlers, it ends.

@@ -25,7 +25,8 @@ import { Rfc2217Link } from '../rfc2217-link.js';
 import { ADAPTER_MODELS, type AdapterModel } from '../esp8266/reset-circuit.js';
 import { LAB_WIFI } from '../../../electron/manager/virtual/micropython-fleet.js';
 
-const USAGE = 'usage: npm run lab:esp8266 -- [--adapter auto|unwired|none] [--link PATH (adapter none)] [--port N (auto, unwired)]\n' +
+const USAGE =
+  'usage: npm run lab:esp8266 -- [--adapter auto|unwired|none] [--link PATH (adapter none)] [--port N (auto, unwired)]\n' +
   '                            [--needs-mode dio|dout] [--dir DIR] [--boot download|flash] [--chip esp8266|esp8285] [--silent-boots N]\n';
 const HELP = `Runs a simulated ESP8266 until Ctrl-C: its ROM bootloader, and once flashed MicroPython with its REPL.
 
@@ -44,11 +45,19 @@ Keys while it runs: b + Enter = hold BOOT and press RESET (download mode), r + E
 `;
 let parsed;
 try {
-  parsed = parseArgs({ options: {
-    link: { type: 'string' }, 'needs-mode': { type: 'string' }, dir: { type: 'string' }, boot: { type: 'string' },
-    adapter: { type: 'string', default: 'none' }, port: { type: 'string' }, chip: { type: 'string', default: 'esp8266' },
-    'silent-boots': { type: 'string', default: '0' }, help: { type: 'boolean', short: 'h' },
-  } });
+  parsed = parseArgs({
+    options: {
+      link: { type: 'string' },
+      'needs-mode': { type: 'string' },
+      dir: { type: 'string' },
+      boot: { type: 'string' },
+      adapter: { type: 'string', default: 'none' },
+      port: { type: 'string' },
+      chip: { type: 'string', default: 'esp8266' },
+      'silent-boots': { type: 'string', default: '0' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
 } catch (error) {
   process.stderr.write(`${(error as Error).message}\n${USAGE}`);
   process.exit(2);
@@ -61,9 +70,15 @@ if (values.help) {
 const silentBoots = Number(values['silent-boots']);
 const needsMode = values['needs-mode'] as 'dio' | 'dout' | undefined;
 const adapter = values.adapter as AdapterModel;
-if ((adapter === 'none' && !values.link) || !ADAPTER_MODELS.includes(adapter) || (needsMode && !['dio', 'dout', 'qio', 'qout'].includes(needsMode))
-  || (values.boot && !['download', 'flash'].includes(values.boot)) || !['esp8266', 'esp8285'].includes(values.chip)
-  || !Number.isInteger(silentBoots) || silentBoots < 0) {
+if (
+  (adapter === 'none' && !values.link) ||
+  !ADAPTER_MODELS.includes(adapter) ||
+  (needsMode && !['dio', 'dout', 'qio', 'qout'].includes(needsMode)) ||
+  (values.boot && !['download', 'flash'].includes(values.boot)) ||
+  !['esp8266', 'esp8285'].includes(values.chip) ||
+  !Number.isInteger(silentBoots) ||
+  silentBoots < 0
+) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
@@ -87,29 +102,43 @@ const stop = () => {
     removeTempFolder();
     process.exit(1);
   }, STOP_MS).unref();
-  void (unplug?.() ?? Promise.resolve()).catch((error: Error) => process.stderr.write(`while unplugging: ${error.message}\n`)).then(() => {
-    removeTempFolder();
-    process.stdout.write('unplugged\n');
-    process.exit(0);
-  });
+  void (unplug?.() ?? Promise.resolve())
+    .catch((error: Error) => process.stderr.write(`while unplugging: ${error.message}\n`))
+    .then(() => {
+      removeTempFolder();
+      process.stdout.write('unplugged\n');
+      process.exit(0);
+    });
 };
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
 
 // Made and noted in one step: a signal cannot come in between and leave it behind.
 const folder = values.dir ?? (tempFolder = mkdtempSync(path.join(os.tmpdir(), 'cm-esp8266-')));
-const link = adapter === 'none' ? values.link! : await Rfc2217Link.open({ baud: 115_200, port: values.port ? Number(values.port) : 0 }).catch((error: NodeJS.ErrnoException) => {
-  process.stderr.write(error.code === 'EADDRINUSE' ? `port ${values.port} is in use (another lab board?): choose another with --port\n` : `cannot serve the board: ${error.message}\n`);
-  removeTempFolder();
-  process.exit(1);
-});
+const link =
+  adapter === 'none'
+    ? values.link!
+    : await Rfc2217Link.open({ baud: 115_200, port: values.port ? Number(values.port) : 0 }).catch((error: NodeJS.ErrnoException) => {
+        process.stderr.write(
+          error.code === 'EADDRINUSE'
+            ? `port ${values.port} is in use (another lab board?): choose another with --port\n`
+            : `cannot serve the board: ${error.message}\n`,
+        );
+        removeTempFolder();
+        process.exit(1);
+      });
 // The RFC 2217 server is ours, not the board's: without closing it the process stays.
 unplug = async () => {
   if (typeof link !== 'string') await link.close();
 };
-const chip = values.chip === 'esp8285' ? 'ESP8285' as const : 'ESP8266' as const;
+const chip = values.chip === 'esp8285' ? ('ESP8285' as const) : ('ESP8266' as const);
 const board = new SimulatedEsp8266({
-  folder, link, needsMode, adapter, chip, silentBoots,
+  folder,
+  link,
+  needsMode,
+  adapter,
+  chip,
+  silentBoots,
   onLog: (level, message) => {
     if (level !== 'debug') process.stderr.write(`[board] ${message}\n`);
   },
@@ -120,10 +149,17 @@ unplug = async () => {
 };
 const boot = (values.boot as 'download' | 'flash' | undefined) ?? (adapter === 'none' ? 'download' : 'flash');
 await board.powerOn(boot);
-const adapterText = adapter === 'auto' ? 'auto-reset adapter (DTR/RTS reset it)' : adapter === 'unwired' ? 'adapter with DTR/RTS unwired (buttons only)' : 'adapter without modem lines';
-process.stdout.write(`Simulated ${chip} on ${board.path} — ${adapterText} (flash and files in ${folder}), in ${boot === 'flash' ? 'its firmware' : 'download mode'}.\n` +
-  `Its wifi: network ${JSON.stringify(LAB_WIFI.ssid)}, password ${JSON.stringify(LAB_WIFI.password)} (any other fails to join, like a real one).\n` +
-  'Keys: b + Enter = hold BOOT and press RESET (download mode), r + Enter = RESET, Ctrl-C = unplug.\n');
+const adapterText =
+  adapter === 'auto'
+    ? 'auto-reset adapter (DTR/RTS reset it)'
+    : adapter === 'unwired'
+      ? 'adapter with DTR/RTS unwired (buttons only)'
+      : 'adapter without modem lines';
+process.stdout.write(
+  `Simulated ${chip} on ${board.path} — ${adapterText} (flash and files in ${folder}), in ${boot === 'flash' ? 'its firmware' : 'download mode'}.\n` +
+    `Its wifi: network ${JSON.stringify(LAB_WIFI.ssid)}, password ${JSON.stringify(LAB_WIFI.password)} (any other fails to join, like a real one).\n` +
+    'Keys: b + Enter = hold BOOT and press RESET (download mode), r + Enter = RESET, Ctrl-C = unplug.\n',
+);
 const keys = readline.createInterface({ input: process.stdin });
 keys.on('line', (line) => {
   if (line.trim() === 'b') void board.rom.pressBootAndReset().then(() => process.stdout.write('download mode\n'));

@@ -117,12 +117,11 @@ export function romLoadLog(image: BootImage): string {
     const room = Math.max(0, 16 - 8 * index);
     text += `load ${hex(segment.address, 8)}, len ${segment.length}, room ${room} \r\ntail ${segment.length % 16}\r\nchksum ${hex(segment.checksum, 2)}\r\n`;
   });
-  const stored = image.valid ? image.checksum : image.storedChecksum ?? 0;
+  const stored = image.valid ? image.checksum : (image.storedChecksum ?? 0);
   return `${text}csum ${hex(stored & 0xff, 2)}\r\n`;
 }
 
-export const MICROPYTHON_BANNER =
-  'MicroPython v1.27.0 on 2025-12-09; ESP module with ESP8266\r\nType "help()" for more information.\r\n>>> ';
+export const MICROPYTHON_BANNER = 'MicroPython v1.27.0 on 2025-12-09; ESP module with ESP8266\r\nType "help()" for more information.\r\n>>> ';
 
 /** The banner of a build whose first line (as compiled into the image) is `firstLine`. */
 export function micropythonBanner(firstLine: string): string {

@@ -58,7 +58,9 @@ it('esp-web-flasher (an independent implementation) writes the same flash as esp
   expect(progress).toBe(image.length);
   const compressed = Number(/Compressed Size: (\d+)/.exec(messages.join('\n'))?.[1]);
   const limitMs = (compressed * 10 * 1000) / 115200;
-  console.info(`esp-web-flasher @115200: ${image.length} bytes (${compressed} compressed) in ${writeMs} ms; wire limit ${limitMs.toFixed(0)} ms (${(writeMs / limitMs).toFixed(2)}×)`);
+  console.info(
+    `esp-web-flasher @115200: ${image.length} bytes (${compressed} compressed) in ${writeMs} ms; wire limit ${limitMs.toFixed(0)} ms (${(writeMs / limitMs).toFixed(2)}×)`,
+  );
   expect(writeMs).toBeGreaterThan(limitMs); // paced by the line (its speed: npm run bench:flash)
   console.info(`esp-web-flasher → ESP8266 commands: ${commandSummary(sim.commandLog)}`);
 

@@ -69,7 +69,17 @@
  */
 import { EventEmitter } from 'node:events';
 import { PtyLink, type SerialLink } from '../pty-link.js';
-import { fatalExceptionText, FIRMWARE_BAUD, flashModeWorks, inspectBootImage, romBanner, romLoadLog, ROM_BOOT_BAUD, type BootImage, type FlashMode } from './boot-console.js';
+import {
+  fatalExceptionText,
+  FIRMWARE_BAUD,
+  flashModeWorks,
+  inspectBootImage,
+  romBanner,
+  romLoadLog,
+  ROM_BOOT_BAUD,
+  type BootImage,
+  type FlashMode,
+} from './boot-console.js';
 import { ChipRegisters, UART_CLOCK_HZ } from './chip-registers.js';
 import { ResetCircuit, type AdapterModel } from './reset-circuit.js';
 import { FlasherStub } from './flasher-stub.js';
@@ -127,7 +137,11 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     });
     const esp8285 = chip === 'ESP8285';
     this.needsMode = options.needsMode ?? (esp8285 ? 'dout' : undefined);
-    this.flash = new FlashChip({ path: options.flashImagePath, sizeBytes: options.flashSizeBytes ?? (esp8285 ? 1 << 20 : undefined), jedecId: options.flashJedecId });
+    this.flash = new FlashChip({
+      path: options.flashImagePath,
+      sizeBytes: options.flashSizeBytes ?? (esp8285 ? 1 << 20 : undefined),
+      jedecId: options.flashJedecId,
+    });
     this.uart = new SimUart(() => this.link, FIRMWARE_BAUD);
     const registers = new ChipRegisters({ chip, flash: this.flash, mac: options.mac, uartBaud: () => this.uart.rate });
     const timing: FlashTiming = { ...W25Q32_TIMING, ...options.flashTiming };
@@ -162,7 +176,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
 
   /** Who answers in download mode: the ROM loader or the uploaded stub. */
   get loaderKind(): 'rom' | 'stub' | null {
-    return this.stateValue === 'download' ? this.loader?.kind ?? null : null;
+    return this.stateValue === 'download' ? (this.loader?.kind ?? null) : null;
   }
 
   /** The chip's UART rate now (the stub's may be off the asked-for rate by its divider's rounding). */
@@ -465,10 +479,13 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   private wait(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const entry = {
-        timer: setTimeout(() => {
-          this.waits.delete(entry);
-          resolve();
-        }, Math.max(0, ms)),
+        timer: setTimeout(
+          () => {
+            this.waits.delete(entry);
+            resolve();
+          },
+          Math.max(0, ms),
+        ),
         resolve,
       };
       this.waits.add(entry);
@@ -486,4 +503,3 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     if (this.listenerCount('fault') > 0) this.emit('fault', error);
   }
 }
-

@@ -35,7 +35,9 @@ it('writes at 115200 (no baud change), no faster than the wire allows', async ()
 
   const compressed = Number(/Compressed \d+ bytes to (\d+)/.exec(log.join('\n'))?.[1]);
   const limitMs = (compressed * 10 * 1000) / 115200;
-  console.info(`esptool-js @115200: ${image.length} bytes (${compressed} compressed) written+verified in ${writeMs} ms; wire limit ${limitMs.toFixed(0)} ms (${(writeMs / limitMs).toFixed(2)}×)`);
+  console.info(
+    `esptool-js @115200: ${image.length} bytes (${compressed} compressed) written+verified in ${writeMs} ms; wire limit ${limitMs.toFixed(0)} ms (${(writeMs / limitMs).toFixed(2)}×)`,
+  );
   expect(writeMs).toBeGreaterThan(limitMs);
   expect(sim.internalErrors).toEqual([]);
 });

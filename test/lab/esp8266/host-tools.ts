@@ -118,7 +118,7 @@ export async function readFromPort(port: WebSerialPort, ms: number, until?: (rec
 export function commandSummary(log: readonly CommandLogEntry[]): string {
   const names = log.map((entry) => `${entry.loader === 'stub' ? 'stub:' : ''}${entry.name}`);
   const out: string[] = [];
-  for (let i = 0; i < names.length; ) {
+  for (let i = 0; i < names.length;) {
     let j = i;
     while (j < names.length && names[j] === names[i]) j++;
     out.push(j - i > 1 ? `${names[i]}×${j - i}` : names[i]!);

@@ -43,7 +43,9 @@ it('first boot on a blank area: "Performing initial setup", a LittleFS superbloc
   const { sim, port } = await board('GENERIC', 4 << 20);
   await sim.pressReset();
   const first = text(await readFromPort(port, 20_000, (bytes) => bytes.includes('>>> ')));
-  expect(first).toMatch(/Performing initial setup\r\nMicroPython v1\.27\.0 on 2025-12-09; ESP module with ESP8266\r\nType "help\(\)" for more information\.\r\n>>> $/);
+  expect(first).toMatch(
+    /Performing initial setup\r\nMicroPython v1\.27\.0 on 2025-12-09; ESP module with ESP8266\r\nType "help\(\)" for more information\.\r\n>>> $/,
+  );
   expect(fileSystemState(sim.flash, 256)).toBe('littlefs');
   await sim.pressReset();
   const second = text(await readFromPort(port, 20_000, (bytes) => bytes.includes('>>> ')));
@@ -54,7 +56,8 @@ it('first boot on a blank area: "Performing initial setup", a LittleFS superbloc
 it('foreign data where the file system goes: the corrupt message every 3 s until Ctrl-C, then the REPL (FLASH_1M on 1 MB)', async () => {
   const { sim, port } = await board('FLASH_1M', 1 << 20, { at: 0x99000, bytes: Buffer.from('NodeMCU SPIFFS was here, not MicroPython') });
   await sim.pressReset();
-  const message = 'The filesystem starting at sector 153 with size 98 sectors looks corrupt.\r\n' +
+  const message =
+    'The filesystem starting at sector 153 with size 98 sectors looks corrupt.\r\n' +
     'You may want to make a flash snapshot and try to recover it. Otherwise,\r\n' +
     'format it with vfs.VfsLfs2.mkfs(bdev), or completely erase the flash and\r\n' +
     'reprogram MicroPython.\r\n\r\n';

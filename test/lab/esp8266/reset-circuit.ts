@@ -20,7 +20,10 @@ export type AdapterModel = 'auto' | 'unwired' | 'none';
 export const ADAPTER_MODELS: readonly AdapterModel[] = ['auto', 'unwired', 'none'];
 
 /** High (true) or low (false) pin levels. */
-export interface ChipPins { en: boolean; io0: boolean }
+export interface ChipPins {
+  en: boolean;
+  io0: boolean;
+}
 
 export const STRAP_DELAY_MS = 5;
 

@@ -31,7 +31,13 @@ const u32 = (...values: number[]) => {
   return out;
 };
 const dataBlock = (seq: number, payload: Buffer) => Buffer.concat([u32(payload.length, seq, 0, 0), payload]);
-const response = (packet: Buffer) => ({ direction: packet[0], op: packet[1], size: packet.readUInt16LE(2), value: packet.readUInt32LE(4), data: packet.subarray(8) });
+const response = (packet: Buffer) => ({
+  direction: packet[0],
+  op: packet[1],
+  size: packet.readUInt16LE(2),
+  value: packet.readUInt32LE(4),
+  data: packet.subarray(8),
+});
 const only = (result: LoaderResult) => {
   expect(result.replies).toHaveLength(1);
   return response(result.replies[0]!);
@@ -50,7 +56,8 @@ describe('ESP8266 ROM loader', () => {
     const rom = new RomLoader(await context());
     const result = rom.handle(buildCommand(Op.SYNC, SYNC_PAYLOAD));
     expect(result.replies).toHaveLength(8);
-    for (const reply of result.replies) expect(response(reply)).toEqual({ direction: 1, op: Op.SYNC, size: 2, value: ROM_SYNC_VALUE, data: Buffer.from([0, 0]) });
+    for (const reply of result.replies)
+      expect(response(reply)).toEqual({ direction: 1, op: Op.SYNC, size: 2, value: ROM_SYNC_VALUE, data: Buffer.from([0, 0]) });
     const garbled = Buffer.from(SYNC_PAYLOAD);
     garbled[10] = 0x54;
     expect(rom.handle(buildCommand(Op.SYNC, garbled)).replies).toEqual([]);
@@ -117,7 +124,10 @@ describe('flasher stub', () => {
     expect(sync.replies).toHaveLength(8);
     expect(response(sync.replies[0]!)).toMatchObject({ value: 0, data: Buffer.from([0, 0]) });
     expect(only(await stub.handle(buildCommand(Op.READ_REG, u32(0x40001000))))).toMatchObject({ value: 0xfff0c101, data: Buffer.from([0, 0]) });
-    expect(only(await stub.handle(buildCommand(Op.GET_SECURITY_INFO)))).toMatchObject({ op: Op.GET_SECURITY_INFO, data: Buffer.from([StubError.CMD_NOT_IMPLEMENTED, 0]) });
+    expect(only(await stub.handle(buildCommand(Op.GET_SECURITY_INFO)))).toMatchObject({
+      op: Op.GET_SECURITY_INFO,
+      data: Buffer.from([StubError.CMD_NOT_IMPLEMENTED, 0]),
+    });
     // The new UART divider comes from the current one (52 MHz / 115200 = 451) × old ÷ new.
     const baud = await stub.handle(buildCommand(Op.CHANGE_BAUDRATE, u32(460800, 115200)));
     expect(baud.then).toEqual({ kind: 'set-baud', baud: 460800, divider: 112 });
@@ -174,9 +184,13 @@ describe('flasher stub', () => {
     expect(second.work).toBeUndefined();
     expect(only(await stub.handle(buildCommand(Op.FLASH_END, u32(1)))).data).toEqual(Buffer.from([StubError.NOT_ENOUGH_DATA, 0]));
     await stub.handle(buildCommand(Op.FLASH_BEGIN, u32(0x1000, 1, 0x1000, 0)));
-    expect(only(await stub.handle(buildCommand(Op.FLASH_DATA, dataBlock(0, payload), 0)))).toMatchObject({ data: Buffer.from([StubError.BAD_DATA_CHECKSUM, 0]) });
+    expect(only(await stub.handle(buildCommand(Op.FLASH_DATA, dataBlock(0, payload), 0)))).toMatchObject({
+      data: Buffer.from([StubError.BAD_DATA_CHECKSUM, 0]),
+    });
     const fresh = new FlasherStub(ctx);
-    expect(only(await fresh.handle(buildCommand(Op.FLASH_DATA, dataBlock(0, payload), dataChecksum(payload))))).toMatchObject({ data: Buffer.from([StubError.NOT_IN_FLASH_MODE, 0]) });
+    expect(only(await fresh.handle(buildCommand(Op.FLASH_DATA, dataBlock(0, payload), dataChecksum(payload))))).toMatchObject({
+      data: Buffer.from([StubError.NOT_IN_FLASH_MODE, 0]),
+    });
   });
 
   it('READ_FLASH streams packets, waits for acks, ends with the MD5', async () => {

@@ -26,7 +26,12 @@ describe('listSerialPorts', () => {
     const link = await pty();
     // Both ways of listing: whichever this machine uses by default, and sysfs explicitly.
     const viaSysfs = await listSerialPorts({ extraPaths: [link.path], preferSysfs: true });
-    expect(viaSysfs.find((port) => port.path === link.path)).toEqual({ path: link.path, adapter: 'pty', friendlyName: 'Virtual serial port (tty)', likelyEsp: false });
+    expect(viaSysfs.find((port) => port.path === link.path)).toEqual({
+      path: link.path,
+      adapter: 'pty',
+      friendlyName: 'Virtual serial port (tty)',
+      likelyEsp: false,
+    });
     const ports = await listSerialPorts({ extraPaths: [link.path, '/nonexistent/tty'] });
     const found = ports.find((port) => port.path === link.path);
     expect(found).toEqual({ path: link.path, adapter: 'pty', friendlyName: 'Virtual serial port (tty)', likelyEsp: false });
@@ -50,12 +55,20 @@ describe('listSerialPorts', () => {
       await writeFile(path.join(dev, tty), '');
     };
     await mkdir(path.join(dev, 'serial/by-id'), { recursive: true });
-    await usbDevice('1-1', { idVendor: '10c4', idProduct: 'ea60', serial: '0001', manufacturer: 'Silicon Labs', product: 'CP2102 USB to UART Bridge Controller' }, 'ttyUSB0', 'cp210x');
+    await usbDevice(
+      '1-1',
+      { idVendor: '10c4', idProduct: 'ea60', serial: '0001', manufacturer: 'Silicon Labs', product: 'CP2102 USB to UART Bridge Controller' },
+      'ttyUSB0',
+      'cp210x',
+    );
     await usbDevice('1-2', { idVendor: '1a86', idProduct: '7523', product: 'USB Serial' }, 'ttyUSB1', 'ch341');
     await usbDevice('1-3', { idVendor: '303a', idProduct: '1001', manufacturer: 'Espressif' }, 'ttyACM0', 'cdc_acm');
     await symlink('../../ttyUSB0', path.join(dev, 'serial/by-id/usb-Silicon_Labs_CP2102_0001-if00-port0'));
     // A UART the kernel probed but found absent (type 0), one that exists, a virtual console.
-    for (const [name, type] of [['ttyS0', '0'], ['ttyS1', '4']] as const) {
+    for (const [name, type] of [
+      ['ttyS0', '0'],
+      ['ttyS1', '4'],
+    ] as const) {
       await mkdir(path.join(sys, 'devices/platform/serial8250/tty', name), { recursive: true });
       await mkdir(path.join(sys, 'class/tty', name), { recursive: true });
       await symlink(path.join(sys, 'devices/platform/serial8250/tty', name), path.join(sys, 'class/tty', name, 'device'));

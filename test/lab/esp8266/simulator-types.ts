@@ -64,8 +64,7 @@ export interface CommandLogEntry {
 }
 
 export type BootOutcome =
-  | { mode: 'download' }
-  | { mode: 'flash'; result: 'firmware' | 'wrong-flash-mode' | 'no-image' | 'bad-checksum' | 'hung'; image: BootImage };
+  { mode: 'download' } | { mode: 'flash'; result: 'firmware' | 'wrong-flash-mode' | 'no-image' | 'bad-checksum' | 'hung'; image: BootImage };
 
 export interface SimulatorEvents {
   state: [state: SimulatorState];
@@ -79,4 +78,3 @@ export interface SimulatorEvents {
   /** A bug in the simulator itself (kept in `internalErrors` too). */
   fault: [error: unknown];
 }
-

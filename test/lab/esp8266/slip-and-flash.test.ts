@@ -25,7 +25,13 @@ describe('SLIP', () => {
   it('decodes frames split anywhere, skips noise and empty frames, drops a frame with a bad escape', () => {
     const a = Buffer.from([1, 0xc0, 2, 0xdb]);
     const b = Buffer.from([3, 4]);
-    const stream = Buffer.concat([Buffer.from('boot noise'), slipEncode(a), Buffer.from([0xc0, 0xc0]), Buffer.from([0xc0, 9, 0xdb, 0x01, 9, 0xc0]), slipEncode(b)]);
+    const stream = Buffer.concat([
+      Buffer.from('boot noise'),
+      slipEncode(a),
+      Buffer.from([0xc0, 0xc0]),
+      Buffer.from([0xc0, 9, 0xdb, 0x01, 9, 0xc0]),
+      slipEncode(b),
+    ]);
     for (const step of [1, 3, 7, stream.length]) {
       const decoder = new SlipDecoder();
       const frames: Buffer[] = [];
@@ -56,7 +62,9 @@ describe('flash chip', () => {
     expect(chip.erase(0x1000, 1)).toBe(1);
     expect([...chip.read(0x1000, 3)]).toEqual([0xff, 0xff, 0xff]);
     chip.program(0x2000, Buffer.from('hello'));
-    const expected = createHash('md5').update(Buffer.concat([Buffer.from('hello'), Buffer.alloc(0x3000 - 5, 0xff)])).digest();
+    const expected = createHash('md5')
+      .update(Buffer.concat([Buffer.from('hello'), Buffer.alloc(0x3000 - 5, 0xff)]))
+      .digest();
     expect(chip.md5(0x2000, 0x3000)).toEqual(expected);
     expect(() => chip.erase(0x1001, 10)).toThrow(FlashRangeError);
     expect(() => chip.program(chip.size - 2, Buffer.alloc(4))).toThrow(FlashRangeError);

@@ -35,7 +35,10 @@ async function board(flashMode: FlashMode, options: Partial<ConstructorParameter
   await writeFile(flashImagePath, flash);
   const link = await Rfc2217Link.open({ baud: 115_200 });
   const sim = new Esp8266Simulator({ flashImagePath, link, flashTiming: FAST_FLASH_TIMING, ...options });
-  cleanups.push(() => link.close(), () => sim.close());
+  cleanups.push(
+    () => link.close(),
+    () => sim.close(),
+  );
   await sim.powerOn({ bootMode: 'download' });
   return { sim, link };
 }

@@ -46,7 +46,10 @@ export class SimUart {
   /** Where a host following the protocol would be (used when the link cannot tell). */
   private assumed = 115_200;
 
-  constructor(private readonly link: () => SerialLink | undefined, initialRate: number) {
+  constructor(
+    private readonly link: () => SerialLink | undefined,
+    initialRate: number,
+  ) {
     this.chipRate = initialRate;
   }
 

@@ -63,7 +63,9 @@ describe('MicroPython REPL simulator', () => {
     host.write('print(i)\r\r');
     expect(await host.take(/1\r\n>>> /)).toBe('print(i)\r\n...     \r\n0\r\n1\r\n>>> ');
     host.write('1/0\r');
-    expect(await host.take(/>>> $/)).toBe('1/0\r\nTraceback (most recent call last):\r\n  File "<stdin>", line 1, in <module>\r\nZeroDivisionError: divide by zero\r\n>>> ');
+    expect(await host.take(/>>> $/)).toBe(
+      '1/0\r\nTraceback (most recent call last):\r\n  File "<stdin>", line 1, in <module>\r\nZeroDivisionError: divide by zero\r\n>>> ',
+    );
     host.write('abc\x03');
     expect(await host.take('>>> ')).toBe('abc\r\n>>> ');
     host.write('\x02');
@@ -77,7 +79,9 @@ describe('MicroPython REPL simulator', () => {
     host.write('\r\x01');
     expect(await host.take(RAW)).toBe(`\r\n>>> \r\n${RAW}`);
     host.write('print("out")\nraise ValueError("bad")\x04');
-    expect(await host.take(/\x04>$/)).toBe('OKout\r\n\x04Traceback (most recent call last):\r\n  File "<stdin>", line 2, in <module>\r\nValueError: bad\r\n\x04>');
+    expect(await host.take(/\x04>$/)).toBe(
+      'OKout\r\n\x04Traceback (most recent call last):\r\n  File "<stdin>", line 2, in <module>\r\nValueError: bad\r\n\x04>',
+    );
     host.write('print("dropped")\x03print(2)\x04');
     expect(await host.take(/\x04>$/)).toBe('OK2\r\n\x04\x04>');
     host.write('\x02');
@@ -109,7 +113,7 @@ describe('MicroPython REPL simulator', () => {
     expect(lab.repl.stats.creditViolations).toBe(0);
   });
 
-  it('raw-paste ends early at a syntax error, as the board\'s compiler does: \\x04, input dropped until the host\'s \\x04, then the error', async () => {
+  it("raw-paste ends early at a syntax error, as the board's compiler does: \\x04, input dropped until the host's \\x04, then the error", async () => {
     const { lab, host } = await inRawPaste();
     // Line 2 cannot be mended by anything after it; 2.4 KB follow.
     const code = `x = 1\ny = = 2\n${'z = 3\n'.repeat(400)}`;
@@ -186,7 +190,9 @@ describe('MicroPython REPL simulator', () => {
     expect(lab.repl.stats.overruns).toBe(45);
     // Exactly those 255 made it: they are the next line.
     host.write('\r');
-    expect(await host.take(/>>> $/)).toBe(`\r\nTraceback (most recent call last):\r\n  File "<stdin>", line 1, in <module>\r\nNameError: name '${'x'.repeat(255)}' isn't defined\r\n>>> `);
+    expect(await host.take(/>>> $/)).toBe(
+      `\r\nTraceback (most recent call last):\r\n  File "<stdin>", line 1, in <module>\r\nNameError: name '${'x'.repeat(255)}' isn't defined\r\n>>> `,
+    );
   });
 
   it('Ctrl-C interrupts main.py (asleep) with a KeyboardInterrupt traceback, then the REPL', async () => {

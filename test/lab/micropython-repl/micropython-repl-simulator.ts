@@ -230,11 +230,19 @@ export class MicroPythonReplSimulator {
     while (!this.busy && this.mode !== 'program' && this.mode !== 'off' && this.queue.length > 0) {
       const c = this.queue.shift()!;
       switch (this.mode) {
-        case 'friendly': this.friendlyByte(c); break;
-        case 'paste-mode': this.pasteModeByte(c); break;
-        case 'raw': this.rawByte(c); break;
+        case 'friendly':
+          this.friendlyByte(c);
+          break;
+        case 'paste-mode':
+          this.pasteModeByte(c);
+          break;
+        case 'raw':
+          this.rawByte(c);
+          break;
         case 'raw-paste':
-        case 'raw-paste-ended': this.pasteByte(c); break;
+        case 'raw-paste-ended':
+          this.pasteByte(c);
+          break;
       }
     }
   }
@@ -386,35 +394,41 @@ export class MicroPythonReplSimulator {
   private execute(source: string, from: 'friendly' | 'paste-mode' | 'raw' | 'raw-paste'): void {
     this.busy = 'exec';
     this.stats.execs++;
-    void this.board.run(source, { single: from === 'friendly' }).then((result) => {
-      if (this.closed) return;
-      // The code reset the board (machine.reset()): nothing more comes from this REPL; it
-      // restarts once the board has booted again.
-      if (this.board.mode === undefined) return;
-      this.busy = undefined;
-      // One UART: what the code printed to stdout and stderr comes out in order; the raw
-      // REPL sends only the traceback after the first \x04.
-      const printed = result.console ?? result.stdout;
-      const traceback = result.error === undefined || result.systemExit ? '' : (result.traceback ?? result.stderr) || `${result.error}\n`;
-      if (from === 'raw' || from === 'raw-paste') {
-        this.write(`${cook(printed)}\x04${cook(traceback)}\x04`);
-        if (result.systemExit) return void this.softReset(false);
-        this.write('>');
-      } else {
-        this.write(cook(printed + traceback));
-        if (result.systemExit) return void this.softReset(true);
-        this.prompt();
-      }
-      this.pump();
-    }, (error: unknown) => this.fail(error));
+    void this.board.run(source, { single: from === 'friendly' }).then(
+      (result) => {
+        if (this.closed) return;
+        // The code reset the board (machine.reset()): nothing more comes from this REPL; it
+        // restarts once the board has booted again.
+        if (this.board.mode === undefined) return;
+        this.busy = undefined;
+        // One UART: what the code printed to stdout and stderr comes out in order; the raw
+        // REPL sends only the traceback after the first \x04.
+        const printed = result.console ?? result.stdout;
+        const traceback = result.error === undefined || result.systemExit ? '' : (result.traceback ?? result.stderr) || `${result.error}\n`;
+        if (from === 'raw' || from === 'raw-paste') {
+          this.write(`${cook(printed)}\x04${cook(traceback)}\x04`);
+          if (result.systemExit) return void this.softReset(false);
+          this.write('>');
+        } else {
+          this.write(cook(printed + traceback));
+          if (result.systemExit) return void this.softReset(true);
+          this.prompt();
+        }
+        this.pump();
+      },
+      (error: unknown) => this.fail(error),
+    );
   }
 
   private interruptBoard(): void {
     if (this.interrupting) return;
     this.interrupting = true;
-    this.board.interrupt().catch((error: unknown) => this.fail(error)).finally(() => {
-      this.interrupting = false;
-    });
+    this.board
+      .interrupt()
+      .catch((error: unknown) => this.fail(error))
+      .finally(() => {
+        this.interrupting = false;
+      });
   }
 
   /** Ctrl-D: `MPY: soft reboot`, boot.py (and main.py in the friendly REPL), then the REPL. */

@@ -40,8 +40,15 @@ export class HostTerminal {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const text = this.text;
-      const match = typeof expected === 'string' ? (text.includes(expected) ? { index: text.indexOf(expected), length: expected.length } : undefined)
-        : (() => { const m = expected.exec(text); return m ? { index: m.index, length: m[0].length } : undefined; })();
+      const match =
+        typeof expected === 'string'
+          ? text.includes(expected)
+            ? { index: text.indexOf(expected), length: expected.length }
+            : undefined
+          : (() => {
+              const m = expected.exec(text);
+              return m ? { index: m.index, length: m[0].length } : undefined;
+            })();
       if (match) {
         const upTo = match.index + match.length;
         this.mark += Buffer.byteLength(text.slice(0, upTo), 'latin1');
@@ -83,7 +90,7 @@ export async function makeReplLab(
   files: Record<string, string | Buffer> = {},
   options: { board?: Partial<MicroPythonBoardOptions>; repl?: Partial<MicroPythonReplOptions>; folder?: string } = {},
 ): Promise<ReplLab> {
-  const folder = options.folder ?? await mkdtemp(path.join(os.tmpdir(), 'cm-repl-'));
+  const folder = options.folder ?? (await mkdtemp(path.join(os.tmpdir(), 'cm-repl-')));
   for (const [name, data] of Object.entries(files)) {
     await mkdir(path.dirname(path.join(folder, name)), { recursive: true });
     await writeFile(path.join(folder, name), data);
@@ -93,7 +100,11 @@ export async function makeReplLab(
   const board = new MicroPythonBoard({ folder, onLog: (level, message) => logs.push(`${level}: ${message}`), ...options.board });
   const repl = new MicroPythonReplSimulator({ link, board, onLog: (level, message) => logs.push(`repl ${level}: ${message}`), ...options.repl });
   return {
-    folder, link, board, repl, logs,
+    folder,
+    link,
+    board,
+    repl,
+    logs,
     async close() {
       repl.close();
       await board.powerOff();

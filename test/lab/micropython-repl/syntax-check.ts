@@ -53,7 +53,10 @@ export class SyntaxChecker {
     const text = String(this.mp.globals.get('_cm_result') ?? '');
     if (!text) return null;
     // Drop the checker's own frame: the board's traceback has only the code's.
-    const traceback = text.split('\n').filter((line) => !line.includes('in _cm_check')).join('\n');
+    const traceback = text
+      .split('\n')
+      .filter((line) => !line.includes('in _cm_check'))
+      .join('\n');
     const lines = [...traceback.matchAll(/line (\d+)/g)];
     return { line: Number(lines.at(-1)?.[1] ?? 0), traceback };
   }

@@ -5,7 +5,11 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
-export interface ChartPoint { t: number; memFree: number | null; onlinePct: number | null }
+export interface ChartPoint {
+  t: number;
+  memFree: number | null;
+  onlinePct: number | null;
+}
 
 function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
@@ -31,11 +35,23 @@ export function createChart(parent: HTMLElement, points: ChartPoint[]): { update
     width: parent.clientWidth || 600,
     height: Math.max(220, parent.clientHeight || 260),
     // Always the last 24 hours, so a new board's first points sit at the right end.
-    scales: { x: { time: true, range: () => [Date.now() / 1000 - DAY_S, Date.now() / 1000 + 60] }, mem: { auto: true, range: (_u, min, max) => [0, Math.max(max * 1.1, min + 1)] }, pct: { range: [0, 100] } },
+    scales: {
+      x: { time: true, range: () => [Date.now() / 1000 - DAY_S, Date.now() / 1000 + 60] },
+      mem: { auto: true, range: (_u, min, max) => [0, Math.max(max * 1.1, min + 1)] },
+      pct: { range: [0, 100] },
+    },
     series: [
       {},
       { label: 'Free memory', scale: 'mem', stroke: cssVar('--accent'), width: 2, points: { show: true, size: 5 }, value: (_u, v) => kb(v), spanGaps: true },
-      { label: 'Online', scale: 'pct', stroke: cssVar('--ok'), fill: `${cssVar('--ok')}22`, width: 1, paths: uPlot.paths.bars!({ size: [0.9, 24] }), value: (_u, v) => (v === null ? '–' : `${Math.round(v)} %`) },
+      {
+        label: 'Online',
+        scale: 'pct',
+        stroke: cssVar('--ok'),
+        fill: `${cssVar('--ok')}22`,
+        width: 1,
+        paths: uPlot.paths.bars!({ size: [0.9, 24] }),
+        value: (_u, v) => (v === null ? '–' : `${Math.round(v)} %`),
+      },
     ],
     axes: [
       { ...axis },
