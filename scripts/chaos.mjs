@@ -1,0 +1,540 @@
+// `npm run chaos -- --minutes N`: the service and its boards under kill -9. The manager
+// (`mbm server-start --foreground`, which embeds redis-server), its redis-server child and
+// board processes (the lab's board CLI: TypeScript reference boards and MicroPython
+// clients in WebAssembly, each its own process with a host folder as flash) are killed
+// at random while a driver sends exec, put and get. Afterwards every command must have
+// one final status that agrees with what the boards' flash shows: no exec run twice or
+// reported run when it did not, no file other than a version that was sent, no command
+// that vanished, and the manager's memory flat. Prints ONE JSON line on stdout; the
+// diagnostics go to a log (its path on stderr). Exit code 1 when anything was violated.
+// npm's prechaos builds the TypeScript (dist/).
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { checkRun, rssSummary } from './chaos-checks.mjs';
+
+const USAGE = `usage: npm run chaos -- [--minutes N] [--seed S] [--boards-ts K] [--boards-mpy K] [--kill WHAT] [--keep]
+  --minutes N     how long to kill things (fractions allowed; default 1)
+  --seed S        seed of the random choices (default: random, printed in the result)
+  --boards-ts K   TypeScript reference boards (default 2)
+  --boards-mpy K  MicroPython boards (default 2)
+  --kill WHAT     what may be killed, comma-separated: board, redis, manager (default all three)
+  --keep          keep the temp folder (data, flash folders, logs) even when all went well
+Prints one JSON line: {"minutes","commands","byStatus","kills","violations","violationCount","managerRssMb",…}.
+`;
+
+const usageError = (message) => {
+  process.stderr.write(`chaos: ${message}\n${USAGE}`);
+  process.exit(2);
+};
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      minutes: { type: 'string' }, seed: { type: 'string' }, 'boards-ts': { type: 'string' }, 'boards-mpy': { type: 'string' },
+      kill: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  }));
+} catch (error) {
+  usageError(error.message);
+}
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const number = (name, fallback, min, max, integer) => {
+  if (values[name] === undefined) return fallback;
+  const value = Number(values[name]);
+  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) usageError(`--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+  return value;
+};
+const minutes = number('minutes', 1, 0.05, 24 * 60, false);
+const seed = number('seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31 - 1, true);
+const boardsTs = number('boards-ts', 2, 0, 16, true);
+const boardsMpy = number('boards-mpy', 2, 0, 16, true);
+if (boardsTs + boardsMpy === 0) usageError('at least one board is needed');
+const victims = (values.kill ?? 'board,redis,manager').split(',').map((word) => word.trim()).filter(Boolean);
+if (victims.length === 0 || victims.some((victim) => !['board', 'redis', 'manager'].includes(victim))) usageError('--kill takes board, redis and/or manager');
+
+// Timings of the run. Commands may wait out a manager or Redis outage, so they expire late.
+const EXPIRE_MS = 60_000;
+const EXEC_TIMEOUT_MS = 10_000;
+const KILL_EVERY_MS = [3_000, 10_000];
+const BOARD_OFF_MS = [500, 3_000];
+const MANAGER_OFF_MS = [1_000, 3_000];
+const RSS_EVERY_MS = 3_000;
+const FILES_PER_BOARD = 3;
+const QUEUE_DEPTH = 3;
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const { ApiClient, ApiRequestError } = await import(path.join(root, 'dist/electron/manager/api/client.js'));
+
+/** mulberry32: small, seedable, good enough to pick kills and payloads. */
+function random(seedValue) {
+  let state = seedValue >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  return { next, between: ([low, high]) => low + next() * (high - low), pick: (items) => items[Math.floor(next() * items.length)] };
+}
+const rng = random(seed);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const sha256 = (data) => createHash('sha256').update(data).digest('hex');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const alive = (pid) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+const work = await mkdtemp(path.join(os.tmpdir(), 'cm-chaos-'));
+const dataDir = path.join(work, 'data');
+const logDir = path.join(work, 'logs');
+await mkdir(logDir, { recursive: true });
+const diagnostics = createWriteStream(path.join(logDir, 'chaos.log'));
+const log = (message) => diagnostics.write(`${new Date().toISOString()} ${message}\n`);
+process.stderr.write(`chaos: ${minutes} min, seed ${seed}, ${boardsTs}+${boardsMpy} boards; log ${path.join(logDir, 'chaos.log')}\n`);
+
+const redisPort = await freePort();
+const apiPort = await freePort();
+const started = Date.now();
+const kills = { board: 0, redis: 0, manager: 0 };
+const findings = []; // violations seen while running (the rest are found by checkRun)
+const note = (violation) => {
+  findings.push(violation);
+  log(`VIOLATION ${violation}`);
+};
+
+// --- the manager -----------------------------------------------------------------------
+
+const manager = { child: null, pid: 0, api: null, redisPid: 0, lifetimes: [], ready: null, starts: 0 };
+
+async function startManager() {
+  const out = createWriteStream(path.join(logDir, 'manager.log'), { flags: 'a' });
+  for (let attempt = 1; ; attempt++) {
+    manager.starts++;
+    out.write(`--- start ${manager.starts}\n`);
+    const child = spawn(process.execPath, [
+      path.join(root, 'bin/mbm.js'), 'server-start', '--foreground', '--data-dir', dataDir,
+      '--port', String(redisPort), '--api-port', String(apiPort), '--heartbeat', '2', '--verbose',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pipe(out, { end: false });
+    child.stderr.pipe(out, { end: false });
+    let exitCode = null;
+    child.once('exit', (code, signal) => (exitCode = signal ?? code));
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && exitCode === null) {
+      const info = await readFile(path.join(dataDir, 'service.json'), 'utf8').then(JSON.parse, () => null);
+      const token = await readFile(path.join(dataDir, 'secrets', 'api.token'), 'utf8').then((text) => text.trim(), () => null);
+      if (info?.pid === child.pid && token) {
+        const api = new ApiClient(info.apiUrl, token);
+        const status = await api.call('status', {}).catch(() => null);
+        if (status) {
+          Object.assign(manager, { child, pid: child.pid, api, redisPid: status.redis.pid ?? 0 });
+          manager.lifetimes.push({ pid: child.pid, startedAt: Date.now(), samples: [] });
+          log(`manager up: pid ${child.pid}, redis pid ${manager.redisPid} (attempt ${attempt})`);
+          return;
+        }
+      }
+      await sleep(100);
+    }
+    // The next start must work on a machine where the last one was killed: one that does
+    // not is a finding, and the run goes on with another attempt.
+    note(`manager start ${manager.starts} failed (${exitCode === null ? 'not ready in 60 s' : `exited: ${exitCode}`}); see manager.log`);
+    child.kill('SIGKILL');
+    if (attempt >= 3) throw new Error('the manager does not start again; see manager.log');
+    await sleep(2_000);
+  }
+}
+
+/** SIGKILL of the manager; its redis-server must go with it (PR_SET_PDEATHSIG) before the next start. */
+async function killManager() {
+  const { child, redisPid } = manager;
+  manager.api = null;
+  manager.child = null;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  const deadline = Date.now() + 15_000;
+  while (redisPid && alive(redisPid) && Date.now() < deadline) await sleep(50);
+  if (redisPid && alive(redisPid)) {
+    note(`redis-server ${redisPid} outlived its killed manager by 15 s`);
+    process.kill(redisPid, 'SIGKILL');
+  }
+}
+
+/** The API of the running manager; waits while it is down. */
+async function api() {
+  while (!manager.api || manager.ready) {
+    if (manager.ready) await manager.ready;
+    else await sleep(100);
+  }
+  return manager.api;
+}
+
+/** Calls the API; an unreachable manager (killed) is waited for and the call repeated — except for sends. */
+async function call(route, input, { retry = true } = {}) {
+  for (;;) {
+    const client = await api();
+    try {
+      return await client.call(route, input, { signal: AbortSignal.timeout(30_000) });
+    } catch (error) {
+      const unreachable = error instanceof ApiRequestError && error.code === 'unreachable';
+      if (!retry || !unreachable) throw error;
+      await sleep(200);
+    }
+  }
+}
+
+function sampleRss() {
+  const lifetime = manager.lifetimes.at(-1);
+  if (!manager.child || !lifetime || lifetime.pid !== manager.pid) return;
+  try {
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${manager.pid}/status`, 'utf8'))?.[1]);
+    if (kb > 0) lifetime.samples.push({ t: Date.now(), mb: kb / 1024 });
+  } catch {
+    // gone between the check and the read
+  }
+}
+
+// --- boards ------------------------------------------------------------------------------
+
+const boards = [];
+
+function startBoard(board) {
+  const out = createWriteStream(board.logFile, { flags: 'a' });
+  board.starts++;
+  out.write(`--- start ${board.starts}\n`);
+  const child = spawn(process.execPath, [path.join(root, 'dist/test/lab/cli/board.js'), '--kind', board.kind, board.credsFile, board.fsDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
+  board.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    out.end(`--- exited (${signal ?? `code ${code}`})\n`);
+    resolve();
+  }));
+  board.child = child;
+}
+
+async function killBoard(board) {
+  const child = board.child;
+  board.child = null;
+  child.kill('SIGKILL');
+  await board.exited;
+}
+
+async function enrollBoards() {
+  const specs = [
+    ...Array.from({ length: boardsTs }, (_, index) => ({ name: `chaos-ts-${index + 1}`, kind: 'reference' })),
+    ...Array.from({ length: boardsMpy }, (_, index) => ({ name: `chaos-mp-${index + 1}`, kind: 'micropython' })),
+  ];
+  const enrolled = await call('boards.enrollMany', { names: specs.map((spec) => spec.name) });
+  for (const [index, credentials] of enrolled.entries()) {
+    const board = {
+      ...specs[index], id: credentials.id, fsDir: path.join(work, 'flash', credentials.name), credsFile: path.join(work, `${credentials.name}.json`),
+      logFile: path.join(logDir, `${credentials.name}.log`), child: null, exited: Promise.resolve(), starts: 0,
+      files: Array.from({ length: FILES_PER_BOARD }, () => ({ versions: new Set(), putOk: false })),
+    };
+    await mkdir(board.fsDir, { recursive: true });
+    await writeFile(board.credsFile, JSON.stringify({ ...credentials, server: '127.0.0.1', port: redisPort }), { mode: 0o600 });
+    boards.push(board);
+    startBoard(board);
+  }
+}
+
+async function waitAllOnline(timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const status = await call('status', {}).catch(() => null);
+    if (status && status.boards.online === boards.length) return true;
+    await sleep(500);
+  }
+  return false;
+}
+
+// --- the driver: commands and what became of them --------------------------------------
+
+const commands = []; // { seq, board, op, token, file, sha, cid, sendOutcome, status, errorCode, error }
+let stopping = false;
+
+function nextRequest(board, seq) {
+  const roll = rng.next();
+  if (roll < 0.5) {
+    const token = `k${seed.toString(36)}-${seq}`;
+    // Append mode, one line per run: the log then counts the runs.
+    // A pause first, so a kill may land while it runs.
+    const code = `import time\ntime.sleep_ms(${Math.floor(rng.next() * 400)})\nf = open('/chaos.log', 'a')\nf.write('${token}\\n')\nf.close()\n`;
+    return { entry: { op: 'exec', token }, request: { op: 'exec', code, timeoutMs: EXEC_TIMEOUT_MS } };
+  }
+  const file = Math.floor(rng.next() * FILES_PER_BOARD);
+  const filePath = `/f-${file}.bin`;
+  if (roll < 0.8) {
+    const size = 256 + Math.floor(rng.next() * 16 * 1024);
+    const data = Buffer.alloc(size);
+    for (let index = 0; index < size; index++) data[index] = Math.floor(rng.next() * 256);
+    const sha = sha256(data);
+    board.files[file].versions.add(sha); // before sending: a send whose answer is lost may still have run
+    return { entry: { op: 'put', file, sha }, request: { op: 'put', path: filePath, dataBase64: data.toString('base64') } };
+  }
+  return { entry: { op: 'get', file }, request: { op: 'get', path: filePath } };
+}
+
+async function driveBoard(board) {
+  while (!stopping) {
+    const seq = commands.length;
+    const { entry, request } = nextRequest(board, seq);
+    const command = { seq, board: board.name, ...entry, sentAt: Date.now(), cid: null, sendOutcome: 'pending', status: null, errorCode: null, error: null };
+    commands.push(command);
+    try {
+      const { commands: [view] } = await call('commands.send', { boards: board.name, request, expireMs: EXPIRE_MS }, { retry: false });
+      command.cid = view.cid;
+      command.sendOutcome = 'sent';
+      log(`${command.op} #${seq} ${view.cid} to ${board.name}${command.token ? ` token ${command.token}` : ''}${command.file !== undefined ? ` /f-${command.file}.bin` : ''}`);
+      settle(command, view);
+    } catch (error) {
+      // Unreachable: the manager may have queued it before it died. Anything else: refused.
+      command.sendOutcome = error instanceof ApiRequestError && error.code === 'unreachable' ? 'unknown' : 'refused';
+      command.error = error.message;
+      log(`send ${seq} to ${board.name}: ${command.sendOutcome}: ${error.message}`);
+      await sleep(300);
+      continue;
+    }
+    // A few commands queued per board, so kills find boards between claim and start, in
+    // the middle of one, and with more waiting. A command not finished within 20 s no
+    // longer holds its place (the resolver follows it to its end).
+    await sleep(rng.between([50, 400]));
+    const queued = () => commands.filter((item) => item.board === board.name && item.cid && item.status === null && Date.now() - item.sentAt < 20_000).length;
+    while (!stopping && queued() >= QUEUE_DEPTH) await sleep(100);
+  }
+}
+
+async function settle(command, view) {
+  if (!view || !['ok', 'error', 'timeout', 'expired', 'cancelled', 'lost'].includes(view.status)) return;
+  if (command.status !== null) {
+    if (command.status !== view.status) note(`command ${command.cid} (${command.op} #${command.seq} on ${command.board}) was reported ${command.status}, then ${view.status}`);
+    return;
+  }
+  command.status = view.status;
+  command.errorCode = view.errorCode ?? null;
+  command.error = view.error ?? null;
+  log(`${command.op} #${command.seq} ${command.cid} on ${command.board}: ${view.status}${view.errorCode ? ` ${view.errorCode}` : ''}${view.error ? ` (${view.error})` : ''}`);
+  if (command.op === 'put' && view.status === 'ok') boards.find((board) => board.name === command.board).files[command.file].putOk = true;
+  if (command.op === 'get' && view.status === 'ok') {
+    try {
+      const file = await call('commands.file', { cid: command.cid }, { retry: false });
+      command.gotSha = file.sha256;
+    } catch (error) {
+      log(`file of get ${command.cid}: ${error.message}`); // gone with a killed manager: nothing to check
+    }
+  }
+}
+
+/** Follows every unfinished command: from the dispatcher, or the board's history once the manager that knew it is gone. */
+async function resolveOpen() {
+  const open = commands.filter((command) => command.cid && command.status === null);
+  if (open.length === 0) return 0;
+  const views = await call('commands.wait', { cids: open.map((command) => command.cid), timeoutMs: 0 }, { retry: false });
+  const byCid = new Map(views.map((view) => [view.cid, view]));
+  const missing = [];
+  for (const command of open) {
+    const view = byCid.get(command.cid);
+    if (view) await settle(command, view);
+    else missing.push(command);
+  }
+  for (const boardName of new Set(missing.map((command) => command.board))) {
+    const history = await call('boards.history', { board: boardName, count: 200 }, { retry: false });
+    const byHistory = new Map(history.map((record) => [record.cid, record]));
+    for (const command of missing.filter((item) => item.board === boardName)) {
+      const record = byHistory.get(command.cid);
+      if (record) await settle(command, historyView(record));
+    }
+  }
+  return commands.filter((command) => command.cid && command.status === null).length;
+}
+
+/** A history record as a view: the history keeps the error text, whose wording names ENOTRUN. */
+const historyView = (record) => ({
+  status: record.status, error: record.error || null,
+  errorCode: record.error?.startsWith('not run:') ? 'ENOTRUN' : null,
+});
+
+async function resolver() {
+  let listedAt = 0;
+  while (!stopping) {
+    await resolveOpen().catch((error) => log(`resolver: ${error.message}`));
+    if (Date.now() - listedAt >= 5_000) {
+      listedAt = Date.now();
+      await logBoards();
+    }
+    await sleep(1_000);
+  }
+}
+
+/** For the log: which boards the manager sees, and since when it has not heard from them. */
+async function logBoards() {
+  const list = await manager.api?.call('boards.list', {}).catch(() => null);
+  if (list) log(`boards: ${list.map((board) => `${board.name} ${board.online ? 'online' : 'OFFLINE'} ${board.lastSeen ? `${Math.round((Date.now() - board.lastSeen) / 1000)}s` : '-'}${board.busy ? ' busy' : ''}`).join(', ')}`);
+}
+
+// --- the killer --------------------------------------------------------------------------
+
+async function killer(until) {
+  while (Date.now() < until) {
+    await sleep(Math.min(rng.between(KILL_EVERY_MS), Math.max(0, until - Date.now())));
+    if (Date.now() >= until) break;
+    // Boards twice as often: there are several of them.
+    const victim = rng.pick(['board', 'board', 'redis', 'manager'].filter((name) => victims.includes(name)));
+    if (victim === 'board') {
+      const board = rng.pick(boards);
+      log(`kill board ${board.name} (pid ${board.child.pid})`);
+      await killBoard(board);
+      kills.board++;
+      await sleep(rng.between(BOARD_OFF_MS));
+      startBoard(board);
+    } else if (victim === 'redis') {
+      const status = await manager.api?.call('status', {}).catch(() => null);
+      if (!status?.redis.pid) continue;
+      log(`kill redis-server (pid ${status.redis.pid})`);
+      process.kill(status.redis.pid, 'SIGKILL');
+      kills.redis++;
+    } else {
+      log(`kill manager (pid ${manager.pid})`);
+      let restarted;
+      manager.ready = new Promise((resolve) => (restarted = resolve));
+      try {
+        await killManager();
+        kills.manager++;
+        await sleep(rng.between(MANAGER_OFF_MS));
+        await startManager();
+      } finally {
+        manager.ready = null;
+        restarted();
+      }
+    }
+  }
+}
+
+// --- the run -------------------------------------------------------------------------------
+
+let exitCode = 1;
+const rssTimer = setInterval(sampleRss, RSS_EVERY_MS);
+const onSignal = () => {
+  log('interrupted');
+  stopping = true;
+  cleanUp().finally(() => process.exit(130));
+};
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
+
+async function cleanUp() {
+  clearInterval(rssTimer);
+  await Promise.all(boards.filter((board) => board.child).map(async (board) => {
+    const timer = setTimeout(() => board.child?.kill('SIGKILL'), 5_000);
+    board.child.kill('SIGTERM');
+    await board.exited;
+    clearTimeout(timer);
+  }));
+  if (manager.child) {
+    const child = manager.child;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.kill('SIGTERM');
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+let result;
+try {
+  await startManager();
+  await enrollBoards();
+  if (!await waitAllOnline(90_000)) throw new Error('the boards did not come online within 90 s; see their logs');
+  log('all boards online; chaos begins');
+  const until = Date.now() + minutes * 60_000;
+  const drivers = boards.map((board) => driveBoard(board));
+  const following = resolver();
+  await killer(until);
+  log('killing stopped; waiting for everything to come back');
+  stopping = true;
+  await Promise.all([...drivers, following]);
+  const online = await waitAllOnline(120_000);
+  if (!online) note('not every board came back online within 120 s after the last kill');
+  // Back means working: every board must run a command sent now (a board stuck after a
+  // kill would only show as expired commands otherwise).
+  const probes = await Promise.all(boards.map((board) => call('commands.send', { boards: board.name, request: { op: 'exec', code: 'print(1)' }, expireMs: EXPIRE_MS })
+    .then(({ commands: [view] }) => view.cid, (error) => (note(`${board.name}: probe not sent: ${error.message}`), null))));
+  // Every command ends at the latest when it expires (60 s) or times out once taken.
+  const deadline = Date.now() + EXPIRE_MS + EXEC_TIMEOUT_MS + 60_000;
+  let open = Infinity;
+  while (Date.now() < deadline && open > 0) {
+    open = await resolveOpen().catch((error) => (log(`final resolve: ${error.message}`), Infinity));
+    if (open > 0) await sleep(1_000);
+  }
+  const probed = await call('commands.wait', { cids: probes.filter(Boolean), timeoutMs: EXPIRE_MS + 5_000 }).catch(() => []);
+  for (const [index, board] of boards.entries()) {
+    const view = probed.find((item) => item.cid === probes[index]);
+    if (probes[index] && view?.status !== 'ok') note(`${board.name} does not run commands after the chaos: print(1) ended ${view?.status ?? 'unknown'}${view?.error ? ` (${view.error})` : ''}`);
+  }
+  const histories = new Map();
+  for (const board of boards) histories.set(board.name, await call('boards.history', { board: board.name, count: 200 }));
+  const flash = new Map();
+  for (const board of boards) {
+    const chaosLog = await readFile(path.join(board.fsDir, 'chaos.log'), 'utf8').catch(() => '');
+    const files = board.files.map((_, index) => {
+      const file = path.join(board.fsDir, `f-${index}.bin`);
+      return existsSync(file) ? sha256(readFileSync(file)) : null;
+    });
+    const leftovers = board.files.map((_, index) => `f-${index}.bin.part`).filter((name) => existsSync(path.join(board.fsDir, name)));
+    flash.set(board.name, { chaosLog, files, leftovers });
+  }
+  const checked = checkRun({ commands, boards, flash, histories });
+  const violations = [...findings, ...checked.violations];
+  const rss = rssSummary(manager.lifetimes);
+  violations.push(...rss.violations);
+  result = {
+    minutes, seed, commands: commands.filter((command) => command.cid).length, byStatus: checked.byStatus,
+    sendsUnanswered: commands.filter((command) => command.sendOutcome === 'unknown').length,
+    kills, violations: violations.slice(0, 20), violationCount: violations.length, managerRssMb: rss.summary,
+    partFilesLeft: checked.leftovers, elapsedS: Math.round((Date.now() - started) / 1000),
+  };
+  exitCode = violations.length > 0 ? 1 : 0;
+  for (const violation of violations) log(`violation: ${violation}`);
+} catch (error) {
+  log(`run failed: ${error.stack ?? error.message}`);
+  result = { minutes, seed, commands: commands.filter((command) => command.cid).length, kills, violations: [`run failed: ${error.message}`], violationCount: 1 };
+  exitCode = 1;
+} finally {
+  stopping = true;
+  await cleanUp().catch((error) => log(`clean-up: ${error.message}`));
+}
+await new Promise((resolve) => diagnostics.end(resolve));
+if (exitCode === 0 && !values.keep) await rm(work, { recursive: true, force: true });
+else {
+  result.logs = logDir;
+  process.stderr.write(`chaos: data, flash folders and logs kept in ${work}\n`);
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(exitCode);
