@@ -12,7 +12,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PacedLink } from './paced-line.js';
@@ -70,6 +70,13 @@ export class PtyLink extends PacedLink implements SerialLink {
     this.path = pathName;
     this.ownDir = ownDir;
     this.socat = socat;
+    // A test process that ends with the link still open (a failed test, a forgotten
+    // close) still leaves no folder behind.
+    if (ownDir) {
+      const removeAtExit = () => rmSync(ownDir, { recursive: true, force: true });
+      process.once('exit', removeAtExit);
+      socat.once('exit', () => process.off('exit', removeAtExit));
+    }
     socat.stdout!.on('data', (chunk: Buffer) => this.rx.push(chunk));
     this.ended = new Promise((resolve) => {
       socat.on('exit', () => {
@@ -84,10 +91,10 @@ export class PtyLink extends PacedLink implements SerialLink {
   }
 
   static async open(options: PtyLinkOptions = {}): Promise<PtyLink> {
-    const ownDir = options.link ? undefined : await mkdtemp(path.join(os.tmpdir(), 'cm-pty-'));
+    // A link placed in a folder a previous PtyLink made and removed when it ended (a board
+    // re-plugged at the same path): the folder made again is this link's to remove.
+    const ownDir = options.link ? await mkdir(path.dirname(options.link), { recursive: true }) : await mkdtemp(path.join(os.tmpdir(), 'cm-pty-'));
     const link = options.link ?? path.join(ownDir!, 'tty');
-    // A link placed in a folder a previous PtyLink made (and removed when it ended).
-    if (options.link) await mkdir(path.dirname(link), { recursive: true });
     // raw,echo=0: bytes pass untouched in both directions (no line discipline, no echo).
     const socat = spawn('socat', ['-d', `pty,raw,echo=0,link=${link}`, 'stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const started = await new Promise<boolean>((resolve) => {
