@@ -9,7 +9,7 @@
 // diagnostics go to a log (its path on stderr). Exit code 1 when anything was violated.
 // npm's prechaos builds the TypeScript (dist/).
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
@@ -173,18 +173,36 @@ async function startManager() {
 
 /** SIGKILL of the manager; its redis-server must go with it (PR_SET_PDEATHSIG) before the next start. */
 async function killManager() {
-  const { child, redisPid } = manager;
+  const { child } = manager;
+  // Its redis-server now (the supervisor may have restarted it since the manager started).
+  const redisPid = redisChildOf(child.pid) ?? manager.redisPid;
   manager.api = null;
   manager.child = null;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
   await exited;
-  const deadline = Date.now() + 15_000;
+  const killedAt = Date.now();
+  const deadline = killedAt + 15_000;
   while (redisPid && alive(redisPid) && Date.now() < deadline) await sleep(50);
+  log(`manager ${child.pid} killed; its redis-server ${redisPid} ${alive(redisPid) ? 'is still running' : `was gone ${Date.now() - killedAt} ms later`}`);
   if (redisPid && alive(redisPid)) {
     note(`redis-server ${redisPid} outlived its killed manager by 15 s`);
     process.kill(redisPid, 'SIGKILL');
   }
+}
+
+/** The redis-server child of process `pid`, from /proc. */
+function redisChildOf(pid) {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      if (/^Name:\s+redis-server$/m.test(status) && new RegExp(`^PPid:\\s+${pid}$`, 'm').test(status)) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
 }
 
 /** The API of the running manager; waits while it is down. */
@@ -216,6 +234,7 @@ function sampleRss() {
   try {
     const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${manager.pid}/status`, 'utf8'))?.[1]);
     if (kb > 0) lifetime.samples.push({ t: Date.now(), mb: kb / 1024 });
+    if (lifetime.samples.length % 10 === 1) log(`manager ${manager.pid} RSS ${Math.round(kb / 1024)} MB, ${Math.round((Date.now() - lifetime.startedAt) / 1000)} s after its start`);
   } catch {
     // gone between the check and the read
   }
