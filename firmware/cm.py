@@ -140,15 +140,19 @@ class Client(io.IOBase):
                       'STREAMS', self.kc, eid)
             self.st = 2
             return 0
-        # Remembered before running: never run an entry twice in one boot (§4.2).
-        self.after = bytes(eid)
         self.oom = 0
         f = {}
         for _ in range(n // 2):
             k = self.read()
             f[bytes(k)] = self.read()
-        self.cid = f.get(b'i') or b'?'
-        self.x('start', 'i', self.cid, 'e', eid)
+        c = f.get(b'i') or b'?'
+        self.x('start', 'i', c, 'e', eid)
+        # Run only once Redis has the start (§4.2): a board that loses power from here on
+        # has told the manager it began; one whose link drops before claims the same
+        # command again with its old cursor. Then the cursor moves: never twice per boot.
+        self.drain()
+        self.after = bytes(eid)
+        self.cid = c
         self.on = self.seq = self.tot = 0
         self.sn = 1
         self.ft = time.ticks_ms()

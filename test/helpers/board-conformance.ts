@@ -270,6 +270,23 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect([next.status, text(next)]).toEqual(['ok', 'next\n']);
     });
 
+    it('runs a command only once its start reached Redis, so "not run" is always true (§4.2)', async () => {
+      const name = board(1);
+      const counter = `/runs-start-lost.txt`;
+      const isStart = (request: string[]) => request[0]?.toUpperCase() === 'XADD' && request.includes('start');
+      const fault = lab.proxy.dropRequest(isStart);
+      const command = await send(name, { op: 'exec', code: countingCode(counter) });
+      await fault.hit; // the start never reached Redis; the link is down
+      await lab.powerOff(name);
+      await lab.powerOn(name);
+      const done = await wait(command.cid, 30_000);
+      await waitFor(() => online(name), 20_000, 'online again');
+      const probe = await run(name, { op: 'exec', code: `import os\nprint(${JSON.stringify(counter.slice(1))} in os.listdir('/'))` });
+      // What the manager says and what happened agree: not run and no trace, or ran once.
+      if (done.status === 'lost') expect([done.errorCode, text(probe)]).toEqual(['ENOTRUN', 'False\n']);
+      else expect([done.status, text(done)]).toEqual(['ok', 'run 1\n']);
+    });
+
     it('reports a command it took but never started before restarting as not run, at once (§4.3)', async () => {
       const name = board(1);
       const counter = `/runs-never.txt`;

@@ -19,6 +19,8 @@ export interface ProxiedReply {
 export type FaultAction = { drop: true } | { delayMs: number };
 
 interface FaultRule {
+  /** Requests are judged before they reach Redis (reply empty); replies after. */
+  on: 'request' | 'reply';
   match: (exchange: ProxiedReply) => boolean;
   action: FaultAction;
   left: number;
@@ -124,12 +126,20 @@ export class RedisFaultProxy {
    * cut instead of delivering it, as when a board's wifi drops at that moment.
    */
   dropReply(match: (exchange: ProxiedReply) => boolean, times = 1): ArmedFault {
-    return this.arm(match, { drop: true }, times);
+    return this.arm('reply', match, { drop: true }, times);
+  }
+
+  /**
+   * Loses the next `times` requests that `match` accepts before they reach Redis: the
+   * connection is cut instead, as when a board's wifi drops while it sends.
+   */
+  dropRequest(match: (request: string[]) => boolean, times = 1): ArmedFault {
+    return this.arm('request', (exchange) => match(exchange.request), { drop: true }, times);
   }
 
   /** Holds back the reply (and, as Redis answers in order, everything after it) for `delayMs`. */
   delayReply(match: (exchange: ProxiedReply) => boolean, delayMs: number, times = 1): ArmedFault {
-    return this.arm(match, { delayMs }, times);
+    return this.arm('reply', match, { delayMs }, times);
   }
 
   /** Cuts every connection now (a board's link goes down); boards reconnect through it. */
@@ -142,16 +152,16 @@ export class RedisFaultProxy {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private arm(match: (exchange: ProxiedReply) => boolean, action: FaultAction, times: number): ArmedFault {
-    const rule: FaultRule = { match, action, left: times, hits: [], waiters: [] };
+  private arm(on: FaultRule['on'], match: (exchange: ProxiedReply) => boolean, action: FaultAction, times: number): ArmedFault {
+    const rule: FaultRule = { on, match, action, left: times, hits: [], waiters: [] };
     this.rules.push(rule);
     const hit = new Promise<ProxiedReply[]>((resolve) => rule.waiters.push(() => resolve(rule.hits)));
     return { hit, hits: rule.hits, disarm: () => this.rules.splice(this.rules.indexOf(rule) >>> 0, 1) };
   }
 
   /** The first armed rule that wants this exchange, counted down; null when none does. */
-  private faultFor(exchange: ProxiedReply): FaultAction | null {
-    const rule = this.rules.find((candidate) => candidate.left > 0 && candidate.match(exchange));
+  private faultFor(on: FaultRule['on'], exchange: ProxiedReply): FaultAction | null {
+    const rule = this.rules.find((candidate) => candidate.on === on && candidate.left > 0 && candidate.match(exchange));
     if (!rule) return null;
     rule.left -= 1;
     rule.hits.push(exchange);
@@ -186,14 +196,20 @@ export class RedisFaultProxy {
     }
     client.on('data', (chunk) => {
       fromClient = Buffer.concat([fromClient, chunk]);
+      let frames: Buffer[];
       try {
-        const { frames, rest } = takeFrames(fromClient, true);
-        fromClient = Buffer.from(rest);
-        for (const frame of frames) requests.push(requestArgs(frame));
+        ({ frames, rest: fromClient } = takeFrames(fromClient, true));
+        fromClient = Buffer.from(fromClient);
       } catch {
         return cut();
       }
-      upstream.write(chunk);
+      // Whole requests only, each judged before it goes on.
+      for (const frame of frames) {
+        const request = requestArgs(frame);
+        if (this.faultFor('request', { request, reply: Buffer.alloc(0) })) return cut();
+        requests.push(request);
+        upstream.write(frame);
+      }
     });
     upstream.on('data', (chunk) => {
       fromServer = Buffer.concat([fromServer, chunk]);
@@ -206,7 +222,7 @@ export class RedisFaultProxy {
       }
       for (const reply of frames) {
         const exchange = { request: requests.shift() ?? [], reply: Buffer.from(reply) };
-        const fault = this.faultFor(exchange);
+        const fault = this.faultFor('reply', exchange);
         if (fault && 'drop' in fault) {
           outgoing = outgoing.then(cut);
           return;

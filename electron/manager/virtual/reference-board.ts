@@ -245,8 +245,13 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
       if (!Array.isArray(claimed)) throw new Error('unexpected claim reply');
       if (claimed.length > 1) {
         const eid = String(claimed[0]);
+        // Run only once Redis has the start (§4.2): straight on this connection, not the
+        // outbox. If the link drops first, the loop ends and the next one claims the same
+        // command again with the old cursor.
+        const cid = commandIdOf(claimed as Buffer[]);
+        await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', 'k', 'start', 'i', cid, 'e', eid);
         this.after = eid;
-        const rebootAfter = await this.runCommand(eid, claimed.slice(1) as Buffer[]);
+        const rebootAfter = await this.runCommand(claimed.slice(1) as Buffer[]);
         if (rebootAfter) return this.reboot(connection);
         continue;
       }
@@ -267,12 +272,11 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   }
 
   /** Runs one claimed command; returns true when the board must reboot afterwards. */
-  private async runCommand(eid: string, flat: Buffer[]): Promise<boolean> {
+  private async runCommand(flat: Buffer[]): Promise<boolean> {
     const fields = new Map<string, Buffer>();
     for (let i = 0; i + 1 < flat.length; i += 2) fields.set(flat[i]!.toString('latin1'), flat[i + 1]!);
     const cid = fields.get('i')?.toString('latin1') ?? '';
     const op = fields.get('o')?.toString('latin1') ?? '';
-    this.send(['k', 'start', 'i', cid, 'e', eid], true);
     this.busy = cid;
     // Unlike a small board, a virtual board keeps its heartbeat going while it works.
     this.heartbeatTimer = setInterval(() => this.connection && this.heartbeatNow(this.connection), this.heartbeatMs);
@@ -365,4 +369,10 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
     }
     item.done?.();
   }
+}
+
+/** The `i` field of a claimed entry ([EID, field, value, …]). */
+function commandIdOf(claimed: Buffer[]): string {
+  for (let i = 1; i + 1 < claimed.length; i += 2) if (claimed[i]!.toString('latin1') === 'i') return claimed[i + 1]!.toString('latin1');
+  return '';
 }
