@@ -101,6 +101,8 @@ const TIMEOUT_GRACE_MS = 2_000;
 const MAX_PENDING_PER_BOARD = 1_000;
 const FINISHED_KEPT = 5_000;
 const HISTORY_OUTPUT_BYTES = 4_096;
+/** Downloaded files kept for their callers, all together (the newest always stays). */
+const FILES_KEPT_BYTES = 64 * 1024 * 1024;
 const PROGRESS_INTERVAL_MS = 200;
 /** The manager acknowledges every this many `dat` entries of a `get` (PROTOCOL.md §7.3). */
 const DATA_ACK_EVERY = 64;
@@ -121,6 +123,8 @@ export function newCommandId(): string {
 export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
   private readonly active = new Map<string, CommandRecord>();
   private readonly finished = new Map<string, CommandRecord>();
+  private readonly keptFiles: CommandRecord[] = [];
+  private keptFileBytes = 0;
 
   constructor(
     private readonly store: FleetStore,
@@ -184,9 +188,24 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     return (this.active.get(cid) ?? this.finished.get(cid))?.view;
   }
 
-  /** The downloaded file of a finished `get`. */
+  /** The downloaded file of a finished `get` (null once it gave way to newer ones). */
   file(cid: string): Buffer | null {
     return this.finished.get(cid)?.file ?? null;
+  }
+
+  /**
+   * Downloaded files wait in memory for whoever asked (the CLI or the UI fetches them at
+   * once); the oldest give way when they hold more than FILES_KEPT_BYTES, so memory stays
+   * bounded however many gets run.
+   */
+  private keepFile(record: CommandRecord): void {
+    this.keptFiles.push(record);
+    this.keptFileBytes += record.file!.length;
+    while (this.keptFileBytes > FILES_KEPT_BYTES && this.keptFiles.length > 1) {
+      const oldest = this.keptFiles.shift()!;
+      this.keptFileBytes -= oldest.file?.length ?? 0;
+      oldest.file = null;
+    }
   }
 
   /** Whether a command of this kind for this board has not finished yet. */
@@ -396,6 +415,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     if (record.download) {
       try {
         record.file = record.download.finish(message.r);
+        this.keepFile(record);
       } catch (error) {
         this.finish(record, 'error', { error: (error as Error).message, errorCode: 'EHASH', result });
         return;
