@@ -50,7 +50,8 @@ export function checkRun({ commands, boards, flash, histories }) {
     }
     if (command.op === 'get' && command.gotSha !== undefined) {
       const versions = boards.find((board) => board.name === command.board).files[command.file].versions;
-      if (!versions.has(command.gotSha)) violations.push(`${label(command)} returned /f-${command.file}.bin with sha256 ${command.gotSha.slice(0, 12)}…, no version that was sent`);
+      if (!versions.has(command.gotSha))
+        violations.push(`${label(command)} returned /f-${command.file}.bin with sha256 ${command.gotSha.slice(0, 12)}…, no version that was sent`);
     }
   }
 

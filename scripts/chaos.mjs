@@ -37,8 +37,13 @@ let values;
 try {
   ({ values } = parseArgs({
     options: {
-      minutes: { type: 'string' }, seed: { type: 'string' }, 'boards-ts': { type: 'string' }, 'boards-mpy': { type: 'string' },
-      kill: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      minutes: { type: 'string' },
+      seed: { type: 'string' },
+      'boards-ts': { type: 'string' },
+      'boards-mpy': { type: 'string' },
+      kill: { type: 'string' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
     },
   }));
 } catch (error) {
@@ -51,7 +56,8 @@ if (values.help) {
 const number = (name, fallback, min, max, integer) => {
   if (values[name] === undefined) return fallback;
   const value = Number(values[name]);
-  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) usageError(`--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value)))
+    usageError(`--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
   return value;
 };
 const minutes = number('minutes', 1, 0.05, 24 * 60, false);
@@ -59,7 +65,10 @@ const seed = number('seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31 - 1,
 const boardsTs = number('boards-ts', 2, 0, 16, true);
 const boardsMpy = number('boards-mpy', 2, 0, 16, true);
 if (boardsTs + boardsMpy === 0) usageError('at least one board is needed');
-const victims = (values.kill ?? 'board,redis,manager').split(',').map((word) => word.trim()).filter(Boolean);
+const victims = (values.kill ?? 'board,redis,manager')
+  .split(',')
+  .map((word) => word.trim())
+  .filter(Boolean);
 if (victims.length === 0 || victims.some((victim) => !['board', 'redis', 'manager'].includes(victim))) usageError('--kill takes board, redis and/or manager');
 
 // Timings of the run. Commands may wait out a manager or Redis outage, so they expire late.
@@ -138,10 +147,24 @@ async function startManager() {
   for (let attempt = 1; ; attempt++) {
     manager.starts++;
     out.write(`--- start ${manager.starts}\n`);
-    const child = spawn(process.execPath, [
-      path.join(root, 'bin/mbm.js'), 'server-start', '--foreground', '--data-dir', dataDir,
-      '--port', String(redisPort), '--api-port', String(apiPort), '--heartbeat', '2', '--verbose',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'bin/mbm.js'),
+        'server-start',
+        '--foreground',
+        '--data-dir',
+        dataDir,
+        '--port',
+        String(redisPort),
+        '--api-port',
+        String(apiPort),
+        '--heartbeat',
+        '2',
+        '--verbose',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     child.stdout.pipe(out, { end: false });
     child.stderr.pipe(out, { end: false });
     let exitCode = null;
@@ -149,7 +172,10 @@ async function startManager() {
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline && exitCode === null) {
       const info = await readFile(path.join(dataDir, 'service.json'), 'utf8').then(JSON.parse, () => null);
-      const token = await readFile(path.join(dataDir, 'secrets', 'api.token'), 'utf8').then((text) => text.trim(), () => null);
+      const token = await readFile(path.join(dataDir, 'secrets', 'api.token'), 'utf8').then(
+        (text) => text.trim(),
+        () => null,
+      );
       if (info?.pid === child.pid && token) {
         const api = new ApiClient(info.apiUrl, token);
         const status = await api.call('status', {}).catch(() => null);
@@ -234,7 +260,8 @@ function sampleRss() {
   try {
     const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${manager.pid}/status`, 'utf8'))?.[1]);
     if (kb > 0) lifetime.samples.push({ t: Date.now(), mb: kb / 1024 });
-    if (lifetime.samples.length % 10 === 1) log(`manager ${manager.pid} RSS ${Math.round(kb / 1024)} MB, ${Math.round((Date.now() - lifetime.startedAt) / 1000)} s after its start`);
+    if (lifetime.samples.length % 10 === 1)
+      log(`manager ${manager.pid} RSS ${Math.round(kb / 1024)} MB, ${Math.round((Date.now() - lifetime.startedAt) / 1000)} s after its start`);
   } catch {
     // gone between the check and the read
   }
@@ -248,13 +275,17 @@ function startBoard(board) {
   const out = createWriteStream(board.logFile, { flags: 'a' });
   board.starts++;
   out.write(`--- start ${board.starts}\n`);
-  const child = spawn(process.execPath, [path.join(root, 'dist/test/lab/cli/board.js'), '--kind', board.kind, board.credsFile, board.fsDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(root, 'dist/test/lab/cli/board.js'), '--kind', board.kind, board.credsFile, board.fsDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout.pipe(out, { end: false });
   child.stderr.pipe(out, { end: false });
-  board.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-    out.end(`--- exited (${signal ?? `code ${code}`})\n`);
-    resolve();
-  }));
+  board.exited = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      out.end(`--- exited (${signal ?? `code ${code}`})\n`);
+      resolve();
+    }),
+  );
   board.child = child;
 }
 
@@ -273,8 +304,14 @@ async function enrollBoards() {
   const enrolled = await call('boards.enrollMany', { names: specs.map((spec) => spec.name) });
   for (const [index, credentials] of enrolled.entries()) {
     const board = {
-      ...specs[index], id: credentials.id, fsDir: path.join(work, 'flash', credentials.name), credsFile: path.join(work, `${credentials.name}.json`),
-      logFile: path.join(logDir, `${credentials.name}.log`), child: null, exited: Promise.resolve(), starts: 0,
+      ...specs[index],
+      id: credentials.id,
+      fsDir: path.join(work, 'flash', credentials.name),
+      credsFile: path.join(work, `${credentials.name}.json`),
+      logFile: path.join(logDir, `${credentials.name}.log`),
+      child: null,
+      exited: Promise.resolve(),
+      starts: 0,
       files: Array.from({ length: FILES_PER_BOARD }, () => ({ versions: new Set(), putOk: false })),
     };
     await mkdir(board.fsDir, { recursive: true });
@@ -328,10 +365,14 @@ async function driveBoard(board) {
     const command = { seq, board: board.name, ...entry, sentAt: Date.now(), cid: null, sendOutcome: 'pending', status: null, errorCode: null, error: null };
     commands.push(command);
     try {
-      const { commands: [view] } = await call('commands.send', { boards: board.name, request, expireMs: EXPIRE_MS }, { retry: false });
+      const {
+        commands: [view],
+      } = await call('commands.send', { boards: board.name, request, expireMs: EXPIRE_MS }, { retry: false });
       command.cid = view.cid;
       command.sendOutcome = 'sent';
-      log(`${command.op} #${seq} ${view.cid} to ${board.name}${command.token ? ` token ${command.token}` : ''}${command.file !== undefined ? ` /f-${command.file}.bin` : ''}`);
+      log(
+        `${command.op} #${seq} ${view.cid} to ${board.name}${command.token ? ` token ${command.token}` : ''}${command.file !== undefined ? ` /f-${command.file}.bin` : ''}`,
+      );
       settle(command, view);
     } catch (error) {
       // Unreachable: the manager may have queued it before it died. Anything else: refused.
@@ -353,13 +394,16 @@ async function driveBoard(board) {
 async function settle(command, view) {
   if (!view || !['ok', 'error', 'timeout', 'expired', 'cancelled', 'lost'].includes(view.status)) return;
   if (command.status !== null) {
-    if (command.status !== view.status) note(`command ${command.cid} (${command.op} #${command.seq} on ${command.board}) was reported ${command.status}, then ${view.status}`);
+    if (command.status !== view.status)
+      note(`command ${command.cid} (${command.op} #${command.seq} on ${command.board}) was reported ${command.status}, then ${view.status}`);
     return;
   }
   command.status = view.status;
   command.errorCode = view.errorCode ?? null;
   command.error = view.error ?? null;
-  log(`${command.op} #${command.seq} ${command.cid} on ${command.board}: ${view.status}${view.errorCode ? ` ${view.errorCode}` : ''}${view.error ? ` (${view.error})` : ''}`);
+  log(
+    `${command.op} #${command.seq} ${command.cid} on ${command.board}: ${view.status}${view.errorCode ? ` ${view.errorCode}` : ''}${view.error ? ` (${view.error})` : ''}`,
+  );
   if (command.op === 'put' && view.status === 'ok') boards.find((board) => board.name === command.board).files[command.file].putOk = true;
   if (command.op === 'get' && view.status === 'ok') {
     try {
@@ -396,7 +440,8 @@ async function resolveOpen() {
 
 /** A history record as a view: the history keeps the error text, whose wording names ENOTRUN. */
 const historyView = (record) => ({
-  status: record.status, error: record.error || null,
+  status: record.status,
+  error: record.error || null,
   errorCode: record.error?.startsWith('not run:') ? 'ENOTRUN' : null,
 });
 
@@ -415,7 +460,10 @@ async function resolver() {
 /** For the log: which boards the manager sees, and since when it has not heard from them. */
 async function logBoards() {
   const list = await manager.api?.call('boards.list', {}).catch(() => null);
-  if (list) log(`boards: ${list.map((board) => `${board.name} ${board.online ? 'online' : 'OFFLINE'} ${board.lastSeen ? `${Math.round((Date.now() - board.lastSeen) / 1000)}s` : '-'}${board.busy ? ' busy' : ''}`).join(', ')}`);
+  if (list)
+    log(
+      `boards: ${list.map((board) => `${board.name} ${board.online ? 'online' : 'OFFLINE'} ${board.lastSeen ? `${Math.round((Date.now() - board.lastSeen) / 1000)}s` : '-'}${board.busy ? ' busy' : ''}`).join(', ')}`,
+    );
 }
 
 // --- the killer --------------------------------------------------------------------------
@@ -458,7 +506,7 @@ async function killer(until) {
 
 // --- the run -------------------------------------------------------------------------------
 
-let exitCode = 1;
+let exitCode;
 const rssTimer = setInterval(sampleRss, RSS_EVERY_MS);
 const onSignal = () => {
   log('interrupted');
@@ -470,12 +518,16 @@ process.once('SIGTERM', onSignal);
 
 async function cleanUp() {
   clearInterval(rssTimer);
-  await Promise.all(boards.filter((board) => board.child).map(async (board) => {
-    const timer = setTimeout(() => board.child?.kill('SIGKILL'), 5_000);
-    board.child.kill('SIGTERM');
-    await board.exited;
-    clearTimeout(timer);
-  }));
+  await Promise.all(
+    boards
+      .filter((board) => board.child)
+      .map(async (board) => {
+        const timer = setTimeout(() => board.child?.kill('SIGKILL'), 5_000);
+        board.child.kill('SIGTERM');
+        await board.exited;
+        clearTimeout(timer);
+      }),
+  );
   if (manager.child) {
     const child = manager.child;
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -490,7 +542,7 @@ let result;
 try {
   await startManager();
   await enrollBoards();
-  if (!await waitAllOnline(90_000)) throw new Error('the boards did not come online within 90 s; see their logs');
+  if (!(await waitAllOnline(90_000))) throw new Error('the boards did not come online within 90 s; see their logs');
   log('all boards online; chaos begins');
   const until = Date.now() + minutes * 60_000;
   const drivers = boards.map((board) => driveBoard(board));
@@ -503,8 +555,14 @@ try {
   if (!online) note('not every board came back online within 120 s after the last kill');
   // Back means working: every board must run a command sent now (a board stuck after a
   // kill would only show as expired commands otherwise).
-  const probes = await Promise.all(boards.map((board) => call('commands.send', { boards: board.name, request: { op: 'exec', code: 'print(1)' }, expireMs: EXPIRE_MS })
-    .then(({ commands: [view] }) => view.cid, (error) => (note(`${board.name}: probe not sent: ${error.message}`), null))));
+  const probes = await Promise.all(
+    boards.map((board) =>
+      call('commands.send', { boards: board.name, request: { op: 'exec', code: 'print(1)' }, expireMs: EXPIRE_MS }).then(
+        ({ commands: [view] }) => view.cid,
+        (error) => (note(`${board.name}: probe not sent: ${error.message}`), null),
+      ),
+    ),
+  );
   // Every command ends at the latest when it expires (60 s) or times out once taken.
   const deadline = Date.now() + EXPIRE_MS + EXEC_TIMEOUT_MS + 60_000;
   let open = Infinity;
@@ -515,7 +573,8 @@ try {
   const probed = await call('commands.wait', { cids: probes.filter(Boolean), timeoutMs: EXPIRE_MS + 5_000 }).catch(() => []);
   for (const [index, board] of boards.entries()) {
     const view = probed.find((item) => item.cid === probes[index]);
-    if (probes[index] && view?.status !== 'ok') note(`${board.name} does not run commands after the chaos: print(1) ended ${view?.status ?? 'unknown'}${view?.error ? ` (${view.error})` : ''}`);
+    if (probes[index] && view?.status !== 'ok')
+      note(`${board.name} does not run commands after the chaos: print(1) ended ${view?.status ?? 'unknown'}${view?.error ? ` (${view.error})` : ''}`);
   }
   const histories = new Map();
   for (const board of boards) histories.set(board.name, await call('boards.history', { board: board.name, count: 200 }));
@@ -534,16 +593,30 @@ try {
   const rss = rssSummary(manager.lifetimes);
   violations.push(...rss.violations);
   result = {
-    minutes, seed, commands: commands.filter((command) => command.cid).length, byStatus: checked.byStatus,
+    minutes,
+    seed,
+    commands: commands.filter((command) => command.cid).length,
+    byStatus: checked.byStatus,
     sendsUnanswered: commands.filter((command) => command.sendOutcome === 'unknown').length,
-    kills, violations: violations.slice(0, 20), violationCount: violations.length, managerRssMb: rss.summary,
-    partFilesLeft: checked.leftovers, elapsedS: Math.round((Date.now() - started) / 1000),
+    kills,
+    violations: violations.slice(0, 20),
+    violationCount: violations.length,
+    managerRssMb: rss.summary,
+    partFilesLeft: checked.leftovers,
+    elapsedS: Math.round((Date.now() - started) / 1000),
   };
   exitCode = violations.length > 0 ? 1 : 0;
   for (const violation of violations) log(`violation: ${violation}`);
 } catch (error) {
   log(`run failed: ${error.stack ?? error.message}`);
-  result = { minutes, seed, commands: commands.filter((command) => command.cid).length, kills, violations: [`run failed: ${error.message}`], violationCount: 1 };
+  result = {
+    minutes,
+    seed,
+    commands: commands.filter((command) => command.cid).length,
+    kills,
+    violations: [`run failed: ${error.message}`],
+    violationCount: 1,
+  };
   exitCode = 1;
 } finally {
   stopping = true;

@@ -19,7 +19,10 @@ describe('MicroPython client: the link drops as a result goes out', () => {
     service = await startManager({ heartbeatS: 1 });
     proxy = await RedisFaultProxy.start({ port: service.redisPort });
     fleet = await startMicroPythonFleet({
-      api: service.api, count: 1, prefix: 'cut', root: path.join(service.dataDir, 'boards'),
+      api: service.api,
+      count: 1,
+      prefix: 'cut',
+      root: path.join(service.dataDir, 'boards'),
       server: { host: '127.0.0.1', port: proxy.port },
     });
     await waitFor(async () => (await service.api.call('status', {})).boards.online === 1, 30_000, 'the board online');
@@ -32,13 +35,17 @@ describe('MicroPython client: the link drops as a result goes out', () => {
 
   it('sends the result again after reconnecting, and takes the next command', async () => {
     // Silent code: the result is the first thing the board sends after running it.
-    const { commands: [sent] } = await service.api.call('commands.send', { boards: 'cut-1', request: { op: 'exec', code: 'x = 6 * 7' } });
+    const {
+      commands: [sent],
+    } = await service.api.call('commands.send', { boards: 'cut-1', request: { op: 'exec', code: 'x = 6 * 7' } });
     const isResult = ({ request }: { request: string[] }) => request[0] === 'XADD' && request.includes('res') && request.includes(sent!.cid);
     const lost = proxy.dropReply(isResult);
     await lost.hit;
     const [done] = await service.api.call('commands.wait', { cids: [sent!.cid], timeoutMs: 30_000 });
     expect(done!.status).toBe('ok');
-    const { commands: [next] } = await service.api.call('commands.send', { boards: 'cut-1', request: { op: 'exec', code: 'print(x)' } });
+    const {
+      commands: [next],
+    } = await service.api.call('commands.send', { boards: 'cut-1', request: { op: 'exec', code: 'print(x)' } });
     const [answer] = await service.api.call('commands.wait', { cids: [next!.cid], timeoutMs: 30_000 });
     expect([answer!.status, answer!.output.map((chunk) => chunk.text).join('')]).toEqual(['ok', '42\n']);
   });
