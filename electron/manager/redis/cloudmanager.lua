@@ -79,14 +79,16 @@ end
 -- cm_cancel: the manager withdraws a command that the board has not claimed.
 -- KEYS[1] = cm:{ID}:cmd   KEYS[2] = cm:{ID}:state   KEYS[3] = cm:{ID}:pending
 -- ARGV[1] = CID   ARGV[2] = EID of its queue entry
--- Returns 'cancelled' (removed, it will never run) or 'claimed' (the board has it).
+-- Returns 'cancelled' (removed from the queue, it will never run) or 'claimed' (the board has it).
 local function cm_cancel(keys, args)
   local cid, eid = args[1], args[2]
   local cur = redis.pcall('HGET', keys[2], 'cur')
   if type(cur) ~= 'string' then cur = '0-0' end
   if parse_id(cur) and not id_greater(eid, cur) then return 'claimed' end
   redis.call('XDEL', keys[1], eid)
-  redis.call('HDEL', keys[3], cid)
+  -- The pending entry stays until the manager records the outcome (FleetStore.finish
+  -- removes it and writes the history in one transaction): a manager that dies in
+  -- between finds the command again at its next start and cancels it once more.
   return 'cancelled'
 end
 

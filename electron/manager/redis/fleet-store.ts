@@ -189,12 +189,12 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     return (await this.redis.call('FCALL', 'cm_cancel', '3', keys.cmd, keys.state, keys.pending, cid, eid)) as 'cancelled' | 'claimed';
   }
 
-  /** Asks the board to stop command `cid` while it runs (PROTOCOL.md §4.4). */
   /** How far the manager has read a `get`'s data: `ack` = "CID n" (PROTOCOL.md §7.3 flow control). */
   async acknowledgeData(boardId: string, cid: string, seq: number): Promise<void> {
     await this.redis.hset(boardKeys(boardId).state, 'ack', `${cid} ${seq}`);
   }
 
+  /** Asks the board to stop command `cid` while it runs (PROTOCOL.md §4.4). */
   async requestStop(boardId: string, cid: string): Promise<void> {
     await this.redis.hset(boardKeys(boardId).state, 'stop', cid);
   }
@@ -218,7 +218,12 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   async finish(boardId: string, cid: string, history: Record<string, string>): Promise<void> {
     const keys = boardKeys(boardId);
     const fields = Object.entries(history).flat();
-    await Promise.all([this.redis.hdel(keys.pending, cid), this.redis.xadd(keys.log, 'MAXLEN', '~', '200', '*', ...fields)]);
+    // One transaction: a command is pending or in the history, never neither.
+    await this.redis
+      .multi()
+      .hdel(keys.pending, cid)
+      .xadd(keys.log, 'MAXLEN', '~', '200', '*', ...fields)
+      .exec();
   }
 
   async history(boardId: string, count: number): Promise<Array<Record<string, string>>> {
