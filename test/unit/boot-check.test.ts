@@ -25,6 +25,18 @@ describe('judging a boot', () => {
     ['the ROM finding no image', [at(74880, '\r\n ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\nets_main.c \r\n')], 'crash'],
     ['a checksum the ROM does not accept', [at(74880, ROM.replace('csum 0x9a', 'csum 0x11'))], 'crash'],
     ['the ROM lines three times (two resets nobody asked for)', [at(74880, ROM.repeat(3))], 'boot-loop'],
+    [
+      'a boot loop read while the last load log was still being printed (no checksum error)',
+      [
+        at(
+          74880,
+          ROM.replace('tail 8', 'tail 8\r\nchksum 0x11\r\nload 0x3ffe8000, len 4, room 4 \r\ntail 4').repeat(3) +
+            ROM.slice(0, ROM.indexOf('chksum 0x9a')) +
+            'chksum 0x11\r\n',
+        ),
+      ],
+      'boot-loop',
+    ],
     ['a restart into the bootloader', [at(74880, `${ROM}\r\n ets Jan  8 2013,rst cause:4, boot mode:(1,7)\r\n`)], 'crash'],
   ])('%s', (_what, readings, verdict) => {
     expect(judgeBoot(readings, { expectedResets: 1 })?.verdict).toBe(verdict);

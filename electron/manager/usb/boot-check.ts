@@ -128,11 +128,19 @@ export function judgeBoot(readings: readonly BootReading[], options: JudgeOption
   return null;
 }
 
-/** The ROM's load log ends with "csum 0xNN", the checksum stored in the image; "chksum" is what it computed. */
+/**
+ * The ROM's load log ends with "csum 0xNN", the checksum stored in the image; the "chksum"
+ * just before it is what the ROM computed. Compared per load log: a boot loop prints
+ * several, and the last may be cut short (its first segment's chksum is not the image's).
+ */
 function checksumMismatch(part: string): string | null {
-  const computed = [...part.matchAll(/chksum (0x[0-9a-f]{2})/g)].at(-1)?.[1];
-  const stored = /(?:^|[\r\n])csum (0x[0-9a-f]{2})/.exec(part)?.[1];
-  return computed && stored && computed !== stored ? `chksum ${computed}, csum ${stored}` : null;
+  let from = 0;
+  for (const end of part.matchAll(/(?:^|[\r\n])csum (0x[0-9a-f]{2})/g)) {
+    const computed = [...part.slice(from, end.index).matchAll(/chksum (0x[0-9a-f]{2})/g)].at(-1)?.[1];
+    if (computed && computed !== end[1]) return `chksum ${computed}, csum ${end[1]}`;
+    from = end.index + end[0].length;
+  }
+  return null;
 }
 
 /** The end of the ROM's load log: after it, the ROM jumps to the firmware. */
