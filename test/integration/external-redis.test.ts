@@ -1,39 +1,25 @@
 /** `--redis-url`: the manager uses an existing Redis (here a plain redis-server with an admin user). */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
 import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
-import { freePort } from '../helpers/free-port.js';
 import { startManager, waitFor } from '../helpers/lab.js';
 
 describe('manager on an external Redis', () => {
-  let redis: ChildProcess;
+  let redis: PlainRedis;
   let port: number;
   let service: Awaited<ReturnType<typeof startManager>>;
   let fleet: VirtualFleet;
 
   beforeAll(async () => {
-    port = await freePort();
-    redis = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--user', 'admin', 'on', '>admin-secret', '~*', '&*', '+@all'],
-      { stdio: 'ignore' },
-    );
-    await waitFor(
-      async () => {
-        const probe = await RespConnection.connect({ host: '127.0.0.1', port }).catch(() => null);
-        probe?.destroy();
-        return probe !== null;
-      },
-      5_000,
-      'redis-server up',
-    );
-    service = await startManager({ redisUrl: `redis://admin:admin-secret@127.0.0.1:${port}`, redisPort: undefined });
+    redis = await startPlainRedis();
+    port = redis.port;
+    service = await startManager({ redisUrl: redis.url(), redisPort: undefined });
   });
   afterAll(async () => {
     await fleet?.close();
     await service?.close();
-    redis?.kill('SIGKILL');
+    redis?.kill();
   });
 
   it('starts no Redis of its own and runs commands through the given one', async () => {

@@ -4,40 +4,25 @@
  * its (external) Redis through a fault proxy that holds back its uplink reads.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
 import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
-import { freePort } from '../helpers/free-port.js';
 import { startManager, waitFor } from '../helpers/lab.js';
 import { RedisFaultProxy } from '../lab/redis-fault-proxy.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 describe('a get while the manager lags', () => {
-  let redis: ChildProcess;
+  let redis: PlainRedis;
   let proxy: RedisFaultProxy;
   let service: Awaited<ReturnType<typeof startManager>>;
   let fleet: VirtualFleet;
 
   beforeAll(async () => {
-    const port = await freePort();
-    redis = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--user', 'admin', 'on', '>admin-secret', '~*', '&*', '+@all'],
-      { stdio: 'ignore' },
-    );
-    await waitFor(
-      async () => {
-        const probe = await RespConnection.connect({ host: '127.0.0.1', port }).catch(() => null);
-        probe?.destroy();
-        return probe !== null;
-      },
-      5_000,
-      'redis-server up',
-    );
+    redis = await startPlainRedis();
+    const port = redis.port;
     proxy = await RedisFaultProxy.start({ port });
-    service = await startManager({ redisUrl: `redis://admin:admin-secret@127.0.0.1:${proxy.port}`, redisPort: undefined });
+    service = await startManager({ redisUrl: redis.url(proxy.port), redisPort: undefined });
     // The board talks to Redis directly; only the manager's link is slow.
     fleet = await startVirtualFleet({ api: service.api, count: 1, prefix: 'lag', board: { reconnectMinMs: 100, port } });
     await waitFor(async () => (await service.api.call('status', {})).boards.online === 1, 10_000, 'board online');
@@ -46,7 +31,7 @@ describe('a get while the manager lags', () => {
     await fleet?.close();
     await service?.close();
     await proxy?.close();
-    redis?.kill('SIGKILL');
+    redis?.kill();
   });
 
   it('a 5 MiB file (1,280 entries, more than the uplink keeps) arrives whole', async () => {
