@@ -167,6 +167,14 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect((await run(name, { op: 'rm', path: '/many', recursive: true })).status).toBe('ok');
     }, 180_000);
 
+    it('gives user code the errno a board has for a missing file', async () => {
+      const done = await run(board(0), {
+        op: 'exec',
+        code: "import errno\ntry:\n    open('/no-such-file')\nexcept OSError as e:\n    print(e.errno == errno.ENOENT, e.errno)",
+      });
+      expect(text(done)).toBe('True 2\n');
+    });
+
     it('ends code that calls sys.exit() as finished, its output kept (§7.1)', async () => {
       const done = await run(board(0), { op: 'exec', code: 'import sys\nprint("before")\nsys.exit()\nprint("after")' });
       expect([done.status, text(done), text(done, 'stderr')]).toEqual(['ok', 'before\n', '']);

@@ -23,6 +23,7 @@ import { format } from 'node:util';
 import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript';
 import { FlashMirror } from './micropython-board-worker-flash.mjs';
 import { removeTree } from './micropython-board-worker-boot.mjs';
+import { raiseEsp8266Errnos } from './micropython-board-worker-errno.mjs';
 
 /**
  * @typedef {{ heapBytes: number, interruptBuffer: SharedArrayBuffer, filesDir?: string }} WorkerData
@@ -99,6 +100,7 @@ const mp = await loadMicroPython({
 });
 // `_module` is the Emscripten module; it exports the C function the REPL's Ctrl-C uses.
 mpModule = mp._module;
+raiseEsp8266Errnos(mp.FS); // OSError(2) for a missing file, as on a board, not Emscripten's 44
 
 // With `filesDir` the interpreter's `/` is that host folder (see the option in
 // micropython-interpreter.ts). Others write to the folder between execs (the board's file
