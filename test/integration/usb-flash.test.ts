@@ -72,7 +72,11 @@ describe('flashing an ESP8266 (simulated, no reset lines)', () => {
       restartedBy: 'stub',
       bootModeLatch: 'flash',
     });
-    expect([...new Set(phases)]).toEqual(['check-image', 'connect', 'detect', 'write', 'verify', 'reset', 'boot-check', 'press-reset', 'done']);
+    // On a busy computer esptool-js's own read timeouts can miss the first attempt; the
+    // flasher then asks for the buttons ('bootloader') and tries again. Every other phase
+    // comes, in this order.
+    const seen = [...new Set(phases)].filter((phase) => phase !== 'bootloader');
+    expect(seen).toEqual(['check-image', 'connect', 'detect', 'write', 'verify', 'reset', 'boot-check', 'press-reset', 'done']);
     expect(sim.latchedBootMode).toBe('flash');
     const flashed = sim.readFlash(0, image.length);
     // Byte 3 (flash size/frequency) is patched to the detected size; the rest is the image.
