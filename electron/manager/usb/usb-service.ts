@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Logger } from '../log.js';
 import { listSerialPorts, watchSerialPorts, type SerialPortChange, type SerialPortInfo, type SerialPortWatcher } from './serial-ports.js';
@@ -77,6 +78,11 @@ const JOB_WORDS: Record<UsbJobKind, { busy: string; before: string }> = {
 };
 
 /** The port is held by a job or a console; `owner` says which. */
+export class NoSuchPortError extends ManagerError {
+  override name = 'NoSuchPortError';
+  readonly kind: ErrorKind = 'not_found';
+}
+
 export class PortBusyError extends ManagerError {
   override name = 'PortBusyError';
   readonly kind: ErrorKind = 'conflict';
@@ -263,6 +269,12 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
   }
 
   private async job<T>(port: string, kind: UsbJobKind, jobId: string | undefined, run: (job: string) => Promise<T>): Promise<T> {
+    // Said now, rather than later as a bootloader or REPL that does not answer.
+    if (process.platform !== 'win32' && !/^rfc2217:\/\//i.test(port) && !existsSync(port)) {
+      throw new NoSuchPortError(
+        `there is no serial port ${port} (unplugged, or another name?); the ports this computer has are in \`mbm usb-ports\` and the flash wizard`,
+      );
+    }
     this.claim(port, kind);
     const job = jobId ?? `u${randomBytes(5).toString('hex')}`;
     try {
