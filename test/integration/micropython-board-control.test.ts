@@ -106,9 +106,13 @@ describe('MicroPython board lab: Ctrl-C and Ctrl-D', () => {
   });
 
   it('a busy loop that never calls into the lab is replaced after the grace period (soft reset, no main.py)', async () => {
-    const { board, folder, console, exits, resets } = await makeBoard({ 'boot.py': 'open("boots", "a").write("b")\n', 'main.py': 'while True:\n    pass\n' });
+    const { board, folder, console, exits, resets } = await makeBoard({
+      'boot.py': 'open("boots", "a").write("b")\n',
+      'main.py': 'print("looping")\nwhile True:\n    pass\n',
+    });
     await board.start();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // In the loop (not still starting main.py, where Ctrl-C would reach it).
+    await waitFor(() => console.join('').includes('looping'), 10_000, 'main.py to loop');
     await board.interrupt();
     expect(exits).toEqual([{ reason: 'interrupted' }]);
     expect(resets).toEqual(['soft-reset']);
