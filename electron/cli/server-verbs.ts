@@ -213,8 +213,11 @@ export const sim: VerbSpec = {
       const fleet = await startVirtualFleet({ api, count, prefix, fsRoot: values.fs as string | undefined, onProgress });
       close = () => fleet.close();
     }
+    // Listening before saying so: a signal sent on reading the line (a script, a test) in the
+    // moment between would meet the default action and kill the process unannounced.
+    const interrupted = untilInterrupted();
     write(out, `${count} virtual board(s) ${prefix}-1${count > 1 ? ` … ${prefix}-${count}` : ''} running. Press Ctrl-C to stop.\n`);
-    await untilInterrupted();
+    await interrupted;
     // The boards say goodbye to a service that may be gone or hung: never wait long for it.
     let timer: NodeJS.Timeout | undefined;
     const inTime = await Promise.race([close().then(() => true), new Promise<false>((resolve) => (timer = setTimeout(resolve, SIM_STOP_MS, false)))]);

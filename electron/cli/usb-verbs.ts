@@ -126,8 +126,9 @@ export const usbPorts: VerbSpec = {
     else if (ports.length === 0) write(out, 'No serial ports found. Plug the board in (with a data cable) and try again.\n');
     else write(out, table(['PORT', 'ADAPTER', 'USB ID'], ports.map(portRow)));
     if (!subscription) return 0;
+    const interrupted = untilInterrupted((resolve) => subscription.onClose(resolve)); // before saying so (see sim)
     if (!values.json) write(out, 'Watching for boards plugged in or unplugged; Ctrl-C to stop.\n');
-    await untilInterrupted((resolve) => subscription.onClose(resolve));
+    await interrupted;
     subscription.close();
     return 0;
   },
