@@ -6,7 +6,7 @@
  * reason and frees the port.
  */
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -266,7 +266,10 @@ describe('the USB serial console (simulated MicroPython board on a pty)', () => 
     const events: UsbProgressEvent[] = [];
     const onProgress = (event: UsbProgressEvent) => events.push(event);
     usb.on('progress', onProgress);
-    const nowhere = path.join(folder, 'ttyUSB9'); // no board there: both jobs fail after their first step
+    // A path that exists (a port that does not is refused before any step) with no board
+    // behind it: both jobs fail after their first step.
+    const nowhere = path.join(folder, 'ttyUSB9');
+    await writeFile(nowhere, '');
     try {
       await expect(usb.flash({ port: nowhere, image: Buffer.from('not a firmware image'), job: 'wizard-1' })).rejects.toBeInstanceOf(FirmwareImageError);
       await expect(usb.provision(nowhere, { name: 'desk', wifi: LAB_WIFI }, 'wizard-2')).rejects.toThrow();
