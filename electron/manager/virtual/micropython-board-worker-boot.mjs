@@ -9,6 +9,7 @@
 // gives fs_corrupted(), the corrupt-filesystem message every 3 s until Ctrl-C, nothing
 // mounted. The main thread reads the flash and tells the worker which case it is
 // (micropython-board-flash.ts); the files of a mounted filesystem are the host folder.
+import { format } from 'node:util';
 
 /** The boot.py inisetup.setup() writes (MicroPython 1.27). */
 export const BOOT_PY = `# This file is executed on every boot (including wake-boot from deepsleep)
@@ -91,4 +92,25 @@ export function removeTree(FS, path) {
 export function gcTotalFor(bytes) {
   const atbBytes = Math.floor(((bytes - 1) * 8) / (8 + 4 + 8 * 4 * 16));
   return atbBytes * 4 * 16;
+}
+
+/**
+ * Routes Emscripten's console.* (bound when a module is created) to the parent's log;
+ * messages `skip` accepts are dropped (a board's refused memory growth, say).
+ * @param {(message: { type: 'log', level: string, message: string }) => void} post
+ * @param {RegExp} [skip]
+ */
+export function routeConsoleToLog(post, skip) {
+  for (const [method, level] of /** @type {const} */ ([
+    ['log', 'debug'],
+    ['debug', 'debug'],
+    ['info', 'info'],
+    ['warn', 'warn'],
+    ['error', 'error'],
+  ])) {
+    console[method] = (/** @type {unknown[]} */ ...args) => {
+      const message = format(...args);
+      if (!skip?.test(message)) post({ type: 'log', level, message });
+    };
+  }
 }

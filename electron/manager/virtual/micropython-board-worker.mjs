@@ -33,7 +33,6 @@
 //   'machine-reset'.
 import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync, readdirSync } from 'node:fs';
-import { format } from 'node:util';
 import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, CTL_PARK, sharedViews } from './micropython-board-protocol.mjs';
 import { installMemoryHooks, setNapHook, setWakeCheck, wasmBytes } from './micropython-board-worker-memory.mjs';
 import { BoardHeap } from './micropython-board-worker-heap.mjs';
@@ -42,7 +41,7 @@ import { raiseEsp8266Errnos } from './micropython-board-worker-errno.mjs';
 import { watchFileChanges } from './micropython-board-worker-fat.mjs';
 import { createHost } from './micropython-board-worker-host.mjs';
 import { createTerm } from './micropython-board-worker-dupterm.mjs';
-import { bootFilesystem, removeTree } from './micropython-board-worker-boot.mjs';
+import { bootFilesystem, removeTree, routeConsoleToLog } from './micropython-board-worker-boot.mjs';
 import { BoardConsole } from './micropython-board-worker-console.mjs';
 
 if (!parentPort) throw new Error('micropython-board-worker.mjs must run as a worker thread');
@@ -69,18 +68,7 @@ const LAB_PYTHON = new URL('./lab-python/', import.meta.url);
 
 // Emscripten reports through console.* (bound when the module is created): route it to the
 // parent's log, except refused memory growth, which is expected once the RAM is locked.
-for (const [method, level] of /** @type {const} */ ([
-  ['log', 'debug'],
-  ['debug', 'debug'],
-  ['info', 'info'],
-  ['warn', 'warn'],
-  ['error', 'error'],
-])) {
-  console[method] = (/** @type {unknown[]} */ ...args) => {
-    const message = format(...args);
-    if (!/^(growMemory: Attempted|Failed to grow the heap)/.test(message)) port.postMessage({ type: 'log', level, message });
-  };
-}
+routeConsoleToLog((message) => port.postMessage(message), /^(growMemory: Attempted|Failed to grow the heap)/);
 const log = (/** @type {string} */ level, /** @type {string} */ message) => port.postMessage({ type: 'log', level, message });
 
 // --- console output: batched per line; during run() captured for its result instead ----

@@ -19,10 +19,9 @@
 // (postMessage does not need this thread's event loop), and (b) poll the interrupt flag
 // the parent sets with Atomics, turning it into a KeyboardInterrupt.
 import { parentPort, workerData } from 'node:worker_threads';
-import { format } from 'node:util';
 import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript';
 import { FlashMirror } from './micropython-board-worker-flash.mjs';
-import { removeTree } from './micropython-board-worker-boot.mjs';
+import { removeTree, routeConsoleToLog } from './micropython-board-worker-boot.mjs';
 import { raiseEsp8266Errnos } from './micropython-board-worker-errno.mjs';
 
 /**
@@ -40,15 +39,7 @@ const { heapBytes, interruptBuffer, filesDir } = /** @type {WorkerData} */ (work
 // is created, so replace console first and hand those lines to the parent's onLog.
 // (Capturing the worker's stdio streams instead would keep the parent process alive:
 // a Worker's stdout/stderr stream that is being read holds a ref even after unref().)
-for (const [method, level] of /** @type {const} */ ([
-  ['log', 'debug'],
-  ['debug', 'debug'],
-  ['info', 'info'],
-  ['warn', 'warn'],
-  ['error', 'error'],
-])) {
-  console[method] = (/** @type {unknown[]} */ ...args) => port.postMessage({ type: 'log', level, message: format(...args) });
-}
+routeConsoleToLog((message) => port.postMessage(message));
 
 // Slot 0 holds the id of the exec the parent wants interrupted (0: none). Comparing ids,
 // not a boolean, means a late request for an exec that already finished cannot hit the
