@@ -38,19 +38,24 @@ export const REDACTED = '********';
  * name belongs to the manager, which keeps names unique (`rename`). Other keys are the
  * user's own and are kept as given.
  */
+const text =
+  (max: number, min = 1) =>
+  (value: unknown) =>
+    typeof value === 'string' && Buffer.byteLength(value) >= min && Buffer.byteLength(value) <= max;
+const int = (min: number, max: number) => (value: unknown) => Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
+/** Known config keys: a check of the value, and what to say when it fails. */
+const CONFIG_RULES: Record<string, [(value: unknown) => boolean, string]> = {
+  name: [() => false, "is the board's name: use rename (mbm board-rename), which keeps names unique"],
+  hb: [int(MIN_HEARTBEAT_S, MAX_HEARTBEAT_S), `must be a whole number of seconds from ${MIN_HEARTBEAT_S} to ${MAX_HEARTBEAT_S}`],
+  server: [text(253), 'must be a host name or address (text, at most 253 bytes)'],
+  port: [int(1, 65535), 'must be a port number from 1 to 65535'],
+  wifi_ssid: [text(32), 'must be text of 1 to 32 bytes'],
+  wifi_password: [text(64, 0), 'must be text of at most 64 bytes'],
+};
+
 function checkKnownConfigValue(key: string, value: unknown): void {
-  const text = (max: number, min = 1) => typeof value === 'string' && Buffer.byteLength(value) >= min && Buffer.byteLength(value) <= max;
-  const int = (min: number, max: number) => Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
-  const rules: Record<string, [boolean, string]> = {
-    name: [false, "is the board's name: use rename (mbm board-rename), which keeps names unique"],
-    hb: [int(MIN_HEARTBEAT_S, MAX_HEARTBEAT_S), `must be a whole number of seconds from ${MIN_HEARTBEAT_S} to ${MAX_HEARTBEAT_S}`],
-    server: [text(253), 'must be a host name or address (text, at most 253 bytes)'],
-    port: [int(1, 65535), 'must be a port number from 1 to 65535'],
-    wifi_ssid: [text(32), 'must be text of 1 to 32 bytes'],
-    wifi_password: [text(64, 0), 'must be text of at most 64 bytes'],
-  };
-  const rule = rules[key];
-  if (rule && !rule[0]) throw new InvalidCommandError(`config key "${key}" ${rule[1]}`);
+  const rule = Object.hasOwn(CONFIG_RULES, key) ? CONFIG_RULES[key] : undefined;
+  if (rule && !rule[0](value)) throw new InvalidCommandError(`config key "${key}" ${rule[1]}`);
 }
 
 /** Checks a request completely (throws InvalidCommandError), before anything is queued. */
