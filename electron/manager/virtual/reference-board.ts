@@ -248,10 +248,11 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         // Run only once Redis has the start (§4.2): straight on this connection, not the
         // outbox. If the link drops first, the loop ends and the next one claims the same
         // command again with the old cursor.
-        const cid = commandIdOf(claimed as Buffer[]);
+        const fields = entryFields(claimed.slice(1) as Buffer[]);
+        const cid = fields.get('i')?.toString('latin1') ?? '';
         await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', 'k', 'start', 'i', cid, 'e', eid);
         this.after = eid;
-        const rebootAfter = await this.runCommand(claimed.slice(1) as Buffer[]);
+        const rebootAfter = await this.runCommand(cid, fields);
         if (rebootAfter) return this.reboot(connection);
         continue;
       }
@@ -272,10 +273,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   }
 
   /** Runs one claimed command; returns true when the board must reboot afterwards. */
-  private async runCommand(flat: Buffer[]): Promise<boolean> {
-    const fields = new Map<string, Buffer>();
-    for (let i = 0; i + 1 < flat.length; i += 2) fields.set(flat[i]!.toString('latin1'), flat[i + 1]!);
-    const cid = fields.get('i')?.toString('latin1') ?? '';
+  private async runCommand(cid: string, fields: Map<string, Buffer>): Promise<boolean> {
     const op = fields.get('o')?.toString('latin1') ?? '';
     this.busy = cid;
     // Unlike a small board, a virtual board keeps its heartbeat going while it works.
@@ -371,8 +369,9 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   }
 }
 
-/** The `i` field of a claimed entry ([EID, field, value, …]). */
-function commandIdOf(claimed: Buffer[]): string {
-  for (let i = 1; i + 1 < claimed.length; i += 2) if (claimed[i]!.toString('latin1') === 'i') return claimed[i + 1]!.toString('latin1');
-  return '';
+/** A claimed entry's field/value list as a map. */
+function entryFields(flat: Buffer[]): Map<string, Buffer> {
+  const fields = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < flat.length; i += 2) fields.set(flat[i]!.toString('latin1'), flat[i + 1]!);
+  return fields;
 }
