@@ -43,7 +43,7 @@ export async function ensureDataDirs(paths: DataPaths): Promise<void> {
 }
 
 /** Writes a file atomically (temp name + rename) with the given mode. */
-export async function writeFileAtomic(file: string, content: string, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(file: string, content: string | Uint8Array, mode = 0o600): Promise<void> {
   const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await writeFile(temp, content, { mode });
