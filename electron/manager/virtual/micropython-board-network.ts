@@ -5,6 +5,7 @@
  * worker's blocking calls through the shared buffer (micropython-board-protocol.mjs).
  *
  * At most one call is outstanding per board, since the worker waits for each answer.
+ * UDP sockets are BoardUdp's (micropython-board-udp.ts).
  */
 import net from 'node:net';
 import dns from 'node:dns';
@@ -23,16 +24,27 @@ import {
   OP_DNS,
   OP_SEND,
   OP_CLOSE,
+  OP_UDP_BIND,
+  OP_UDP_SEND,
+  OP_UDP_RECV,
+  OP_UDP_POLL,
+  OP_UDP_CLOSE,
   sharedViews,
 } from './micropython-board-protocol.mjs';
+import { BoardUdp } from './micropython-board-udp.js';
 
 export type BridgeCall =
   | { op: typeof OP_CONNECT; sid: number; host: string; port: number; timeoutMs: number }
   | { op: typeof OP_RECV; sid: number; timeoutMs: number }
   | { op: typeof OP_POLL; sid: number }
-  | { op: typeof OP_DNS; host: string };
+  | { op: typeof OP_DNS; host: string }
+  | { op: typeof OP_UDP_BIND; sid: number; host: string; port: number }
+  | { op: typeof OP_UDP_SEND; sid: number; host: string; port: number; data: Uint8Array; broadcast: boolean }
+  | { op: typeof OP_UDP_RECV; sid: number; timeoutMs: number }
+  | { op: typeof OP_UDP_POLL; sid: number };
 
-export type BridgeNotice = { op: typeof OP_SEND; sid: number; data: Uint8Array } | { op: typeof OP_CLOSE; sid: number };
+export type BridgeNotice =
+  { op: typeof OP_SEND; sid: number; data: Uint8Array } | { op: typeof OP_CLOSE; sid: number } | { op: typeof OP_UDP_CLOSE; sid: number };
 
 interface LabSocket {
   socket: net.Socket;
@@ -68,6 +80,7 @@ export class BoardNetwork {
   private readonly sockErr: Int32Array;
   private readonly data: Uint8Array;
   private readonly sockets = new Map<number, LabSocket>();
+  private readonly udp: BoardUdp;
   /** Bumped on every answer, so a late timer or event cannot answer a newer call. */
   private callSeq = 0;
   private answered = true;
@@ -77,6 +90,7 @@ export class BoardNetwork {
 
   constructor(shared: SharedArrayBuffer) {
     ({ ctl: this.ctl, sockErr: this.sockErr, data: this.data } = sharedViews(shared));
+    this.udp = new BoardUdp(this.data);
   }
 
   /** True while the board waits for an answer (blocked in the network, not hung). */
@@ -105,12 +119,21 @@ export class BoardNetwork {
         return answer(this.poll(request.sid));
       case OP_DNS:
         return this.lookup(request.host, answer);
+      case OP_UDP_BIND:
+        return this.udp.bind(request.sid, request.host, request.port, answer);
+      case OP_UDP_SEND:
+        return this.udp.send(request.sid, request.host, request.port, request.data, request.broadcast, answer);
+      case OP_UDP_RECV:
+        return this.udp.receive(request.sid, request.timeoutMs, answer);
+      case OP_UDP_POLL:
+        return answer(this.udp.poll(request.sid));
       default:
         return answer(-ERRNO.EINVAL);
     }
   }
 
   notice(notice: BridgeNotice): void {
+    if (notice.op === OP_UDP_CLOSE) return this.udp.close(notice.sid);
     const s = this.sockets.get(notice.sid);
     if (!s) return;
     if (notice.op === OP_SEND) {
@@ -136,6 +159,7 @@ export class BoardNetwork {
       if (s.waiter.timer) clearTimeout(s.waiter.timer);
       s.waiter = undefined;
     }
+    this.udp.interrupt();
     this.answerCurrent?.(-ERRNO.EINTR);
   }
 
@@ -149,6 +173,7 @@ export class BoardNetwork {
       s.socket.destroy();
     }
     this.sockets.clear();
+    this.udp.closeAll();
   }
 
   private connect(request: Extract<BridgeCall, { op: 'connect' }>, answer: (result: number) => void): void {

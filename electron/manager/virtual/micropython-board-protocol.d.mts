@@ -22,6 +22,13 @@ export declare const OP_POLL: 'poll';
 export declare const OP_DNS: 'dns';
 export declare const OP_SEND: 'send';
 export declare const OP_CLOSE: 'close';
+export declare const OP_UDP_BIND: 'udp-bind';
+export declare const OP_UDP_SEND: 'udp-send';
+export declare const OP_UDP_RECV: 'udp-recv';
+export declare const OP_UDP_POLL: 'udp-poll';
+export declare const OP_UDP_CLOSE: 'udp-close';
+export declare const UDP_HEADER_BYTES: 6;
+export declare const NOT_AN_ADDRESS: -1;
 export declare const ERRNO: Readonly<{
   EINTR: 4;
   EBADF: 9;
@@ -31,6 +38,7 @@ export declare const ERRNO: Readonly<{
   ECONNABORTED: 103;
   ECONNRESET: 104;
   ENOTCONN: 107;
+  EADDRINUSE: 112;
   ETIMEDOUT: 110;
   ECONNREFUSED: 111;
   EHOSTUNREACH: 113;

@@ -66,6 +66,19 @@ export const OP_DNS = 'dns';
 /** Fire-and-forget operations (no answer; errors surface on the socket's next call). */
 export const OP_SEND = 'send';
 export const OP_CLOSE = 'close';
+/** UDP (socket.SOCK_DGRAM, micropython-board-udp.ts): bind, send and receive are answered, close is a notice. */
+export const OP_UDP_BIND = 'udp-bind';
+export const OP_UDP_SEND = 'udp-send';
+export const OP_UDP_RECV = 'udp-recv';
+export const OP_UDP_POLL = 'udp-poll';
+export const OP_UDP_CLOSE = 'udp-close';
+/**
+ * A received datagram in the shared buffer: the sender's IPv4 address (4 bytes) and port
+ * (2 bytes, big-endian) come first, then the payload; the call's result counts all of them.
+ */
+export const UDP_HEADER_BYTES = 6;
+/** Answer to a UDP send to something that is not a dotted IPv4 address (modlwip raises ValueError). */
+export const NOT_AN_ADDRESS = -1;
 
 /** MicroPython's errno values (py/mperrno.h), which the ESP8266 port raises as OSError(n). */
 export const ERRNO = Object.freeze({
@@ -78,6 +91,7 @@ export const ERRNO = Object.freeze({
   ECONNABORTED: 103,
   ECONNRESET: 104,
   ENOTCONN: 107,
+  EADDRINUSE: 112,
   ETIMEDOUT: 110,
   ECONNREFUSED: 111,
   EHOSTUNREACH: 113,

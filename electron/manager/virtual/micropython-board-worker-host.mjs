@@ -13,6 +13,8 @@
 // round trip — the equivalent of lwIP's receive queue, which lives outside the
 // MicroPython heap on a real board too. Sending is posted without waiting, as lwIP queues
 // it; a connection error reported by the main thread surfaces on the next send or receive.
+// UDP sockets: micropython-board-worker-udp.mjs.
+import { randomFillSync } from 'node:crypto';
 import {
   CTL_STATE,
   CTL_RESULT,
@@ -31,9 +33,11 @@ import {
   OP_DNS,
   OP_SEND,
   OP_CLOSE,
+  OP_UDP_POLL,
   sharedViews,
 } from './micropython-board-protocol.mjs';
 import { heapU8 } from './micropython-board-worker-memory.mjs';
+import { createUdp } from './micropython-board-worker-udp.mjs';
 
 const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
   let c = n;
@@ -128,7 +132,7 @@ export function createHost(options) {
    * which the Python side raises as KeyboardInterrupt.
    */
   function call(/** @type {Record<string, unknown>} */ request) {
-    if (request.op !== OP_POLL && takeInterrupt()) return -ERRNO.EINTR;
+    if (request.op !== OP_POLL && request.op !== OP_UDP_POLL && takeInterrupt()) return -ERRNO.EINTR;
     beforeWait();
     Atomics.store(ctl, CTL_STATE, STATE_PENDING);
     port.postMessage({ type: 'call', ...request });
@@ -330,6 +334,12 @@ export function createHost(options) {
       saveAccessPoint({ apActive: active !== 0, apSsid: String(ssid), apKey: String(key), apAuthmode: auth });
     },
 
+    // --- os ---------------------------------------------------------------------------
+    /** os.urandom(): fills `n` bytes at `addr` (the ESP8266's hardware random numbers; the host's CSPRNG here). */
+    urandom(/** @type {number} */ addr, /** @type {number} */ n) {
+      randomFillSync(heapU8(), addr, n);
+    },
+
     // --- machine ----------------------------------------------------------------------
     uid() {
       return uniqueId;
@@ -344,6 +354,8 @@ export function createHost(options) {
       for (;;) Atomics.wait(ctl, CTL_PARK, 0);
     },
   };
+
+  Object.assign(module, createUdp({ call, post: (notice) => port.postMessage({ type: 'net', ...notice }), data }));
 
   return {
     /** Registered as `_cm_lab_host` in the interpreter. */

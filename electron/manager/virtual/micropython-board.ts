@@ -51,8 +51,11 @@
  *   board's heap as heap() does (the port's own add 128 MiB and the lab's Python), but
  *   micropython.mem_info() still prints the port's figures.
  * - time.sleep() busy-waits in this port (the lab makes it nap, the timing is unchanged).
- * - Sockets work whether or not the WLAN is connected; only TCP; the peer sees a reset
- *   board's connections close at once (a real one would vanish silently); the flash has
+ * - Sockets work whether or not the WLAN is connected; TCP as a client only; UDP with the
+ *   shortcuts listed in micropython-board-udp.ts (the WLAN is the host's loopback, the
+ *   board is 127.0.0.1/8, broadcasts go to 127.255.255.255 and never leave the host); the
+ *   peer sees a reset board's connections close at once (a real one would vanish
+ *   silently); os.urandom() is the host's CSPRNG (a board's is its hardware RNG); the flash has
  *   no size limit; os.dupterm (2 slots, UART(0) in slot 1 as on an ESP8266) is the lab's
  *   own: lab-python/_cm_dupterm.py, whose shortcuts are listed in
  *   micropython-board-worker-dupterm.mjs.
@@ -100,6 +103,7 @@ import {
   type WorkerMessage,
 } from './micropython-board-types.js';
 import { flashAtBoot, labUniqueId, MemoryBoardFlash } from './micropython-board-flash.js';
+import { unpackedUrl } from '../package-info.js';
 
 export * from './micropython-board-types.js';
 
@@ -122,7 +126,9 @@ interface Session {
  * provisioning gives lab boards (one definition, so a provisioned board always joins).
  */
 export const LAB_WIFI: Readonly<{ ssid: string; password: string }> = { ssid: 'cloudmanager-lab', password: 'lab-password' };
-const WORKER_URL = new URL('./micropython-board-worker.mjs', import.meta.url);
+// In the packaged app the worker and its imports are unpacked from app.asar (a worker thread loads
+// real files), so its URL is mapped there.
+const WORKER_URL = unpackedUrl(new URL('./micropython-board-worker.mjs', import.meta.url));
 /** A reboot is not instantaneous on a board either; this also keeps boot loops cheap. */
 const REBOOT_DELAY_MS = 50;
 const BUTTON_SYNC_TIMEOUT_MS = 1000;

@@ -4,9 +4,12 @@
 # in first): the port's own attributes (the same objects: sys.path, sys.modules, stdout,
 # exit...), and the esp8266 port's platform. os.uname() is missing from this port; the
 # esp8266 port's answers with the SDK release it is built on. `uname` is the ESP8266's
-# nodename and sysname alike; version and date are the interpreter's own.
+# nodename and sysname alike; version and date are the interpreter's own. os.urandom() is
+# missing too: the ESP8266's reads its hardware random number generator, the lab's the host's.
 import os
 import sys as _s
+import uctypes
+import _cm_lab_host as _h
 
 for _k in dir(_s):
     globals()[_k] = getattr(_s, _k)
@@ -42,7 +45,15 @@ def _uname(u=_Uname('esp8266', 'esp8266', '2.2.0-dev(9422289)', _s.version.split
     return u
 
 
+def _urandom(n, addressof=uctypes.addressof, fill=_h.urandom):
+    b = bytearray(n)
+    if n:
+        fill(addressof(b), n)
+    return bytes(b)
+
+
 os.uname = _uname
+os.urandom = _urandom
 _s.modules['sys'] = _s.modules.pop('_cm_sys')
 globals().pop('__file__', None)
-del _k, _s, _Uname, _uname, os
+del _k, _s, _Uname, _uname, _urandom, os, uctypes, _h

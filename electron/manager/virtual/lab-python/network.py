@@ -3,8 +3,10 @@
 # `wifi`). connect() returns at once; status() is STAT_CONNECTING until the join is done
 # after the board's `timing` (wifiJoinMs: then STAT_GOT_IP), or has failed
 # (wifiWrongPasswordMs: STAT_WRONG_PASSWORD, wifiNoApMs: STAT_NO_AP_FOUND), on the
-# board's own clock. The "network" reached once connected is the host's (ifconfig says
-# 127.0.0.1). The station's settings are not saved across resets (a board saves them).
+# board's own clock. The "network" reached once connected is the host's: ifconfig says
+# 127.0.0.1 with netmask 255.0.0.0, the host's loopback, so the subnet's broadcast address
+# is 127.255.255.255 (the lab's UDP, micropython-board-udp.ts). The station's settings are
+# not saved across resets (a board saves them).
 # Access point (AP_IF): its settings are the SDK's, kept in the board's flash by the lab
 # (active state, SSID, password, auth mode: saved when they change, as the SDK does);
 # after a first boot it is on, named MicroPython-xxxxxx (the MAC's last 3 bytes), with
@@ -101,7 +103,7 @@ class WLAN:
             if _h.ap_active():
                 return ('192.168.4.1', '255.255.255.0', '192.168.4.1', '208.67.222.222')
         elif self.isconnected():
-            return ('127.0.0.1', '255.255.255.0', '127.0.0.1', '127.0.0.1')
+            return ('127.0.0.1', '255.0.0.0', '127.0.0.1', '127.0.0.1')
         return ('0.0.0.0', '0.0.0.0', '0.0.0.0', '0.0.0.0')
 
     def config(self, *args, **kw):

@@ -4,7 +4,9 @@
 # OSError(110), a non-blocking one with nothing to read OSError(11) (read(), readinto()
 # and readline() return None instead, as MicroPython streams do), a refused connection
 # OSError(111), a reset one OSError(104); Ctrl-C during a blocking call raises
-# KeyboardInterrupt from it (the host answers EINTR). Kept small: it lives in the board's RAM here.
+# KeyboardInterrupt from it (the host answers EINTR). UDP (SOCK_DGRAM): bind, sendto, recvfrom,
+# recv, SO_BROADCAST, as modlwip has them; the lab's rules and shortcuts are in
+# micropython-board-udp.ts. Kept small: it lives in the board's RAM here.
 import io
 import uctypes
 import _cm_lab_host as _h
@@ -14,8 +16,9 @@ AF_INET6 = 10
 SOCK_STREAM = 1
 SOCK_DGRAM = 2
 SOCK_RAW = 3
-SOL_SOCKET = 4095
+SOL_SOCKET = 1  # modlwip's values; it ignores the level
 SO_REUSEADDR = 4
+SO_BROADCAST = 32
 IPPROTO_IP = 0
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
@@ -45,9 +48,10 @@ def _buf(b):
 
 class socket(io.IOBase):
     def __init__(self, af=AF_INET, type=SOCK_STREAM, proto=0):
-        if type != SOCK_STREAM:
-            raise OSError(95)  # the lab only does TCP
-        self._i = _h.sock_open()
+        if type not in (SOCK_STREAM, SOCK_DGRAM):
+            raise OSError(22)  # as modlwip (the ESP8266 has no SOCK_RAW)
+        self._u = type == SOCK_DGRAM
+        self._i = _h.udp_open() if self._u else _h.sock_open()
         self._t = -1  # timeout in ms; -1 blocks, 0 is non-blocking
 
     def settimeout(self, t):
@@ -57,14 +61,42 @@ class socket(io.IOBase):
         self._t = -1 if flag else 0
 
     def setsockopt(self, level, opt, val):
-        pass
+        if self._u and isinstance(val, int):
+            _h.udp_opt(self._i, opt, val)
+
+    def bind(self, addr):
+        if not self._u:
+            raise OSError(95)  # the lab has no TCP servers
+        r = _h.udp_bind(self._i, addr[0], addr[1])
+        if r:
+            _err(r)
+
+    def sendto(self, b, addr):
+        if not self._u:
+            raise OSError(95)
+        b = _buf(b)
+        r = _h.udp_sendto(self._i, uctypes.addressof(b), len(b), addr[0], addr[1])
+        if r == -1:
+            raise ValueError('invalid arguments')  # not a dotted IPv4 address
+        if r < 0:
+            _err(r)
+        return r
+
+    def recvfrom(self, n):
+        b = self._in(n, 0, 0)
+        a = _h.udp_from().split()
+        return b, (a[0], int(a[1]))
 
     def connect(self, addr):
+        if self._u:
+            raise OSError(95)  # the lab's UDP sockets are not connected: sendto() only
         r = _h.sock_connect(self._i, addr[0], addr[1], self._t)
         if r:
             _err(r)
 
     def send(self, b):
+        if self._u:
+            raise OSError(95)
         b = _buf(b)
         r = _h.sock_send(self._i, uctypes.addressof(b), len(b))
         if r < 0:
@@ -77,7 +109,7 @@ class socket(io.IOBase):
         self.send(b)
 
     def _in(self, n, line, stream):
-        r = _h.sock_recv(self._i, _S, n, self._t, line)
+        r = _h.udp_recv(self._i, _S, n, self._t) if self._u else _h.sock_recv(self._i, _S, n, self._t, line)
         if r < 0:
             if stream and r == -11:
                 return None
@@ -102,7 +134,8 @@ class socket(io.IOBase):
 
     def readinto(self, b, n=-1):
         n = len(b) if n < 0 else min(n, len(b))
-        r = _h.sock_recv(self._i, uctypes.addressof(b), n, self._t, 0)
+        a = uctypes.addressof(b)
+        r = _h.udp_recv(self._i, a, n, self._t) if self._u else _h.sock_recv(self._i, a, n, self._t, 0)
         if r < 0:
             if r == -11:
                 return None
@@ -115,13 +148,18 @@ class socket(io.IOBase):
         if req == 4:
             self.close()
             return 0
-        return _h.sock_poll(self._i, arg) if req == 3 else -1
+        if req != 3:
+            return -1
+        return _h.udp_poll(self._i, arg) if self._u else _h.sock_poll(self._i, arg)
 
     def makefile(self, *args, **kw):
         return self
 
     def close(self):
-        _h.sock_close(self._i)
+        if self._u:
+            _h.udp_close(self._i)
+        else:
+            _h.sock_close(self._i)
 
     def __enter__(self):
         return self
