@@ -187,10 +187,15 @@ export class NotificationPolicy {
     if (!this.disposed) this.show(jobNotice(job));
   }
 
+  /** Drops the offline notices not sent yet (the service stopped: its boards are not news); the 5-minute memory stays. */
+  cancelPendingOffline(): void {
+    for (const window of this.windows) this.dropWindow(window);
+  }
+
   /** Cancels every pending notice; nothing is shown afterwards. */
   dispose(): void {
     this.disposed = true;
-    for (const window of this.windows) this.dropWindow(window);
+    this.cancelPendingOffline();
     for (const timer of this.recentlyAnnounced.values()) this.timers.clear(timer);
     this.recentlyAnnounced.clear();
   }

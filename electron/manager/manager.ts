@@ -124,6 +124,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
     return this.fleetInstance;
   }
 
+  /** The jobs; their 'job' events tell a client in the same process (the desktop app) when one finishes. */
+  get jobService(): JobService {
+    if (!this.jobs) throw new Error('the manager is not started');
+    return this.jobs;
+  }
+
   async start(): Promise<ServiceInfo> {
     this.startedAt = Date.now();
     await ensureDataDirs(this.paths);

@@ -146,6 +146,18 @@ describe('offline notices', () => {
     expect(shown).toHaveLength(1);
   });
 
+  it('pending offline notices can be dropped (the service stopped); later ones still come', () => {
+    policy.boardOffline(kitchen);
+    policy.boardOffline(garage);
+    vi.advanceTimersByTime(5_000);
+    policy.cancelPendingOffline();
+    vi.advanceTimersByTime(60_000);
+    expect(shown).toEqual([]);
+    policy.boardOffline(kitchen);
+    vi.advanceTimersByTime(15_000);
+    expect(shown).toHaveLength(1);
+  });
+
   it('after dispose nothing is shown and no timer is left', () => {
     policy.boardOffline(kitchen);
     policy.dispose();
