@@ -36,15 +36,34 @@ export interface FindRedisServerBinaryOptions {
 export const MIN_REDIS_MAJOR = 7;
 export const MIN_REDIS_MINOR = 0;
 
-const INSTALL_REDIS = 'install Redis 7 (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis)';
-const INSTALL_HINT = `${INSTALL_REDIS} or pass --redis-binary PATH`;
+const EXTERNAL_REDIS = '--redis-url redis://user:password@host:6379';
+
+/**
+ * How to get a usable Redis on `platform`. Linux and macOS have Redis packages. Windows has
+ * none (the app ships its own redis-server.exe, built with MSYS2), so there a missing binary
+ * means a broken install, and the alternatives are a Redis-compatible server run by the user.
+ */
+function installRedis(platform: NodeJS.Platform): string {
+  if (platform === 'win32')
+    return (
+      'the redis-server.exe that comes with the app is missing, so the installation is broken: reinstall Cloudmanager Desktop ' +
+      "(from a source checkout, build it in an MSYS2 shell: bash scripts/build-redis.sh); or use a Redis 7 you run yourself (Memurai, or Redis inside WSL: wsl sudo apt-get install redis-server) through the app's settings or " +
+      EXTERNAL_REDIS
+    );
+  if (platform === 'darwin') return `install Redis 7 (brew install redis), or use an existing Redis 7 with ${EXTERNAL_REDIS}`;
+  return `install Redis 7 (Debian/Ubuntu: sudo apt-get install redis-server), or use an existing Redis 7 with ${EXTERNAL_REDIS}`;
+}
+
+function installHint(platform: NodeJS.Platform): string {
+  return `${installRedis(platform)}; or pass --redis-binary PATH`;
+}
 
 /** No redis-server could be found in any of the places we look. */
 export class RedisBinaryNotFoundError extends Error {
   override readonly name = 'RedisBinaryNotFoundError';
   readonly searched: string[];
-  constructor(searched: string[]) {
-    super(`redis-server not found (looked in: ${searched.join(', ') || 'nowhere'}); ${INSTALL_HINT}`);
+  constructor(searched: string[], platform: NodeJS.Platform = process.platform) {
+    super(`redis-server not found (looked in: ${searched.join(', ') || 'nowhere'}); ${installHint(platform)}`);
     this.searched = searched;
   }
 }
@@ -53,8 +72,9 @@ export class RedisBinaryNotFoundError extends Error {
 export class RedisConfiguredBinaryError extends Error {
   override readonly name = 'RedisConfiguredBinaryError';
   readonly binaryPath: string;
-  constructor(binaryPath: string, problem: string, options?: { cause?: unknown }) {
-    super(`configured redis-server binary "${binaryPath}" ${problem}; fix the path passed with --redis-binary, or leave it out and ${INSTALL_REDIS}`, options);
+  constructor(binaryPath: string, problem: string, options?: { cause?: unknown }, platform: NodeJS.Platform = process.platform) {
+    const instead = platform === 'win32' ? 'leave it out to use the redis-server.exe that comes with the app' : `leave it out and ${installRedis(platform)}`;
+    super(`configured redis-server binary "${binaryPath}" ${problem}; fix the path passed with --redis-binary, or ${instead}`, options);
     this.binaryPath = binaryPath;
   }
 }
@@ -74,9 +94,10 @@ export class RedisVersionUnsupportedError extends Error {
   override readonly name = 'RedisVersionUnsupportedError';
   readonly binaryPath: string;
   readonly version: string;
-  constructor(binaryPath: string, version: string) {
+  constructor(binaryPath: string, version: string, platform: NodeJS.Platform = process.platform) {
     super(
-      `"${binaryPath}" is Redis ${version}, but ${MIN_REDIS_MAJOR}.${MIN_REDIS_MINOR} or newer is required ` + `(ACL selectors and functions); ${INSTALL_HINT}`,
+      `"${binaryPath}" is Redis ${version}, but ${MIN_REDIS_MAJOR}.${MIN_REDIS_MINOR} or newer is required ` +
+        `(ACL selectors and functions); ${installHint(platform)}`,
     );
     this.binaryPath = binaryPath;
     this.version = version;
