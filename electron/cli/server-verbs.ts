@@ -1,5 +1,6 @@
 /** `mbm server-start`, `server-stop`, `server-status`, and `sim` (virtual boards). */
 import { Manager, DEFAULT_API_PORT, DEFAULT_REDIS_PORT } from '../manager/manager.js';
+import { DEFAULT_DISCOVERY_PORT } from '../manager/discovery/discovery-message.js';
 import type { LogLevel } from '../manager/log.js';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -32,6 +33,11 @@ export const serverStart: VerbSpec = {
     'redis-binary': { type: 'string', valueName: 'PATH', description: 'redis-server to run (default: bundled, then PATH)' },
     advertise: { type: 'string', valueName: 'HOST', description: 'address written into board credentials (default: from --bind)' },
     heartbeat: { type: 'string', valueName: 'SECONDS', description: 'heartbeat period of newly enrolled boards (default 5)' },
+    'discovery-port': {
+      type: 'string',
+      valueName: 'PORT',
+      description: `UDP port boards ask on where the service went after its address changed (default ${DEFAULT_DISCOVERY_PORT})`,
+    },
     foreground: { type: 'boolean', description: 'stay attached and log to the terminal until Ctrl-C' },
     verbose: { type: 'boolean', short: 'v', description: 'log debug messages too (Redis log lines, refused API requests)' },
   },
@@ -42,6 +48,7 @@ export const serverStart: VerbSpec = {
     const redisPort = intOption(values, 'port', DEFAULT_REDIS_PORT, 1, 65535);
     const heartbeatS = intOption(values, 'heartbeat', 5, 1, 300);
     const apiPort = intOption(values, 'api-port', DEFAULT_API_PORT, 1, 65535);
+    const discoveryPort = intOption(values, 'discovery-port', DEFAULT_DISCOVERY_PORT, 1, 65535);
     const bind =
       typeof values.bind === 'string'
         ? values.bind
@@ -68,7 +75,7 @@ export const serverStart: VerbSpec = {
       return 0;
     }
     if (!values.foreground) {
-      const passThrough = ['port', 'api-port', 'bind', 'redis-url', 'redis-binary', 'advertise', 'heartbeat']
+      const passThrough = ['port', 'api-port', 'bind', 'redis-url', 'redis-binary', 'advertise', 'heartbeat', 'discovery-port']
         .flatMap((name) => (typeof values[name] === 'string' ? [`--${name}`, values[name] as string] : []))
         .concat(values.verbose ? ['--verbose'] : []);
       const { info, client } = await startInBackground(dataDir, passThrough);
@@ -92,6 +99,7 @@ export const serverStart: VerbSpec = {
       redisUrl: values['redis-url'] as string | undefined,
       redisBinary: values['redis-binary'] as string | undefined,
       advertiseHost: values.advertise as string | undefined,
+      discoveryPort,
       log,
     });
     const stopped = new Promise<void>((resolve) => manager.once('stopped', resolve));
@@ -153,6 +161,7 @@ export const serverStatus: VerbSpec = {
         `  Redis   ${redis.version} ${redis.external ? 'external' : 'embedded'}, ${redis.pid ? `pid ${redis.pid}, ` : ''}${redis.host}:${redis.port}` +
           `${redis.external ? '' : `, restarts ${redis.restarts}`}, ${(redis.memoryBytes / 1024 / 1024).toFixed(1)} MiB`,
         `  Boards  ${status.boards.online} online / ${status.boards.total} enrolled, ${status.commandsActive} commands in progress`,
+        `  Discovery ${status.discovery ? `on UDP ${status.discovery.addresses.join(', ')}` : 'off'}`,
         `  Data    ${dataDir}`,
       ].join('\n') + '\n',
     );

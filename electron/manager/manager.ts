@@ -24,6 +24,8 @@ import { SimService } from './virtual/sim-service.js';
 import { TelemetryRecorder } from './fleet/telemetry.js';
 import { TelemetryStore } from './redis/telemetry-store.js';
 import { ApiClient } from './api/client.js';
+import { DiscoveryResponder } from './discovery/discovery-responder.js';
+import { DEFAULT_DISCOVERY_PORT } from './discovery/discovery-message.js';
 import {
   applyLanAddress,
   isLoopbackAddress,
@@ -69,6 +71,8 @@ export interface ManagerOptions {
   uiRoot?: string;
   /** How long a rebooted board may take to come back before its reboot is reported failed (default 60 s or 3 heartbeats). */
   rebootGraceMs?: number;
+  /** UDP port boards ask on where the service went (default 18268; 0 also means 18268, never "any port"). */
+  discoveryPort?: number;
   log?: Logger;
 }
 
@@ -109,6 +113,9 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private startedAt = 0;
   private redisRestarts = 0;
   private stopping: Promise<void> | undefined;
+  private discovery: DiscoveryResponder | undefined;
+  /** Serialises discovery restarts (two LAN changes at once must not open two responders). */
+  private discoveryChange: Promise<void> = Promise.resolve();
   private readonly protocolErrorLog = new LogRateLimiter();
   apiUrl = '';
   apiToken = '';
@@ -117,6 +124,10 @@ export class Manager extends EventEmitter<ManagerEvents> {
     super();
     this.paths = dataPaths(options.dataDir);
     this.log = options.log ?? silentLogger;
+    const discoveryPort = options.discoveryPort;
+    if (discoveryPort !== undefined && (!Number.isInteger(discoveryPort) || discoveryPort < 0 || discoveryPort > 65535)) {
+      throw new RangeError(`the discovery port must be a whole number from 1 to 65535 (0 for ${DEFAULT_DISCOVERY_PORT}), not ${String(discoveryPort)}`);
+    }
   }
 
   get fleet(): Fleet {
@@ -153,6 +164,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       this.telemetry = new TelemetryRecorder({ store: new TelemetryStore(this.redis), log: this.log });
       this.recordTelemetry(this.fleetInstance, this.telemetry);
       await this.fleetInstance.start();
+      await this.restartDiscovery();
       this.telemetry.start();
       this.usb = new UsbService({
         fleet: this.fleetInstance,
@@ -272,6 +284,33 @@ export class Manager extends EventEmitter<ManagerEvents> {
     return { host: adminConnectHost(bind), port, username: MANAGER_USER, password };
   }
 
+  /**
+   * (Re)starts the discovery responder on what Redis listens on now. Never fails the
+   * caller: a taken port (a second service) means no discovery, with a warning. Not with
+   * an external Redis: the service does not know what boards reach there.
+   */
+  private restartDiscovery(): Promise<void> {
+    this.discoveryChange = this.discoveryChange.then(async () => {
+      await this.discovery?.close();
+      this.discovery = undefined;
+      if (this.options.redisUrl || this.stopping) return;
+      const fleet = this.fleet;
+      try {
+        this.discovery = await DiscoveryResponder.start({
+          bind: this.bind,
+          port: this.options.discoveryPort,
+          advertise: () => fleet.advertise,
+          keyFor: (boardId) => fleet.discoveryKey(boardId),
+          log: this.log,
+        });
+        this.log('info', `discovery: boards that lost the service are answered on UDP ${this.discovery.addresses.join(', ')}`);
+      } catch (error) {
+        this.log('warn', `discovery is off (boards whose computer address changed will not find the service): ${(error as Error).message}`);
+      }
+    });
+    return this.discoveryChange;
+  }
+
   /** Feeds the telemetry ring from the fleet: heartbeats (batched) and online changes. */
   private recordTelemetry(fleet: Fleet, telemetry: TelemetryRecorder): void {
     fleet.on('board', (event) => {
@@ -317,6 +356,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       boards: this.fleet.counts(),
       commandsActive: this.fleet.dispatcher.activeCount(),
       virtualBoards: this.sim?.count ?? 0,
+      discovery: this.discovery ? { port: this.discovery.port, addresses: this.discovery.addresses } : null,
     };
   }
 
@@ -343,6 +383,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     const settings = await applyLanAddress({ supervisor: this.supervisor, settingsFile: networkSettingsFile(this.paths.root), lanAddress: address });
     this.bind = this.supervisor.bind;
     if (!this.options.advertiseHost) this.fleet.setAdvertiseHost(settings.lanAddress ?? '127.0.0.1');
+    await this.restartDiscovery();
     this.log(
       'info',
       settings.lanAddress
@@ -372,6 +413,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         this.log('warn', `while stopping ${what}: ${(error as Error).message}`);
       }
     };
+    await step('discovery', () => this.restartDiscovery());
     await step('USB', () => this.usb?.stop());
     await step('virtual boards', () => this.sim?.stop());
     await step('the API', () => this.api?.close());

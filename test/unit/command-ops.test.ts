@@ -17,6 +17,12 @@ describe('command encoding', () => {
   it('refuses code over 64 KiB and credential keys', () => {
     expect(() => encodeCommandFields({ op: 'exec', code: 'x'.repeat(65 * 1024) }, 1000)).toThrow(/64 KiB/);
     expect(() => encodeCommandFields({ op: 'cfg_set', key: 'password', value: 'x' }, 1000)).toThrow(/credentials/);
+    expect(() => encodeCommandFields({ op: 'cfg_set', key: 'dk', value: 'ab'.repeat(32) }, 1000)).toThrow(/credentials/);
+  });
+
+  it('takes a discovery port (dp) from 1 to 65535 only', () => {
+    expect(encodeCommandFields({ op: 'cfg_set', key: 'dp', value: 18268 }, 1000).map(String)).toEqual(['o', 'cfg_set', 'key', 'dp', 'v', '18268']);
+    for (const value of [0, 65536, '18268', 1.5]) expect(() => encodeCommandFields({ op: 'cfg_set', key: 'dp', value }, 1000)).toThrow(/discovery port/);
   });
 
   it('encodes exec with its timeout', () => {
@@ -26,5 +32,6 @@ describe('command encoding', () => {
 
   it('redacts secrets of a board config', () => {
     expect(redactConfig({ name: 'a', wifi_password: 'hunter2', password: 'p' })).toEqual({ name: 'a', wifi_password: '********', password: '********' });
+    expect(redactConfig({ name: 'a', dk: 'ab'.repeat(32), dp: 18268 })).toEqual({ name: 'a', dk: '********', dp: 18268 });
   });
 });

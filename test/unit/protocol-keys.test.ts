@@ -23,6 +23,7 @@ describe('wire contract keys', () => {
       keys.telemetry,
       managerKeys.boards,
       managerKeys.names,
+      managerKeys.discoveryKeys,
     ].map(placeholders);
     expect(documentedKeys.length).toBeGreaterThan(5);
     expect(built.sort()).toEqual([...documentedKeys].sort());

@@ -125,6 +125,15 @@ describe('buildProvisioningPayload', () => {
     expect(text).toBe(JSON.stringify(expected)); // no whitespace: every byte costs on the board
   });
 
+  it("writes the board's discovery key (dk) after hb; credentials from before discovery give a config without it", async () => {
+    const dk = '0123456789abcdef'.repeat(4);
+    const config = (payload: ProvisioningPayload) => JSON.parse(fileAt(payload, '/cm_config.json').data.toString('utf8')) as Record<string, unknown>;
+    const withKey = config(await buildProvisioningPayload(input({ credentials: { ...credentials, dk } })));
+    expect(withKey.dk).toBe(dk);
+    expect(Object.keys(withKey)).toEqual(['id', 'name', 'user', 'password', 'server', 'port', 'hb', 'dk', 'wifi_ssid', 'wifi_password']);
+    expect(config(await buildProvisioningPayload(input()))).not.toHaveProperty('dk');
+  });
+
   it('names the board after the credentials by default', async () => {
     const payload = await buildProvisioningPayload(input());
     expect(JSON.parse(fileAt(payload, '/cm_config.json').data.toString('utf8'))).toMatchObject({ name: 'kitchen-1' });
@@ -163,6 +172,8 @@ describe('buildProvisioningPayload', () => {
     ['a bad board id', { credentials: { ...credentials, id: 'UP', user: 'cmb-UP' } }, 'credentials.id'],
     ['credentials of another board', { credentials: { ...credentials, user: 'cmb-other' } }, 'credentials.user'],
     ['a heartbeat of 0 s', { credentials: { ...credentials, hb: 0 } }, 'credentials.hb'],
+    ['a discovery key in upper case', { credentials: { ...credentials, dk: 'ABCDEF0123456789'.repeat(4) } }, 'credentials.dk'],
+    ['a discovery key of 63 characters', { credentials: { ...credentials, dk: 'a'.repeat(63) } }, 'credentials.dk'],
     ['a negative _mpy', { mpy: -6 }, 'mpy'],
   ] as Array<[string, Partial<ProvisioningInput>, string]>)('refuses %s', async (_label, overrides, field) => {
     const error = await buildProvisioningPayload(input(overrides)).catch((e: unknown) => e);

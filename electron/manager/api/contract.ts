@@ -230,6 +230,8 @@ export interface ServiceStatus {
   commandsActive: number;
   /** Virtual boards running inside the service (sim.start). */
   virtualBoards: number;
+  /** Where boards that lost the service are answered (UDP `address:port`); null when off. */
+  discovery: { port: number; addresses: string[] } | null;
 }
 
 export interface SentCommand extends CommandView {

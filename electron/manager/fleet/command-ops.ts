@@ -29,8 +29,8 @@ export const COMMAND_OPS: readonly CommandOp[] = ['exec', 'put', 'get', 'ls', 's
 export const MAX_CODE_BYTES = 64 * 1024;
 export const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 /** Config keys that hold credentials: never settable remotely, never shown. */
-export const PROTECTED_CONFIG_KEYS = ['id', 'user', 'password'];
-export const SECRET_CONFIG_KEYS = ['wifi_password', 'password'];
+export const PROTECTED_CONFIG_KEYS = ['id', 'user', 'password', 'dk'];
+export const SECRET_CONFIG_KEYS = ['wifi_password', 'password', 'dk'];
 export const REDACTED = '********';
 
 /**
@@ -49,6 +49,7 @@ const CONFIG_RULES: Record<string, [(value: unknown) => boolean, string]> = {
   hb: [int(MIN_HEARTBEAT_S, MAX_HEARTBEAT_S), `must be a whole number of seconds from ${MIN_HEARTBEAT_S} to ${MAX_HEARTBEAT_S}`],
   server: [text(253), 'must be a host name or address (text, at most 253 bytes)'],
   port: [int(1, 65535), 'must be a port number from 1 to 65535'],
+  dp: [int(1, 65535), 'is the discovery port and must be a port number from 1 to 65535'],
   wifi_ssid: [text(32), 'must be text of 1 to 32 bytes'],
   wifi_password: [text(64, 0), 'must be text of at most 64 bytes'],
 };

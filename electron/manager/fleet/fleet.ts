@@ -40,7 +40,16 @@ export interface BoardCredentials {
   server: string;
   port: number;
   hb: number;
+  /**
+   * Discovery key (64 lowercase hex characters): signs the answers that tell a board where
+   * the service went (PROTOCOL.md, "Finding the service again"). Absent in credentials from
+   * before discovery. A secret like the password.
+   */
+  dk?: string;
 }
+
+/** A discovery key as the service issues it: 32 random bytes as lowercase hex. */
+const DISCOVERY_KEY = /^[0-9a-f]{64}$/;
 
 export type BoardEvent =
   | { type: 'board.online' | 'board.offline' | 'board.changed' | 'board.enrolled'; board: BoardSummary; reason?: string }
@@ -94,6 +103,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   private sweepTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
   private readonly activityDirty = new Set<BoardState>();
+  /** Board id → discovery key; kept here (not in BoardState) so no listing can carry it. */
+  private readonly discoveryKeys = new Map<string, string>();
   private readonly store: FleetStore;
   private readonly log: Logger;
 
@@ -137,6 +148,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
       } catch (error) {
         this.log('error', `ignoring an unreadable board record: ${(error as Error).message}`);
       }
+    }
+    for (const [id, key] of Object.entries(await this.store.loadDiscoveryKeys())) {
+      if (this.registry.get(id) && DISCOVERY_KEY.test(key)) this.discoveryKeys.set(id, key);
     }
     for (const board of this.registry.all()) await this.dispatcher.restore(board);
     this.store.on('uplink', (id) => this.reader.markDirty(id));
@@ -199,6 +213,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return this.registry.require(nameOrId);
   }
 
+  /** The discovery key of an enrolled board; undefined when unknown or enrolled before discovery keys. */
+  discoveryKey(id: string): string | undefined {
+    return this.registry.get(id) ? this.discoveryKeys.get(id) : undefined;
+  }
+
   /** Boards matching a BOARDS pattern; unknown plain names and empty globs are errors. */
   select(pattern: string): BoardState[] {
     const selection = selectBoards(pattern, this.registry.names(), (tag) =>
@@ -233,7 +252,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         throw new BoardNameTakenError(`a board named ${JSON.stringify(name)} is already enrolled (use rotate to issue new credentials)`);
       }
     }
-    const enrolled: Array<{ board: BoardState; password: string; existed: boolean }> = [];
+    const enrolled: Array<{ board: BoardState; password: string; dk: string; existed: boolean }> = [];
     for (const name of names) {
       let board = this.registry.byNameOrId(name);
       const existed = board !== undefined;
@@ -258,15 +277,17 @@ export class Fleet extends EventEmitter<FleetEvents> {
           needsReset: false,
         });
       }
-      enrolled.push({ board, password: randomBytes(32).toString('base64url'), existed });
+      enrolled.push({ board, password: randomBytes(32).toString('base64url'), dk: randomBytes(32).toString('hex'), existed });
     }
     await this.store.createBoardUsers(enrolled.map(({ board, password }) => ({ id: board.id, password })));
+    await this.store.saveDiscoveryKeys(enrolled.map(({ board, dk }) => ({ id: board.id, dk })));
+    for (const { board, dk } of enrolled) this.discoveryKeys.set(board.id, dk);
     await Promise.all(enrolled.map(({ board }) => this.persist(board)));
     for (const { board, existed } of enrolled) {
       this.log('info', `enrolled board ${board.name} (${board.id})${existed ? ' with new credentials' : ''}`);
       this.emitBoard('board.enrolled', board);
     }
-    return enrolled.map(({ board, password }) => ({
+    return enrolled.map(({ board, password, dk }) => ({
       v: PROTOCOL_VERSION,
       id: board.id,
       name: board.name,
@@ -275,6 +296,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       server: options.server ?? this.advertise.host,
       port: this.advertise.port,
       hb: board.hb,
+      dk,
     }));
   }
 
@@ -334,6 +356,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     await this.store.deleteBoard(board.id);
     await this.store.releaseName(board.name, board.id);
     this.reader.forget(board.id);
+    this.discoveryKeys.delete(board.id);
     this.registry.remove(board.id);
     this.log('info', `removed board ${board.name} (${board.id})`);
     this.emit('board', { type: 'board.removed', boardId: board.id, name: board.name });

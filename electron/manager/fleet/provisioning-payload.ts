@@ -210,6 +210,14 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
   if (typeof hb !== 'number' || !Number.isInteger(hb) || hb < MIN_HEARTBEAT_S || hb > MAX_HEARTBEAT_S) {
     throw new ProvisioningInputError('credentials.hb', `the heartbeat period ${String(hb)} is not a whole number of seconds from 1 to 300`);
   }
+  // Optional: credentials from before discovery have none, and such a board never runs it.
+  const dk: unknown = credentials.dk;
+  if (dk !== undefined && (typeof dk !== 'string' || !/^[0-9a-f]{64}$/.test(dk))) {
+    throw new ProvisioningInputError(
+      'credentials.dk',
+      'the discovery key (dk) is damaged: it must be 64 lowercase hex characters; enroll the board again (rotate)',
+    );
+  }
 
   const mpy: unknown = input.mpy;
   if (mpy !== undefined && mpy !== null && (typeof mpy !== 'number' || !Number.isSafeInteger(mpy) || mpy < 0)) {
@@ -224,6 +232,7 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
     server: host,
     port,
     hb,
+    ...(dk === undefined ? {} : { dk }),
     wifi_ssid: ssid,
     wifi_password: password,
   };

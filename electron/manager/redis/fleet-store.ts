@@ -134,7 +134,18 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     await this.redis.call('ACL', 'DELUSER', boardUser(id));
     await this.saveAcl();
     await this.redis.del(keys.cmd, keys.state, keys.up, keys.pending, keys.seen, keys.log);
+    await this.redis.hdel(managerKeys.discoveryKeys, id);
     await this.redis.hdel(managerKeys.boards, id);
+  }
+
+  /** Boards' discovery keys (board id → dk). Boards enrolled before discovery have none. */
+  async loadDiscoveryKeys(): Promise<Record<string, string>> {
+    return this.redis.hgetall(managerKeys.discoveryKeys);
+  }
+
+  async saveDiscoveryKeys(keys: Array<{ id: string; dk: string }>): Promise<void> {
+    if (keys.length === 0) return;
+    await this.redis.hset(managerKeys.discoveryKeys, Object.fromEntries(keys.map(({ id, dk }) => [id, dk])));
   }
 
   /** Makes ACL changes survive a restart: ACL SAVE with an ACL file, else CONFIG REWRITE. */

@@ -75,6 +75,8 @@ export const managerKeys = {
   names: `${PREFIX}:{mgr}:names`,
   /** Sorted set: job id → creation time (ms). */
   jobs: `${PREFIX}:{mgr}:jobs`,
+  /** Hash: board id → discovery key (`dk`, a secret: boards cannot read manager keys). */
+  discoveryKeys: `${PREFIX}:{mgr}:dk`,
 };
 
 export const JOB_ID_PATTERN = /^j[a-z0-9]{8,30}$/;

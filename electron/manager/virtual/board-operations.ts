@@ -15,11 +15,11 @@ const STOP_POLL_MS = 250;
 /** Output is sent when this much is buffered, or after FLUSH_MS. */
 const OUTPUT_CHUNK_BYTES = 1024;
 const FLUSH_MS = 50;
-const SECRET_KEYS = ['wifi_password', 'password'];
+const SECRET_KEYS = ['wifi_password', 'password', 'dk'];
 /** Credentials, and the name, which only `rename` changes (the manager keeps names unique). */
-const PROTECTED_KEYS = ['id', 'user', 'password', 'name'];
+const PROTECTED_KEYS = ['id', 'user', 'password', 'dk', 'name'];
 /** Keys the board itself reads, and their ranges (PROTOCOL.md §7.5). */
-const INTEGER_KEYS: Record<string, [number, number]> = { hb: [1, 300], port: [1, 65535] };
+const INTEGER_KEYS: Record<string, [number, number]> = { hb: [1, 300], port: [1, 65535], dp: [1, 65535] };
 
 export interface OperationContext {
   boardId: string;
