@@ -89,7 +89,12 @@ export async function readDesktopSettings(dataDir: string): Promise<DesktopSetti
   const parsed = fileSchema.safeParse(json);
   if (parsed.success) return parsed.data;
   // Kept, not overwritten: the next write would replace it with the defaults.
-  await rename(file, `${file}.bad`);
+  try {
+    await rename(file, `${file}.bad`);
+  } catch (error) {
+    // Another read moved it aside a moment ago.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
   return { ...DEFAULT_DESKTOP_SETTINGS };
 }
 

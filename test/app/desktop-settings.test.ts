@@ -75,6 +75,12 @@ describe('desktop settings', () => {
     expect(await readFile(`${file}.bad`, 'utf8')).toBe(content);
   });
 
+  it('a damaged file read twice at once is moved aside once, and both reads give the defaults', async () => {
+    await writeFile(desktopSettingsFile(dataDir), '{');
+    expect(await Promise.all([readDesktopSettings(dataDir), readDesktopSettings(dataDir)])).toEqual([DEFAULT_DESKTOP_SETTINGS, DEFAULT_DESKTOP_SETTINGS]);
+    expect(await readdir(dataDir)).toEqual(['desktop.json.bad']);
+  });
+
   it.each(['http://redis.example:6379', 'redis.example:6379', 'redis://'])(
     'a Redis URL like %s is refused with a message that says what is expected',
     async (redisUrl) => {
