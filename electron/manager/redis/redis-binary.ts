@@ -4,7 +4,9 @@
  * Search order (first hit wins):
  *   1. a path the user configured (`--redis-binary PATH`): it must exist, or we fail loudly
  *      rather than silently running some other Redis;
- *   2. the copy electron-builder bundles under `build/redis/<platform>-<arch>/`;
+ *   2. the copy we bundle: `build/redis/<platform>-<arch>/` in the package (a checkout, where
+ *      scripts/build-redis.sh writes it), then `<resources>/redis/<platform>-<arch>/` in the
+ *      packaged app (electron-builder's `extraResources`: a real file, as spawn needs);
  *   3. `redis-server` on PATH (the OS package on Linux/Raspberry Pi, Homebrew on macOS);
  *   4. a binary redis-memory-server already has on disk (its `systemBinary` setting or a
  *      previous download) — read-only: we never let it download.
@@ -13,6 +15,7 @@ import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { executableProblem, findOnPath, isExecutable, isWindows } from '../executables.js';
+import { unpackedPath } from '../package-info.js';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -30,6 +33,8 @@ export interface FindRedisServerBinaryOptions {
   packageRoot: string;
   /** Environment to search (PATH, PATHEXT, REDISMS_*); defaults to process.env. */
   env?: NodeJS.ProcessEnv;
+  /** The packaged app's resources folder; defaults to Electron's process.resourcesPath (unset under plain Node). */
+  resourcesPath?: string;
 }
 
 /** Oldest Redis we accept: ACL selectors and functions arrived in 7.0. */
@@ -202,9 +207,14 @@ export async function findRedisServerBinary(options: FindRedisServerBinaryOption
   const searched: string[] = [];
 
   const exe = isWindows ? 'redis-server.exe' : 'redis-server';
-  const bundled = path.join(options.packageRoot, 'build', 'redis', `${process.platform}-${process.arch}`, exe);
-  if (await isExecutable(bundled)) return { path: bundled, source: 'bundled' };
-  searched.push(bundled);
+  const platformArch = `${process.platform}-${process.arch}`;
+  const resourcesPath = options.resourcesPath ?? (process as { resourcesPath?: string }).resourcesPath;
+  const bundledCandidates = [unpackedPath(path.join(options.packageRoot, 'build', 'redis', platformArch, exe))];
+  if (resourcesPath) bundledCandidates.push(path.join(resourcesPath, 'redis', platformArch, exe));
+  for (const bundled of bundledCandidates) {
+    if (await isExecutable(bundled)) return { path: bundled, source: 'bundled' };
+    searched.push(bundled);
+  }
 
   const onPath = await searchPath(env, searched);
   if (onPath !== undefined) return { path: onPath, source: 'path' };

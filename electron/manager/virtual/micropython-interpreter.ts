@@ -31,6 +31,7 @@
  * Library code: never prints; problems are reported through the `onLog` option.
  */
 import { Worker } from 'node:worker_threads';
+import { unpackedUrl } from '../package-info.js';
 
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -115,8 +116,12 @@ type WorkerMessage =
 
 const DEFAULT_HEAP_BYTES = 2 * 1024 * 1024;
 const DEFAULT_RESTART_GRACE_MS = 1000;
-/** Next to this module both in the sources (vitest) and in dist/ (copied by the build). */
-const WORKER_URL = new URL('./micropython-worker.mjs', import.meta.url);
+/**
+ * Next to this module both in the sources (vitest) and in dist/ (copied by the build). In the
+ * packaged app the worker and its imports are unpacked from app.asar (a worker thread loads
+ * real files), so its URL is mapped there.
+ */
+const WORKER_URL = unpackedUrl(new URL('./micropython-worker.mjs', import.meta.url));
 
 export class MicroPythonInterpreter {
   private static sharedInstance: MicroPythonInterpreter | undefined;
