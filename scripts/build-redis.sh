@@ -9,8 +9,10 @@
 #   bash scripts/build-redis.sh --tarball FILE  offline: build from a tarball you have
 #   bash scripts/build-redis.sh --force         build again even if this version is there
 #
-# Other options: --out-root DIR (instead of build/redis), --jobs N, and --version VER with
-# --sha256 HEX (both, with --tarball) to try another release before pinning it below.
+# Other options: --out-root DIR (instead of build/redis), --jobs N, --arch x64|arm64 (macOS
+# only: build for the other Mac architecture, which the release's one macOS job needs), and
+# --version VER with --sha256 HEX (both, with --tarball) to try another release before
+# pinning it below.
 set -euo pipefail
 
 # Redis 7.2.x is the last line under the BSD 3-clause licence: 7.4 and later are RSALv2/SSPL
@@ -28,7 +30,7 @@ REDIS_SHA256=960a8ec15e34ff40e57ff16837b26b33bd81f2da6d24497bb63de532a323a18e
 # and its .orig tarballs are GitHub's tag archives, not the download.redis.io files.
 REDIS_ARCHIVE_SHA256=65fa69e66187cb5a4cf625bd587c743507e518749c5a0eec29c4f086495c8a7e
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 die() {
   echo "build-redis: $*" >&2
   exit 1
@@ -39,6 +41,7 @@ out_root="$repo_root/build/redis"
 tarball=""
 force=no
 jobs=""
+target_arch=""
 version_override=""
 sha_override=""
 while [ $# -gt 0 ]; do
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
     --force) force=yes; shift ;;
     --out-root) out_root="${2:?--out-root needs a folder}"; shift 2 ;;
     --jobs) jobs="${2:?--jobs needs a number}"; shift 2 ;;
+    --arch) target_arch="${2:?--arch needs x64 or arm64}"; shift 2 ;;
     --version) version_override="${2:?--version needs a version}"; shift 2 ;;
     --sha256) sha_override="${2:?--sha256 needs a digest}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
@@ -81,6 +85,16 @@ case "$(uname -m)" in
   armv7l | armv6l) arch=arm ;;
   *) die "unsupported machine '$(uname -m)'" ;;
 esac
+cross=no
+if [ -n "$target_arch" ] && [ "$target_arch" != "$arch" ]; then
+  # clang builds for either Mac architecture on either Mac; elsewhere that needs a cross
+  # toolchain this script does not set up.
+  [ "$platform" = darwin ] || die "--arch $target_arch: building for another architecture works on macOS only (this is $platform-$arch)"
+  case "$target_arch" in x64 | arm64) ;; *) die "--arch must be x64 or arm64 (got '$target_arch')" ;; esac
+  arch="$target_arch"
+  cross=yes
+  apple_arch="$([ "$arch" = x64 ] && echo x86_64 || echo arm64)"
+fi
 exe=redis-server
 [ "$platform" = win32 ] && exe=redis-server.exe
 dest="$out_root/$platform-$arch"
@@ -157,6 +171,8 @@ make_args=("${build_settings[@]}")
 if [ "$platform" = darwin ]; then
   # Run on the macOS versions Electron supports, not only on the build machine's.
   export MACOSX_DEPLOYMENT_TARGET="${MACOSX_DEPLOYMENT_TARGET:-12.0}"
+  # Make passes a command-line CC down to the bundled deps (hiredis, lua…) as well.
+  [ "$cross" = no ] || make_args+=("CC=clang -arch $apple_arch")
 fi
 if [ "$platform" = win32 ]; then
   # MSYS2's <dlfcn.h> declares dladdr (used by debug.c) only for _GNU_SOURCE, which Redis
@@ -210,7 +226,13 @@ case "$platform" in
     ;;
 esac
 
-reported="$("$stage/$exe" --version)"
+if [ "$cross" = no ]; then
+  reported="$("$stage/$exe" --version)"
+elif ! reported="$(arch "-$apple_arch" "$stage/$exe" --version 2>/dev/null)"; then
+  # An x64 binary runs on Apple silicon only through Rosetta; without it, check what was built.
+  lipo -archs "$stage/$exe" | grep -qw "$apple_arch" || die "the cross build is not a $apple_arch binary"
+  reported="Redis server v=$REDIS_VERSION (built for $apple_arch, not run here)"
+fi
 [[ "$reported" == *"v=$REDIS_VERSION "* ]] || die "the built binary reports '$reported', not v=$REDIS_VERSION"
 
 {
@@ -218,7 +240,7 @@ reported="$("$stage/$exe" --version)"
   echo "sha256 $REDIS_SHA256"
   echo "source $source_from"
   [ "$pinned" = yes ] || echo "pinned no (built with --version/--sha256)"
-  echo "build make ${build_settings[*]} on $(uname -s) $(uname -m)"
+  echo "build make ${build_settings[*]} on $(uname -s) $(uname -m)$([ "$cross" = no ] || echo " for $arch")"
   echo "libraries $shared_libs"
 } >"$stage/VERSION"
 
