@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/lab.js';
+import { freeUdpPort } from '../helpers/discovery-client.js';
 
 const MBM = fileURLToPath(new URL('../../bin/mbm.js', import.meta.url));
 
@@ -24,6 +25,7 @@ describe('mbm CLI against a background service', () => {
   let dataDir: string;
   let work: string;
   let redisPort: number;
+  let discoveryPort: number;
   let sim: ChildProcess | undefined;
   let mpSim: ChildProcess | undefined;
 
@@ -43,6 +45,7 @@ describe('mbm CLI against a background service', () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-cli-'));
     work = await mkdtemp(path.join(os.tmpdir(), 'cm-cli-work-'));
     redisPort = await freePort();
+    discoveryPort = await freeUdpPort();
   });
   afterAll(async () => {
     sim?.kill('SIGKILL');
@@ -53,7 +56,7 @@ describe('mbm CLI against a background service', () => {
   });
 
   it('server-start returns with the service running in the background', async () => {
-    const started = await mbm(['server-start', '--port', String(redisPort), '--heartbeat', '1']);
+    const started = await mbm(['server-start', '--port', String(redisPort), '--heartbeat', '1', '--discovery-port', String(discoveryPort)]);
     expect(started.stderr).toBe('');
     expect(started.code).toBe(0);
     expect(started.stdout).toContain(`127.0.0.1:${redisPort}`);
@@ -72,6 +75,8 @@ describe('mbm CLI against a background service', () => {
     expect(status.code).toBe(0);
     const json = JSON.parse(status.stdout);
     expect(json).toMatchObject({ running: true, redis: { port: redisPort, external: false }, boards: { online: 0, total: 0 } });
+    expect(json.discovery).toMatchObject({ port: discoveryPort, addresses: expect.arrayContaining([`127.0.0.1:${discoveryPort}`]) });
+    expect((await mbm(['server-status'])).stdout).toContain(`Discovery on UDP 127.0.0.1:${discoveryPort}`);
     expect((await mbm(['server-start'])).stdout).toContain('already running');
   });
 
