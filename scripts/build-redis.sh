@@ -222,6 +222,15 @@ case "$platform" in
       cp "$dll" "$stage/"
     done
     [ -f "$stage/msys-2.0.dll" ] || die "ldd did not list msys-2.0.dll for $exe; is this an MSYS2 shell?"
+    # msys-2.0.dll is MSYS2's Cygwin-derived runtime, under the LGPL: its licence goes with it.
+    # MSYS2 has kept it in either of two places.
+    if [ -d /usr/share/licenses/msys2-runtime ]; then
+      cp -R /usr/share/licenses/msys2-runtime "$stage/msys2-runtime-licence"
+    elif [ -f /usr/share/doc/Cygwin/COPYING ]; then
+      mkdir -p "$stage/msys2-runtime-licence" && cp /usr/share/doc/Cygwin/COPYING "$stage/msys2-runtime-licence/"
+    else
+      die "msys-2.0.dll's licence is not in /usr/share/licenses/msys2-runtime or /usr/share/doc/Cygwin; find it and add it here"
+    fi
     shared_libs="$(cd "$stage" && ls ./*.dll | tr '\n' ' ')"
     ;;
 esac
