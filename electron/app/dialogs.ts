@@ -11,6 +11,8 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../manager/data-dir.js';
+import type { Logger } from '../manager/log.js';
+import { isTrustedSender } from './window-policy.js';
 
 /** IPC channels; preload.cts repeats them (a sandboxed preload cannot import), a test keeps both equal. */
 export const DESKTOP_CHANNELS = {
@@ -157,4 +159,41 @@ export async function answerPage<T>(work: () => Promise<T>, onUnexpected: (error
     onUnexpected(error as Error);
     return { ok: false, error: 'the dialog failed; the app log (Open data folder → logs) says why' };
   }
+}
+
+/** What the IPC side needs of Electron's IpcMainInvokeEvent. */
+export interface DialogInvokeEvent {
+  sender: { id: number; mainFrame: unknown };
+  senderFrame: { url: string } | null;
+}
+
+/**
+ * Serves the three channels through `handle` (ipcMain.handle): each call is answered only for
+ * our window's own page on the service's origin, with its arguments checked by the dialogs.
+ */
+export function serveDesktopDialogs(options: {
+  handle(channel: string, listener: (event: DialogInvokeEvent, ...args: unknown[]) => Promise<DesktopAnswer<unknown>>): void;
+  native: NativeDialogs;
+  windowContentsId: () => number | undefined;
+  serviceOrigin: () => string | null;
+  log: Logger;
+}): void {
+  const { log } = options;
+  const dialogs = desktopDialogs(options.native);
+  const serve = (channel: string, work: (...args: unknown[]) => Promise<unknown>) =>
+    options.handle(channel, async (event, ...args) => {
+      const frame = event.senderFrame;
+      const sender = { webContentsId: event.sender.id, frameUrl: frame?.url, isMainFrame: frame !== null && frame === event.sender.mainFrame };
+      if (!isTrustedSender(sender, options.windowContentsId(), options.serviceOrigin())) {
+        log('warn', `refused ${channel}: not asked by the app's window on the service's page`);
+        return { ok: false, error: "only the Cloudmanager window's own page may open this dialog" };
+      }
+      return answerPage(
+        () => work(...args),
+        (error) => log('error', `${channel} failed: ${error.stack ?? error.message}`),
+      );
+    });
+  serve(DESKTOP_CHANNELS.pickFirmware, () => dialogs.pickFirmware());
+  serve(DESKTOP_CHANNELS.pickFiles, (pickOptions) => dialogs.pickFiles(pickOptions));
+  serve(DESKTOP_CHANNELS.saveFile, (name, bytes) => dialogs.saveFile(name, bytes));
 }

@@ -1,71 +1,328 @@
 /**
- * The Electron shell: lifecycle, tray and (with the renderer) the window. All logic lives
- * in electron/manager, which runs here in the main process exactly as it does headless.
- * This file is type-checked against the electron package; it is the only importer of it.
+ * The Electron shell: one instance, the manager service in this process, a tray that says how
+ * the service is, one window showing the service's own UI, and the native dialogs its page
+ * asks for. It decides nothing itself: the tray is trayView(...), notices come from the
+ * NotificationPolicy, the window's rules from window-policy.ts, the dialogs from dialogs.ts.
+ * Only this file, preload.cts and updater.ts import Electron (eslint.config.js).
+ *
+ * Electron runs this module as its entry, which starts the shell; the wiring test calls
+ * startShell() itself with a recording stand-in for the electron module.
  */
-import { app, Menu, Tray, nativeImage, shell } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, Menu, nativeImage, Notification, session, shell, Tray } from 'electron';
+import type { MenuItemConstructorOptions } from 'electron';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Manager } from '../manager/manager.js';
-import { defaultDataDir } from '../manager/data-dir.js';
+import { DEFAULT_API_PORT, Manager, type ManagerOptions } from '../manager/manager.js';
+import { dataPaths, defaultDataDir } from '../manager/data-dir.js';
+import { createFileLog } from '../manager/file-log.js';
+import { readDesktopSettings, writeDesktopSettings, type DesktopSettings } from './desktop-settings.js';
+import { NotificationPolicy, type DesktopNotice } from './desktop-notifications.js';
+import { feedFromManager } from './manager-feed.js';
+import { trayIconFile, trayView, type ServicePhase, type TrayAction, type TrayView } from './tray-model.js';
+import { createUpdater } from './updater.js';
+import { serveDesktopDialogs } from './dialogs.js';
+import { navigationGuard, permissionDecision, serviceRouteUrl, signinPageUrl, windowWebPreferences } from './window-policy.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const iconPath = path.join(here, '..', '..', '..', 'build', 'icons', 'tray.png');
+/** dist/electron/app → the package (build/ holds the icons). */
+const packageDir = path.join(here, '..', '..', '..');
+const preloadPath = path.join(here, 'preload.cjs');
+/** The flash wizard's route in the UI (renderer/src/lib/router.ts). */
+const FLASH_ROUTE = '#/flash';
+/** Passed by the login item (Windows): a start at login stays in the tray. */
+const HIDDEN_ARG = '--hidden';
 
-if (!app.requestSingleInstanceLock()) app.quit();
-
-// Defence in depth for the windows the renderer will open: no new windows, no navigation.
-app.on('web-contents-created', (_event, contents) => {
-  contents.setWindowOpenHandler(({ url }) => {
-    if (url.startsWith('https://')) void shell.openExternal(url);
-    return { action: 'deny' };
-  });
-  contents.on('will-navigate', (event) => event.preventDefault());
-});
-
-let tray: Tray | null = null;
-let manager: Manager | null = null;
-let quitting = false;
-
-function refreshTray(status: string): void {
-  if (!tray) return;
-  tray.setToolTip(`Cloudmanager: ${status}`);
-  tray.setContextMenu(
-    Menu.buildFromTemplate([
-      { label: status, enabled: false },
-      { type: 'separator' },
-      { label: 'Open data folder', click: () => void shell.openPath(manager?.paths.root ?? defaultDataDir()) },
-      { label: 'Quit Cloudmanager', role: 'quit' },
-    ]),
-  );
+export interface ShellOptions {
+  dataDir?: string;
+  /** Overrides of the manager's options (the wiring test: free ports, a short heartbeat). */
+  manager?: Partial<ManagerOptions>;
 }
 
-async function startService(): Promise<void> {
-  tray = new Tray(nativeImage.createFromPath(iconPath));
-  refreshTray('starting…');
-  manager = new Manager({ dataDir: defaultDataDir(), log: () => undefined });
-  try {
-    await manager.start();
-  } catch (error) {
-    refreshTray(`service failed: ${(error as Error).message}`);
+export async function startShell(options: ShellOptions = {}): Promise<void> {
+  // Before anything else: a second launch hands over to the first (its window comes up) and leaves.
+  if (!app.requestSingleInstanceLock()) {
+    app.quit();
     return;
   }
-  const fleetStatus = () => {
-    const { online, total } = manager!.fleet.counts();
-    refreshTray(`running, ${online}/${total} boards online`);
-  };
-  manager.fleet.on('board', fleetStatus);
-  fleetStatus();
+  const dataDir = options.dataDir ?? defaultDataDir();
+  const fileLog = createFileLog({ file: path.join(dataPaths(dataDir).logsDir, 'desktop.log') });
+  const log = fileLog.log;
+  let settings: DesktopSettings = await readDesktopSettings(dataDir);
+  let manager: Manager | null = null;
+  let phase: ServicePhase = 'stopped';
+  let serviceError: string | undefined;
+  let counts = { online: 0, total: 0 };
+  let updateStatus: string | undefined;
+  let window: BrowserWindow | null = null;
+  let tray: Tray | null = null;
+  let starting: Promise<void> | null = null;
+  let shuttingDown: Promise<void> | null = null;
+  let shutDown = false;
+  const shownNotices = new Set<Notification>();
+
+  const serviceOrigin = () => (manager ? new URL(manager.apiUrl).origin : null);
+
+  app.on('second-instance', () => showWindow());
+
+  // Every web contents (our window, and any other that might appear) is held to the same rules.
+  const guard = navigationGuard({ serviceOrigin, openExternal: (url) => void shell.openExternal(url), log });
+  app.on('web-contents-created', (_event, contents) => {
+    contents.setWindowOpenHandler(guard.windowOpen);
+    contents.on('will-navigate', guard.navigate);
+    contents.on('will-redirect', guard.navigate);
+    contents.on('will-attach-webview', (event) => event.preventDefault());
+  });
+
+  // While the service stops and quits, the app waits for it: Redis is flushed and stopped, never killed.
+  app.on('before-quit', (event) => {
+    if (shutDown) return;
+    event.preventDefault();
+    // A downloaded update installs on the way out (its installer quits the app), else a plain quit.
+    void shutdown().finally(() => updater.installOnQuit() || app.quit());
+  });
+  app.on('quit', () => void fileLog.close());
+  // Closing the window leaves the app in the tray; only Quit ends it.
+  app.on('window-all-closed', () => undefined);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => app.quit());
+
+  const notifications = new NotificationPolicy({ show: showNotice });
+  const updater = createUpdater({
+    enabled: () => settings.updatesEnabled,
+    onStatus: (status) => {
+      updateStatus = status;
+      renderTray();
+    },
+    log,
+  });
+
+  serveDesktopDialogs({
+    handle: (channel, listener) => ipcMain.handle(channel, listener),
+    windowContentsId: () => window?.webContents.id,
+    serviceOrigin,
+    log,
+    native: {
+      async showOpen({ title, multiple, filters }) {
+        const options = { title, filters, properties: multiple ? ['openFile' as const, 'multiSelections' as const] : ['openFile' as const] };
+        const result = window ? await dialog.showOpenDialog(window, options) : await dialog.showOpenDialog(options);
+        return result.canceled ? [] : result.filePaths;
+      },
+      async showSave({ title, defaultName }) {
+        const options = { title, defaultPath: path.join(app.getPath('downloads'), defaultName) };
+        const result = window ? await dialog.showSaveDialog(window, options) : await dialog.showSaveDialog(options);
+        return result.canceled || !result.filePath ? null : result.filePath;
+      },
+    },
+  });
+
+  await app.whenReady();
+  session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(permissionDecision()));
+  session.defaultSession.setPermissionCheckHandler(() => permissionDecision());
+  applyLoginItem();
+  tray = new Tray(trayImage('starting'));
+  tray.on('click', () => showWindow());
+  log('info', `desktop app started (data folder ${dataDir})`);
+
+  await startService();
+  const openedAtLogin = process.argv.includes(HIDDEN_ARG) || app.getLoginItemSettings().wasOpenedAtLogin;
+  if (manager && !openedAtLogin) showWindow();
+
+  // --- the tray ----------------------------------------------------------------------------
+  function trayInput() {
+    return { phase, error: serviceError, ...counts, updatesEnabled: settings.updatesEnabled, updateStatus, startAtLogin: settings.startAtLogin };
+  }
+
+  function trayImage(icon: TrayView['icon']) {
+    return nativeImage.createFromPath(path.join(packageDir, 'build', 'icons', trayIconFile(icon)));
+  }
+
+  function renderTray(): void {
+    if (!tray) return;
+    const view = trayView(trayInput());
+    tray.setImage(trayImage(view.icon));
+    tray.setToolTip(view.tooltip);
+    tray.setContextMenu(Menu.buildFromTemplate(view.menu.map(menuItem)));
+  }
+
+  function menuItem(item: TrayView['menu'][number]): MenuItemConstructorOptions {
+    const click = item.action ? () => void onTrayAction(item.action!) : undefined;
+    switch (item.kind) {
+      case 'separator':
+        return { type: 'separator' };
+      case 'status':
+        return { label: item.label, enabled: false };
+      case 'checkbox':
+        return { type: 'checkbox', label: item.label, checked: item.checked === true, enabled: item.enabled, click };
+      case 'item':
+        return { label: item.label, enabled: item.enabled, click };
+    }
+  }
+
+  async function onTrayAction(action: TrayAction): Promise<void> {
+    switch (action) {
+      case 'open':
+        return showWindow();
+      case 'flash':
+        return showWindow(FLASH_ROUTE);
+      case 'start-service':
+        return startService();
+      case 'stop-service':
+        return stopService();
+      case 'open-data-folder': {
+        const problem = await shell.openPath(dataDir);
+        if (problem) log('warn', `could not open the data folder ${dataDir}: ${problem}`);
+        return;
+      }
+      case 'check-updates':
+        return updater.check();
+      case 'toggle-start-at-login':
+        await changeSettings({ startAtLogin: !settings.startAtLogin });
+        return applyLoginItem();
+      case 'toggle-updates':
+        await changeSettings({ updatesEnabled: !settings.updatesEnabled });
+        if (settings.updatesEnabled) void updater.check();
+        return;
+      case 'quit':
+        return app.quit();
+    }
+  }
+
+  async function changeSettings(change: Partial<DesktopSettings>): Promise<void> {
+    settings = await writeDesktopSettings(dataDir, change);
+    renderTray();
+  }
+
+  function applyLoginItem(): void {
+    app.setLoginItemSettings({ openAtLogin: settings.startAtLogin, args: [HIDDEN_ARG] });
+  }
+
+  // --- the service ---------------------------------------------------------------------------
+  function setPhase(next: ServicePhase, error?: string): void {
+    phase = next;
+    serviceError = error;
+    renderTray();
+  }
+
+  function startService(): Promise<void> {
+    if (phase === 'stopped' || phase === 'error') starting = runStart().finally(() => (starting = null));
+    return starting ?? Promise.resolve();
+  }
+
+  async function runStart(): Promise<void> {
+    setPhase('starting');
+    const next = new Manager({
+      dataDir,
+      log,
+      redisUrl: settings.redisUrl ?? undefined,
+      apiPort: DEFAULT_API_PORT,
+      apiPortFallback: true,
+      ...options.manager,
+    });
+    try {
+      await next.start();
+    } catch (error) {
+      const message = (error as Error).message;
+      log('error', `the service did not start: ${message}`);
+      setPhase('error', message);
+      showNotice({ title: 'Cloudmanager could not start', body: message });
+      return;
+    }
+    manager = next;
+    next.once('stopped', () => {
+      if (manager === next) manager = null;
+      setPhase('stopped');
+    });
+    feedFromManager(next, {
+      tray: (changed) => {
+        counts = changed;
+        renderTray();
+      },
+      notifications,
+    });
+    setPhase('running');
+    // A window from before a restart holds a session of the old service: sign it in again.
+    if (window) void window.loadURL(signinPageUrl(next.signinUrl().url, undefined));
+  }
+
+  async function stopService(): Promise<void> {
+    await starting;
+    if (!manager) return;
+    setPhase('stopping');
+    await manager.stop();
+  }
+
+  function shutdown(): Promise<void> {
+    shuttingDown ??= (async () => {
+      log('info', 'quitting: stopping the service');
+      notifications.dispose();
+      updater.dispose();
+      await stopService();
+      tray?.destroy();
+      tray = null;
+      shutDown = true;
+      await fileLog.flush();
+    })();
+    return shuttingDown;
+  }
+
+  // --- the window and notices ---------------------------------------------------------------
+  function showWindow(route?: string): void {
+    if (!manager || shuttingDown) return;
+    if (!window) {
+      window = createWindow(manager, route);
+      return;
+    }
+    if (route) void window.loadURL(serviceRouteUrl(new URL(manager.apiUrl).origin, route));
+    if (window.isMinimized()) window.restore();
+    window.show();
+    window.focus();
+  }
+
+  function createWindow(service: Manager, route: string | undefined): BrowserWindow {
+    const created = new BrowserWindow({
+      width: 1200,
+      height: 800,
+      minWidth: 720,
+      minHeight: 480,
+      show: false,
+      title: 'Cloudmanager',
+      icon: path.join(packageDir, 'build', 'icon.png'),
+      webPreferences: windowWebPreferences(preloadPath),
+    });
+    created.once('ready-to-show', () => created.show());
+    created.on('close', (event) => {
+      if (shuttingDown) return;
+      event.preventDefault();
+      created.hide();
+      if (!settings.closeToTrayNoticeShown) {
+        settings = { ...settings, closeToTrayNoticeShown: true };
+        showNotice({ title: 'Cloudmanager is still running', body: 'It keeps your boards managed from the tray. Open the window or quit from the tray icon.' });
+        void changeSettings({ closeToTrayNoticeShown: true }).catch((error: Error) => log('warn', `could not save the settings: ${error.message}`));
+      }
+    });
+    created.on('closed', () => {
+      if (window === created) window = null;
+    });
+    // The one-time link signs the window in (ui-sessions.ts); the API token stays in this process.
+    created
+      .loadURL(signinPageUrl(service.signinUrl().url, route))
+      .catch((error: Error) => log('warn', `the window could not load the service's page: ${error.message}`));
+    return created;
+  }
+
+  function showNotice(notice: DesktopNotice): void {
+    if (!Notification.isSupported()) return;
+    const shown = new Notification({ title: notice.title, body: notice.body });
+    // Held until dismissed: a notice collected earlier would lose its click.
+    shownNotices.add(shown);
+    shown.on('click', () => showWindow(notice.route));
+    shown.on('close', () => shownNotices.delete(shown));
+    shown.show();
+  }
 }
 
-app.whenReady().then(startService, () => app.quit());
-
-// The service keeps running with no window open; it stops when the user quits.
-app.on('window-all-closed', () => undefined);
-
-app.on('before-quit', (event) => {
-  if (quitting || !manager) return;
-  event.preventDefault();
-  quitting = true;
-  void manager.stop().finally(() => app.quit());
-});
+if (process.versions.electron) {
+  startShell().catch((error: Error) => {
+    process.stderr.write(`Cloudmanager could not start: ${error.stack ?? error.message}\n`);
+    app.exit(1);
+  });
+}

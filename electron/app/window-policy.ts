@@ -7,6 +7,7 @@
  * main process asks the manager for, so the API token never reaches page JavaScript; the
  * page gets no Node, no other origin, no new windows and no device permissions.
  */
+import type { Logger } from '../manager/log.js';
 
 /** BrowserWindow webPreferences of the app's window (a subset of Electron's, same names). */
 export function windowWebPreferences(preload: string) {
@@ -68,6 +69,26 @@ export function windowOpenDecision(url: string): Exclude<NavigationDecision, 'al
 /** Camera, microphone, notifications, serial, HID…: the UI needs none (USB goes through the service). */
 export function permissionDecision(): false {
   return false;
+}
+
+/**
+ * The handlers main.ts puts on every web contents: window.open is always refused (https links
+ * open in the browser); a navigation or redirect away from the service is stopped.
+ */
+export function navigationGuard(options: { serviceOrigin: () => string | null; openExternal(url: string): void; log: Logger }) {
+  return {
+    windowOpen({ url }: { url: string }): { action: 'deny' } {
+      if (windowOpenDecision(url) === 'open-external') options.openExternal(url);
+      return { action: 'deny' };
+    },
+    navigate(event: { url: string; preventDefault(): void }): void {
+      const decision = navigationDecision(event.url, options.serviceOrigin());
+      if (decision === 'allow') return;
+      event.preventDefault();
+      if (decision === 'open-external') options.openExternal(event.url);
+      else options.log('warn', `the window was kept from loading ${event.url.slice(0, 200)}`);
+    },
+  };
 }
 
 /**
