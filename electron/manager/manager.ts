@@ -25,7 +25,7 @@ import { TelemetryRecorder } from './fleet/telemetry.js';
 import { TelemetryStore } from './redis/telemetry-store.js';
 import { ApiClient } from './api/client.js';
 import { DiscoveryResponder } from './discovery/discovery-responder.js';
-import { DEFAULT_DISCOVERY_PORT } from './discovery/discovery-message.js';
+import { discoveryPortOf } from './discovery/discovery-message.js';
 import {
   applyLanAddress,
   isLoopbackAddress,
@@ -124,10 +124,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
     super();
     this.paths = dataPaths(options.dataDir);
     this.log = options.log ?? silentLogger;
-    const discoveryPort = options.discoveryPort;
-    if (discoveryPort !== undefined && (!Number.isInteger(discoveryPort) || discoveryPort < 0 || discoveryPort > 65535)) {
-      throw new RangeError(`the discovery port must be a whole number from 1 to 65535 (0 for ${DEFAULT_DISCOVERY_PORT}), not ${String(discoveryPort)}`);
-    }
+    // A wrong port is the caller's mistake, refused here; a taken one only turns discovery off.
+    discoveryPortOf(options.discoveryPort);
   }
 
   get fleet(): Fleet {

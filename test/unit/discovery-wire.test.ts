@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { discoveryAnswer, parseDiscoveryRequest } from '../../electron/manager/discovery/discovery-message.js';
+import { discoveryAnswer, discoveryPortOf, parseDiscoveryRequest } from '../../electron/manager/discovery/discovery-message.js';
 import { broadcastAddress, listenPlan } from '../../electron/manager/discovery/discovery-addresses.js';
 import type { NetworkInterfaces } from '../../electron/manager/network-access.js';
 
@@ -61,6 +61,15 @@ describe('discovery answer', () => {
     expect(answer).toBe(`${signed} ${createHmac('sha256', Buffer.from(KEY, 'ascii')).update(signed).digest('hex')}`);
     // Not keyed by the bytes the hex spells: boards use the text, so must the service.
     expect(answer).not.toContain(createHmac('sha256', Buffer.from(KEY, 'hex')).update(signed).digest('hex'));
+  });
+});
+
+describe('discovery port', () => {
+  it('is 18268 unless set; 0 means 18268 too, never "any port"; anything but 1-65535 is refused', () => {
+    expect(discoveryPortOf(undefined)).toBe(18268);
+    expect(discoveryPortOf(0)).toBe(18268);
+    expect(discoveryPortOf(40000)).toBe(40000);
+    for (const wrong of [-1, 65536, 1.5, Number.NaN]) expect(() => discoveryPortOf(wrong)).toThrow(/from 1 to 65535/);
   });
 });
 

@@ -7,6 +7,15 @@ import { createHmac } from 'node:crypto';
 
 /** UDP port boards send their requests to when their config has no `dp`. */
 export const DEFAULT_DISCOVERY_PORT = 18268;
+/** The port for an option: 0 and undefined mean the default (discovery never runs on "any port"). */
+export function discoveryPortOf(option: number | undefined): number {
+  const port = option === undefined || option === 0 ? DEFAULT_DISCOVERY_PORT : option;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`the discovery port must be a whole number from 1 to 65535 (0 for ${DEFAULT_DISCOVERY_PORT}), not ${String(option)}`);
+  }
+  return port;
+}
+
 /** A longer datagram is not a request: dropped before it is even decoded. */
 export const MAX_REQUEST_BYTES = 128;
 /** The shared secret: 32 random bytes as 64 lowercase hex characters. */

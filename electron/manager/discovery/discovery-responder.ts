@@ -15,7 +15,7 @@ import os from 'node:os';
 import { LogRateLimiter, silentLogger, type Logger } from '../log.js';
 import type { NetworkInterfaces } from '../network-access.js';
 import { listenPlan } from './discovery-addresses.js';
-import { DEFAULT_DISCOVERY_PORT, discoveryAnswer, parseDiscoveryRequest } from './discovery-message.js';
+import { discoveryAnswer, discoveryPortOf, parseDiscoveryRequest } from './discovery-message.js';
 
 /** Answers per board id per second; more requests than this in a second go unanswered. */
 export const ANSWERS_PER_SECOND = 5;
@@ -92,10 +92,7 @@ export class DiscoveryResponder {
   private readonly listeners: Listener[] = [];
 
   private constructor(private readonly options: DiscoveryResponderOptions) {
-    this.port = options.port || DEFAULT_DISCOVERY_PORT;
-    if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65535) {
-      throw new RangeError(`the discovery port must be a whole number from 1 to 65535 (0 for ${DEFAULT_DISCOVERY_PORT}), not ${String(options.port)}`);
-    }
+    this.port = discoveryPortOf(options.port);
     this.log = options.log ?? silentLogger;
     this.now = options.now ?? Date.now;
   }
