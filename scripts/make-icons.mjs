@@ -34,23 +34,26 @@ export const ICNS_ENTRIES = [
   ['ic13', 256],
   ['ic14', 512],
 ];
-// The tray's status dots: what the service is doing, at a glance.
-export const TRAY_STATUS_COLOURS = {
-  stopped: '#9ca3af', // grey
-  starting: '#fbbf24', // amber
-  online: '#22c55e', // green: every board online
-  offline: '#f97316', // orange: some boards offline
-  error: '#ef4444', // red
+// The tray's status badges: what the service is doing, at a glance. Each state has its own
+// shape as well as its own colour, so it reads without telling amber from orange.
+const WHITE_EDGE = 'stroke="#ffffff" stroke-width="1.8" stroke-linejoin="round"';
+export const TRAY_STATUS_BADGES = {
+  // grey ring: the service is not running
+  stopped: `<circle cx="25" cy="25" r="5.2" fill="#ffffff" stroke="#9ca3af" stroke-width="2.6"/>`,
+  // amber half-filled disc: on its way (starting or stopping)
+  starting: `<circle cx="25" cy="25" r="6.2" fill="#ffffff" ${WHITE_EDGE}/><path d="M25 18.8 A6.2 6.2 0 0 1 25 31.2 Z" fill="#f59e0b"/><circle cx="25" cy="25" r="5.6" fill="none" stroke="#f59e0b" stroke-width="1.2"/>`,
+  // green disc: running, every board online
+  online: `<circle cx="25" cy="25" r="6.2" fill="#22c55e" ${WHITE_EDGE}/>`,
+  // orange triangle: running, some boards offline
+  offline: `<path d="M25 17.6 L32.2 30.8 L17.8 30.8 Z" fill="#f97316" ${WHITE_EDGE}/>`,
+  // red square: the service failed
+  error: `<rect x="19" y="19" width="12" height="12" rx="1.5" fill="#ef4444" ${WHITE_EDGE}/>`,
 };
 
-/** The mark's SVG at a given pixel size, optionally with a status dot at the bottom right. */
-function sized(svg, size, dotColour) {
+/** The mark's SVG at a given pixel size, optionally with a status badge at the bottom right. */
+function sized(svg, size, badge) {
   let out = svg.replace('<svg ', `<svg width="${size}" height="${size}" `);
-  if (dotColour) {
-    // A ring in the background colour keeps the dot readable on any tray/panel colour.
-    const dot = `<circle cx="25" cy="25" r="6.2" fill="${dotColour}" stroke="#ffffff" stroke-width="1.8"/>`;
-    out = out.replace(/<\/svg>\s*$/, `${dot}</svg>`);
-  }
+  if (badge) out = out.replace(/<\/svg>\s*$/, `${badge}</svg>`);
   return out;
 }
 
@@ -126,9 +129,9 @@ async function main() {
     const icns = [];
     for (const [type, size] of ICNS_ENTRIES) icns.push({ type, png: await plain(size) });
     await write(path.join(buildDir, 'icon.icns'), icnsFromPngs(icns));
-    for (const [status, colour] of Object.entries(TRAY_STATUS_COLOURS)) {
-      await write(path.join(iconsDir, `tray-${status}.png`), await render(page, sized(svg, 16, colour), 16));
-      await write(path.join(iconsDir, `tray-${status}@2x.png`), await render(page, sized(svg, 32, colour), 32));
+    for (const [status, badge] of Object.entries(TRAY_STATUS_BADGES)) {
+      await write(path.join(iconsDir, `tray-${status}.png`), await render(page, sized(svg, 16, badge), 16));
+      await write(path.join(iconsDir, `tray-${status}@2x.png`), await render(page, sized(svg, 32, badge), 32));
     }
     console.log(`wrote ${written.length} files:\n  ${written.join('\n  ')}`);
   } finally {
