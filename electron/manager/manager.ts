@@ -283,12 +283,13 @@ export class Manager extends EventEmitter<ManagerEvents> {
   }
 
   /**
-   * (Re)starts the discovery responder on what Redis listens on now. Never fails the
-   * caller: a taken port (a second service) means no discovery, with a warning. Not with
-   * an external Redis: the service does not know what boards reach there.
+   * (Re)starts the discovery responder on what Redis listens on now, or only stops it once
+   * the service is stopping. Never fails the caller: a taken port (a second service) means
+   * no discovery, with a warning. Not with an external Redis: the service does not know
+   * what boards reach there.
    */
   private restartDiscovery(): Promise<void> {
-    this.discoveryChange = this.discoveryChange.then(async () => {
+    const change = async () => {
       await this.discovery?.close();
       this.discovery = undefined;
       if (this.options.redisUrl || this.stopping) return;
@@ -305,7 +306,9 @@ export class Manager extends EventEmitter<ManagerEvents> {
       } catch (error) {
         this.log('warn', `discovery is off (boards whose computer address changed will not find the service): ${(error as Error).message}`);
       }
-    });
+    };
+    // A failed change must not block the next one: the chain never rejects.
+    this.discoveryChange = this.discoveryChange.then(change).catch((error: Error) => this.log('warn', `discovery: ${error.message}`));
     return this.discoveryChange;
   }
 
