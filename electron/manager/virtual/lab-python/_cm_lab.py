@@ -166,6 +166,24 @@ reprogram MicroPython.
         return _fail(e)
 
 
+def qstr_room():
+    # Sets a fresh pool of interned names (qstrs) aside for the board: padding names are
+    # interned until the port allocates a new pool (a jump of kilobytes in the heap), so the
+    # board's own names land in it whatever the lab's shims interned before. Without this,
+    # a shim gaining a few names moved the point where the client's names need a new pool,
+    # and the client's held heap jumped by that pool (2.3 KB). Returns the padding count.
+    i = 0
+    a = gc.mem_alloc()
+    while i < 4096:
+        getattr(0, '_cm_q%d' % i, None)
+        b = gc.mem_alloc()
+        if b - a > 512:  # a new pool (string data comes in chunks of 128 bytes)
+            return i
+        a = b
+        i += 1
+    return i
+
+
 def ballast(n):
     global _keep
     _keep = bytearray(n) if n > 0 else None
