@@ -285,7 +285,6 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
       minHeight: 480,
       show: false,
       title: 'Cloudmanager',
-      icon: path.join(packageDir, 'build', 'icon.png'),
       webPreferences: windowWebPreferences(preloadPath),
     });
     created.once('ready-to-show', () => created.show());
