@@ -74,6 +74,14 @@ export default tseslint.config(
   managerLayer('api', [['../../../renderer/*'], 'the API serves the built UI as files, it does not import it']),
   restrict(['electron/cli/**'], [[['../../renderer/*', '../app/*'], 'the CLI is a client of the API']], [noElectron]),
   restrict(['renderer/src/**'], [[['**/electron/**'], 'the renderer imports the API contract as types only', true]]),
+  // Inside the shell, Electron stays in the three files that must have it; the rest is plain Node, tested without Electron.
+  {
+    ...restrict(['electron/app/**'], [], [
+      ['electron', 'in electron/app only main.ts and preload.cts import Electron: put logic in a plain module main.ts calls'],
+      ['electron-updater', 'in electron/app only updater.ts imports electron-updater'],
+    ]),
+    ignores: ['electron/app/main.ts', 'electron/app/preload.cts', 'electron/app/updater.ts'],
+  },
   // Tests and scripts: the rules above are about the product's layers.
   {
     files: ['test/**', 'bench/**', 'scripts/**'],
