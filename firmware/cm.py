@@ -7,8 +7,9 @@
 # Client.step(wait_ms) does one bounded unit of work (connect, claim and run one
 # command, or wait at most wait_ms for work) and returns how long it may be left alone.
 # What is not on that path (file and configuration operations, reboot) lives in cm_ops,
-# imported only while used. Memory: one 256-byte output buffer; replies are read line by
-# line and bulk strings straight into their destination. Budget: README.md.
+# finding the service again after its address changed in cm_find, both imported only
+# while used. Memory: one 256-byte output buffer; replies are read line by line and bulk
+# strings straight into their destination. Budget: README.md.
 import gc
 import io
 import os
@@ -45,6 +46,8 @@ class Client(io.IOBase):
     back = 1000  # reconnect delay (ms)
     sn = 1       # stream of the output being captured: 1 stdout, 2 stderr (a traceback)
     ln = b''     # a traceback line being put together (write)
+    nf = 0       # connects failed in a row: the third starts a discovery round (cm_find)
+    fd = None    # that round, while it runs
 
     def __init__(self, cfg=None):
         if cfg is None:
@@ -69,6 +72,8 @@ class Client(io.IOBase):
         # One bounded unit of work; returns how long (ms) it may be left alone.
         try:
             if self.st == 0:
+                if self.fd:
+                    return self.fd.step(wait)
                 d = time.ticks_diff(self.at, time.ticks_ms())
                 if d > 0:
                     return d
@@ -113,11 +118,25 @@ class Client(io.IOBase):
         except Exception:
             # Connection lost, or out of step with the server: start over. The last
             # result, if unacknowledged, is kept and sent again (§6).
+            if self.fd:
+                self.fd = None  # a discovery round that broke ends
+            elif self.st == 0:
+                self.nf += 1  # a connect failed
             self.close()
             self.st = 0
             self.at = time.ticks_add(time.ticks_ms(), self.back)
             self.back = min(self.back * 2, 60000)
             gc.collect()
+            if self.nf > 2:
+                # Has the service moved? Ask the subnet (if the board has a discovery key);
+                # the backoff goes on meanwhile, and after a round without an answer.
+                self.nf = 0
+                try:
+                    import cm_find
+                    self.fd = cm_find.start(self)
+                except Exception:
+                    pass  # tried again after three more failures
+                sys.modules.pop('cm_find', None)
         return 0
 
     def _claim(self):

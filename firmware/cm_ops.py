@@ -80,6 +80,7 @@ def connect(cl):
     cl.res = None
     cl.at = time.ticks_add(time.ticks_ms(), cl.hb)
     cl.st = 1
+    cl.nf = 0  # the stored server works (cm_find)
     return 0
 
 
@@ -140,15 +141,15 @@ def _board(cl, op, f):
     if op == b'cfg_get':
         shown = {}
         for k in cfg:
-            # Passwords never leave the board (§7.5).
-            shown[k] = '********' if k.endswith('password') else cfg[k]
+            # Passwords and the discovery key never leave the board (§7.5).
+            shown[k] = '********' if k.endswith('password') or k == 'dk' else cfg[k]
         return json.dumps(shown)
     if op == b'cfg_set':
         k = str(f[b'key'], 'utf-8')
-        if k in ('id', 'user', 'password', 'name'):
+        if k in ('id', 'user', 'password', 'dk', 'name'):
             raise Fail(b'EFORBIDDEN', b'credentials cannot be set remotely, the name only by rename')
         v = json.loads(f[b'v'])
-        if k in ('hb', 'port') and not (type(v) is int and 0 < v <= (300 if k == 'hb' else 65535)):
+        if k in ('hb', 'port', 'dp') and not (type(v) is int and 0 < v <= (300 if k == 'hb' else 65535)):
             raise Fail(b'EINVAL', b'out of range')
         cfg[k] = v
         _save(cfg)
