@@ -163,8 +163,8 @@ export async function answerPage<T>(work: () => Promise<T>, onUnexpected: (error
 
 /** What the IPC side needs of Electron's IpcMainInvokeEvent. */
 export interface DialogInvokeEvent {
-  sender: { id: number; mainFrame: unknown };
-  senderFrame: { url: string } | null;
+  sender: { id: number };
+  senderFrame: { url: string; parent: unknown } | null;
 }
 
 /**
@@ -183,7 +183,8 @@ export function serveDesktopDialogs(options: {
   const serve = (channel: string, work: (...args: unknown[]) => Promise<unknown>) =>
     options.handle(channel, async (event, ...args) => {
       const frame = event.senderFrame;
-      const sender = { webContentsId: event.sender.id, frameUrl: frame?.url, isMainFrame: frame !== null && frame === event.sender.mainFrame };
+      // The top frame is the one without a parent (an iframe of the page has one).
+      const sender = { webContentsId: event.sender.id, frameUrl: frame?.url, isMainFrame: frame !== null && frame.parent === null };
       if (!isTrustedSender(sender, options.windowContentsId(), options.serviceOrigin())) {
         log('warn', `refused ${channel}: not asked by the app's window on the service's page`);
         return { ok: false, error: "only the Cloudmanager window's own page may open this dialog" };

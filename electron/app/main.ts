@@ -65,7 +65,8 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
   app.on('second-instance', () => showWindow());
 
   // Every web contents (our window, and any other that might appear) is held to the same rules.
-  const guard = navigationGuard({ serviceOrigin, openExternal: (url) => void shell.openExternal(url), log });
+  const openExternal = (url: string) => shell.openExternal(url).catch((error: Error) => log('warn', `could not open ${url.slice(0, 200)}: ${error.message}`));
+  const guard = navigationGuard({ serviceOrigin, openExternal: (url) => void openExternal(url), log });
   app.on('web-contents-created', (_event, contents) => {
     contents.setWindowOpenHandler(guard.windowOpen);
     contents.on('will-navigate', guard.navigate);
@@ -83,7 +84,6 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
   app.on('quit', () => void fileLog.close());
   // Closing the window leaves the app in the tray; only Quit ends it.
   app.on('window-all-closed', () => undefined);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => app.quit());
 
   const notifications = new NotificationPolicy({ show: showNotice });
   const updater = createUpdater({
@@ -144,7 +144,9 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
   }
 
   function menuItem(item: TrayView['menu'][number]): MenuItemConstructorOptions {
-    const click = item.action ? () => void onTrayAction(item.action!) : undefined;
+    const click = item.action
+      ? () => void onTrayAction(item.action!).catch((error: Error) => log('error', `tray ${item.action}: ${error.stack ?? error.message}`))
+      : undefined;
     switch (item.kind) {
       case 'separator':
         return { type: 'separator' };
@@ -240,7 +242,7 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
     });
     setPhase('running');
     // A window from before a restart holds a session of the old service: sign it in again.
-    if (window) void window.loadURL(signinPageUrl(next.signinUrl().url, undefined));
+    if (window) load(window, signinPageUrl(next.signinUrl().url, undefined));
   }
 
   async function stopService(): Promise<void> {
@@ -271,7 +273,7 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
       window = createWindow(manager, route);
       return;
     }
-    if (route) void window.loadURL(serviceRouteUrl(new URL(manager.apiUrl).origin, route));
+    if (route) load(window, serviceRouteUrl(new URL(manager.apiUrl).origin, route));
     if (window.isMinimized()) window.restore();
     window.show();
     window.focus();
@@ -302,10 +304,13 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
       if (window === created) window = null;
     });
     // The one-time link signs the window in (ui-sessions.ts); the API token stays in this process.
-    created
-      .loadURL(signinPageUrl(service.signinUrl().url, route))
-      .catch((error: Error) => log('warn', `the window could not load the service's page: ${error.message}`));
+    load(created, signinPageUrl(service.signinUrl().url, route));
     return created;
+  }
+
+  /** A load that fails (or is cut short by the next one) is logged, never an unhandled rejection. */
+  function load(target: BrowserWindow, url: string): void {
+    target.loadURL(url).catch((error: Error) => log('warn', `the window could not load the service's page: ${error.message}`));
   }
 
   function showNotice(notice: DesktopNotice): void {
@@ -320,6 +325,8 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
 }
 
 if (process.versions.electron) {
+  // A SIGTERM or Ctrl-C quits as the tray's Quit does: the service and Redis stop first.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => app.quit());
   startShell().catch((error: Error) => {
     process.stderr.write(`Cloudmanager could not start: ${error.stack ?? error.message}\n`);
     app.exit(1);

@@ -76,7 +76,7 @@ let nextContentsId = 1;
 export class FakeWebContents extends EventEmitter {
   readonly id = nextContentsId++;
   windowOpenHandler: ((details: { url: string }) => { action: string }) | undefined;
-  readonly mainFrame = { url: '' };
+  readonly mainFrame = { url: '', parent: null as unknown };
   setWindowOpenHandler(handler: (details: { url: string }) => { action: string }) {
     recorder.record('webContents.setWindowOpenHandler', this.id);
     this.windowOpenHandler = handler;

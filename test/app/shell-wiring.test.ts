@@ -77,7 +77,7 @@ const statusOf = (lines: string[]) => lines.find((line) => /^\((Starting|Stoppin
 const click = (label: string) => (tray().item(label).click as () => void)();
 const iconOf = () => path.basename((tray().image as { file: string }).file);
 /** Invokes an IPC channel as a page would, from `contents` (its top frame unless `frame` says otherwise). */
-function invoke(channel: string, contents: FakeWebContents, args: unknown[], frame: { url: string } = contents.mainFrame) {
+function invoke(channel: string, contents: FakeWebContents, args: unknown[], frame: { url: string; parent: unknown } = contents.mainFrame) {
   const handler = recorder.ipcHandlers.get(channel);
   if (!handler) throw new Error(`nothing serves ${channel}`);
   return handler({ sender: contents, senderFrame: frame }, ...args) as Promise<{ ok: boolean; value?: any; error?: string }>;
@@ -159,7 +159,10 @@ describe('desktop shell wiring', () => {
       value: [{ name: 'picked.bin', bytes: new Uint8Array([0xe9, 0x02]) }],
     });
     expect(await invoke(DESKTOP_CHANNELS.pickFirmware, other, [])).toMatchObject({ ok: false });
-    expect(await invoke(DESKTOP_CHANNELS.pickFiles, contents, [{ multiple: true }], { url: `${origin}/` })).toMatchObject({ ok: false });
+    // An iframe of the page, even on the service's origin, is not the page.
+    expect(await invoke(DESKTOP_CHANNELS.pickFiles, contents, [{ multiple: true }], { url: `${origin}/`, parent: contents.mainFrame })).toMatchObject({
+      ok: false,
+    });
     recorder.saveDialogPath = path.join(dataDir, 'saved.py');
     expect(await invoke(DESKTOP_CHANNELS.saveFile, contents, ['lib/main.py', new TextEncoder().encode('print(1)\n')])).toEqual({ ok: true, value: true });
     expect(await readFile(path.join(dataDir, 'saved.py'), 'utf8')).toBe('print(1)\n');
