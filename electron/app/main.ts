@@ -66,7 +66,7 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
 
   // Every web contents (our window, and any other that might appear) is held to the same rules.
   const openExternal = (url: string) => shell.openExternal(url).catch((error: Error) => log('warn', `could not open ${url.slice(0, 200)}: ${error.message}`));
-  const guard = navigationGuard({ serviceOrigin, openExternal: (url) => void openExternal(url), log });
+  const guard = navigationGuard({ serviceOrigin, openExternal, log });
   app.on('web-contents-created', (_event, contents) => {
     contents.setWindowOpenHandler(guard.windowOpen);
     contents.on('will-navigate', guard.navigate);
