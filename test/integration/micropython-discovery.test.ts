@@ -9,12 +9,12 @@
  * reach stores a server that is a counting TCP listener closing every connection, so the
  * test can follow its connects.
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MicroPythonBoard } from '../../electron/manager/virtual/micropython-board.js';
-import { LAB_WIFI } from '../../electron/manager/virtual/micropython-fleet.js';
+import { LAB_WIFI, provisionFolder } from '../../electron/manager/virtual/micropython-fleet.js';
 import {
   CountingListener,
   TestResponder,
@@ -25,6 +25,7 @@ import {
   readBoardConfig,
   signedAnswer,
 } from '../helpers/discovery-lab.js';
+import { freePort } from '../helpers/free-port.js';
 import { startManager, waitFor } from '../helpers/lab.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -161,6 +162,33 @@ describe('a MicroPython board whose service moved', () => {
     expect(finder.requests.filter((request) => request.nonce === nonces[1])).toHaveLength(3);
     expect(replayTarget.connections).toBe(0);
     expect(await readBoardConfig(folder)).toEqual({ ...before, server: '127.0.0.5', port: honest.port });
+  });
+
+  it('comes back by itself when the service restarts on a new address (the real service and its responder)', { timeout: 90_000 }, async () => {
+    const dataDir = await tempFolder();
+    const redisPort = await freePort();
+    const discoveryPort = await freeUdpPort();
+    // The computer's "old LAN address" is 127.0.0.3: boards are given it.
+    const before = await startManager({ dataDir, redisPort, discoveryPort, bind: ['127.0.0.1', '127.0.0.3'], advertiseHost: '127.0.0.3' });
+    let service = before;
+    cleanups.push(() => service.close());
+    const [credentials] = await before.api.call('boards.enrollMany', { names: ['dhcp-1'], rotate: true });
+    expect(credentials!.server).toBe('127.0.0.3');
+    expect(credentials!.dk).toMatch(/^[0-9a-f]{64}$/);
+    const folder = path.join(dataDir, 'boards', 'dhcp-1');
+    await provisionFolder(folder, credentials!, { host: credentials!.server, port: credentials!.port });
+    // Provisioning leaves `dp` out (18268 is the default); the lab's service listens on another port.
+    await writeFile(path.join(folder, 'cm_config.json'), JSON.stringify({ ...(await readBoardConfig(folder)), dp: discoveryPort }));
+    const provisioned = await readBoardConfig(folder);
+    expect(provisioned).toMatchObject({ server: '127.0.0.3', dk: credentials!.dk });
+    await boot(folder);
+    await waitFor(async () => (await before.api.call('boards.get', { board: 'dhcp-1' })).online, 30_000, 'the board online at the old address');
+
+    // DHCP gave the computer a new address: the service starts again there, same data folder.
+    await before.close();
+    service = await startManager({ dataDir, redisPort, discoveryPort, bind: ['127.0.0.1', '127.0.0.2'], advertiseHost: '127.0.0.2' });
+    await waitFor(async () => (await service.api.call('boards.get', { board: 'dhcp-1' })).online, 60_000, 'the board online at the new address');
+    expect(await readBoardConfig(folder)).toEqual({ ...provisioned, server: '127.0.0.2' });
   });
 
   it('never asks when it has no discovery key: it keeps trying its stored server', { timeout: 60_000 }, async () => {
