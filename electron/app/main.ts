@@ -287,6 +287,8 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
       minHeight: 480,
       show: false,
       title: 'Cloudmanager',
+      // Windows and macOS take the window's icon from the app; Linux window managers need it given.
+      ...(process.platform === 'linux' ? { icon: path.join(packageDir, 'build', 'icons', '256x256.png') } : {}),
       webPreferences: windowWebPreferences(preloadPath),
     });
     created.once('ready-to-show', () => created.show());
