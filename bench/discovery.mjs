@@ -8,6 +8,9 @@
 //   restart_to_hello_ms   from the call that starts the service again to the board's hello
 //                         (its board.online event), median of the runs
 //   service_start_ms      of that, the service's own start (median)
+//   heap_held_after_bytes heap the client holds once back online after a round, on a 36 KB
+//                         board (as bench:firmware's heap_held_bytes: minus the same lab
+//                         board without firmware); cm_find is gone, its names stay interned
 // Most of it is the board's reconnect backoff: its first connect after losing the service
 // comes 1 s later, then 2 s and 4 s (three failures), then the round (one broadcast and
 // its answer, a few ms on loopback). Target: under 10 s.
@@ -29,6 +32,7 @@ const { LAB_WIFI, provisionFolder } = await dist('virtual/micropython-fleet.js')
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 const runs = Number(values.runs);
+const HEAP = 36 * 1024;
 
 const freeTcpPort = () =>
   new Promise((resolve) => {
@@ -56,6 +60,19 @@ async function waitOnline(api, name, timeoutMs) {
 }
 
 /** One run: provision at the old address, move the service, time the board's return. */
+/** Heap in use on a lab board without firmware (what bench:firmware subtracts too). */
+async function baselineUsed() {
+  const folder = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-disc-base-'));
+  const board = new MicroPythonBoard({ folder, heapBytes: HEAP, firmwareModule: 'no_firmware', timing: 'fast' });
+  try {
+    await board.start();
+    return (await board.heap()).used;
+  } finally {
+    await board.powerOff();
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
 async function once(run) {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-disc-'));
   const common = { dataDir, redisPort: await freeTcpPort(), discoveryPort: await freeUdpPort(), heartbeatS: 5 };
@@ -70,7 +87,7 @@ async function once(run) {
     await provisionFolder(folder, credentials, { host: credentials.server, port: credentials.port });
     const configFile = path.join(folder, 'cm_config.json');
     await writeFile(configFile, JSON.stringify({ ...JSON.parse(await readFile(configFile, 'utf8')), dp: common.discoveryPort }));
-    board = new MicroPythonBoard({ folder, wifi: LAB_WIFI, label: name, timing: 'fast' });
+    board = new MicroPythonBoard({ folder, heapBytes: HEAP, wifi: LAB_WIFI, label: name, timing: 'fast' });
     await board.start();
     await waitOnline(api, name, 30_000);
 
@@ -92,7 +109,9 @@ async function once(run) {
     }
     const config = JSON.parse(await readFile(configFile, 'utf8'));
     if (config.server !== '127.0.0.2') throw new Error(`bench: the board's config says server ${config.server}`);
-    return { restartToHello: helloAt - restartedAt, serviceStart: upAt - restartedAt };
+    await sleep(300); // idle, as bench:firmware measures it
+    const heapUsed = (await board.heap()).used;
+    return { restartToHello: helloAt - restartedAt, serviceStart: upAt - restartedAt, heapUsed };
   } finally {
     await board?.powerOff();
     await manager.stop();
@@ -100,12 +119,14 @@ async function once(run) {
   }
 }
 
+const baseUsed = await baselineUsed();
 const results = [];
 for (let run = 0; run < runs; run++) results.push(await once(run));
 console.log(
   JSON.stringify({
     restart_to_hello_ms: Math.round(median(results.map((result) => result.restartToHello))),
     service_start_ms: Math.round(median(results.map((result) => result.serviceStart))),
+    heap_held_after_bytes: median(results.map((result) => result.heapUsed)) - baseUsed,
     runs: results.map((result) => Math.round(result.restartToHello)),
   }),
 );
