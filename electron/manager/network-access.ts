@@ -28,6 +28,11 @@ export interface LanInterface {
 export interface NetworkSettings {
   /** The LAN address Redis listens on besides 127.0.0.1; null = this computer only. */
   lanAddress: string | null;
+  /**
+   * The interface that address was chosen on (files from before it was kept have none), so
+   * a new address of that interface (a new DHCP lease) can replace it: followLanAddress().
+   */
+  lanInterface?: string;
 }
 
 export type NetworkInterfaces = NodeJS.Dict<os.NetworkInterfaceInfo[]>;
@@ -52,7 +57,19 @@ const LOOPBACK = '127.0.0.1';
 
 const networkSettingsSchema = z.object({
   lanAddress: z.union([z.ipv4(), z.ipv6()]).nullable(),
+  // Windows names interfaces in words ("Wi-Fi 2"); only control characters are refused.
+  lanInterface: z
+    .string()
+    .min(1)
+    .max(256)
+    .regex(/^[^\p{Cc}]+$/u, 'an interface name without control characters')
+    .optional(),
 });
+
+/** The settings as kept: an interface name only beside an address. */
+function settingsOf(lanAddress: string | null, lanInterface: string | undefined): NetworkSettings {
+  return lanAddress !== null && lanInterface !== undefined ? { lanAddress, lanInterface } : { lanAddress };
+}
 
 /** 127.0.0.0/8, ::1 or "localhost": reachable from this computer only. */
 export function isLoopbackAddress(address: string): boolean {
@@ -141,27 +158,80 @@ export async function readNetworkSettings(file: string, onInvalid?: (message: st
     onInvalid?.(`${file} does not hold network settings (${z.prettifyError(parsed.error)}); using loopback only`);
     return { lanAddress: null };
   }
-  return { lanAddress: parsed.data.lanAddress };
+  return settingsOf(parsed.data.lanAddress, parsed.data.lanInterface);
 }
 
 /** Saves the choice atomically (temp file + rename, 0600). */
 export async function writeNetworkSettings(file: string, settings: NetworkSettings): Promise<void> {
   const valid = networkSettingsSchema.parse(settings);
-  await writeFileAtomic(file, `${JSON.stringify({ lanAddress: valid.lanAddress }, null, 2)}\n`);
+  await writeFileAtomic(file, `${JSON.stringify(settingsOf(valid.lanAddress, valid.lanInterface), null, 2)}\n`);
+}
+
+/** 169.254.0.0/16: what a computer gives itself when DHCP did not answer; boards cannot rely on it. */
+function isLinkLocalIpv4(address: string): boolean {
+  return address.startsWith('169.254.');
+}
+
+/** Where a chosen LAN address stands in the interface list now. */
+export type LanAddressState =
+  /** The computer still has the address (on whichever interface). */
+  | { state: 'present'; at: LanInterface }
+  /** It is gone, and the interface it was chosen on has another one of the same family: `to`. */
+  | { state: 'moved'; to: LanInterface }
+  /** It is gone and there is nothing to follow it to (or the interface is not known). */
+  | { state: 'gone' };
+
+/**
+ * Follows a chosen address through a new DHCP lease: when the computer no longer has it,
+ * the first address of the same family on the same interface (not link-local) takes its
+ * place. Never an address of another interface: that may be another network (a VPN, a
+ * docker bridge) the user did not let boards in from. Pure given its arguments.
+ */
+export function followLanAddress(address: string, interfaceName: string | undefined, interfaces: NetworkInterfaces): LanAddressState {
+  const choices = lanInterfaces(interfaces);
+  const wanted = address.toLowerCase();
+  const at = choices.find((choice) => choice.address === wanted);
+  if (at) return { state: 'present', at };
+  if (interfaceName === undefined) return { state: 'gone' };
+  const family = net.isIPv6(wanted) ? 'IPv6' : 'IPv4';
+  const to = choices.find((choice) => choice.name === interfaceName && choice.family === family && !isLinkLocalIpv4(choice.address));
+  return to ? { state: 'moved', to } : { state: 'gone' };
+}
+
+export interface StartupNetwork {
+  /** The addresses to start Redis with. */
+  bind: string[];
+  /** The LAN address and interface Redis listens on besides loopback, or null. */
+  lan: LanInterface | null;
+  /** The saved address, when `lan` is a new address of its interface that replaced it. */
+  replaced: string | null;
+  /** The saved address, when it is gone and nothing replaced it (Redis listens on loopback only). */
+  unavailable: string | null;
+  /** What to save when it differs from the file (a replaced address, an interface learned); else null. */
+  save: NetworkSettings | null;
 }
 
 /**
  * The addresses to start Redis with for saved settings. A saved address this computer no
- * longer has (another wifi, a new DHCP lease) would keep redis-server from starting at all,
- * so it is left out and returned as `unavailable` for the caller to report.
+ * longer has would keep redis-server from starting at all: a new address of the same
+ * interface takes its place (followLanAddress), else it is left out and returned as
+ * `unavailable` for the caller to report.
  */
-export function startupBindAddresses(
-  settings: NetworkSettings,
-  interfaces: NetworkInterfaces = os.networkInterfaces(),
-): { bind: string[]; unavailable: string | null } {
-  if (settings.lanAddress === null) return { bind: bindAddresses(null), unavailable: null };
-  const present = lanInterfaces(interfaces).some((choice) => choice.address === settings.lanAddress?.toLowerCase());
-  return present ? { bind: bindAddresses(settings.lanAddress), unavailable: null } : { bind: bindAddresses(null), unavailable: settings.lanAddress };
+export function startupBindAddresses(settings: NetworkSettings, interfaces: NetworkInterfaces = os.networkInterfaces()): StartupNetwork {
+  const loopbackOnly = { bind: bindAddresses(null), lan: null, replaced: null, unavailable: null, save: null };
+  if (settings.lanAddress === null) return loopbackOnly;
+  const found = followLanAddress(settings.lanAddress, settings.lanInterface, interfaces);
+  if (found.state === 'gone') return { ...loopbackOnly, unavailable: settings.lanAddress };
+  const lan = found.state === 'present' ? found.at : found.to;
+  // A file from before interfaces were kept learns its interface here, so the next lease can be followed.
+  const changed = found.state === 'moved' || settings.lanInterface !== lan.name;
+  return {
+    bind: bindAddresses(lan.address),
+    lan,
+    replaced: found.state === 'moved' ? settings.lanAddress : null,
+    unavailable: null,
+    save: changed ? { lanAddress: lan.address, lanInterface: lan.name } : null,
+  };
 }
 
 /** What applyLanAddress needs of the Redis supervisor. */
@@ -185,7 +255,8 @@ export interface ApplyLanAddressOptions {
  */
 export async function applyLanAddress(options: ApplyLanAddressOptions): Promise<NetworkSettings> {
   const { supervisor, settingsFile } = options;
-  const lanAddress = options.lanAddress === null ? null : checkLanAddress(options.lanAddress, options.interfaces ?? os.networkInterfaces()).address;
+  const chosen = options.lanAddress === null ? null : checkLanAddress(options.lanAddress, options.interfaces ?? os.networkInterfaces());
+  const lanAddress = chosen?.address ?? null;
   const previous = supervisor.bind;
   try {
     await supervisor.setBind(bindAddresses(lanAddress));
@@ -199,7 +270,7 @@ export async function applyLanAddress(options: ApplyLanAddressOptions): Promise<
       { cause: error },
     );
   }
-  const settings = { lanAddress };
+  const settings = settingsOf(lanAddress, chosen?.name);
   try {
     await writeNetworkSettings(settingsFile, settings);
   } catch (error) {

@@ -113,8 +113,10 @@ describe('letting boards on the local network reach the embedded Redis', () => {
       const supervisor = await startSupervisor();
       const settingsFile = networkSettingsFile(dir);
 
-      expect(await applyLanAddress({ supervisor, settingsFile, lanAddress: lan })).toEqual({ lanAddress: lan });
-      expect(await readNetworkSettings(settingsFile)).toEqual({ lanAddress: lan });
+      // The interface is kept with the address, so a new DHCP lease on it can be followed.
+      const lanInterface = lanInterfaces().find((choice) => choice.address === lan)!.name;
+      expect(await applyLanAddress({ supervisor, settingsFile, lanAddress: lan })).toEqual({ lanAddress: lan, lanInterface });
+      expect(await readNetworkSettings(settingsFile)).toEqual({ lanAddress: lan, lanInterface });
       expect(await pingAsManager(lan, supervisor.port)).toBe('+OK\r\n+PONG\r\n');
 
       expect(await applyLanAddress({ supervisor, settingsFile, lanAddress: null })).toEqual({ lanAddress: null });

@@ -11,6 +11,7 @@ import {
   NetworkAccessError,
   bindAddresses,
   checkLanAddress,
+  followLanAddress,
   lanInterfaces,
   networkSettingsFile,
   readNetworkSettings,
@@ -92,10 +93,72 @@ describe('bind addresses', () => {
     expect(bindAddresses('192.168.1.23')).toEqual(['127.0.0.1', '192.168.1.23']);
   });
 
-  it('starts on loopback only when the saved address is gone, and says which one', () => {
-    expect(startupBindAddresses({ lanAddress: '192.168.1.23' }, LAPTOP)).toEqual({ bind: ['127.0.0.1', '192.168.1.23'], unavailable: null });
-    expect(startupBindAddresses({ lanAddress: '192.168.7.7' }, LAPTOP)).toEqual({ bind: ['127.0.0.1'], unavailable: '192.168.7.7' });
-    expect(startupBindAddresses({ lanAddress: null }, LAPTOP)).toEqual({ bind: ['127.0.0.1'], unavailable: null });
+  it('starts on the saved address while the computer has it, and saves nothing', () => {
+    expect(startupBindAddresses({ lanAddress: '192.168.1.23', lanInterface: 'wlp2s0' }, LAPTOP)).toEqual({
+      bind: ['127.0.0.1', '192.168.1.23'],
+      lan: { name: 'wlp2s0', address: '192.168.1.23', family: 'IPv4' },
+      replaced: null,
+      unavailable: null,
+      save: null,
+    });
+    expect(startupBindAddresses({ lanAddress: null }, LAPTOP)).toEqual({ bind: ['127.0.0.1'], lan: null, replaced: null, unavailable: null, save: null });
+  });
+
+  it('learns the interface of a file saved before interfaces were kept', () => {
+    expect(startupBindAddresses({ lanAddress: '192.168.1.23' }, LAPTOP)).toMatchObject({
+      bind: ['127.0.0.1', '192.168.1.23'],
+      save: { lanAddress: '192.168.1.23', lanInterface: 'wlp2s0' },
+    });
+  });
+
+  it('takes the new address of the interface when the saved one is gone (a new DHCP lease), and saves it', () => {
+    expect(startupBindAddresses({ lanAddress: '192.168.1.99', lanInterface: 'wlp2s0' }, LAPTOP)).toEqual({
+      bind: ['127.0.0.1', '192.168.1.23'],
+      lan: { name: 'wlp2s0', address: '192.168.1.23', family: 'IPv4' },
+      replaced: '192.168.1.99',
+      unavailable: null,
+      save: { lanAddress: '192.168.1.23', lanInterface: 'wlp2s0' },
+    });
+  });
+
+  it('starts on loopback only when the saved address is gone and nothing replaces it, and says which one', () => {
+    const gone = { bind: ['127.0.0.1'], lan: null, replaced: null, unavailable: '192.168.7.7', save: null };
+    expect(startupBindAddresses({ lanAddress: '192.168.7.7' }, LAPTOP)).toEqual(gone); // interface not known
+    expect(startupBindAddresses({ lanAddress: '192.168.7.7', lanInterface: 'eth1' }, LAPTOP)).toEqual(gone); // eth1 has no address
+    expect(startupBindAddresses({ lanAddress: '192.168.7.7', lanInterface: 'wlan9' }, LAPTOP)).toEqual(gone); // no such interface
+  });
+});
+
+describe('followLanAddress (which address replaces a chosen one that is gone)', () => {
+  it('keeps an address the computer still has, on whichever interface', () => {
+    expect(followLanAddress('192.168.1.23', 'wlp2s0', LAPTOP)).toEqual({ state: 'present', at: { name: 'wlp2s0', address: '192.168.1.23', family: 'IPv4' } });
+    expect(followLanAddress('10.8.0.2', 'wlp2s0', LAPTOP)).toMatchObject({ state: 'present', at: { name: 'tun0' } });
+    expect(followLanAddress('2001:DB8::42', undefined, LAPTOP)).toMatchObject({ state: 'present' });
+  });
+
+  it('moves to the first address of the same family on the same interface', () => {
+    expect(followLanAddress('192.168.1.7', 'enp0s31f6', LAPTOP)).toEqual({
+      state: 'moved',
+      to: { name: 'enp0s31f6', address: '192.168.1.50', family: 'IPv4' },
+    });
+    // wlp2s0 lists its IPv6 addresses first: an IPv4 choice still follows to IPv4, an IPv6 one to IPv6.
+    expect(followLanAddress('192.168.1.7', 'wlp2s0', LAPTOP)).toMatchObject({ state: 'moved', to: { address: '192.168.1.23' } });
+    expect(followLanAddress('2001:db8::7', 'wlp2s0', LAPTOP)).toMatchObject({ state: 'moved', to: { address: '2001:db8::42' } });
+  });
+
+  it('never takes a link-local address (no DHCP answer yet), IPv4 or IPv6', () => {
+    const noLease: NetworkInterfaces = { wlan0: [info('169.254.12.7', 'IPv4'), info('fe80::2', 'IPv6')] };
+    expect(followLanAddress('192.168.1.7', 'wlan0', noLease)).toEqual({ state: 'gone' });
+    expect(followLanAddress('2001:db8::7', 'wlan0', noLease)).toEqual({ state: 'gone' });
+    const leased: NetworkInterfaces = { wlan0: [info('169.254.12.7', 'IPv4'), info('192.168.1.8', 'IPv4')] };
+    expect(followLanAddress('192.168.1.7', 'wlan0', leased)).toMatchObject({ state: 'moved', to: { address: '192.168.1.8' } });
+  });
+
+  it('never takes an address of another interface, or of the other family', () => {
+    const others: NetworkInterfaces = { wlan0: [info('2001:db8::9', 'IPv6')], tun0: [info('10.8.0.2', 'IPv4')], lo: [info('127.0.0.1', 'IPv4', true)] };
+    expect(followLanAddress('192.168.1.7', 'wlan0', others)).toEqual({ state: 'gone' });
+    expect(followLanAddress('192.168.1.7', 'lo', others)).toEqual({ state: 'gone' });
+    expect(followLanAddress('192.168.1.7', undefined, others)).toEqual({ state: 'gone' });
   });
 });
 
@@ -116,10 +179,25 @@ describe('network settings file', () => {
     const file = networkSettingsFile(dir);
     for (const lanAddress of ['192.168.1.23', '2001:db8::42', null]) {
       await writeNetworkSettings(file, { lanAddress });
-      expect(await readNetworkSettings(file)).toEqual({ lanAddress });
+      expect(await readNetworkSettings(file)).toStrictEqual({ lanAddress });
     }
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ lanAddress: null });
+  });
+
+  it('keeps the interface beside the address (and none for "loopback only"); a file without one still reads', async () => {
+    const file = networkSettingsFile(dir);
+    await writeNetworkSettings(file, { lanAddress: '192.168.1.23', lanInterface: 'Wi-Fi 2' });
+    expect(await readNetworkSettings(file)).toStrictEqual({ lanAddress: '192.168.1.23', lanInterface: 'Wi-Fi 2' });
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ lanAddress: '192.168.1.23', lanInterface: 'Wi-Fi 2' });
+    await writeNetworkSettings(file, { lanAddress: null, lanInterface: 'wlan0' });
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ lanAddress: null });
+    await writeFile(file, JSON.stringify({ lanAddress: '192.168.1.23' }));
+    expect(await readNetworkSettings(file)).toStrictEqual({ lanAddress: '192.168.1.23' });
+    const reports: string[] = [];
+    await writeFile(file, JSON.stringify({ lanAddress: '192.168.1.23', lanInterface: 'wlan0\n' }));
+    expect(await readNetworkSettings(file, (m) => reports.push(m))).toEqual({ lanAddress: null });
+    expect(reports).toEqual([expect.stringContaining('does not hold network settings')]);
   });
 
   it('means "loopback only" when the file is missing, not JSON or not settings, and says why', async () => {
