@@ -99,3 +99,15 @@ export async function configSetBind(target: RedisAdminTarget, addresses: string[
     throw error;
   }
 }
+
+/**
+ * Closes every client connection that came in on `address` (CLIENT KILL LADDR, Redis 6.2+);
+ * resolves with how many were closed. Connections to other addresses — the manager's own,
+ * over loopback — are left alone.
+ */
+export async function killClientsOnAddress(target: RedisAdminTarget, address: string): Promise<number> {
+  // Redis writes a connection's local address as ip:port, with an IPv6 ip in brackets.
+  const laddr = address.includes(':') ? `[${address}]:${target.port}` : `${address}:${target.port}`;
+  const reply = await adminCall(target, ['CLIENT', 'KILL', 'LADDR', laddr]);
+  return typeof reply === 'number' ? reply : 0;
+}

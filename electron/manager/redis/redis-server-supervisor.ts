@@ -25,7 +25,7 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { redisServerVersion } from './redis-binary.js';
-import { configSetBind, type RedisAdminCredentials } from './redis-admin.js';
+import { configSetBind, killClientsOnAddress, type RedisAdminCredentials } from './redis-admin.js';
 import {
   buildRedisConfig,
   MAX_PARTIAL_LINE,
@@ -211,6 +211,16 @@ export class RedisServerSupervisor extends EventEmitter<RedisServerSupervisorEve
     if (this.active) await configSetBind({ port: this.options.port, bind: this.bind, auth: this.options.auth }, addresses);
     // Recorded as soon as the reply is in: a crash restart from now on writes these into redis.conf.
     this.options.bind = addresses;
+  }
+
+  /**
+   * Closes the connections clients made to `address` (one the server no longer listens on:
+   * setBind() leaves established connections open). Resolves with how many were closed;
+   * 0 while the server is not running.
+   */
+  async closeConnectionsTo(address: string): Promise<number> {
+    if (!this.current) return 0;
+    return killClientsOnAddress({ port: this.options.port, bind: this.bind, auth: this.options.auth }, address);
   }
 
   /** Starts the server and resolves once it accepts connections; supervision begins then. */
