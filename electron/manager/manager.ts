@@ -26,16 +26,8 @@ import { TelemetryStore } from './redis/telemetry-store.js';
 import { ApiClient } from './api/client.js';
 import { DiscoveryResponder } from './discovery/discovery-responder.js';
 import { discoveryPortOf } from './discovery/discovery-message.js';
-import {
-  applyLanAddress,
-  isLoopbackAddress,
-  lanInterfaces,
-  networkSettingsFile,
-  readNetworkSettings,
-  startupBindAddresses,
-  NetworkSetupError,
-  type NetworkAccess,
-} from './network-access.js';
+import { isLoopbackAddress, lanInterfaces, networkSettingsFile, NetworkSetupError, type NetworkAccess, type NetworkInterfaces } from './network-access.js';
+import { LanAccess, type LanAddressFollowed } from './lan-access.js';
 import type { ServiceStatus } from './api/contract.js';
 import { dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readServiceInfo, type DataPaths, type ServiceInfo } from './data-dir.js';
 import { LogRateLimiter, silentLogger, type Logger } from './log.js';
@@ -73,20 +65,27 @@ export interface ManagerOptions {
   rebootGraceMs?: number;
   /** UDP port boards ask on where the service went (default 18268; 0 also means 18268, never "any port"). */
   discoveryPort?: number;
+  /** This computer's network interfaces (default os.networkInterfaces); tests change what the computer "has". */
+  networkInterfaces?: () => NetworkInterfaces;
+  /** How often the chosen LAN address is checked for a new DHCP lease (default 5 s). */
+  lanWatchIntervalMs?: number;
   log?: Logger;
 }
 
+export type { LanAddressFollowed } from './lan-access.js';
+
 export interface ManagerEvents {
   stopped: [];
+  lanAddressFollowed: [LanAddressFollowed];
 }
 
 /** The address boards should use, given what Redis listens on (a LAN address over loopback). */
-export function advertisedHost(bind: string[]): string {
+export function advertisedHost(bind: string[], interfaces: NetworkInterfaces = os.networkInterfaces()): string {
   const specifics = bind.filter((address) => address !== '0.0.0.0' && address !== '::' && address !== '*');
   const specific = specifics.find((address) => !isLoopbackAddress(address)) ?? specifics[0];
   if (specific && !isLoopbackAddress(specific)) return specific;
   if (bind.some((address) => address === '0.0.0.0' || address === '::' || address === '*')) {
-    for (const addresses of Object.values(os.networkInterfaces())) {
+    for (const addresses of Object.values(interfaces)) {
       const lan = addresses?.find((address) => address.family === 'IPv4' && !address.internal);
       if (lan) return lan.address;
     }
@@ -116,6 +115,9 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private discovery: DiscoveryResponder | undefined;
   /** Serialises discovery restarts (two LAN changes at once must not open two responders). */
   private discoveryChange: Promise<void> = Promise.resolve();
+  /** The user's LAN choice, followed through DHCP changes (only with the embedded Redis and without `--bind`). */
+  private lan: LanAccess | undefined;
+  private readonly interfaces: () => NetworkInterfaces;
   private readonly protocolErrorLog = new LogRateLimiter();
   apiUrl = '';
   apiToken = '';
@@ -124,6 +126,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     super();
     this.paths = dataPaths(options.dataDir);
     this.log = options.log ?? silentLogger;
+    this.interfaces = options.networkInterfaces ?? os.networkInterfaces;
     // A wrong port is the caller's mistake, refused here; a taken one only turns discovery off.
     discoveryPortOf(options.discoveryPort);
   }
@@ -155,7 +158,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         log: this.log,
         heartbeatS: this.options.heartbeatS,
         advertise: {
-          host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : advertisedHost(bind)),
+          host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : (this.lanAddress() ?? advertisedHost(bind, this.interfaces()))),
           port: this.endpoint.port,
         },
       });
@@ -163,6 +166,20 @@ export class Manager extends EventEmitter<ManagerEvents> {
       this.recordTelemetry(this.fleetInstance, this.telemetry);
       await this.fleetInstance.start();
       await this.restartDiscovery();
+      if (this.lan && this.supervisor) {
+        const fleet = this.fleetInstance;
+        const supervisor = this.supervisor;
+        await this.lan.start({
+          supervisor,
+          port: this.endpoint.port,
+          changed: async (lanAddress) => {
+            this.bind = supervisor.bind;
+            if (!this.options.advertiseHost) fleet.setAdvertiseHost(lanAddress ?? '127.0.0.1');
+            await this.restartDiscovery();
+          },
+          followed: (event) => this.emit('lanAddressFollowed', event),
+        });
+      }
       this.telemetry.start();
       this.usb = new UsbService({
         fleet: this.fleetInstance,
@@ -241,13 +258,13 @@ export class Manager extends EventEmitter<ManagerEvents> {
     const binary = await findRedisServerBinary({ configuredPath: this.options.redisBinary, packageRoot: await packageRoot() });
     if (this.options.bind) this.bind = this.options.bind;
     else {
-      const saved = startupBindAddresses(await readNetworkSettings(networkSettingsFile(this.paths.root), (message) => this.log('warn', message)));
-      if (saved.unavailable)
-        this.log(
-          'warn',
-          `boards on the local network were let in on ${saved.unavailable}, which is no longer an address of this computer: listening on 127.0.0.1 only until LAN access is chosen again`,
-        );
-      this.bind = saved.bind;
+      this.lan = new LanAccess({
+        settingsFile: networkSettingsFile(this.paths.root),
+        interfaces: this.interfaces,
+        log: this.log,
+        watchIntervalMs: this.options.lanWatchIntervalMs,
+      });
+      this.bind = await this.lan.startupBind();
     }
     const bind = this.bind;
     const port = this.options.redisPort ?? DEFAULT_REDIS_PORT;
@@ -298,6 +315,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         this.discovery = await DiscoveryResponder.start({
           bind: this.bind,
           port: this.options.discoveryPort,
+          interfaces: this.interfaces,
           advertise: () => fleet.advertise,
           keyFor: (boardId) => fleet.discoveryKey(boardId),
           log: this.log,
@@ -363,14 +381,19 @@ export class Manager extends EventEmitter<ManagerEvents> {
 
   /** Who can reach the boards' entry point: this computer only, or a LAN address too. */
   network(): NetworkAccess {
-    const lanAddress = this.bind.find((address) => !isLoopbackAddress(address)) ?? null;
+    const lanAddress = this.lanAddress();
     return {
       embedded: this.supervisor !== undefined,
       lanAddress,
-      loopbackOnly: this.bind.every(isLoopbackAddress),
-      interfaces: lanInterfaces(),
+      loopbackOnly: lanAddress === null && this.bind.every(isLoopbackAddress),
+      interfaces: lanInterfaces(this.interfaces()),
       advertise: this.fleet.advertise,
     };
+  }
+
+  /** The LAN address Redis listens on now: the user's choice, else a non-loopback one from `--bind`. */
+  private lanAddress(): string | null {
+    return this.lan ? this.lan.address : (this.bind.find((address) => !isLoopbackAddress(address)) ?? null);
   }
 
   /**
@@ -381,10 +404,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   async setLanAccess(address: string | null): Promise<NetworkAccess> {
     if (!this.supervisor) throw new NetworkSetupError('the service uses an external Redis: its addresses are set where that Redis runs');
     if (this.options.bind) throw new NetworkSetupError('the service was started with --bind: restart it without --bind to choose the address here');
-    const settings = await applyLanAddress({ supervisor: this.supervisor, settingsFile: networkSettingsFile(this.paths.root), lanAddress: address });
-    this.bind = this.supervisor.bind;
-    if (!this.options.advertiseHost) this.fleet.setAdvertiseHost(settings.lanAddress ?? '127.0.0.1');
-    await this.restartDiscovery();
+    const settings = await this.lan!.set(address);
     this.log(
       'info',
       settings.lanAddress
@@ -414,6 +434,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         this.log('warn', `while stopping ${what}: ${(error as Error).message}`);
       }
     };
+    await step('the LAN address watch', () => this.lan?.stop());
     await step('discovery', () => this.restartDiscovery());
     await step('USB', () => this.usb?.stop());
     await step('virtual boards', () => this.sim?.stop());
