@@ -6,17 +6,7 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { waitFor } from './lab.js';
 
-/** A UDP port that was free on 127.0.0.1 a moment ago (each test its own). */
-export async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
+export { freeUdpPort } from './free-port.js';
 
 export const newNonce = (): string => randomBytes(16).toString('hex');
 

@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import net from 'node:net';
 
 /**
@@ -16,4 +17,16 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       server.close(() => (port === undefined ? reject(new Error('no port assigned')) : resolve(port)));
     });
   });
+}
+
+/** A UDP port that was free on 127.0.0.1 a moment ago (each test its own, e.g. the service's discovery port). */
+export async function freeUdpPort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
 }

@@ -9,7 +9,7 @@ import { Manager, type ManagerOptions } from '../../electron/manager/manager.js'
 import { ApiClient } from '../../electron/manager/api/client.js';
 import { startVirtualFleet, type VirtualFleet, type VirtualFleetOptions } from '../../electron/manager/virtual/virtual-fleet.js';
 import type { LogLevel } from '../../electron/manager/log.js';
-import { freePort } from './free-port.js';
+import { freePort, freeUdpPort } from './free-port.js';
 import { RedisFaultProxy } from '../lab/redis-fault-proxy.js';
 
 export interface LabOptions {
@@ -51,6 +51,8 @@ export async function startManager(options: Partial<ManagerOptions> & { heartbea
     dataDir,
     redisPort,
     heartbeatS: 1,
+    // Test files run in parallel: each service its own discovery port, never the shared 18268.
+    discoveryPort: await freeUdpPort(),
     log: (level, message) => {
       if (level !== 'debug' || process.env.CM_TEST_DEBUG) logs.push({ level, message });
     },
