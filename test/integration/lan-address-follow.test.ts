@@ -5,6 +5,7 @@
  * While running, the watcher moves Redis and discovery to the new address, saves it, and
  * closes the connections made to the old one; at start a saved address that is gone is
  * replaced by the interface's new one; an address gone at start is taken up once back.
+ * Last, a real MicroPython lab board connected on the old address comes back by itself.
  */
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -14,7 +15,9 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LanAddressFollowed, Manager } from '../../electron/manager/manager.js';
 import { networkSettingsFile, type NetworkInterfaces } from '../../electron/manager/network-access.js';
-import { startManager } from '../helpers/lab.js';
+import { MicroPythonBoard } from '../../electron/manager/virtual/micropython-board.js';
+import { LAB_WIFI, provisionFolder } from '../../electron/manager/virtual/micropython-fleet.js';
+import { startManager, waitFor } from '../helpers/lab.js';
 import { DiscoveryClient } from '../helpers/discovery-client.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -146,4 +149,42 @@ describe('the service follows its LAN address', () => {
     expect(await savedSettings(dataDir)).toEqual({ lanAddress: '127.0.0.2', lanInterface: 'eth0' });
     expect(await api.call('service.network', {})).toMatchObject({ lanAddress: '127.0.0.2', advertise: { host: '127.0.0.2' } });
   });
+
+  it(
+    'a MicroPython board connected on the old address comes back on the new one by itself, the service running on',
+    { timeout: 90_000 },
+    async ({ annotate }) => {
+      const lan = computer('127.0.0.3');
+      const dataDir = await dataDirWithChoice('127.0.0.3');
+      const { manager, api } = await service(dataDir, lan.interfaces);
+      const [credentials] = await api.call('boards.enrollMany', { names: ['dhcp-1'] });
+      const folder = path.join(dataDir, 'boards', 'dhcp-1');
+      await provisionFolder(folder, credentials!, { host: credentials!.server, port: credentials!.port });
+      const configFile = path.join(folder, 'cm_config.json');
+      // Provisioning leaves `dp` out (18268 is the default); this service answers on its own test port.
+      const provisioned = { ...JSON.parse(await readFile(configFile, 'utf8')), dp: (await manager.status()).discovery!.port };
+      await writeFile(configFile, JSON.stringify(provisioned));
+      expect(provisioned).toMatchObject({ server: '127.0.0.3' });
+      const board = new MicroPythonBoard({ folder, wifi: LAB_WIFI, timing: 'fast' });
+      cleanups.push(() => board.powerOff());
+      await board.start();
+      await waitFor(async () => (await api.call('boards.get', { board: 'dhcp-1' })).online, 30_000, 'the board online at the old address');
+
+      const offline = new Promise<void>((resolve) => {
+        const onEvent = (event: { type: string; board?: { id: string } }) => {
+          if (event.type === 'board.offline' && event.board?.id === credentials!.id) resolve();
+        };
+        manager.fleet.on('board', onEvent);
+        cleanups.push(() => manager.fleet.off('board', onEvent));
+      });
+      const changedAt = Date.now();
+      lan.state.address = '127.0.0.2';
+      const [followed] = (await once(manager, 'lanAddressFollowed', { signal: AbortSignal.timeout(10_000) })) as [LanAddressFollowed];
+      expect(followed.closedConnections).toBeGreaterThanOrEqual(1);
+      await offline; // its session to the old address ended
+      await waitFor(async () => (await api.call('boards.get', { board: 'dhcp-1' })).online, 60_000, 'the board online at the new address');
+      await annotate(`board back online ${Date.now() - changedAt} ms after the address changed`);
+      expect(JSON.parse(await readFile(configFile, 'utf8'))).toEqual({ ...provisioned, server: '127.0.0.2' });
+    },
+  );
 });
