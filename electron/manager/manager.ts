@@ -158,7 +158,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         log: this.log,
         heartbeatS: this.options.heartbeatS,
         advertise: {
-          host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : (this.lanAddress() ?? advertisedHost(bind, this.interfaces()))),
+          host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : (this.lan?.address ?? advertisedHost(bind, this.interfaces()))),
           port: this.endpoint.port,
         },
       });

@@ -150,6 +150,15 @@ describe('the service follows its LAN address', () => {
     expect(await api.call('service.network', {})).toMatchObject({ lanAddress: '127.0.0.2', advertise: { host: '127.0.0.2' } });
   });
 
+  it('with --bind 0.0.0.0 it listens where told and gives boards an address of the interfaces it was handed', async () => {
+    const lan = computer('127.0.0.3');
+    const dataDir = await dataDirWithChoice('127.0.0.2'); // ignored: --bind decides
+    const started = await startManager({ dataDir, networkInterfaces: lan.interfaces, lanWatchIntervalMs: 50, bind: ['0.0.0.0'] });
+    cleanups.push(() => started.close());
+    expect((await started.api.call('service.network', {})).advertise.host).toBe('127.0.0.3');
+    await expect(started.manager.setLanAccess('127.0.0.3')).rejects.toThrow(/started with --bind/);
+  });
+
   it(
     'a MicroPython board connected on the old address comes back on the new one by itself, the service running on',
     { timeout: 90_000 },
