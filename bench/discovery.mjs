@@ -16,12 +16,11 @@
 // its answer, a few ms on loopback). Target: under 10 s.
 // Prints one JSON line. Uses the build in dist/ (npm runs tsc first).
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import dgram from 'node:dgram';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freeTcpPort, freeUdpPort } from './ports.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (file) => import(path.join(root, 'dist/electron/manager', file));
@@ -34,21 +33,6 @@ const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }
 const runs = Number(values.runs);
 const HEAP = 36 * 1024;
 
-const freeTcpPort = () =>
-  new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-const freeUdpPort = () =>
-  new Promise((resolve) => {
-    const socket = dgram.createSocket('udp4');
-    socket.bind(0, '127.0.0.1', () => {
-      const { port } = socket.address();
-      socket.close(() => resolve(port));
-    });
-  });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
 

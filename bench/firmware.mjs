@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import net from 'node:net';
+import { freeTcpPort } from './ports.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (file) => import(path.join(root, 'dist/electron/manager', file));
@@ -27,17 +27,10 @@ const { values } = parseArgs({ options: { samples: { type: 'string', default: '2
 const samples = Number(values.samples);
 const HEAP = 36 * 1024;
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-fw-'));
-const manager = new Manager({ dataDir, redisPort: await freePort(), heartbeatS: 5 });
+const manager = new Manager({ dataDir, redisPort: await freeTcpPort(), heartbeatS: 5 });
 const boards = [];
 try {
   await manager.start();

@@ -13,20 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freeTcpPort } from './ports.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { findService } = await import(path.join(root, 'dist/electron/cli/service-control.js'));
-const { freePortFor } = {
-  freePortFor: await import('node:net').then(
-    (net) => () =>
-      new Promise((resolve) => {
-        const server = net.createServer().listen(0, '127.0.0.1', () => {
-          const { port } = server.address();
-          server.close(() => resolve(port));
-        });
-      }),
-  ),
-};
 
 const { values } = parseArgs({
   options: {
@@ -43,7 +33,7 @@ const perProcess = Number(values['per-process']);
 
 const mbm = path.join(root, 'bin', 'mbm.js');
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-'));
-const redisPort = await freePortFor();
+const redisPort = await freeTcpPort();
 const children = [];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -12,7 +12,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,18 +19,11 @@ import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { Manager } from '../dist/electron/manager/manager.js';
 import { ApiClient } from '../dist/electron/manager/api/client.js';
+import { freeTcpPort } from './ports.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { boards: { type: 'string', default: '10000' } } });
 const BOARDS = Number(values.boards);
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
@@ -70,9 +62,9 @@ async function startToFleet() {
       '--data-dir',
       dataDir,
       '--port',
-      String(await freePort()),
+      String(await freeTcpPort()),
       '--api-port',
-      String(await freePort()),
+      String(await freeTcpPort()),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -109,7 +101,7 @@ async function initialJavaScriptKb() {
 /** 10,000 enrolled boards: first render, then a change to every one of them. */
 async function bigFleet() {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-ui-'));
-  const manager = new Manager({ dataDir, redisPort: await freePort() });
+  const manager = new Manager({ dataDir, redisPort: await freeTcpPort() });
   await manager.start();
   try {
     const api = new ApiClient(manager.apiUrl, manager.apiToken);
