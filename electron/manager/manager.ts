@@ -25,7 +25,7 @@ import { TelemetryRecorder } from './fleet/telemetry.js';
 import { TelemetryStore } from './redis/telemetry-store.js';
 import { ApiClient } from './api/client.js';
 import { DiscoveryResponder } from './discovery/discovery-responder.js';
-import { discoveryPortOf } from './discovery/discovery-message.js';
+import { DEFAULT_DISCOVERY_PORT, discoveryPortOf } from './discovery/discovery-message.js';
 import { isLoopbackAddress, lanInterfaces, networkSettingsFile, NetworkSetupError, type NetworkAccess, type NetworkInterfaces } from './network-access.js';
 import { LanAccess, type LanAddressFollowed } from './lan-access.js';
 import type { ServiceStatus } from './api/contract.js';
@@ -157,6 +157,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         store: this.store,
         log: this.log,
         heartbeatS: this.options.heartbeatS,
+        discoveryPort: discoveryPortOf(this.options.discoveryPort) === DEFAULT_DISCOVERY_PORT ? undefined : discoveryPortOf(this.options.discoveryPort),
         advertise: {
           host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : (this.lan?.address ?? advertisedHost(bind, this.interfaces()))),
           port: this.endpoint.port,

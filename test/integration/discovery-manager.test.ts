@@ -70,7 +70,10 @@ describe('discovery in the service', () => {
     // Virtual boards get what provisioning writes to a real one.
     const folder = path.join(dataDir, 'flash-kitchen');
     await provisionFolder(folder, rotated, manager.fleet.advertise);
-    expect(JSON.parse(await readFile(path.join(folder, 'cm_config.json'), 'utf8'))).toMatchObject({ id: rotated.id, dk: rotated.dk });
+    // The service's discovery port is not the default here: the board is told which one it is.
+    const discoveryPort = (await api.call('status', {})).discovery!.port;
+    expect(rotated.dp).toBe(discoveryPort);
+    expect(JSON.parse(await readFile(path.join(folder, 'cm_config.json'), 'utf8'))).toMatchObject({ id: rotated.id, dk: rotated.dk, dp: discoveryPort });
 
     const shown = JSON.stringify([
       await api.call('boards.list', {}),
@@ -84,7 +87,7 @@ describe('discovery in the service', () => {
 
     // The service answers with the key it holds now: the rotated one.
     const client = await openClient();
-    const port = (await api.call('status', {})).discovery!.port;
+    const port = discoveryPort;
     expect(await ask(client, rotated, port)).toBe(`127.0.0.1:${manager.fleet.advertise.port}`);
     await api.call('boards.remove', { board: 'garage' });
     expect(await unanswered(client, garage!.id, rotated, port)).toBe(true);

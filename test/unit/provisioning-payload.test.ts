@@ -132,6 +132,9 @@ describe('buildProvisioningPayload', () => {
     expect(withKey.dk).toBe(dk);
     expect(Object.keys(withKey)).toEqual(['id', 'name', 'user', 'password', 'server', 'port', 'hb', 'dk', 'wifi_ssid', 'wifi_password']);
     expect(config(await buildProvisioningPayload(input()))).not.toHaveProperty('dk');
+    // A service on another discovery port than 18268 tells the board which one (dp).
+    expect(config(await buildProvisioningPayload(input({ credentials: { ...credentials, dk, dp: 40000 } })))).toMatchObject({ dk, dp: 40000 });
+    expect(config(await buildProvisioningPayload(input()))).not.toHaveProperty('dp');
   });
 
   it('names the board after the credentials by default', async () => {
@@ -174,6 +177,8 @@ describe('buildProvisioningPayload', () => {
     ['a heartbeat of 0 s', { credentials: { ...credentials, hb: 0 } }, 'credentials.hb'],
     ['a discovery key in upper case', { credentials: { ...credentials, dk: 'ABCDEF0123456789'.repeat(4) } }, 'credentials.dk'],
     ['a discovery key of 63 characters', { credentials: { ...credentials, dk: 'a'.repeat(63) } }, 'credentials.dk'],
+    ['a discovery port of 0', { credentials: { ...credentials, dp: 0 } }, 'credentials.dp'],
+    ['a discovery port of 70000', { credentials: { ...credentials, dp: 70000 } }, 'credentials.dp'],
     ['a negative _mpy', { mpy: -6 }, 'mpy'],
   ] as Array<[string, Partial<ProvisioningInput>, string]>)('refuses %s', async (_label, overrides, field) => {
     const error = await buildProvisioningPayload(input(overrides)).catch((e: unknown) => e);

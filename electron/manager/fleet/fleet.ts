@@ -46,6 +46,8 @@ export interface BoardCredentials {
    * before discovery. A secret like the password.
    */
   dk?: string;
+  /** UDP port of the service's discovery responder, when it is not the default 18268. */
+  dp?: number;
 }
 
 /** A discovery key as the service issues it: 32 random bytes as lowercase hex. */
@@ -88,6 +90,8 @@ export interface FleetOptions {
   /** Address and port boards use to reach Redis; written into credentials. */
   advertise: { host: string; port: number };
   heartbeatS?: number;
+  /** The discovery responder's port when it is not the default: written into credentials (`dp`), or boards could not find it. */
+  discoveryPort?: number;
 }
 
 export class BoardNameTakenError extends ManagerError {
@@ -297,6 +301,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       port: this.advertise.port,
       hb: board.hb,
       dk,
+      ...(this.options.discoveryPort === undefined ? {} : { dp: this.options.discoveryPort }),
     }));
   }
 

@@ -219,6 +219,11 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
     );
   }
 
+  const dp: unknown = credentials.dp;
+  if (dp !== undefined && (typeof dp !== 'number' || !Number.isInteger(dp) || dp < 1 || dp > 65535)) {
+    throw new ProvisioningInputError('credentials.dp', `the discovery port ${String(dp)} is not a whole number from 1 to 65535`);
+  }
+
   const mpy: unknown = input.mpy;
   if (mpy !== undefined && mpy !== null && (typeof mpy !== 'number' || !Number.isSafeInteger(mpy) || mpy < 0)) {
     throw new ProvisioningInputError('mpy', `sys.implementation._mpy must be a non-negative integer or unknown, got ${String(mpy)}`);
@@ -233,6 +238,7 @@ function validatedConfig(input: ProvisioningInput): BoardConfig {
     port,
     hb,
     ...(dk === undefined ? {} : { dk }),
+    ...(dp === undefined ? {} : { dp }),
     wifi_ssid: ssid,
     wifi_password: password,
   };
