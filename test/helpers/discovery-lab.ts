@@ -29,14 +29,7 @@ export function signedAnswer(id: string, nonce: string, host: string, port: numb
   return Buffer.from(`${text} ${createHmac('sha256', Buffer.from(key, 'ascii')).update(text).digest('hex')}`);
 }
 
-/** A UDP port that was free a moment ago on 127.0.0.1. */
-export async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
+export { freeUdpPort } from './free-port.js';
 
 /**
  * Listens where a service would (the lab subnet's broadcast address and 127.0.0.1, one
