@@ -377,6 +377,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       commandsActive: this.fleet.dispatcher.activeCount(),
       virtualBoards: this.sim?.count ?? 0,
       discovery: this.discovery ? { port: this.discovery.port, addresses: this.discovery.addresses } : null,
+      uplinkRefused: this.fleet.refusedEntries,
     };
   }
 

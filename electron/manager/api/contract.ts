@@ -232,6 +232,8 @@ export interface ServiceStatus {
   virtualBoards: number;
   /** Where boards that lost the service are answered (UDP `address:port`); null when off. */
   discovery: { port: number; addresses: string[] } | null;
+  /** Uplink entries the manager refused since it started (malformed, oversized, for commands it did not send). */
+  uplinkRefused: number;
 }
 
 export interface SentCommand extends CommandView {

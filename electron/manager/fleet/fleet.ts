@@ -104,6 +104,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   readonly dispatcher: CommandDispatcher;
   private readonly reader: UplinkReader;
   private readonly refusalLog = new LogRateLimiter();
+  /** Uplink entries refused since the start: the log shows only a few a minute per board, status all (`npm run fuzz` counts them). */
+  refusedEntries = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
   private readonly activityDirty = new Set<BoardState>();
@@ -455,6 +457,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   private refuse(boardId: string, reason: string): void {
+    this.refusedEntries++;
     const board = this.registry.get(boardId);
     const label = board ? `${board.name} (${boardId})` : boardId;
     const verdict = this.refusalLog.allow(boardId);
