@@ -32,6 +32,17 @@ export const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 export const PROTECTED_CONFIG_KEYS = ['id', 'user', 'password', 'dk'];
 export const SECRET_CONFIG_KEYS = ['wifi_password', 'password', 'dk'];
 export const REDACTED = '********';
+/**
+ * A key whose value is shown masked wherever it sits in a config or a command: the board's
+ * own secrets, and whatever a user keeps beside them (`wifi.password`, `mqtt_token`, `api_key`).
+ */
+const SECRET_KEY = /pass|secret|token|key|psk|credential|^dk$/i;
+/** Deeper than this, a value is masked whole: a board's JSON is at most 16 KiB, but may nest that deep. */
+const MAX_MASK_DEPTH = 32;
+
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
 
 /**
  * Keys the board client itself reads (PROTOCOL.md §8) must have values it can use; the
@@ -129,16 +140,39 @@ export function describeCommand(request: CommandRequest): string {
     case 'rename':
       return `rename ${request.name}`;
     case 'cfg_set':
-      return `cfg_set ${request.key}${SECRET_CONFIG_KEYS.includes(request.key) ? '' : '=' + JSON.stringify(request.value).slice(0, 40)}`;
+      return `cfg_set ${request.key}${isSecretKey(request.key) ? '' : '=' + JSON.stringify(maskSecrets(request.value)).slice(0, 40)}`;
     default:
       return request.op;
   }
 }
 
-/** Replaces the values of secret keys in a board config (defence in depth: boards do it too). */
-export function redactConfig(config: unknown): unknown {
-  if (!config || typeof config !== 'object' || Array.isArray(config)) return config;
-  const copy: Record<string, unknown> = { ...(config as Record<string, unknown>) };
-  for (const key of SECRET_CONFIG_KEYS) if (key in copy) copy[key] = REDACTED;
+/**
+ * `value` with the values of secret keys masked, in nested objects and arrays and inside
+ * strings that hold JSON (`set mqtt='{"token":…}'` stores one).
+ */
+export function maskSecrets(value: unknown, depth = 0): unknown {
+  if (depth > MAX_MASK_DEPTH) return REDACTED;
+  if (typeof value === 'string') return maskJsonText(value, depth);
+  if (Array.isArray(value)) return value.map((item) => maskSecrets(item, depth + 1));
+  if (value === null || typeof value !== 'object') return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) copy[key] = isSecretKey(key) ? REDACTED : maskSecrets(item, depth + 1);
   return copy;
+}
+
+function maskJsonText(text: string, depth: number): string {
+  const start = text.trimStart()[0];
+  if (start !== '{' && start !== '[') return text;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return text;
+  }
+  return JSON.stringify(maskSecrets(parsed, depth + 1));
+}
+
+/** A board config as it may be shown: every secret masked (defence in depth: boards mask their own keys too). */
+export function redactConfig(config: unknown): unknown {
+  return maskSecrets(config);
 }
