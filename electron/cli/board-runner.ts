@@ -5,7 +5,7 @@
  */
 import type { ApiClient, EventSubscription } from '../manager/api/client.js';
 import type { ApiCommandRequest, CommandView, SentCommand } from '../manager/api/contract.js';
-import { EXIT, write } from './cli-framework.js';
+import { EXIT, write, writeRaw } from './cli-framework.js';
 import { formatDuration } from './format.js';
 
 export interface RunOptions {
@@ -17,6 +17,8 @@ export interface RunOptions {
   waitOffline?: boolean;
   /** Print output as it arrives (exec). */
   streamOutput?: boolean;
+  /** Streamed output with its control characters escaped (`board-execute --safe`); raw otherwise, as the user's own program printed it. */
+  safeOutput?: boolean;
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream;
 }
@@ -48,7 +50,10 @@ class OutputPrinter {
   private lastBoard: string | null = null;
   private readonly printed = new Map<string, number>();
 
-  constructor(private readonly out: NodeJS.WritableStream) {}
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly safe = false,
+  ) {}
 
   header(board: string): void {
     if (this.lastBoard === board) return;
@@ -59,7 +64,8 @@ class OutputPrinter {
   chunk(cid: string, board: string, text: string): void {
     if (text === '') return;
     this.header(board);
-    write(this.out, text);
+    if (this.safe) write(this.out, text);
+    else writeRaw(this.out, text);
     this.printed.set(cid, (this.printed.get(cid) ?? 0) + text.length);
   }
 
@@ -72,7 +78,7 @@ class OutputPrinter {
 }
 
 export async function runOnBoards(api: ApiClient, boards: string, request: ApiCommandRequest, options: RunOptions): Promise<RunOutcome> {
-  const printer = new OutputPrinter(options.out);
+  const printer = new OutputPrinter(options.out, options.safeOutput);
   const wanted = new Set<string>();
   const early: Array<{ cid: string; board: string; text: string }> = [];
   let subscription: EventSubscription | undefined;

@@ -18,6 +18,7 @@ export const WAIT_OPTIONS: Record<string, OptionSpec> = {
 
 function runOptions(context: VerbContext, streamOutput = false): RunOptions {
   return {
+    safeOutput: Boolean(context.values.safe),
     timeoutMs: Math.round(numberOption(context.values, 'timeout', 30, 0.1, 3600) * 1000),
     expireMs: Math.round(numberOption(context.values, 'expire', 3600, 1, 7 * 24 * 3600) * 1000),
     waitOffline: Boolean(context.values['wait-offline']),
@@ -92,7 +93,8 @@ export const boardList: VerbSpec = {
           board.name,
           board.online ? (board.busy ? 'busy' : 'online') : 'offline',
           board.online ? 'now' : formatAgo(board.lastSeen),
-          board.platform ?? '-',
+          // The service's own mark, not the board's word: a real board cannot pass for a virtual one.
+          `${board.platform ?? '-'}${board.virtual ? ' (virtual)' : ''}`,
           board.micropython ?? '-',
           board.ip ?? '-',
           board.memFree === null ? '-' : formatBytes(board.memFree),
@@ -154,9 +156,14 @@ export const boardExecute: VerbSpec = {
   name: 'board-execute',
   summary: 'run Python code on boards, streaming their output',
   args: ['BOARDS'],
-  options: { code: { type: 'string', short: 'c', valueName: 'CODE', description: 'code to run (default: read from stdin)' }, ...WAIT_OPTIONS },
+  options: {
+    code: { type: 'string', short: 'c', valueName: 'CODE', description: 'code to run (default: read from stdin)' },
+    safe: { type: 'boolean', description: 'show control characters in the output escaped (\\u001b) instead of passing them to the terminal' },
+    ...WAIT_OPTIONS,
+  },
   details:
     'Examples:\n  mbm board-execute sim-1 -c "print(6*7)"\n  echo "import os; print(os.listdir())" | mbm board-execute "esp-[1-4]"\n' +
+    'The output is printed as the program wrote it, escape sequences included; --safe escapes them (for output you do not trust).\n' +
     'Exit code 1 if the code failed (or timed out) on any board, 4 if it only waits for offline boards, 130 after Ctrl-C\n' +
     '(Ctrl-C cancels the code on the boards: queued commands are withdrawn, running ones asked to stop).',
   async run(context) {

@@ -3,6 +3,7 @@
  * help, handler), parsed with node:util parseArgs; `--help` works on every verb.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { escapeControlCharacters } from '../manager/printable-text.js';
 import { didYouMean } from './suggest.js';
 
 /** Exit codes of every verb (README, "The mbm command line"). */
@@ -175,6 +176,16 @@ export function untilInterrupted(also?: (resolve: () => void) => void): Promise<
   });
 }
 
+/**
+ * Everything the CLI prints goes through here: listings carry text boards sent (their
+ * hello, file names, errors), so control characters are shown escaped (\u001b), never
+ * passed to the terminal. Line breaks and tabs stay.
+ */
 export function write(stream: NodeJS.WritableStream, text: string): void {
+  stream.write(escapeControlCharacters(text, { keepLines: true }));
+}
+
+/** Prints as it is: only for what the user asked for verbatim (their own program's output, a file to stdout). */
+export function writeRaw(stream: NodeJS.WritableStream, text: string | Uint8Array): void {
   stream.write(text);
 }

@@ -1,4 +1,5 @@
 /** Text formatting for the CLI's human-readable output. */
+import { escapeControlCharacters } from '../manager/printable-text.js';
 
 export function formatDuration(ms: number): string {
   const seconds = Math.max(0, Math.round(ms / 1000));
@@ -15,8 +16,9 @@ export function formatAgo(timestamp: number | null, now = Date.now()): string {
   return timestamp === null ? 'never' : `${formatDuration(now - timestamp)} ago`;
 }
 
-/** A plain text table: columns padded to their widest cell. */
-export function table(header: string[], rows: string[][]): string {
+/** A plain text table: columns padded to their widest cell. A cell is one line: its control characters, line breaks too, are escaped. */
+export function table(header: string[], rawRows: string[][]): string {
+  const rows = rawRows.map((row) => row.map((cell) => escapeControlCharacters(cell)));
   const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => (row[column] ?? '').length)));
   const line = (cells: string[]) => cells.map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ');
   return [line(header), ...rows.map(line)].join('\n') + '\n';

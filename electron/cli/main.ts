@@ -3,7 +3,7 @@
  * and `sim` is a client of the running service's API.
  */
 import { ApiRequestError } from '../manager/api/client.js';
-import { CliError, EXIT, parseVerbArgs, usage, verbHelp, type VerbSpec } from './cli-framework.js';
+import { CliError, EXIT, parseVerbArgs, usage, verbHelp, write, type VerbSpec } from './cli-framework.js';
 import { didYouMean } from './suggest.js';
 import { serverStart, serverStatus, serverStop, sim, ui } from './server-verbs.js';
 import {
@@ -21,6 +21,7 @@ import {
   boardUpload,
 } from './board-verbs.js';
 import { boardMacro } from './board-macro-verb.js';
+import { boardEnable, boardRevoke } from './board-access-verbs.js';
 import { boardFlash, boardProvision, firmwareDownload, firmwareList, usbPorts, usbPut } from './usb-verbs.js';
 
 export const VERBS: VerbSpec[] = [
@@ -40,6 +41,8 @@ export const VERBS: VerbSpec[] = [
   boardMacro,
   boardTag,
   boardRemove,
+  boardRevoke,
+  boardEnable,
   boardHistory,
   usbPorts,
   boardFlash,
@@ -67,7 +70,7 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
       name,
       VERBS.map((candidate) => candidate.name),
     );
-    io.err.write(`mbm: unknown verb ${JSON.stringify(name)}${hint}\n${hint ? 'Run `mbm --help` for the list of verbs.\n' : `\n${usage(VERBS)}`}`);
+    write(io.err, `mbm: unknown verb ${JSON.stringify(name)}${hint}\n${hint ? 'Run `mbm --help` for the list of verbs.\n' : `\n${usage(VERBS)}`}`);
     return EXIT.usage;
   }
   try {
@@ -79,14 +82,14 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
     return await verb.run({ values, positionals, ...io });
   } catch (error) {
     if (error instanceof CliError) {
-      io.err.write(`mbm ${verb.name}: ${error.message}\n`);
+      write(io.err, `mbm ${verb.name}: ${error.message}\n`);
       return error.exitCode;
     }
     if (error instanceof ApiRequestError) {
-      io.err.write(`mbm ${verb.name}: ${error.message}\n`);
+      write(io.err, `mbm ${verb.name}: ${error.message}\n`);
       return error.code === 'unreachable' ? EXIT.noService : EXIT.failed;
     }
-    io.err.write(`mbm ${verb.name}: unexpected error: ${(error as Error)?.stack ?? error}\n`);
+    write(io.err, `mbm ${verb.name}: unexpected error: ${(error as Error)?.stack ?? error}\n`);
     return 1;
   }
 }

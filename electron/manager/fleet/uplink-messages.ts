@@ -3,7 +3,9 @@
  * outside our trust boundary: every entry is checked here, and anything malformed,
  * oversized or unknown is refused with a message that says which field is wrong.
  */
+import { isIP } from 'node:net';
 import { COMMAND_ID_PATTERN } from '../redis/keys.js';
+import { hasControlCharacters } from '../printable-text.js';
 import { MAX_HEARTBEAT_S, MIN_HEARTBEAT_S } from './board-registry.js';
 
 export const UPLINK_LIMITS = {
@@ -37,6 +39,8 @@ const ERROR_CODE = /^E[A-Z]{2,15}$/;
 const PLATFORM = /^[a-z0-9_-]{1,32}$/;
 /** The MicroPython version the board runs (or emulates): X.Y.Z, optionally with a suffix. */
 const VERSION = /^\d{1,4}\.\d{1,4}\.\d{1,4}([-+.][0-9A-Za-z.+-]*)?$/;
+/** The longest IPv6 text with a zone (`fe80::…%interface`) fits. */
+const IP_ADDRESS_BYTES = 64;
 
 /** Field reader that turns a bad value into an UplinkMessageError naming the field. */
 class Fields {
@@ -64,6 +68,28 @@ class Fields {
 
   optionalText(field: string, maxBytes?: number, pattern?: RegExp): string | undefined {
     return this.has(field) ? this.text(field, maxBytes, pattern) : undefined;
+  }
+
+  /**
+   * A one-line text the manager stores and shows (a version, a name, a reason): a control
+   * character in it (an escape sequence, a bell, a line break) is refused, never kept.
+   */
+  label(field: string, maxBytes: number): string {
+    const text = this.text(field, maxBytes);
+    if (hasControlCharacters(text)) this.fail(field, 'holds control characters');
+    return text;
+  }
+
+  optionalLabel(field: string, maxBytes: number): string | undefined {
+    return this.has(field) ? this.label(field, maxBytes) : undefined;
+  }
+
+  /** The board's address: IPv4 dotted or IPv6 text (§6), or empty when it has none. */
+  optionalAddress(field: string): string | undefined {
+    if (!this.has(field)) return undefined;
+    const text = this.text(field, IP_ADDRESS_BYTES);
+    if (text !== '' && isIP(text) === 0) this.fail(field, 'is not an IPv4 or IPv6 address');
+    return text;
   }
 
   int(field: string, min: number, max: number): number {
@@ -132,11 +158,11 @@ export function parseUplinkEntry(flat: Buffer[]): UplinkMessage {
         boot: f.text('boot', 32, /^[A-Za-z0-9_-]{1,32}$/),
         p: f.text('p', 32, PLATFORM),
         mv: f.text('mv', 64, VERSION),
-        cv: f.text('cv', 32),
+        cv: f.label('cv', 32),
         mf: f.optionalInt('mf', 0, 2 ** 40),
-        ip: f.optionalText('ip', 64),
+        ip: f.optionalAddress('ip'),
         hb: f.int('hb', MIN_HEARTBEAT_S, MAX_HEARTBEAT_S),
-        nm: f.optionalText('nm', 64),
+        nm: f.optionalLabel('nm', 64),
         c: f.optionalText('c', 41, STREAM_ID),
       };
     case 'hb':
@@ -161,7 +187,7 @@ export function parseUplinkEntry(flat: Buffer[]): UplinkMessage {
         tr: f.has('tr') ? f.flag('tr') : false,
       };
     case 'bye':
-      return { k: 'bye', why: f.optionalText('why', 32) };
+      return { k: 'bye', why: f.optionalLabel('why', 32) };
     case 'init':
       return { k: 'init' };
     default:
