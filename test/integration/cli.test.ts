@@ -227,7 +227,7 @@ describe('mbm CLI against a background service', () => {
     expect(option.code).toBe(2);
     expect(option.stderr).toContain('unknown option --timout; did you mean --timeout?');
     const range = await mbm(['board-execute', 'x-[1-200000]', '-c', 'pass']);
-    expect(range.stderr).toContain('at most 100,000');
+    expect(range.stderr).toContain('names 200,000 boards; at most 400');
     await writeFile(path.join(work, 'note.txt'), 'a note\n');
     expect((await mbm(['board-upload', 'sim-1', 'note.txt', '/full/'])).code).toBe(0);
     const notEmpty = await mbm(['board-rm', 'sim-1', '/full']);

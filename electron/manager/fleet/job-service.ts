@@ -173,7 +173,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     );
     if (request.kind === 'tag') {
       await this.immediate(job, boards, async () => {
-        await this.options.fleet.tag(boards.map((board) => board.name).join(','), request.add, request.remove);
+        await this.options.fleet.tagBoards(boards, request.add, request.remove);
       });
     } else if (request.kind === 'remove') {
       await this.immediate(job, boards, (board) => this.options.fleet.remove(board.id));
