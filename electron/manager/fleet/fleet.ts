@@ -25,7 +25,7 @@ import { CommandDispatcher, type CommandView, type OutputEvent, type SendOptions
 import type { CommandRequest } from './command-ops.js';
 import { parseUplinkEntry, UplinkMessageError, type UplinkMessage } from './uplink-messages.js';
 import { UplinkReader } from './uplink-reader.js';
-import { BoardSelectorError, naturalCompare, selectBoards } from './board-selector.js';
+import { BoardSelectorError, listNames as listSelectedNames, naturalCompare, selectBoards } from './board-selector.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -232,15 +232,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
         .filter((board) => board.tags.includes(tag))
         .map((board) => board.name),
     );
-    if (selection.unknown.length > 0) {
-      throw new UnknownBoardError(`no board named ${selection.unknown.map((name) => JSON.stringify(name)).join(', ')}`);
-    }
-    if (selection.unmatchedGlobs.length > 0) {
-      throw new BoardSelectorError(`no boards match ${selection.unmatchedGlobs.map((glob) => JSON.stringify(glob)).join(', ')}`);
-    }
-    if (selection.unmatchedTags.length > 0) {
-      throw new BoardSelectorError(`no boards are tagged ${selection.unmatchedTags.map((tag) => JSON.stringify(tag)).join(', ')}`);
-    }
+    if (selection.unknown.length > 0) throw new UnknownBoardError(`no board named ${listSelectedNames(selection.unknown)}`);
+    if (selection.unmatchedGlobs.length > 0) throw new BoardSelectorError(`no boards match ${listSelectedNames(selection.unmatchedGlobs)}`);
+    if (selection.unmatchedTags.length > 0) throw new BoardSelectorError(`no boards are tagged ${listSelectedNames(selection.unmatchedTags)}`);
     return selection.names.map((name) => this.registry.require(name));
   }
 
@@ -329,10 +323,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
    * before anything changes: a bad tag, or a board that would carry too many, changes none.
    */
   async tag(pattern: string, add: string[], remove: string[]): Promise<BoardSummary[]> {
+    return this.tagBoards(this.select(pattern), add, remove);
+  }
+
+  /** `tag` for boards already selected (a tag job's: its pattern may name more boards than a list of names may). */
+  async tagBoards(boards: BoardState[], add: string[], remove: string[]): Promise<BoardSummary[]> {
     const adding = [...new Set(add.map(normalizeTag))];
     const removing = new Set(remove.map(normalizeTag));
     if (adding.some((tag) => removing.has(tag))) throw new InvalidTagError('the same tag is both added and removed');
-    const boards = this.select(pattern);
     const next = new Map<BoardState, string[]>();
     for (const board of boards) {
       const tags = board.tags.filter((tag) => !removing.has(tag));
