@@ -32,9 +32,13 @@ export interface BoardFs {
   rename(from: string, to: string): Promise<void>;
 }
 
-/** Splits a board path ("/a/b") into segments, refusing anything the protocol forbids. */
+/**
+ * Splits a board path ("/a/b") into segments, refusing anything the protocol forbids. A
+ * backslash is refused too: it is a separator to Windows, where a host folder's
+ * `/a\..\..\x` would be `..\x` of the folder (the manager never sends one).
+ */
 export function pathSegments(boardPath: string): string[] {
-  if (!boardPath.startsWith('/') || boardPath.includes('\0') || Buffer.byteLength(boardPath) > 255) {
+  if (!boardPath.startsWith('/') || boardPath.includes('\0') || boardPath.includes('\\') || Buffer.byteLength(boardPath) > 255) {
     throw new BoardFsError('EINVAL', `invalid path ${JSON.stringify(boardPath)}`);
   }
   const segments = boardPath.split('/').filter((segment) => segment !== '');
@@ -154,12 +158,42 @@ const HOST_ERROR_TEXT = {
   ENOSPC: 'no space left on the board for',
 } as const;
 
-/** Maps the board's "/" onto a host folder. Paths are validated before they touch the host. */
+/** Windows device names, which open the device in any folder (`C:\boards\x\NUL.txt` too). */
+const WINDOWS_DEVICE_NAME = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
+/** Characters Windows gives a meaning in a name: `:` a drive or a file's data stream, the others wildcards and quoting. */
+const WINDOWS_SPECIAL_CHARS = /[<>:"|?*\u0000-\u001f]/;
+
+/**
+ * The host file of a board path in a folder mapped as the board's "/", by the host's path
+ * rules (`hostPath`: node's `path`, or `path.win32`/`path.posix` in tests): never outside
+ * `root`. On Windows, names the file system would read as a drive, a stream or a device, or
+ * would change (a trailing dot or space is dropped), are refused as well.
+ */
+export function hostPathOf(root: string, boardPath: string, hostPath: path.PlatformPath = path): string {
+  const segments = pathSegments(boardPath);
+  if (hostPath.sep === '\\') {
+    const bad = segments.find((segment) => WINDOWS_SPECIAL_CHARS.test(segment) || WINDOWS_DEVICE_NAME.test(segment) || /[. ]$/.test(segment));
+    if (bad !== undefined) {
+      throw new BoardFsError('EINVAL', `${JSON.stringify(bad)} in ${JSON.stringify(boardPath)} cannot be a file name in this board's folder on Windows`);
+    }
+  }
+  const host = hostPath.join(root, ...segments);
+  const inside = hostPath.relative(root, host);
+  if (inside === '..' || inside.startsWith('..' + hostPath.sep) || hostPath.isAbsolute(inside)) {
+    throw new BoardFsError('EINVAL', `path ${JSON.stringify(boardPath)} leads outside the board's folder`);
+  }
+  return host;
+}
+
+/** Maps the board's "/" onto a host folder. Paths are validated before they touch the host, and never lead outside it. */
 export class HostFolderFs implements BoardFs {
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    private readonly hostPath: path.PlatformPath = path,
+  ) {}
 
   private host(boardPath: string): string {
-    return path.join(this.root, ...pathSegments(boardPath));
+    return hostPathOf(this.root, boardPath, this.hostPath);
   }
 
   private async wrap<T>(boardPath: string, action: () => Promise<T>): Promise<T> {
@@ -191,7 +225,7 @@ export class HostFolderFs implements BoardFs {
     const entries = await this.wrap(boardPath, () => readdir(this.host(boardPath), { withFileTypes: true }));
     return Promise.all(
       entries.map(async (entry): Promise<DirEntry> =>
-        entry.isDirectory() ? [entry.name, 'd', 0] : [entry.name, 'f', (await stat(path.join(this.host(boardPath), entry.name))).size],
+        entry.isDirectory() ? [entry.name, 'd', 0] : [entry.name, 'f', (await stat(this.hostPath.join(this.host(boardPath), entry.name))).size],
       ),
     );
   }
