@@ -27,6 +27,8 @@ const storedBoardSchema = z.object({
   tags: z.array(z.string()).default([]),
   /** Flashed with BOOT/RESET by hand and not reset since: a software reset lands in its bootloader. */
   needsReset: z.boolean().default(false),
+  /** Enrolled by `mbm sim` (or the UI's virtual boards): a board that runs on this computer, whose name sim may take again. */
+  virtual: z.boolean().default(false),
 });
 export type StoredBoard = z.infer<typeof storedBoardSchema>;
 
@@ -55,6 +57,8 @@ export interface BoardSummary {
   tags: string[];
   /** Press RESET on it once: until then a reboot lands in its bootloader (flashed by hand). */
   needsReset: boolean;
+  /** A virtual board (`mbm sim`, the UI's "Try virtual boards"), not hardware. */
+  virtual: boolean;
 }
 
 /** What changes often (every heartbeat): sent to the UI in batches, not one event each. */
@@ -98,6 +102,7 @@ export function summarizeBoard(board: BoardState): BoardSummary {
     busy: board.busy?.cid ?? null,
     tags: [...board.tags],
     needsReset: board.needsReset,
+    virtual: board.virtual,
   };
 }
 
