@@ -105,7 +105,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private jobs: JobService | undefined;
   private sim: SimService | undefined;
   private telemetry: TelemetryRecorder | undefined;
-  private readonly staged: StagedFiles;
+  private readonly staged = new StagedFiles();
   /** What Redis listens on (the embedded one); from options, or the saved LAN choice. */
   private bind: string[] = ['127.0.0.1'];
   private endpoint: RedisEndpoint | undefined;
@@ -125,7 +125,6 @@ export class Manager extends EventEmitter<ManagerEvents> {
   constructor(private readonly options: ManagerOptions) {
     super();
     this.paths = dataPaths(options.dataDir);
-    this.staged = new StagedFiles(path.join(this.paths.root, 'staged'));
     this.log = options.log ?? silentLogger;
     this.interfaces = options.networkInterfaces ?? os.networkInterfaces;
     // A wrong port is the caller's mistake, refused here; a taken one only turns discovery off.
@@ -277,7 +276,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
       dataDir: this.paths.redisDir,
       aclFile: this.paths.aclFile,
       auth: { username: MANAGER_USER, password },
-      extraConfig: { 'notify-keyspace-events': 'Kt', 'tcp-backlog': '4096' },
+      // K t h: uplink streams wake the reader, state hash writes are checked against the board's budget.
+      extraConfig: { 'notify-keyspace-events': 'Kth', 'tcp-backlog': '4096' },
     });
     this.supervisor.on('log', ({ line }) => this.log('debug', `redis: ${line}`));
     this.supervisor.on('protocolError', ({ reason, user, addr }) => {
@@ -379,6 +379,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       virtualBoards: this.sim?.count ?? 0,
       discovery: this.discovery ? { port: this.discovery.port, addresses: this.discovery.addresses } : null,
       uplinkRefused: this.fleet.refusedEntries,
+      alarms: this.fleet.alarms(),
     };
   }
 
@@ -443,7 +444,6 @@ export class Manager extends EventEmitter<ManagerEvents> {
     await step('virtual boards', () => this.sim?.stop());
     await step('the API', () => this.api?.close());
     await step('jobs', () => this.jobs?.stop());
-    await step('staged files', () => this.staged.clear());
     await step('the fleet', () => this.fleetInstance?.stop());
     await step('telemetry', () => this.telemetry?.stop());
     await step('notifications', () => this.store?.close());

@@ -40,7 +40,9 @@ describe('a get while the manager lags', () => {
     expect((await service.api.call('commands.wait', { cids: [put.commands[0]!.cid], timeoutMs: 60_000 }))[0]!.status).toBe('ok');
     // The manager's next uplink read is answered 5 s late: meanwhile the board may only
     // run ahead by its window.
-    const isUplinkRead = ({ request }: { request: string[] }) => request[0]?.toUpperCase() === 'XREAD' && request.some((arg) => arg.endsWith(':up'));
+    // (The manager reads uplinks through the cm_uplink_read function.)
+    const isUplinkRead = ({ request }: { request: string[] }) =>
+      ['XREAD', 'FCALL'].includes(request[0]?.toUpperCase() ?? '') && request.some((arg) => arg.endsWith(':up'));
     const lag = proxy.delayReply(isUplinkRead, 5_000);
     const get = await service.api.call('commands.send', { boards: 'lag-1', request: { op: 'get', path: '/big.bin' } });
     await lag.hit;

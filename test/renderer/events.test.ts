@@ -20,7 +20,6 @@ const board = (id: string, online = true): BoardSummary => ({
   busy: null,
   tags: [],
   needsReset: false,
-  virtual: false,
 });
 
 describe('board events', () => {

@@ -18,7 +18,6 @@ function board(name: string, patch: Partial<BoardSummary> = {}): BoardSummary {
     busy: null,
     tags: [],
     needsReset: false,
-    virtual: false,
     ...patch,
   };
 }

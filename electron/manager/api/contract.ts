@@ -14,6 +14,7 @@ import { STAGED_ID_PATTERN } from '../transfer/staged-files.js';
 import type { BoardActivity, BoardSummary } from '../fleet/board-registry.js';
 import type { CommandView, OutputChunk, OutputEvent, CommandStatus } from '../fleet/command-dispatcher.js';
 import type { BoardCredentials, BoardEvent } from '../fleet/fleet.js';
+import type { BoardSuspendedAlarm } from '../fleet/board-access.js';
 
 import type { SerialPortChange, SerialPortInfo } from '../usb/serial-ports.js';
 import type { FlashResult } from '../usb/esp-flasher.js';
@@ -154,16 +155,12 @@ export const routeInputs = {
   'boards.get': z.object({ board: boardRef }).strict(),
   'boards.enroll': z.object({ name: z.string().min(1).max(32), rotate: z.boolean().optional(), server: z.string().min(1).max(253).optional() }).strict(),
   'boards.enrollMany': z
-    .object({
-      names: z.array(z.string().min(1).max(32)).min(1).max(20_000),
-      rotate: z.boolean().optional(),
-      server: z.string().min(1).max(253).optional(),
-      /** Virtual boards (mbm sim): marked so, and refused for any name a non-virtual board has. */
-      virtual: z.boolean().optional(),
-    })
+    .object({ names: z.array(z.string().min(1).max(32)).min(1).max(20_000), rotate: z.boolean().optional(), server: z.string().min(1).max(253).optional() })
     .strict(),
   'boards.rename': z.object({ board: boardRef, name: z.string().min(1).max(32) }).strict(),
   'boards.remove': z.object({ board: boardRef }).strict(),
+  'boards.revoke': z.object({ board: boardRef }).strict(),
+  'boards.enable': z.object({ board: boardRef }).strict(),
   'boards.history': z.object({ board: boardRef, count: z.number().int().min(1).max(200).optional() }).strict(),
   'boards.telemetry': z.object({ board: boardRef }).strict(),
   'boards.tag': z
@@ -240,7 +237,12 @@ export interface ServiceStatus {
   discovery: { port: number; addresses: string[] } | null;
   /** Uplink entries the manager refused since it started (malformed, oversized, for commands it did not send). */
   uplinkRefused: number;
+  /** What needs the user: boards suspended for going over their budget (until enabled), … */
+  alarms: ServiceAlarm[];
 }
+
+/** A condition the user should see (status, UI, tray) until it is dealt with. */
+export type ServiceAlarm = BoardSuspendedAlarm;
 
 export interface SentCommand extends CommandView {
   boardOnline: boolean;
@@ -254,6 +256,8 @@ export interface RouteOutputs {
   'boards.enrollMany': BoardCredentials[];
   'boards.rename': BoardSummary;
   'boards.remove': { removed: string };
+  'boards.revoke': { board: BoardSummary; closed: number };
+  'boards.enable': BoardSummary;
   'boards.history': Array<Record<string, string>>;
   'boards.tag': BoardSummary[];
   'boards.telemetry': BoardTelemetry;

@@ -58,12 +58,14 @@ export const handlers: HandlerTable = {
   'boards.list': async ({ fleet }) => fleet.list(),
   'boards.get': async ({ fleet }, { board }) => summarizeBoard(fleet.board(board)),
   'boards.enroll': ({ fleet }, input) => fleet.enroll(input.name, { rotate: input.rotate, server: input.server }),
-  'boards.enrollMany': ({ fleet }, input) => fleet.enrollMany(input.names, { rotate: input.rotate, server: input.server, virtual: input.virtual }),
+  'boards.enrollMany': ({ fleet }, input) => fleet.enrollMany(input.names, { rotate: input.rotate, server: input.server }),
   'boards.rename': ({ fleet }, { board, name }) => fleet.rename(board, name),
   'boards.remove': async ({ fleet }, { board }) => {
     await fleet.remove(board);
     return { removed: board };
   },
+  'boards.revoke': ({ fleet }, { board }) => fleet.revoke(board),
+  'boards.enable': ({ fleet }, { board }) => fleet.enable(board),
   'boards.history': ({ fleet }, { board, count }) => fleet.history(board, count),
   'boards.tag': ({ fleet }, { boards, add, remove }) => fleet.tag(boards, add, remove),
   'boards.telemetry': (context, { board }) => context.telemetry(context.fleet.board(board).id),

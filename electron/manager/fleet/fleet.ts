@@ -23,8 +23,9 @@ import {
 } from './board-registry.js';
 import { CommandDispatcher, type CommandView, type OutputEvent, type SendOptions } from './command-dispatcher.js';
 import type { CommandRequest } from './command-ops.js';
-import { parseUplinkEntry, UplinkMessageError, type UplinkMessage } from './uplink-messages.js';
+import { parseUplinkEntry, UPLINK_LIMITS, UplinkMessageError, type UplinkMessage } from './uplink-messages.js';
 import { UplinkReader } from './uplink-reader.js';
+import { BoardAccess, type BoardSuspendedAlarm } from './board-access.js';
 import { BoardSelectorError, listNames as listSelectedNames, naturalCompare, selectBoards } from './board-selector.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
@@ -113,6 +114,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   private readonly discoveryKeys = new Map<string, string>();
   private readonly store: FleetStore;
   private readonly log: Logger;
+  private readonly access: BoardAccess;
 
   /** Address and port boards use to reach Redis. */
   get advertise(): { host: string; port: number } {
@@ -135,7 +137,20 @@ export class Fleet extends EventEmitter<FleetEvents> {
       (id) => this.registry.get(id) !== undefined,
       (id, entry) => this.onUplinkEntry(id, entry),
       (id, error) => this.refuse(id, `uplink unreadable: ${error.message}`),
+      (id, { bytes, length }) => {
+        const board = this.registry.get(id);
+        if (board && (this.access.uplinkRead(board, bytes, length) || board.disabled?.kind === 'suspended')) this.reader.skip(id);
+      },
     );
+    this.access = new BoardAccess({
+      store: this.store,
+      log: this.log,
+      board: (id) => this.registry.get(id),
+      changed: async (board) => {
+        await this.persist(board);
+        this.emitBoard('board.changed', board);
+      },
+    });
     this.dispatcher.on('command', (view) => this.emit('command', view));
     this.dispatcher.on('output', (event) => this.emit('output', event));
     this.registry.on('online', (board) => this.emitBoard('board.online', board));
@@ -161,6 +176,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
     for (const board of this.registry.all()) await this.dispatcher.restore(board);
     this.store.on('uplink', (id) => this.reader.markDirty(id));
     this.store.on('resync', () => this.resync());
+    this.store.on('state', (id) => {
+      if (this.registry.get(id)) this.access.stateWritten(id);
+    });
+    await this.store.upgradeBoardUsers(this.registry.all().map((board) => board.id));
     await this.store.prepare();
     this.resync();
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
@@ -174,6 +193,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     clearInterval(this.sweepTimer);
     clearInterval(this.activityTimer);
     this.reader.stop();
+    this.access.stop();
     await this.reader.idle();
     await Promise.all(
       this.registry
@@ -243,27 +263,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return (await this.enrollMany([name], options))[0]!;
   }
 
-  /**
-   * Enrolls several boards at once (one ACL save for all: `mbm sim` enrolls hundreds).
-   * `virtual` marks them as virtual boards, and refuses (before changing anything) a name
-   * that belongs to a board that is not virtual: a simulator must never re-key real hardware.
-   * Enrolling without it (rotate included) makes the board a real one.
-   */
-  async enrollMany(names: string[], options: { rotate?: boolean; server?: string; virtual?: boolean } = {}): Promise<BoardCredentials[]> {
+  /** Enrolls several boards at once (one ACL save for all: `mbm sim` enrolls hundreds). */
+  async enrollMany(names: string[], options: { rotate?: boolean; server?: string } = {}): Promise<BoardCredentials[]> {
     names.forEach((name) => assertBoardName(name));
     if (new Set(names).size !== names.length) throw new BoardNameTakenError('the same name is given twice');
     for (const name of names) {
       if (this.registry.byNameOrId(name) && !options.rotate) {
         throw new BoardNameTakenError(`a board named ${JSON.stringify(name)} is already enrolled (use rotate to issue new credentials)`);
-      }
-    }
-    if (options.virtual) {
-      const real = names.filter((name) => this.registry.byNameOrId(name)?.virtual === false);
-      if (real.length > 0) {
-        throw new BoardNameTakenError(
-          `${listSelectedNames(real)} ${real.length === 1 ? 'is a board' : 'are boards'} that virtual boards may not take over (not made by mbm sim); ` +
-            'nothing was changed: choose other names (mbm sim --prefix)',
-        );
       }
     }
     const enrolled: Array<{ board: BoardState; password: string; dk: string; existed: boolean }> = [];
@@ -289,14 +295,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
           boot: null,
           tags: [],
           needsReset: false,
-          virtual: options.virtual === true,
+          disabled: null,
         });
-      } else {
-        board.virtual = options.virtual === true;
       }
       enrolled.push({ board, password: randomBytes(32).toString('base64url'), dk: randomBytes(32).toString('hex'), existed });
     }
-    await this.store.createBoardUsers(enrolled.map(({ board, password }) => ({ id: board.id, password })));
+    await this.store.createBoardUsers(enrolled.map(({ board, password, existed }) => ({ id: board.id, password, rekeyed: existed })));
+    for (const { board } of enrolled) this.access.rekeyed(board);
     await this.store.saveDiscoveryKeys(enrolled.map(({ board, dk }) => ({ id: board.id, dk })));
     for (const { board, dk } of enrolled) this.discoveryKeys.set(board.id, dk);
     await Promise.all(enrolled.map(({ board }) => this.persist(board)));
@@ -378,10 +383,31 @@ export class Fleet extends EventEmitter<FleetEvents> {
     await this.store.deleteBoard(board.id);
     await this.store.releaseName(board.name, board.id);
     this.reader.forget(board.id);
+    this.access.forget(board.id);
     this.discoveryKeys.delete(board.id);
     this.registry.remove(board.id);
     this.log('info', `removed board ${board.name} (${board.id})`);
     this.emit('board', { type: 'board.removed', boardId: board.id, name: board.name });
+  }
+
+  /** Revokes a board: its login is refused and its open connections are closed now; its record stays. */
+  async revoke(nameOrId: string): Promise<{ board: BoardSummary; closed: number }> {
+    const board = this.registry.require(nameOrId);
+    const closed = await this.access.revoke(board);
+    this.registry.markOffline(board, 'revoked');
+    return { board: summarizeBoard(board), closed };
+  }
+
+  /** Lets a revoked or suspended board log in again with the credentials it has. */
+  async enable(nameOrId: string): Promise<BoardSummary> {
+    const board = this.registry.require(nameOrId);
+    await this.access.enable(board);
+    return summarizeBoard(board);
+  }
+
+  /** Boards suspended for going over their budget (until enabled). */
+  alarms(): BoardSuspendedAlarm[] {
+    return this.access.alarms(this.registry.all());
   }
 
   send(board: BoardState, request: CommandRequest, options?: SendOptions): Promise<CommandView> {
@@ -397,6 +423,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
   private onUplinkEntry(boardId: string, entry: UplinkEntry): void {
     const board = this.registry.get(boardId);
     if (!board) return;
+    if (entry.oversize !== undefined) {
+      this.refuse(boardId, `entry is larger than ${UPLINK_LIMITS.entryBytes} bytes (${entry.oversize} bytes; deleted unread)`);
+      return;
+    }
     let message: UplinkMessage;
     try {
       message = parseUplinkEntry(entry.fields);

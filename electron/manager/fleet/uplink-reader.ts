@@ -5,17 +5,28 @@
  * Nothing polls: an idle fleet costs nothing here.
  */
 import type { FleetStore, UplinkEntry } from '../redis/fleet-store.js';
+import { UPLINK_LIMITS } from './uplink-messages.js';
 
-const BOARDS_PER_READ = 256;
+/**
+ * What one round may fetch, so the manager never holds more than about 128 boards ×
+ * (128 KiB + one 32 KiB entry) ≈ 20 MiB of uplink at once, whatever boards write — and the
+ * reply stays under Redis's output buffer limit for normal clients (32 MiB, redis-server-config.ts).
+ * Entries over the protocol's 32 KiB are never fetched at all (cm_uplink_read deletes them).
+ */
+const BOARDS_PER_READ = 128;
 const ENTRIES_PER_BOARD = 128;
+export const UPLINK_BYTES_PER_BOARD_READ = 128 * 1024;
 
 export type UplinkHandler = (boardId: string, entry: UplinkEntry) => void;
 export type UplinkErrorHandler = (boardId: string, error: Error) => void;
+/** What one read of a board's uplink looked at: bytes (oversized entries included) and the stream's length. */
+export type UplinkUsageHandler = (boardId: string, usage: { bytes: number; length: number }) => void;
 
 export class UplinkReader {
   private readonly dirty = new Set<string>();
   /** Last entry handled per board; reading continues after it. */
   private readonly cursors = new Map<string, string>();
+  private readonly skipped = new Set<string>();
   private pumping = false;
   private stopped = false;
 
@@ -24,6 +35,7 @@ export class UplinkReader {
     private readonly isKnown: (boardId: string) => boolean,
     private readonly onEntry: UplinkHandler,
     private readonly onError: UplinkErrorHandler,
+    private readonly onUsage: UplinkUsageHandler = () => {},
   ) {}
 
   markDirty(boardId: string): void {
@@ -38,6 +50,12 @@ export class UplinkReader {
   forget(boardId: string): void {
     this.dirty.delete(boardId);
     this.cursors.delete(boardId);
+  }
+
+  /** Drops what was fetched for a board in the current round (it was just suspended). */
+  skip(boardId: string): void {
+    this.skipped.add(boardId);
+    this.dirty.delete(boardId);
   }
 
   stop(): void {
@@ -61,24 +79,29 @@ export class UplinkReader {
         }
         let results;
         try {
-          results = await this.store.readUplinks(batch, ENTRIES_PER_BOARD);
+          results = await this.store.readUplinks(batch, ENTRIES_PER_BOARD, UPLINK_LIMITS.entryBytes, UPLINK_BYTES_PER_BOARD_READ);
         } catch (error) {
           // Redis unreachable: keep the boards dirty and try again shortly.
           for (const [boardId] of batch) this.dirty.add(boardId);
           await new Promise((resolve) => setTimeout(resolve, 200));
           continue;
         }
-        for (const { boardId, entries, error } of results) {
+        for (const { boardId, entries, error, bytes, length } of results) {
           if (error) {
             this.onError(boardId, error);
             continue;
           }
+          if (!this.isKnown(boardId)) continue;
+          this.onUsage(boardId, { bytes: bytes ?? 0, length: length ?? entries.length });
+          // The usage check may have suspended the board and cleared its uplink: drop the rest.
+          if (!this.isKnown(boardId) || this.skipped.delete(boardId)) continue;
           for (const entry of entries) this.onEntry(boardId, entry);
           const last = entries[entries.length - 1];
           if (!last) continue;
           this.cursors.set(boardId, last.eid);
           void this.store.trimUplink(boardId, last.eid).catch(() => undefined);
-          if (entries.length === ENTRIES_PER_BOARD) this.dirty.add(boardId);
+          // A full round (by count or by bytes) may have left more behind.
+          if (length !== undefined ? length > entries.length : entries.length === ENTRIES_PER_BOARD) this.dirty.add(boardId);
         }
       }
     } finally {

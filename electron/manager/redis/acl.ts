@@ -11,24 +11,40 @@ export function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
-/** The commands a board may run: its own protocol plus what `cm_claim` runs for it. */
-const BOARD_COMMANDS = ['ping', 'xadd', 'xread', 'fcall', 'getrange', 'hget', 'hset', 'xrange', 'xtrim', 'time'];
+/**
+ * The commands a board may run on its own keys: its protocol (FCALL cm_claim, XREAD of its
+ * queue, GETRANGE of its upload blobs, HGET of `stop`/`ack`) plus what `cm_claim` runs for
+ * it (Redis checks a function's commands against the caller's ACL). XADD is not among them:
+ * a board may append only to its uplink (the selector below), never to its own queue.
+ */
+const BOARD_COMMANDS = ['ping', 'xread', 'fcall', 'getrange', 'hget', 'hset', 'xrange', 'xtrim', 'time'];
 
-/** ACL SETUSER arguments (after the user name) for one board. */
-export function boardAclRules(boardId: string, password: string): string[] {
+/** The permissions of one board's user, without its password or on/off state. */
+export function boardAclPermissions(boardId: string): string[] {
   const keys = boardKeys(boardId);
   return [
-    'reset',
-    'on',
-    `#${sha256Hex(password)}`,
     'resetchannels',
     '-@all',
     ...BOARD_COMMANDS.map((command) => `+${command}`),
     `%RW~${keys.cmd}`,
     `%RW~${keys.state}`,
-    `%W~${keys.up}`,
     `%R~${keys.blobPattern}`,
+    // A selector: XADD, and only to the uplink (nothing else may touch the uplink).
+    `(+xadd %W~${keys.up})`,
   ];
+}
+
+/** ACL SETUSER arguments (after the user name) for one board. */
+export function boardAclRules(boardId: string, password: string): string[] {
+  return ['reset', 'on', `#${sha256Hex(password)}`, ...boardAclPermissions(boardId)];
+}
+
+/**
+ * ACL SETUSER arguments that give an existing board user today's permissions and keep its
+ * password and its on/off state (a user created by an older version could XADD to its queue).
+ */
+export function boardAclUpgrade(boardId: string): string[] {
+  return ['resetkeys', 'clearselectors', ...boardAclPermissions(boardId)];
 }
 
 export { boardUser };

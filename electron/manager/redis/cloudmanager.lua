@@ -92,6 +92,48 @@ local function cm_cancel(keys, args)
   return 'cancelled'
 end
 
+-- cm_uplink_read: the manager reads a board's uplink with a bound on what it receives.
+-- KEYS[1] = cm:{ID}:up
+-- ARGV[1] = the last EID read ('0-0' at first)   ARGV[2] = at most this many entries
+-- ARGV[3] = the largest entry the protocol allows (bytes of names and values)
+-- ARGV[4] = stop adding entries once this many bytes are in the reply (at least one entry)
+-- Returns {length of the stream, bytes looked at, entry, entry, ...}: an entry is
+-- {EID, {f1, v1, ...}}, or {EID, size} for one over the entry limit, which is deleted here
+-- so that neither the manager nor Redis holds it any longer (PROTOCOL.md §6, Limits).
+local function cm_uplink_read(keys, args)
+  local after, count = args[1], tonumber(args[2])
+  local max_entry, max_reply = tonumber(args[3]), tonumber(args[4])
+  local length = redis.call('XLEN', keys[1])
+  local reply = { length, 0 }
+  local seen, held, taken, full = 0, 0, 0, false
+  -- A few entries at a time: a board's megabyte entries are never all copied into Lua at once.
+  while taken < count and not full do
+    local entries = redis.call('XRANGE', keys[1], '(' .. after, '+', 'COUNT', math.min(8, count - taken))
+    if #entries == 0 then break end
+    for _, entry in ipairs(entries) do
+      local size = 0
+      for _, v in ipairs(entry[2]) do size = size + #v end
+      if size > max_entry then
+        redis.call('XDEL', keys[1], entry[1])
+        reply[#reply + 1] = { entry[1], size }
+      elseif held > 0 and held + size > max_reply then
+        full = true
+        break
+      else
+        reply[#reply + 1] = entry
+        held = held + size
+      end
+      seen = seen + size
+      taken = taken + 1
+      after = entry[1]
+    end
+  end
+  reply[2] = seen
+  return reply
+end
+
 redis.register_function('cm_claim', cm_claim)
 redis.register_function('cm_enqueue', cm_enqueue)
 redis.register_function('cm_cancel', cm_cancel)
+-- allow-oom: at maxmemory this is how the manager drains (and deletes) what boards wrote.
+redis.register_function { function_name = 'cm_uplink_read', callback = cm_uplink_read, flags = { 'allow-oom' } }

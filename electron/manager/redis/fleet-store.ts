@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { boardAclRules, boardUser } from './acl.js';
-import { boardIdFromUplinkChannel, boardKeys, managerKeys, UPLINK_NOTIFY_PATTERN } from './keys.js';
+import { boardAclRules, boardAclUpgrade, boardUser } from './acl.js';
+import { boardIdFromStateChannel, boardIdFromUplinkChannel, boardKeys, managerKeys, STATE_NOTIFY_PATTERN, UPLINK_NOTIFY_PATTERN } from './keys.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
@@ -17,11 +17,16 @@ const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.
 export interface UplinkEntry {
   eid: string;
   fields: Buffer[];
+  /** Set (bytes) for an entry over the entry limit: Redis deleted it, `fields` is empty. */
+  oversize?: number;
 }
 
 export interface UplinkBatch {
   boardId: string;
   entries: UplinkEntry[];
+  /** Bytes of the entries looked at (oversized ones included) and the stream's length before. */
+  bytes?: number;
+  length?: number;
   /** Set when this board's uplink could not be read (e.g. the key has the wrong type). */
   error?: Error;
 }
@@ -38,6 +43,8 @@ export class RedisSetupError extends Error {
 export interface StoreEvents {
   /** A board appended to its uplink. */
   uplink: [boardId: string];
+  /** A hash field of a board's state was set (by the board, cm_claim or the manager). */
+  state: [boardId: string];
   /** Notifications may have been missed (first subscribe, or after a reconnect). */
   resync: [];
 }
@@ -51,6 +58,11 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     super();
     this.subscriber = redis.duplicate({ connectionName: 'cm-manager-notify' });
     this.subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => {
+      if (message === 'hset') {
+        const boardId = boardIdFromStateChannel(channel);
+        if (boardId) this.emit('state', boardId);
+        return;
+      }
       if (message !== 'xadd') return;
       const boardId = boardIdFromUplinkChannel(channel);
       if (boardId) this.emit('uplink', boardId);
@@ -66,7 +78,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   async prepare(): Promise<void> {
     await this.loadFunctions();
     await this.enableNotifications();
-    await this.subscriber.psubscribe(UPLINK_NOTIFY_PATTERN);
+    await this.subscriber.psubscribe(UPLINK_NOTIFY_PATTERN, STATE_NOTIFY_PATTERN);
   }
 
   async loadFunctions(): Promise<void> {
@@ -76,15 +88,15 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   private async enableNotifications(): Promise<void> {
     const reply = (await this.redis.config('GET', 'notify-keyspace-events')) as string[];
     const current = reply[1] ?? '';
-    // K = keyspace channel, t = stream commands ('A' already includes t).
-    const has = (flag: string) => current.includes(flag);
-    if (has('K') && (has('t') || has('A'))) return;
-    const wanted = `${current}${has('K') ? '' : 'K'}${has('t') || has('A') ? '' : 't'}`;
+    // K = keyspace channel, t = stream commands, h = hash commands ('A' includes both).
+    const has = (flag: string) => current.includes(flag) || (flag !== 'K' && current.includes('A'));
+    if (['K', 't', 'h'].every(has)) return;
+    const wanted = current + ['K', 't', 'h'].filter((flag) => !has(flag)).join('');
     try {
       await this.redis.config('SET', 'notify-keyspace-events', wanted);
     } catch (error) {
       throw new RedisSetupError(
-        `Redis must publish keyspace notifications for streams (notify-keyspace-events must contain K and t); ` +
+        `Redis must publish keyspace notifications for streams (notify-keyspace-events must contain K, t and h); ` +
           `setting it failed: ${(error as Error).message}`,
       );
     }
@@ -117,11 +129,16 @@ export class FleetStore extends EventEmitter<StoreEvents> {
 
   // --- enrollment ----------------------------------------------------------------------
 
-  /** Creates (or re-keys) boards' ACL users and uplink streams, then persists the ACL once. */
-  async createBoardUsers(boards: Array<{ id: string; password: string }>): Promise<void> {
+  /**
+   * Creates (or re-keys) boards' ACL users and uplink streams, then persists the ACL once.
+   * A re-keyed board's open connections (`rekeyed`) are closed: its old password is no
+   * longer good, and a live connection must not outlast it.
+   */
+  async createBoardUsers(boards: Array<{ id: string; password: string; rekeyed?: boolean }>): Promise<void> {
     await Promise.all(
-      boards.map(async ({ id, password }) => {
+      boards.map(async ({ id, password, rekeyed }) => {
         await this.redis.call('ACL', 'SETUSER', boardUser(id), ...boardAclRules(id, password));
+        if (rekeyed) await this.killBoardClients(id);
         // Create the uplink as an (empty) stream now, so the board cannot give it another type.
         await this.redis.xadd(boardKeys(id).up, 'MAXLEN', '0', '*', 'k', 'init');
       }),
@@ -129,13 +146,72 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     await this.saveAcl();
   }
 
+  /** Gives users created by an older version today's (narrower) permissions; password and on/off stay. */
+  async upgradeBoardUsers(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const existing = new Set((await this.redis.call('ACL', 'USERS')) as string[]);
+    const present = ids.filter((id) => existing.has(boardUser(id)));
+    await Promise.all(present.map((id) => this.redis.call('ACL', 'SETUSER', boardUser(id), ...boardAclUpgrade(id))));
+    if (present.length > 0) await this.saveAcl();
+  }
+
+  /**
+   * Turns a board's user off (it can no longer log in) and closes its connections at once:
+   * ACL SETUSER off leaves open connections working, so CLIENT KILL USER ends them.
+   */
+  async disableBoardUser(id: string): Promise<number> {
+    await this.redis.call('ACL', 'SETUSER', boardUser(id), 'off');
+    const killed = await this.killBoardClients(id);
+    await this.saveAcl();
+    return killed;
+  }
+
+  async enableBoardUser(id: string): Promise<void> {
+    await this.redis.call('ACL', 'SETUSER', boardUser(id), 'on');
+    await this.saveAcl();
+  }
+
+  /** Closes every connection logged in as the board's user; how many. */
+  async killBoardClients(id: string): Promise<number> {
+    try {
+      return Number(await this.redis.call('CLIENT', 'KILL', 'USER', boardUser(id)));
+    } catch (error) {
+      // A user that does not exist (removed meanwhile) has no connections.
+      if (/no such user/i.test((error as Error).message)) return 0;
+      throw error;
+    }
+  }
+
   async deleteBoard(id: string): Promise<void> {
     const keys = boardKeys(id);
+    // Off and disconnected first: DELUSER disconnects on Redis 7, but do not rely on it.
+    await this.redis.call('ACL', 'SETUSER', boardUser(id), 'off');
+    await this.killBoardClients(id);
     await this.redis.call('ACL', 'DELUSER', boardUser(id));
     await this.saveAcl();
     await this.redis.del(keys.cmd, keys.state, keys.up, keys.pending, keys.seen, keys.log);
     await this.redis.hdel(managerKeys.discoveryKeys, id);
     await this.redis.hdel(managerKeys.boards, id);
+  }
+
+  /** How much a board keeps in its state hash: fields and bytes (MEMORY USAGE samples a few fields). */
+  async stateUsage(id: string): Promise<{ fields: number; bytes: number }> {
+    const key = boardKeys(id).state;
+    const [fields, bytes] = await Promise.all([this.redis.hlen(key), this.redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '5')]);
+    return { fields, bytes: Number(bytes ?? 0) };
+  }
+
+  /**
+   * Drops what a suspended board wrote beyond the protocol: its uplink entries, and every
+   * field of its state hash but `cur`, `stop` and `ack` (UNLINK: freed off the main thread).
+   */
+  async clearBoardWrites(id: string): Promise<void> {
+    const keys = boardKeys(id);
+    const [cur, stop, ack] = (await this.redis.hmget(keys.state, 'cur', 'stop', 'ack')).map((value) => (value !== null && value.length <= 64 ? value : null));
+    const kept = Object.entries({ cur, stop, ack }).filter((entry): entry is [string, string] => entry[1] !== null);
+    const transaction = this.redis.multi().unlink(keys.state).xtrim(keys.up, 'MAXLEN', '0');
+    if (kept.length > 0) transaction.hset(keys.state, Object.fromEntries(kept));
+    await transaction.exec();
   }
 
   /** Boards' discovery keys (board id → dk). Boards enrolled before discovery have none. */
@@ -271,31 +347,32 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   // --- uplink ----------------------------------------------------------------------------
 
   /**
-   * Reads new uplink entries of several boards in one XREAD (non-blocking). A board whose
-   * uplink cannot be read is reported with `error` and does not hold up the others.
+   * Reads new uplink entries of several boards (cm_uplink_read, one call each, pipelined):
+   * per board at most `count` entries and about `maxBytes` (always at least one entry);
+   * entries over `maxEntryBytes` come back as their size only (Redis deleted them). A board
+   * whose uplink cannot be read is reported with `error` and does not hold up the others.
    */
-  async readUplinks(cursors: Array<[boardId: string, after: string]>, count: number): Promise<UplinkBatch[]> {
+  async readUplinks(cursors: Array<[boardId: string, after: string]>, count: number, maxEntryBytes: number, maxBytes: number): Promise<UplinkBatch[]> {
     if (cursors.length === 0) return [];
-    try {
-      return await this.readUplinksOnce(cursors, count);
-    } catch (error) {
-      if (cursors.length === 1) return [{ boardId: cursors[0]![0], entries: [], error: error as Error }];
-      // One bad key fails the whole XREAD: read each board on its own to isolate it.
-      const batches = await Promise.all(cursors.map((cursor) => this.readUplinks([cursor], count)));
-      return batches.flat();
+    const pipeline = this.redis.pipeline();
+    for (const [id, after] of cursors) {
+      pipeline.callBuffer('FCALL', 'cm_uplink_read', '1', boardKeys(id).up, after, String(count), String(maxEntryBytes), String(maxBytes));
     }
-  }
-
-  private async readUplinksOnce(cursors: Array<[string, string]>, count: number): Promise<UplinkBatch[]> {
-    const keys = cursors.map(([id]) => boardKeys(id).up);
-    const ids = cursors.map(([, after]) => after);
-    const reply = (await this.redis.xreadBuffer('COUNT', count, 'STREAMS', ...keys, ...ids)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
-    if (!reply) return [];
-    const byKey = new Map(cursors.map(([id]) => [boardKeys(id).up, id]));
-    return reply.map(([key, entries]) => ({
-      boardId: byKey.get(key.toString())!,
-      entries: entries.map(([eid, fields]) => ({ eid: eid.toString(), fields })),
-    }));
+    const results = (await pipeline.exec()) ?? [];
+    if (results.some(([error]) => error && /Function not found/i.test(error.message))) {
+      // A Redis that lost its functions (flushed, or restarted empty): load them, read again.
+      await this.loadFunctions();
+      return this.readUplinks(cursors, count, maxEntryBytes, maxBytes);
+    }
+    return cursors.map(([boardId], index) => {
+      const [error, reply] = results[index] ?? [new Error('no reply'), null];
+      if (error) return { boardId, entries: [], error };
+      const [length, bytes, ...items] = reply as [number, number, ...Array<[Buffer, Buffer[] | number]>];
+      const entries = items.map(([eid, body]): UplinkEntry =>
+        typeof body === 'number' ? { eid: eid.toString(), fields: [], oversize: body } : { eid: eid.toString(), fields: body },
+      );
+      return { boardId, entries, bytes, length };
+    });
   }
 
   /** Deletes processed uplink entries up to and including `lastEid`. */

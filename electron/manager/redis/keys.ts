@@ -101,3 +101,13 @@ export function boardIdFromUplinkChannel(channel: string): string | undefined {
   const match = UPLINK_CHANNEL.exec(channel);
   return match && isBoardId(match[1]!) ? match[1] : undefined;
 }
+
+/** The keyspace-notification pattern that announces writes to boards' state hashes (budget checks). */
+export const STATE_NOTIFY_PATTERN = `__keyspace@0__:${PREFIX}:{*}:state`;
+const STATE_CHANNEL = /^__keyspace@0__:cm:\{([a-z0-9-]{1,32})\}:state$/;
+
+/** The board id of a state keyspace channel, or undefined for any other channel. */
+export function boardIdFromStateChannel(channel: string): string | undefined {
+  const match = STATE_CHANNEL.exec(channel);
+  return match && isBoardId(match[1]!) ? match[1] : undefined;
+}

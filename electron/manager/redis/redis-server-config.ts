@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { access } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { RedisProtocolErrorEvent, RedisServerSupervisorOptions } from './redis-server-supervisor.js';
 
@@ -37,6 +38,11 @@ export function quoteRedisConfigValue(value: string): string {
   return `${out}"`;
 }
 
+/** Redis may hold half of this computer's memory, and at least 1 GiB (pure given `totalBytes`; exported for tests). */
+export function redisMaxMemoryBytes(totalBytes = os.totalmem()): number {
+  return Math.max(1024 * 1024 * 1024, Math.floor(totalBytes / 2));
+}
+
 /** The text of redis.conf for these options (pure; exported for tests). */
 export function buildRedisConfig(options: RedisServerSupervisorOptions): string {
   const q = quoteRedisConfigValue;
@@ -64,6 +70,14 @@ export function buildRedisConfig(options: RedisServerSupervisorOptions): string 
     // Boards send chunks of a few KB; anything near 1 MB is an attack or a bug.
     'proto-max-bulk-len 1mb',
     'client-query-buffer-limit 1mb',
+    // A client that leaves replies unread (a board pipelining XRANGE, say) is disconnected
+    // at 32 MiB, or after 60 s over 8 MiB. The manager's largest reply is one round of the
+    // uplink reader, at most about 20 MiB (fleet/uplink-reader.ts); the rest are far smaller.
+    'client-output-buffer-limit normal 32mb 8mb 60',
+    // The last line: past this Redis refuses writes (OOM) instead of taking the machine's
+    // memory; the per-board budgets (fleet/board-access.ts) keep any one board far below it.
+    `maxmemory ${redisMaxMemoryBytes()}`,
+    'maxmemory-policy noeviction',
     'maxclients 20000',
     // verbose is needed for "Protocol error" lines; logfile "" sends the log to stdout.
     'loglevel verbose',
