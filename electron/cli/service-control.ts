@@ -4,7 +4,7 @@
  * (0600); any shell of the same user can reach it with `--data-dir` (or the default).
  */
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import { openSync, closeSync, fchmodSync, readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ApiClient, ApiRequestError } from '../manager/api/client.js';
 import { dataPaths, defaultDataDir, readApiToken, readServiceInfo, ensureDataDirs, type ServiceInfo } from '../manager/data-dir.js';
@@ -77,6 +77,8 @@ export async function startInBackground(dataDir: string, foregroundArgs: string[
   const paths = dataPaths(dataDir);
   await ensureDataDirs(paths);
   const logFd = openSync(paths.managerLog, 'a', 0o600);
+  // The mode above applies only to a new file: one left by an older version is tightened too.
+  if (process.platform !== 'win32') fchmodSync(logFd, 0o600);
   const cli = fileURLToPath(new URL('./mbm.js', import.meta.url));
   const child = spawn(process.execPath, [cli, 'server-start', '--foreground', '--data-dir', dataDir, ...foregroundArgs], {
     detached: true,

@@ -35,11 +35,24 @@ export function dataPaths(dataDir: string) {
 }
 export type DataPaths = ReturnType<typeof dataPaths>;
 
+/**
+ * A folder only this user can enter (0700): made so if missing, and tightened if it was
+ * there already (a folder made by hand, an older version, a umask of 022). For every
+ * folder that holds a secret, whatever the umask.
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Windows has no mode bits; the folder is under the user's profile, private by its ACL.
+  if (process.platform !== 'win32') await chmod(dir, 0o700);
+}
+
+/**
+ * The data folder and its folders are the user's alone: redis/ holds the ACL file and the
+ * append-only files (discovery keys), secrets/ the passwords and the API token, logs/ what
+ * a board sent, and the folder itself desktop.json and network.json.
+ */
 export async function ensureDataDirs(paths: DataPaths): Promise<void> {
-  for (const dir of [paths.root, paths.redisDir, paths.secretsDir, paths.logsDir]) {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-  }
-  await chmod(paths.secretsDir, 0o700);
+  for (const dir of [paths.root, paths.redisDir, paths.secretsDir, paths.logsDir]) await ensurePrivateDir(dir);
 }
 
 /** Writes a file atomically (temp name + rename) with the given mode. */

@@ -13,6 +13,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const TEMP_SUFFIX = '.cmlab-tmp';
+// A board's flash holds its config (cm_config.json: its Redis and wifi passwords), so its
+// host folder is the user's alone, whatever the umask: folders 0700, files 0600.
+const PRIVATE_DIR = { recursive: true, mode: 0o700 };
+const PRIVATE_FILE = 0o600;
 const MODIFYING = ['mknod', 'mkdir', 'unlink', 'rmdir', 'rename', 'truncate', 'ftruncate', 'symlink'];
 
 /** @typedef {Map<string, Uint8Array | null>} Tree  relative path -> file bytes, or null for a directory */
@@ -52,7 +56,8 @@ export class FlashMirror {
 
   /** Copies the host folder to the interpreter's `/` (which must be empty). */
   load() {
-    fs.mkdirSync(this.hostDir, { recursive: true });
+    fs.mkdirSync(this.hostDir, PRIVATE_DIR);
+    fs.chmodSync(this.hostDir, PRIVATE_DIR.mode); // made by an older version, or by hand
     const walk = (/** @type {string} */ rel) => {
       for (const entry of fs.readdirSync(path.join(this.hostDir, rel), { withFileTypes: true })) {
         if (entry.name.endsWith(TEMP_SUFFIX)) continue; // left over by an interrupted write-back
@@ -77,7 +82,7 @@ export class FlashMirror {
    * (nothing was loaded into it) starts from nothing.
    */
   format() {
-    fs.mkdirSync(this.hostDir, { recursive: true });
+    fs.mkdirSync(this.hostDir, PRIVATE_DIR);
     for (const name of fs.readdirSync(this.hostDir)) fs.rmSync(path.join(this.hostDir, name), { recursive: true, force: true });
     this.snapshot = new Map();
     this.dirty = false;
@@ -135,7 +140,7 @@ export class FlashMirror {
       if (bytes === null) {
         if (old !== null) {
           if (old !== undefined) fs.rmSync(host(rel), { force: true });
-          fs.mkdirSync(host(rel), { recursive: true });
+          fs.mkdirSync(host(rel), PRIVATE_DIR);
         }
       } else if (!old || !sameBytes(old, bytes)) {
         changed.push(rel);
@@ -162,7 +167,8 @@ export class FlashMirror {
       after.set(rel, copy);
       // Write then rename, so a reader never sees half a file.
       const temp = path.join(path.dirname(target), `.${path.basename(target)}${TEMP_SUFFIX}`);
-      fs.writeFileSync(temp, copy);
+      fs.writeFileSync(temp, copy, { mode: PRIVATE_FILE });
+      fs.chmodSync(temp, PRIVATE_FILE); // a leftover temp file keeps its old mode otherwise
       if (before.get(rel) === null) fs.rmSync(target, { recursive: true, force: true });
       fs.renameSync(temp, target);
     }
