@@ -11,6 +11,7 @@
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger, LogLevel } from './log.js';
+import { escapeControlCharacters } from './printable-text.js';
 
 export const DEFAULT_LOG_MAX_BYTES = 5 * 1024 * 1024;
 export const DEFAULT_LOG_KEEP = 3;
@@ -40,14 +41,28 @@ const LEVEL_ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, erro
 const SECRET_FIELD = /pass(word)?|secret|token|auth|cookie|session|credential/i;
 const REDACTED = '****';
 
-/** Masks the secrets a message may carry, wherever it came from. */
+/** One argument of a Redis command as written inline: quoted (maybe cut short) or a plain word. */
+const COMMAND_ARGUMENT = String.raw`(?:"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s"',)]+)`;
+
+/**
+ * Masks the secrets a message may carry, wherever it came from. The one scrubber of every
+ * log: the service's (`manager.log`, the terminal of `server-start --foreground`), the
+ * desktop app's, and each line redis-server writes, as it is read (redis-server-supervisor.ts).
+ */
 export function redactSecrets(text: string): string {
   return (
     text
+      // Redis logs the start of a client's query buffer with a protocol error: whatever the
+      // client sent, an AUTH with its password in any form (inline, quoted, RESP) included.
+      .replace(/(Query buffer during protocol error:).*/g, `$1 ${REDACTED}`)
       // redis://user:password@host — the user name stays, it helps and is not secret.
       .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:@/\s]*:)[^@/\s]*@/gi, `$1${REDACTED}@`)
-      // AUTH password / AUTH user password (Redis commands as a log line might quote them).
-      .replace(/\bAUTH((?:\s+[^\s"',)]+){1,2})/g, `AUTH ${REDACTED}`)
+      // AUTH password / AUTH user password (also HELLO … AUTH, and inline commands in any
+      // case); not `cmd=auth` of a Redis client description, which is followed by its fields.
+      .replace(new RegExp(String.raw`(?<![\w=])(AUTH2?)(?:\s+${COMMAND_ARGUMENT}){1,2}`, 'gi'), `$1 ${REDACTED}`)
+      // ACL SETUSER … >password / #sha256, CONFIG SET requirepass|masterauth value.
+      .replace(/\bACL\s+SETUSER\b.*/gi, (command) => command.replace(/(\s)[>#<!]\S+/g, `$1${REDACTED}`))
+      .replace(/\b(requirepass|masterauth)\s+\S+/gi, `$1 ${REDACTED}`)
       .replace(/\b(Bearer)\s+[\w.~+/=-]+/gi, `$1 ${REDACTED}`)
       // One-time sign-in links and any token in a query string.
       .replace(/([?&](?:code|token|password)=)[^&\s#"']+/gi, `$1${REDACTED}`)
@@ -63,9 +78,13 @@ function fieldsText(fields: Record<string, unknown> | undefined): string {
   }
 }
 
-/** One log line. Continuation lines are indented, so a message cannot forge a line of its own. */
+/**
+ * One log line. Continuation lines are indented, so a message cannot forge a line of its
+ * own, and control characters are escaped, so a board's text cannot drive the terminal of
+ * whoever reads the log (`tail -f`, `server-start --foreground`).
+ */
 export function formatLogLine(time: Date, level: LogLevel, message: string, fields?: Record<string, unknown>): string {
-  const text = `${message}${fieldsText(fields)}`.replace(/\r?\n/g, '\n    ');
+  const text = escapeControlCharacters(`${message}${fieldsText(fields)}`.replace(/\r?\n/g, '\n    '), { keepLines: true });
   return redactSecrets(`${time.toISOString()} ${level.toUpperCase().padEnd(5)} ${text}`) + '\n';
 }
 
@@ -85,6 +104,8 @@ export function createFileLog(options: FileLogOptions): FileLog {
   async function openFile(): Promise<FileHandle> {
     await mkdir(path.dirname(options.file), { recursive: true, mode: 0o700 });
     const opened = await open(options.file, 'a', 0o600);
+    // The mode above applies only to a new file: one left by an older version is tightened too.
+    if (process.platform !== 'win32') await opened.chmod(0o600);
     size = (await opened.stat()).size;
     return opened;
   }

@@ -97,6 +97,32 @@ describe('file log', () => {
     expect(redactSecrets('authentication failed')).toBe('authentication failed');
   });
 
+  it("masks a password in redis-server's protocol error lines and in AUTH however it is written", () => {
+    const redisLine =
+      '3100:M 01 Dec 2026 21:32:44.027 - Protocol error (invalid bulk length) from client: id=4 addr=127.0.0.1:58806 laddr=127.0.0.1:17999 ' +
+      "fd=8 name= age=1 idle=0 flags=N db=0 cmd=NULL user=default redir=-1 resp=2. Query buffer during protocol error: '$x14..s3cret-resp..'";
+    expect(redactSecrets(redisLine)).toBe(redisLine.replace("'$x14..s3cret-resp..'", '****'));
+    const lines = [
+      'auth cmb-abc "s3cret quoted" then more',
+      'AUTH cmb-abc "s3cret-cut',
+      "AUTH 's3cret-single'",
+      'HELLO 3 AUTH cmb-abc s3cret-hello SETNAME x',
+      'AUTH2 s3cret-two',
+      'ACL SETUSER cmb-x reset on >s3cret-acl #s3cret-hash ~* +@all',
+      'CONFIG SET requirepass s3cret-config',
+    ].map(redactSecrets);
+    expect(lines.join('\n')).not.toMatch(/s3cret/);
+    expect(lines[0]).toBe('auth **** then more');
+    // A client description names the command it ran: that is no password, and its user stays.
+    expect(redactSecrets('id=5 cmd=auth user=cmb-x redir=-1')).toBe('id=5 cmd=auth user=cmb-x redir=-1');
+  });
+
+  it('escapes control characters, so a line read in a terminal cannot drive it', () => {
+    expect(formatLogLine(new Date(0), 'warn', 'board says \x1b[2Jhi\x07\r\nnext\rover')).toBe(
+      '1970-01-01T00:00:00.000Z WARN  board says \\u001b[2Jhi\\u0007\n    next\\u000dover\n',
+    );
+  });
+
   it('reports a file it cannot write once and keeps the app running', async () => {
     const blocker = path.join(dir, 'not-a-folder');
     await writeFile(blocker, '');
