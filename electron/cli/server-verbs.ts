@@ -2,6 +2,7 @@
 import { Manager, DEFAULT_API_PORT, DEFAULT_REDIS_PORT } from '../manager/manager.js';
 import { DEFAULT_DISCOVERY_PORT } from '../manager/discovery/discovery-message.js';
 import type { LogLevel } from '../manager/log.js';
+import { formatLogLine } from '../manager/file-log.js';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { startVirtualFleet } from '../manager/virtual/virtual-fleet.js';
@@ -14,7 +15,8 @@ import type { ServiceAlarm } from '../manager/api/contract.js';
 function logWriter(stream: NodeJS.WritableStream, verbose: boolean) {
   return (level: LogLevel, message: string) => {
     if (level === 'debug' && !verbose) return;
-    stream.write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${message}\n`);
+    // The service's log (manager.log, or this terminal) goes through the one scrubber: no secret, no terminal control.
+    stream.write(formatLogLine(new Date(), level, message));
   };
 }
 

@@ -24,6 +24,7 @@ import { EventEmitter } from 'node:events';
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { redactSecrets } from '../file-log.js';
 import { redisServerVersion } from './redis-binary.js';
 import { configSetBind, killClientsOnAddress, type RedisAdminCredentials } from './redis-admin.js';
 import {
@@ -390,7 +391,9 @@ export class RedisServerSupervisor extends EventEmitter<RedisServerSupervisorEve
     return new Promise((resolve) => {
       let partial = '';
       const handle = (line: string) => {
-        const clean = line.endsWith('\r') ? line.slice(0, -1) : line;
+        // Scrubbed here, at the source, before anyone sees it: Redis quotes what a client
+        // sent with a protocol error, a password included (redactSecrets).
+        const clean = redactSecrets(line.endsWith('\r') ? line.slice(0, -1) : line);
         this.tail.push(clean);
         if (this.tail.length > TAIL_LINES) this.tail.shift();
         onLine(clean);
