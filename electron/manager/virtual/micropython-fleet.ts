@@ -3,12 +3,13 @@
  * and the tests): each board is enrolled through the API, its flash folder gets exactly
  * the files provisioning would write to a fresh board, and it boots in the lab.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ApiClient } from '../api/client.js';
 import type { BoardCredentials } from '../fleet/fleet.js';
 import type { Logger } from '../log.js';
 import { buildProvisioningPayload } from '../fleet/provisioning-payload.js';
+import { ensurePrivateDir } from '../data-dir.js';
 import { LAB_WIFI, MicroPythonBoard, type MicroPythonBoardOptions } from './micropython-board.js';
 import { virtualBoardNames } from './virtual-fleet.js';
 
@@ -39,9 +40,16 @@ export interface SimulatedBoard {
 /** Writes what provisioning would write to a fresh board into its flash folder. */
 export async function provisionFolder(folder: string, credentials: BoardCredentials, server: { host: string; port: number }): Promise<void> {
   const payload = await buildProvisioningPayload({ wifi: LAB_WIFI, server, credentials, mpy: LAB_MPY });
-  await mkdir(folder, { recursive: true });
+  // cm_config.json holds the board's Redis and wifi passwords: the folder and its files are
+  // the user's alone (0700, 0600) whatever the umask, also when they were there already.
+  await ensurePrivateDir(folder);
   for (const stale of payload.remove) await rm(path.join(folder, stale), { force: true });
-  for (const file of payload.files) await writeFile(path.join(folder, file.path), file.data);
+  for (const file of payload.files) {
+    const target = path.join(folder, file.path);
+    await ensurePrivateDir(path.dirname(target));
+    await writeFile(target, file.data, { mode: 0o600 });
+    await chmod(target, 0o600);
+  }
 }
 
 export class MicroPythonFleet {
