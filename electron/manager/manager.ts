@@ -105,7 +105,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private jobs: JobService | undefined;
   private sim: SimService | undefined;
   private telemetry: TelemetryRecorder | undefined;
-  private readonly staged = new StagedFiles();
+  private readonly staged: StagedFiles;
   /** What Redis listens on (the embedded one); from options, or the saved LAN choice. */
   private bind: string[] = ['127.0.0.1'];
   private endpoint: RedisEndpoint | undefined;
@@ -125,6 +125,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   constructor(private readonly options: ManagerOptions) {
     super();
     this.paths = dataPaths(options.dataDir);
+    this.staged = new StagedFiles(path.join(this.paths.root, 'staged'));
     this.log = options.log ?? silentLogger;
     this.interfaces = options.networkInterfaces ?? os.networkInterfaces;
     // A wrong port is the caller's mistake, refused here; a taken one only turns discovery off.
@@ -444,6 +445,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     await step('virtual boards', () => this.sim?.stop());
     await step('the API', () => this.api?.close());
     await step('jobs', () => this.jobs?.stop());
+    await step('staged files', () => this.staged.clear());
     await step('the fleet', () => this.fleetInstance?.stop());
     await step('telemetry', () => this.telemetry?.stop());
     await step('notifications', () => this.store?.close());

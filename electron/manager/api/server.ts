@@ -4,7 +4,11 @@
  * (from the data folder), or the UI's session cookie, which is honoured only on requests
  * that carry this origin's own `Origin` (a page from any other origin, another loopback
  * port included, is refused). The Host header is checked on everything, so a web page
- * cannot reach the service through DNS rebinding.
+ * cannot reach the service through DNS rebinding, and so is the Origin header: a request
+ * that carries one (every request a browser page makes with fetch, every WebSocket) must
+ * come from the UI's own origin, whatever it presents (a token a page got hold of
+ * included). Bodies are refused with 413 before they are read when they say they are too
+ * large, and as soon as they turn out to be.
  */
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -30,7 +34,14 @@ import { UiSessions, readCookie, sessionCookie, sessionCookieName } from './ui-s
 import { ManagerError, type ErrorKind } from '../errors.js';
 import { MAX_FILE_BYTES } from '../fleet/command-ops.js';
 
+/** The largest JSON body: a 16 MiB file as base64 (`commands.send` put, `usb.put`, `firmware.add`) and room for the rest. */
 const MAX_BODY_BYTES = 24 * 1024 * 1024;
+/**
+ * After answering a request before its body has all arrived, what a client still sending
+ * is heard out for (read and dropped) so that it gets to read the answer instead of a
+ * reset; a client sending on beyond this is cut off.
+ */
+const MAX_DISCARDED_BYTES = 64 * 1024 * 1024;
 /** A client that cannot keep up with events is dropped rather than buffered without end. */
 const MAX_WS_BUFFERED_BYTES = 64 * 1024 * 1024;
 
@@ -90,6 +101,9 @@ export class ApiServer {
     this.tokenDigest = digest(options.token);
     this.uiFiles = new UiFiles(options.uiRoot);
     this.server = http.createServer((request, response) => void this.onRequest(request, response));
+    // `Expect: 100-continue` (curl, for bodies over 1 MB): "continue" is sent only once the
+    // body is wanted, so a refused or oversized request is answered before it is sent at all.
+    this.server.on('checkContinue', (request, response) => void this.onRequest(request, response));
     this.wss = new WebSocketServer({
       noServer: true,
       handleProtocols: (protocols) => {
@@ -101,7 +115,7 @@ export class ApiServer {
       const url = new URL(request.url ?? '/', 'http://localhost');
       let refusal = '';
       if (url.pathname !== API_EVENTS_PATH && url.pathname !== USB_CONSOLE_WS_PATH) refusal = '404 Not Found';
-      else if (!this.hostAllowed(request)) refusal = '403 Forbidden';
+      else if (!this.hostAllowed(request) || !this.originAllowed(request)) refusal = '403 Forbidden';
       else {
         try {
           this.authenticate(request);
@@ -183,6 +197,15 @@ export class ApiServer {
     return this.ownHosts().includes(request.headers.host ?? '');
   }
 
+  /**
+   * No Origin (the CLI, a top-level navigation) or the UI's own. A page elsewhere must not
+   * drive the service even when it presents the right token, e.g. one pasted into it.
+   */
+  private originAllowed(request: http.IncomingMessage): boolean {
+    const origin = request.headers.origin;
+    return origin === undefined || this.ownHosts().some((host) => origin === `http://${host}`);
+  }
+
   /** Who is calling: the bearer token, or a UI session from this very origin; else throws. */
   private authenticate(request: http.IncomingMessage): Caller {
     let presented: string | undefined;
@@ -247,6 +270,10 @@ export class ApiServer {
     let route = '';
     try {
       if (!this.hostAllowed(request)) throw new RequestError(403, 'unauthorized', 'requests must come to 127.0.0.1 or localhost');
+      if (!this.originAllowed(request)) {
+        const origin = JSON.stringify((request.headers.origin ?? '').slice(0, 100));
+        throw new RequestError(403, 'unauthorized', `requests from a web page are accepted only from the Cloudmanager UI itself, not from origin ${origin}`);
+      }
       const url = new URL(request.url ?? '/', 'http://localhost');
       if (!url.pathname.startsWith('/api/') && (request.method === 'GET' || request.method === 'HEAD')) {
         if (url.pathname === '/signin') return this.signin(url, response);
@@ -257,14 +284,16 @@ export class ApiServer {
       route = url.pathname.replace(/^\/api\//, '');
       if (url.pathname === FILES_STAGE_PATH && request.method === 'POST') {
         // Raw bytes, not JSON: files from the UI travel once, without base64.
-        const data = await readBody(request, MAX_FILE_BYTES);
-        send(response, 200, { ok: true, result: this.options.context.staged.add(data) });
+        // Streamed to a file as it arrives: never held in memory whole.
+        const staged = await this.options.context.staged.receive(bodyChunks(request, response, MAX_FILE_BYTES));
+        send(response, 200, { ok: true, result: staged });
         return;
       }
-      if (request.method !== 'POST' || !url.pathname.startsWith('/api/') || !(route in routeInputs)) {
+      // Own entries only: `toString`, `constructor` or `__proto__` are not routes.
+      if (request.method !== 'POST' || !url.pathname.startsWith('/api/') || !Object.hasOwn(routeInputs, route)) {
         throw new RequestError(404, 'not_found', `no route ${request.method} ${url.pathname}`);
       }
-      const body = await readBody(request);
+      const body = await readBody(request, response);
       let json: unknown;
       try {
         json = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
@@ -279,6 +308,7 @@ export class ApiServer {
       const { status, body } = classify(error);
       if (status >= 500) this.options.log('error', `API ${route || request.url}: ${body.message}`);
       else this.options.log('debug', `API ${route || request.url} refused (${status}): ${body.message}`, { ms: Date.now() - started });
+      if (!request.complete) discardRest(request, response);
       send(response, status, { ok: false, error: body });
     }
   }
@@ -291,20 +321,61 @@ function send(response: http.ServerResponse, status: number, body: unknown): voi
   response.end(text);
 }
 
-function readBody(request: http.IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new RequestError(413, 'bad_request', `request body is larger than ${limit / 1024 / 1024} MiB`));
-        request.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks)));
-    request.on('error', reject);
+/** Responses whose client was told to go on sending (100 Continue). */
+const continuedResponses = new WeakSet<http.ServerResponse>();
+
+function tooLarge(limit: number): RequestError {
+  return new RequestError(413, 'bad_request', `request body is larger than ${limit / 1024 / 1024} MiB`);
+}
+
+/**
+ * The request body as it arrives: refused (413) before a byte is read when its
+ * Content-Length is over `limit`, and as soon as the bytes counted so far are. Leaving
+ * early never destroys the request, so the client can still be answered.
+ */
+async function* bodyChunks(request: http.IncomingMessage, response: http.ServerResponse, limit: number): AsyncGenerator<Buffer> {
+  if (Number(request.headers['content-length']) > limit) throw tooLarge(limit);
+  if (request.headers.expect?.toLowerCase() === '100-continue') {
+    response.writeContinue();
+    continuedResponses.add(response);
+  }
+  let size = 0;
+  for await (const chunk of request.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw tooLarge(limit);
+    yield chunk;
+  }
+}
+
+/** A JSON body, in one buffer: sized from Content-Length when there is one (no second copy). */
+async function readBody(request: http.IncomingMessage, response: http.ServerResponse, limit = MAX_BODY_BYTES): Promise<Buffer> {
+  const declared = Number(request.headers['content-length']);
+  if (Number.isSafeInteger(declared) && declared >= 0 && declared <= limit) {
+    const body = Buffer.allocUnsafe(declared);
+    let offset = 0;
+    // Node's parser never delivers more than Content-Length; fewer means the client gave up.
+    for await (const chunk of bodyChunks(request, response, limit)) offset += chunk.copy(body, offset);
+    return body.subarray(0, offset);
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of bodyChunks(request, response, limit)) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * After an early answer: a client that was told to wait (100-continue) and was not told to
+ * go on sends nothing, so the connection is closed after the answer; any other client is
+ * still sending, and is heard out (bytes dropped) up to MAX_DISCARDED_BYTES, then cut off.
+ */
+function discardRest(request: http.IncomingMessage, response: http.ServerResponse): void {
+  if (request.headers.expect?.toLowerCase() === '100-continue' && !continuedResponses.has(response)) {
+    response.shouldKeepAlive = false;
+    return;
+  }
+  let discarded = 0;
+  request.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > MAX_DISCARDED_BYTES) request.socket.destroy();
   });
+  request.resume();
 }

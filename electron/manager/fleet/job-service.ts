@@ -164,7 +164,10 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     }
     const boards = this.options.fleet.select(request.boards);
     // Check everything before anything is sent: a missing staged file fails the whole job.
-    const files = request.kind === 'upload' ? request.files.map((file) => ({ path: file.path, data: this.options.staged.get(file.file) })) : [];
+    const files =
+      request.kind === 'upload'
+        ? await Promise.all(request.files.map(async (file) => ({ path: file.path, data: await this.options.staged.read(file.file) })))
+        : [];
     const job = this.create(
       request.kind,
       titleOf(request, boards.length),
