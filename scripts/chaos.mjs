@@ -8,16 +8,13 @@
 // that vanished, and the manager's memory flat. Prints ONE JSON line on stdout; the
 // diagnostics go to a log (its path on stderr). Exit code 1 when anything was violated.
 // npm's prechaos builds the TypeScript (dist/).
-import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { freeTcpPort } from '../bench/ports.mjs';
 import { checkRun, rssSummary } from './chaos-checks.mjs';
+import { random, root, rssMbOf, runFolders, scriptArgs, sleep, startBoardProcess, startService } from './lab-processes.mjs';
 
 const USAGE = `usage: npm run chaos -- [--minutes N] [--seed S] [--boards-ts K] [--boards-mpy K] [--kill WHAT] [--keep]
   --minutes N     how long to kill things (fractions allowed; default 1)
@@ -29,37 +26,14 @@ const USAGE = `usage: npm run chaos -- [--minutes N] [--seed S] [--boards-ts K] 
 Prints one JSON line: {"minutes","commands","byStatus","kills","violations","violationCount","managerRssMb",…}.
 `;
 
-const usageError = (message) => {
-  process.stderr.write(`chaos: ${message}\n${USAGE}`);
-  process.exit(2);
-};
-let values;
-try {
-  ({ values } = parseArgs({
-    options: {
-      minutes: { type: 'string' },
-      seed: { type: 'string' },
-      'boards-ts': { type: 'string' },
-      'boards-mpy': { type: 'string' },
-      kill: { type: 'string' },
-      keep: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  }));
-} catch (error) {
-  usageError(error.message);
-}
-if (values.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const number = (name, fallback, min, max, integer) => {
-  if (values[name] === undefined) return fallback;
-  const value = Number(values[name]);
-  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value)))
-    usageError(`--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-  return value;
-};
+const { values, usageError, number } = scriptArgs('chaos', USAGE, {
+  minutes: { type: 'string' },
+  seed: { type: 'string' },
+  'boards-ts': { type: 'string' },
+  'boards-mpy': { type: 'string' },
+  kill: { type: 'string' },
+  keep: { type: 'boolean' },
+});
 const minutes = number('minutes', 1, 0.05, 24 * 60, false);
 const seed = number('seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31 - 1, true);
 const boardsTs = number('boards-ts', 2, 0, 16, true);
@@ -81,35 +55,10 @@ const RSS_EVERY_MS = 3_000;
 const FILES_PER_BOARD = 3;
 const QUEUE_DEPTH = 3;
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const { ApiClient, ApiRequestError } = await import(path.join(root, 'dist/electron/manager/api/client.js'));
+const { ApiRequestError } = await import(path.join(root, 'dist/electron/manager/api/client.js'));
 
-/** mulberry32: small, seedable, good enough to pick kills and payloads. */
-function random(seedValue) {
-  let state = seedValue >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return { next, between: ([low, high]) => low + next() * (high - low), pick: (items) => items[Math.floor(next() * items.length)] };
-}
 const rng = random(seed);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const sha256 = (data) => createHash('sha256').update(data).digest('hex');
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const alive = (pid) => {
   try {
@@ -120,16 +69,11 @@ const alive = (pid) => {
   }
 };
 
-const work = await mkdtemp(path.join(os.tmpdir(), 'cm-chaos-'));
-const dataDir = path.join(work, 'data');
-const logDir = path.join(work, 'logs');
-await mkdir(logDir, { recursive: true });
-const diagnostics = createWriteStream(path.join(logDir, 'chaos.log'));
-const log = (message) => diagnostics.write(`${new Date().toISOString()} ${message}\n`);
-process.stderr.write(`chaos: ${minutes} min, seed ${seed}, ${boardsTs}+${boardsMpy} boards; log ${path.join(logDir, 'chaos.log')}\n`);
+const { work, dataDir, logDir, logFile, diagnostics, log } = await runFolders('chaos');
+process.stderr.write(`chaos: ${minutes} min, seed ${seed}, ${boardsTs}+${boardsMpy} boards; log ${logFile}\n`);
 
-const redisPort = await freePort();
-const apiPort = await freePort();
+const redisPort = await freeTcpPort();
+const apiPort = await freeTcpPort();
 const started = Date.now();
 const kills = { board: 0, redis: 0, manager: 0 };
 const findings = []; // violations seen while running (the rest are found by checkRun)
@@ -147,51 +91,19 @@ async function startManager() {
   for (let attempt = 1; ; attempt++) {
     manager.starts++;
     out.write(`--- start ${manager.starts}\n`);
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(root, 'bin/mbm.js'),
-        'server-start',
-        '--foreground',
-        '--data-dir',
-        dataDir,
-        '--port',
-        String(redisPort),
-        '--api-port',
-        String(apiPort),
-        '--heartbeat',
-        '2',
-        '--verbose',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stdout.pipe(out, { end: false });
-    child.stderr.pipe(out, { end: false });
-    let exitCode = null;
-    child.once('exit', (code, signal) => (exitCode = signal ?? code));
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && exitCode === null) {
-      const info = await readFile(path.join(dataDir, 'service.json'), 'utf8').then(JSON.parse, () => null);
-      const token = await readFile(path.join(dataDir, 'secrets', 'api.token'), 'utf8').then(
-        (text) => text.trim(),
-        () => null,
-      );
-      if (info?.pid === child.pid && token) {
-        const api = new ApiClient(info.apiUrl, token);
-        const status = await api.call('status', {}).catch(() => null);
-        if (status) {
-          Object.assign(manager, { child, pid: child.pid, api, redisPid: status.redis.pid ?? 0 });
-          manager.lifetimes.push({ pid: child.pid, startedAt: Date.now(), samples: [] });
-          log(`manager up: pid ${child.pid}, redis pid ${manager.redisPid} (attempt ${attempt})`);
-          return;
-        }
-      }
-      await sleep(100);
+    let failure;
+    try {
+      const { child, api, status } = await startService({ dataDir, redisPort, apiPort, out, args: ['--heartbeat', '2', '--verbose'] });
+      Object.assign(manager, { child, pid: child.pid, api, redisPid: status.redis.pid ?? 0 });
+      manager.lifetimes.push({ pid: child.pid, startedAt: Date.now(), samples: [] });
+      log(`manager up: pid ${child.pid}, redis pid ${manager.redisPid} (attempt ${attempt})`);
+      return;
+    } catch (error) {
+      failure = error.message;
     }
     // The next start must work on a machine where the last one was killed: one that does
     // not is a finding, and the run goes on with another attempt.
-    note(`manager start ${manager.starts} failed (${exitCode === null ? 'not ready in 60 s' : `exited: ${exitCode}`}); see manager.log`);
-    child.kill('SIGKILL');
+    note(`manager start ${manager.starts} failed (${failure}); see manager.log`);
     if (attempt >= 3) throw new Error('the manager does not start again; see manager.log');
     await sleep(2_000);
   }
@@ -257,14 +169,11 @@ async function call(route, input, { retry = true } = {}) {
 function sampleRss() {
   const lifetime = manager.lifetimes.at(-1);
   if (!manager.child || !lifetime || lifetime.pid !== manager.pid) return;
-  try {
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${manager.pid}/status`, 'utf8'))?.[1]);
-    if (kb > 0) lifetime.samples.push({ t: Date.now(), mb: kb / 1024 });
-    if (lifetime.samples.length % 10 === 1)
-      log(`manager ${manager.pid} RSS ${Math.round(kb / 1024)} MB, ${Math.round((Date.now() - lifetime.startedAt) / 1000)} s after its start`);
-  } catch {
-    // gone between the check and the read
-  }
+  const mb = rssMbOf(manager.pid);
+  if (mb === undefined) return; // gone between the check and the read
+  lifetime.samples.push({ t: Date.now(), mb });
+  if (lifetime.samples.length % 10 === 1)
+    log(`manager ${manager.pid} RSS ${Math.round(mb)} MB, ${Math.round((Date.now() - lifetime.startedAt) / 1000)} s after its start`);
 }
 
 // --- boards ------------------------------------------------------------------------------
@@ -275,17 +184,8 @@ function startBoard(board) {
   const out = createWriteStream(board.logFile, { flags: 'a' });
   board.starts++;
   out.write(`--- start ${board.starts}\n`);
-  const child = spawn(process.execPath, [path.join(root, 'dist/test/lab/cli/board.js'), '--kind', board.kind, board.credsFile, board.fsDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.pipe(out, { end: false });
-  child.stderr.pipe(out, { end: false });
-  board.exited = new Promise((resolve) =>
-    child.once('exit', (code, signal) => {
-      out.end(`--- exited (${signal ?? `code ${code}`})\n`);
-      resolve();
-    }),
-  );
+  const { child, exited } = startBoardProcess({ kind: board.kind, credsFile: board.credsFile, fsDir: board.fsDir, out });
+  board.exited = exited;
   board.child = child;
 }
 
