@@ -12,6 +12,14 @@ import { RedisServerSupervisor } from './redis/redis-server-supervisor.js';
 import { adminConnectHost } from './redis/redis-admin.js';
 import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient, type RedisEndpoint } from './redis/redis-connection.js';
 import { embeddedAclFile, MANAGER_USER } from './redis/acl.js';
+import {
+  boardUsersInAclFile,
+  connectionGuardFor,
+  DEFAULT_CONNECTION_LIMITS,
+  wantedMaxClients,
+  type ConnectionGuard,
+  type ConnectionLimits,
+} from './redis/connection-guard.js';
 import { FleetStore } from './redis/fleet-store.js';
 import { boardUser } from './redis/keys.js';
 import { Fleet } from './fleet/fleet.js';
@@ -69,6 +77,8 @@ export interface ManagerOptions {
   networkInterfaces?: () => NetworkInterfaces;
   /** How often the chosen LAN address is checked for a new DHCP lease (default 5 s). */
   lanWatchIntervalMs?: number;
+  /** How the embedded Redis's connection slots are sized and guarded (redis/connection-guard.ts). */
+  connectionLimits?: Partial<ConnectionLimits>;
   log?: Logger;
 }
 
@@ -105,6 +115,9 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private jobs: JobService | undefined;
   private sim: SimService | undefined;
   private telemetry: TelemetryRecorder | undefined;
+  private guard: ConnectionGuard | undefined;
+  /** Boards with a Redis user when the embedded server starts (the fleet is not loaded yet). */
+  private aclBoards = 0;
   private readonly staged: StagedFiles;
   /** What Redis listens on (the embedded one); from options, or the saved LAN choice. */
   private bind: string[] = ['127.0.0.1'];
@@ -152,6 +165,15 @@ export class Manager extends EventEmitter<ManagerEvents> {
       this.redis = createRedisClient(this.endpoint, 'cm-manager');
       this.redis.on('error', (error) => this.log('debug', `redis connection: ${error.message}`));
       await this.redis.ping();
+      if (this.supervisor) {
+        // Its connection is opened now, with the manager's others and before boards fill the slots.
+        this.guard = connectionGuardFor(this.endpoint, {
+          log: this.log,
+          fleet: () => this.fleetInstance?.counts() ?? { total: this.aclBoards, online: 0 },
+          limits: this.options.connectionLimits,
+        });
+        await this.guard.start();
+      }
       this.store = new FleetStore(this.redis);
       const bind = this.bind;
       this.fleetInstance = new Fleet({
@@ -257,6 +279,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       // first start
     }
     await writeFileAtomic(this.paths.aclFile, embeddedAclFile(existing, password));
+    this.aclBoards = boardUsersInAclFile(existing);
     const binary = await findRedisServerBinary({ configuredPath: this.options.redisBinary, packageRoot: await packageRoot() });
     if (this.options.bind) this.bind = this.options.bind;
     else {
@@ -277,6 +300,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       dataDir: this.paths.redisDir,
       aclFile: this.paths.aclFile,
       auth: { username: MANAGER_USER, password },
+      maxClients: wantedMaxClients(this.aclBoards, { ...DEFAULT_CONNECTION_LIMITS, ...this.options.connectionLimits }),
       // K t h: uplink streams wake the reader, state hash writes are checked against the board's budget.
       extraConfig: { 'notify-keyspace-events': 'Kth', 'tcp-backlog': '4096' },
     });
@@ -380,7 +404,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       virtualBoards: this.sim?.count ?? 0,
       discovery: this.discovery ? { port: this.discovery.port, addresses: this.discovery.addresses } : null,
       uplinkRefused: this.fleet.refusedEntries,
-      alarms: this.fleet.alarms(),
+      alarms: [...this.fleet.alarms(), ...(this.guard?.alarms() ?? [])],
     };
   }
 
@@ -449,6 +473,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     await step('the fleet', () => this.fleetInstance?.stop());
     await step('telemetry', () => this.telemetry?.stop());
     await step('notifications', () => this.store?.close());
+    await step('the connection guard', () => this.guard?.stop());
     await step('the Redis connection', () => this.redis?.quit());
     this.redis?.disconnect();
     await step('redis-server', () => this.supervisor?.stop());

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { JOB_ID_PATTERN } from '../redis/keys.js';
 import { STAGED_ID_PATTERN } from '../transfer/staged-files.js';
 import type { BoardActivity, BoardSummary } from '../fleet/board-registry.js';
+import type { ConnectionsRefusedAlarm } from '../redis/connection-guard.js';
 import type { CommandView, OutputChunk, OutputEvent, CommandStatus } from '../fleet/command-dispatcher.js';
 import type { BoardCredentials, BoardEvent } from '../fleet/fleet.js';
 import type { BoardSuspendedAlarm } from '../fleet/board-access.js';
@@ -242,7 +243,7 @@ export interface ServiceStatus {
 }
 
 /** A condition the user should see (status, UI, tray) until it is dealt with. */
-export type ServiceAlarm = BoardSuspendedAlarm;
+export type ServiceAlarm = BoardSuspendedAlarm | ConnectionsRefusedAlarm;
 
 export interface SentCommand extends CommandView {
   boardOnline: boolean;

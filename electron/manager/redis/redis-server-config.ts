@@ -18,7 +18,7 @@ export const PORT_IN_USE_PHRASE = 'Address already in use';
 const PROTOCOL_ERROR_RE = /Protocol error \((.*?)\) from client: (.*?)(?:\. Query buffer during protocol error: .*)?$/;
 
 /** Directives the supervisor itself depends on; overriding them would break supervision. */
-const RESERVED_DIRECTIVES = new Set(['port', 'bind', 'dir', 'daemonize', 'logfile', 'loglevel', 'aclfile', 'include', 'supervised']);
+const RESERVED_DIRECTIVES = new Set(['port', 'bind', 'dir', 'daemonize', 'logfile', 'loglevel', 'aclfile', 'include', 'supervised', 'maxclients']);
 export const TAIL_LINES = 30;
 export const MAX_PARTIAL_LINE = 64 * 1024;
 
@@ -41,6 +41,11 @@ export function quoteRedisConfigValue(value: string): string {
 /** Redis may hold half of this computer's memory, and at least 1 GiB (pure given `totalBytes`; exported for tests). */
 export function redisMaxMemoryBytes(totalBytes = os.totalmem()): number {
   return Math.max(1024 * 1024 * 1024, Math.floor(totalBytes / 2));
+}
+
+function maxClients(value = 10_000): number {
+  if (!Number.isInteger(value) || value < 1) throw new RedisConfigError(`invalid maxClients ${String(value)}`);
+  return value;
 }
 
 /** The text of redis.conf for these options (pure; exported for tests). */
@@ -78,7 +83,8 @@ export function buildRedisConfig(options: RedisServerSupervisorOptions): string 
     // memory; the per-board budgets (fleet/board-access.ts) keep any one board far below it.
     `maxmemory ${redisMaxMemoryBytes()}`,
     'maxmemory-policy noeviction',
-    'maxclients 20000',
+    // Sized from the fleet by the manager (connection-guard.ts), which adjusts it at run time.
+    `maxclients ${maxClients(options.maxClients)}`,
     // verbose is needed for "Protocol error" lines; logfile "" sends the log to stdout.
     'loglevel verbose',
     'logfile ""',

@@ -50,6 +50,8 @@ export interface RedisServerSupervisorOptions {
   dataDir: string;
   /** ACL file; created empty (0600) if missing because redis refuses to start without it. */
   aclFile?: string;
+  /** `maxclients` at start (default 10,000); Redis lowers it to what its open-files limit allows. */
+  maxClients?: number;
   /** More `directive value` pairs; each value is written as one quoted argument. */
   extraConfig?: Record<string, string>;
   /** Default 200 ms doubling to 10 s; the attempt count resets after 30 s of uptime. */

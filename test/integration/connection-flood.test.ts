@@ -1,0 +1,150 @@
+/**
+ * Connection exhaustion (issue 11, point 2), scaled down: the embedded Redis is sized for a
+ * tiny fleet (40 slots), and a flood of 90 connections that never log in, re-opened as soon
+ * as they are closed, holds it. An enrolled board still connects, the boards already online
+ * keep working, and `status` carries the alarm with the count. Also: maxclients follows the
+ * fleet's size, and a lone connection that never logs in is closed.
+ */
+import net from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
+import { MicroPythonInterpreter } from '../../electron/manager/virtual/micropython-interpreter.js';
+import { MemoryFs } from '../../electron/manager/virtual/board-fs.js';
+import { ReferenceBoard } from '../../electron/manager/virtual/reference-board.js';
+import { startLab, waitFor, type Lab } from '../helpers/lab.js';
+
+const LIMITS = { minClients: 1000, perBoard: 4, headroom: 16, unauthenticatedIdleMs: 1_000 };
+
+/** Idle connections that never send a byte, each re-opened as soon as it is closed. */
+class Flood {
+  private readonly sockets = new Set<net.Socket>();
+  private stopped = false;
+
+  constructor(
+    private readonly port: number,
+    count: number,
+  ) {
+    for (let index = 0; index < count; index++) this.open();
+  }
+
+  private open(): void {
+    if (this.stopped) return;
+    const socket = net.connect({ host: '127.0.0.1', port: this.port });
+    this.sockets.add(socket);
+    socket.on('data', () => {});
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      setImmediate(() => this.open());
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const socket of this.sockets) socket.destroy();
+  }
+}
+
+describe('connection exhaustion', () => {
+  let lab: Lab;
+  let admin: RespConnection;
+  const maxClients = async () => Number(((await admin.call('CONFIG', 'GET', 'maxclients')) as Buffer[])[1]);
+
+  beforeAll(async () => {
+    lab = await startLab({ boards: 1, prefix: 'steady', manager: { connectionLimits: LIMITS } });
+    admin = await RespConnection.connect({ host: '127.0.0.1', port: lab.redisPort });
+    await admin.call('AUTH', 'cm-manager', (await readFile(lab.manager.paths.managerPassword, 'utf8')).trim());
+  });
+  afterAll(async () => {
+    admin?.destroy();
+    await lab?.close();
+  });
+
+  it('sizes maxclients from the fleet and follows it as boards are enrolled', async () => {
+    expect(await maxClients()).toBe(1000); // 1 board: max(1000, 4 × 1 + 16)
+    const names = Array.from({ length: 300 }, (_, index) => `grow-${index + 1}`);
+    await lab.api.call('boards.enrollMany', { names });
+    await waitFor(async () => (await maxClients()) === 4 * 301 + 16, 5_000, 'maxclients for 301 boards');
+    for (const board of names) await lab.api.call('boards.remove', { board });
+    await waitFor(async () => (await maxClients()) === 1000, 5_000, 'maxclients back to its floor');
+  });
+
+  it('closes a connection that never logs in', async () => {
+    const idle = net.connect({ host: '127.0.0.1', port: lab.redisPort });
+    idle.on('error', () => {});
+    const closed = new Promise<void>((resolve) => idle.once('close', () => resolve()));
+    await new Promise((resolve) => idle.once('connect', resolve));
+    const opened = Date.now();
+    let closedAfter = 0;
+    void closed.then(() => (closedAfter = Date.now() - opened));
+    await waitFor(() => closedAfter, 10_000, 'the idle connection closed');
+    // Closed once it had waited its second without AUTH, not before.
+    expect(closedAfter).toBeGreaterThanOrEqual(1_000);
+  });
+
+  it("a board's password cannot hold more than its share of the slots", async () => {
+    const { user, password } = lab.fleet.boards[0]!.config as { user: string; password: string };
+    const extra = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const connection = await RespConnection.connect({ host: '127.0.0.1', port: lab.redisPort });
+        await connection.call('AUTH', user, password);
+        return connection;
+      }),
+    );
+    try {
+      const held = async () =>
+        String(await admin.call('CLIENT', 'LIST', 'TYPE', 'normal'))
+          .split('\n')
+          .filter((line) => line.includes(` user=${user} `)).length;
+      await waitFor(async () => (await held()) === LIMITS.perBoard, 10_000, `${user} down to ${LIMITS.perBoard} connections`);
+      await waitFor(() => lab.logs.some((log) => log.message.includes(`board user ${user} held`)), 5_000, 'the warning');
+    } finally {
+      for (const connection of extra) connection.destroy();
+    }
+  });
+
+  it('an enrolled board connects while a flood of unauthenticated connections holds every slot; status raises the alarm', async () => {
+    const slots = await maxClients();
+    // (Bounded, so that on a server not sized from the fleet this test fails on the missing alarm, not on open files.)
+    const flood = new Flood(lab.redisPort, Math.min(slots, 1000) + 50);
+    const interpreter = new MicroPythonInterpreter();
+    let board: ReferenceBoard | undefined;
+    try {
+      // The flood has filled the slots: Redis refuses connections, and says so in status.
+      const alarm = await waitFor(
+        async () => (await lab.api.call('status', {})).alarms.find((item) => item.kind === 'connections-refused'),
+        15_000,
+        'the connections-refused alarm',
+      );
+      expect(alarm).toMatchObject({ kind: 'connections-refused', maxClients: slots });
+      expect(alarm.kind === 'connections-refused' && alarm.count).toBeGreaterThan(0);
+      await waitFor(() => lab.logs.some((log) => log.level === 'warn' && /Redis refused \d+ connections/.test(log.message)), 5_000, 'the warning in the log');
+
+      // A board enrolled now connects (with the protocol's own backoff, 1 s doubling) while the flood goes on.
+      const credentials = await lab.api.call('boards.enroll', { name: 'late-1' });
+      await interpreter.start();
+      board = new ReferenceBoard({ credentials, fs: new MemoryFs(), interpreter, host: '127.0.0.1', bootDelayMs: 0 });
+      board.start();
+      const started = Date.now();
+      await waitFor(async () => (await lab.api.call('boards.get', { board: 'late-1' })).online, 60_000, 'late-1 online during the flood');
+      const online = Date.now();
+      console.log(`late-1 online ${online - started} ms after it started`);
+      // The flood went on all along: Redis still refuses connections after the board got in.
+      await waitFor(
+        async () => (await lab.api.call('status', {})).alarms.some((item) => item.kind === 'connections-refused' && item.at > online),
+        10_000,
+        'refusals after the board came online',
+      );
+
+      // The board that was online all along still runs commands.
+      const { commands } = await lab.api.call('commands.send', { boards: 'steady-1', request: { op: 'exec', code: 'print(6*7)' } });
+      const [done] = await lab.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 20_000 });
+      expect(done?.status).toBe('ok');
+    } finally {
+      flood.stop();
+      await board?.stop();
+      await interpreter.close();
+    }
+  }, 90_000);
+});
