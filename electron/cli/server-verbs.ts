@@ -176,6 +176,12 @@ export const serverStatus: VerbSpec = {
 /** One alarm of `status` as a line a user can act on. */
 function alarmLine(alarm: ServiceAlarm): string {
   if (alarm.kind === 'board-suspended') return `board ${alarm.board} suspended: ${alarm.reason} (mbm board-enable ${alarm.board})`;
+  if (alarm.kind === 'connections-refused') {
+    return (
+      `Redis refused ${alarm.count} connections since ${new Date(alarm.since).toLocaleString()}, the last at ${new Date(alarm.at).toLocaleTimeString()}: ` +
+      `all ${alarm.maxClients} connection slots were taken (someone may be flooding the boards' port; connections that do not log in are closed)`
+    );
+  }
   return JSON.stringify(alarm);
 }
 
