@@ -7,6 +7,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { startVirtualFleet } from '../manager/virtual/virtual-fleet.js';
 import { startMicroPythonFleet } from '../manager/virtual/micropython-fleet.js';
+import { VIRTUAL_BOARD_MARKER, VirtualBoardFolderError } from '../manager/virtual/virtual-board-folders.js';
 import { CliError, intOption, untilInterrupted, write, type VerbSpec } from './cli-framework.js';
 import { connectService, dataDirOf, findService, startInBackground, stopService } from './service-control.js';
 import { formatDuration } from './format.js';
@@ -185,6 +186,12 @@ function alarmLine(alarm: ServiceAlarm): string {
   return JSON.stringify(alarm);
 }
 
+/** A folder sim may not use is the user's to sort out: said plainly, not as an unexpected error. */
+function refusedFolder(error: unknown): never {
+  if (error instanceof VirtualBoardFolderError) throw new CliError(error.message, 1);
+  throw error;
+}
+
 /** How long `mbm sim` lets its boards stop after Ctrl-C or SIGTERM before it exits anyway. */
 const SIM_STOP_MS = 1_500;
 
@@ -201,10 +208,14 @@ export const sim: VerbSpec = {
     },
     heap: { type: 'string', valueName: 'KB', description: 'heap of each --micropython board (default 36)' },
     fs: { type: 'string', valueName: 'DIR', description: "keep each board's files in DIR/<name> (default: memory; --micropython: <data-dir>/virtual-boards)" },
+    fresh: { type: 'boolean', description: 'start the boards with empty flash folders (only folders mbm sim made are emptied)' },
   },
   details:
-    'Boards are enrolled automatically (new credentials every run) and appear in board-list.\n' +
-    '--micropython boards are provisioned like real ones: their flash folder holds the client (.mpy) and cm_config.json.',
+    'Boards are enrolled automatically as virtual boards (new credentials every run) and appear in board-list.\n' +
+    'A name that belongs to a board that is not virtual is refused: sim never takes over a real board.\n' +
+    '--micropython boards are provisioned like real ones: their flash folder holds the client (.mpy) and cm_config.json.\n' +
+    "A board's folder in DIR keeps its files from one run to the next, like a board's flash (--fresh starts over).\n" +
+    `sim only uses folders it made (they hold a ${VIRTUAL_BOARD_MARKER} file): it refuses to start on any other folder.`,
   async run({ values, out }) {
     const count = intOption(values, 'boards', 1, 1, 20_000);
     const api = await connectService(values);
@@ -227,15 +238,18 @@ export const sim: VerbSpec = {
         count,
         prefix,
         root,
+        fresh: values.fresh === true,
         onProgress,
         server: { host: status.redis.host, port: status.redis.port },
         board: { heapBytes: intOption(values, 'heap', 36, 16, 1024) * 1024 },
-      });
+      }).catch(refusedFolder);
       write(out, `flash folders in ${root}\n`);
       close = () => fleet.close();
     } else {
       prefix = (values.prefix as string | undefined) ?? 'sim';
-      const fleet = await startVirtualFleet({ api, count, prefix, fsRoot: values.fs as string | undefined, onProgress });
+      const fleet = await startVirtualFleet({ api, count, prefix, fsRoot: values.fs as string | undefined, fresh: values.fresh === true, onProgress }).catch(
+        refusedFolder,
+      );
       close = () => fleet.close();
     }
     // Listening before saying so: a signal sent on reading the line (a script, a test) in the

@@ -20,6 +20,7 @@ const board = (id: string, online = true): BoardSummary => ({
   busy: null,
   tags: [],
   needsReset: false,
+  virtual: false,
 });
 
 describe('board events', () => {

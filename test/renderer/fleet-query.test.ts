@@ -18,6 +18,7 @@ function board(name: string, patch: Partial<BoardSummary> = {}): BoardSummary {
     busy: null,
     tags: [],
     needsReset: false,
+    virtual: false,
     ...patch,
   };
 }

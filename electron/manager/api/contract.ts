@@ -156,7 +156,13 @@ export const routeInputs = {
   'boards.get': z.object({ board: boardRef }).strict(),
   'boards.enroll': z.object({ name: z.string().min(1).max(32), rotate: z.boolean().optional(), server: z.string().min(1).max(253).optional() }).strict(),
   'boards.enrollMany': z
-    .object({ names: z.array(z.string().min(1).max(32)).min(1).max(20_000), rotate: z.boolean().optional(), server: z.string().min(1).max(253).optional() })
+    .object({
+      names: z.array(z.string().min(1).max(32)).min(1).max(20_000),
+      rotate: z.boolean().optional(),
+      server: z.string().min(1).max(253).optional(),
+      /** Virtual boards (mbm sim): marked so, and refused for any name a non-virtual board has. */
+      virtual: z.boolean().optional(),
+    })
     .strict(),
   'boards.rename': z.object({ board: boardRef, name: z.string().min(1).max(32) }).strict(),
   'boards.remove': z.object({ board: boardRef }).strict(),

@@ -58,7 +58,7 @@ export const handlers: HandlerTable = {
   'boards.list': async ({ fleet }) => fleet.list(),
   'boards.get': async ({ fleet }, { board }) => summarizeBoard(fleet.board(board)),
   'boards.enroll': ({ fleet }, input) => fleet.enroll(input.name, { rotate: input.rotate, server: input.server }),
-  'boards.enrollMany': ({ fleet }, input) => fleet.enrollMany(input.names, { rotate: input.rotate, server: input.server }),
+  'boards.enrollMany': ({ fleet }, input) => fleet.enrollMany(input.names, { rotate: input.rotate, server: input.server, virtual: input.virtual }),
   'boards.rename': ({ fleet }, { board, name }) => fleet.rename(board, name),
   'boards.remove': async ({ fleet }, { board }) => {
     await fleet.remove(board);

@@ -27,6 +27,8 @@ const storedBoardSchema = z.object({
   tags: z.array(z.string()).default([]),
   /** Flashed with BOOT/RESET by hand and not reset since: a software reset lands in its bootloader. */
   needsReset: z.boolean().default(false),
+  /** Enrolled by `mbm sim` (or the UI's virtual boards): a board that runs on this computer, whose name sim may take again. */
+  virtual: z.boolean().default(false),
   /** Its Redis user is off: revoked by the user, or suspended for going over its budget (board-access.ts). */
   disabled: z.object({ kind: z.enum(['revoked', 'suspended']), reason: z.string(), at: z.number() }).nullable().default(null),
 });
@@ -57,6 +59,8 @@ export interface BoardSummary {
   tags: string[];
   /** Press RESET on it once: until then a reboot lands in its bootloader (flashed by hand). */
   needsReset: boolean;
+  /** A virtual board (`mbm sim`, the UI's "Try virtual boards"), not hardware. */
+  virtual: boolean;
   /** Revoked or suspended: it cannot log in until enabled (`boards.enable`) or re-enrolled. */
   disabled: { kind: 'revoked' | 'suspended'; reason: string; at: number } | null;
 }
@@ -102,6 +106,7 @@ export function summarizeBoard(board: BoardState): BoardSummary {
     busy: board.busy?.cid ?? null,
     tags: [...board.tags],
     needsReset: board.needsReset,
+    virtual: board.virtual,
     disabled: board.disabled,
   };
 }

@@ -263,13 +263,27 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return (await this.enrollMany([name], options))[0]!;
   }
 
-  /** Enrolls several boards at once (one ACL save for all: `mbm sim` enrolls hundreds). */
-  async enrollMany(names: string[], options: { rotate?: boolean; server?: string } = {}): Promise<BoardCredentials[]> {
+  /**
+   * Enrolls several boards at once (one ACL save for all: `mbm sim` enrolls hundreds).
+   * `virtual` marks them as virtual boards, and refuses (before changing anything) a name
+   * that belongs to a board that is not virtual: a simulator must never re-key real hardware.
+   * Enrolling without it (rotate included) makes the board a real one.
+   */
+  async enrollMany(names: string[], options: { rotate?: boolean; server?: string; virtual?: boolean } = {}): Promise<BoardCredentials[]> {
     names.forEach((name) => assertBoardName(name));
     if (new Set(names).size !== names.length) throw new BoardNameTakenError('the same name is given twice');
     for (const name of names) {
       if (this.registry.byNameOrId(name) && !options.rotate) {
         throw new BoardNameTakenError(`a board named ${JSON.stringify(name)} is already enrolled (use rotate to issue new credentials)`);
+      }
+    }
+    if (options.virtual) {
+      const real = names.filter((name) => this.registry.byNameOrId(name)?.virtual === false);
+      if (real.length > 0) {
+        throw new BoardNameTakenError(
+          `${listSelectedNames(real)} ${real.length === 1 ? 'is a board' : 'are boards'} that virtual boards may not take over (not made by mbm sim); ` +
+            'nothing was changed: choose other names (mbm sim --prefix)',
+        );
       }
     }
     const enrolled: Array<{ board: BoardState; password: string; dk: string; existed: boolean }> = [];
@@ -295,8 +309,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
           boot: null,
           tags: [],
           needsReset: false,
+          virtual: options.virtual === true,
           disabled: null,
         });
+      } else {
+        board.virtual = options.virtual === true;
       }
       enrolled.push({ board, password: randomBytes(32).toString('base64url'), dk: randomBytes(32).toString('hex'), existed });
     }

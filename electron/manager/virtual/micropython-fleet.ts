@@ -1,7 +1,10 @@
 /**
  * Simulated ESP8266 boards running our real MicroPython firmware (`mbm sim --micropython`,
- * and the tests): each board is enrolled through the API, its flash folder gets exactly
- * the files provisioning would write to a fresh board, and it boots in the lab.
+ * and the tests): each board is enrolled through the API as a virtual board, its flash
+ * folder gets the files provisioning writes to a board, and it boots in the lab. The
+ * folder is the board's flash: it lasts from run to run with the user's files in it (only
+ * the client and cm_config.json are written again, with the run's new credentials), and
+ * only folders `mbm sim` made are used (virtual-board-folders.ts).
  */
 import { chmod, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +15,7 @@ import { buildProvisioningPayload } from '../fleet/provisioning-payload.js';
 import { ensurePrivateDir } from '../data-dir.js';
 import { LAB_WIFI, MicroPythonBoard, type MicroPythonBoardOptions } from './micropython-board.js';
 import { virtualBoardNames } from './virtual-fleet.js';
+import { planBoardFolders, prepareBoardFolder } from './virtual-board-folders.js';
 
 export { LAB_WIFI };
 /** sys.implementation._mpy of the MicroPython 1.27 WebAssembly port (.mpy ABI 6). */
@@ -23,6 +27,8 @@ export interface MicroPythonFleetOptions {
   prefix?: string;
   /** Folder holding one flash folder per board (`<root>/<name>`). */
   root: string;
+  /** Start the boards with empty flash folders (only folders `mbm sim` made are emptied). */
+  fresh?: boolean;
   /** Redis address the boards are provisioned with. */
   server: { host: string; port: number };
   board?: Partial<Omit<MicroPythonBoardOptions, 'folder'>>;
@@ -66,12 +72,18 @@ export class MicroPythonFleet {
 
 export async function startMicroPythonFleet(options: MicroPythonFleetOptions): Promise<MicroPythonFleet> {
   const names = virtualBoardNames(options.prefix ?? 'mp', options.count);
-  const credentials = await options.api.call('boards.enrollMany', { names, rotate: true });
+  const enrolled = new Map((await options.api.call('boards.list', {})).map((board) => [board.name, board.id]));
+  // Decided before enrolling: a folder that may not be used leaves the fleet untouched too.
+  const plans = await planBoardFolders(
+    options.root,
+    names.map((name) => ({ name, id: enrolled.get(name) ?? null })),
+    { fresh: options.fresh },
+  );
+  const credentials = await options.api.call('boards.enrollMany', { names, rotate: true, virtual: true });
   const boards: SimulatedBoard[] = [];
-  for (const item of credentials) {
-    const folder = path.join(options.root, item.name);
-    // A fresh flash each run: the credentials just changed.
-    await rm(folder, { recursive: true, force: true });
+  for (const [index, item] of credentials.entries()) {
+    const folder = plans[index]!.folder;
+    await prepareBoardFolder(plans[index]!, item.id);
     await provisionFolder(folder, item, options.server);
     const board = new MicroPythonBoard({
       label: item.name,

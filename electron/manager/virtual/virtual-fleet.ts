@@ -1,16 +1,17 @@
 /**
  * Runs N virtual boards (reference boards) against a running manager: enrolls them through
- * the API (new credentials each run), starts them, and waits until they are connected.
- * Connections are opened in waves so a thousand boards do not overflow the server's
- * accept queue at once.
+ * the API as virtual boards (new credentials each run), starts them, and waits until they
+ * are connected. Connections are opened in waves so a thousand boards do not overflow the
+ * server's accept queue at once. With `fsRoot` each board's files last from run to run in
+ * a folder `mbm sim` made (virtual-board-folders.ts).
  */
 import path from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import type { ApiClient } from '../api/client.js';
 import type { BoardCredentials } from '../fleet/fleet.js';
 import { MicroPythonInterpreter } from './micropython-interpreter.js';
 import { HostFolderFs, MemoryFs } from './board-fs.js';
 import { ReferenceBoard, type ReferenceBoardOptions } from './reference-board.js';
+import { planBoardFolders, prepareBoardFolder } from './virtual-board-folders.js';
 
 export interface VirtualFleetOptions {
   api: ApiClient;
@@ -20,6 +21,8 @@ export interface VirtualFleetOptions {
   names?: string[];
   /** Keep each board's files in `<fsRoot>/<name>` instead of memory. */
   fsRoot?: string;
+  /** With fsRoot: start with empty folders (only folders `mbm sim` made are emptied). */
+  fresh?: boolean;
   /** Boards connecting at the same time (default 200). */
   wave?: number;
   /** Where boards connect (default: the address in their credentials). */
@@ -59,9 +62,8 @@ export async function createVirtualBoard(
 ): Promise<ReferenceBoard> {
   let fs;
   if (options.fsRoot) {
-    const root = path.join(options.fsRoot, credentials.name);
-    await mkdir(root, { recursive: true });
-    fs = new HostFolderFs(root);
+    // The folder was planned and made (or found to be this board's) before enrolling.
+    fs = new HostFolderFs(path.join(options.fsRoot, credentials.name));
   } else {
     fs = new MemoryFs();
   }
@@ -70,12 +72,22 @@ export async function createVirtualBoard(
 
 export async function startVirtualFleet(options: VirtualFleetOptions): Promise<VirtualFleet> {
   const names = options.names ?? virtualBoardNames(options.prefix ?? 'sim', options.count);
-  const interpreter = options.board?.interpreter ?? new MicroPythonInterpreter();
-  await interpreter.start();
+  let plans;
+  if (options.fsRoot) {
+    const enrolled = new Map((await options.api.call('boards.list', {})).map((board) => [board.name, board.id]));
+    plans = await planBoardFolders(
+      options.fsRoot,
+      names.map((name) => ({ name, id: enrolled.get(name) ?? null })),
+      { fresh: options.fresh },
+    );
+  }
   const credentials: BoardCredentials[] = [];
   for (let index = 0; index < names.length; index += 1000) {
-    credentials.push(...(await options.api.call('boards.enrollMany', { names: names.slice(index, index + 1000), rotate: true })));
+    credentials.push(...(await options.api.call('boards.enrollMany', { names: names.slice(index, index + 1000), rotate: true, virtual: true })));
   }
+  if (plans) for (const [index, item] of credentials.entries()) await prepareBoardFolder(plans[index]!, item.id);
+  const interpreter = options.board?.interpreter ?? new MicroPythonInterpreter();
+  await interpreter.start();
   const boards = await Promise.all(credentials.map((item) => createVirtualBoard(item, { ...options, interpreter })));
   const wave = options.wave ?? 200;
   let connected = 0;
