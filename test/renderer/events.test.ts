@@ -21,6 +21,7 @@ const board = (id: string, online = true): BoardSummary => ({
   tags: [],
   needsReset: false,
   virtual: false,
+  disabled: null,
 });
 
 describe('board events', () => {

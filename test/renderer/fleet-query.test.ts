@@ -19,6 +19,7 @@ function board(name: string, patch: Partial<BoardSummary> = {}): BoardSummary {
     tags: [],
     needsReset: false,
     virtual: false,
+    disabled: null,
     ...patch,
   };
 }

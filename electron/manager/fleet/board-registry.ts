@@ -30,7 +30,10 @@ const storedBoardSchema = z.object({
   /** Enrolled by `mbm sim` (or the UI's virtual boards): a board that runs on this computer, whose name sim may take again. */
   virtual: z.boolean().default(false),
   /** Its Redis user is off: revoked by the user, or suspended for going over its budget (board-access.ts). */
-  disabled: z.object({ kind: z.enum(['revoked', 'suspended']), reason: z.string(), at: z.number() }).nullable().default(null),
+  disabled: z
+    .object({ kind: z.enum(['revoked', 'suspended']), reason: z.string(), at: z.number() })
+    .nullable()
+    .default(null),
 });
 export type StoredBoard = z.infer<typeof storedBoardSchema>;
 
