@@ -4,13 +4,11 @@
  * the operations the API exposes (enroll, rename, remove, select, send).
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import type { FleetStore, UplinkEntry } from '../redis/fleet-store.js';
-import { assertBoardName, boardUser, isBoardId } from '../redis/keys.js';
+import { assertBoardName } from '../redis/keys.js';
 import { LogRateLimiter, type Logger } from '../log.js';
 import {
   BoardRegistry,
-  DEFAULT_HEARTBEAT_S,
   SWEEP_INTERVAL_MS,
   boardActivity,
   parseStoredBoard,
@@ -27,32 +25,10 @@ import { parseUplinkEntry, UPLINK_LIMITS, UplinkMessageError, type UplinkMessage
 import { UplinkReader } from './uplink-reader.js';
 import { BoardAccess, type BoardSuspendedAlarm } from './board-access.js';
 import { BoardSelectorError, listNames as listSelectedNames, naturalCompare, selectBoards } from './board-selector.js';
+import { BoardEnrolment, BoardNameTakenError, PROTOCOL_VERSION, type BoardCredentials, type EnrollOptions } from './board-enrolment.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
-export const PROTOCOL_VERSION = 1;
-
-/** What a board needs to join (PROTOCOL.md §1). Contains the password: never log it. */
-export interface BoardCredentials {
-  v: number;
-  id: string;
-  name: string;
-  user: string;
-  password: string;
-  server: string;
-  port: number;
-  hb: number;
-  /**
-   * Discovery key (64 lowercase hex characters): signs the answers that tell a board where
-   * the service went (PROTOCOL.md, "Finding the service again"). Absent in credentials from
-   * before discovery. A secret like the password.
-   */
-  dk?: string;
-  /** UDP port of the service's discovery responder, when it is not the default 18268. */
-  dp?: number;
-}
-
-/** A discovery key as the service issues it: 32 random bytes as lowercase hex. */
-const DISCOVERY_KEY = /^[0-9a-f]{64}$/;
+export { BoardNameTakenError, PROTOCOL_VERSION, type BoardCredentials } from './board-enrolment.js';
 
 export type BoardEvent =
   | { type: 'board.online' | 'board.offline' | 'board.changed' | 'board.enrolled'; board: BoardSummary; reason?: string }
@@ -95,11 +71,6 @@ export interface FleetOptions {
   discoveryPort?: number;
 }
 
-export class BoardNameTakenError extends ManagerError {
-  override name = 'BoardNameTakenError';
-  readonly kind: ErrorKind = 'conflict';
-}
-
 export class Fleet extends EventEmitter<FleetEvents> {
   readonly registry = new BoardRegistry();
   readonly dispatcher: CommandDispatcher;
@@ -110,11 +81,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
   private sweepTimer: NodeJS.Timeout | undefined;
   private activityTimer: NodeJS.Timeout | undefined;
   private readonly activityDirty = new Set<BoardState>();
-  /** Board id → discovery key; kept here (not in BoardState) so no listing can carry it. */
-  private readonly discoveryKeys = new Map<string, string>();
   private readonly store: FleetStore;
   private readonly log: Logger;
   private readonly access: BoardAccess;
+  private readonly enrolment: BoardEnrolment;
 
   /** Address and port boards use to reach Redis. */
   get advertise(): { host: string; port: number } {
@@ -151,6 +121,17 @@ export class Fleet extends EventEmitter<FleetEvents> {
         this.emitBoard('board.changed', board);
       },
     });
+    this.enrolment = new BoardEnrolment({
+      store: this.store,
+      registry: this.registry,
+      access: this.access,
+      log: this.log,
+      heartbeatS: options.heartbeatS,
+      advertise: () => this.advertise,
+      discoveryPort: options.discoveryPort,
+      persist: (board) => this.persist(board),
+      enrolled: (board) => this.emitBoard('board.enrolled', board),
+    });
     this.dispatcher.on('command', (view) => this.emit('command', view));
     this.dispatcher.on('output', (event) => this.emit('output', event));
     this.registry.on('online', (board) => this.emitBoard('board.online', board));
@@ -170,9 +151,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         this.log('error', `ignoring an unreadable board record: ${(error as Error).message}`);
       }
     }
-    for (const [id, key] of Object.entries(await this.store.loadDiscoveryKeys())) {
-      if (this.registry.get(id) && DISCOVERY_KEY.test(key)) this.discoveryKeys.set(id, key);
-    }
+    await this.enrolment.load();
     for (const board of this.registry.all()) await this.dispatcher.restore(board);
     this.store.on('uplink', (id) => this.reader.markDirty(id));
     this.store.on('resync', () => this.resync());
@@ -241,7 +220,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /** The discovery key of an enrolled board; undefined when unknown or enrolled before discovery keys. */
   discoveryKey(id: string): string | undefined {
-    return this.registry.get(id) ? this.discoveryKeys.get(id) : undefined;
+    return this.enrolment.discoveryKey(id);
   }
 
   /** Boards matching a BOARDS pattern; unknown plain names and empty globs are errors. */
@@ -263,81 +242,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return (await this.enrollMany([name], options))[0]!;
   }
 
-  /**
-   * Enrolls several boards at once (one ACL save for all: `mbm sim` enrolls hundreds).
-   * `virtual` marks them as virtual boards, and refuses (before changing anything) a name
-   * that belongs to a board that is not virtual: a simulator must never re-key real hardware.
-   * Enrolling without it (rotate included) makes the board a real one.
-   */
-  async enrollMany(names: string[], options: { rotate?: boolean; server?: string; virtual?: boolean } = {}): Promise<BoardCredentials[]> {
-    names.forEach((name) => assertBoardName(name));
-    if (new Set(names).size !== names.length) throw new BoardNameTakenError('the same name is given twice');
-    for (const name of names) {
-      if (this.registry.byNameOrId(name) && !options.rotate) {
-        throw new BoardNameTakenError(`a board named ${JSON.stringify(name)} is already enrolled (use rotate to issue new credentials)`);
-      }
-    }
-    if (options.virtual) {
-      const real = names.filter((name) => this.registry.byNameOrId(name)?.virtual === false);
-      if (real.length > 0) {
-        throw new BoardNameTakenError(
-          `${listSelectedNames(real)} ${real.length === 1 ? 'is a board' : 'are boards'} that virtual boards may not take over (not made by mbm sim); ` +
-            'nothing was changed: choose other names (mbm sim --prefix)',
-        );
-      }
-    }
-    const enrolled: Array<{ board: BoardState; password: string; dk: string; existed: boolean }> = [];
-    for (const name of names) {
-      let board = this.registry.byNameOrId(name);
-      const existed = board !== undefined;
-      if (!board) {
-        let id: string;
-        do id = `b${randomBytes(8).toString('hex').slice(0, 9)}`;
-        while (!isBoardId(id) || this.registry.get(id));
-        if (!(await this.store.claimName(name, id))) throw new BoardNameTakenError(`the name ${JSON.stringify(name)} is taken`);
-        board = this.registry.add({
-          id,
-          name,
-          enrolledAt: Date.now(),
-          hb: this.options.heartbeatS ?? DEFAULT_HEARTBEAT_S,
-          lastSeen: null,
-          platform: null,
-          micropython: null,
-          client: null,
-          ip: null,
-          memFree: null,
-          boot: null,
-          tags: [],
-          needsReset: false,
-          virtual: options.virtual === true,
-          disabled: null,
-        });
-      } else {
-        board.virtual = options.virtual === true;
-      }
-      enrolled.push({ board, password: randomBytes(32).toString('base64url'), dk: randomBytes(32).toString('hex'), existed });
-    }
-    await this.store.createBoardUsers(enrolled.map(({ board, password, existed }) => ({ id: board.id, password, rekeyed: existed })));
-    for (const { board } of enrolled) this.access.rekeyed(board);
-    await this.store.saveDiscoveryKeys(enrolled.map(({ board, dk }) => ({ id: board.id, dk })));
-    for (const { board, dk } of enrolled) this.discoveryKeys.set(board.id, dk);
-    await Promise.all(enrolled.map(({ board }) => this.persist(board)));
-    for (const { board, existed } of enrolled) {
-      this.log('info', `enrolled board ${board.name} (${board.id})${existed ? ' with new credentials' : ''}`);
-      this.emitBoard('board.enrolled', board);
-    }
-    return enrolled.map(({ board, password, dk }) => ({
-      v: PROTOCOL_VERSION,
-      id: board.id,
-      name: board.name,
-      user: boardUser(board.id),
-      password,
-      server: options.server ?? this.advertise.host,
-      port: this.advertise.port,
-      hb: board.hb,
-      dk,
-      ...(this.options.discoveryPort === undefined ? {} : { dp: this.options.discoveryPort }),
-    }));
+  /** Enrolls several boards at once (see BoardEnrolment.enrollMany: `virtual` never takes over a real board's name). */
+  enrollMany(names: string[], options: EnrollOptions = {}): Promise<BoardCredentials[]> {
+    return this.enrolment.enrollMany(names, options);
   }
 
   /** Renames a board; its id, queue and history stay. The board learns its new name too. */
@@ -401,7 +308,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     await this.store.releaseName(board.name, board.id);
     this.reader.forget(board.id);
     this.access.forget(board.id);
-    this.discoveryKeys.delete(board.id);
+    this.enrolment.forget(board.id);
     this.registry.remove(board.id);
     this.log('info', `removed board ${board.name} (${board.id})`);
     this.emit('board', { type: 'board.removed', boardId: board.id, name: board.name });
