@@ -5,6 +5,7 @@
  */
 import { mkdir, readFile, readdir, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { boardHostPath, boardPathSegments } from './board-host-path.mjs';
 
 export type FsErrorCode = 'ENOENT' | 'EEXIST' | 'EISDIR' | 'ENOTDIR' | 'ENOTEMPTY' | 'EINVAL' | 'ENOSPC';
 
@@ -32,20 +33,11 @@ export interface BoardFs {
   rename(from: string, to: string): Promise<void>;
 }
 
-/**
- * Splits a board path ("/a/b") into segments, refusing anything the protocol forbids. A
- * backslash is refused too: it is a separator to Windows, where a host folder's
- * `/a\..\..\x` would be `..\x` of the folder (the manager never sends one).
- */
+/** Splits a board path ("/a/b") into segments, refusing anything the protocol forbids (a backslash too: see board-host-path.mjs). */
 export function pathSegments(boardPath: string): string[] {
-  if (!boardPath.startsWith('/') || boardPath.includes('\0') || boardPath.includes('\\') || Buffer.byteLength(boardPath) > 255) {
-    throw new BoardFsError('EINVAL', `invalid path ${JSON.stringify(boardPath)}`);
-  }
-  const segments = boardPath.split('/').filter((segment) => segment !== '');
-  if (segments.some((segment) => segment === '.' || segment === '..')) {
-    throw new BoardFsError('EINVAL', `path ${JSON.stringify(boardPath)} has . or .. segments`);
-  }
-  return segments;
+  const split = boardPathSegments(boardPath);
+  if (split.problem !== undefined) throw new BoardFsError('EINVAL', split.problem);
+  return split.segments;
 }
 
 export function parentPath(boardPath: string): string {
@@ -158,31 +150,15 @@ const HOST_ERROR_TEXT = {
   ENOSPC: 'no space left on the board for',
 } as const;
 
-/** Windows device names, which open the device in any folder (`C:\boards\x\NUL.txt` too). */
-const WINDOWS_DEVICE_NAME = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
-/** Characters Windows gives a meaning in a name: `:` a drive or a file's data stream, the others wildcards and quoting. */
-const WINDOWS_SPECIAL_CHARS = /[<>:"|?*\u0000-\u001f]/;
-
 /**
  * The host file of a board path in a folder mapped as the board's "/", by the host's path
  * rules (`hostPath`: node's `path`, or `path.win32`/`path.posix` in tests): never outside
- * `root`. On Windows, names the file system would read as a drive, a stream or a device, or
- * would change (a trailing dot or space is dropped), are refused as well.
+ * `root`, and on Windows never a drive, a stream or a device (board-host-path.mjs).
  */
 export function hostPathOf(root: string, boardPath: string, hostPath: path.PlatformPath = path): string {
-  const segments = pathSegments(boardPath);
-  if (hostPath.sep === '\\') {
-    const bad = segments.find((segment) => WINDOWS_SPECIAL_CHARS.test(segment) || WINDOWS_DEVICE_NAME.test(segment) || /[. ]$/.test(segment));
-    if (bad !== undefined) {
-      throw new BoardFsError('EINVAL', `${JSON.stringify(bad)} in ${JSON.stringify(boardPath)} cannot be a file name in this board's folder on Windows`);
-    }
-  }
-  const host = hostPath.join(root, ...segments);
-  const inside = hostPath.relative(root, host);
-  if (inside === '..' || inside.startsWith('..' + hostPath.sep) || hostPath.isAbsolute(inside)) {
-    throw new BoardFsError('EINVAL', `path ${JSON.stringify(boardPath)} leads outside the board's folder`);
-  }
-  return host;
+  const result = boardHostPath(root, boardPath, hostPath);
+  if (result.problem !== undefined) throw new BoardFsError('EINVAL', result.problem);
+  return result.host;
 }
 
 /** Maps the board's "/" onto a host folder. Paths are validated before they touch the host, and never lead outside it. */

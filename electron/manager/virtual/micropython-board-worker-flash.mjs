@@ -9,8 +9,14 @@
 // Change detection: the FS functions that modify anything are wrapped to raise a `dirty`
 // flag; a write-back compares the tree against a snapshot only when the flag is up, so a
 // board that writes nothing costs nothing per step.
+//
+// Names come from code running on the board, so each goes through the rule the reference
+// board's host folder uses (board-host-path.mjs): one the host would read as a path of its
+// own (a backslash, a drive, a device on Windows) is not written back (logged once), so it
+// can never land outside the board's folder.
 import fs from 'node:fs';
 import path from 'node:path';
+import { boardHostPath } from './board-host-path.mjs';
 
 const TEMP_SUFFIX = '.cmlab-tmp';
 // A board's flash holds its config (cm_config.json: its Redis and wifi passwords), so its
@@ -31,6 +37,8 @@ export class FlashMirror {
     this.FS = FS;
     this.hostDir = hostDir;
     this.log = log;
+    /** Board paths not written back, each logged once. @type {Set<string>} */
+    this.refused = new Set();
     this.dirty = false;
     /** @type {Tree} */
     this.snapshot = new Map();
@@ -132,10 +140,21 @@ export class FlashMirror {
    * @param {Tree} after  its file views are replaced by copies where they changed
    */
   apply(before, after) {
-    const host = (/** @type {string} */ rel) => path.join(this.hostDir, ...rel.split('/'));
+    /** @type {Map<string, string>} */
+    const hostPaths = new Map();
+    const host = (/** @type {string} */ rel) => /** @type {string} */ (hostPaths.get(rel));
+    for (const rel of new Set([...before.keys(), ...after.keys()])) {
+      const result = boardHostPath(this.hostDir, `/${rel}`);
+      if (result.problem === undefined) hostPaths.set(rel, result.host);
+      else if (!this.refused.has(rel)) {
+        this.refused.add(rel);
+        this.log('warn', `not writing a file of the board to ${this.hostDir}: ${result.problem}`); // the name JSON-quoted: no terminal control
+      }
+    }
     /** @type {string[]} */
     const changed = [];
     for (const [rel, bytes] of after) {
+      if (!hostPaths.has(rel)) continue; // kept in the snapshot as it is, so it is not tried again until it changes
       const old = before.get(rel);
       if (bytes === null) {
         if (old !== null) {
@@ -148,7 +167,7 @@ export class FlashMirror {
         after.set(rel, old); // unchanged: keep the snapshot's copy
       }
     }
-    const removed = [...before.keys()].filter((rel) => !after.has(rel));
+    const removed = [...before.keys()].filter((rel) => !after.has(rel) && hostPaths.has(rel));
     // A removed file whose bytes reappear under a new name was renamed: rename it on the
     // host too instead of deleting and rewriting it.
     for (const rel of removed) {
