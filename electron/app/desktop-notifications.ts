@@ -9,7 +9,13 @@
  * being waited for join its window and are announced together, once each has been offline
  * for the delay (a router restart is one notice, not twenty). A board announced is not
  * announced again for 5 minutes. Timers are injected, so tests drive time themselves.
+ *
+ * Alarms (a board suspended for going over its budget, Redis refusing connections): one
+ * notice per alarm raised, at most one per kind in 5 minutes (ten boards suspended at once,
+ * or a flood that stops and starts, are one notice: the tray and the UI list them all).
+ * An alarm already known (still raised when the service restarts) is not announced again.
  */
+import type { ServiceAlarm } from '../manager/api/contract.js';
 
 export interface DesktopNotice {
   title: string;
@@ -28,6 +34,8 @@ export interface NotificationPolicyOptions {
 export const DEFAULT_OFFLINE_DELAY_MS = 15_000;
 /** A board announced offline is not announced again within this time (a flapping board). */
 export const OFFLINE_REPEAT_MS = 5 * 60_000;
+/** At most one alarm notice of each kind within this time. */
+export const ALARM_REPEAT_MS = 5 * 60_000;
 /** Names listed in one grouped notice; the rest are counted ("and 4 more"). */
 export const NAMES_SHOWN = 3;
 
@@ -133,6 +141,28 @@ export function jobNotice(job: JobOutcome): DesktopNotice {
   };
 }
 
+/** Which alarm this is, so the same one seen again (the list is sent whole on each change) is not news. */
+function alarmIdentity(alarm: ServiceAlarm): string {
+  return alarm.kind === 'board-suspended' ? `${alarm.kind}:${alarm.boardId}:${alarm.at}` : `${alarm.kind}:${alarm.since}`;
+}
+
+export function alarmNotice(alarm: ServiceAlarm): DesktopNotice {
+  if (alarm.kind === 'board-suspended') {
+    return {
+      title: 'Board suspended',
+      body: `${alarm.board} was suspended: ${alarm.reason}. It cannot connect until you enable it on its page.`,
+      route: boardRoute(alarm.board),
+    };
+  }
+  return {
+    title: 'Redis is refusing connections',
+    body:
+      `The boards' port refused ${alarm.count.toLocaleString('en-US')} connections: all ${alarm.maxClients.toLocaleString('en-US')} slots were taken. ` +
+      'Someone may be flooding it; connections that do not log in are closed.',
+    route: '#/',
+  };
+}
+
 export class NotificationPolicy {
   private readonly show: (notice: DesktopNotice) => void;
   private readonly delayMs: number;
@@ -140,6 +170,9 @@ export class NotificationPolicy {
   private readonly windows = new Set<OfflineWindow>();
   /** Boards announced offline in the last OFFLINE_REPEAT_MS → the timer that forgets them. */
   private readonly recentlyAnnounced = new Map<string, unknown>();
+  /** Alarms in the latest list (their identities), and the kinds announced in the last ALARM_REPEAT_MS. */
+  private knownAlarms = new Set<string>();
+  private readonly recentAlarmKinds = new Map<ServiceAlarm['kind'], unknown>();
   private disposed = false;
 
   constructor(options: NotificationPolicyOptions) {
@@ -187,6 +220,21 @@ export class NotificationPolicy {
     if (!this.disposed) this.show(jobNotice(job));
   }
 
+  /** The service's whole alarm list, as it changed: an alarm not in the previous list is announced (one per kind per 5 minutes). */
+  alarms(list: readonly ServiceAlarm[]): void {
+    if (this.disposed) return;
+    const known = this.knownAlarms;
+    this.knownAlarms = new Set(list.map(alarmIdentity));
+    for (const alarm of list) {
+      if (known.has(alarmIdentity(alarm)) || this.recentAlarmKinds.has(alarm.kind)) continue;
+      this.recentAlarmKinds.set(
+        alarm.kind,
+        this.timers.set(() => this.recentAlarmKinds.delete(alarm.kind), ALARM_REPEAT_MS),
+      );
+      this.show(alarmNotice(alarm));
+    }
+  }
+
   /** Drops the offline notices not sent yet (the service stopped: its boards are not news); the 5-minute memory stays. */
   cancelPendingOffline(): void {
     for (const window of this.windows) this.dropWindow(window);
@@ -198,6 +246,8 @@ export class NotificationPolicy {
     this.cancelPendingOffline();
     for (const timer of this.recentlyAnnounced.values()) this.timers.clear(timer);
     this.recentlyAnnounced.clear();
+    for (const timer of this.recentAlarmKinds.values()) this.timers.clear(timer);
+    this.recentAlarmKinds.clear();
   }
 
   private windowOf(boardId: string): OfflineWindow | undefined {

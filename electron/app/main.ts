@@ -17,7 +17,7 @@ import { dataPaths, defaultDataDir } from '../manager/data-dir.js';
 import { createFileLog } from '../manager/file-log.js';
 import { readDesktopSettings, writeDesktopSettings, type DesktopSettings } from './desktop-settings.js';
 import { NotificationPolicy, type DesktopNotice } from './desktop-notifications.js';
-import { feedFromManager } from './manager-feed.js';
+import { feedFromManager, type FeedTrayState } from './manager-feed.js';
 import { trayIconFile, trayView, type ServicePhase, type TrayAction, type TrayView } from './tray-model.js';
 import { createUpdater } from './updater.js';
 import { serveDesktopDialogs } from './dialogs.js';
@@ -51,7 +51,8 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
   let manager: Manager | null = null;
   let phase: ServicePhase = 'stopped';
   let serviceError: string | undefined;
-  let counts = { online: 0, total: 0 };
+  /** Board counts and alarms, from the running service's feed. */
+  let serviceState: FeedTrayState = { online: 0, total: 0, alarms: [] };
   let updateStatus: string | undefined;
   let window: BrowserWindow | null = null;
   let tray: Tray | null = null;
@@ -128,7 +129,7 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
 
   // --- the tray ----------------------------------------------------------------------------
   function trayInput() {
-    return { phase, error: serviceError, ...counts, updatesEnabled: settings.updatesEnabled, updateStatus, startAtLogin: settings.startAtLogin };
+    return { phase, error: serviceError, ...serviceState, updatesEnabled: settings.updatesEnabled, updateStatus, startAtLogin: settings.startAtLogin };
   }
 
   function trayImage(icon: TrayView['icon']) {
@@ -235,7 +236,7 @@ export async function startShell(options: ShellOptions = {}): Promise<void> {
     });
     feedFromManager(next, {
       tray: (changed) => {
-        counts = changed;
+        serviceState = changed;
         renderTray();
       },
       notifications,

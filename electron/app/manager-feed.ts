@@ -1,9 +1,10 @@
 /**
  * Follows a running Manager in the same process and tells the desktop app what it needs:
- * the board counts for the tray (when they change), and to the NotificationPolicy boards
- * going offline and coming back, flashes and jobs that finished. It reads the manager's
- * own events (the fleet's 'board', the JobService's 'job'), the ones the API's event socket
- * carries to the UI, so the tray and the window never disagree.
+ * the board counts and the service's alarms for the tray (when they change), and to the
+ * NotificationPolicy boards going offline and coming back, flashes and jobs that finished,
+ * alarms that were raised. It reads the manager's own events (the fleet's 'board', the
+ * JobService's 'job', the Manager's 'alarms'), the ones the API's event socket carries to
+ * the UI, so the tray and the window never disagree.
  *
  * Which jobs make a notice: run code, upload and reboot (they take a while: the user may be
  * elsewhere when they end) and flash/provision (a flash notice). Tag and remove jobs are done
@@ -13,10 +14,19 @@ import type { Manager } from '../manager/manager.js';
 import type { BoardEvent } from '../manager/fleet/fleet.js';
 import type { JobEvent } from '../manager/fleet/job-service.js';
 import type { JobKind, JobSummary, JobTarget } from '../manager/fleet/job-model.js';
+import type { ServiceAlarm } from '../manager/api/contract.js';
 import type { FlashOutcome, NotificationPolicy } from './desktop-notifications.js';
+import { trayAlarms, type TrayAlarm } from './tray-model.js';
 
 export interface ManagerFeed {
   stop(): void;
+}
+
+/** The tray's part that comes from the service. */
+export interface FeedTrayState {
+  online: number;
+  total: number;
+  alarms: TrayAlarm[];
 }
 
 /** Job kinds announced with jobDone when they finish. */
@@ -38,23 +48,28 @@ export function flashOutcome(job: JobSummary, target: JobTarget | undefined): Fl
   };
 }
 
-export function feedFromManager(
-  manager: Manager,
-  sinks: { tray(counts: { online: number; total: number }): void; notifications: NotificationPolicy },
-): ManagerFeed {
+export function feedFromManager(manager: Manager, sinks: { tray(state: FeedTrayState): void; notifications: NotificationPolicy }): ManagerFeed {
   const fleet = manager.fleet;
   const jobs = manager.jobService;
   const { notifications } = sinks;
   const finished = new Set<string>();
   let stopped = false;
-  let lastCounts = '';
+  let lastTray = '';
+  let alarms: TrayAlarm[] = trayAlarms(manager.alarms());
 
   const sendCounts = () => {
     const counts = fleet.counts();
-    const key = `${counts.online}/${counts.total}`;
-    if (key === lastCounts) return;
-    lastCounts = key;
-    sinks.tray({ online: counts.online, total: counts.total });
+    const state: FeedTrayState = { online: counts.online, total: counts.total, alarms };
+    const key = JSON.stringify(state);
+    if (key === lastTray) return;
+    lastTray = key;
+    sinks.tray(state);
+  };
+
+  const onAlarms = (list: ServiceAlarm[]) => {
+    notifications.alarms(list);
+    alarms = trayAlarms(list);
+    sendCounts();
   };
 
   const onBoard = (event: BoardEvent) => {
@@ -103,6 +118,7 @@ export function feedFromManager(
     stopped = true;
     fleet.off('board', onBoard);
     jobs.off('job', onJob);
+    manager.off('alarms', onAlarms);
     manager.off('stopped', stop);
     // Boards of a service that stopped are not news.
     notifications.cancelPendingOffline();
@@ -110,7 +126,10 @@ export function feedFromManager(
 
   fleet.on('board', onBoard);
   jobs.on('job', onJob);
+  manager.on('alarms', onAlarms);
   manager.on('stopped', stop);
+  // Alarms raised before the app followed the service (a board suspended earlier) are news too.
+  notifications.alarms(manager.alarms());
   sendCounts();
   return { stop };
 }

@@ -8,7 +8,16 @@
  * nothing is wrong), 'offline' when some board is not, 'starting' while the service starts
  * or stops (both are "busy, wait": one icon for the two keeps the set small), 'stopped' and
  * 'error' for themselves.
+ *
+ * Alarms (the service's `status.alarms`, pushed as they change) come first in the menu and
+ * replace the tooltip's status while the service runs. Refused connections make the icon
+ * 'error' (someone may be filling the boards' port: every board may be locked out); a
+ * suspended board makes it 'offline' (one board is out until the user enables it, the rest
+ * work), whatever the counts say.
  */
+import type { ServiceAlarm } from '../manager/api/contract.js';
+import { listNames } from './desktop-notifications.js';
+
 export type ServicePhase = 'stopped' | 'starting' | 'running' | 'stopping' | 'error';
 
 export interface TrayInput {
@@ -23,6 +32,14 @@ export interface TrayInput {
   updateStatus?: string;
   /** Desktop settings, shown as two checkbox items in the menu ("Start at login", "Check for updates automatically"): the only place the user changes them. */
   startAtLogin: boolean;
+  /** The service's alarms as lines (trayAlarms), one per kind; shown while it runs (none when absent). */
+  alarms?: TrayAlarm[];
+}
+
+export interface TrayAlarm {
+  kind: ServiceAlarm['kind'];
+  /** e.g. "1 board suspended: kitchen", "Redis refused 1,234 connections". */
+  text: string;
 }
 
 export type TrayIconName = 'stopped' | 'starting' | 'online' | 'offline' | 'error';
@@ -47,6 +64,8 @@ export interface TrayView {
 export const APP_NAME = 'Cloudmanager';
 /** Longest error text in the tooltip and the menu (tooltips are cut by some systems anyway). */
 export const ERROR_TEXT_MAX = 100;
+/** Windows cuts a tray tooltip at 127 characters: longer ones are cut here, with an ellipsis. */
+export const TOOLTIP_MAX = 127;
 
 /** "1 board", "0 boards", "3 boards". */
 export function countBoards(count: number): string {
@@ -59,9 +78,22 @@ export function oneLine(text: string | undefined, max = ERROR_TEXT_MAX): string 
   return line.length > max ? `${line.slice(0, max - 1).trimEnd()}…` : line;
 }
 
-export function trayIcon(input: Pick<TrayInput, 'phase' | 'online' | 'total'>): TrayIconName {
+/** The alarms in a few words, one line per kind: suspended boards named, refused connections counted. */
+export function trayAlarms(alarms: readonly ServiceAlarm[]): TrayAlarm[] {
+  const lines: TrayAlarm[] = [];
+  const suspended = alarms.flatMap((alarm) => (alarm.kind === 'board-suspended' ? [alarm.board] : []));
+  if (suspended.length > 0) lines.push({ kind: 'board-suspended', text: oneLine(`${countBoards(suspended.length)} suspended: ${listNames(suspended)}`) });
+  for (const alarm of alarms) {
+    if (alarm.kind === 'connections-refused') lines.push({ kind: alarm.kind, text: `Redis refused ${alarm.count.toLocaleString('en-US')} connections` });
+  }
+  return lines;
+}
+
+export function trayIcon(input: Pick<TrayInput, 'phase' | 'online' | 'total'> & { alarms?: readonly TrayAlarm[] }): TrayIconName {
   switch (input.phase) {
     case 'running':
+      if (input.alarms?.some((alarm) => alarm.kind === 'connections-refused')) return 'error';
+      if (input.alarms?.some((alarm) => alarm.kind === 'board-suspended')) return 'offline';
       return input.online >= input.total ? 'online' : 'offline';
     case 'starting':
     case 'stopping':
@@ -100,12 +132,16 @@ export function trayView(input: TrayInput): TrayView {
   const running = input.phase === 'running';
   const busy = input.phase === 'starting' || input.phase === 'stopping';
   const status = serviceStatusLine(input);
+  // A stopped service's alarms are history: they show only while it runs.
+  const alarms = running ? (input.alarms ?? []) : [];
   // One of the two, so the menu says what a click will do; greyed while a change is under way.
   const serviceItem: TrayMenuItem =
     running || input.phase === 'stopping'
       ? { kind: 'item', label: 'Stop service', action: 'stop-service', enabled: !busy }
       : { kind: 'item', label: 'Start service', action: 'start-service', enabled: !busy };
   const menu: TrayMenuItem[] = [
+    ...alarms.map((alarm): TrayMenuItem => ({ kind: 'status', label: alarm.text, enabled: false })),
+    ...(alarms.length > 0 ? [separator()] : []),
     // The window and the wizard are pages of the running service: nothing to show without it.
     { kind: 'item', label: `Open ${APP_NAME}`, action: 'open', enabled: running },
     { kind: 'item', label: 'Flash a board…', action: 'flash', enabled: running },
@@ -126,7 +162,9 @@ export function trayView(input: TrayInput): TrayView {
     separator(),
     { kind: 'item', label: `Quit ${APP_NAME}`, action: 'quit', enabled: true },
   );
-  return { icon: trayIcon(input), tooltip: `${APP_NAME} — ${lowerFirst(status)}`, menu };
+  const tooltip =
+    alarms.length > 0 ? oneLine(`${APP_NAME} — ${alarms.map((alarm) => alarm.text).join('; ')}`, TOOLTIP_MAX) : `${APP_NAME} — ${lowerFirst(status)}`;
+  return { icon: trayIcon({ ...input, alarms }), tooltip, menu };
 }
 
 /** File name of an icon under build/icons (e.g. 'tray-online.png'); Electron picks @2x beside it. */

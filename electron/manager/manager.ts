@@ -36,7 +36,8 @@ import { DiscoveryResponder } from './discovery/discovery-responder.js';
 import { DEFAULT_DISCOVERY_PORT, discoveryPortOf } from './discovery/discovery-message.js';
 import { isLoopbackAddress, lanInterfaces, networkSettingsFile, NetworkSetupError, type NetworkAccess, type NetworkInterfaces } from './network-access.js';
 import { LanAccess, type LanAddressFollowed } from './lan-access.js';
-import type { ServiceStatus } from './api/contract.js';
+import type { ServiceAlarm, ServiceStatus } from './api/contract.js';
+import { ServiceAlarms } from './service-alarms.js';
 import { dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readServiceInfo, type DataPaths, type ServiceInfo } from './data-dir.js';
 import { LogRateLimiter, silentLogger, type Logger } from './log.js';
 import { packageRoot, packageVersion } from './package-info.js';
@@ -87,6 +88,8 @@ export type { LanAddressFollowed } from './lan-access.js';
 export interface ManagerEvents {
   stopped: [];
   lanAddressFollowed: [LanAddressFollowed];
+  /** The whole list of alarms (as `status` has it), whenever it changes (service-alarms.ts). */
+  alarms: [ServiceAlarm[]];
 }
 
 /** The address boards should use, given what Redis listens on (a LAN address over loopback). */
@@ -116,6 +119,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private sim: SimService | undefined;
   private telemetry: TelemetryRecorder | undefined;
   private guard: ConnectionGuard | undefined;
+  private alarmFeed: ServiceAlarms | undefined;
   /** Boards with a Redis user when the embedded server starts (the fleet is not loaded yet). */
   private aclBoards = 0;
   private readonly staged: StagedFiles;
@@ -243,6 +247,11 @@ export class Manager extends EventEmitter<ManagerEvents> {
         },
       });
       this.apiUrl = await this.api.listen();
+      this.alarmFeed = new ServiceAlarms({ fleet: this.fleetInstance, guard: this.guard });
+      this.alarmFeed.on('changed', (alarms) => {
+        this.api?.broadcast({ type: 'service.alarms', alarms });
+        this.emit('alarms', alarms);
+      });
       this.fleetInstance.on('board', (event) => this.api?.broadcast(event));
       this.fleetInstance.on('command', (command) => this.api?.broadcast({ type: 'command', command }));
       this.fleetInstance.on('output', (event) => this.api?.broadcast({ type: 'output', ...event }));
@@ -404,8 +413,13 @@ export class Manager extends EventEmitter<ManagerEvents> {
       virtualBoards: this.sim?.count ?? 0,
       discovery: this.discovery ? { port: this.discovery.port, addresses: this.discovery.addresses } : null,
       uplinkRefused: this.fleet.refusedEntries,
-      alarms: [...this.fleet.alarms(), ...(this.guard?.alarms() ?? [])],
+      alarms: this.alarms(),
     };
+  }
+
+  /** What needs the user now (suspended boards, refused connections); the `alarms` event tells each change. */
+  alarms(): ServiceAlarm[] {
+    return this.alarmFeed?.list() ?? [...(this.fleetInstance?.alarms() ?? []), ...(this.guard?.alarms() ?? [])];
   }
 
   /** Who can reach the boards' entry point: this computer only, or a LAN address too. */
@@ -463,6 +477,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         this.log('warn', `while stopping ${what}: ${(error as Error).message}`);
       }
     };
+    this.alarmFeed?.stop();
     await step('the LAN address watch', () => this.lan?.stop());
     await step('discovery', () => this.restartDiscovery());
     await step('USB', () => this.usb?.stop());

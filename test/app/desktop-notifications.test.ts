@@ -1,10 +1,18 @@
 /**
  * Which system notifications a user gets, and what they say: offline boards after a delay,
- * grouped, not repeated for a flapping board; flashes and jobs that finished. Time is
+ * grouped, not repeated for a flapping board; flashes and jobs that finished; alarms
+ * (a suspended board, refused connections), one per kind per 5 minutes. Time is
  * vitest's fake clock: no test waits for real.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { NotificationPolicy, listNames, type DesktopNotice, type NotificationPolicyOptions } from '../../electron/app/desktop-notifications.js';
+import {
+  ALARM_REPEAT_MS,
+  NotificationPolicy,
+  listNames,
+  type DesktopNotice,
+  type NotificationPolicyOptions,
+} from '../../electron/app/desktop-notifications.js';
+import type { ServiceAlarm } from '../../electron/manager/api/contract.js';
 
 const board = (name: string) => ({ id: `id-${name}`, name });
 const [kitchen, garage, shed, attic, porch] = ['kitchen', 'garage', 'shed', 'attic', 'porch'].map(board) as [
@@ -207,5 +215,87 @@ describe('flash and job notices', () => {
     expect(listNames(['a', 'b'])).toBe('a and b');
     expect(listNames(['a', 'b', 'c'])).toBe('a, b and c');
     expect(listNames(['a', 'b', 'c', 'd'])).toBe('a, b, c and 1 more');
+  });
+});
+
+describe('alarm notices', () => {
+  let shown: DesktopNotice[];
+  let policy: NotificationPolicy;
+  const suspended = (board: string, at = 1): ServiceAlarm => ({
+    kind: 'board-suspended',
+    boardId: `id-${board}`,
+    board,
+    reason: 'its uplink holds 2001 entries (budget 2000)',
+    at,
+  });
+  const refused = (count: number, since = 1): ServiceAlarm => ({ kind: 'connections-refused', count, since, at: since, maxClients: 1000 });
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    shown = [];
+    policy = new NotificationPolicy({
+      show: (notice) => shown.push(notice),
+      timers: { set: (fn, ms) => setTimeout(fn, ms), clear: (handle) => clearTimeout(handle as NodeJS.Timeout) },
+    });
+  });
+  afterEach(() => {
+    policy.dispose();
+    vi.useRealTimers();
+  });
+
+  it('a suspended board: its name, why, and its page (where Enable is)', () => {
+    policy.alarms([suspended('kitchen')]);
+    expect(shown).toEqual([
+      {
+        title: 'Board suspended',
+        body: 'kitchen was suspended: its uplink holds 2001 entries (budget 2000). It cannot connect until you enable it on its page.',
+        route: '#/board/kitchen/code',
+      },
+    ]);
+  });
+
+  it('refused connections: how many, and that boards get back in', () => {
+    policy.alarms([refused(1234)]);
+    expect(shown).toEqual([
+      {
+        title: 'Redis is refusing connections',
+        body: "The boards' port refused 1,234 connections: all 1,000 slots were taken. Someone may be flooding it; connections that do not log in are closed.",
+        route: '#/',
+      },
+    ]);
+  });
+
+  it('the same alarm sent again (its count going on, another alarm added) is not news', () => {
+    policy.alarms([refused(10)]);
+    policy.alarms([refused(500)]);
+    policy.alarms([suspended('kitchen'), refused(900)]);
+    policy.alarms([suspended('kitchen'), refused(1000)]);
+    expect(shown.map((notice) => notice.title)).toEqual(['Redis is refusing connections', 'Board suspended']);
+  });
+
+  it('at most one notice per kind in 5 minutes; after that a new alarm is announced again', () => {
+    policy.alarms([suspended('kitchen')]);
+    policy.alarms([suspended('kitchen'), suspended('garage')]);
+    policy.alarms([refused(10, 1)]);
+    policy.alarms([]);
+    policy.alarms([refused(10, 2)]);
+    expect(shown.map((notice) => notice.title)).toEqual(['Board suspended', 'Redis is refusing connections']);
+    vi.advanceTimersByTime(ALARM_REPEAT_MS);
+    policy.alarms([suspended('shed', 3)]);
+    expect(shown.map((notice) => notice.body.split(' ')[0])).toEqual(['kitchen', 'The', 'shed']);
+  });
+
+  it('an alarm still raised after the service restarted is not announced twice', () => {
+    policy.alarms([suspended('kitchen')]);
+    vi.advanceTimersByTime(ALARM_REPEAT_MS);
+    policy.alarms([suspended('kitchen')]);
+    expect(shown).toHaveLength(1);
+  });
+
+  it('after dispose, alarms make no notice', () => {
+    policy.dispose();
+    policy.alarms([suspended('kitchen')]);
+    expect(shown).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

@@ -1,20 +1,24 @@
 /**
  * The desktop app following a real service (its own redis-server, virtual boards on the
- * wire protocol): the tray's counts as boards come and go, and the system notices a user
- * gets when a board stays offline, a job or a flash finishes.
+ * wire protocol): the tray's counts as boards come and go, its alarm lines, and the system
+ * notices a user gets when a board stays offline, a job or a flash finishes, a board is
+ * suspended for going over its budget.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startManager, waitFor } from '../helpers/lab.js';
 import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
 import { NotificationPolicy, type DesktopNotice } from '../../electron/app/desktop-notifications.js';
-import { feedFromManager, type ManagerFeed } from '../../electron/app/manager-feed.js';
+import { feedFromManager, type FeedTrayState, type ManagerFeed } from '../../electron/app/manager-feed.js';
+import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
+import { boardKeys } from '../../electron/manager/redis/keys.js';
+import type { ApiEvent } from '../../electron/manager/api/contract.js';
 
 describe('the desktop app following the service', () => {
   let service: Awaited<ReturnType<typeof startManager>>;
   let boards: VirtualFleet | undefined;
   let feed: ManagerFeed;
   let policy: NotificationPolicy;
-  const counts: Array<{ online: number; total: number }> = [];
+  const counts: FeedTrayState[] = [];
   const notices: DesktopNotice[] = [];
   const lastCounts = () => counts[counts.length - 1];
   const notice = (match: (notice: DesktopNotice) => boolean, what: string) => waitFor(() => notices.find(match), 20_000, what);
@@ -33,11 +37,11 @@ describe('the desktop app following the service', () => {
   });
 
   it('the tray gets the board counts as boards are added and come online, once per change', async () => {
-    expect(counts).toEqual([{ online: 0, total: 0 }]);
+    expect(counts).toEqual([{ online: 0, total: 0, alarms: [] }]);
     boards = await startVirtualFleet({ api: service.api, count: 2, prefix: 'feed', board: { reconnectMinMs: 100, bootDelayMs: 200 } });
     await waitFor(() => lastCounts()?.online === 2, 10_000, 'both boards online in the tray');
-    expect(lastCounts()).toEqual({ online: 2, total: 2 });
-    expect(counts).toContainEqual({ online: 0, total: 2 });
+    expect(lastCounts()).toEqual({ online: 2, total: 2, alarms: [] });
+    expect(counts).toContainEqual({ online: 0, total: 2, alarms: [] });
     counts.forEach((current, index) => {
       if (index > 0) expect(current).not.toEqual(counts[index - 1]);
     });
@@ -46,7 +50,7 @@ describe('the desktop app following the service', () => {
   it('a board that stops is announced offline (after the delay), and the tray counts it', async () => {
     await boards!.byName('feed-2')!.stop();
     await waitFor(() => lastCounts()?.online === 1, 10_000, 'one board online in the tray');
-    expect(lastCounts()).toEqual({ online: 1, total: 2 });
+    expect(lastCounts()).toEqual({ online: 1, total: 2, alarms: [] });
     const offline = await notice((shown) => shown.title === 'Board offline', 'the offline notice');
     expect(offline).toEqual({
       title: 'Board offline',
@@ -74,17 +78,54 @@ describe('the desktop app following the service', () => {
     expect(failed.body).not.toContain('secret-wifi');
   });
 
+  it('a board over its budget is suspended: the tray says so at once, one notice names it, and the UI gets the same list; enabling clears it', async () => {
+    const events: ApiEvent[] = [];
+    const subscription = await service.api.events((event) => events.push(event));
+    const credentials = await service.api.call('boards.enroll', { name: 'greedy' });
+    const connection = await RespConnection.connect({ host: '127.0.0.1', port: service.redisPort });
+    try {
+      await connection.call('AUTH', credentials.user, credentials.password);
+      // Its state hash is for a few short fields (16 KiB at most): 20 KB in one is over budget.
+      await connection.call('HSET', boardKeys(credentials.id).state, 'junk', 'x'.repeat(20_000));
+    } finally {
+      connection.destroy();
+    }
+    await waitFor(() => lastCounts()?.alarms.length, 10_000, 'the alarm in the tray');
+    expect(lastCounts()!.alarms).toEqual([{ kind: 'board-suspended', text: '1 board suspended: greedy' }]);
+    const suspended = await notice((shown) => shown.title === 'Board suspended', 'the suspension notice');
+    expect(suspended).toEqual({
+      title: 'Board suspended',
+      body: expect.stringMatching(/^greedy was suspended: its state hash holds 1 fields, 20 KiB .*It cannot connect until you enable it on its page\.$/),
+      route: '#/board/greedy/code',
+    });
+    const pushed = await waitFor(
+      () => events.find((event) => event.type === 'service.alarms' && event.alarms.length > 0),
+      5_000,
+      'service.alarms on the socket',
+    );
+    expect(pushed).toEqual({ type: 'service.alarms', alarms: (await service.api.call('status', {})).alarms });
+
+    await service.api.call('boards.enable', { board: 'greedy' });
+    await waitFor(() => lastCounts()?.alarms.length === 0, 10_000, 'the alarm gone from the tray');
+    await waitFor(() => events.some((event) => event.type === 'service.alarms' && event.alarms.length === 0), 5_000, 'the empty list on the socket');
+    expect(notices.filter((shown) => shown.title === 'Board suspended')).toHaveLength(1);
+    subscription.close();
+    await service.api.call('boards.remove', { board: 'greedy' });
+  });
+
   it('stop() lets go of the service: its listeners are gone, a second stop is harmless', () => {
     const fleet = service.manager.fleet;
     const jobs = service.manager.jobService;
-    const before = { board: fleet.listenerCount('board'), job: jobs.listenerCount('job'), stopped: service.manager.listenerCount('stopped') };
-    feed.stop();
-    feed.stop();
-    expect({ board: fleet.listenerCount('board'), job: jobs.listenerCount('job'), stopped: service.manager.listenerCount('stopped') }).toEqual({
-      board: before.board - 1,
-      job: before.job - 1,
-      stopped: before.stopped - 1,
+    const listening = () => ({
+      board: fleet.listenerCount('board'),
+      job: jobs.listenerCount('job'),
+      alarms: service.manager.listenerCount('alarms'),
+      stopped: service.manager.listenerCount('stopped'),
     });
+    const before = listening();
+    feed.stop();
+    feed.stop();
+    expect(listening()).toEqual({ board: before.board - 1, job: before.job - 1, alarms: before.alarms - 1, stopped: before.stopped - 1 });
   });
 
   it('a feed lets go by itself when the service stops', async () => {

@@ -6,7 +6,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { trayIconFile, trayView, type TrayIconName, type TrayInput, type TrayMenuItem } from '../../electron/app/tray-model.js';
+import { trayAlarms, trayIconFile, trayView, type TrayIconName, type TrayInput, type TrayMenuItem } from '../../electron/app/tray-model.js';
+import type { ServiceAlarm } from '../../electron/manager/api/contract.js';
+
+const suspended = (board: string): ServiceAlarm => ({ kind: 'board-suspended', boardId: `id-${board}`, board, reason: 'its uplink holds 2001 entries', at: 1 });
+const refused = (count: number): ServiceAlarm => ({ kind: 'connections-refused', count, since: 1, at: 2, maxClients: 1000 });
 
 const base: TrayInput = { phase: 'running', online: 0, total: 0, updatesEnabled: false, startAtLogin: false };
 
@@ -96,6 +100,62 @@ describe('tray states', () => {
         '---',
       ],
     },
+    {
+      state: 'running, a board suspended (the others online)',
+      input: { online: 3, total: 4, alarms: trayAlarms([suspended('kitchen')]) },
+      icon: 'offline',
+      tooltip: 'Cloudmanager — 1 board suspended: kitchen',
+      head: [
+        '(1 board suspended: kitchen)',
+        '---',
+        'Open Cloudmanager [open]',
+        'Flash a board… [flash]',
+        '---',
+        '(3 of 4 boards online)',
+        'Stop service [stop-service]',
+        '---',
+      ],
+    },
+    {
+      state: 'running, Redis refusing connections (every board still online)',
+      input: { online: 4, total: 4, alarms: trayAlarms([refused(1234)]) },
+      icon: 'error',
+      tooltip: 'Cloudmanager — Redis refused 1,234 connections',
+      head: [
+        '(Redis refused 1,234 connections)',
+        '---',
+        'Open Cloudmanager [open]',
+        'Flash a board… [flash]',
+        '---',
+        '(4 of 4 boards online)',
+        'Stop service [stop-service]',
+        '---',
+      ],
+    },
+    {
+      state: 'running, both alarms: refused connections win the icon',
+      input: { online: 2, total: 4, alarms: trayAlarms([suspended('kitchen'), suspended('garage'), refused(20000)]) },
+      icon: 'error',
+      tooltip: 'Cloudmanager — 2 boards suspended: kitchen and garage; Redis refused 20,000 connections',
+      head: [
+        '(2 boards suspended: kitchen and garage)',
+        '(Redis refused 20,000 connections)',
+        '---',
+        'Open Cloudmanager [open]',
+        'Flash a board… [flash]',
+        '---',
+        '(2 of 4 boards online)',
+        'Stop service [stop-service]',
+        '---',
+      ],
+    },
+    {
+      state: "stopped with an alarm left from before (not shown: it was the stopped service's)",
+      input: { phase: 'stopped', online: 3, total: 4, alarms: trayAlarms([suspended('kitchen')]) },
+      icon: 'stopped',
+      tooltip: 'Cloudmanager — service stopped',
+      head: ['Open Cloudmanager [open] disabled', 'Flash a board… [flash] disabled', '---', '(Service stopped)', 'Start service [start-service]', '---'],
+    },
   ];
 
   it.each(table)('$state → $icon icon, "$tooltip"', ({ input, icon, tooltip, head }) => {
@@ -112,6 +172,18 @@ describe('tray states', () => {
     expect(view.tooltip).toBe(`Cloudmanager — error: ${line}`);
     expect(view.menu.find((item) => item.kind === 'status')?.label).toBe(`Error: ${line}`);
     expect(view.tooltip).not.toContain('\n');
+  });
+
+  it('many suspended boards: three named, the rest counted; the tooltip stays within what Windows shows', () => {
+    const names = ['kitchen-sensor-0001', 'garage-door-controller', 'greenhouse-east-valve', 'attic', 'porch'];
+    const alarms = trayAlarms([...names.map(suspended), refused(1_234_567)]);
+    expect(alarms[0]).toEqual({
+      kind: 'board-suspended',
+      text: '5 boards suspended: kitchen-sensor-0001, garage-door-controller, greenhouse-east-valve and 2 more',
+    });
+    const view = trayView({ ...base, online: 0, total: 5, alarms });
+    expect(view.tooltip.length).toBeLessThanOrEqual(127);
+    expect(view.tooltip).toMatch(/^Cloudmanager — 5 boards suspended: kitchen-sensor-0001, .*…$/);
   });
 
   it('an error with no reason still says what happened', () => {

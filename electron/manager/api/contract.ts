@@ -321,6 +321,8 @@ export type ApiEvent =
   | ({ type: 'output' } & OutputEvent)
   | ({ type: 'usb.progress' } & UsbProgressEvent)
   | ({ type: 'usb.port' } & SerialPortChange)
+  /** The whole list of alarms (as in `status`), sent whenever it changes. */
+  | { type: 'service.alarms'; alarms: ServiceAlarm[] }
   | { type: 'hello'; version: string };
 
 export const API_EVENTS_PATH = '/api/events';
