@@ -2,7 +2,7 @@
  * The MicroPython board lab: a simulated ESP8266 that runs our real board firmware.
  *
  * One board = one MicroPython WebAssembly interpreter in a worker thread of its own
- * (micropython-board-worker.mjs), with an ESP8266-sized heap, a `socket` module backed by
+ * (micropython-board-worker.mjs, driven through micropython-board-session.ts), with an ESP8266-sized heap, a `socket` module backed by
  * real TCP (micropython-board-network.ts owns the sockets), small `network` and `machine`
  * shims (lab-python/), and its flash file system mapped to a host folder.
  *
@@ -78,12 +78,9 @@
  * diagnostics through `onLog`.
  */
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
-import { TextDecoder } from 'node:util';
 import path from 'node:path';
 import type { LogLevel } from '../log.js';
-import { BoardNetwork, type BridgeCall, type BridgeNotice } from './micropython-board-network.js';
-import { SHARED_BYTES, sharedViews, CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, RESET_CAUSE } from './micropython-board-protocol.mjs';
+import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, RESET_CAUSE } from './micropython-board-protocol.mjs';
 import {
   FAST_TIMING,
   MicroPythonBoardBootError,
@@ -103,32 +100,15 @@ import {
   type WorkerMessage,
 } from './micropython-board-types.js';
 import { flashAtBoot, labUniqueId, MemoryBoardFlash } from './micropython-board-flash.js';
-import { unpackedUrl } from '../package-info.js';
+import { BoardSession, type SessionHandlers, type SessionRequest } from './micropython-board-session.js';
 
 export * from './micropython-board-types.js';
-
-interface Pending {
-  settle: (reply: Reply | undefined, why: string) => void;
-}
-
-/** One powered-on interpreter; replaced on every reset. */
-interface Session {
-  worker: Worker;
-  network: BoardNetwork;
-  shared: Int32Array;
-  booted: boolean;
-  boot: { resolve: () => void; reject: (error: Error) => void };
-  decoders: { stdout: TextDecoder; stderr: TextDecoder };
-}
 
 /**
  * The lab's access point: what boards join when the `wifi` option is not given, and what
  * provisioning gives lab boards (one definition, so a provisioned board always joins).
  */
 export const LAB_WIFI: Readonly<{ ssid: string; password: string }> = { ssid: 'cloudmanager-lab', password: 'lab-password' };
-// In the packaged app the worker and its imports are unpacked from app.asar (a worker thread loads
-// real files), so its URL is mapped there.
-const WORKER_URL = unpackedUrl(new URL('./micropython-board-worker.mjs', import.meta.url));
 /** A reboot is not instantaneous on a board either; this also keeps boot loops cheap. */
 const REBOOT_DELAY_MS = 50;
 const BUTTON_SYNC_TIMEOUT_MS = 1000;
@@ -152,9 +132,8 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   private readonly onSystemReset: ((reason: BoardResetReason) => void) | undefined;
   private readonly flash: BoardFlash;
   private readonly timing: BoardTiming;
-  private session: Session | undefined;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  /** The interpreter now powered on; replaced on every reset. */
+  private session: BoardSession | undefined;
   private resetCount = 0;
   private bootCount = 0;
   private powered = false;
@@ -272,7 +251,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     if (this.rebooting) await this.rebooting.catch(() => undefined);
     const session = this.session;
     if (!session) throw new MicroPythonBoardOffError('interrupt() needs a running board');
-    Atomics.store(session.shared, CTL_INTERRUPT, 1);
+    Atomics.store(session.ctl, CTL_INTERRUPT, 1);
     session.network.interrupt();
     try {
       await this.request({ type: 'interrupt' }, INTERRUPT_GRACE_MS);
@@ -280,12 +259,9 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
       if (this.session !== session || !this.powered) return; // it reset meanwhile
       this.log('warn', `the program did not see Ctrl-C within ${INTERRUPT_GRACE_MS} ms (a loop that never calls into the lab): replacing the interpreter`);
       const programRan = this.currentMode === 'firmware' || this.currentMode === 'main';
-      const runs = [...this.pending.values()];
-      for (const pending of runs) {
-        pending.settle({ type: 'reply', id: 0, stdout: '', stderr: BARE_INTERRUPT, failed: true, interrupted: true }, '');
-      }
+      const runs = session.answerPending({ type: 'reply', id: 0, stdout: '', stderr: BARE_INTERRUPT, failed: true, interrupted: true });
       if (programRan) {
-        if (runs.length === 0) this.emit('stderr', BARE_INTERRUPT);
+        if (runs === 0) this.emit('stderr', BARE_INTERRUPT);
         this.emit('exit', { reason: 'interrupted' });
       }
       await this.reboot('soft-reset', false);
@@ -319,35 +295,15 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     return reply.heap;
   }
 
-  private async request(
-    message:
-      | { type: 'run'; code: string; single: boolean }
-      | { type: 'heap' }
-      | { type: 'sync' }
-      | { type: 'interrupt' }
-      | { type: 'power-cut'; path: string; count: number },
-    timeoutMs?: number,
-  ): Promise<Reply> {
+  private async request(message: SessionRequest, timeoutMs?: number): Promise<Reply> {
     // A board in the middle of a reset answers once it has booted again.
     if (this.rebooting && message.type !== 'sync') await this.rebooting.catch(() => undefined);
     const session = this.session;
     if (!session) throw new MicroPythonBoardOffError(`${message.type}() needs a running board`);
-    const id = this.nextId++;
-    return new Promise<Reply>((resolve, reject) => {
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => settle(undefined, `no answer within ${timeoutMs} ms`), timeoutMs);
-      const settle = (reply: Reply | undefined, why: string): void => {
-        if (!this.pending.delete(id)) return;
-        clearTimeout(timer);
-        if (reply) resolve(reply);
-        else reject(new MicroPythonBoardOffError(why));
-      };
-      this.pending.set(id, { settle });
-      session.worker.postMessage({ ...message, id });
-    });
+    return session.request(message, timeoutMs);
   }
 
   private spawn(cause: number, runMain = true): Promise<void> {
-    const shared = new SharedArrayBuffer(SHARED_BYTES);
     let flash;
     try {
       flash = flashAtBoot(this.flash, this.uniqueId);
@@ -355,8 +311,25 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
       this.log('error', `the board's flash cannot be read: ${(error as Error).message}`);
       return Promise.reject(new MicroPythonBoardBootError(`the board's flash cannot be read: ${(error as Error).message}`));
     }
-    const worker = new Worker(WORKER_URL, {
-      workerData: {
+    const handlers: SessionHandlers = {
+      flash: (msg) => this.writeFlash(msg),
+      console: (stream, text) => this.emit(stream, text),
+      message: (msg) => this.onMessage(session, msg, cause),
+      exit: (why) => {
+        if (this.session !== session) return;
+        if (!session.booted) {
+          // It cannot even load: retrying would loop.
+          this.log('error', `the board could not boot: ${why}`);
+          session.boot.reject(new MicroPythonBoardBootError(`the board could not boot: ${why}`));
+          void this.powerOff();
+          return;
+        }
+        this.log('error', `the interpreter died: ${why}`);
+        void this.reboot('crash');
+      },
+    };
+    const session: BoardSession = new BoardSession(
+      {
         folder: this.folder,
         heapBytes: this.heapBytes,
         heapLimit: this.heapLimit,
@@ -367,67 +340,22 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
         resetCause: cause,
         firmwareModule: this.firmwareModule,
         runMain,
-        shared,
         timing: this.timing,
         ...flash,
       },
-    });
+      handlers,
+    );
     this.lastCause = cause;
-    return new Promise<void>((resolve, reject) => {
-      const session: Session = {
-        worker,
-        network: new BoardNetwork(shared),
-        shared: sharedViews(shared).ctl,
-        booted: false,
-        boot: { resolve, reject },
-        decoders: { stdout: new TextDecoder(), stderr: new TextDecoder() },
-      };
-      this.session = session;
-      let lastError: unknown;
-      worker.on('message', (msg: WorkerMessage) => {
-        // What reached the flash stays there, even from an interpreter that reset since.
-        if (msg.type === 'flash') this.writeFlash(msg);
-        else if (this.session === session) this.onMessage(session, msg, cause);
-      });
-      worker.on('error', (error) => {
-        lastError = error;
-      });
-      worker.on('exit', (code) => {
-        if (this.session !== session) return; // terminated on purpose
-        const why = lastError instanceof Error ? lastError.message : `worker exited with code ${code}`;
-        if (!session.booted) {
-          // It cannot even load: retrying would loop.
-          this.log('error', `the board could not boot: ${why}`);
-          session.boot.reject(new MicroPythonBoardBootError(`the board could not boot: ${why}`));
-          void this.powerOff();
-          return;
-        }
-        this.log('error', `the interpreter died: ${why}`);
-        void this.reboot('crash');
-      });
-    });
+    this.session = session;
+    return session.booting;
   }
 
-  private onMessage(session: Session, msg: WorkerMessage, cause: number): void {
+  /** The worker's boot, halt, fault, reset and log messages (console, sockets and replies are the session's). */
+  private onMessage(session: BoardSession, msg: Parameters<SessionHandlers['message']>[0], cause: number): void {
     switch (msg.type) {
       case 'log':
         this.log(msg.level, msg.message);
         return;
-      case 'console': {
-        const text = session.decoders[msg.stream].decode(msg.data, { stream: true });
-        if (text) this.emit(msg.stream, text);
-        return;
-      }
-      case 'call': {
-        const { type: _type, ...call } = msg;
-        session.network.call(call as BridgeCall);
-        return;
-      }
-      case 'net': {
-        const { type: _type, ...notice } = msg;
-        session.network.notice(notice as BridgeNotice);
-        return;
-      }
       case 'booted':
         session.booted = true;
         this.bootCount++;
@@ -469,9 +397,6 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
         return;
       case 'machine-reset':
         void this.reboot('machine.reset');
-        return;
-      case 'reply':
-        this.pending.get(msg.id)?.settle(msg, '');
         return;
     }
   }
@@ -536,10 +461,7 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
     const session = this.session;
     this.session = undefined;
     this.currentMode = undefined;
-    for (const pending of [...this.pending.values()]) pending.settle(undefined, why);
-    if (!session) return;
-    session.network.close();
-    await session.worker.terminate();
+    await session?.close(why);
   }
 
   /**
@@ -551,9 +473,9 @@ export class MicroPythonBoard extends EventEmitter<MicroPythonBoardEvents> {
   private checkWatchdog(): void {
     const session = this.session;
     if (!session?.booted || this.rebooting) return;
-    const feed = Atomics.load(session.shared, CTL_FEED);
+    const feed = Atomics.load(session.ctl, CTL_FEED);
     const now = Date.now();
-    if (feed !== this.lastFeed.value || session.network.waiting || Atomics.load(session.shared, CTL_IN_STEP) === 0) {
+    if (feed !== this.lastFeed.value || session.network.waiting || Atomics.load(session.ctl, CTL_IN_STEP) === 0) {
       this.lastFeed = { value: feed, at: now };
       return;
     }
