@@ -11,6 +11,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startLab, waitFor, type Lab } from '../helpers/lab.js';
 import { keepFailure, launchBrowser, pageErrors, signedInPage } from '../helpers/browser.js';
 import { startVirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
+import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
+import { boardKeys } from '../../electron/manager/redis/keys.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -236,6 +238,64 @@ describe('fleet view and board page (Chromium)', () => {
       20_000,
       'garden boards online again',
     );
+    expect(pageErrors(page)).toEqual([]);
+  });
+
+  it('a revoked board shows it on its row and its page; Enable brings it back online; Revoke asks first', async () => {
+    await lab.api.call('boards.revoke', { board: 'ui-3' });
+    await page.goto(`${lab.manager.apiUrl}/#/`);
+    const row = page.locator('[data-board="ui-3"]');
+    await row.locator('.pill', { hasText: 'revoked' }).waitFor();
+    expect(await row.locator('.pill', { hasText: 'revoked' }).getAttribute('title')).toMatch(/^Revoked .*: it cannot log in\. Open the board to enable it\.$/);
+    await row.getByRole('link', { name: 'ui-3' }).click();
+    const notice = page.getByRole('alert').filter({ hasText: 'ui-3 was revoked' });
+    await notice.waitFor();
+    // A revoked board has nothing to revoke: only Enable.
+    expect(await page.getByRole('button', { name: 'Revoke' }).count()).toBe(0);
+    await notice.getByRole('button', { name: 'Enable' }).click();
+    await notice.waitFor({ state: 'detached' });
+    await page.locator('.head').getByText('online', { exact: true }).waitFor({ timeout: 30_000 });
+    await page.goto(`${lab.manager.apiUrl}/#/`);
+    await row.getByText('online', { exact: true }).waitFor();
+    expect(await row.locator('.pill', { hasText: 'revoked' }).count()).toBe(0);
+
+    // Revoke from the board page: a confirm first, then the notice with Enable.
+    await page.goto(`${lab.manager.apiUrl}/#/board/ui-3/code`);
+    await page.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke ui-3' }).click();
+    await page.getByRole('alert').filter({ hasText: 'ui-3 was revoked' }).getByRole('button', { name: 'Enable' }).click();
+    await page.locator('.head').getByText('online', { exact: true }).waitFor({ timeout: 30_000 });
+    expect((await lab.api.call('boards.get', { board: 'ui-3' })).disabled).toBeNull();
+    expect(pageErrors(page)).toEqual([]);
+  });
+
+  it('a board suspended for going over its budget: the banner comes with the alarm, not with the next status poll', async () => {
+    const credentials = await lab.api.call('boards.enroll', { name: 'greedy' });
+    await page.goto(`${lab.manager.apiUrl}/#/`);
+    await page.locator('[data-board="greedy"]').waitFor();
+    const statusCalls: number[] = [];
+    page.on('request', (request) => {
+      if (request.url().endsWith('/api/status')) statusCalls.push(Date.now());
+    });
+    const connection = await RespConnection.connect({ host: '127.0.0.1', port: lab.redisPort });
+    try {
+      await connection.call('AUTH', credentials.user, credentials.password);
+      // Over its state budget (16 KiB): suspended within a fraction of a second.
+      await connection.call('HSET', boardKeys(credentials.id).state, 'junk', 'x'.repeat(20_000));
+    } finally {
+      connection.destroy();
+    }
+    const banner = page.getByRole('alert').filter({ hasText: 'greedy was suspended for going over its budget' });
+    await banner.waitFor();
+    // Shown from the pushed alarm: the page did not ask for the status meanwhile.
+    expect(statusCalls).toEqual([]);
+    const badge = page.locator('[data-board="greedy"] .pill', { hasText: 'suspended' });
+    expect(await badge.getAttribute('title')).toMatch(/state hash holds 1 fields/);
+    await banner.getByRole('link').click();
+    await page.waitForURL(/#\/board\/greedy\/code$/);
+    await page.getByRole('alert').filter({ hasText: 'greedy was suspended' }).getByRole('button', { name: 'Enable' }).click();
+    await banner.waitFor({ state: 'detached' });
+    await lab.api.call('boards.remove', { board: 'greedy' });
     expect(pageErrors(page)).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { connectionsRefusedText } from '../../renderer/src/lib/service-alarms.js';
+import { connectionsRefusedText, suspendedBoardsText } from '../../renderer/src/lib/service-alarms.js';
 import type { ServiceAlarm } from '../../electron/manager/api/contract.js';
 
 describe('the connections-refused banner', () => {
@@ -14,5 +14,27 @@ describe('the connections-refused banner', () => {
   it('is null without that alarm', () => {
     expect(connectionsRefusedText([], now)).toBeNull();
     expect(connectionsRefusedText(undefined, now)).toBeNull();
+  });
+});
+
+describe('the suspended boards banner', () => {
+  const suspended = (board: string): ServiceAlarm => ({ kind: 'board-suspended', boardId: `id-${board}`, board, reason: 'x', at: 1 });
+  it('names the board and links to its page, where Enable is', () => {
+    expect(suspendedBoardsText([suspended('kitchen')])).toEqual({
+      text: 'kitchen was suspended for going over its budget: open it to see why and enable it.',
+      board: 'kitchen',
+    });
+  });
+  it('several boards: three named, the rest counted', () => {
+    expect(suspendedBoardsText(['a', 'b'].map(suspended))?.text).toBe(
+      '2 boards were suspended for going over their budget: a and b. Open each to see why and enable it.',
+    );
+    expect(suspendedBoardsText(['a', 'b', 'c', 'd', 'e'].map(suspended))?.text).toBe(
+      '5 boards were suspended for going over their budget: a, b, c and 2 more. Open each to see why and enable it.',
+    );
+  });
+  it('is null without a suspended board (refused connections have their own banner)', () => {
+    expect(suspendedBoardsText([{ kind: 'connections-refused', count: 1, since: 1, at: 1, maxClients: 1000 }])).toBeNull();
+    expect(suspendedBoardsText(undefined)).toBeNull();
   });
 });

@@ -1,4 +1,4 @@
-/** The banner line for the service's alarms about the boards' port (pure; the App shows it). */
+/** The banner lines for the service's alarms (pure; the App shows them): the boards' port, suspended boards. */
 import type { ServiceAlarm } from '../../../electron/manager/api/contract.js';
 import { formatAgo } from './format.js';
 
@@ -10,4 +10,14 @@ export function connectionsRefusedText(alarms: ServiceAlarm[] | undefined, now: 
     `The boards' port refused ${alarm.count.toLocaleString('en-US')} connections (since ${formatAgo(alarm.since, now)}, the last ${formatAgo(alarm.at, now)}): ` +
     `all ${alarm.maxClients.toLocaleString('en-US')} connection slots were taken. Someone may be flooding it; connections that do not log in are closed, so boards get back in.`
   );
+}
+
+/** "kitchen was suspended …" (a link to its page, where Enable is), or null when no board is suspended. */
+export function suspendedBoardsText(alarms: ServiceAlarm[] | undefined): { text: string; board: string } | null {
+  const names = (alarms ?? []).flatMap((alarm) => (alarm.kind === 'board-suspended' ? [alarm.board] : []));
+  if (names.length === 0) return null;
+  if (names.length === 1) return { text: `${names[0]} was suspended for going over its budget: open it to see why and enable it.`, board: names[0]! };
+  const listed =
+    names.length <= 3 ? `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}` : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
+  return { text: `${names.length} boards were suspended for going over their budget: ${listed}. Open each to see why and enable it.`, board: names[0]! };
 }

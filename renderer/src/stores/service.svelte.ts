@@ -1,8 +1,9 @@
 /**
  * The connection to the service and its status. Owns the one event WebSocket: routes each
- * event to its domain store, and after every (re)connect re-syncs all of them.
+ * event to its domain store, and after every (re)connect re-syncs all of them. Alarms come
+ * as they change (`service.alarms`); the status poll (15 s) is the fallback.
  */
-import type { ApiEvent, ServiceStatus } from '../../../electron/manager/api/contract.js';
+import type { ApiEvent, ServiceAlarm, ServiceStatus } from '../../../electron/manager/api/contract.js';
 import { EventSocket, type SocketState } from '../lib/event-socket.js';
 import { errorMessage } from '../lib/api.js';
 import { api } from './api.js';
@@ -15,6 +16,10 @@ import { notifications } from './notifications.svelte.js';
 class ServiceStore {
   connection = $state<SocketState | 'signed-out'>('connecting');
   status = $state<ServiceStatus | null>(null);
+  /** The service's alarms: from each `service.alarms` event, else from the latest status. */
+  alarms = $state.raw<ServiceAlarm[]>([]);
+  /** Counts alarm events, so a status answer that was on its way before one is not taken over it. */
+  private alarmEvents = 0;
   syncError = $state<string | null>(null);
   private socket: EventSocket | null = null;
   private statusTimer: ReturnType<typeof setInterval> | null = null;
@@ -38,6 +43,11 @@ class ServiceStore {
   }
 
   dispatch(event: ApiEvent): void {
+    if (event.type === 'service.alarms') {
+      this.alarmEvents++;
+      this.alarms = event.alarms;
+      return;
+    }
     boards.handle(event);
     jobs.handle(event);
     usb.handle(event);
@@ -46,8 +56,11 @@ class ServiceStore {
 
   async refreshStatus(): Promise<void> {
     if (this.connection !== 'open') return;
+    const eventsBefore = this.alarmEvents;
     try {
-      this.status = await api.call('status', {});
+      const status = await api.call('status', {});
+      this.status = status;
+      if (this.alarmEvents === eventsBefore) this.alarms = status.alarms;
     } catch {
       // The socket's state tells the user; a failed status poll adds nothing.
     }
