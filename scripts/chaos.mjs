@@ -8,13 +8,13 @@
 // that vanished, and the manager's memory flat. Prints ONE JSON line on stdout; the
 // diagnostics go to a log (its path on stderr). Exit code 1 when anything was violated.
 // npm's prechaos builds the TypeScript (dist/).
-import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { freeTcpPort } from '../bench/ports.mjs';
 import { checkRun, rssSummary } from './chaos-checks.mjs';
-import { random, root, rssMbOf, runFolders, scriptArgs, sleep, startBoardProcess, startService } from './lab-processes.mjs';
+import { commandLedger, nextRequest, sha256 } from './chaos-commands.mjs';
+import { isRunning, random, redisChildOf, root, rssMbOf, runFolders, scriptArgs, sleep, startBoardProcess, startService } from './lab-processes.mjs';
 
 const USAGE = `usage: npm run chaos -- [--minutes N] [--seed S] [--boards-ts K] [--boards-mpy K] [--kill WHAT] [--keep]
   --minutes N     how long to kill things (fractions allowed; default 1)
@@ -58,16 +58,6 @@ const QUEUE_DEPTH = 3;
 const { ApiRequestError } = await import(path.join(root, 'dist/electron/manager/api/client.js'));
 
 const rng = random(seed);
-const sha256 = (data) => createHash('sha256').update(data).digest('hex');
-
-const alive = (pid) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-};
 
 const { work, dataDir, logDir, logFile, diagnostics, log } = await runFolders('chaos');
 process.stderr.write(`chaos: ${minutes} min, seed ${seed}, ${boardsTs}+${boardsMpy} boards; log ${logFile}\n`);
@@ -121,26 +111,12 @@ async function killManager() {
   await exited;
   const killedAt = Date.now();
   const deadline = killedAt + 15_000;
-  while (redisPid && alive(redisPid) && Date.now() < deadline) await sleep(50);
-  log(`manager ${child.pid} killed; its redis-server ${redisPid} ${alive(redisPid) ? 'is still running' : `was gone ${Date.now() - killedAt} ms later`}`);
-  if (redisPid && alive(redisPid)) {
+  while (redisPid && isRunning(redisPid) && Date.now() < deadline) await sleep(50);
+  log(`manager ${child.pid} killed; its redis-server ${redisPid} ${isRunning(redisPid) ? 'is still running' : `was gone ${Date.now() - killedAt} ms later`}`);
+  if (redisPid && isRunning(redisPid)) {
     note(`redis-server ${redisPid} outlived its killed manager by 15 s`);
     process.kill(redisPid, 'SIGKILL');
   }
-}
-
-/** The redis-server child of process `pid`, from /proc. */
-function redisChildOf(pid) {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
-      if (/^Name:\s+redis-server$/m.test(status) && new RegExp(`^PPid:\\s+${pid}$`, 'm').test(status)) return Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
 }
 
 /** The API of the running manager; waits while it is down. */
@@ -233,35 +209,13 @@ async function waitAllOnline(timeoutMs) {
 
 // --- the driver: commands and what became of them --------------------------------------
 
-const commands = []; // { seq, board, op, token, file, sha, cid, sendOutcome, status, errorCode, error }
+const { commands, settle, resolveOpen } = commandLedger({ boards, call, log, note });
 let stopping = false;
-
-function nextRequest(board, seq) {
-  const roll = rng.next();
-  if (roll < 0.5) {
-    const token = `k${seed.toString(36)}-${seq}`;
-    // Append mode, one line per run: the log then counts the runs.
-    // A pause first, so a kill may land while it runs.
-    const code = `import time\ntime.sleep_ms(${Math.floor(rng.next() * 400)})\nf = open('/chaos.log', 'a')\nf.write('${token}\\n')\nf.close()\n`;
-    return { entry: { op: 'exec', token }, request: { op: 'exec', code, timeoutMs: EXEC_TIMEOUT_MS } };
-  }
-  const file = Math.floor(rng.next() * FILES_PER_BOARD);
-  const filePath = `/f-${file}.bin`;
-  if (roll < 0.8) {
-    const size = 256 + Math.floor(rng.next() * 16 * 1024);
-    const data = Buffer.alloc(size);
-    for (let index = 0; index < size; index++) data[index] = Math.floor(rng.next() * 256);
-    const sha = sha256(data);
-    board.files[file].versions.add(sha); // before sending: a send whose answer is lost may still have run
-    return { entry: { op: 'put', file, sha }, request: { op: 'put', path: filePath, dataBase64: data.toString('base64') } };
-  }
-  return { entry: { op: 'get', file }, request: { op: 'get', path: filePath } };
-}
 
 async function driveBoard(board) {
   while (!stopping) {
     const seq = commands.length;
-    const { entry, request } = nextRequest(board, seq);
+    const { entry, request } = nextRequest({ rng, seed, board, seq, filesPerBoard: FILES_PER_BOARD, execTimeoutMs: EXEC_TIMEOUT_MS });
     const command = { seq, board: board.name, ...entry, sentAt: Date.now(), cid: null, sendOutcome: 'pending', status: null, errorCode: null, error: null };
     commands.push(command);
     try {
@@ -290,60 +244,6 @@ async function driveBoard(board) {
     while (!stopping && queued() >= QUEUE_DEPTH) await sleep(100);
   }
 }
-
-async function settle(command, view) {
-  if (!view || !['ok', 'error', 'timeout', 'expired', 'cancelled', 'lost'].includes(view.status)) return;
-  if (command.status !== null) {
-    if (command.status !== view.status)
-      note(`command ${command.cid} (${command.op} #${command.seq} on ${command.board}) was reported ${command.status}, then ${view.status}`);
-    return;
-  }
-  command.status = view.status;
-  command.errorCode = view.errorCode ?? null;
-  command.error = view.error ?? null;
-  log(
-    `${command.op} #${command.seq} ${command.cid} on ${command.board}: ${view.status}${view.errorCode ? ` ${view.errorCode}` : ''}${view.error ? ` (${view.error})` : ''}`,
-  );
-  if (command.op === 'put' && view.status === 'ok') boards.find((board) => board.name === command.board).files[command.file].putOk = true;
-  if (command.op === 'get' && view.status === 'ok') {
-    try {
-      const file = await call('commands.file', { cid: command.cid }, { retry: false });
-      command.gotSha = file.sha256;
-    } catch (error) {
-      log(`file of get ${command.cid}: ${error.message}`); // gone with a killed manager: nothing to check
-    }
-  }
-}
-
-/** Follows every unfinished command: from the dispatcher, or the board's history once the manager that knew it is gone. */
-async function resolveOpen() {
-  const open = commands.filter((command) => command.cid && command.status === null);
-  if (open.length === 0) return 0;
-  const views = await call('commands.wait', { cids: open.map((command) => command.cid), timeoutMs: 0 }, { retry: false });
-  const byCid = new Map(views.map((view) => [view.cid, view]));
-  const missing = [];
-  for (const command of open) {
-    const view = byCid.get(command.cid);
-    if (view) await settle(command, view);
-    else missing.push(command);
-  }
-  for (const boardName of new Set(missing.map((command) => command.board))) {
-    const history = await call('boards.history', { board: boardName, count: 200 }, { retry: false });
-    const byHistory = new Map(history.map((record) => [record.cid, record]));
-    for (const command of missing.filter((item) => item.board === boardName)) {
-      const record = byHistory.get(command.cid);
-      if (record) await settle(command, historyView(record));
-    }
-  }
-  return commands.filter((command) => command.cid && command.status === null).length;
-}
-
-/** A history record as a view: the history keeps the error text, whose wording names ENOTRUN. */
-const historyView = (record) => ({
-  status: record.status,
-  error: record.error || null,
-  errorCode: record.error?.startsWith('not run:') ? 'ENOTRUN' : null,
-});
 
 async function resolver() {
   let listedAt = 0;

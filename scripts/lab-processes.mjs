@@ -4,7 +4,7 @@
 // random source and the memory of a process. Everything here runs from dist/ (the
 // scripts' npm pre-steps build it).
 import { spawn } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -144,4 +144,28 @@ export function rssMbOf(pid) {
   } catch {
     return undefined;
   }
+}
+
+/** Whether process `pid` still runs (a zombie does not; Linux /proc). */
+export function isRunning(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** The redis-server child of process `pid` (Linux /proc); undefined when it has none. */
+export function redisChildOf(pid) {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      if (/^Name:\s+redis-server$/m.test(status) && new RegExp(`^PPid:\\s+${pid}$`, 'm').test(status)) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
 }
