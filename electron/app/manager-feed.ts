@@ -78,7 +78,8 @@ export function feedFromManager(manager: Manager, sinks: { tray(state: FeedTrayS
         notifications.boardOnline(event.board);
         break;
       case 'board.offline':
-        notifications.boardOffline(event.board);
+        // A board suspended has its own notice; one revoked was the user's doing.
+        if (!event.board.disabled) notifications.boardOffline(event.board);
         break;
       case 'board.removed':
         notifications.boardRemoved({ id: event.boardId });

@@ -4,7 +4,7 @@
  * notices a user gets when a board stays offline, a job or a flash finishes, a board is
  * suspended for going over its budget.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startManager, waitFor } from '../helpers/lab.js';
 import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
 import { NotificationPolicy, type DesktopNotice } from '../../electron/app/desktop-notifications.js';
@@ -78,26 +78,32 @@ describe('the desktop app following the service', () => {
     expect(failed.body).not.toContain('secret-wifi');
   });
 
-  it('a board over its budget is suspended: the tray says so at once, one notice names it, and the UI gets the same list; enabling clears it', async () => {
+  it('a board over its budget is suspended: offline at once, the tray says so, one notice names it (no offline notice), the UI gets the same list; Enable brings it back', async () => {
     const events: ApiEvent[] = [];
     const subscription = await service.api.events((event) => events.push(event));
-    const credentials = await service.api.call('boards.enroll', { name: 'greedy' });
+    const offlineNotices = vi.spyOn(policy, 'boardOffline');
+    // feed-1 (online) misbehaves with its own credentials.
+    const { id, user, password } = boards!.byName('feed-1')!.config as { id: string; user: string; password: string };
     const connection = await RespConnection.connect({ host: '127.0.0.1', port: service.redisPort });
     try {
-      await connection.call('AUTH', credentials.user, credentials.password);
+      await connection.call('AUTH', user, password);
       // Its state hash is for a few short fields (16 KiB at most): 20 KB in one is over budget.
-      await connection.call('HSET', boardKeys(credentials.id).state, 'junk', 'x'.repeat(20_000));
+      await connection.call('HSET', boardKeys(id).state, 'junk', 'x'.repeat(20_000));
     } finally {
       connection.destroy();
     }
     await waitFor(() => lastCounts()?.alarms.length, 10_000, 'the alarm in the tray');
-    expect(lastCounts()!.alarms).toEqual([{ kind: 'board-suspended', text: '1 board suspended: greedy' }]);
+    expect(lastCounts()!.alarms).toEqual([{ kind: 'board-suspended', text: '1 board suspended: feed-1' }]);
+    // Offline because it was suspended (its connections closed), not for missed heartbeats.
+    await waitFor(() => lastCounts()?.online === 1, 10_000, 'feed-1 offline in the tray');
+    expect(events.find((event) => event.type === 'board.offline' && event.board.name === 'feed-1')).toMatchObject({ reason: 'suspended' });
     const suspended = await notice((shown) => shown.title === 'Board suspended', 'the suspension notice');
     expect(suspended).toEqual({
       title: 'Board suspended',
-      body: expect.stringMatching(/^greedy was suspended: its state hash holds 1 fields, 20 KiB .*It cannot connect until you enable it on its page\.$/),
-      route: '#/board/greedy/code',
+      body: expect.stringMatching(/^feed-1 was suspended: its state hash holds \d+ fields?, 20 KiB .*It cannot connect until you enable it on its page\.$/),
+      route: '#/board/feed-1/code',
     });
+    expect(offlineNotices).not.toHaveBeenCalled();
     const pushed = await waitFor(
       () => events.find((event) => event.type === 'service.alarms' && event.alarms.length > 0),
       5_000,
@@ -105,12 +111,12 @@ describe('the desktop app following the service', () => {
     );
     expect(pushed).toEqual({ type: 'service.alarms', alarms: (await service.api.call('status', {})).alarms });
 
-    await service.api.call('boards.enable', { board: 'greedy' });
-    await waitFor(() => lastCounts()?.alarms.length === 0, 10_000, 'the alarm gone from the tray');
+    await service.api.call('boards.enable', { board: 'feed-1' });
+    await waitFor(() => lastCounts()?.alarms.length === 0 && lastCounts()?.online === 2, 20_000, 'the alarm gone and feed-1 back online in the tray');
     await waitFor(() => events.some((event) => event.type === 'service.alarms' && event.alarms.length === 0), 5_000, 'the empty list on the socket');
     expect(notices.filter((shown) => shown.title === 'Board suspended')).toHaveLength(1);
+    offlineNotices.mockRestore();
     subscription.close();
-    await service.api.call('boards.remove', { board: 'greedy' });
   });
 
   it('stop() lets go of the service: its listeners are gone, a second stop is harmless', () => {

@@ -46,6 +46,13 @@ describe('board events', () => {
     expect([...boards.keys()]).toEqual(['b', 'c']);
   });
 
+  it('a revoked or suspended board going offline is not reported as news (its badge says it)', () => {
+    const boards = new Map([['a', board('a')]]);
+    const revoked: BoardSummary = { ...board('a', false), disabled: { kind: 'revoked', reason: 'revoked by the user', at: 1 } };
+    expect(applyBoardEvents(boards, [{ type: 'board.offline', board: revoked, reason: 'revoked' }])).toEqual([]);
+    expect(boards.get('a')?.disabled?.kind).toBe('revoked');
+  });
+
   it('applies activity for 10,000 boards in one batch', () => {
     const boards = new Map(Array.from({ length: 10_000 }, (_, index) => [`b${index}`, board(`b${index}`)]));
     applyBoardEvents(boards, [{ type: 'boards.activity', boards: [...boards.keys()].map((id) => ({ id, lastSeen: 5, memFree: 7, busy: null })) }]);

@@ -111,7 +111,10 @@ export class BoardAccess {
     if (!board || board.disabled) return;
     const { fields, bytes } = await this.options.store.stateUsage(id);
     if (fields > BOARD_BUDGET.stateFields || bytes > BOARD_BUDGET.stateBytes) {
-      this.suspend(board, `its state hash holds ${fields} fields, ${kib(bytes)} (budget ${BOARD_BUDGET.stateFields} fields, ${kib(BOARD_BUDGET.stateBytes)})`);
+      this.suspend(
+        board,
+        `its state hash holds ${fields} field${fields === 1 ? '' : 's'}, ${kib(bytes)} (budget ${BOARD_BUDGET.stateFields} fields, ${kib(BOARD_BUDGET.stateBytes)})`,
+      );
     }
   }
 

@@ -119,6 +119,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
       changed: async (board) => {
         await this.persist(board);
         this.emitBoard('board.changed', board);
+        // Its connections were just closed: offline now, not two heartbeats later (the UI and the tray said "online" meanwhile).
+        if (board.disabled) this.registry.markOffline(board, board.disabled.kind);
       },
     });
     this.enrolment = new BoardEnrolment({

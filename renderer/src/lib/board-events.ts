@@ -24,7 +24,8 @@ export function applyBoardEvents(boards: Map<string, BoardSummary>, batch: reado
         break;
       default: {
         const before = boards.get(event.board.id);
-        if (event.type === 'board.offline' && before?.online !== false) wentOffline.push(event.board.name);
+        // A revoked or suspended board going offline is said by its badge (and the alarm), not as news.
+        if (event.type === 'board.offline' && before?.online !== false && !event.board.disabled) wentOffline.push(event.board.name);
         boards.set(event.board.id, event.board);
       }
     }
