@@ -10,6 +10,8 @@ import { chromium } from 'playwright-core';
 import { Manager } from '../dist/electron/manager/manager.js';
 import { ApiClient } from '../dist/electron/manager/api/client.js';
 import { startVirtualFleet } from '../dist/electron/manager/virtual/virtual-fleet.js';
+import { RespConnection } from '../dist/electron/manager/redis/resp-connection.js';
+import { boardKeys } from '../dist/electron/manager/redis/keys.js';
 import { SimulatedEsp8266 } from '../dist/test/lab/simulated-esp8266.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -37,7 +39,8 @@ const freePort = () =>
       server.close(() => resolve(port));
     });
   });
-const manager = new Manager({ dataDir, redisPort: await freePort(), heartbeatS: 2, extraSerialPorts: [usbLink] });
+const redisPort = await freePort();
+const manager = new Manager({ dataDir, redisPort, heartbeatS: 2, extraSerialPorts: [usbLink] });
 const cleanups = [];
 try {
   await manager.start();
@@ -148,6 +151,22 @@ try {
     .waitFor()
     .catch(() => undefined);
   await shot(page, 'jobs');
+
+  // A board over its budget (its state hash filled with its own password) is suspended, another revoked by the user.
+  const greedy = fleet.byName('greenhouse-7').config;
+  const connection = await RespConnection.connect({ host: '127.0.0.1', port: redisPort });
+  await connection.call('AUTH', String(greedy.user), String(greedy.password));
+  await connection.call('HSET', boardKeys(String(greedy.id)).state, 'junk', 'x'.repeat(20_000)).catch(() => undefined);
+  connection.destroy();
+  await api.call('boards.revoke', { board: 'greenhouse-8' });
+  await page.goto(`${manager.apiUrl}/#/`);
+  await page.locator('[data-board="greenhouse-7"] .pill', { hasText: 'suspended' }).waitFor();
+  await page.locator('[data-board="greenhouse-8"] .pill', { hasText: 'revoked' }).waitFor();
+  await shot(page, 'fleet-suspended');
+  await page.goto(`${manager.apiUrl}/#/board/greenhouse-7/code`);
+  await page.getByRole('button', { name: 'Enable' }).waitFor();
+  await shot(page, 'board-suspended');
+  for (const name of ['greenhouse-7', 'greenhouse-8']) await api.call('boards.enable', { board: name });
 
   // The flash wizard, against a simulated ESP8266 on a pty.
   const board = new SimulatedEsp8266({ folder: path.join(linkDir, 'board'), link: usbLink });
