@@ -82,7 +82,9 @@ export interface ExternalBoardLab extends BoardLab {
 export async function startExternalBoardLab(options: ExternalBoardLabOptions): Promise<ExternalBoardLab> {
   const words = splitCommand(options.command);
   if (words.length === 0) throw new Error('the board command is empty');
-  const service = await startManager({ heartbeatS: 1 });
+  // 2 s, offline after 4 s of silence: with 1 s a board process that a loaded machine stalls
+  // for 2 s went offline for 'no heartbeat' just before the bye a test waited for.
+  const service = await startManager({ heartbeatS: 2 });
   const proxy = await RedisFaultProxy.start({ port: service.redisPort });
   const root = await mkdtemp(path.join(os.tmpdir(), 'cm-ext-boards-'));
   const logDir = options.logDir ?? root;
