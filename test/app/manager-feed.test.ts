@@ -100,7 +100,9 @@ describe('the desktop app following the service', () => {
     const suspended = await notice((shown) => shown.title === 'Board suspended', 'the suspension notice');
     expect(suspended).toEqual({
       title: 'Board suspended',
-      body: expect.stringMatching(/^feed-1 was suspended: its state hash holds \d+ fields?, 20 KiB .*It cannot connect until you enable it on its page\.$/),
+      body: expect.stringMatching(
+        /^feed-1 was suspended: it stored 20 KiB in \d+ fields? of its status record .*It cannot connect until you enable it on its page\.$/,
+      ),
       route: '#/board/feed-1/code',
     });
     expect(offlineNotices).not.toHaveBeenCalled();

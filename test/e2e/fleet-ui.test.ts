@@ -290,7 +290,7 @@ describe('fleet view and board page (Chromium)', () => {
     // Shown from the pushed alarm: the page did not ask for the status meanwhile.
     expect(statusCalls).toEqual([]);
     const badge = page.locator('[data-board="greedy"] .pill', { hasText: 'suspended' });
-    expect(await badge.getAttribute('title')).toMatch(/state hash holds 1 field,/);
+    expect(await badge.getAttribute('title')).toMatch(/stored \d+ KiB in 1 field of its status record/);
     await banner.getByRole('link').click();
     await page.waitForURL(/#\/board\/greedy\/code$/);
     await page.getByRole('alert').filter({ hasText: 'greedy was suspended' }).getByRole('button', { name: 'Enable' }).click();

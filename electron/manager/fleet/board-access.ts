@@ -77,7 +77,7 @@ export class BoardAccess {
   uplinkRead(board: BoardState, bytes: number, length: number, now = Date.now()): boolean {
     if (board.disabled) return false;
     if (length > BOARD_BUDGET.uplinkEntries) {
-      this.suspend(board, `its uplink holds ${length} entries (budget ${BOARD_BUDGET.uplinkEntries})`);
+      this.suspend(board, `it left ${length} messages waiting for the service (budget ${BOARD_BUDGET.uplinkEntries})`);
       return true;
     }
     let window = this.rates.get(board.id);
@@ -87,7 +87,7 @@ export class BoardAccess {
     }
     window.bytes += bytes;
     if (window.bytes > BOARD_BUDGET.uplinkBytesPerSecond) {
-      this.suspend(board, `it wrote ${mib(window.bytes)} to its uplink within a second (budget ${mib(BOARD_BUDGET.uplinkBytesPerSecond)}/s)`);
+      this.suspend(board, `it sent ${mib(window.bytes)} to the service within a second (budget ${mib(BOARD_BUDGET.uplinkBytesPerSecond)}/s)`);
       return true;
     }
     return false;
@@ -113,7 +113,7 @@ export class BoardAccess {
     if (fields > BOARD_BUDGET.stateFields || bytes > BOARD_BUDGET.stateBytes) {
       this.suspend(
         board,
-        `its state hash holds ${fields} field${fields === 1 ? '' : 's'}, ${kib(bytes)} (budget ${BOARD_BUDGET.stateFields} fields, ${kib(BOARD_BUDGET.stateBytes)})`,
+        `it stored ${kib(bytes)} in ${fields} field${fields === 1 ? '' : 's'} of its status record (budget ${kib(BOARD_BUDGET.stateBytes)} in ${BOARD_BUDGET.stateFields} fields)`,
       );
     }
   }
