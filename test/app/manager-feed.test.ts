@@ -96,7 +96,13 @@ describe('the desktop app following the service', () => {
     expect(lastCounts()!.alarms).toEqual([{ kind: 'board-suspended', text: '1 board suspended: feed-1' }]);
     // Offline because it was suspended (its connections closed), not for missed heartbeats.
     await waitFor(() => lastCounts()?.online === 1, 10_000, 'feed-1 offline in the tray');
-    expect(events.find((event) => event.type === 'board.offline' && event.board.name === 'feed-1')).toMatchObject({ reason: 'suspended' });
+    // The tray hears it in-process; the UI's socket a moment later.
+    const offline = await waitFor(
+      () => events.find((event) => event.type === 'board.offline' && event.board.name === 'feed-1'),
+      10_000,
+      'board.offline on the socket',
+    );
+    expect(offline).toMatchObject({ reason: 'suspended' });
     const suspended = await notice((shown) => shown.title === 'Board suspended', 'the suspension notice');
     expect(suspended).toEqual({
       title: 'Board suspended',
