@@ -5,30 +5,22 @@
  * (compiled CLI from dist/) and a hostile board speaking the wire protocol with its own
  * credentials.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
 import { boardKeys } from '../../electron/manager/redis/keys.js';
 import type { RespValue } from '../../electron/manager/redis/resp-codec.js';
 import { freePort, freeUdpPort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/lab.js';
+import { runMbm, type Run } from '../helpers/mbm-cli.js';
 
-const MBM = fileURLToPath(new URL('../../bin/mbm.js', import.meta.url));
 const CLEAR_SCREEN = '\x1b[2J\x1b[H';
 const RED = '\x1b[31m';
 const BELL = '\x07';
 /** Any byte a terminal acts on, other than a line break or a tab. */
 const TERMINAL_CONTROL = /[\x00-\x08\x0b-\x1f\x7f]|\u009b/;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 interface Credentials {
   id: string;
@@ -113,17 +105,7 @@ describe('mbm prints board text and settings safely', () => {
   let redisPort: number;
   let board: HandBoard | undefined;
 
-  const mbm = (args: string[]): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => (stdout += chunk));
-      child.stderr.on('data', (chunk) => (stderr += chunk));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end();
-    });
+  const mbm = (args: string[]): Promise<Run> => runMbm(args, { dataDir, cwd: work });
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-safe-out-'));

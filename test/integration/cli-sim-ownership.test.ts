@@ -9,21 +9,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { freeUdpPort } from '../helpers/discovery-client.js';
 import { waitFor } from '../helpers/lab.js';
+import { MBM, runMbm, type Run } from '../helpers/mbm-cli.js';
 
-const MBM = fileURLToPath(new URL('../../bin/mbm.js', import.meta.url));
 const RUNNING = 'running. Press Ctrl-C to stop.';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 interface Sim {
   child: ChildProcess;
@@ -37,17 +30,7 @@ describe('mbm sim and what is not its own', () => {
   let work: string;
   const sims: ChildProcess[] = [];
 
-  const mbm = (args: string[]): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => (stdout += chunk));
-      child.stderr.on('data', (chunk) => (stderr += chunk));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end();
-    });
+  const mbm = (args: string[]): Promise<Run> => runMbm(args, { dataDir, cwd: work });
 
   /** Starts `mbm sim` and waits until its boards run or it has exited (a refusal). */
   async function startSim(args: string[]): Promise<Sim> {

@@ -7,19 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/lab.js';
 import { freeUdpPort } from '../helpers/discovery-client.js';
-
-const MBM = fileURLToPath(new URL('../../bin/mbm.js', import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { MBM, runMbm, type Run } from '../helpers/mbm-cli.js';
 
 describe('mbm CLI against a background service', () => {
   let dataDir: string;
@@ -29,17 +21,7 @@ describe('mbm CLI against a background service', () => {
   let sim: ChildProcess | undefined;
   let mpSim: ChildProcess | undefined;
 
-  const mbm = (args: string[], input?: string): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => (stdout += chunk));
-      child.stderr.on('data', (chunk) => (stderr += chunk));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end(input ?? '');
-    });
+  const mbm = (args: string[], input?: string): Promise<Run> => runMbm(args, { dataDir, cwd: work, input });
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-cli-'));

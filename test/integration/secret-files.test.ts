@@ -9,20 +9,12 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'n
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provisionFolder } from '../../electron/manager/virtual/micropython-fleet.js';
 import type { BoardCredentials } from '../../electron/manager/fleet/fleet.js';
 import { freePort, freeUdpPort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/lab.js';
-
-const MBM = fileURLToPath(new URL('../../bin/mbm.js', import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { MBM, runMbm, type Run } from '../helpers/mbm-cli.js';
 
 const modeOf = async (file: string) => (await stat(file)).mode & 0o777;
 
@@ -66,17 +58,7 @@ describe('secrets on disk and in the log', () => {
   let previousUmask: number;
   let sim: ChildProcess | undefined;
 
-  const mbm = (args: string[]): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [MBM, ...args, '--data-dir', dataDir], { cwd: work, env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => (stdout += chunk));
-      child.stderr.on('data', (chunk) => (stderr += chunk));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end();
-    });
+  const mbm = (args: string[]): Promise<Run> => runMbm(args, { dataDir, cwd: work });
 
   beforeAll(async () => {
     // The service and sim inherit it, as they would from a user's shell.
