@@ -3,6 +3,7 @@
  * started and stopped as one. Runs the same under Electron's main process, plain `node`
  * (headless, CLI `server-start`) and inside tests. Never imports electron, never prints.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { findRedisServerBinary } from './redis/redis-binary.js';
 import { RedisServerSupervisor } from './redis/redis-server-supervisor.js';
 import { adminConnectHost } from './redis/redis-admin.js';
 import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient, type RedisEndpoint } from './redis/redis-connection.js';
-import { embeddedAclFile, MANAGER_USER } from './redis/acl.js';
+import { embeddedAclFile, GUARD_USER, MANAGER_USER } from './redis/acl.js';
 import {
   boardUsersInAclFile,
   connectionGuardFor,
@@ -119,6 +120,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private sim: SimService | undefined;
   private telemetry: TelemetryRecorder | undefined;
   private guard: ConnectionGuard | undefined;
+  private guardPassword: string | undefined;
   private alarmFeed: ServiceAlarms | undefined;
   /** Boards with a Redis user when the embedded server starts (the fleet is not loaded yet). */
   private aclBoards = 0;
@@ -171,11 +173,14 @@ export class Manager extends EventEmitter<ManagerEvents> {
       await this.redis.ping();
       if (this.supervisor) {
         // Its connection is opened now, with the manager's others and before boards fill the slots.
-        this.guard = connectionGuardFor(this.endpoint, {
-          log: this.log,
-          fleet: () => this.fleetInstance?.counts() ?? { total: this.aclBoards, online: 0 },
-          limits: this.options.connectionLimits,
-        });
+        this.guard = connectionGuardFor(
+          { ...this.endpoint, username: GUARD_USER, password: this.guardPassword },
+          {
+            log: this.log,
+            fleet: () => this.fleetInstance?.counts() ?? { total: this.aclBoards, online: 0 },
+            limits: this.options.connectionLimits,
+          },
+        );
         await this.guard.start();
       }
       this.store = new FleetStore(this.redis);
@@ -287,7 +292,9 @@ export class Manager extends EventEmitter<ManagerEvents> {
     } catch {
       // first start
     }
-    await writeFileAtomic(this.paths.aclFile, embeddedAclFile(existing, password));
+    // The guard's password lives only in memory: the ACL file is written anew at every start.
+    this.guardPassword = randomBytes(24).toString('base64url');
+    await writeFileAtomic(this.paths.aclFile, embeddedAclFile(existing, password, this.guardPassword));
     this.aclBoards = boardUsersInAclFile(existing);
     const binary = await findRedisServerBinary({ configuredPath: this.options.redisBinary, packageRoot: await packageRoot() });
     if (this.options.bind) this.bind = this.options.bind;

@@ -12,6 +12,7 @@ import { RespConnection } from '../../electron/manager/redis/resp-connection.js'
 import { MicroPythonInterpreter } from '../../electron/manager/virtual/micropython-interpreter.js';
 import { MemoryFs } from '../../electron/manager/virtual/board-fs.js';
 import { ReferenceBoard } from '../../electron/manager/virtual/reference-board.js';
+import { GUARD_USER, MANAGER_USER } from '../../electron/manager/redis/acl.js';
 import { startLab, waitFor, type Lab } from '../helpers/lab.js';
 
 const LIMITS = { minClients: 1000, perBoard: 4, headroom: 16, unauthenticatedIdleMs: 1_000 };
@@ -147,4 +148,50 @@ describe('connection exhaustion', () => {
       await interpreter.close();
     }
   }, 90_000);
+
+  it("the guard's user may watch and close connections but reads no key", async () => {
+    const dry = async (...command: string[]) => String(await admin.call('ACL', 'DRYRUN', GUARD_USER, ...command));
+    expect(await dry('CLIENT', 'KILL', 'USER', 'default')).toBe('OK');
+    expect(await dry('CONFIG', 'SET', 'maxclients', '1000')).toBe('OK');
+    expect(await dry('GET', 'cm:{mgr}:boards')).toMatch(/no permissions/);
+    expect(await dry('ACL', 'SETUSER', 'someone', 'on')).toMatch(/no permissions/);
+  });
+
+  it("the service's own connections get back in when they drop while a flood holds every slot", async () => {
+    const slots = await maxClients();
+    const flood = new Flood(lab.redisPort, Math.min(slots, 1000) + 50);
+    const managerConnections = async () =>
+      String(await admin.call('CLIENT', 'LIST', 'TYPE', 'normal'))
+        .split('\n')
+        .filter((line) => line.includes(` user=${MANAGER_USER} `) || line.includes(` user=${GUARD_USER} `))
+        .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? '');
+    try {
+      await waitFor(
+        async () => (await lab.api.call('status', {})).alarms.some((item) => item.kind === 'connections-refused'),
+        15_000,
+        'the flood holding every slot',
+      );
+      // Every connection of the service's user drops (its commands and its notifications); the admin connection,
+      // made before the flood, is spared (CLIENT KILL skips the caller).
+      const killed = Number(await admin.call('CLIENT', 'KILL', 'USER', MANAGER_USER));
+      expect(killed).toBeGreaterThanOrEqual(2);
+
+      // The guard, the commands connection and the notifications connection are all back, while the flood goes on.
+      await waitFor(
+        async () => {
+          const names = await managerConnections();
+          return ['cm-manager', 'cm-manager-notify', 'cm-manager-guard'].every((name) => names.includes(name));
+        },
+        60_000,
+        "the service's connections back",
+      );
+      const { commands } = await lab.api.call('commands.send', { boards: 'steady-1', request: { op: 'exec', code: 'print(6*7)' } });
+      const [done] = await lab.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 30_000 });
+      expect(done?.status).toBe('ok');
+      const status = await lab.api.call('status', {});
+      expect(status.alarms.some((item) => item.kind === 'connections-refused')).toBe(true);
+    } finally {
+      flood.stop();
+    }
+  }, 120_000);
 });

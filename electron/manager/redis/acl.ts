@@ -6,6 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { boardKeys, boardUser } from './keys.js';
 
 export const MANAGER_USER = 'cm-manager';
+/** The connection guard's own user (connection-guard.ts), apart from the manager's. */
+export const GUARD_USER = 'cm-guard';
 
 export function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
@@ -66,14 +68,29 @@ function managerUserLine(password: string): string {
 }
 
 /**
+ * The guard's user may only look at the connections and close them, and size maxclients; it
+ * reads no key. It is a user of its own so that whatever drops the manager's connections
+ * (CLIENT KILL USER cm-manager) spares the guard: during a flood that holds every slot, only
+ * the guard's sweeping lets the manager's connections back in. Its password is made anew at
+ * every start and only its hash is written.
+ */
+function guardUserLine(password: string): string {
+  const commands = ['ping', 'info', 'client|kill', 'client|list', 'client|setname', 'config|get', 'config|set'];
+  return `user ${GUARD_USER} on #${sha256Hex(password)} resetchannels -@all ${commands.map((command) => `+${command}`).join(' ')}`;
+}
+
+/**
  * The ACL file the embedded server starts with: the `default` user off, the manager's
- * user with its current password, and every other user (the boards) kept as it was.
+ * user with its current password, the guard's user when a password is given, and every
+ * other user (the boards) kept as it was.
  * Written before redis-server starts, so the server is never reachable without a password.
  */
-export function embeddedAclFile(existing: string, managerPassword: string): string {
+export function embeddedAclFile(existing: string, managerPassword: string, guardPassword?: string): string {
+  const ours = ['user default ', `user ${MANAGER_USER} `, `user ${GUARD_USER} `];
   const kept = existing
     .split('\n')
     .map((line) => line.trim())
-    .filter((line) => line !== '' && !line.startsWith('user default ') && !line.startsWith(`user ${MANAGER_USER} `));
-  return [defaultUserLine(), managerUserLine(managerPassword), ...kept].join('\n') + '\n';
+    .filter((line) => line !== '' && !ours.some((prefix) => line.startsWith(prefix)));
+  const guard = guardPassword === undefined ? [] : [guardUserLine(guardPassword)];
+  return [defaultUserLine(), managerUserLine(managerPassword), ...guard, ...kept].join('\n') + '\n';
 }

@@ -9,6 +9,9 @@
  * users or addresses, nor refuse a connection by its age before AUTH, so this runs from
  * outside over its own long-lived connection, opened with the manager's others before any
  * board and reconnecting quickly when lost (it must get in to free the slots for the rest).
+ * That connection uses a user of its own (`cm-guard`, acl.ts), so that when the manager's
+ * connections drop during a flood (CLIENT KILL USER cm-manager) the guard goes on sweeping
+ * and they get back in; had it dropped too, nothing would free a slot for any of them.
  *
  * Every tick (1 s) reads INFO clients and stats (a few hundred bytes):
  *  - Redis refused connections since the last tick, or 90 % of the slots are taken: the
@@ -63,7 +66,7 @@ export interface ConnectionGuardEvents {
 }
 
 export interface ConnectionGuardOptions {
-  /** A connection of the guard's own, authenticated as the manager's user. */
+  /** A connection of the guard's own, authenticated as the guard's user (or the manager's). */
   redis: Redis;
   log: Logger;
   /** Boards enrolled and online now. */
@@ -309,7 +312,7 @@ export class ConnectionGuard extends EventEmitter<ConnectionGuardEvents> {
   }
 }
 
-/** A guard on its own connection to `endpoint` (the manager's user), retrying every ≤ 0.5 s when lost: it must get in first. */
+/** A guard on its own connection to `endpoint` (the guard's user), retrying every ≤ 0.5 s when lost: it must get in first. */
 export function connectionGuardFor(endpoint: RedisEndpoint, options: Omit<ConnectionGuardOptions, 'redis'>): ConnectionGuard {
   const redis = createRedisClient(endpoint, 'cm-manager-guard', { enableAutoPipelining: false, retryStrategy: (attempt) => Math.min(50 * attempt, 500) });
   redis.on('error', (error) => options.log('debug', `connection guard: ${error.message}`));
