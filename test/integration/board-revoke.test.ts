@@ -6,11 +6,11 @@
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
-import { RespError } from '../../electron/manager/redis/resp-codec.js';
 import { boardKeys } from '../../electron/manager/redis/keys.js';
 import type { BoardCredentials } from '../../electron/manager/fleet/fleet.js';
 import { main } from '../../electron/cli/main.js';
 import { startManager } from '../helpers/lab.js';
+import { loginRefusal } from '../helpers/board-login.js';
 
 type Lab = Awaited<ReturnType<typeof startManager>>;
 
@@ -22,19 +22,6 @@ async function connectAs(lab: Lab, credentials: BoardCredentials): Promise<RespC
 
 function closed(connection: RespConnection): Promise<void> {
   return new Promise((resolve) => connection.once('close', () => resolve()));
-}
-
-async function loginRefusal(lab: Lab, credentials: BoardCredentials): Promise<string> {
-  const connection = await RespConnection.connect({ host: '127.0.0.1', port: lab.redisPort });
-  try {
-    await connection.call('AUTH', credentials.user, credentials.password);
-    return 'ACCEPTED';
-  } catch (error) {
-    if (error instanceof RespError) return error.code;
-    throw error;
-  } finally {
-    connection.destroy();
-  }
 }
 
 async function mbm(lab: Lab, args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -72,13 +59,13 @@ describe('revoking and removing a board closes its connections at once', () => {
     expect(revoked.out).toContain('1 open connection closed');
     await gone;
 
-    expect(await loginRefusal(lab, credentials)).toBe('WRONGPASS');
+    expect(await loginRefusal(lab.redisPort, credentials)).toBe('WRONGPASS');
     const listed = await lab.api.call('boards.get', { board: 'revoked-1' });
     expect(listed.disabled).toMatchObject({ kind: 'revoked' });
 
     const enabled = await mbm(lab, ['board-enable', 'revoked-1']);
     expect(enabled.code).toBe(0);
-    expect(await loginRefusal(lab, credentials)).toBe('ACCEPTED');
+    expect(await loginRefusal(lab.redisPort, credentials)).toBe('ACCEPTED');
     expect((await lab.api.call('boards.get', { board: 'revoked-1' })).disabled).toBeNull();
   });
 
@@ -91,7 +78,7 @@ describe('revoking and removing a board closes its connections at once', () => {
     await lab.api.call('boards.remove', { board: 'removed-1' });
     await gone;
     expect(await waiting).toBeInstanceOf(Error);
-    expect(await loginRefusal(lab, credentials)).toBe('WRONGPASS');
+    expect(await loginRefusal(lab.redisPort, credentials)).toBe('WRONGPASS');
   });
 
   it('new credentials (enroll --rotate) close the connection made with the old ones', async () => {
@@ -100,7 +87,7 @@ describe('revoking and removing a board closes its connections at once', () => {
     const gone = closed(connection);
     const fresh = await lab.api.call('boards.enroll', { name: 'rotated-1', rotate: true });
     await gone;
-    expect(await loginRefusal(lab, old)).toBe('WRONGPASS');
-    expect(await loginRefusal(lab, fresh)).toBe('ACCEPTED');
+    expect(await loginRefusal(lab.redisPort, old)).toBe('WRONGPASS');
+    expect(await loginRefusal(lab.redisPort, fresh)).toBe('ACCEPTED');
   });
 });
