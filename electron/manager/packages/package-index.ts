@@ -1,0 +1,195 @@
+/**
+ * Client of a micropython-lib package index, format v2 (what mip reads): a package's
+ * description at `{index}/package/{6|py}/{name}/{version|latest}.json`, its files by short
+ * hash at `{index}/file/{h[:2]}/{h}`. A short hash is the first 8 hex digits of the file's
+ * sha256, and every downloaded file is checked against it, so a tampered or corrupted file
+ * never reaches a board. What it downloads is size-limited, so a broken or hostile index
+ * cannot fill the host's memory.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { ManagerError, type ErrorKind } from '../errors.js';
+
+export const DEFAULT_INDEX_URL = 'https://micropython.org/pi/v2';
+/** Largest package description read (real ones are a few hundred bytes). */
+export const MAX_INDEX_JSON_BYTES = 1024 * 1024;
+/** Largest single package file read. */
+export const MAX_PACKAGE_FILE_BYTES = 4 * 1024 * 1024;
+
+/** The index cannot be used for this request: unreachable, bad answer, too large, unknown package. */
+export class PackageIndexError extends ManagerError {
+  override name = 'PackageIndexError';
+  readonly kind: ErrorKind = 'bad_request';
+}
+
+/** The index has no such package (or not in that version). */
+export class PackageNotFoundError extends PackageIndexError {
+  override name = 'PackageNotFoundError';
+  constructor(
+    readonly packageName: string,
+    readonly version: string,
+    readonly index: string,
+  ) {
+    super(`no package ${packageName} (version ${version}) in ${index}`);
+  }
+}
+
+/** A downloaded file does not match the hash the index gives for it; the install must stop. */
+export class PackageHashMismatchError extends ManagerError {
+  override name = 'PackageHashMismatchError';
+  readonly kind: ErrorKind = 'bad_request';
+  constructor(
+    readonly file: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(
+      `file ${file} does not match its hash in the index (expected sha256 ${expected}…, got ${actual.slice(0, expected.length)}…): the index or the download is corrupt, nothing was installed`,
+    );
+  }
+}
+
+const shortHash = z.string().regex(/^[0-9a-f]{8,64}$/, 'a hex sha256 prefix');
+/** A file path inside a package: relative, forward slashes, no `..`, so it stays under the target folder. */
+export const packageFilePath = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine(
+    (p) => !p.startsWith('/') && !p.includes('\\') && !p.split('/').some((s) => s === '..' || s === '.' || s === ''),
+    'a relative path without ".." or empty parts',
+  );
+
+/** mip's package description (extra keys are allowed and ignored, as mip does). */
+export const packageMetaSchema = z.object({
+  v: z.number().int().optional(),
+  version: z.string().max(64).default(''),
+  hashes: z.array(z.tuple([packageFilePath, shortHash])).default([]),
+  urls: z.array(z.tuple([packageFilePath, z.string().min(1).max(2048)])).default([]),
+  deps: z.array(z.tuple([z.string().min(1).max(200), z.string().max(64)])).default([]),
+});
+export type PackageMeta = z.infer<typeof packageMetaSchema>;
+
+export type FetchLike = (url: string, init?: { signal?: AbortSignal }) => Promise<Response>;
+
+export interface PackageIndexOptions {
+  /** Base URL of the index (no trailing slash needed). */
+  indexUrl?: string;
+  /** `6` for `.mpy` ABI 6 packages, `py` for source packages (mip's `mpy=False`). */
+  format?: '6' | 'py';
+  fetch?: FetchLike;
+  signal?: AbortSignal;
+}
+
+export interface FetchedFile {
+  path: string;
+  hash: string;
+  data: Buffer;
+}
+
+export class PackageIndex {
+  readonly indexUrl: string;
+  readonly format: '6' | 'py';
+  private readonly fetchImpl: FetchLike;
+  private readonly signal?: AbortSignal;
+
+  constructor(options: PackageIndexOptions = {}) {
+    const raw = options.indexUrl ?? DEFAULT_INDEX_URL;
+    let parsed: URL;
+    try {
+      parsed = new URL(raw);
+    } catch {
+      throw new PackageIndexError(`index URL "${raw}" is not a valid URL`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new PackageIndexError(`index URL "${raw}" must use http:// or https://`);
+    this.indexUrl = parsed.href.replace(/\/+$/, '');
+    this.format = options.format ?? '6';
+    this.fetchImpl = options.fetch ?? ((url, init) => fetch(url, init));
+    this.signal = options.signal;
+  }
+
+  /** The description of `name` at `version` (undefined, '' or 'latest' for the latest). */
+  async getPackage(name: string, version?: string): Promise<PackageMeta> {
+    const wanted = version === undefined || version === '' ? 'latest' : version;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new PackageIndexError(`"${name}" is not a package name`);
+    if (!/^[0-9A-Za-z][0-9A-Za-z.+_-]*$/.test(wanted)) throw new PackageIndexError(`"${wanted}" is not a version of ${name}`);
+    const url = `${this.indexUrl}/package/${this.format}/${name}/${wanted}.json`;
+    const response = await this.get(url);
+    if (response.status === 404) {
+      await response.body?.cancel().catch(() => {});
+      throw new PackageNotFoundError(name, wanted, this.indexUrl);
+    }
+    const body = await this.readOk(response, url, MAX_INDEX_JSON_BYTES, `the description of ${name}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new PackageIndexError(`the index answered ${url} with something that is not JSON`);
+    }
+    const parsed = packageMetaSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new PackageIndexError(
+        `the index's description of ${name} (${url}) is malformed: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+      );
+    }
+    return parsed.data;
+  }
+
+  /** One file of a package, by the short hash the index gives; checked before it is returned. */
+  async getFile(path: string, hash: string): Promise<Buffer> {
+    if (!/^[0-9a-f]{8,64}$/.test(hash)) throw new PackageIndexError(`file ${path}: "${hash}" is not a hash`);
+    const url = `${this.indexUrl}/file/${hash.slice(0, 2)}/${hash}`;
+    const response = await this.get(url);
+    const data = await this.readOk(response, url, MAX_PACKAGE_FILE_BYTES, `file ${path}`);
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (!actual.startsWith(hash)) throw new PackageHashMismatchError(path, hash, actual);
+    return data;
+  }
+
+  /** All the files or none: the first failure (a hash mismatch included) rejects the lot. */
+  async getFiles(files: readonly { path: string; hash: string }[]): Promise<FetchedFile[]> {
+    const out: FetchedFile[] = [];
+    // One at a time: package files are small and an index should not be hammered.
+    for (const f of files) out.push({ path: f.path, hash: f.hash, data: await this.getFile(f.path, f.hash) });
+    return out;
+  }
+
+  private async get(url: string): Promise<Response> {
+    try {
+      return await this.fetchImpl(url, { signal: this.signal });
+    } catch (err) {
+      const reason = (err as { cause?: { code?: string; message?: string } })?.cause?.code ?? (err as Error)?.message ?? String(err);
+      throw new PackageIndexError(`cannot reach the package index at ${url} (${reason}): check the index URL and the network`);
+    }
+  }
+
+  /** The body of a 2xx answer, refusing more than `limit` bytes without reading the rest. */
+  private async readOk(response: Response, url: string, limit: number, what: string): Promise<Buffer> {
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => {});
+      throw new PackageIndexError(`the index answered ${response.status} for ${what} (${url})`);
+    }
+    const tooLarge = () => new PackageIndexError(`${what} from ${url} is larger than ${limit} bytes: refused`);
+    const declared = Number(response.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > limit) {
+      await response.body?.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    if (!response.body) return Buffer.alloc(0);
+    const reader = response.body.getReader();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(Buffer.from(value));
+    }
+    return Buffer.concat(chunks, size);
+  }
+}
