@@ -51,6 +51,9 @@ afterAll(async () => {
   await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
+// The board's ticks_ms and the lab's timers are different clocks, each rounded to a
+// millisecond: the board may count one less than the lab waited (699 for 700, seen in CI).
+const TICK = 1;
 describe('wifi in the MicroPython board lab', () => {
   it('joins after a while: STAT_CONNECTING first, then an IP, a wrong password or no such network', async () => {
     const timing = { wifiJoinMs: 300, wifiWrongPasswordMs: 700, wifiNoApMs: 500 };
@@ -70,11 +73,11 @@ print(w.ifconfig()[0], len(w.config('mac')), w.config('ssid'))
       .map((line) => line.split(' '));
     const [wrong, absent, joined] = lines;
     expect(wrong!.slice(0, 4)).toEqual(['1', 'False', '2', 'False']); // STAT_WRONG_PASSWORD
-    expect(Number(wrong![4])).toBeGreaterThanOrEqual(timing.wifiWrongPasswordMs);
+    expect(Number(wrong![4])).toBeGreaterThanOrEqual(timing.wifiWrongPasswordMs - TICK);
     expect(absent!.slice(0, 4)).toEqual(['1', 'False', '3', 'False']); // STAT_NO_AP_FOUND
-    expect(Number(absent![4])).toBeGreaterThanOrEqual(timing.wifiNoApMs);
+    expect(Number(absent![4])).toBeGreaterThanOrEqual(timing.wifiNoApMs - TICK);
     expect(joined!.slice(0, 4)).toEqual(['1', 'False', '5', 'True']); // STAT_GOT_IP
-    expect(Number(joined![4])).toBeGreaterThanOrEqual(timing.wifiJoinMs);
+    expect(Number(joined![4])).toBeGreaterThanOrEqual(timing.wifiJoinMs - TICK);
     expect(lines[3]).toEqual(['127.0.0.1', '6', 'lab-ap']);
   });
 
@@ -82,7 +85,7 @@ print(w.ifconfig()[0], len(w.config('mac')), w.config('ssid'))
     const board = await makeBoard({ timing: undefined });
     const [first, connected, status, isconnected, ms] = (await run(board, `${JOIN}\njoin('lab-ap', 'secret')`)).trim().split(' ');
     expect([first, connected, status, isconnected]).toEqual(['1', 'False', '5', 'True']);
-    expect(Number(ms)).toBeGreaterThanOrEqual(REALISTIC_TIMING.wifiJoinMs);
+    expect(Number(ms)).toBeGreaterThanOrEqual(REALISTIC_TIMING.wifiJoinMs - TICK);
   });
 
   it('has its own access point on, MicroPython-xxxxxx with WPA/WPA2, as a first boot leaves it', async () => {
