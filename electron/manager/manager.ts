@@ -110,6 +110,8 @@ export function advertisedHost(bind: string[], interfaces: NetworkInterfaces = o
 export class Manager extends EventEmitter<ManagerEvents> {
   readonly paths: DataPaths;
   private readonly log: Logger;
+  /** The discovery responder's UDP port (checked once, at construction). */
+  private readonly discoveryPort: number;
   private supervisor: RedisServerSupervisor | undefined;
   private redis: RedisClient | undefined;
   private store: FleetStore | undefined;
@@ -148,7 +150,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.log = options.log ?? silentLogger;
     this.interfaces = options.networkInterfaces ?? os.networkInterfaces;
     // A wrong port is the caller's mistake, refused here; a taken one only turns discovery off.
-    discoveryPortOf(options.discoveryPort);
+    this.discoveryPort = discoveryPortOf(options.discoveryPort);
   }
 
   get fleet(): Fleet {
@@ -189,7 +191,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         store: this.store,
         log: this.log,
         heartbeatS: this.options.heartbeatS,
-        discoveryPort: discoveryPortOf(this.options.discoveryPort) === DEFAULT_DISCOVERY_PORT ? undefined : discoveryPortOf(this.options.discoveryPort),
+        discoveryPort: this.discoveryPort === DEFAULT_DISCOVERY_PORT ? undefined : this.discoveryPort,
         advertise: {
           host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : (this.lan?.address ?? advertisedHost(bind, this.interfaces()))),
           port: this.endpoint.port,
@@ -357,7 +359,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       try {
         this.discovery = await DiscoveryResponder.start({
           bind: this.bind,
-          port: this.options.discoveryPort,
+          port: this.discoveryPort,
           interfaces: this.interfaces,
           advertise: () => fleet.advertise,
           keyFor: (boardId) => fleet.discoveryKey(boardId),
