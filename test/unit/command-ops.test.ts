@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { encodeCommandFields, InvalidCommandError, redactConfig, validateBoardPath } from '../../electron/manager/fleet/command-ops.js';
+import {
+  describeCommand,
+  encodeCommandFields,
+  InvalidCommandError,
+  parseHashResult,
+  redactConfig,
+  validateBoardPath,
+} from '../../electron/manager/fleet/command-ops.js';
 
 describe('board paths', () => {
   it('accepts absolute paths and normalises slashes', () => {
@@ -33,5 +40,32 @@ describe('command encoding', () => {
   it('redacts secrets of a board config', () => {
     expect(redactConfig({ name: 'a', wifi_password: 'hunter2', password: 'p' })).toEqual({ name: 'a', wifi_password: '********', password: '********' });
     expect(redactConfig({ name: 'a', dk: 'ab'.repeat(32), dp: 18268 })).toEqual({ name: 'a', dk: '********', dp: 18268 });
+  });
+});
+
+describe('hash', () => {
+  const sha = 'ab'.repeat(32);
+
+  it('sends its paths, normalised, as one JSON array', () => {
+    const fields = encodeCommandFields({ op: 'hash', paths: ['/lib/a.mpy', '/lib//b.py/'] }, 1000).map(String);
+    expect(fields).toEqual(['o', 'hash', 'pl', '["/lib/a.mpy","/lib/b.py"]']);
+    expect(describeCommand({ op: 'hash', paths: ['/lib/a.mpy', '/lib/b.py', '/c'] })).toBe('hash /lib/a.mpy (+2 more)');
+  });
+
+  it('refuses no paths, more than 32, a bad path and the same path twice', () => {
+    expect(() => encodeCommandFields({ op: 'hash', paths: [] }, 1000)).toThrow(/at least one path/);
+    const many = Array.from({ length: 33 }, (_, i) => `/f${i}`);
+    expect(() => encodeCommandFields({ op: 'hash', paths: many }, 1000)).toThrow(/at most 32 paths/);
+    expect(encodeCommandFields({ op: 'hash', paths: many.slice(0, 32) }, 1000)).toHaveLength(4);
+    expect(() => encodeCommandFields({ op: 'hash', paths: ['/ok', '/a/../b'] }, 1000)).toThrow(InvalidCommandError);
+    expect(() => encodeCommandFields({ op: 'hash', paths: ['relative.py'] }, 1000)).toThrow(/absolute/);
+    expect(() => encodeCommandFields({ op: 'hash', paths: ['/a/b', '/a//b'] }, 1000)).toThrow(/"\/a\/b" twice/);
+  });
+
+  it("checks a board's answer against the paths asked", () => {
+    expect(parseHashResult(['/a', '/d'], { '/a': sha, '/d': null })).toEqual({ '/a': sha, '/d': null });
+    expect(() => parseHashResult(['/a', '/d'], { '/a': sha })).toThrow(/"\/d" is not a SHA-256 or null/);
+    expect(() => parseHashResult(['/a'], { '/a': 'AB'.repeat(32) })).toThrow(/not a SHA-256/);
+    expect(() => parseHashResult(['/a'], [sha])).toThrow(/object of hashes/);
   });
 });

@@ -17,6 +17,7 @@ export type CommandRequest =
   | { op: 'rm'; path: string; recursive?: boolean }
   | { op: 'mkdir'; path: string }
   | { op: 'mv'; path: string; to: string }
+  | { op: 'hash'; paths: string[] }
   | { op: 'reboot' }
   | { op: 'rename'; name: string }
   | { op: 'cfg_get' }
@@ -24,9 +25,38 @@ export type CommandRequest =
   | { op: 'info' };
 
 export type CommandOp = CommandRequest['op'];
-export const COMMAND_OPS: readonly CommandOp[] = ['exec', 'put', 'get', 'ls', 'stat', 'rm', 'mkdir', 'mv', 'reboot', 'rename', 'cfg_get', 'cfg_set', 'info'];
+export const COMMAND_OPS: readonly CommandOp[] = [
+  'exec',
+  'put',
+  'get',
+  'ls',
+  'stat',
+  'rm',
+  'mkdir',
+  'mv',
+  'hash',
+  'reboot',
+  'rename',
+  'cfg_get',
+  'cfg_set',
+  'info',
+];
 
 export const MAX_CODE_BYTES = 64 * 1024;
+/** Paths one `hash` command may ask about: their JSON (≤ 32 × 255 bytes) stays small for a board with a tiny heap. */
+export const MAX_HASH_PATHS = 32;
+/** `hash`'s result: each requested path's SHA-256 (lowercase hex), null for a missing path or a directory. */
+export type HashResult = Record<string, string | null>;
+/** `info`'s result (PROTOCOL.md §7.5). mpy: the .mpy ABI the board loads (sys.implementation._mpy), 0 or absent when unknown. */
+export interface BoardInfoResult {
+  p: string;
+  mv: string;
+  cv: string;
+  mf: number;
+  ip: string;
+  boot: string;
+  mpy?: number;
+}
 export const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 /** Config keys that hold credentials: never settable remotely, never shown. */
 export const PROTECTED_CONFIG_KEYS = ['id', 'user', 'password', 'dk'];
@@ -98,6 +128,8 @@ export function encodeCommandFields(request: CommandRequest, timeoutMs: number):
       return ['o', 'rm', 'p', validateBoardPath(request.path), ...(request.recursive ? ['r', '1'] : [])];
     case 'mv':
       return ['o', 'mv', 'p', validateBoardPath(request.path), 'to', validateBoardPath(request.to, 'destination')];
+    case 'hash':
+      return ['o', 'hash', 'pl', JSON.stringify(validateHashPaths(request.paths))];
     case 'rename':
       return ['o', 'rename', 'nm', request.name];
     case 'cfg_set': {
@@ -119,6 +151,37 @@ export function encodeCommandFields(request: CommandRequest, timeoutMs: number):
   }
 }
 
+/** The paths of a `hash` command, normalised: 1 to MAX_HASH_PATHS, each a valid board path, none twice. */
+export function validateHashPaths(paths: unknown): string[] {
+  if (!Array.isArray(paths) || paths.length === 0) throw new InvalidCommandError('hash needs at least one path');
+  if (paths.length > MAX_HASH_PATHS) throw new InvalidCommandError(`hash takes at most ${MAX_HASH_PATHS} paths at a time (got ${paths.length}): split them`);
+  const seen = new Set<string>();
+  for (const path of paths) {
+    const normalised = validateBoardPath(path as string);
+    if (seen.has(normalised)) throw new InvalidCommandError(`hash names ${JSON.stringify(normalised)} twice`);
+    seen.add(normalised);
+  }
+  return [...seen];
+}
+
+/**
+ * A board's answer to `hash` checked against what was asked: every path present, each a
+ * SHA-256 in lowercase hex or null. Keys are the normalised paths (as sent). Throws otherwise.
+ */
+export function parseHashResult(paths: string[], result: unknown): HashResult {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) throw new Error('the board answered hash without an object of hashes');
+  const answer = result as Record<string, unknown>;
+  const hashes: HashResult = {};
+  for (const path of validateHashPaths(paths)) {
+    const value = Object.hasOwn(answer, path) ? answer[path] : undefined;
+    if (value !== null && !(typeof value === 'string' && /^[0-9a-f]{64}$/.test(value))) {
+      throw new Error(`the board's hash of ${JSON.stringify(path)} is not a SHA-256 or null: ${JSON.stringify(value)?.slice(0, 80)}`);
+    }
+    hashes[path] = value;
+  }
+  return hashes;
+}
+
 /** A one-line description of a command for lists and history (no file contents, no secrets). */
 export function describeCommand(request: CommandRequest): string {
   switch (request.op) {
@@ -137,6 +200,8 @@ export function describeCommand(request: CommandRequest): string {
     case 'stat':
     case 'mkdir':
       return `${request.op} ${request.path}`;
+    case 'hash':
+      return `hash ${request.paths[0] ?? ''}${request.paths.length > 1 ? ` (+${request.paths.length - 1} more)` : ''}`;
     case 'rename':
       return `rename ${request.name}`;
     case 'cfg_set':
