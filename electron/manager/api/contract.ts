@@ -64,6 +64,8 @@ export const commandRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('rm'), path: boardPath, recursive: z.boolean().optional() }),
   z.object({ op: z.literal('mkdir'), path: boardPath }),
   z.object({ op: z.literal('mv'), path: boardPath, to: boardPath }),
+  /** SHA-256 of up to 32 files (null for a missing path or a directory), e.g. to skip files a board already has. */
+  z.object({ op: z.literal('hash'), paths: z.array(boardPath).min(1).max(32) }),
   z.object({ op: z.literal('reboot') }),
   z.object({ op: z.literal('cfg_get') }),
   z.object({ op: z.literal('cfg_set'), key: z.string().min(1).max(32), value: z.json() }),
