@@ -25,12 +25,13 @@ import type { CatalogueEntry } from '../usb/firmware-catalogue.js';
 import type { UsbProgressEvent } from '../usb/usb-service.js';
 import type { JobSummary, JobTarget, JobView, JobKind, TargetStatus, JobProgress } from '../fleet/job-model.js';
 import type { JobEvent } from '../fleet/job-service.js';
+import type { InstalledPackage } from '../fleet/package-record.js';
 import type { StagedFile } from '../transfer/staged-files.js';
 import type { LanInterface, NetworkAccess } from '../network-access.js';
 import type { BoardTelemetry, TelemetryPoint } from '../fleet/telemetry.js';
 
 export type { JobSummary, JobTarget, JobView, JobKind, TargetStatus, JobProgress, JobEvent, StagedFile };
-export type { OutputChunk, CommandStatus, NetworkAccess, LanInterface, BoardTelemetry, TelemetryPoint };
+export type { OutputChunk, CommandStatus, NetworkAccess, LanInterface, BoardTelemetry, TelemetryPoint, InstalledPackage };
 export type {
   BoardActivity,
   BoardSummary,
@@ -95,6 +96,13 @@ const expireMs = z
   .min(1_000)
   .max(7 * 24 * 3_600_000)
   .optional();
+/** Packages to install (what the user typed) or uninstall (names). */
+const packageList = z.array(z.string().min(1).max(500)).min(1).max(20);
+const indexUrl = z
+  .string()
+  .max(2000)
+  .url()
+  .refine((url) => /^https?:\/\//i.test(url), 'the package index must be an http:// or https:// URL');
 const baudRate = z.union([z.literal(115_200), z.literal(230_400), z.literal(460_800), z.literal(921_600)]);
 const flashMode = z.enum(['qio', 'qout', 'dio', 'dout']);
 
@@ -146,6 +154,22 @@ export const jobRequestSchema = z
       })
       .strict(),
     provisionInput.extend({ kind: z.literal('provision'), port: devicePath }).strict(),
+    z
+      .object({
+        kind: z.literal('install'),
+        boards: boardsPattern,
+        /** What the user typed: index names with pins (logging@0.6), github:/gitlab:, URLs, local paths. */
+        packages: packageList,
+        /** A micropython-lib index v2 (default https://micropython.org/pi/v2). */
+        index: indexUrl.optional(),
+        /** Folder on the board the packages go into (default /lib). */
+        target: boardPath.optional(),
+        /** Send .py as they are, never compiled to .mpy. */
+        source: z.boolean().optional(),
+        expireMs,
+      })
+      .strict(),
+    z.object({ kind: z.literal('uninstall'), boards: boardsPattern, packages: packageList, expireMs }).strict(),
   ])
   .refine(
     (input) => input.kind !== 'flash' || Boolean(input.firmware) !== Boolean(input.builtin),
@@ -227,6 +251,8 @@ export const routeInputs = {
   'firmware.download': z
     .object({ url: z.string().url().max(2048), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/), name: z.string().min(1).max(100).optional() })
     .strict(),
+  /** The packages board-install recorded on a board (its /.cm_packages.json); waits up to timeoutMs for an offline board. */
+  'packages.list': z.object({ board: boardRef, timeoutMs: z.number().int().min(0).max(600_000).optional() }).strict(),
 } as const;
 
 export type RouteName = keyof typeof routeInputs;
@@ -293,6 +319,7 @@ export interface RouteOutputs {
   'firmware.builtins': BuiltinFirmwareView[];
   'firmware.add': CatalogueEntry;
   'firmware.download': CatalogueEntry;
+  'packages.list': { board: string; packages: InstalledPackage[] };
 }
 export type RouteOutput<R extends RouteName> = RouteOutputs[R];
 

@@ -10,6 +10,7 @@ import { sha256 } from '../transfer/upload-blob.js';
 import type { UsbService } from '../usb/usb-service.js';
 import { provisionRequest } from '../fleet/usb-job.js';
 import type { JobService } from '../fleet/job-service.js';
+import { listBoardPackages } from '../fleet/package-install-job.js';
 import { BUILTIN_FIRMWARE } from '../usb/builtin-firmware.js';
 import type { StagedFiles } from '../transfer/staged-files.js';
 import type { SimService } from '../virtual/sim-service.js';
@@ -132,4 +133,11 @@ export const handlers: HandlerTable = {
   },
   'firmware.add': ({ usb }, input) => usb.catalogue.add(input.name, Buffer.from(input.dataBase64, 'base64'), null),
   'firmware.download': ({ usb }, input) => usb.catalogue.download({ url: input.url, sha256: input.sha256, name: input.name }),
+  'packages.list': async ({ fleet }, { board, timeoutMs }) => {
+    const state = fleet.board(board);
+    return { board: state.name, packages: await listBoardPackages(fleet, state, timeoutMs ?? PACKAGES_LIST_WAIT_MS) };
+  },
 };
+
+/** How long packages.list waits for an offline board by default. */
+const PACKAGES_LIST_WAIT_MS = 30_000;

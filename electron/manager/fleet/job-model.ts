@@ -5,7 +5,7 @@
  */
 import type { CommandStatus } from './command-dispatcher.js';
 
-export type JobKind = 'exec' | 'upload' | 'reboot' | 'tag' | 'remove' | 'flash' | 'provision';
+export type JobKind = 'exec' | 'upload' | 'reboot' | 'tag' | 'remove' | 'flash' | 'provision' | 'install' | 'uninstall';
 /** Per board: queued (board online, not started), waiting (board offline), running, ok, failed. */
 export type TargetStatus = 'queued' | 'waiting' | 'running' | 'ok' | 'failed';
 export type JobState = 'running' | 'done';
@@ -30,6 +30,16 @@ export interface JobTarget {
   cids: string[];
   /** exec: the start of what the board printed. */
   output: string | null;
+  /** install/uninstall: what was done to the board's files (absent for other kinds). */
+  install?: InstallNumbers | null;
+}
+
+/** A board's package install or uninstall in numbers; bytes are file bytes sent (the record not counted). */
+export interface InstallNumbers {
+  uploadedFiles: number;
+  skippedFiles: number;
+  removedFiles: number;
+  bytes: number;
 }
 
 export interface JobProgress {

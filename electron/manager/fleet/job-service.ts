@@ -32,6 +32,7 @@ import {
 } from './job-model.js';
 import { runUsbJob, type UsbJobRequest, type UsbJobRunner } from './usb-job.js';
 import { RebootWatch } from './reboot-watch.js';
+import { isPackageJob, launchPackageJob, packageTargetInterrupted, type PackageJobOptions, type PackageJobRequest } from './package-install-job.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 export const JOB_KEPT_MS = 24 * 3_600_000;
@@ -45,7 +46,8 @@ export type JobRequest =
   | { kind: 'reboot'; boards: string; expireMs?: number }
   | { kind: 'tag'; boards: string; add: string[]; remove: string[] }
   | { kind: 'remove'; boards: string }
-  | UsbJobRequest;
+  | UsbJobRequest
+  | PackageJobRequest;
 
 export interface JobEvent {
   job: JobSummary;
@@ -78,6 +80,9 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   /** Per target, the last known status of each of its commands. */
   private readonly commandStatus = new Map<string, CommandView['status']>();
   private saveTimer: NodeJS.Timeout | undefined;
+  /** Install/uninstall jobs still running on boards: aborted by cancel; `stopping` by stop. */
+  private readonly packageRuns = new Map<string, AbortController>();
+  private readonly stopping = new AbortController();
   private readonly onCommand = (view: CommandView) => this.commandChanged(view);
   private readonly onBoard = (event: BoardEvent) => {
     this.reboots.onBoard(event);
@@ -98,6 +103,8 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       log: Logger;
       /** How long a rebooted board may take to come back (default: 60 s, or 3 heartbeats). */
       rebootGraceMs?: number;
+      /** board-install: where packages come from and are cached (package-install-job.ts). */
+      packages?: PackageJobOptions;
     },
   ) {
     super();
@@ -130,6 +137,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     clearInterval(this.saveTimer);
     this.options.fleet.off('command', this.onCommand);
     this.options.fleet.off('board', this.onBoard);
@@ -163,6 +171,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       return summarizeJob(job.view);
     }
     const boards = this.options.fleet.select(request.boards);
+    if (request.kind === 'install' || request.kind === 'uninstall') return this.launchPackages(request, boards);
     // Check everything before anything is sent: a missing staged file fails the whole job.
     const files =
       request.kind === 'upload'
@@ -207,6 +216,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   async cancel(id: string): Promise<JobSummary> {
     const job = this.jobs.get(id);
     if (!job) throw new JobNotFoundError(`no job ${id}`);
+    this.packageRuns.get(id)?.abort();
     for (const target of job.view.targets) {
       if (FINAL_TARGET_STATUSES.has(target.status)) continue;
       for (const cid of target.cids) await this.options.fleet.dispatcher.cancel(cid).catch(() => undefined);
@@ -215,6 +225,49 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   }
 
   // --- internals ---------------------------------------------------------------------------
+
+  /** Install/uninstall: everything is prepared on the host first; any problem rejects with nothing sent (package-install-job.ts). */
+  private async launchPackages(request: PackageJobRequest, boards: BoardState[]): Promise<JobSummary> {
+    const job = this.create(
+      request.kind,
+      titleOf(request, boards.length),
+      boards.map((board) => ({ board: board.name, boardId: board.id })),
+      null,
+    );
+    const cancelled = new AbortController();
+    this.packageRuns.set(job.view.id, cancelled);
+    try {
+      await launchPackageJob(request, boards, {
+        ...this.options.packages,
+        fleet: this.options.fleet,
+        stopping: this.stopping.signal,
+        cancelled: cancelled.signal,
+        progress: (progress) => this.setProgress(job, progress),
+        target: (index) => ({
+          sent: (cid) => job.view.targets[index]!.cids.push(cid),
+          running: () => this.setTarget(job, index, { status: 'running' }),
+          progress: (done, total) => this.setTarget(job, index, { done, total }),
+          finished: (status, message, install) => {
+            job.view.targets[index]!.install = install;
+            this.finishTarget(job, index, status, message);
+          },
+        }),
+        ended: () => this.packageRuns.delete(job.view.id),
+      });
+    } catch (error) {
+      this.packageRuns.delete(job.view.id);
+      job.view.targets.forEach((_, index) => this.finishTarget(job, index, 'failed', (error as Error).message));
+      throw error;
+    }
+    return summarizeJob(job.view);
+  }
+
+  private setTarget(job: LiveJob, index: number, change: Partial<JobTarget>): void {
+    const target = job.view.targets[index]!;
+    if (FINAL_TARGET_STATUSES.has(target.status)) return;
+    Object.assign(target, change);
+    this.markTarget(job, index);
+  }
 
   private create(kind: JobKind, title: string, targets: Array<{ board: string; boardId?: string }>, port: string | null): LiveJob {
     const view: JobView = {
@@ -263,6 +316,12 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     if (view.state === 'done') return;
     view.targets.forEach((target, index) => {
       if (FINAL_TARGET_STATUSES.has(target.status)) return;
+      if (isPackageJob(view.kind)) {
+        // Its sequence of commands ran in the service that stopped: nothing re-attaches to it.
+        target.status = 'failed';
+        target.message = packageTargetInterrupted(view.kind);
+        return;
+      }
       if (target.cids.length === 0) {
         target.status = 'failed';
         target.message = 'the service stopped before this finished';
@@ -337,6 +396,12 @@ export class JobService extends EventEmitter<JobServiceEvents> {
 
   private refreshTarget(job: LiveJob, index: number): void {
     const target = job.view.targets[index]!;
+    if (isPackageJob(job.view.kind)) {
+      // Its run decides running/ok/failed; here only a board that has not started follows its liveness.
+      const pending = pendingStatus(target.boardId ? this.boardOnline(target.boardId) : false);
+      if ((target.status === 'queued' || target.status === 'waiting') && target.status !== pending) this.setTarget(job, index, { status: pending });
+      return;
+    }
     if (FINAL_TARGET_STATUSES.has(target.status) || target.cids.length === 0) return;
     const statuses = target.cids.map((cid) => this.commandStatus.get(cid) ?? 'lost');
     const online = target.boardId ? this.boardOnline(target.boardId) : false;
@@ -383,7 +448,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       if (phases.length > JOB_PHASES_KEPT) phases.splice(0, phases.length - JOB_PHASES_KEPT);
     }
     const target = job.view.targets[0];
-    if (target && target.status === 'queued') {
+    if (job.view.port && target && target.status === 'queued') {
       target.status = 'running';
       this.markTarget(job, 0);
     }
@@ -480,5 +545,10 @@ function titleOf(request: JobRequest, boards = 1): string {
       return `Flash ${request.provision?.name ?? 'a board'} on ${request.port}`;
     case 'provision':
       return `Set up ${request.name} on ${request.port}`;
+    case 'install':
+    case 'uninstall': {
+      const names = request.packages.length <= 2 ? request.packages.join(', ') : `${request.packages[0]} and ${request.packages.length - 1} more`;
+      return `${request.kind === 'install' ? 'Install' : 'Uninstall'} ${names} ${request.kind === 'install' ? 'on' : 'from'} ${count(boards, 'board')}`;
+    }
   }
 }
