@@ -3,8 +3,8 @@
  * back button working without server routes): #/ fleet, #/board/NAME/TAB, #/jobs,
  * #/jobs/ID, #/flash, #/usb/PORT.
  */
-export type BoardTab = 'code' | 'console' | 'files' | 'telemetry' | 'settings';
-export const BOARD_TABS: readonly BoardTab[] = ['code', 'console', 'files', 'telemetry', 'settings'];
+export type BoardTab = 'code' | 'console' | 'files' | 'packages' | 'telemetry' | 'settings';
+export const BOARD_TABS: readonly BoardTab[] = ['code', 'console', 'files', 'packages', 'telemetry', 'settings'];
 
 export type Route =
   | { view: 'fleet' }
