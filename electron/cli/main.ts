@@ -22,6 +22,7 @@ import {
 } from './board-verbs.js';
 import { boardMacro } from './board-macro-verb.js';
 import { boardEnable, boardRevoke } from './board-access-verbs.js';
+import { boardInstall, boardPackages, boardUninstall } from './package-verbs.js';
 import { boardFlash, boardProvision, firmwareDownload, firmwareList, usbPorts, usbPut } from './usb-verbs.js';
 
 export const VERBS: VerbSpec[] = [
@@ -39,6 +40,9 @@ export const VERBS: VerbSpec[] = [
   boardRename,
   boardReboot,
   boardMacro,
+  boardInstall,
+  boardPackages,
+  boardUninstall,
   boardTag,
   boardRemove,
   boardRevoke,
