@@ -31,7 +31,7 @@ export interface SdistOptions {
 export interface PackageIndexLab {
   /** Index base, e.g. http://127.0.0.1:PORT/pi/v2 (no trailing slash). */
   url: string;
-  /** A PyPI-like JSON API on the same server: `{pypiUrl}/pypi/NAME/json`. */
+  /** A PyPI-like JSON API on the same server: `{pypiUrl}/pypi/NAME/json` and `{pypiUrl}/pypi/NAME/VERSION/json`. */
   pypiUrl: string;
   /** Every path requested, in order. */
   requests: string[];
@@ -139,6 +139,12 @@ export async function startPackageIndexLab(packages: FixturePackage[]): Promise<
     const pypi = new RegExp(`^${PYPI_BASE}/pypi/([^/]+)/json$`).exec(path);
     if (pypi) {
       const json = pypiJson(decodeURIComponent(pypi[1] ?? ''), origin);
+      return json === undefined ? send(res, 404, JSON.stringify({ message: 'Not Found' }), 'application/json') : send(res, 200, json, 'application/json');
+    }
+    const release = new RegExp(`^${PYPI_BASE}/pypi/([^/]+)/([^/]+)/json$`).exec(path);
+    if (release) {
+      const found = releases.get(decodeURIComponent(release[1] ?? '').toLowerCase())?.find((r) => r.version === decodeURIComponent(release[2] ?? ''));
+      const json = found && JSON.stringify({ info: { version: found.version, requires_dist: found.requiresDist.length ? found.requiresDist : null } });
       return json === undefined ? send(res, 404, JSON.stringify({ message: 'Not Found' }), 'application/json') : send(res, 200, json, 'application/json');
     }
     const sdist = new RegExp(`^${PYPI_BASE}/packages/([^/]+)$`).exec(path);

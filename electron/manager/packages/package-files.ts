@@ -163,3 +163,60 @@ export function latestVersion(versions: string[]): string | undefined {
   const sorted = [...versions].sort(compareVersions);
   return sorted.filter((v) => !isPreRelease(v)).pop() ?? sorted.pop();
 }
+
+const CLAUSE = /^(===|==|!=|~=|>=|<=|>|<)\s*([0-9A-Za-z][0-9A-Za-z.+_-]*?)(\.\*)?$/;
+
+/**
+ * Splits a PEP 440 specifier (`>=1.0, <2`, `~=1.4`, `!=1.2.*`) into normalised clauses;
+ * throws naming the clause it cannot read. An empty text means any version.
+ */
+export function parseSpecifier(text: string): string[] {
+  const clauses = text
+    .split(',')
+    .map((c) => c.replace(/\s+/g, ''))
+    .filter((c) => c !== '');
+  for (const clause of clauses) {
+    const m = CLAUSE.exec(clause);
+    if (!m?.[1] || !m[2]) throw new InvalidVersionError(`version requirement ${JSON.stringify(clause)} is not like >=1.0, <2, ==1.2, ~=1.4 or !=1.3`);
+    if (m[3] && m[1] !== '==' && m[1] !== '!=') throw new InvalidVersionError(`version requirement ${JSON.stringify(clause)}: ".*" only goes with == or !=`);
+    if (m[1] !== '===') parseVersion(m[2]);
+    if (m[1] === '~=' && !m[2].includes('.'))
+      throw new InvalidVersionError(`version requirement ${JSON.stringify(clause)}: ~= needs at least two numbers (~=1.4)`);
+  }
+  return clauses;
+}
+
+/** Whether `version` meets every clause of `specifier` (PEP 440 without epochs or local versions). */
+export function satisfies(version: string, specifier: string): boolean {
+  return parseSpecifier(specifier).every((clause) => {
+    const [, op = '', wanted = '', star] = CLAUSE.exec(clause) ?? [];
+    if (op === '===') return version === wanted;
+    if (star) {
+      // `==1.2.*`: the release starts with 1.2 (padding with zeros, as 1.2 == 1.2.0).
+      const prefix = wanted.split('.').map(Number);
+      const [release] = parseVersion(version);
+      const match = prefix.every((n, i) => (release[i] ?? 0) === n);
+      return op === '==' ? match : !match;
+    }
+    const cmp = compareVersions(version, wanted);
+    switch (op) {
+      case '==':
+        return cmp === 0;
+      case '!=':
+        return cmp !== 0;
+      case '>=':
+        return cmp >= 0;
+      case '<=':
+        return cmp <= 0;
+      case '>':
+        return cmp > 0;
+      case '<':
+        return cmp < 0;
+      default: {
+        // `~=1.4.2` means >=1.4.2 and ==1.4.*.
+        const upper = wanted.split('.').slice(0, -1);
+        return cmp >= 0 && satisfies(version, `==${upper.join('.')}.*`);
+      }
+    }
+  });
+}

@@ -9,6 +9,10 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ManagerError, type ErrorKind } from '../errors.js';
+import type { PackageCache } from './package-cache.js';
+import { getLimited, PackageHashMismatchError, type FetchLike, type LimitedGet } from './package-http.js';
+
+export { PackageHashMismatchError, type FetchLike } from './package-http.js';
 
 export const DEFAULT_INDEX_URL = 'https://micropython.org/pi/v2';
 /** Largest package description read (real ones are a few hundred bytes). */
@@ -29,23 +33,10 @@ export class PackageNotFoundError extends PackageIndexError {
     readonly packageName: string,
     readonly version: string,
     readonly index: string,
+    /** Where else it was looked for, e.g. `, nor on PyPI as x or micropython-x`. */
+    alsoTried = '',
   ) {
-    super(`no package ${packageName} (version ${version}) in ${index}`);
-  }
-}
-
-/** A downloaded file does not match the hash the index gives for it; the install must stop. */
-export class PackageHashMismatchError extends ManagerError {
-  override name = 'PackageHashMismatchError';
-  readonly kind: ErrorKind = 'bad_request';
-  constructor(
-    readonly file: string,
-    readonly expected: string,
-    readonly actual: string,
-  ) {
-    super(
-      `file ${file} does not match its hash in the index (expected sha256 ${expected}…, got ${actual.slice(0, expected.length)}…): the index or the download is corrupt, nothing was installed`,
-    );
+    super(`no package ${packageName} (version ${version}) in ${index}${alsoTried}`);
   }
 }
 
@@ -70,8 +61,6 @@ export const packageMetaSchema = z.object({
 });
 export type PackageMeta = z.infer<typeof packageMetaSchema>;
 
-export type FetchLike = (url: string, init?: { signal?: AbortSignal }) => Promise<Response>;
-
 export interface PackageIndexOptions {
   /** Base URL of the index (no trailing slash needed). */
   indexUrl?: string;
@@ -79,6 +68,8 @@ export interface PackageIndexOptions {
   format?: '6' | 'py';
   fetch?: FetchLike;
   signal?: AbortSignal;
+  /** Descriptions network-first with an offline fallback, files from the cache when there (package-cache.ts). */
+  cache?: PackageCache;
 }
 
 export interface FetchedFile {
@@ -92,6 +83,7 @@ export class PackageIndex {
   readonly format: '6' | 'py';
   private readonly fetchImpl: FetchLike;
   private readonly signal?: AbortSignal;
+  private readonly cache?: PackageCache;
 
   constructor(options: PackageIndexOptions = {}) {
     const raw = options.indexUrl ?? DEFAULT_INDEX_URL;
@@ -106,6 +98,7 @@ export class PackageIndex {
     this.format = options.format ?? '6';
     this.fetchImpl = options.fetch ?? ((url, init) => fetch(url, init));
     this.signal = options.signal;
+    this.cache = options.cache;
   }
 
   /** The description of `name` at `version` (undefined, '' or 'latest' for the latest). */
@@ -114,12 +107,9 @@ export class PackageIndex {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new PackageIndexError(`"${name}" is not a package name`);
     if (!/^[0-9A-Za-z][0-9A-Za-z.+_-]*$/.test(wanted)) throw new PackageIndexError(`"${wanted}" is not a version of ${name}`);
     const url = `${this.indexUrl}/package/${this.format}/${name}/${wanted}.json`;
-    const response = await this.get(url);
-    if (response.status === 404) {
-      await response.body?.cancel().catch(() => {});
-      throw new PackageNotFoundError(name, wanted, this.indexUrl);
-    }
-    const body = await this.readOk(response, url, MAX_INDEX_JSON_BYTES, `the description of ${name}`);
+    const what = `the description of ${name}`;
+    const body = await this.read(url, { limit: MAX_INDEX_JSON_BYTES, what });
+    if (body === undefined) throw new PackageNotFoundError(name, wanted, this.indexUrl);
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));
@@ -136,12 +126,14 @@ export class PackageIndex {
     return parsed.data;
   }
 
-  /** One file of a package, by the short hash the index gives; checked before it is returned. */
+  /** One file of a package, by the short hash the index gives; checked before it is returned (and taken from the cache when there). */
   async getFile(path: string, hash: string): Promise<Buffer> {
     if (!/^[0-9a-f]{8,64}$/.test(hash)) throw new PackageIndexError(`file ${path}: "${hash}" is not a hash`);
     const url = `${this.indexUrl}/file/${hash.slice(0, 2)}/${hash}`;
-    const response = await this.get(url);
-    const data = await this.readOk(response, url, MAX_PACKAGE_FILE_BYTES, `file ${path}`);
+    const what = `file ${path}`;
+    if (this.cache) return this.cache.getByHash(hash, url, { ...this.about(what, MAX_PACKAGE_FILE_BYTES), file: path });
+    const data = await this.read(url, { limit: MAX_PACKAGE_FILE_BYTES, what });
+    if (data === undefined) throw new PackageIndexError(`the index has no ${what} (404 for ${url})`);
     const actual = createHash('sha256').update(data).digest('hex');
     if (!actual.startsWith(hash)) throw new PackageHashMismatchError(path, hash, actual);
     return data;
@@ -155,41 +147,12 @@ export class PackageIndex {
     return out;
   }
 
-  private async get(url: string): Promise<Response> {
-    try {
-      return await this.fetchImpl(url, { signal: this.signal });
-    } catch (err) {
-      const reason = (err as { cause?: { code?: string; message?: string } })?.cause?.code ?? (err as Error)?.message ?? String(err);
-      throw new PackageIndexError(`cannot reach the package index at ${url} (${reason}): check the index URL and the network`);
-    }
+  private about(what: string, limit: number): Omit<LimitedGet, 'signal'> {
+    return { what, limit, server: 'the package index', hint: 'check the index URL and the network' };
   }
 
-  /** The body of a 2xx answer, refusing more than `limit` bytes without reading the rest. */
-  private async readOk(response: Response, url: string, limit: number, what: string): Promise<Buffer> {
-    if (!response.ok) {
-      await response.body?.cancel().catch(() => {});
-      throw new PackageIndexError(`the index answered ${response.status} for ${what} (${url})`);
-    }
-    const tooLarge = () => new PackageIndexError(`${what} from ${url} is larger than ${limit} bytes: refused`);
-    const declared = Number(response.headers.get('content-length') ?? NaN);
-    if (Number.isFinite(declared) && declared > limit) {
-      await response.body?.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    if (!response.body) return Buffer.alloc(0);
-    const reader = response.body.getReader();
-    const chunks: Buffer[] = [];
-    let size = 0;
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      chunks.push(Buffer.from(value));
-    }
-    return Buffer.concat(chunks, size);
+  private read(url: string, { limit, what }: { limit: number; what: string }): Promise<Buffer | undefined> {
+    if (this.cache) return this.cache.getDocument(url, this.about(what, limit));
+    return getLimited(this.fetchImpl, url, { ...this.about(what, limit), signal: this.signal });
   }
 }

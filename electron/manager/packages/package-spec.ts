@@ -17,7 +17,14 @@ export type PackageSpec =
   /** A package of the index; `version` undefined means the latest. */
   | { kind: 'index'; name: string; version?: string }
   /** A `package.json` (`file: false`) or a single `.py` (`file: true`) fetched over http(s). */
-  | { kind: 'url'; url: string; file: boolean; via: 'github' | 'gitlab' | 'url' }
+  | {
+      kind: 'url';
+      url: string;
+      file: boolean;
+      via: 'github' | 'gitlab' | 'url';
+      /** github:/gitlab: only: the branch, tag or commit (mip rewrites the package's own github: URLs to it) and the shorthand as typed. */ ref?: string;
+      shorthand?: string;
+    }
   /** A path on the host: a package folder, a single `.py`, or a `.tar.gz` (sdist). */
   | { kind: 'local'; path: string; form: 'folder' | 'py' | 'tar.gz' };
 
@@ -69,7 +76,7 @@ function parseRepoShorthand(spec: string): PackageSpec {
   const file = sub.length > 0 && (sub[sub.length - 1] ?? '').endsWith('.py');
   const tail = file ? sub.join('/') : [...sub, 'package.json'].join('/');
   const base = via === 'github' ? `https://raw.githubusercontent.com/${org}/${repo}/${ref}` : `https://gitlab.com/${org}/${repo}/-/raw/${ref}`;
-  return { kind: 'url', url: `${base}/${tail}`, file, via };
+  return { kind: 'url', url: `${base}/${tail}`, file, via, ref, shorthand: `${via}:${parts.join('/')}@${ref}` };
 }
 
 function parseUrl(spec: string): PackageSpec {
