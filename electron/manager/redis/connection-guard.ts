@@ -12,6 +12,8 @@
  * That connection uses a user of its own (`cm-guard`, acl.ts), so that when the manager's
  * connections drop during a flood (CLIENT KILL USER cm-manager) the guard goes on sweeping
  * and they get back in; had it dropped too, nothing would free a slot for any of them.
+ * They do not race the flood for the freed slots: the service's clients, this one included,
+ * reconnect over spare connections it holds open (slot-reserve.ts), counted here as its own.
  *
  * Every tick (1 s) reads INFO clients and stats (a few hundred bytes):
  *  - Redis refused connections since the last tick, or 90 % of the slots are taken: the
@@ -31,6 +33,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { createRedisClient, type RedisEndpoint } from './redis-connection.js';
+import { reservedClientOptions, type SlotReserve } from './slot-reserve.js';
 
 export interface ConnectionLimits {
   /** `maxclients` is never below this. */
@@ -76,6 +79,8 @@ export interface ConnectionGuardOptions {
   intervalMs?: number;
   /** How long without a refusal ends the alarm (default 60 s). */
   alarmQuietMs?: number;
+  /** Spare connections the service holds open (slot-reserve.ts): counted as the service's, not suspects. */
+  reservedConnections?: number;
 }
 
 /** The service's own long-lived connections (commands, notifications, this guard). */
@@ -207,7 +212,10 @@ export class ConnectionGuard extends EventEmitter<ConnectionGuardEvents> {
     const pressure = refused > 0 || connected >= this.max * PRESSURE_SHARE;
     if (pressure) {
       this.closedSinceWarn += Number(await this.redis.call('CLIENT', 'KILL', 'USER', 'default'));
-    } else if (connected > this.options.fleet().online + SERVICE_CONNECTIONS && now - this.lastList >= this.limits.unauthenticatedIdleMs / 2) {
+    } else if (
+      connected > this.options.fleet().online + SERVICE_CONNECTIONS + (this.options.reservedConnections ?? 0) &&
+      now - this.lastList >= this.limits.unauthenticatedIdleMs / 2
+    ) {
       this.lastList = now;
       this.closedSinceWarn += await this.closeSuspects();
     }
@@ -312,9 +320,17 @@ export class ConnectionGuard extends EventEmitter<ConnectionGuardEvents> {
   }
 }
 
-/** A guard on its own connection to `endpoint` (the guard's user), retrying every ≤ 0.5 s when lost: it must get in first. */
-export function connectionGuardFor(endpoint: RedisEndpoint, options: Omit<ConnectionGuardOptions, 'redis'>): ConnectionGuard {
-  const redis = createRedisClient(endpoint, 'cm-manager-guard', { enableAutoPipelining: false, retryStrategy: (attempt) => Math.min(50 * attempt, 500) });
+/**
+ * A guard on its own connection to `endpoint` (the guard's user), retrying every ≤ 0.5 s when lost: it must get in first.
+ * With `reserve`, that connection is a reserved one when lost (slot-reserve.ts) and the spares are counted as the service's.
+ */
+export function connectionGuardFor(endpoint: RedisEndpoint, options: Omit<ConnectionGuardOptions, 'redis'> & { reserve?: SlotReserve }): ConnectionGuard {
+  const { reserve, ...guardOptions } = options;
+  const backoff = (attempt: number) => Math.min(50 * attempt, 500);
+  const redis = createRedisClient(endpoint, 'cm-manager-guard', {
+    enableAutoPipelining: false,
+    ...(reserve ? reservedClientOptions(reserve, backoff) : { retryStrategy: backoff }),
+  });
   redis.on('error', (error) => options.log('debug', `connection guard: ${error.message}`));
-  return new ConnectionGuard({ ...options, redis });
+  return new ConnectionGuard({ ...guardOptions, redis, reservedConnections: reserve?.size ?? guardOptions.reservedConnections });
 }

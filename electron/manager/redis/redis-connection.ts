@@ -45,6 +45,11 @@ export function redactRedisUrl(url: string): string {
 
 export type RedisClient = Redis;
 
+/** The manager's clients try again after 100 ms, doubling up to 2 s, while Redis is away. */
+export function defaultRetryDelay(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 6), 2_000);
+}
+
 export function createRedisClient(endpoint: RedisEndpoint, connectionName: string, extra: Partial<RedisOptions> = {}): Redis {
   return new Redis({
     host: endpoint.host,
@@ -56,7 +61,7 @@ export function createRedisClient(endpoint: RedisEndpoint, connectionName: strin
     // Wait for Redis to come back rather than failing commands; callers bound waits.
     maxRetriesPerRequest: null,
     enableAutoPipelining: true,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2_000),
+    retryStrategy: defaultRetryDelay,
     ...extra,
   });
 }
