@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   describeCommand,
   encodeCommandFields,
+  hashBatches,
   InvalidCommandError,
   parseHashResult,
   redactConfig,
@@ -60,6 +61,19 @@ describe('hash', () => {
     expect(() => encodeCommandFields({ op: 'hash', paths: ['/ok', '/a/../b'] }, 1000)).toThrow(InvalidCommandError);
     expect(() => encodeCommandFields({ op: 'hash', paths: ['relative.py'] }, 1000)).toThrow(/absolute/);
     expect(() => encodeCommandFields({ op: 'hash', paths: ['/a/b', '/a//b'] }, 1000)).toThrow(/"\/a\/b" twice/);
+  });
+
+  it('keeps the path list within 4 KiB of JSON, and splits longer lists into commands that fit', () => {
+    // 32 paths of 200 bytes: 6.5 KB of JSON, more than a 36 KB board can answer.
+    const long = Array.from({ length: 40 }, (_, i) => `/lib/${String(i).padStart(2, '0')}${'n'.repeat(193)}`);
+    expect(() => encodeCommandFields({ op: 'hash', paths: long.slice(0, 32) }, 1000)).toThrow(/at most 4096 bytes of paths/);
+    const batches = hashBatches([...long, long[0]!, '/lib//short.py']);
+    expect(batches.flat()).toEqual([...long, '/lib/short.py']);
+    for (const batch of batches) expect(() => encodeCommandFields({ op: 'hash', paths: batch }, 1000)).not.toThrow();
+    expect(batches.map((batch) => batch.length)).toEqual([20, 21]);
+    const short = Array.from({ length: 70 }, (_, i) => `/lib/m${i}.mpy`);
+    expect(hashBatches(short).map((batch) => batch.length)).toEqual([32, 32, 6]);
+    expect(hashBatches([])).toEqual([]);
   });
 
   it("checks a board's answer against the paths asked", () => {

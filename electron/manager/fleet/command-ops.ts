@@ -43,8 +43,14 @@ export const COMMAND_OPS: readonly CommandOp[] = [
 ];
 
 export const MAX_CODE_BYTES = 64 * 1024;
-/** Paths one `hash` command may ask about: their JSON (≤ 32 × 255 bytes) stays small for a board with a tiny heap. */
+/** Paths one `hash` command may ask about. */
 export const MAX_HASH_PATHS = 32;
+/**
+ * Bytes of `hash`'s path list (its JSON) at most. A board holds the list and its answer
+ * (the list again, plus 70 bytes a path) at once: a 36 KB ESP8266-class board answers 4 KB
+ * of paths with about 6 KB of heap to spare, and runs out at 6 KB. Use hashBatches.
+ */
+export const MAX_HASH_LIST_BYTES = 4096;
 /** `hash`'s result: each requested path's SHA-256 (lowercase hex), null for a missing path or a directory. */
 export type HashResult = Record<string, string | null>;
 /** `info`'s result (PROTOCOL.md §7.5). mpy: the .mpy ABI the board loads (sys.implementation._mpy), 0 or absent when unknown. */
@@ -151,7 +157,10 @@ export function encodeCommandFields(request: CommandRequest, timeoutMs: number):
   }
 }
 
-/** The paths of a `hash` command, normalised: 1 to MAX_HASH_PATHS, each a valid board path, none twice. */
+/**
+ * The paths of a `hash` command, normalised: 1 to MAX_HASH_PATHS, each a valid board path,
+ * none twice, at most MAX_HASH_LIST_BYTES of JSON.
+ */
 export function validateHashPaths(paths: unknown): string[] {
   if (!Array.isArray(paths) || paths.length === 0) throw new InvalidCommandError('hash needs at least one path');
   if (paths.length > MAX_HASH_PATHS) throw new InvalidCommandError(`hash takes at most ${MAX_HASH_PATHS} paths at a time (got ${paths.length}): split them`);
@@ -161,7 +170,31 @@ export function validateHashPaths(paths: unknown): string[] {
     if (seen.has(normalised)) throw new InvalidCommandError(`hash names ${JSON.stringify(normalised)} twice`);
     seen.add(normalised);
   }
-  return [...seen];
+  const normalised = [...seen];
+  const bytes = Buffer.byteLength(JSON.stringify(normalised));
+  if (bytes > MAX_HASH_LIST_BYTES) {
+    throw new InvalidCommandError(`hash takes at most ${MAX_HASH_LIST_BYTES} bytes of paths at a time (got ${bytes}, a small board's memory): split them`);
+  }
+  return normalised;
+}
+
+/** Splits paths (normalised, each once) into lists one `hash` command each may carry: within MAX_HASH_PATHS and MAX_HASH_LIST_BYTES. */
+export function hashBatches(paths: readonly string[]): string[][] {
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let bytes = 2; // []
+  for (const path of new Set(paths.map((path) => validateBoardPath(path)))) {
+    const size = Buffer.byteLength(JSON.stringify(path)) + 1; // and its comma
+    if (batch.length === MAX_HASH_PATHS || (batch.length > 0 && bytes + size > MAX_HASH_LIST_BYTES + 1)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 2;
+    }
+    batch.push(path);
+    bytes += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }
 
 /**
