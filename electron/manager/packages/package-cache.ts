@@ -3,7 +3,9 @@
  * they worked online and no file is downloaded twice:
  * - `files/<sha256>`: every downloaded body, content-addressed and checked when read (a cached
  *   file whose bytes no longer match its name is deleted and fetched again);
- * - `meta/<sha256 of url>.json`: which body a URL gave last, and when (`{url, sha256, fetchedAt}`).
+ * - `meta/<sha256 of url>.json`: which body a URL gave last, and when (`{url, sha256, fetchedAt}`),
+ *   or that it was not found (`missing`: a package the index lacks stays lacking offline, so the
+ *   PyPI fallback is taken offline as it was online).
  * Descriptions (index JSON, PyPI JSON, package.json, a file given only by URL) are asked of the
  * network first, each success refreshing the cache; when the network fails (unreachable or
  * 5xx) the cached copy is used and a note says so. Files named by a hash are taken from the
@@ -18,7 +20,16 @@ import { getLimited, PackageHashMismatchError, PackageNetworkError, PackageSourc
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-const metaSchema = z.object({ url: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), fetchedAt: z.number() });
+/** `missing`: the server said 404 (kept too, so a PyPI fallback decided online is decided the same offline). */
+const metaSchema = z.object({
+  url: z.string(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  missing: z.literal(true).optional(),
+  fetchedAt: z.number(),
+});
 
 export interface PackageCacheOptions {
   fetch?: FetchLike;
@@ -65,16 +76,15 @@ export class PackageCache {
   async getDocument(url: string, options: CachedGet): Promise<Buffer | undefined> {
     try {
       const body = await getLimited(this.fetchImpl, url, { ...options, signal: this.options.signal });
-      if (body !== undefined) {
-        this.stats.downloaded++;
-        await this.remember(url, body);
-      }
+      if (body !== undefined) this.stats.downloaded++;
+      await this.remember(url, body);
       return body;
     } catch (err) {
       if (!(err instanceof PackageNetworkError)) throw err;
       const cached = await this.recall(url);
       if (!cached) throw new PackageNetworkError(`${err.message}; ${options.what} is offline and not in the cache (install it once while online)`);
-      this.options.onNote?.(`offline: using the copy of ${options.what} cached ${new Date(cached.fetchedAt).toISOString()}`);
+      const what = cached.body === undefined ? `the answer "not found" for ${options.what}` : `the copy of ${options.what}`;
+      this.options.onNote?.(`offline: using ${what} cached ${new Date(cached.fetchedAt).toISOString()}`);
       return cached.body;
     }
   }
@@ -136,12 +146,13 @@ export class PackageCache {
     return hash;
   }
 
-  private async remember(url: string, body: Buffer): Promise<void> {
-    const hash = await this.store(body);
-    await writeAtomically(this.metaPath(url), Buffer.from(JSON.stringify({ url, sha256: hash, fetchedAt: Date.now() })));
+  private async remember(url: string, body: Buffer | undefined): Promise<void> {
+    const entry = body === undefined ? { url, missing: true, fetchedAt: Date.now() } : { url, sha256: await this.store(body), fetchedAt: Date.now() };
+    await writeAtomically(this.metaPath(url), Buffer.from(JSON.stringify(entry)));
   }
 
-  private async recall(url: string): Promise<{ body: Buffer; fetchedAt: number } | undefined> {
+  /** What `url` gave last: its body, or `body: undefined` for a remembered 404; undefined when never fetched. */
+  private async recall(url: string): Promise<{ body: Buffer | undefined; fetchedAt: number } | undefined> {
     const raw = await readFile(this.metaPath(url), 'utf8').catch(() => undefined);
     if (raw === undefined) return undefined;
     let meta: z.infer<typeof metaSchema>;
@@ -151,6 +162,7 @@ export class PackageCache {
       return undefined;
     }
     if (meta.url !== url) return undefined;
+    if (meta.missing || !meta.sha256) return { body: undefined, fetchedAt: meta.fetchedAt };
     const body = await this.readByHash(meta.sha256);
     return body ? { body, fetchedAt: meta.fetchedAt } : undefined;
   }
