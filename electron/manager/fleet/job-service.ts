@@ -6,7 +6,7 @@
  * still shows them. Events go out at most 4 times a second per job, with only the boards
  * that changed.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { JobStore } from '../redis/job-store.js';
@@ -109,6 +109,8 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   ) {
     super();
     this.setMaxListeners(0);
+    // Every board of a running install waits on it.
+    setMaxListeners(0, this.stopping.signal);
   }
 
   /** Loads the last day's jobs; unfinished ones re-attach to their commands. */

@@ -98,8 +98,9 @@ class StepFailed extends Error {
 /** Files the interpreter runs by name at boot: always sent as source. */
 const NEVER_COMPILED = new Set(['boot.py', 'main.py']);
 
-/** "12.5 KB" (1 KB = 1024 bytes, one decimal under 100 KB). */
+/** "12.5 KB" (1 KB = 1024 bytes, one decimal under 100 KB); "300 B" under 1 KB, so a small file does not show as 0. */
 export function formatKilobytes(bytes: number): string {
+  if (bytes > 0 && bytes < 1024) return `${bytes} B`;
   const kb = bytes / 1024;
   return `${kb < 100 ? Math.round(kb * 10) / 10 : Math.round(kb)} KB`;
 }
@@ -223,8 +224,8 @@ export async function launchPackageJob(request: PackageJobRequest, boards: reado
       cacheDir: context.cacheDir,
       onProgress: (progress) => context.progress({ ...progress }),
     });
-    const files = prepared.packages.reduce((sum, pkg) => sum + pkg.files.length, 0);
-    context.progress({ phase: 'compile', message: request.source ? 'keeping the .py files as they are' : `compiling ${files} files to .mpy` });
+    const sources = prepared.packages.reduce((sum, pkg) => sum + pkg.files.filter((file) => file.boardPath.endsWith('.py')).length, 0);
+    context.progress({ phase: 'compile', message: request.source ? 'keeping the .py files as they are' : `compiling ${sources} .py files to .mpy` });
     const payload = await compilePayload(prepared, { source: request.source ?? false });
     runOne = (run) => installOnBoard(run, payload);
   } else {
@@ -359,7 +360,7 @@ export async function listBoardPackages(fleet: Fleet, board: BoardState, timeout
 function reportFailure(run: BoardRun, error: unknown, numbers: InstallNumbers): void {
   if (run.stopping.aborted) return;
   const done = numbers.uploadedFiles + numbers.removedFiles > 0 ? ` (after ${installMessage(numbers)})` : '';
-  run.report.finished('failed', `${(error as Error).message}${done}`, numbers);
+  run.report.finished('failed', `${run.cancelled.aborted ? 'cancelled' : (error as Error).message}${done}`, numbers);
 }
 
 async function readRecord(commands: BoardCommands): Promise<{ record: PackageRecord; warning: string | null }> {
