@@ -14,7 +14,7 @@ import { canLoadMpyV6, compileToMpy, MpyCompileError } from '../packages/mpy-cro
 import { sha256 } from '../transfer/upload-blob.js';
 import { validateBoardPath } from '../transfer/board-path.js';
 import { FINAL_STATUSES, type CommandView } from './command-dispatcher.js';
-import { MAX_HASH_PATHS, parseHashResult, type BoardInfoResult, type CommandRequest } from './command-ops.js';
+import { hashBatches, parseHashResult, type BoardInfoResult, type CommandRequest } from './command-ops.js';
 import type { BoardState } from './board-registry.js';
 import type { Fleet } from './fleet.js';
 import type { InstallNumbers, JobKind, JobProgress } from './job-model.js';
@@ -261,9 +261,7 @@ export async function installOnBoard(run: BoardRun, payload: InstallPayload): Pr
     const { record, warning } = await readRecord(commands);
 
     const onBoard = new Map<string, string | null>();
-    const paths = [...new Set(files.map((file) => file.boardPath))];
-    for (let start = 0; start < paths.length; start += MAX_HASH_PATHS) {
-      const chunk = paths.slice(start, start + MAX_HASH_PATHS);
+    for (const chunk of hashBatches(files.map((file) => file.boardPath))) {
       const hashed = await commands.run({ op: 'hash', paths: chunk }, { allow: ['EUNSUPPORTED'] });
       // A board without `hash` (older client) gets every file: nothing can be skipped safely.
       if (hashed.status !== 'ok') break;
