@@ -149,6 +149,35 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect((await run(name, { op: 'rm', path: '/edge', recursive: true })).status).toBe('ok');
     });
 
+    it('hashes the files it has, null for a missing path or a directory (§7.4 hash)', async () => {
+      const name = board(2);
+      // 5,000 bytes: several of a small board's read chunks and more than one of its steps.
+      const files: Array<[string, Buffer]> = [
+        ['/hash/small.py', Buffer.from('print("hello")\n')],
+        ['/hash/sub/large.bin', randomBytes(5000)],
+        ['/hash/été.txt', Buffer.alloc(0)],
+      ];
+      for (const [path, data] of files) expect((await run(name, { op: 'put', path, dataBase64: data.toString('base64') })).status).toBe('ok');
+      // A name with quotes travels escaped in the command's JSON, and comes back as it was sent.
+      const paths = [...files.map(([path]) => path), '/hash/missing.py', '/hash/no "such" file.py', '/hash/sub', '/hash/small.py/inner'];
+      const done = await run(name, { op: 'hash', paths });
+      expect([done.status, done.error]).toEqual(['ok', null]);
+      expect(done.result).toEqual({
+        ...Object.fromEntries(files.map(([path, data]) => [path, sha256(data)])),
+        '/hash/missing.py': null,
+        '/hash/no "such" file.py': null,
+        '/hash/sub': null,
+        '/hash/small.py/inner': null,
+      });
+      // What no board should be asked is refused before it is queued.
+      const tooMany = Array.from({ length: 33 }, (_, index) => `/hash/${index}.py`);
+      const tooLong = Array.from({ length: 32 }, (_, index) => `/hash/${index}${'n'.repeat(150)}.py`); // over 4 KiB: more than a small board answers
+      for (const bad of [[], tooMany, tooLong, ['/hash/../x.py'], ['relative.py'], ['/hash/a.py', '/hash//a.py']]) {
+        await expect(lab.api.call('commands.send', { boards: name, request: { op: 'hash', paths: bad } })).rejects.toMatchObject({ code: 'bad_request' });
+      }
+      expect((await run(name, { op: 'rm', path: '/hash', recursive: true })).status).toBe('ok');
+    });
+
     it('keeps a listing within 16 KiB, marking it truncated', async () => {
       const name = board(2);
       // 120 names of 150 bytes: about 20 KiB of listing.
@@ -199,6 +228,8 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
         );
       }
       const info = await run(board(2), { op: 'info' });
+      // The .mpy ABI it loads (sys.implementation._mpy): its low byte is the .mpy version, 6 since MicroPython 1.19.
+      expect((info.result as { mpy: number }).mpy & 0xff).toBe(6);
       expect(info.result).toMatchObject({
         mv: expect.stringMatching(/^\d+\.\d+\.\d+$/),
         p: expect.stringMatching(/^[a-z0-9_-]+$/),
@@ -206,6 +237,7 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
         mf: expect.any(Number),
         ip: expect.any(String),
         boot: expect.any(String),
+        mpy: expect.any(Number),
       });
     });
 

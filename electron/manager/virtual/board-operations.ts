@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { RespConnection } from '../redis/resp-connection.js';
 import type { MicroPythonInterpreter } from './micropython-interpreter.js';
-import { BoardFsError, parentPath, type BoardFs, type DirEntry } from './board-fs.js';
+import { BoardFsError, parentPath, pathSegments, type BoardFs, type DirEntry } from './board-fs.js';
 
 /** Output of one command beyond this is dropped and the result says `tr=1`. */
 const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -20,6 +20,8 @@ const SECRET_KEYS = ['wifi_password', 'password', 'dk'];
 const PROTECTED_KEYS = ['id', 'user', 'password', 'dk', 'name'];
 /** Keys the board itself reads, and their ranges (PROTOCOL.md §7.5). */
 const INTEGER_KEYS: Record<string, [number, number]> = { hb: [1, 300], port: [1, 65535], dp: [1, 65535] };
+/** Paths one `hash` may name (§7.4). */
+const MAX_HASH_PATHS = 32;
 
 export interface OperationContext {
   boardId: string;
@@ -130,6 +132,8 @@ export async function runOperation(context: OperationContext, cid: string, field
       case 'mv':
         await context.fs.rename(field(fields, 'p'), field(fields, 'to'));
         return ok(0, {});
+      case 'hash':
+        return ok(0, await hash(context, fields));
       case 'rename':
         context.config.name = field(fields, 'nm');
         await context.saveConfig();
@@ -269,6 +273,32 @@ async function put(context: OperationContext, fields: Map<string, Buffer>): Prom
     throw error;
   }
   return { size, sha256: digest };
+}
+
+/** SHA-256 of each file `pl` names, keyed by the path as sent; null for a missing path or a directory (§7.4). */
+async function hash(context: OperationContext, fields: Map<string, Buffer>): Promise<Record<string, string | null>> {
+  let paths: unknown;
+  try {
+    paths = JSON.parse(field(fields, 'pl'));
+  } catch {
+    throw new OperationError('EINVAL', 'pl is not JSON');
+  }
+  if (!Array.isArray(paths) || paths.length < 1 || paths.length > MAX_HASH_PATHS || !paths.every((path) => typeof path === 'string')) {
+    throw new OperationError('EINVAL', `pl must be a JSON array of 1 to ${MAX_HASH_PATHS} paths`);
+  }
+  for (const path of paths as string[]) pathSegments(path); // every path checked before any file is read
+  const hashes: Record<string, string | null> = {};
+  for (const path of paths as string[]) {
+    try {
+      hashes[path] = createHash('sha256')
+        .update(await context.fs.readFile(path))
+        .digest('hex');
+    } catch (error) {
+      if (!(error instanceof BoardFsError && ['ENOENT', 'EISDIR', 'ENOTDIR'].includes(error.code))) throw error;
+      hashes[path] = null;
+    }
+  }
+  return hashes;
 }
 
 /** GETRANGE on the live connection; a dropped connection is waited out, not fatal. */

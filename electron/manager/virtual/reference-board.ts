@@ -80,6 +80,8 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   private busy: string | null = null;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private micropythonVersion: string | undefined;
+  /** sys.implementation._mpy of the interpreter that runs exec (774: .mpy ABI 6.3), reported by info. */
+  private mpyAbi = 0;
 
   constructor(private readonly options: ReferenceBoardOptions) {
     super();
@@ -157,7 +159,11 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
           port: this.options.port ?? Number(this.config.port),
         });
         await connection.call('AUTH', String(this.config.user), String(this.config.password));
-        this.micropythonVersion ??= (await this.interpreter.info()).version;
+        if (this.micropythonVersion === undefined) {
+          const interpreter = await this.interpreter.info();
+          this.micropythonVersion = interpreter.version;
+          this.mpyAbi = interpreter.mpyAbi;
+        }
         // Right after boot the board first asks where to start (an empty AFTER never
         // claims, §4.2); its hello names that cursor so the manager can tell what the
         // previous boot took and never ran.
@@ -297,7 +303,15 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
       interpreter: this.interpreter,
       config: this.config,
       saveConfig: async () => this.options.saveConfig?.(this.config),
-      info: () => ({ p: 'virtual', mv: this.micropythonVersion, cv: REFERENCE_CLIENT_VERSION, mf: 1048576, ip: '127.0.0.1', boot: this.bootId }),
+      info: () => ({
+        p: 'virtual',
+        mv: this.micropythonVersion,
+        cv: REFERENCE_CLIENT_VERSION,
+        mf: 1048576,
+        ip: '127.0.0.1',
+        boot: this.bootId,
+        mpy: this.mpyAbi,
+      }),
       send: (fields) => void this.send(fields, false),
       connection: () => this.waitForConnection(),
       chunkBytes: this.options.chunkBytes ?? 4096,
