@@ -91,7 +91,7 @@ describe('install results and progress', () => {
     expect(installResultLine('install', { uploadedFiles: 3, skippedFiles: 2, removedFiles: 0, bytes: 12_800 })).toBe('3 uploaded, 2 skipped, 12.5 KB sent');
     expect(installResultLine('install', { uploadedFiles: 0, skippedFiles: 5, removedFiles: 0, bytes: 0 })).toBe('0 uploaded, 5 skipped, 0 B sent');
     expect(installResultLine('install', { uploadedFiles: 1, skippedFiles: 0, removedFiles: 1, bytes: 700 })).toBe(
-      '1 uploaded, 0 skipped, 1 removed, 700 B sent',
+      '1 uploaded, 0 skipped, 700 B sent, 1 old removed',
     );
     expect(installResultLine('uninstall', { uploadedFiles: 0, skippedFiles: 0, removedFiles: 4, bytes: 0 })).toBe('4 files removed');
     expect(installResultLine('uninstall', { uploadedFiles: 0, skippedFiles: 0, removedFiles: 1, bytes: 0 })).toBe('1 file removed');
@@ -99,38 +99,41 @@ describe('install results and progress', () => {
 
   it('the host phase first, then files done of planned, then the result', () => {
     const downloading = { phase: 'download', message: 'Downloading 3 of 5 files', done: 3, total: 5 };
+    const boards = { phase: 'boards', message: 'installing on 1 board' };
     expect(installBar('install', null, undefined)).toEqual({
       value: null,
       text: 'Preparing the packages on this computer…',
       tone: 'accent',
       status: 'preparing',
     });
-    expect(installBar('install', { phase: 'resolve', message: 'Resolving logging' }, undefined)).toMatchObject({
-      value: null,
-      text: 'Resolving logging',
-      status: 'preparing',
-    });
+    expect(installBar('install', { phase: 'resolve', message: 'Resolving logging' }, undefined)).toMatchObject({ value: null, text: 'Resolving logging' });
     expect(installBar('install', downloading, undefined)).toMatchObject({ value: 60, text: 'Downloading 3 of 5 files' });
+    // While the host prepares, every board shows the host's phase, an offline one too.
     expect(installBar('install', downloading, target({ status: 'queued' }))).toMatchObject({ value: 60, status: 'preparing' });
-    expect(installBar('install', null, target({ total: 0 }))).toMatchObject({ value: null, text: 'Reading what is on the board…' });
-    expect(installBar('install', downloading, target({ done: 1, total: 4 }))).toEqual({ value: 25, text: '1 of 4 files', tone: 'accent', status: 'running' });
-    expect(installBar('install', null, target({ status: 'waiting', total: 4 }))).toMatchObject({
+    expect(installBar('install', downloading, target({ status: 'waiting' }))).toMatchObject({ value: 60, status: 'preparing' });
+    // Then the boards' own state.
+    expect(installBar('install', boards, target({ status: 'queued' }))).toMatchObject({ value: 0, text: 'Queued', status: 'queued' });
+    expect(installBar('install', boards, target({ total: 0 }))).toMatchObject({ value: null, text: 'Reading what is on the board…' });
+    expect(installBar('install', boards, target({ done: 1, total: 4 }))).toEqual({ value: 25, text: '1 of 4 files', tone: 'accent', status: 'running' });
+    expect(installBar('install', boards, target({ status: 'waiting', total: 4 }))).toMatchObject({
       value: 0,
       status: 'waiting',
       text: expect.stringContaining('come online'),
     });
-    const done = target({
-      status: 'ok',
-      done: 5,
-      total: 5,
-      message: 'ignored',
-      install: { uploadedFiles: 3, skippedFiles: 2, removedFiles: 0, bytes: 12_800 },
-    });
-    expect(installBar('install', downloading, done)).toEqual({ value: 100, text: '3 uploaded, 2 skipped, 12.5 KB sent', tone: 'ok', status: 'ok' });
-    expect(installBar('install', null, target({ status: 'ok', message: 'done by an older service' }))).toMatchObject({ text: 'done by an older service' });
-    expect(installBar('install', null, target({ status: 'failed', total: 0, message: 'ENOSPC: the board is full' }))).toEqual({
+    const numbers = { uploadedFiles: 3, skippedFiles: 2, removedFiles: 0, bytes: 12_800 };
+    expect(installBar('install', boards, target({ status: 'ok', done: 5, total: 5, install: numbers }))).toEqual({
       value: 100,
-      text: 'ENOSPC: the board is full',
+      text: '3 uploaded, 2 skipped, 12.5 KB sent',
+      tone: 'ok',
+      status: 'ok',
+    });
+    // The service's own line wins: it carries its warnings too.
+    const warned = '3 uploaded, 2 skipped, 12.5 KB sent; the package record was unreadable and was replaced';
+    expect(installBar('install', boards, target({ status: 'ok', message: warned, install: numbers }))).toMatchObject({ text: warned });
+    // A preparation that failed fails every board with its message.
+    expect(installBar('install', downloading, target({ status: 'failed', message: 'logging 0.6 needs missing-dep, which the index does not have' }))).toEqual({
+      value: 100,
+      text: 'logging 0.6 needs missing-dep, which the index does not have',
       tone: 'danger',
       status: 'failed',
     });

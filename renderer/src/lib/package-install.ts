@@ -127,13 +127,16 @@ export interface InstallNumbers {
   bytes: number;
 }
 
-/** "3 uploaded, 2 skipped, 12.5 KB sent" (", 1 removed" when an older version's files went); uninstall: "4 files removed". */
+/** "3 uploaded, 2 skipped, 12.5 KB sent" (", 1 old removed" when an older version's files went); uninstall: "4 files removed". */
 export function installResultLine(kind: 'install' | 'uninstall', numbers: InstallNumbers): string {
   if (kind === 'uninstall') return `${plural(numbers.removedFiles, 'file')} removed`;
-  const parts = [`${numbers.uploadedFiles} uploaded`, `${numbers.skippedFiles} skipped`];
-  if (numbers.removedFiles > 0) parts.push(`${numbers.removedFiles} removed`);
-  return `${parts.join(', ')}, ${formatBytes(numbers.bytes)} sent`;
+  const parts = [`${numbers.uploadedFiles} uploaded`, `${numbers.skippedFiles} skipped`, `${formatBytes(numbers.bytes)} sent`];
+  if (numbers.removedFiles > 0) parts.push(`${numbers.removedFiles} old removed`);
+  return parts.join(', ');
 }
+
+/** The job's `progress.phase` once the host's work is done and the boards are under way. */
+export const BOARDS_PHASE = 'boards';
 
 /** What one board's progress bar shows. */
 export interface InstallBar {
@@ -147,16 +150,20 @@ export interface InstallBar {
 type TargetLike = Pick<JobTarget, 'status' | 'message' | 'done' | 'total'> & { install?: InstallNumbers | null };
 
 /**
- * A board's bar: the host's phase (resolving, downloading, compiling: `job.progress`) until
- * the board has files planned, then files done of total, then the result line or the error.
+ * A board's bar: the host's phase (resolving, downloading, compiling: `job.progress`) while
+ * the host prepares, then files done of planned, then the result line or the error.
  */
 export function installBar(kind: 'install' | 'uninstall', progress: JobProgress | null, target: TargetLike | undefined): InstallBar {
-  const planned = target !== undefined && (target.total > 0 || (target.status !== 'queued' && target.status !== 'running'));
-  if (!planned && progress) return { value: percent(progress.done, progress.total), text: progress.message, tone: 'accent', status: 'preparing' };
+  // The service reports the host's phases (resolve, download, compile), then 'boards' once every board's run started.
+  const onHost = progress !== null && progress.phase !== BOARDS_PHASE;
+  const final = target?.status === 'ok' || target?.status === 'failed';
+  if (onHost && !final && (!target || target.total === 0))
+    return { value: percent(progress.done, progress.total), text: progress.message, tone: 'accent', status: 'preparing' };
   if (!target) return { value: null, text: kind === 'install' ? 'Preparing the packages on this computer…' : 'Starting…', tone: 'accent', status: 'preparing' };
   switch (target.status) {
     case 'ok':
-      return { value: 100, text: target.install ? installResultLine(kind, target.install) : (target.message ?? 'done'), tone: 'ok', status: 'ok' };
+      // The service's line is the same one, plus any warning (e.g. an unreadable record it replaced).
+      return { value: 100, text: target.message ?? (target.install ? installResultLine(kind, target.install) : 'done'), tone: 'ok', status: 'ok' };
     case 'failed':
       return { value: 100, text: target.message ?? 'failed', tone: 'danger', status: 'failed' };
     case 'waiting':
