@@ -20,6 +20,7 @@ const only = process.argv.slice(2);
 const want = (name) => only.length === 0 || only.some((part) => name.includes(part));
 
 import http from 'node:http';
+import { createHash } from 'node:crypto';
 import { makeEsp8266Image } from '../dist/test/lab/esp8266-image.js';
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-shots-'));
@@ -30,6 +31,48 @@ image.write('MicroPython v1.27.0 on 2025-12-09; ESP module with ESP8266\0', 100 
 const mirror = http.createServer((_request, response) => response.end(image));
 await new Promise((resolve) => mirror.listen(0, '127.0.0.1', resolve));
 process.env.CLOUDMANAGER_FIRMWARE_MIRROR = `http://127.0.0.1:${mirror.address().port}/`;
+// The Packages screens install from a package index on 127.0.0.1 in micropython-lib's v2
+// layout (package JSON by name, files by the first 8 hex digits of their sha256).
+const indexFiles = new Map();
+const indexPackages = new Map();
+const publish = (name, version, files, deps = []) => {
+  const hashes = Object.entries(files).map(([file, text]) => {
+    const data = Buffer.from(text);
+    const hash = createHash('sha256').update(data).digest('hex').slice(0, 8);
+    indexFiles.set(hash, data);
+    return [file, hash];
+  });
+  indexPackages.set(name, JSON.stringify({ hashes, deps, version }));
+};
+publish('logging', '0.6', { 'logging.py': '# logging\n'.repeat(120) });
+publish('umqtt.simple', '1.3.4', { 'umqtt/simple.py': '# umqtt.simple\n'.repeat(200) });
+publish(
+  'sensors-kit',
+  '1.2.0',
+  {
+    'sensors_kit/__init__.py': 'from .bme280 import BME280\n',
+    'sensors_kit/bme280.py': '# bme280\n'.repeat(300),
+    'sensors_kit/ds18x20.py': '# ds18x20\n'.repeat(90),
+  },
+  [
+    ['logging', 'latest'],
+    ['umqtt.simple', 'latest'],
+  ],
+);
+// Its dependency ssd1306 is not on the index: the install is refused before any board is touched.
+publish('weather-station', '0.3', { 'weather_station.py': 'import sensors_kit\n' }, [
+  ['sensors-kit', 'latest'],
+  ['ssd1306', '0.1'],
+]);
+const packageIndex = http.createServer((request, response) => {
+  const url = request.url ?? '';
+  const json = /^\/pi\/v2\/package\/(?:py|6)\/([^/]+)\/[^/]+\.json$/.exec(url);
+  const file = /^\/pi\/v2\/file\/[0-9a-f]{2}\/([0-9a-f]{8})$/.exec(url);
+  const body = json ? indexPackages.get(json[1]) : file ? indexFiles.get(file[1]) : undefined;
+  response.statusCode = body === undefined ? 404 : 200;
+  response.end(body ?? 'not found');
+});
+await new Promise((resolve) => packageIndex.listen(0, '127.0.0.1', resolve));
 const linkDir = await mkdtemp(path.join(os.tmpdir(), 'cm-shots-usb-'));
 const usbLink = path.join(linkDir, 'ttyUSB0');
 const freePort = () =>
@@ -40,7 +83,14 @@ const freePort = () =>
     });
   });
 const redisPort = await freePort();
-const manager = new Manager({ dataDir, redisPort, heartbeatS: 2, extraSerialPorts: [usbLink] });
+const manager = new Manager({
+  dataDir,
+  redisPort,
+  heartbeatS: 2,
+  extraSerialPorts: [usbLink],
+  packageIndexUrl: `http://127.0.0.1:${packageIndex.address().port}/pi/v2`,
+  pypiUrl: '',
+});
 const cleanups = [];
 try {
   await manager.start();
@@ -142,6 +192,44 @@ try {
     .catch(() => undefined);
   await shot(page, 'board-settings');
 
+  // Packages tab: an install with its two dependencies, then one whose dependency is missing.
+  await page.goto(`${manager.apiUrl}/#/board/greenhouse-1/packages`);
+  await page.getByText('No packages installed through Cloudmanager yet').waitFor();
+  await page.getByLabel(/^Packages/).fill('sensors-kit');
+  await page.getByRole('button', { name: 'Install', exact: true }).click();
+  await page.locator('section[aria-label="Installed packages"] tr[data-package="umqtt.simple"]').waitFor({ timeout: 60_000 });
+  await shot(page, 'board-packages');
+  await page.getByLabel(/^Packages/).fill('weather-station');
+  await page.getByRole('button', { name: 'Install', exact: true }).click();
+  await page.getByText('Nothing was installed').waitFor({ timeout: 60_000 });
+  await shot(page, 'board-packages-error');
+  await page.locator('tr[data-package="logging"]').getByRole('button', { name: 'Uninstall' }).click();
+  await page.getByRole('dialog').getByText('Deletes the').waitFor();
+  await shot(page, 'board-packages-uninstall');
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+
+  // Install packages… on a selection, one board of it offline (it waits for the board).
+  await page.goto(`${manager.apiUrl}/#/`);
+  for (const name of ['greenhouse-1', 'greenhouse-2', 'greenhouse-3', 'attic-sensor'])
+    await page.locator(`[data-board="${name}"] input[type=checkbox]`).check();
+  await page.getByRole('button', { name: 'Install packages…' }).click();
+  await page
+    .getByRole('dialog')
+    .getByLabel(/^Packages/)
+    .fill('sensors-kit\nlogging@0.6');
+  await page.getByRole('dialog').getByText('Advanced').click();
+  await shot(page, 'fleet-install');
+  await page
+    .getByRole('dialog')
+    .getByRole('button', { name: /^Install on/ })
+    .click();
+  await page.waitForURL(/#\/jobs\/j/);
+  await page
+    .locator('tr[data-board="greenhouse-3"]')
+    .getByText(/uploaded/)
+    .waitFor({ timeout: 60_000 });
+  await shot(page, 'jobs-install');
+
   // A job: a bulk run on the garden boards.
   const job = await api.call('jobs.start', { kind: 'exec', boards: 'tag:garden', code: 'import gc\nprint(gc.mem_free())' });
   await page.goto(`${manager.apiUrl}/#/jobs/${job.id}`);
@@ -199,6 +287,7 @@ try {
 } finally {
   for (const cleanup of cleanups) await cleanup()?.catch?.(() => undefined);
   mirror.close();
+  packageIndex.close();
   await rm(dataDir, { recursive: true, force: true });
   await rm(linkDir, { recursive: true, force: true });
 }
