@@ -56,7 +56,9 @@ describe('board-install', () => {
   let service: Service;
   let index: PackageIndexLab;
   let mp: MicroPythonFleet;
+  /** ref-1 … ref-20 for the 20-board install; each other test has a spare board of its own. */
   let refs: VirtualFleet;
+  let spares: VirtualFleet;
   let work: string;
 
   const api = () => service.api;
@@ -84,7 +86,7 @@ describe('board-install', () => {
     // pypiUrl '': the fallback is off, so a missing package never goes past the lab.
     service = await startManager({ heartbeatS: 1, pypiUrl: '' });
     work = await mkdtemp(path.join(os.tmpdir(), 'cm-install-'));
-    [mp, refs] = await Promise.all([
+    [mp, refs, spares] = await Promise.all([
       startMicroPythonFleet({
         api: service.api,
         count: 1,
@@ -93,12 +95,14 @@ describe('board-install', () => {
         server: { host: '127.0.0.1', port: service.redisPort },
       }),
       startVirtualFleet({ api: service.api, count: 20, prefix: 'ref', board: { reconnectMinMs: 100, bootDelayMs: 50 } }),
+      startVirtualFleet({ api: service.api, count: 6, prefix: 'spare', board: { reconnectMinMs: 100, bootDelayMs: 50 } }),
     ]);
-    await waitFor(async () => (await api().call('status', {})).boards.online === 21, 30_000, 'boards online');
+    await waitFor(async () => (await api().call('status', {})).boards.online === 27, 30_000, 'boards online');
   });
   afterAll(async () => {
     await mp?.close();
     await refs?.close();
+    await spares?.close();
     await service?.close();
     await index?.stop();
     if (work) await rm(work, { recursive: true, force: true });
@@ -134,20 +138,20 @@ describe('board-install', () => {
       ['tally', '2.0', 2, '/lib'],
     ]);
     expect(packages[1]!.files).toEqual([{ path: '/lib/greeter.mpy', sha256: sha256(expected['lib/greeter.mpy']) }]);
-  });
 
-  it('a second install sends no file and downloads none', async () => {
+    // Again: no file sent, none downloaded.
     const downloads = fileRequests();
-    const job = await install('mp-1', ['greeter']);
-    expect(job.targets[0]).toMatchObject({ status: 'ok', message: '0 uploaded, 4 skipped, 0 KB sent' });
-    expect(job.targets[0]!.install).toEqual({ uploadedFiles: 0, skippedFiles: 4, removedFiles: 0, bytes: 0 });
+    const again = await install('mp-1', ['greeter']);
+    expect(again.targets[0]).toMatchObject({ status: 'ok', message: '0 uploaded, 4 skipped, 0 KB sent' });
+    expect(again.targets[0]!.install).toEqual({ uploadedFiles: 0, skippedFiles: 4, removedFiles: 0, bytes: 0 });
     expect(fileRequests()).toBe(downloads);
     // info, get of the record, one hash: no put (the record is unchanged too).
-    const ops = await Promise.all(job.targets[0]!.cids.map(async (cid) => (await api().call('commands.get', { cid })).op));
+    const ops = await Promise.all(again.targets[0]!.cids.map(async (cid) => (await api().call('commands.get', { cid })).op));
     expect(ops).toEqual(['info', 'get', 'hash']);
   });
 
   it('with --source the .py files go as they are, and the .mpy of the earlier install are removed', async () => {
+    expect((await install('mp-1', ['fmtkit'])).targets[0]!.status).toBe('ok');
     const job = await install('mp-1', ['fmtkit'], { source: true });
     expect(job.targets[0]).toMatchObject({ status: 'ok' });
     expect(job.targets[0]!.install).toMatchObject({ uploadedFiles: 1, removedFiles: 1 });
@@ -198,39 +202,44 @@ describe('board-install', () => {
   });
 
   it('uninstall removes exactly the package files: the other packages and the user files stay', async () => {
+    expect((await install('spare-1', ['greeter', 'other'])).counts.ok).toBe(1);
     const mine = Buffer.from('MINE = 1\n');
-    expect((await run('ref-2', { op: 'put', path: '/lib/mine.py', dataBase64: mine.toString('base64') })).status).toBe('ok');
-    const job = await finished((await api().call('jobs.start', { kind: 'uninstall', boards: 'ref-2', packages: ['greeter', 'tally'] })).id);
+    expect((await run('spare-1', { op: 'put', path: '/lib/mine.py', dataBase64: mine.toString('base64') })).status).toBe('ok');
+    const job = await finished((await api().call('jobs.start', { kind: 'uninstall', boards: 'spare-1', packages: ['greeter', 'tally'] })).id);
     expect(job.targets[0]).toMatchObject({ status: 'ok', message: 'removed 3 files' });
-    const listing = await run('ref-2', { op: 'ls', path: '/lib' });
+    const listing = await run('spare-1', { op: 'ls', path: '/lib' });
     expect((listing.result as Array<[string, string, number]>).map(([name]) => name)).toEqual(['fmtkit.mpy', 'mine.py', 'other.mpy', 'tally']);
-    const { packages } = await api().call('packages.list', { board: 'ref-2' });
+    const { packages } = await api().call('packages.list', { board: 'spare-1' });
     expect(packages.map((pkg) => pkg.name)).toEqual(['fmtkit', 'other']);
-    const again = await finished((await api().call('jobs.start', { kind: 'uninstall', boards: 'ref-2', packages: ['greeter'] })).id);
+    const again = await finished((await api().call('jobs.start', { kind: 'uninstall', boards: 'spare-1', packages: ['greeter'] })).id);
     expect(again.targets[0]).toMatchObject({ status: 'failed', message: 'not installed here: greeter' });
   });
 
   it('an install to an offline board waits and completes when it comes back', async () => {
-    const sleeper = refs.byName('ref-20')!;
+    const sleeper = spares.byName('spare-2')!;
     await sleeper.stop();
-    await waitFor(async () => !(await api().call('boards.get', { board: 'ref-20' })).online, 10_000, 'ref-20 offline');
-    const started = await api().call('jobs.start', { kind: 'install', boards: 'ref-19,ref-20', packages: ['tally@2.0'], index: index.url, source: true });
-    await waitFor(async () => (await api().call('jobs.get', { id: started.id })).counts.ok === 1, 10_000, 'ref-19 done');
+    await waitFor(async () => !(await api().call('boards.get', { board: 'spare-2' })).online, 10_000, 'spare-2 offline');
+    const started = await api().call('jobs.start', { kind: 'install', boards: 'spare-6,spare-2', packages: ['other'], index: index.url });
+    await waitFor(async () => (await api().call('jobs.get', { id: started.id })).counts.ok === 1, 10_000, 'spare-6 done');
     const midway = await api().call('jobs.get', { id: started.id });
-    expect(midway.targets.find((target) => target.board === 'ref-20')).toMatchObject({ status: 'waiting' });
+    expect(midway.targets.find((target) => target.board === 'spare-2')).toMatchObject({ status: 'waiting' });
+    // Its packages cannot be listed meanwhile: said so once the wait is over.
+    await expect(api().call('packages.list', { board: 'spare-2', timeoutMs: 1_000 })).rejects.toThrow(
+      'spare-2 is offline and did not come back within 1 s: list its packages once it is online',
+    );
     sleeper.start();
     const done = await finished(started.id);
-    expect(done.targets.find((target) => target.board === 'ref-20')).toMatchObject({
+    expect(done.targets.find((target) => target.board === 'spare-2')).toMatchObject({
       status: 'ok',
-      install: { uploadedFiles: 1, skippedFiles: 1, removedFiles: 1 },
+      install: { uploadedFiles: 1, skippedFiles: 0, removedFiles: 0 },
     });
   });
 
   it('a cancelled install sends nothing more', async () => {
-    const sleeper = refs.byName('ref-18')!;
+    const sleeper = spares.byName('spare-3')!;
     await sleeper.stop();
-    await waitFor(async () => !(await api().call('boards.get', { board: 'ref-18' })).online, 10_000, 'ref-18 offline');
-    const started = await api().call('jobs.start', { kind: 'install', boards: 'ref-18', packages: ['fmtkit@0.2'], index: index.url });
+    await waitFor(async () => !(await api().call('boards.get', { board: 'spare-3' })).online, 10_000, 'spare-3 offline');
+    const started = await api().call('jobs.start', { kind: 'install', boards: 'spare-3', packages: ['fmtkit@0.2'], index: index.url });
     await api().call('jobs.cancel', { id: started.id });
     const done = await finished(started.id);
     expect(done.targets[0]).toMatchObject({ status: 'failed', message: 'cancelled' });
@@ -246,30 +255,30 @@ describe('board-install', () => {
     await mkdir(local);
     await writeFile(path.join(local, 'blink.py'), 'ON = True\n');
 
-    const installed = await mbm(['board-install', 'ref-3,ref-4', 'other', './blink', '--index', index.url, '--json']);
+    const installed = await mbm(['board-install', 'spare-4,spare-5', 'other', './blink', '--index', index.url, '--json']);
     expect(installed.code, installed.stderr).toBe(0);
     const lines = installed.stdout
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line));
     expect(lines).toEqual([
-      { board: 'ref-3', ok: true, uploaded_files: 1, skipped_files: 1, removed_files: 0, bytes: expect.any(Number) },
-      { board: 'ref-4', ok: true, uploaded_files: 1, skipped_files: 1, removed_files: 0, bytes: expect.any(Number) },
+      { board: 'spare-4', ok: true, uploaded_files: 2, skipped_files: 0, removed_files: 0, bytes: expect.any(Number) },
+      { board: 'spare-5', ok: true, uploaded_files: 2, skipped_files: 0, removed_files: 0, bytes: expect.any(Number) },
     ]);
-    expect(installed.stderr).toMatch(/ref-3: done/);
+    expect(installed.stderr).toMatch(/spare-4: done/);
 
-    const listed = await mbm(['board-packages', 'ref-3']);
+    const listed = await mbm(['board-packages', 'spare-4']);
     expect(listed.stdout).toMatch(/^NAME\s+VERSION\s+FILES\s+TARGET\n/);
     expect(listed.stdout).toMatch(/\nblink\s+\S+\s+1\s+\/lib\n/);
 
-    const removed = await mbm(['board-uninstall', 'ref-3', 'blink']);
+    const removed = await mbm(['board-uninstall', 'spare-4', 'blink']);
     expect(removed.code, removed.stderr).toBe(0);
-    expect(removed.stdout).toBe('ref-3: removed 1 file\n');
+    expect(removed.stdout).toBe('spare-4: removed 1 file\n');
 
-    const failed = await mbm(['board-install', 'ref-3', 'needs-missing', '--index', index.url]);
+    const failed = await mbm(['board-install', 'spare-4', 'needs-missing', '--index', index.url]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/no-such-package/);
-    const noFile = await mbm(['board-install', 'ref-3', './nope.py']);
+    const noFile = await mbm(['board-install', 'spare-4', './nope.py']);
     expect(noFile.code).toBe(2);
     expect(noFile.stderr).toMatch(/nope\.py: no such file or folder/);
   });
