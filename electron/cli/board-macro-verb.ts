@@ -29,6 +29,12 @@ export const MACROS: Record<string, Macro> = {
   },
   mkdir: { help: 'create directory ARG', arg: 'required', request: (arg) => ({ op: 'mkdir', path: path(arg) }), show: () => 'ok' },
   rmdir: { help: 'remove the empty directory ARG', arg: 'required', request: (arg) => ({ op: 'rm', path: path(arg) }), show: () => 'ok' },
+  sha256: {
+    help: 'SHA-256 of file ARG, as the board reads it',
+    arg: 'required',
+    request: (arg) => ({ op: 'hash', paths: [path(arg)] }),
+    show: (view) => Object.values((view.result as Record<string, string | null>) ?? {})[0] ?? 'none: no such file, or a directory',
+  },
   mem_free: {
     help: 'free heap after a collection',
     arg: 'none',

@@ -243,6 +243,8 @@ describe('mbm CLI against a background service', () => {
     expect((await mbm(['board', 'mp-1', 'mkdir', '/d'])).code).toBe(0);
     await writeFile(path.join(work, 'mp-note.txt'), 'a note\n');
     expect((await mbm(['board-upload', 'mp-1', 'mp-note.txt', '/d/'])).code).toBe(0);
+    expect((await mbm(['board', 'mp-1', 'sha256', '/d/mp-note.txt'])).stdout).toBe(`## mp-1\n${createHash('sha256').update('a note\n').digest('hex')}\n`);
+    expect((await mbm(['board', 'mp-1', 'sha256', '/d'])).stdout).toBe('## mp-1\nnone: no such file, or a directory\n');
     expect((await mbm(['board-rm', 'mp-1', '/d'])).stderr).toContain('mbm board-rm mp-1 /d -r');
     const failed = await mbm(['board-execute', 'mp-1', '-c', 'def f():\n  1/0\nf()']);
     expect(failed.code).toBe(1);
