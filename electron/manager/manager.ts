@@ -11,7 +11,8 @@ import { EventEmitter } from 'node:events';
 import { findRedisServerBinary } from './redis/redis-binary.js';
 import { RedisServerSupervisor } from './redis/redis-server-supervisor.js';
 import { adminConnectHost } from './redis/redis-admin.js';
-import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient, type RedisEndpoint } from './redis/redis-connection.js';
+import { createRedisClient, defaultRetryDelay, parseRedisUrl, redactRedisUrl, type RedisClient, type RedisEndpoint } from './redis/redis-connection.js';
+import { reservedClientOptions, SlotReserve } from './redis/slot-reserve.js';
 import { embeddedAclFile, GUARD_USER, MANAGER_USER } from './redis/acl.js';
 import {
   boardUsersInAclFile,
@@ -123,6 +124,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private telemetry: TelemetryRecorder | undefined;
   private guard: ConnectionGuard | undefined;
   private guardPassword: string | undefined;
+  /** Spare connections for the service's own clients (embedded Redis only). */
+  private reserve: SlotReserve | undefined;
   private alarmFeed: ServiceAlarms | undefined;
   /** Boards with a Redis user when the embedded server starts (the fleet is not loaded yet). */
   private aclBoards = 0;
@@ -170,7 +173,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.apiToken = await readOrCreateSecret(this.paths.apiToken);
     try {
       this.endpoint = this.options.redisUrl ? parseRedisUrl(this.options.redisUrl) : await this.startEmbeddedRedis();
-      this.redis = createRedisClient(this.endpoint, 'cm-manager');
+      if (this.supervisor) {
+        this.reserve = new SlotReserve({ host: this.endpoint.host, port: this.endpoint.port, username: GUARD_USER, password: this.guardPassword!, log: this.log });
+        this.reserve.start();
+      }
+      // The notifications connection (FleetStore's duplicate) inherits the reserve with these options.
+      this.redis = createRedisClient(this.endpoint, 'cm-manager', this.reserve ? reservedClientOptions(this.reserve, defaultRetryDelay) : {});
       this.redis.on('error', (error) => this.log('debug', `redis connection: ${error.message}`));
       await this.redis.ping();
       if (this.supervisor) {
@@ -181,6 +189,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
             log: this.log,
             fleet: () => this.fleetInstance?.counts() ?? { total: this.aclBoards, online: 0 },
             limits: this.options.connectionLimits,
+            reserve: this.reserve,
           },
         );
         await this.guard.start();
@@ -500,6 +509,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     await step('the connection guard', () => this.guard?.stop());
     await step('the Redis connection', () => this.redis?.quit());
     this.redis?.disconnect();
+    await step('the reserved connections', () => this.reserve?.stop());
     await step('redis-server', () => this.supervisor?.stop());
     const published = await readServiceInfo(this.paths);
     if (published?.pid === process.pid) await rm(this.paths.serviceFile, { force: true });
