@@ -51,6 +51,30 @@ describe('connection exhaustion', () => {
   let lab: Lab;
   let admin: RespConnection;
   const maxClients = async () => Number(((await admin.call('CONFIG', 'GET', 'maxclients')) as Buffer[])[1]);
+  /** The names of the service's connections (all types: the notifications connection is `pubsub` once it has subscribed). */
+  const serviceConnections = async () =>
+    String(await admin.call('CLIENT', 'LIST'))
+      .split('\n')
+      .filter((line) => line.includes(` user=${MANAGER_USER} `) || line.includes(` user=${GUARD_USER} `))
+      .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? '');
+  const allServiceConnectionsBack = async () => {
+    const names = await serviceConnections();
+    return ['cm-manager', 'cm-manager-notify', 'cm-manager-guard'].every((name) => names.includes(name));
+  };
+  /** What Redis says first to a new connection. */
+  const answerToNewConnection = () =>
+    new Promise<string>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port: lab.redisPort });
+      let text = '';
+      // A refused connection gets the error unasked; an accepted one only PING's answer (NOAUTH), then is closed.
+      socket.on('connect', () => socket.write('PING\r\n'));
+      socket.on('data', (chunk) => {
+        text += chunk.toString();
+        socket.end();
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(text));
+    });
 
   beforeAll(async () => {
     lab = await startLab({ boards: 1, prefix: 'steady', manager: { connectionLimits: LIMITS } });
@@ -157,16 +181,9 @@ describe('connection exhaustion', () => {
     expect(await dry('ACL', 'SETUSER', 'someone', 'on')).toMatch(/no permissions/);
   });
 
-  // Skipped until the guard reserves slots for the service: on a loaded machine the flood (in this process)
-  // re-opens each swept slot before the manager's reconnect (2 s backoff) gets there, for over 60 s (CI, test:loaded).
-  it.skip("skipped, racy under CPU load until slots are reserved: the service's own connections get back in when they drop while a flood holds every slot", async () => {
+  it("the service's own connections get back in when they drop while a flood holds every slot", async () => {
     const slots = await maxClients();
     const flood = new Flood(lab.redisPort, Math.min(slots, 1000) + 50);
-    const managerConnections = async () =>
-      String(await admin.call('CLIENT', 'LIST', 'TYPE', 'normal'))
-        .split('\n')
-        .filter((line) => line.includes(` user=${MANAGER_USER} `) || line.includes(` user=${GUARD_USER} `))
-        .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? '');
     try {
       await waitFor(
         async () => (await lab.api.call('status', {})).alarms.some((item) => item.kind === 'connections-refused'),
@@ -179,14 +196,7 @@ describe('connection exhaustion', () => {
       expect(killed).toBeGreaterThanOrEqual(2);
 
       // The guard, the commands connection and the notifications connection are all back, while the flood goes on.
-      await waitFor(
-        async () => {
-          const names = await managerConnections();
-          return ['cm-manager', 'cm-manager-notify', 'cm-manager-guard'].every((name) => names.includes(name));
-        },
-        60_000,
-        "the service's connections back",
-      );
+      await waitFor(allServiceConnectionsBack, 60_000, "the service's connections back");
       const { commands } = await lab.api.call('commands.send', { boards: 'steady-1', request: { op: 'exec', code: 'print(6*7)' } });
       const [done] = await lab.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 30_000 });
       expect(done?.status).toBe('ok');
@@ -196,4 +206,38 @@ describe('connection exhaustion', () => {
       flood.stop();
     }
   }, 120_000);
+
+  it("the service's own connections get back in even when Redis frees no slot at all: they take the spares it holds", async () => {
+    // No flood to sweep: Redis is sized to exactly the connections open minus the two the service is about to lose,
+    // so after they drop every slot is still taken and nothing the guard does frees one (a flood that always wins).
+    const before = await maxClients();
+    const spares = async () => (await serviceConnections()).filter((name) => name === 'cm-spare').length;
+    // (And no connection left over from a flood, closing meanwhile: that would free a slot.)
+    const settled = async () => (await spares()) === 3 && !String(await admin.call('CLIENT', 'LIST')).includes(' user=default ');
+    await waitFor(settled, 10_000, 'the service holding its three spares, no unauthenticated connection left');
+    const managerOwn = async () => (await serviceConnections()).filter((name) => name === 'cm-manager' || name === 'cm-manager-notify').length;
+    expect(await managerOwn()).toBe(2);
+    const open = String(await admin.call('CLIENT', 'LIST'))
+      .trim()
+      .split('\n').length;
+    await admin.call('CONFIG', 'SET', 'maxclients', String(open - 2));
+    try {
+      expect(await answerToNewConnection()).toMatch(/max number of clients reached/);
+      const killed = Number(await admin.call('CLIENT', 'KILL', 'USER', MANAGER_USER));
+      expect(killed).toBe(2);
+      expect(await answerToNewConnection()).toMatch(/max number of clients reached/);
+
+      await waitFor(allServiceConnectionsBack, 30_000, "the service's connections back over its spares");
+      // Over two of the three spares: the third is still held, and Redis still refuses anyone else.
+      expect(await spares()).toBe(1);
+      expect(await answerToNewConnection()).toMatch(/max number of clients reached/);
+      const { commands } = await lab.api.call('commands.send', { boards: 'steady-1', request: { op: 'exec', code: 'print(6*7)' } });
+      const [done] = await lab.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 30_000 });
+      expect(done?.status).toBe('ok');
+    } finally {
+      await admin.call('CONFIG', 'SET', 'maxclients', String(before));
+    }
+    // With slots free again, the reserve is whole again.
+    await waitFor(async () => (await spares()) === 3, 10_000, 'three spares again');
+  }, 90_000);
 });
