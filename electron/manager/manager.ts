@@ -28,6 +28,7 @@ import { Fleet } from './fleet/fleet.js';
 import { ApiServer } from './api/server.js';
 import { UsbService } from './usb/usb-service.js';
 import { JobService } from './fleet/job-service.js';
+import { preparePackages } from './packages/package-prepare.js';
 import { JobStore } from './redis/job-store.js';
 import { StagedFiles } from './transfer/staged-files.js';
 import { SimService } from './virtual/sim-service.js';
@@ -80,6 +81,10 @@ export interface ManagerOptions {
   networkInterfaces?: () => NetworkInterfaces;
   /** How often the chosen LAN address is checked for a new DHCP lease (default 5 s). */
   lanWatchIntervalMs?: number;
+  /** board-install's default package index (default $CLOUDMANAGER_PACKAGE_INDEX, else micropython.org's). */
+  packageIndexUrl?: string;
+  /** PyPI for board-install's sdist fallback (default $CLOUDMANAGER_PYPI_URL, else pypi.org; '' turns it off). */
+  pypiUrl?: string;
   /** How the embedded Redis's connection slots are sized and guarded (redis/connection-guard.ts). */
   connectionLimits?: Partial<ConnectionLimits>;
   log?: Logger;
@@ -238,6 +243,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
         usb: this.usb,
         log: this.log,
         rebootGraceMs: this.options.rebootGraceMs,
+        packages: {
+          cacheDir: path.join(this.paths.root, 'packages'),
+          indexUrl: this.options.packageIndexUrl ?? (process.env.CLOUDMANAGER_PACKAGE_INDEX || undefined),
+          pypiUrl: this.options.pypiUrl ?? process.env.CLOUDMANAGER_PYPI_URL,
+          prepare: preparePackages,
+        },
       });
       await this.jobs.start();
       const fleet = this.fleetInstance;

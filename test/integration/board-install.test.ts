@@ -239,8 +239,10 @@ describe('board-install', () => {
     const sleeper = spares.byName('spare-3')!;
     await sleeper.stop();
     await waitFor(async () => !(await api().call('boards.get', { board: 'spare-3' })).online, 10_000, 'spare-3 offline');
-    const started = await api().call('jobs.start', { kind: 'install', boards: 'spare-3', packages: ['fmtkit@0.2'], index: index.url });
-    await api().call('jobs.cancel', { id: started.id });
+    // In the service itself, so Cancel comes while the board's first command is still being queued.
+    const jobs = service.manager.jobService;
+    const started = await jobs.launch({ kind: 'install', boards: 'spare-3', packages: ['fmtkit@0.2'], index: index.url });
+    await jobs.cancel(started.id);
     const done = await finished(started.id);
     expect(done.targets[0]).toMatchObject({ status: 'failed', message: 'cancelled' });
     // Its first command (info) was withdrawn from the offline board's queue, and no other was sent.

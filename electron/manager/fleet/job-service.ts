@@ -237,6 +237,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       null,
     );
     const cancelled = new AbortController();
+    setMaxListeners(0, cancelled.signal);
     this.packageRuns.set(job.view.id, cancelled);
     try {
       await launchPackageJob(request, boards, {

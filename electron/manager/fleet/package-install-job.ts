@@ -408,9 +408,10 @@ class BoardCommands {
   private finished(sent: CommandView): Promise<CommandView> {
     const dispatcher = this.fleet.dispatcher;
     return new Promise((resolve, reject) => {
+      let settled = false;
       const check = (view: CommandView) => {
         if (view.cid !== sent.cid) return;
-        if (view.status !== 'queued' && !this.started) {
+        if ((view.status === 'running' || view.startedAt !== null) && !this.started) {
           this.started = true;
           this.options.report.running();
         }
@@ -418,17 +419,23 @@ class BoardCommands {
         cleanup();
         resolve(view);
       };
-      const onAbort = () => {
+      const onStop = () => {
         cleanup();
         reject(new StepFailed('the service is stopping', 'stopped'));
       };
+      // The job's Cancel may come while this command was being queued, before the job knew its id.
+      const onCancel = () => void dispatcher.cancel(sent.cid).catch(() => undefined);
       const cleanup = () => {
+        settled = true;
         dispatcher.off('command', check);
-        this.options.stopping.removeEventListener('abort', onAbort);
+        this.options.stopping.removeEventListener('abort', onStop);
+        this.options.cancelled.removeEventListener('abort', onCancel);
       };
       dispatcher.on('command', check);
-      this.options.stopping.addEventListener('abort', onAbort);
+      this.options.stopping.addEventListener('abort', onStop);
+      this.options.cancelled.addEventListener('abort', onCancel);
       check(dispatcher.get(sent.cid) ?? sent);
+      if (!settled && this.options.cancelled.aborted) onCancel();
     });
   }
 }
