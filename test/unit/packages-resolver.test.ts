@@ -49,6 +49,12 @@ const fixtures: Fixture[] = [
   { name: 'cb', version: '1.0', latest: true, files: { 'cb.py': 'b\n' }, deps: [['ca', '']] },
   { name: 'from-github', version: '1.0', latest: true, deps: [['github:org/repo', '']] },
   { name: 'shadow-log', version: '1.0', latest: true, files: { 'log.py': 'other\n' } },
+  {
+    name: 'with-docs',
+    version: '1.0',
+    latest: true,
+    files: { 'wd.py': 'W = 1\n', 'README.md': '# docs\n', LICENSE: 'MIT\n', 'setup.py': 'pass\n', 'wd/data.json': '{}\n' },
+  },
 ];
 
 let server: Server;
@@ -128,6 +134,11 @@ describe('resolveInstallPlan', () => {
       ['/lib/app/__init__.py', 'from util import add\nimport log\n'],
       ['/lib/app/main.py', 'print("app")\n'],
     ]);
+  });
+
+  it('leaves a README, licence and setup file on the host even when the index lists them', async () => {
+    const plan = await resolveInstallPlan(['with-docs'], { index: index() });
+    expect(plan.packages[0]!.files.map((file) => file.boardPath)).toEqual(['/lib/wd.py', '/lib/wd/data.json']);
   });
 
   it('installs under another target folder and takes a pinned version from the command line', async () => {

@@ -65,14 +65,27 @@ function sdistRoot(files: PackageFile[]): string | undefined {
   return hasMarker || /^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*-\d[^/]*$/.test(top) ? top : undefined;
 }
 
+/**
+ * Whether a file describes its package rather than being part of it (a README, licence, setup
+ * file, metadata folder, dot file). A package that lists such a file explicitly (an index
+ * package's `hashes`, a package.json's `urls`) still does not get it onto the board.
+ */
+export function isPackageMetadata(relative: string): boolean {
+  const segments = relative.split('/');
+  const file = segments[segments.length - 1] ?? '';
+  const folders = segments.slice(0, -1);
+  if (segments.some((s) => s.startsWith('.'))) return true; // .github/, .gitignore, editor files
+  if (folders.some((f) => f.endsWith('.egg-info') || f.endsWith('.dist-info'))) return true;
+  return DOCUMENT.test(file) || SETUP_FILES.has(file.toLowerCase()) || file.endsWith('.pyc');
+}
+
 /** Whether a file (path relative to the package root) belongs on the board. */
 function belongsOnBoard(relative: string): boolean {
   const segments = relative.split('/');
   const file = segments[segments.length - 1] ?? '';
   const folders = segments.slice(0, -1);
-  if (segments.some((s) => s.startsWith('.'))) return false; // .github/, .gitignore, editor files
-  if (folders.some((f) => SKIPPED_FOLDERS.has(f.toLowerCase()) || f.endsWith('.egg-info') || f.endsWith('.dist-info'))) return false;
-  if (DOCUMENT.test(file) || SETUP_FILES.has(file.toLowerCase()) || file.endsWith('.pyc')) return false;
+  if (isPackageMetadata(relative)) return false;
+  if (folders.some((f) => SKIPPED_FOLDERS.has(f.toLowerCase()))) return false;
   if (CODE.test(file)) return true;
   // Data files only inside a package folder: loose files at the root are the project's, not the module's.
   return folders.length > 0;

@@ -9,7 +9,7 @@
  * hash, a URL, or bytes already read); package-prepare.ts downloads and checks them.
  */
 import { ManagerError, type ErrorKind } from '../errors.js';
-import { compareVersions, parseSpecifier, satisfies } from './package-files.js';
+import { compareVersions, isPackageMetadata, parseSpecifier, satisfies } from './package-files.js';
 import { PackageIndexError, PackageNotFoundError, type PackageIndex } from './package-index.js';
 import { describePackageSpec, parsePackageSpec, type PackageSpec } from './package-spec.js';
 
@@ -309,7 +309,8 @@ function buildPlan(
     const sameName = names.get(name);
     if (sameName !== undefined) throw new PackageConflictError(`two packages are named ${name} (${sameName} and ${source}): install one of them`);
     names.set(name, source);
-    const files = described.map((file) => ({ ...file, boardPath: `${target}/${file.path}` }));
+    // Whatever a package lists, its README, licence or setup files stay on the host.
+    const files = described.filter((file) => !isPackageMetadata(file.path)).map((file) => ({ ...file, boardPath: `${target}/${file.path}` }));
     for (const file of files) {
       const owner = owners.get(file.boardPath);
       if (owner && owner !== name) throw new PackageConflictError(`${owner} and ${name} both install ${file.boardPath}: they cannot be installed together`);
