@@ -3,25 +3,15 @@
  * started and stopped as one. Runs the same under Electron's main process, plain `node`
  * (headless, CLI `server-start`) and inside tests. Never imports electron, never prints.
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
-import { findRedisServerBinary } from './redis/redis-binary.js';
 import { RedisServerSupervisor } from './redis/redis-server-supervisor.js';
-import { adminConnectHost } from './redis/redis-admin.js';
 import { createRedisClient, defaultRetryDelay, parseRedisUrl, redactRedisUrl, type RedisClient, type RedisEndpoint } from './redis/redis-connection.js';
 import { reservedClientOptions, SlotReserve } from './redis/slot-reserve.js';
-import { embeddedAclFile, GUARD_USER, MANAGER_USER } from './redis/acl.js';
-import {
-  boardUsersInAclFile,
-  connectionGuardFor,
-  DEFAULT_CONNECTION_LIMITS,
-  wantedMaxClients,
-  type ConnectionGuard,
-  type ConnectionLimits,
-} from './redis/connection-guard.js';
+import { GUARD_USER } from './redis/acl.js';
+import { connectionGuardFor, type ConnectionGuard, type ConnectionLimits } from './redis/connection-guard.js';
 import { FleetStore } from './redis/fleet-store.js';
 import { boardUser } from './redis/keys.js';
 import { Fleet } from './fleet/fleet.js';
@@ -32,7 +22,7 @@ import { preparePackages } from './packages/package-prepare.js';
 import { JobStore } from './redis/job-store.js';
 import { StagedFiles } from './transfer/staged-files.js';
 import { SimService } from './virtual/sim-service.js';
-import { TelemetryRecorder } from './fleet/telemetry.js';
+import { recordFleetTelemetry, TelemetryRecorder } from './fleet/telemetry.js';
 import { TelemetryStore } from './redis/telemetry-store.js';
 import { ApiClient } from './api/client.js';
 import { DiscoveryResponder } from './discovery/discovery-responder.js';
@@ -42,8 +32,9 @@ import { LanAccess, type LanAddressFollowed } from './lan-access.js';
 import type { ServiceAlarm, ServiceStatus } from './api/contract.js';
 import { ServiceAlarms } from './service-alarms.js';
 import { dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readServiceInfo, type DataPaths, type ServiceInfo } from './data-dir.js';
-import { LogRateLimiter, silentLogger, type Logger } from './log.js';
+import { silentLogger, type Logger } from './log.js';
 import { packageRoot, packageVersion } from './package-info.js';
+import { startEmbeddedRedisServer } from './embedded-redis.js';
 
 export const DEFAULT_REDIS_PORT = 18266;
 /** Port of the API and the UI, when free (a stable address for bookmarks and the window). */
@@ -147,7 +138,6 @@ export class Manager extends EventEmitter<ManagerEvents> {
   /** The user's LAN choice, followed through DHCP changes (only with the embedded Redis and without `--bind`). */
   private lan: LanAccess | undefined;
   private readonly interfaces: () => NetworkInterfaces;
-  private readonly protocolErrorLog = new LogRateLimiter();
   apiUrl = '';
   apiToken = '';
 
@@ -179,7 +169,13 @@ export class Manager extends EventEmitter<ManagerEvents> {
     try {
       this.endpoint = this.options.redisUrl ? parseRedisUrl(this.options.redisUrl) : await this.startEmbeddedRedis();
       if (this.supervisor) {
-        this.reserve = new SlotReserve({ host: this.endpoint.host, port: this.endpoint.port, username: GUARD_USER, password: this.guardPassword!, log: this.log });
+        this.reserve = new SlotReserve({
+          host: this.endpoint.host,
+          port: this.endpoint.port,
+          username: GUARD_USER,
+          password: this.guardPassword!,
+          log: this.log,
+        });
         this.reserve.start();
       }
       // The notifications connection (FleetStore's duplicate) inherits the reserve with these options.
@@ -212,7 +208,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         },
       });
       this.telemetry = new TelemetryRecorder({ store: new TelemetryStore(this.redis), log: this.log });
-      this.recordTelemetry(this.fleetInstance, this.telemetry);
+      recordFleetTelemetry(this.fleetInstance, this.telemetry);
       await this.fleetInstance.start();
       await this.restartDiscovery();
       if (this.lan && this.supervisor) {
@@ -306,19 +302,6 @@ export class Manager extends EventEmitter<ManagerEvents> {
   }
 
   private async startEmbeddedRedis(): Promise<RedisEndpoint> {
-    const password = await readOrCreateSecret(this.paths.managerPassword);
-    // The ACL file is written before the server starts: default user off from the first second.
-    let existing = '';
-    try {
-      existing = await readFile(this.paths.aclFile, 'utf8');
-    } catch {
-      // first start
-    }
-    // The guard's password lives only in memory: the ACL file is written anew at every start.
-    this.guardPassword = randomBytes(24).toString('base64url');
-    await writeFileAtomic(this.paths.aclFile, embeddedAclFile(existing, password, this.guardPassword));
-    this.aclBoards = boardUsersInAclFile(existing);
-    const binary = await findRedisServerBinary({ configuredPath: this.options.redisBinary, packageRoot: await packageRoot() });
     if (this.options.bind) this.bind = this.options.bind;
     else {
       this.lan = new LanAccess({
@@ -329,39 +312,21 @@ export class Manager extends EventEmitter<ManagerEvents> {
       });
       this.bind = await this.lan.startupBind();
     }
-    const bind = this.bind;
-    const port = this.options.redisPort ?? DEFAULT_REDIS_PORT;
-    this.supervisor = new RedisServerSupervisor({
-      binaryPath: binary.path,
-      port,
-      bind,
-      dataDir: this.paths.redisDir,
-      aclFile: this.paths.aclFile,
-      auth: { username: MANAGER_USER, password },
-      maxClients: wantedMaxClients(this.aclBoards, { ...DEFAULT_CONNECTION_LIMITS, ...this.options.connectionLimits }),
-      // K t h: uplink streams wake the reader, state hash writes are checked against the board's budget.
-      extraConfig: { 'notify-keyspace-events': 'Kth', 'tcp-backlog': '4096' },
+    const embedded = await startEmbeddedRedisServer({
+      paths: this.paths,
+      bind: this.bind,
+      port: this.options.redisPort ?? DEFAULT_REDIS_PORT,
+      redisBinary: this.options.redisBinary,
+      connectionLimits: this.options.connectionLimits,
+      log: this.log,
+      boardLabel: (id) => this.boardLabel(id),
+      stopping: () => this.stopping !== undefined,
+      restarted: () => this.redisRestarts++,
     });
-    this.supervisor.on('log', ({ line }) => this.log('debug', `redis: ${line}`));
-    this.supervisor.on('protocolError', ({ reason, user, addr }) => {
-      const who = user?.startsWith('cmb-') ? this.boardLabel(user.slice(4)) : `user ${user ?? '?'}`;
-      if (this.protocolErrorLog.allow(user ?? addr ?? '?') === 'log') {
-        this.log('warn', `Redis refused malformed data from ${who} at ${addr ?? '?'}: ${reason}`);
-      }
-    });
-    this.supervisor.on('exited', ({ code, signal }) => {
-      if (!this.stopping) this.log('error', `redis-server exited unexpectedly (${signal ?? `code ${code}`}); restarting`);
-    });
-    this.supervisor.on('started', ({ pid, restart }) => {
-      if (restart) {
-        this.redisRestarts++;
-        this.log('info', `redis-server restarted (pid ${pid})`);
-      }
-    });
-    this.supervisor.on('restartFailed', ({ attempt, error }) => this.log('error', `redis-server restart ${attempt} failed: ${error.message}`));
-    const started = await this.supervisor.start();
-    this.log('info', `redis-server ${started.version} (${binary.source} ${binary.path}) pid ${started.pid} on ${bind.join(',')}:${port}`);
-    return { host: adminConnectHost(bind), port, username: MANAGER_USER, password };
+    this.supervisor = embedded.supervisor;
+    this.guardPassword = embedded.guardPassword;
+    this.aclBoards = embedded.aclBoards;
+    return embedded.endpoint;
   }
 
   /**
@@ -393,27 +358,6 @@ export class Manager extends EventEmitter<ManagerEvents> {
     // A failed change must not block the next one: the chain never rejects.
     this.discoveryChange = this.discoveryChange.then(change).catch((error: Error) => this.log('warn', `discovery: ${error.message}`));
     return this.discoveryChange;
-  }
-
-  /** Feeds the telemetry ring from the fleet: heartbeats (batched) and online changes. */
-  private recordTelemetry(fleet: Fleet, telemetry: TelemetryRecorder): void {
-    fleet.on('board', (event) => {
-      switch (event.type) {
-        case 'boards.activity':
-          for (const board of event.boards) telemetry.sample(board.id, board.memFree, board.lastSeen ?? Date.now());
-          break;
-        case 'board.online':
-          telemetry.online(event.board.id);
-          break;
-        case 'board.offline':
-          telemetry.offline(event.board.id);
-          break;
-        case 'board.removed':
-          void telemetry.forget(event.boardId).catch(() => undefined);
-          break;
-        default:
-      }
-    });
   }
 
   private boardLabel(id: string): string {

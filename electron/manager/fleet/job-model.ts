@@ -4,6 +4,24 @@
  * holds the shapes and the pure rules that turn command outcomes into per-board status.
  */
 import type { CommandStatus } from './command-dispatcher.js';
+import type { UsbJobRequest } from './usb-job.js';
+import type { PackageJobRequest } from './package-install-job.js';
+
+/** What a client asks for (`jobs.start`, validated by the API's contract). */
+export type JobRequest =
+  | { kind: 'exec'; boards: string; code: string; timeoutMs?: number; expireMs?: number }
+  | { kind: 'upload'; boards: string; files: Array<{ file: string; path: string }>; expireMs?: number }
+  | { kind: 'reboot'; boards: string; expireMs?: number }
+  | { kind: 'tag'; boards: string; add: string[]; remove: string[] }
+  | { kind: 'remove'; boards: string }
+  | UsbJobRequest
+  | PackageJobRequest;
+
+export interface JobEvent {
+  job: JobSummary;
+  /** Boards whose status changed since the last event (all of them in the first event). */
+  targets: Array<JobTarget & { index: number }>;
+}
 
 export type JobKind = 'exec' | 'upload' | 'reboot' | 'tag' | 'remove' | 'flash' | 'provision' | 'install' | 'uninstall';
 /** Per board: queued (board online, not started), waiting (board offline), running, ok, failed. */
@@ -107,6 +125,15 @@ export function targetStatusOf(statuses: readonly CommandStatus[], boardOnline: 
   if (finished === statuses.length) return failed > 0 ? 'failed' : 'ok';
   if (running || finished > 0) return 'running';
   return pendingStatus(boardOnline);
+}
+
+/** A job as the store kept it (its summary, and each board's target by index); throws on an unreadable record. */
+export function parseStoredJob(summary: string, targets: Iterable<[number, string]>): JobView {
+  const parsed = JSON.parse(summary) as JobView;
+  const view: JobView = { ...parsed, phases: parsed.phases ?? [], targets: [] };
+  for (const [index, json] of targets) view.targets[index] = JSON.parse(json) as JobTarget;
+  view.targets = view.targets.filter(Boolean);
+  return view;
 }
 
 /** A board's status before any of its commands started: queued, or waiting while it is offline. */

@@ -21,6 +21,7 @@ import {
   JOB_PHASES_KEPT,
   clipOutput,
   emptyCounts,
+  parseStoredJob,
   pendingStatus,
   summarizeJob,
   targetStatusOf,
@@ -28,10 +29,13 @@ import {
   type JobProgress,
   type JobSummary,
   type JobTarget,
+  type JobEvent,
+  type JobRequest,
   type JobView,
 } from './job-model.js';
-import { runUsbJob, type UsbJobRequest, type UsbJobRunner } from './usb-job.js';
+import { runUsbJob, type UsbJobRunner } from './usb-job.js';
 import { RebootWatch } from './reboot-watch.js';
+import { count, titleOf } from './job-titles.js';
 import { isPackageJob, launchPackageJob, packageTargetInterrupted, type PackageJobOptions, type PackageJobRequest } from './package-install-job.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
@@ -40,20 +44,7 @@ export const MAX_JOBS = 200;
 const EVENT_INTERVAL_MS = 250;
 const SAVE_INTERVAL_MS = 1_000;
 
-export type JobRequest =
-  | { kind: 'exec'; boards: string; code: string; timeoutMs?: number; expireMs?: number }
-  | { kind: 'upload'; boards: string; files: Array<{ file: string; path: string }>; expireMs?: number }
-  | { kind: 'reboot'; boards: string; expireMs?: number }
-  | { kind: 'tag'; boards: string; add: string[]; remove: string[] }
-  | { kind: 'remove'; boards: string }
-  | UsbJobRequest
-  | PackageJobRequest;
-
-export interface JobEvent {
-  job: JobSummary;
-  /** Boards whose status changed since the last event (all of them in the first event). */
-  targets: Array<JobTarget & { index: number }>;
-}
+export type { JobEvent, JobRequest } from './job-model.js';
 
 export interface JobServiceEvents {
   job: [event: JobEvent];
@@ -119,10 +110,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     for (const stored of await this.options.store.list(Date.now() - JOB_KEPT_MS, MAX_JOBS)) {
       let view: JobView;
       try {
-        const parsed = JSON.parse(stored.summary) as JobView;
-        view = { ...parsed, phases: parsed.phases ?? [], targets: [] };
-        for (const [index, json] of stored.targets) view.targets[index] = JSON.parse(json) as JobTarget;
-        view.targets = view.targets.filter(Boolean);
+        view = parseStoredJob(stored.summary, stored.targets);
       } catch (error) {
         this.options.log('warn', `ignoring an unreadable job record: ${(error as Error).message}`);
         continue;
@@ -522,36 +510,5 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     byAge.forEach((job, rank) => {
       if (job.view.state === 'done' && (rank >= MAX_JOBS || job.view.createdAt < cutoff)) this.jobs.delete(job.view.id);
     });
-  }
-}
-
-/** "1 board", "3 boards". */
-function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
-
-function titleOf(request: JobRequest, boards = 1): string {
-  switch (request.kind) {
-    case 'exec': {
-      const line = request.code.trim().split('\n', 1)[0] ?? '';
-      return `Run code on ${count(boards, 'board')}: ${line.length > 40 ? `${line.slice(0, 37)}…` : line}`;
-    }
-    case 'upload':
-      return `Upload ${request.files.length === 1 ? request.files[0]!.path : count(request.files.length, 'file')} to ${count(boards, 'board')}`;
-    case 'reboot':
-      return `Reboot ${count(boards, 'board')}`;
-    case 'tag':
-      return `Tag ${count(boards, 'board')} ${[...request.add.map((tag) => `+${tag}`), ...request.remove.map((tag) => `-${tag}`)].join(' ')}`;
-    case 'remove':
-      return `Remove ${count(boards, 'board')}`;
-    case 'flash':
-      return `Flash ${request.provision?.name ?? 'a board'} on ${request.port}`;
-    case 'provision':
-      return `Set up ${request.name} on ${request.port}`;
-    case 'install':
-    case 'uninstall': {
-      const names = request.packages.length <= 2 ? request.packages.join(', ') : `${request.packages[0]} and ${request.packages.length - 1} more`;
-      return `${request.kind === 'install' ? 'Install' : 'Uninstall'} ${names} ${request.kind === 'install' ? 'on' : 'from'} ${count(boards, 'board')}`;
-    }
   }
 }

@@ -24,6 +24,7 @@
 import type { TelemetryStore } from '../redis/telemetry-store.js';
 import { assertBoardId } from '../redis/keys.js';
 import type { Logger } from '../log.js';
+import type { Fleet } from './fleet.js';
 
 export const TELEMETRY_BUCKET_MS = 6 * 60_000; // 240 buckets = 24 h
 export const TELEMETRY_SLOTS = 240;
@@ -439,4 +440,25 @@ export class TelemetryRecorder {
       }),
     );
   }
+}
+
+/** Feeds the telemetry ring from the fleet: heartbeats (batched) and online changes. */
+export function recordFleetTelemetry(fleet: Fleet, telemetry: TelemetryRecorder): void {
+  fleet.on('board', (event) => {
+    switch (event.type) {
+      case 'boards.activity':
+        for (const board of event.boards) telemetry.sample(board.id, board.memFree, board.lastSeen ?? Date.now());
+        break;
+      case 'board.online':
+        telemetry.online(event.board.id);
+        break;
+      case 'board.offline':
+        telemetry.offline(event.board.id);
+        break;
+      case 'board.removed':
+        void telemetry.forget(event.boardId).catch(() => undefined);
+        break;
+      default:
+    }
+  });
 }
