@@ -22,7 +22,7 @@ const { Manager } = await dist('manager.js');
 const { ApiClient } = await dist('api/client.js');
 const { startMicroPythonFleet } = await dist('virtual/micropython-fleet.js');
 const { startVirtualFleet } = await dist('virtual/virtual-fleet.js');
-// The index lab is a test helper in TypeScript: loaded through jiti (vitest's own loader dependency), not built.
+// The index lab is a test helper in TypeScript: loaded through jiti (a declared dev dependency), not built.
 const { createJiti } = await import('jiti');
 const { startPackageIndexLab } = await createJiti(import.meta.url).import(path.join(root, 'test/helpers/package-index-lab.ts'));
 
