@@ -5,6 +5,7 @@
 // 127.0.0.1) and the service's embedded redis-server. The package: `weather` (3 files)
 // with 2 dependencies (1 file each): 5 files, compiled to .mpy on the host.
 //   mp1_*     one MicroPython lab board (the real client in the WebAssembly interpreter, 36 KB heap)
+//   mpN_*     N MicroPython lab boards at once (the same; N interpreters in worker threads on this machine)
 //   refN_*    N reference boards (the service's virtual boards, one process)
 //   *_first   first install (download cache emptied before it), *_second the same again
 //   *_ms      jobs.start until every board has its result; *_bytes file bytes sent, all boards
@@ -66,22 +67,26 @@ const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-install-'));
 const index = await startPackageIndexLab(FIXTURES);
 const redisPort = await freeTcpPort();
 const manager = new Manager({ dataDir, redisPort, discoveryPort: await freeUdpPort(), heartbeatS: 5, pypiUrl: '' });
+let one;
 let mp;
 let refs;
 try {
   await manager.start();
   const api = new ApiClient(manager.apiUrl, manager.apiToken);
-  mp = await startMicroPythonFleet({
-    api,
-    count: 1,
-    prefix: 'bench-mp',
-    root: path.join(dataDir, 'boards'),
-    server: { host: '127.0.0.1', port: redisPort },
-    board: { heapBytes: 36 * 1024 },
-  });
+  const micropythonBoards = (prefix, count) =>
+    startMicroPythonFleet({
+      api,
+      count,
+      prefix,
+      root: path.join(dataDir, prefix),
+      server: { host: '127.0.0.1', port: redisPort },
+      board: { heapBytes: 36 * 1024 },
+    });
+  one = await micropythonBoards('bench-one', 1);
+  mp = await micropythonBoards('bench-mp', boardCount);
   refs = await startVirtualFleet({ api, count: boardCount, prefix: 'bench-ref' });
-  for (let i = 0; (await api.call('status', {})).boards.online < boardCount + 1; i++) {
-    if (i > 600) throw new Error('bench: the boards did not come online');
+  for (let i = 0; (await api.call('status', {})).boards.online < 2 * boardCount + 1; i++) {
+    if (i > 2400) throw new Error('bench: the boards did not come online');
     await sleep(50);
   }
 
@@ -102,8 +107,11 @@ try {
   const cacheDir = path.join(dataDir, 'packages');
 
   await rm(cacheDir, { recursive: true, force: true });
-  const mpFirst = await install('bench-mp-1');
-  const mpSecond = await install('bench-mp-1');
+  const mpFirst = await install('bench-one-1');
+  const mpSecond = await install('bench-one-1');
+  await rm(cacheDir, { recursive: true, force: true });
+  const mpManyFirst = await install('bench-mp-*');
+  const mpManySecond = await install('bench-mp-*');
   await rm(cacheDir, { recursive: true, force: true });
   const refFirst = await install('bench-ref-*');
   const refSecond = await install('bench-ref-*');
@@ -116,6 +124,10 @@ try {
       mp1_second_ms: mpSecond.ms,
       mp1_second_bytes: mpSecond.bytes,
       mp1_second_skipped: mpSecond.files.skippedFiles,
+      [`mp${boardCount}_first_ms`]: mpManyFirst.ms,
+      [`mp${boardCount}_first_bytes`]: mpManyFirst.bytes,
+      [`mp${boardCount}_second_ms`]: mpManySecond.ms,
+      [`mp${boardCount}_second_bytes`]: mpManySecond.bytes,
       [`ref${boardCount}_first_ms`]: refFirst.ms,
       [`ref${boardCount}_first_bytes`]: refFirst.bytes,
       [`ref${boardCount}_second_ms`]: refSecond.ms,
@@ -123,6 +135,7 @@ try {
     }),
   );
 } finally {
+  await one?.close();
   await mp?.close();
   await refs?.close();
   await manager.stop();
