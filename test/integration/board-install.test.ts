@@ -95,9 +95,9 @@ describe('board-install', () => {
         server: { host: '127.0.0.1', port: service.redisPort },
       }),
       startVirtualFleet({ api: service.api, count: 20, prefix: 'ref', board: { reconnectMinMs: 100, bootDelayMs: 50 } }),
-      startVirtualFleet({ api: service.api, count: 6, prefix: 'spare', board: { reconnectMinMs: 100, bootDelayMs: 50 } }),
+      startVirtualFleet({ api: service.api, count: 7, prefix: 'spare', board: { reconnectMinMs: 100, bootDelayMs: 50 } }),
     ]);
-    await waitFor(async () => (await api().call('status', {})).boards.online === 27, 30_000, 'boards online');
+    await waitFor(async () => (await api().call('status', {})).boards.online === 28, 30_000, 'boards online');
   });
   afterAll(async () => {
     await mp?.close();
@@ -199,6 +199,17 @@ describe('board-install', () => {
     }
     const board = refs.byName('ref-7')!;
     expect(sha256(await board.fs.readFile('/lib/other.mpy'))).toBe(sha256(await compileToMpy('other.py', 'X = 7\n')));
+  });
+
+  it('two installs started at once on one board both end up in its record (one waits for the other)', async () => {
+    const [first, second] = await Promise.all([
+      api().call('jobs.start', { kind: 'install', boards: 'spare-7', packages: ['fmtkit@0.3'], index: index.url }),
+      api().call('jobs.start', { kind: 'install', boards: 'spare-7', packages: ['other'], index: index.url }),
+    ]);
+    expect((await finished(first.id)).counts.ok).toBe(1);
+    expect((await finished(second.id)).counts.ok).toBe(1);
+    const { packages } = await api().call('packages.list', { board: 'spare-7' });
+    expect(packages.map((pkg) => pkg.name)).toEqual(['fmtkit', 'other']);
   });
 
   it('uninstall removes exactly the package files: the other packages and the user files stay', async () => {

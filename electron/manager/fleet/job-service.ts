@@ -73,6 +73,8 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private saveTimer: NodeJS.Timeout | undefined;
   /** Install/uninstall jobs still running on boards: aborted by cancel; `stopping` by stop. */
   private readonly packageRuns = new Map<string, AbortController>();
+  /** Each board's latest install/uninstall run: the next waits for it (package-install-job.ts). */
+  private readonly boardPackageRuns = new Map<string, Promise<void>>();
   private readonly stopping = new AbortController();
   private readonly onCommand = (view: CommandView) => this.commandChanged(view);
   private readonly onBoard = (event: BoardEvent) => {
@@ -231,6 +233,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       await launchPackageJob(request, boards, {
         ...this.options.packages,
         fleet: this.options.fleet,
+        boardRuns: this.boardPackageRuns,
         stopping: this.stopping.signal,
         cancelled: cancelled.signal,
         progress: (progress) => this.setProgress(job, progress),

@@ -197,6 +197,12 @@ export interface PackageJobOptions {
 
 export interface PackageJobContext extends PackageJobOptions {
   fleet: Fleet;
+  /**
+   * Each board's latest install/uninstall run (the service's, across jobs): a new run on a board
+   * starts after the one before it, since both would read the board's record and the last to
+   * write it would drop the other's packages.
+   */
+  boardRuns: Map<string, Promise<void>>;
   stopping: AbortSignal;
   cancelled: AbortSignal;
   /** The host phase (resolve, download, compile), then 'boards'. */
@@ -236,16 +242,23 @@ export async function launchPackageJob(request: PackageJobRequest, boards: reado
     phase: 'boards',
     message: `${request.kind === 'install' ? 'installing on' : 'uninstalling from'} ${boards.length} board${boards.length === 1 ? '' : 's'}`,
   });
-  const runs = boards.map((board, index) =>
-    runOne({
+  const runs = boards.map((board, index) => {
+    const run: BoardRun = {
       fleet: context.fleet,
       boardId: board.id,
       expireMs: request.expireMs,
       report: context.target(index),
       stopping: context.stopping,
       cancelled: context.cancelled,
-    }),
-  );
+    };
+    // Runs never reject (a failure is the board's result), so the chain goes on after any of them.
+    const mine = (context.boardRuns.get(board.id) ?? Promise.resolve()).then(() => runOne(run));
+    context.boardRuns.set(board.id, mine);
+    void mine.then(() => {
+      if (context.boardRuns.get(board.id) === mine) context.boardRuns.delete(board.id);
+    });
+    return mine;
+  });
   void Promise.allSettled(runs).then(() => context.ended());
 }
 
@@ -262,8 +275,8 @@ export async function installOnBoard(run: BoardRun, payload: InstallPayload): Pr
 
     const onBoard = new Map<string, string | null>();
     for (const chunk of hashBatches(files.map((file) => file.boardPath))) {
-      const hashed = await commands.run({ op: 'hash', paths: chunk }, { allow: ['EUNSUPPORTED'] });
-      // A board without `hash` (older client) gets every file: nothing can be skipped safely.
+      const hashed = await commands.run({ op: 'hash', paths: chunk }, { allow: ['EUNSUPPORTED', 'ENOMEM'] });
+      // A board without `hash` (older client), or without the memory for it now, gets every file: nothing can be skipped safely.
       if (hashed.status !== 'ok') break;
       for (const [file, hash] of Object.entries(parseHashResult(chunk, hashed.result))) onBoard.set(file, hash);
     }
