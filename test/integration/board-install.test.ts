@@ -95,9 +95,9 @@ describe('board-install', () => {
         server: { host: '127.0.0.1', port: service.redisPort },
       }),
       startVirtualFleet({ api: service.api, count: 20, prefix: 'ref', board: { reconnectMinMs: 100, bootDelayMs: 50 } }),
-      startVirtualFleet({ api: service.api, count: 7, prefix: 'spare', board: { reconnectMinMs: 100, bootDelayMs: 50 } }),
+      startVirtualFleet({ api: service.api, count: 8, prefix: 'spare', board: { reconnectMinMs: 100, bootDelayMs: 50 } }),
     ]);
-    await waitFor(async () => (await api().call('status', {})).boards.online === 28, 30_000, 'boards online');
+    await waitFor(async () => (await api().call('status', {})).boards.online === 29, 30_000, 'boards online');
   });
   afterAll(async () => {
     await mp?.close();
@@ -199,6 +199,19 @@ describe('board-install', () => {
     }
     const board = refs.byName('ref-7')!;
     expect(sha256(await board.fs.readFile('/lib/other.mpy'))).toBe(sha256(await compileToMpy('other.py', 'X = 7\n')));
+  });
+
+  it('with the index unreachable, an install works from the download cache of an earlier one', async () => {
+    expect((await install('spare-8', ['fmtkit@0.3'])).counts.ok).toBe(1);
+    await run('spare-8', { op: 'rm', path: '/lib/fmtkit.mpy' });
+    index.offline(true);
+    try {
+      const job = await install('spare-8', ['fmtkit@0.3']);
+      expect(job.targets[0], job.targets[0]!.message ?? '').toMatchObject({ status: 'ok', install: { uploadedFiles: 1, skippedFiles: 0 } });
+      expect(job.phases.map((phase) => phase.message).join('\n')).toMatch(/offline/);
+    } finally {
+      index.offline(false);
+    }
   });
 
   it('two installs started at once on one board both end up in its record (one waits for the other)', async () => {

@@ -27,7 +27,8 @@ export class PrepareRequestError extends ManagerError {
 }
 
 export interface PrepareProgress {
-  phase: 'resolve' | 'download';
+  /** `offline`: the network failed and the cache stands in (a phase of its own, so the job's phase list keeps it). */
+  phase: 'resolve' | 'offline' | 'download';
   message: string;
   done?: number;
   total?: number;
@@ -85,7 +86,7 @@ export async function preparePackages(specs: string[], options: PrepareOptions):
   const progress = (p: PrepareProgress) => options.onProgress?.(p);
   const note = (message: string) => {
     options.log?.('warn', message);
-    progress({ phase: 'resolve', message });
+    progress({ phase: 'offline', message });
   };
   const cache = await PackageCache.open(options.cacheDir, { fetch: options.fetch, signal: options.signal, onNote: note });
   const index = new PackageIndex({ indexUrl: options.indexUrl ?? DEFAULT_INDEX_URL, format: 'py', fetch: options.fetch, signal: options.signal, cache });
