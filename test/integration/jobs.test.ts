@@ -3,7 +3,7 @@
  * waiting while a board is offline, kept across a restart of the service, and bounded.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startLab, startManager, waitFor, type Lab } from '../helpers/lab.js';
 import { ApiRequestError } from '../../electron/manager/api/client.js';
 import type { JobView } from '../../electron/manager/api/contract.js';
@@ -78,6 +78,34 @@ describe('jobs', () => {
       const fs = lab.fleet.byName(name)!.fs;
       expect(sha256(await fs.readFile('/app/main.py'))).toBe(sha256(main));
       expect(sha256(await fs.readFile('/app/data/blob.bin'))).toBe(sha256(blob));
+    }
+  });
+
+  it("an upload job's board is done only once every file is written, even when the first is written before the next is queued", async () => {
+    const fleet = lab.manager.fleet;
+    const send = fleet.send.bind(fleet);
+    let first: string | undefined;
+    // The second file is queued only after the first is written: what a busy service does with a fast board.
+    const spy = vi.spyOn(fleet, 'send').mockImplementation(async (board, request, options) => {
+      if (request.op === 'put' && request.path === '/slow/b.txt') {
+        await waitFor(() => first !== undefined && fleet.dispatcher.get(first)?.status === 'ok', 10_000, 'the first file written');
+      }
+      const view = await send(board, request, options);
+      if (request.op === 'put' && request.path === '/slow/a.txt') first = view.cid;
+      return view;
+    });
+    try {
+      const a = Buffer.from('first\n');
+      const b = Buffer.from('second\n');
+      const files = [
+        { file: await stage(lab, a), path: '/slow/a.txt' },
+        { file: await stage(lab, b), path: '/slow/b.txt' },
+      ];
+      const job = await finished(lab, (await lab.api.call('jobs.start', { kind: 'upload', boards: 'job-1', files })).id);
+      expect(job.targets.map((target) => [target.status, target.done, target.total])).toEqual([['ok', 2, 2]]);
+      expect(sha256(await lab.fleet.byName('job-1')!.fs.readFile('/slow/b.txt'))).toBe(sha256(b));
+    } finally {
+      spy.mockRestore();
     }
   });
 

@@ -188,6 +188,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
           : request.kind === 'reboot'
             ? [{ op: 'reboot' }]
             : files.map((file) => ({ op: 'put', path: file.path, data: file.data }));
+      job.view.targets.forEach((target) => (target.total = requests.length));
       await Promise.all(
         boards.map(async (board, index) => {
           for (const command of requests) {
@@ -334,7 +335,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private attach(job: LiveJob, index: number, view: CommandView): void {
     const target = job.view.targets[index]!;
     target.cids.push(view.cid);
-    target.total = target.cids.length;
+    target.total = Math.max(target.total, target.cids.length);
     this.byCommand.set(view.cid, { job, index });
     this.commandStatus.set(view.cid, view.status);
     if (FINAL_STATUSES.has(view.status)) this.commandChanged(view);
@@ -397,7 +398,9 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       return;
     }
     if (FINAL_TARGET_STATUSES.has(target.status) || target.cids.length === 0) return;
-    const statuses = target.cids.map((cid) => this.commandStatus.get(cid) ?? 'lost');
+    // Commands of the board not sent yet count as queued: the first file written is not the board done.
+    const unsent: CommandView['status'][] = Array.from({ length: Math.max(0, target.total - target.cids.length) }, () => 'queued');
+    const statuses = [...target.cids.map((cid) => this.commandStatus.get(cid) ?? 'lost'), ...unsent];
     const online = target.boardId ? this.boardOnline(target.boardId) : false;
     let status = targetStatusOf(statuses, online);
     target.done = statuses.filter((status) => status === 'ok').length;
