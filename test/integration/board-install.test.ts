@@ -142,7 +142,7 @@ describe('board-install', () => {
     // Again: no file sent, none downloaded.
     const downloads = fileRequests();
     const again = await install('mp-1', ['greeter']);
-    expect(again.targets[0]).toMatchObject({ status: 'ok', message: '0 uploaded, 4 skipped, 0 KB sent' });
+    expect(again.targets[0]).toMatchObject({ status: 'ok', message: '0 uploaded, 4 skipped, 0 B sent' });
     expect(again.targets[0]!.install).toEqual({ uploadedFiles: 0, skippedFiles: 4, removedFiles: 0, bytes: 0 });
     expect(fileRequests()).toBe(downloads);
     // info, get of the record, one hash: no put (the record is unchanged too).

@@ -139,8 +139,8 @@ describe('install payload and messages', () => {
   it('says what was done in the words of the CLI', () => {
     expect(formatKilobytes(12_800)).toBe('12.5 KB');
     expect(formatKilobytes(300)).toBe('300 B');
-    expect(formatKilobytes(0)).toBe('0 KB');
+    expect(formatKilobytes(0)).toBe('0 B');
     expect(installMessage({ uploadedFiles: 3, skippedFiles: 2, removedFiles: 0, bytes: 12_800 })).toBe('3 uploaded, 2 skipped, 12.5 KB sent');
-    expect(installMessage({ uploadedFiles: 0, skippedFiles: 5, removedFiles: 1, bytes: 0 }, ['w'])).toBe('0 uploaded, 5 skipped, 0 KB sent, 1 old removed; w');
+    expect(installMessage({ uploadedFiles: 0, skippedFiles: 5, removedFiles: 1, bytes: 0 }, ['w'])).toBe('0 uploaded, 5 skipped, 0 B sent, 1 old removed; w');
   });
 });

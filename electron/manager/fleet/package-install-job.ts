@@ -98,9 +98,9 @@ class StepFailed extends Error {
 /** Files the interpreter runs by name at boot: always sent as source. */
 const NEVER_COMPILED = new Set(['boot.py', 'main.py']);
 
-/** "12.5 KB" (1 KB = 1024 bytes, one decimal under 100 KB); "300 B" under 1 KB, so a small file does not show as 0. */
+/** "12.5 KB" (1 KB = 1024 bytes, one decimal under 100 KB); bytes under 1 KB ("0 B", "300 B"), so a small file does not show as 0 KB. */
 export function formatKilobytes(bytes: number): string {
-  if (bytes > 0 && bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024) return `${bytes} B`;
   const kb = bytes / 1024;
   return `${kb < 100 ? Math.round(kb * 10) / 10 : Math.round(kb)} KB`;
 }
