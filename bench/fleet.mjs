@@ -7,12 +7,18 @@
 //   broadcast_s   print(1) sent to all boards → every result back (median of --rounds)
 //   *_rss_mb      resident memory of the manager and of redis-server afterwards
 // Prints one JSON line. Needs `npm run build` (done by npm's prebench hook of this script).
+//
+// Where the time goes: `node bench/fleet.mjs --boards 10000 --cpu-prof-dir /tmp/cm-prof` starts the manager with
+// V8's --cpu-prof and writes /tmp/cm-prof/fleet-profile.json (each broadcast's window, CPU per process, Redis
+// commandstats and memory per board; bench/fleet-profile.mjs); then
+// `node scripts/cpuprofile-summary.mjs /tmp/cm-prof` sums the manager's CPU per function and file in those windows.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuProfileArgs, startFleetProfile } from './fleet-profile.mjs';
 import { freeTcpPort } from './ports.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,12 +30,14 @@ const { values } = parseArgs({
     samples: { type: 'string', default: '200' },
     rounds: { type: 'string', default: '3' },
     'per-process': { type: 'string', default: '2500' },
+    'cpu-prof-dir': { type: 'string' },
   },
 });
 const boards = Number(values.boards);
 const samples = Number(values.samples);
 const rounds = Number(values.rounds);
 const perProcess = Number(values['per-process']);
+const profileDir = values['cpu-prof-dir'] && path.resolve(values['cpu-prof-dir']);
 
 const mbm = path.join(root, 'bin', 'mbm.js');
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-'));
@@ -37,8 +45,8 @@ const redisPort = await freeTcpPort();
 const children = [];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function start(args, label) {
-  const child = spawn(process.execPath, [mbm, ...args, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(args, label, nodeArgs = []) {
+  const child = spawn(process.execPath, [...nodeArgs, mbm, ...args, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   const keep = (chunk) => (tail = (tail + chunk).slice(-4000));
   child.stdout.on('data', keep);
@@ -65,11 +73,23 @@ async function rssMb(pid) {
   return Math.round((Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024) * 10) / 10;
 }
 
+/** Ids of some boards of every sim process (named `v<process>-<n>`; not v1-1, which takes the RTT samples), for the per-key memory sample. */
+async function sampleBoardIds(api) {
+  const names = [];
+  for (let index = 0; index < Math.ceil(boards / perProcess); index++)
+    for (let n = 2; n <= Math.min(11, perProcess, boards); n++) names.push(`v${index + 1}-${n}`);
+  return Promise.all(names.map(async (name) => (await api.call('boards.get', { board: name })).id));
+}
+
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 let stopping = false;
 
 try {
-  const manager = start(['server-start', '--foreground', '--port', String(redisPort), '--heartbeat', '5'], 'manager');
+  const manager = start(
+    ['server-start', '--foreground', '--port', String(redisPort), '--heartbeat', '5'],
+    'manager',
+    profileDir ? cpuProfileArgs(profileDir) : [],
+  );
   const api = await waitUntil(async () => (await findService(dataDir))?.client, 30_000, 'the manager');
 
   // Boards in processes of up to --per-process each (one MicroPython interpreter per process).
@@ -81,6 +101,18 @@ try {
   }
   await waitUntil(async () => (await api.call('status', {})).boards.online === boards, 600_000, `${boards} boards online`);
   const connectS = (performance.now() - connectStart) / 1000;
+
+  let profile = null;
+  if (profileDir) {
+    const redisPid = (await api.call('status', {})).redis.pid;
+    const pids = () => ({ manager: manager.pid, redis: redisPid, boards: children.slice(1).map((child) => child.pid), bench: process.pid });
+    const processesOf = () => {
+      const { boards: boardPids, ...rest } = pids();
+      return { ...rest, ...Object.fromEntries(boardPids.map((pid, index) => [`boards_${index + 1}`, pid])) };
+    };
+    profile = await startFleetProfile({ dataDir, redisPort, profileDir, processes: processesOf });
+    await profile.measureMemory('idle_after_connect', boards, await sampleBoardIds(api));
+  }
 
   // Results arrive as events; each waiter resolves when its command is final.
   const waiters = new Map();
@@ -104,16 +136,22 @@ try {
 
   const broadcasts = [];
   for (let round = 0; round < rounds; round++) {
+    const closeWindow = await profile?.beginWindow(`broadcast ${round + 1}`);
     const began = performance.now();
     const { commands } = await api.call('commands.send', { boards: 'v*', request: { op: 'exec', code: 'print(1)' } });
     const statuses = await Promise.all(commands.map((command) => resultOf(command.cid)));
     broadcasts.push((performance.now() - began) / 1000);
+    await closeWindow?.();
     const failed = statuses.filter((status) => status !== 'ok').length;
     if (failed > 0) throw new Error(`bench: ${failed} of ${commands.length} broadcast commands failed`);
     await sleep(500);
   }
   broadcasts.sort((a, b) => a - b);
   subscription.close();
+  if (profile) {
+    await profile.measureMemory('after_broadcasts', boards, await sampleBoardIds(api));
+    await profile.finish();
+  }
 
   const status = await api.call('status', {});
   const result = {
