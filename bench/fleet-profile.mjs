@@ -4,7 +4,7 @@
 // say: each broadcast's window on the profile's clock (so scripts/cpuprofile-summary.mjs
 // can cut it out), the CPU time every process spent in it, Redis's INFO commandstats delta,
 // and where Redis's memory per board goes (per key kind, per client kind).
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 
@@ -155,9 +155,4 @@ export async function startFleetProfile({ dataDir, redisPort, profileDir, proces
       redis.disconnect();
     },
   };
-}
-
-/** The .cpuprofile files in `dir` (the manager's, written when it exited). */
-export async function cpuProfilesIn(dir) {
-  return (await readdir(dir)).filter((name) => name.endsWith('.cpuprofile')).map((name) => path.join(dir, name));
 }
