@@ -3,8 +3,13 @@
  * logic of `npm run cluster:up`): what the cluster tests of the app will stand on. Real
  * redis-server processes on loopback, driven through ioredis as the manager will be.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/lab.js';
@@ -122,5 +127,45 @@ describe('Sentinel lab', () => {
     await lab.stop();
     expect(await answering(ports)).toEqual([]);
     expect(existsSync(lab.dir)).toBe(false);
+  });
+});
+
+describe('npm run cluster:up / cluster:down', () => {
+  const script = fileURLToPath(new URL('../../scripts/redis-cluster.mjs', import.meta.url));
+
+  it('moves past a taken port, prints the cluster, and a bare cluster:down stops it and removes its folder', async () => {
+    // Its own temp folder (TMPDIR), where the script remembers its last lab: not the user's.
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'cm-cluster-cli-'));
+    cleanups.push(() => rm(tmp, { recursive: true, force: true }));
+    const run = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [script, ...args], { env: { ...process.env, TMPDIR: tmp } }, (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+        );
+      });
+    const taken = net.createServer();
+    const base = 20_000 + Math.floor(Math.random() * 9_000);
+    await new Promise<void>((resolve) => taken.once('error', () => resolve()).listen(base, '127.0.0.1', () => resolve()));
+    cleanups.push(() => new Promise((resolve) => taken.close(resolve)));
+
+    const up = await run('up', '--masters', '3', '--replicas', '0', '--port', String(base));
+    expect(up.code, up.stderr).toBe(0);
+    const printed = JSON.parse(up.stdout) as { nodes: Array<{ port: number; role: string }>; url: string; dir: string; state: string };
+    cleanups.push(() => run('down', '--dir', printed.dir));
+    expect(printed.nodes.map((node) => node.role)).toEqual(['primary', 'primary', 'primary']);
+    expect(printed.nodes.map((node) => node.port)).not.toContain(base);
+    expect(printed.url).toBe(`redis+cluster://${printed.nodes.map((node) => `127.0.0.1:${node.port}`).join(',')}`);
+    expect(printed.dir.startsWith(tmp)).toBe(true);
+    expect(existsSync(printed.state)).toBe(true);
+
+    const down = await run('down');
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stdout).toContain(`stopped 3 nodes and removed ${printed.dir}`);
+    expect(await answering(printed.nodes.map((node) => node.port))).toEqual([]);
+    expect(existsSync(printed.dir)).toBe(false);
+
+    const again = await run('down');
+    expect([again.code, again.stdout.trim()]).toEqual([0, 'redis-cluster: no lab running']);
+    expect((await run('up', '--masters', '2')).stderr).toContain('--masters must be a whole number from 3');
   });
 });
