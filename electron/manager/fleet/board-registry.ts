@@ -213,10 +213,14 @@ export class BoardRegistry extends EventEmitter<RegistryEvents> {
     this.emit('offline', board, reason);
   }
 
-  /** Marks offline every board whose deadline has passed; call a few times a second. */
-  sweep(now: number): void {
+  /**
+   * Marks offline every board whose deadline has passed; call a few times a second. A board
+   * with entries not handled yet (`unread`: the uplink reader is behind) is not: its heartbeat
+   * came, the service has not read it yet.
+   */
+  sweep(now: number, unread: (boardId: string) => boolean = () => false): void {
     for (const board of this.byId.values()) {
-      if (board.online && now > board.deadline) this.markOffline(board, 'no heartbeat');
+      if (board.online && now > board.deadline && !unread(board.id)) this.markOffline(board, 'no heartbeat');
     }
   }
 

@@ -199,7 +199,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   private sweep(): void {
     const now = Date.now();
-    this.registry.sweep(now);
+    this.registry.sweep(now, (boardId) => this.reader.hasUnread(boardId));
     this.dispatcher.sweep(now);
   }
 

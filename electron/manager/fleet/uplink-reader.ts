@@ -27,6 +27,10 @@ export class UplinkReader {
   /** Last entry handled per board; reading continues after it. */
   private readonly cursors = new Map<string, string>();
   private readonly skipped = new Set<string>();
+  /** Boards of the round being fetched now. */
+  private readonly reading = new Set<string>();
+  /** The last read failed (Redis unreachable): what is marked may never come, so it proves nothing. */
+  private failing = false;
   private pumping = false;
   private stopped = false;
 
@@ -63,6 +67,15 @@ export class UplinkReader {
     this.dirty.clear();
   }
 
+  /**
+   * Whether the board wrote entries the service has not handled yet (marked, or in the round
+   * being fetched). Behind a backlog (a broadcast to thousands of boards) its heartbeats wait
+   * here: liveness must not call it offline for the reader's delay.
+   */
+  hasUnread(boardId: string): boolean {
+    return !this.failing && (this.dirty.has(boardId) || this.reading.has(boardId));
+  }
+
   /** Resolves once everything marked so far has been read (used by tests and shutdown). */
   async idle(): Promise<void> {
     while (this.pumping) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -77,15 +90,21 @@ export class UplinkReader {
           this.dirty.delete(boardId);
           if (batch.length === BOARDS_PER_READ) break;
         }
+        for (const [boardId] of batch) this.reading.add(boardId);
         let results;
         try {
           results = await this.store.readUplinks(batch, ENTRIES_PER_BOARD, UPLINK_LIMITS.entryBytes, UPLINK_BYTES_PER_BOARD_READ);
         } catch (error) {
           // Redis unreachable: keep the boards dirty and try again shortly.
           for (const [boardId] of batch) this.dirty.add(boardId);
+          this.reading.clear();
+          this.failing = true;
           await new Promise((resolve) => setTimeout(resolve, 200));
           continue;
         }
+        // Handled below, synchronously: from here on the board's entries are no longer unread.
+        this.reading.clear();
+        this.failing = false;
         for (const { boardId, entries, error, bytes, length } of results) {
           if (error) {
             this.onError(boardId, error);
