@@ -18,7 +18,6 @@ import { Fleet } from './fleet/fleet.js';
 import { ApiServer } from './api/server.js';
 import { UsbService } from './usb/usb-service.js';
 import { JobService } from './fleet/job-service.js';
-import { preparePackages } from './packages/package-prepare.js';
 import { JobStore } from './redis/job-store.js';
 import { StagedFiles } from './transfer/staged-files.js';
 import { SimService } from './virtual/sim-service.js';
@@ -243,7 +242,6 @@ export class Manager extends EventEmitter<ManagerEvents> {
           cacheDir: path.join(this.paths.root, 'packages'),
           indexUrl: this.options.packageIndexUrl ?? (process.env.CLOUDMANAGER_PACKAGE_INDEX || undefined),
           pypiUrl: this.options.pypiUrl ?? process.env.CLOUDMANAGER_PYPI_URL,
-          prepare: preparePackages,
         },
       });
       await this.jobs.start();

@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { ManagerError, type ErrorKind } from '../errors.js';
 import { canLoadMpyV6, compileToMpy, MpyCompileError } from '../packages/mpy-cross.js';
+import { preparePackages, type PreparedFile, type PreparedPackage } from '../packages/package-prepare.js';
 import { sha256 } from '../transfer/upload-blob.js';
 import { validateBoardPath } from '../transfer/board-path.js';
 import { FINAL_STATUSES, type CommandView } from './command-dispatcher.js';
@@ -46,23 +47,10 @@ export function packageTargetInterrupted(kind: JobKind): string {
     : 'the service stopped before this finished; install again: files already there are skipped';
 }
 
-/** One file ready for the boards, as packages/ preparePackages hands it over. */
-export interface PreparedFileLike {
-  package: string;
-  boardPath: string;
-  data: Buffer;
-  /** Full sha256 hex of `data`. */
-  sha256: string;
-}
-export interface PreparedInstallLike {
-  target: string;
-  packages: Array<{ name: string; version: string; source: string; files: PreparedFileLike[] }>;
-}
-
 /** A package's files in the two forms a board may get: as they came, and with .py compiled to .mpy. */
 export interface InstallPayload {
   target: string;
-  packages: Array<{ name: string; version: string; source: string; files: PreparedFileLike[]; compiled: PreparedFileLike[] | null }>;
+  packages: Array<{ name: string; version: string; source: string; files: PreparedFile[]; compiled: PreparedFile[] | null }>;
   /** The job asked for source (--source): never compile. */
   source: boolean;
   /** When the install started (the record's `at`). */
@@ -116,11 +104,14 @@ export function installMessage(numbers: InstallNumbers, warnings: readonly strin
  * boards that load ABI 6. A file that does not compile fails the whole job before it
  * starts, naming the file and pointing at --source.
  */
-export async function compilePayload(prepared: PreparedInstallLike, options: { source: boolean; at?: number }): Promise<InstallPayload> {
+export async function compilePayload(
+  prepared: { target: string; packages: ReadonlyArray<Pick<PreparedPackage, 'name' | 'version' | 'source' | 'files'>> },
+  options: { source: boolean; at?: number },
+): Promise<InstallPayload> {
   const bySource = new Map<string, Promise<Buffer>>();
   const packages = [];
   for (const pkg of prepared.packages) {
-    let compiled: PreparedFileLike[] | null = null;
+    let compiled: PreparedFile[] | null = null;
     if (!options.source) {
       compiled = [];
       for (const file of pkg.files) {
@@ -172,18 +163,6 @@ interface BoardRun {
   cancelled: AbortSignal;
 }
 
-/** The function of packages/ that resolves and downloads everything (preparePackages). */
-export type PreparePackages = (
-  specs: string[],
-  options: {
-    indexUrl?: string;
-    pypiUrl?: string;
-    target?: string;
-    cacheDir: string;
-    onProgress?: (progress: { phase: string; message: string; done?: number; total?: number }) => void;
-  },
-) => Promise<PreparedInstallLike>;
-
 /** What the service configures for install jobs. */
 export interface PackageJobOptions {
   /** Downloads cache (`<data>/packages`). */
@@ -192,7 +171,6 @@ export interface PackageJobOptions {
   indexUrl?: string;
   /** PyPI for the sdist fallback ('' turns it off). */
   pypiUrl?: string;
-  prepare?: PreparePackages;
 }
 
 export interface PackageJobContext extends PackageJobOptions {
@@ -221,9 +199,9 @@ export interface PackageJobContext extends PackageJobOptions {
 export async function launchPackageJob(request: PackageJobRequest, boards: readonly BoardState[], context: PackageJobContext): Promise<void> {
   let runOne: (run: BoardRun) => Promise<void>;
   if (request.kind === 'install') {
-    if (!context.prepare || !context.cacheDir) throw new PackageCompileError('board-install is not available in this service (no package source configured)');
+    if (!context.cacheDir) throw new PackageCompileError('board-install is not available in this service (no package cache folder configured)');
     const target = request.target === undefined ? undefined : validateBoardPath(request.target, 'target folder');
-    const prepared = await context.prepare(request.packages, {
+    const prepared = await preparePackages(request.packages, {
       indexUrl: request.index ?? context.indexUrl,
       pypiUrl: context.pypiUrl,
       target,

@@ -120,15 +120,6 @@ export function installedPackages(record: PackageRecord): InstalledPackage[] {
     });
 }
 
-/** The sha256 the record says a board file has (any package), for skipping without asking the board. */
-export function recordedHash(record: PackageRecord, path: string): string | undefined {
-  for (const entry of Object.values(record.packages)) {
-    const sha = entry.files[path];
-    if (sha !== undefined) return sha;
-  }
-  return undefined;
-}
-
 export interface PackageInstalled {
   name: string;
   version: string;

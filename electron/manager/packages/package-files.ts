@@ -45,8 +45,10 @@ const SDIST_MARKERS = new Set(['PKG-INFO', 'setup.py', 'setup.cfg', 'pyproject.t
 
 /** Checks a target folder (`/lib`, `/flash/lib`) and returns it without a trailing slash. */
 export function installTarget(target: string = DEFAULT_INSTALL_TARGET): string {
-  if (!target.startsWith('/') || target.includes('\\') || target.includes('\0') || target.split('/').some((s) => s === '..' || s === '.')) {
-    throw new InvalidInstallTargetError(`install target ${JSON.stringify(target)} must be an absolute board path like /lib, without "..", "." or backslashes`);
+  if (!target.startsWith('/') || /[\s\\\0]/.test(target) || target.split('/').some((s) => s === '..' || s === '.')) {
+    throw new InvalidInstallTargetError(
+      `install target ${JSON.stringify(target)} must be an absolute board path like /lib, without "..", ".", spaces or backslashes`,
+    );
   }
   const normal = path.posix.normalize(target).replace(/\/+$/, '');
   return normal === '' ? '/' : normal;

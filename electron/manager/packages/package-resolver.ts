@@ -8,8 +8,9 @@
  * (dependencies first) with each file's board path and where its bytes come from (an index
  * hash, a URL, or bytes already read); package-prepare.ts downloads and checks them.
  */
+import path from 'node:path';
 import { ManagerError, type ErrorKind } from '../errors.js';
-import { compareVersions, isPackageMetadata, parseSpecifier, satisfies } from './package-files.js';
+import { compareVersions, installTarget, isPackageMetadata, parseSpecifier, satisfies } from './package-files.js';
 import { PackageIndexError, PackageNotFoundError, type PackageIndex } from './package-index.js';
 import { describePackageSpec, parsePackageSpec, type PackageSpec } from './package-spec.js';
 
@@ -30,7 +31,6 @@ export class MissingDependencyError extends PackageIndexError {
   override name = 'MissingDependencyError';
 }
 
-export const DEFAULT_TARGET_DIR = '/lib';
 /** What a requirement typed on the command line is "required by" in messages. */
 export const REQUESTED_BY_USER = 'the command line';
 /** Bounds the pin-settling rounds; a real graph settles in two or three. */
@@ -113,7 +113,7 @@ interface Node {
 
 /** Resolves specs (strings as typed, or parsed) to an install plan; throws before any file download on any problem. */
 export async function resolveInstallPlan(specs: readonly (string | PackageSpec)[], options: ResolveOptions): Promise<InstallPlan> {
-  const target = normaliseTarget(options.target ?? DEFAULT_TARGET_DIR);
+  const target = installTarget(options.target);
   if (specs.length === 0) throw new PackageSourceNotSupportedError('no package given: name at least one package to install');
   const lookup = options.lookup ?? (options.index ? indexOnlyLookup(options.index) : undefined);
   if (!lookup) throw new PackageSourceNotSupportedError('no package source given to the resolver');
@@ -310,7 +310,7 @@ function buildPlan(
     if (sameName !== undefined) throw new PackageConflictError(`two packages are named ${name} (${sameName} and ${source}): install one of them`);
     names.set(name, source);
     // Whatever a package lists, its README, licence or setup files stay on the host.
-    const files = described.filter((file) => !isPackageMetadata(file.path)).map((file) => ({ ...file, boardPath: `${target}/${file.path}` }));
+    const files = described.filter((file) => !isPackageMetadata(file.path)).map((file) => ({ ...file, boardPath: path.posix.join(target, file.path) }));
     for (const file of files) {
       const owner = owners.get(file.boardPath);
       if (owner && owner !== name) throw new PackageConflictError(`${owner} and ${name} both install ${file.boardPath}: they cannot be installed together`);
@@ -364,14 +364,6 @@ export function newestFirst(versions: string[]): string[] {
       return 0;
     }
   });
-}
-
-function normaliseTarget(target: string): string {
-  const t = target.trim().replace(/\/+$/, '');
-  if (!target.startsWith('/') || /[\s\\]/.test(t) || t.split('/').some((s) => s === '..' || s === '.')) {
-    throw new PackageSourceNotSupportedError(`install folder "${target}" must be an absolute board path like /lib, without ".." or spaces`);
-  }
-  return t;
 }
 
 function notSupported(spec: PackageSpec, requiredBy: string): PackageSourceNotSupportedError {
