@@ -12,10 +12,11 @@
  * cache whenever it has them, online or not. Every write goes to a temp file then is renamed,
  * so a crash never leaves a half-written entry.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../data-dir.js';
 import { getLimited, PackageHashMismatchError, PackageNetworkError, PackageSourceError, type FetchLike, type LimitedGet } from './package-http.js';
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -140,7 +141,7 @@ export class PackageCache {
 
   private async store(body: Buffer, hash = sha256(body)): Promise<string> {
     if (!this.names?.has(hash)) {
-      await writeAtomically(this.filePath(hash), body);
+      await writeFileAtomic(this.filePath(hash), body);
       this.names?.add(hash);
     }
     return hash;
@@ -148,7 +149,7 @@ export class PackageCache {
 
   private async remember(url: string, body: Buffer | undefined): Promise<void> {
     const entry = body === undefined ? { url, missing: true, fetchedAt: Date.now() } : { url, sha256: await this.store(body), fetchedAt: Date.now() };
-    await writeAtomically(this.metaPath(url), Buffer.from(JSON.stringify(entry)));
+    await writeFileAtomic(this.metaPath(url), Buffer.from(JSON.stringify(entry)));
   }
 
   /** What `url` gave last: its body, or `body: undefined` for a remembered 404; undefined when never fetched. */
@@ -165,16 +166,5 @@ export class PackageCache {
     if (meta.missing || !meta.sha256) return { body: undefined, fetchedAt: meta.fetchedAt };
     const body = await this.readByHash(meta.sha256);
     return body ? { body, fetchedAt: meta.fetchedAt } : undefined;
-  }
-}
-
-async function writeAtomically(file: string, data: Buffer): Promise<void> {
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await writeFile(temp, data, { mode: 0o600 });
-    await rename(temp, file);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
   }
 }
