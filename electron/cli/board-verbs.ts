@@ -5,8 +5,9 @@ import path from 'node:path';
 import type { ApiCommandRequest, CommandView } from '../manager/api/contract.js';
 import { validateBoardPath, InvalidCommandError } from '../manager/fleet/command-ops.js';
 import { ApiRequestError } from '../manager/api/client.js';
-import { CliError, EXIT, intOption, numberOption, write, type OptionSpec, type VerbContext, type VerbSpec } from './cli-framework.js';
+import { CliError, intOption, numberOption, write, type OptionSpec, type VerbContext, type VerbSpec } from './cli-framework.js';
 import { connectService } from './service-control.js';
+import { expireOption, jobExitCode, pollJob } from './job-follow.js';
 import { reportFailures, runExitCode, runOnBoards, type RunOptions } from './board-runner.js';
 import { formatAgo, formatBytes, table } from './format.js';
 
@@ -20,7 +21,7 @@ function runOptions(context: VerbContext, streamOutput = false): RunOptions {
   return {
     safeOutput: Boolean(context.values.safe),
     timeoutMs: Math.round(numberOption(context.values, 'timeout', 30, 0.1, 3600) * 1000),
-    expireMs: Math.round(numberOption(context.values, 'expire', 3600, 1, 7 * 24 * 3600) * 1000),
+    expireMs: expireOption(context.values),
     waitOffline: Boolean(context.values['wait-offline']),
     streamOutput,
     out: context.out,
@@ -293,24 +294,13 @@ export const boardReboot: VerbSpec = {
     const api = await connectService(context.values);
     const options = runOptions(context);
     const started = await api.call('jobs.start', { kind: 'reboot', boards: context.positionals[0]!, expireMs: options.expireMs });
-    for (;;) {
-      const job = await api.call('jobs.get', { id: started.id });
-      const open = job.targets.filter((target) => target.status !== 'ok' && target.status !== 'failed');
-      if (open.length === 0 || (!options.waitOffline && open.every((target) => target.status === 'waiting'))) {
-        let failed = 0;
-        for (const target of job.targets) {
-          if (target.status === 'ok') write(context.out, `## ${target.board}\nrebooted, back online\n`);
-          else if (target.status === 'waiting') write(context.err, `${target.board}: offline; it reboots when it comes back (--wait-offline waits for it)\n`);
-          else {
-            failed++;
-            write(context.err, `${target.board}: ${target.message ?? 'failed'}\n`);
-          }
-        }
-        if (failed > 0) return EXIT.failed;
-        return job.targets.some((target) => target.status === 'waiting') ? EXIT.queued : EXIT.ok;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
+    const job = await pollJob(api, started.id, { waitOffline: options.waitOffline === true, pollMs: 500 });
+    for (const target of job.targets) {
+      if (target.status === 'ok') write(context.out, `## ${target.board}\nrebooted, back online\n`);
+      else if (target.status === 'waiting') write(context.err, `${target.board}: offline; it reboots when it comes back (--wait-offline waits for it)\n`);
+      else write(context.err, `${target.board}: ${target.message ?? 'failed'}\n`);
     }
+    return jobExitCode(job);
   },
 };
 

@@ -7,9 +7,10 @@ import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ApiClient } from '../manager/api/client.js';
-import type { JobSummary, JobTarget, JobView } from '../manager/api/contract.js';
+import type { JobSummary, JobTarget } from '../manager/api/contract.js';
 import { CliError, EXIT, numberOption, write, type OptionSpec, type VerbContext, type VerbSpec } from './cli-framework.js';
 import { connectService } from './service-control.js';
+import { expireOption, jobExitCode, pollJob } from './job-follow.js';
 import { boardPath } from './board-verbs.js';
 import { table } from './format.js';
 
@@ -36,10 +37,6 @@ async function localOrAsTyped(spec: string): Promise<string> {
     );
   }
   return absolute;
-}
-
-function expireMs(values: VerbContext['values']): number {
-  return Math.round(numberOption(values, 'expire', 3600, 1, 7 * 24 * 3600) * 1000);
 }
 
 /** The numbers and result of one board as --json prints them. */
@@ -69,36 +66,30 @@ async function followJob(api: ApiClient, started: JobSummary, context: VerbConte
   const waitOffline = Boolean(context.values['wait-offline']);
   const live = (context.err as NodeJS.WriteStream).isTTY === true;
   const reported = new Set<number>();
-  let job: JobView;
-  for (;;) {
-    job = await api.call('jobs.get', { id: started.id });
-    job.targets.forEach((target, index) => {
-      if ((target.status !== 'ok' && target.status !== 'failed') || reported.has(index)) return;
-      reported.add(index);
-      if (live) context.err.write('\r\x1b[K');
-      write(context.err, `[${reported.size}/${job.targets.length}] ${target.board}: ${target.status === 'ok' ? 'done' : 'failed'}\n`);
-    });
-    const open = job.targets.filter((target) => target.status !== 'ok' && target.status !== 'failed');
-    if (open.length === 0 || (!waitOffline && open.every((target) => target.status === 'waiting'))) break;
-    if (live) {
-      const files = job.targets.reduce((sum, target) => ({ done: sum.done + target.done, total: sum.total + target.total }), { done: 0, total: 0 });
-      context.err.write(`\r\x1b[K${job.counts.ok + job.counts.failed}/${job.targets.length} boards done, ${files.done}/${files.total} files`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
+  const job = await pollJob(api, started.id, {
+    waitOffline,
+    pollMs: POLL_MS,
+    onPoll: (job) => {
+      job.targets.forEach((target, index) => {
+        if ((target.status !== 'ok' && target.status !== 'failed') || reported.has(index)) return;
+        reported.add(index);
+        if (live) context.err.write('\r\x1b[K');
+        write(context.err, `[${reported.size}/${job.targets.length}] ${target.board}: ${target.status === 'ok' ? 'done' : 'failed'}\n`);
+      });
+      if (live) {
+        const files = job.targets.reduce((sum, target) => ({ done: sum.done + target.done, total: sum.total + target.total }), { done: 0, total: 0 });
+        context.err.write(`\r\x1b[K${job.counts.ok + job.counts.failed}/${job.targets.length} boards done, ${files.done}/${files.total} files`);
+      }
+    },
+  });
   if (live) context.err.write('\r\x1b[K');
-  let failed = 0;
-  let queued = 0;
   for (const target of job.targets) {
-    if (target.status === 'failed') failed++;
-    else if (target.status !== 'ok') queued++;
     if (json) write(context.out, jsonLine(target) + '\n');
     else if (target.status === 'ok') write(context.out, `${target.board}: ${target.message ?? 'done'}\n`);
     else if (target.status === 'failed') write(context.out, `${target.board}: failed: ${target.message ?? 'failed'}\n`);
     else write(context.out, `${target.board}: offline; it goes on when the board comes back (--wait-offline waits for it)\n`);
   }
-  if (failed > 0) return EXIT.failed;
-  return queued > 0 ? EXIT.queued : EXIT.ok;
+  return jobExitCode(job);
 }
 
 export const boardInstall: VerbSpec = {
@@ -136,7 +127,7 @@ export const boardInstall: VerbSpec = {
         index,
         target,
         source: context.values.source === true ? true : undefined,
-        expireMs: expireMs(context.values),
+        expireMs: expireOption(context.values),
       });
     } finally {
       if ((context.err as NodeJS.WriteStream).isTTY) context.err.write('\r\x1b[K');
@@ -155,7 +146,7 @@ export const boardUninstall: VerbSpec = {
     const [boards, ...packages] = context.positionals as [string, ...string[]];
     if (packages.length > 20) throw new CliError('at most 20 packages at a time', EXIT.usage);
     const api = await connectService(context.values);
-    const started = await api.call('jobs.start', { kind: 'uninstall', boards, packages, expireMs: expireMs(context.values) });
+    const started = await api.call('jobs.start', { kind: 'uninstall', boards, packages, expireMs: expireOption(context.values) });
     return followJob(api, started, context);
   },
 };
