@@ -258,16 +258,11 @@ export async function installOnBoard(run: BoardRun, payload: InstallPayload): Pr
       if (hashed.status !== 'ok') break;
       for (const [file, hash] of Object.entries(parseHashResult(chunk, hashed.result))) onBoard.set(file, hash);
     }
-    let done = 0;
-    for (const file of files) {
-      if (onBoard.get(file.boardPath) === file.sha256) {
-        numbers.skippedFiles++;
-        done++;
-      }
-    }
+    const toSend = files.filter((file) => onBoard.get(file.boardPath) !== file.sha256);
+    numbers.skippedFiles = files.length - toSend.length;
+    let done = numbers.skippedFiles;
     run.report.progress(done, files.length);
-    for (const file of files) {
-      if (onBoard.get(file.boardPath) === file.sha256) continue;
+    for (const file of toSend) {
       await commands.run({ op: 'put', path: file.boardPath, data: file.data });
       numbers.uploadedFiles++;
       numbers.bytes += file.data.length;
