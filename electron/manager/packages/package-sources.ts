@@ -20,7 +20,7 @@ import { PackageSourceError } from './package-http.js';
 import { MAX_INDEX_JSON_BYTES, MAX_PACKAGE_FILE_BYTES, PackageNotFoundError, packageMetaSchema, type PackageIndex, type PackageMeta } from './package-index.js';
 import { findPypiRelease, micropythonRequirements } from './package-pypi.js';
 import { describeIndexPackage, REQUESTED_BY_USER, type DescribedFile, type PackageDescription, type PackageLookup } from './package-resolver.js';
-import type { PackageSpec } from './package-spec.js';
+import { repoRawUrl, type PackageSpec } from './package-spec.js';
 
 /** Most bytes one package may bring, unpacked (every source). */
 export const MAX_PACKAGE_BYTES = DEFAULT_MAX_ARCHIVE_BYTES;
@@ -128,8 +128,7 @@ export function rewriteRepoUrl(url: string, ref = 'HEAD'): string {
   if (!via) return url;
   const [org, repo, ...rest] = url.slice(7).split('/');
   if (!org || !repo || rest.length === 0) throw new PackageSourceError(`"${url}" names no file: expected ${via}:org/repo/path`);
-  const tail = rest.join('/');
-  return via === 'github' ? `https://raw.githubusercontent.com/${org}/${repo}/${ref}/${tail}` : `https://gitlab.com/${org}/${repo}/-/raw/${ref}/${tail}`;
+  return repoRawUrl(via, org, repo, ref, rest.join('/'));
 }
 
 function parseMeta(body: Buffer, where: string): PackageMeta {

@@ -75,8 +75,12 @@ function parseRepoShorthand(spec: string): PackageSpec {
   const [org, repo, ...sub] = parts;
   const file = sub.length > 0 && (sub[sub.length - 1] ?? '').endsWith('.py');
   const tail = file ? sub.join('/') : [...sub, 'package.json'].join('/');
-  const base = via === 'github' ? `https://raw.githubusercontent.com/${org}/${repo}/${ref}` : `https://gitlab.com/${org}/${repo}/-/raw/${ref}`;
-  return { kind: 'url', url: `${base}/${tail}`, file, via, ref, shorthand: `${via}:${parts.join('/')}@${ref}` };
+  return { kind: 'url', url: repoRawUrl(via, org!, repo!, ref, tail), file, via, ref, shorthand: `${via}:${parts.join('/')}@${ref}` };
+}
+
+/** Where GitHub and GitLab serve a repository's file `tail` at `ref` as it is (what mip fetches). */
+export function repoRawUrl(via: 'github' | 'gitlab', org: string, repo: string, ref: string, tail: string): string {
+  return via === 'github' ? `https://raw.githubusercontent.com/${org}/${repo}/${ref}/${tail}` : `https://gitlab.com/${org}/${repo}/-/raw/${ref}/${tail}`;
 }
 
 function parseUrl(spec: string): PackageSpec {
