@@ -205,9 +205,10 @@ export async function startPackageIndexLab(packages: FixturePackage[]): Promise<
 
 export interface TarEntry {
   name: string;
-  data: string | Buffer;
-  /** Default 'file'; a symlink's data is its target. */
-  type?: 'file' | 'symlink' | 'dir';
+  data?: string | Buffer;
+  /** Default 'file'; a symlink's target is `linkname`, else its data. `pax`: an extended header whose records are `data`. */
+  type?: 'file' | 'symlink' | 'hardlink' | 'dir' | 'pax';
+  linkname?: string;
 }
 
 /** A ustar header field: text, NUL-padded to `length`. */
@@ -225,10 +226,17 @@ const octal = (value: number, length: number) => value.toString(8).padStart(leng
  * test that the reader refuses them.
  */
 export function makeTarGz(entries: TarEntry[]): Buffer {
+  return gzipSync(makeTar(entries));
+}
+
+const TYPE_FLAGS = { file: '0', hardlink: '1', symlink: '2', dir: '5', pax: 'x' } as const;
+
+/** The same archive uncompressed. */
+export function makeTar(entries: TarEntry[]): Buffer {
   const blocks: Buffer[] = [];
   for (const entry of entries) {
     const type = entry.type ?? 'file';
-    const data = type === 'file' ? toBuffer(entry.data) : Buffer.alloc(0);
+    const data = type === 'file' || type === 'pax' ? toBuffer(entry.data ?? '') : Buffer.alloc(0);
     const header = Buffer.alloc(512);
     let name = entry.name;
     let prefix = '';
@@ -244,8 +252,9 @@ export function makeTarGz(entries: TarEntry[]): Buffer {
     writeField(header, 124, 12, octal(data.length, 12));
     writeField(header, 136, 12, octal(0, 12));
     header.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
-    writeField(header, 156, 1, type === 'symlink' ? '2' : type === 'dir' ? '5' : '0');
-    if (type === 'symlink') writeField(header, 157, 100, toBuffer(entry.data).toString('utf8'));
+    writeField(header, 156, 1, TYPE_FLAGS[type]);
+    const link = entry.linkname ?? (type === 'symlink' ? toBuffer(entry.data ?? '').toString('utf8') : undefined);
+    if (link !== undefined) writeField(header, 157, 100, link);
     writeField(header, 257, 6, 'ustar');
     writeField(header, 263, 2, '00');
     writeField(header, 345, 155, prefix);
@@ -255,5 +264,5 @@ export function makeTarGz(entries: TarEntry[]): Buffer {
     blocks.push(header, data, Buffer.alloc((512 - (data.length % 512)) % 512));
   }
   blocks.push(Buffer.alloc(1024));
-  return gzipSync(Buffer.concat(blocks));
+  return Buffer.concat(blocks);
 }

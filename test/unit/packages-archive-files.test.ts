@@ -2,46 +2,16 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { PackageArchiveError, readTarGz, UnsafeArchiveEntryError } from '../../electron/manager/packages/package-archive.js';
 import { boardFiles, compareVersions, InvalidInstallTargetError, latestVersion, parseRequirement } from '../../electron/manager/packages/package-files.js';
+import { makeTar, makeTarGz } from '../helpers/package-index-lab.js';
 
-interface TarEntry {
-  name: string;
-  data?: string | Buffer;
-  type?: string;
-  linkname?: string;
-}
-
-/** A tiny ustar writer, so fixtures are built here rather than shipped as binaries. */
-function tar(entries: TarEntry[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const data = Buffer.from(e.data ?? '');
-    const h = Buffer.alloc(512);
-    h.write(e.name, 0, 100, 'utf8');
-    h.write('0000644\0', 100);
-    h.write('0000000\0', 108);
-    h.write('0000000\0', 116);
-    h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('00000000000\0', 136);
-    h.write(e.type ?? '0', 156);
-    if (e.linkname) h.write(e.linkname, 157, 100);
-    h.write('ustar\0', 257);
-    h.write('00', 263);
-    h.fill(0x20, 148, 156);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
-
-const tarGz = (entries: TarEntry[]): Buffer => gzipSync(tar(entries));
+// Fixtures are built by the test index lab's ustar writer rather than shipped as binaries.
+const tar = makeTar;
+const tarGz = makeTarGz;
 
 describe('package archives', () => {
   it('a PyPI sdist installs exactly its code files under /lib, without README, setup files or egg-info', () => {
     const sdist = tarGz([
-      { name: 'micropython-foo-1.0/', type: '5' },
+      { name: 'micropython-foo-1.0/', type: 'dir' },
       { name: 'micropython-foo-1.0/PKG-INFO', data: 'Metadata-Version: 1.0' },
       { name: 'micropython-foo-1.0/README.md', data: '# foo' },
       { name: 'micropython-foo-1.0/LICENSE', data: 'MIT' },
@@ -83,8 +53,8 @@ describe('package archives', () => {
   });
 
   it('refuses symlinks and hard links instead of skipping them', () => {
-    expect(() => readTarGz(tarGz([{ name: 'pkg/link.py', type: '2', linkname: '/etc/passwd' }]))).toThrow(/"pkg\/link.py" refused: symbolic links/);
-    expect(() => readTarGz(tarGz([{ name: 'pkg/hard.py', type: '1', linkname: 'pkg/a.py' }]))).toThrow(/"pkg\/hard.py" refused: hard links/);
+    expect(() => readTarGz(tarGz([{ name: 'pkg/link.py', type: 'symlink', linkname: '/etc/passwd' }]))).toThrow(/"pkg\/link.py" refused: symbolic links/);
+    expect(() => readTarGz(tarGz([{ name: 'pkg/hard.py', type: 'hardlink', linkname: 'pkg/a.py' }]))).toThrow(/"pkg\/hard.py" refused: hard links/);
   });
 
   it('refuses a decompression bomb at the output limit without unpacking it all', () => {
@@ -109,7 +79,7 @@ describe('package archives', () => {
     let size = record.length + 3;
     size = `${size}${record}`.length;
     const archive = tarGz([
-      { name: 'PaxHeader', type: 'x', data: `${size}${record}` },
+      { name: 'PaxHeader', type: 'pax', data: `${size}${record}` },
       { name: 'truncated-name', data: 'print(1)' },
     ]);
     expect(readTarGz(archive)).toEqual([{ path: long, data: Buffer.from('print(1)') }]);
