@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { PackageArchiveError, readTarGz, UnsafeArchiveEntryError } from '../../electron/manager/packages/package-archive.js';
-import { boardFiles, compareVersions, InvalidInstallTargetError, latestVersion, parseRequirement } from '../../electron/manager/packages/package-files.js';
+import { boardFiles, compareVersions, InvalidInstallTargetError, latestVersion } from '../../electron/manager/packages/package-files.js';
 import { makeTar, makeTarGz } from '../helpers/package-index-lab.js';
 
 // Fixtures are built by the test index lab's ustar writer rather than shipped as binaries.
@@ -106,12 +106,8 @@ describe('versions', () => {
     expect(compareVersions(b, a)).toBe(-expected || 0);
   });
 
-  it('refuses versions it cannot order, and parses pins', () => {
+  it('refuses versions it cannot order', () => {
     expect(() => compareVersions('latest', '1.0')).toThrow(/"latest" is not a dotted number/);
-    expect(parseRequirement('micropython-foo==1.0')).toEqual({ name: 'micropython-foo', version: '1.0' });
-    expect(parseRequirement('foo@2.1rc1')).toEqual({ name: 'foo', version: '2.1rc1' });
-    expect(parseRequirement('foo')).toEqual({ name: 'foo' });
-    expect(() => parseRequirement('foo==x')).toThrow(/"x" is not a dotted number/);
     expect(latestVersion(['0.9', '1.1rc1', '1.0'])).toBe('1.0');
     expect(latestVersion(['1.1rc1', '1.1a1'])).toBe('1.1rc1');
   });

@@ -126,8 +126,9 @@ describe('resolveInstallPlan', () => {
     ]);
     expect(requests.filter((r) => r.startsWith('/file/'))).toEqual([]);
 
-    const fetched = await index().getFiles(plan.packages.flatMap((p) => p.files.map((f) => ({ path: f.boardPath, hash: f.hash as string }))));
-    expect(fetched.map((f) => [f.path, f.data.toString()])).toEqual([
+    const files = plan.packages.flatMap((p) => p.files);
+    const fetched = await Promise.all(files.map(async (f) => [f.boardPath, (await index().getFile(f.boardPath, f.hash as string)).toString()]));
+    expect(fetched).toEqual([
       ['/lib/util/__init__.py', 'def add(a, b):\n    return a + b\n'],
       ['/lib/util/core.py', 'X = 1\n'],
       ['/lib/log.py', 'def info(m):\n    print(m)\n'],
@@ -192,7 +193,7 @@ describe('PackageIndex', () => {
     const core = plan.packages[0]?.files.find((f) => f.path === 'util/core.py');
     const hash = core?.hash as string;
     overrides.set(`/file/${hash.slice(0, 2)}/${hash}`, { body: 'X = 666\n' });
-    const download = index().getFiles(plan.packages[0]?.files.map((f) => ({ path: f.boardPath, hash: f.hash as string })) ?? []);
+    const download = index().getFile(core?.boardPath as string, hash);
     await expect(download).rejects.toThrow(PackageHashMismatchError);
     await expect(download).rejects.toThrow(/file \/lib\/util\/core.py does not match its hash in the index/);
   });

@@ -112,20 +112,6 @@ export function boardFiles(files: PackageFile[], target: string = DEFAULT_INSTAL
     .sort((a, b) => (a.boardPath < b.boardPath ? -1 : a.boardPath > b.boardPath ? 1 : 0));
 }
 
-export interface Requirement {
-  name: string;
-  version?: string;
-}
-
-/** Parses `name`, `name==1.0` or `name@1.0` (the CLI's and PyPI's spellings of a pin). */
-export function parseRequirement(spec: string): Requirement {
-  const match = /^([A-Za-z0-9][A-Za-z0-9._-]*)(?:(?:==|@)(.+))?$/.exec(spec.trim());
-  if (!match?.[1]) throw new InvalidVersionError(`package ${JSON.stringify(spec)} is not NAME, NAME==VERSION or NAME@VERSION`);
-  const version = match[2]?.trim();
-  if (version !== undefined) parseVersion(version);
-  return version === undefined ? { name: match[1] } : { name: match[1], version };
-}
-
 /** Ranks of pre-release kinds (PEP 440 spellings folded together). */
 const PRE_RANK: Record<string, number> = { a: 0, alpha: 0, b: 1, beta: 1, c: 2, rc: 2, pre: 2, preview: 2 };
 const VERSION =

@@ -72,12 +72,6 @@ export interface PackageIndexOptions {
   cache?: PackageCache;
 }
 
-export interface FetchedFile {
-  path: string;
-  hash: string;
-  data: Buffer;
-}
-
 export class PackageIndex {
   readonly indexUrl: string;
   readonly format: '6' | 'py';
@@ -137,14 +131,6 @@ export class PackageIndex {
     const actual = createHash('sha256').update(data).digest('hex');
     if (!actual.startsWith(hash)) throw new PackageHashMismatchError(path, hash, actual);
     return data;
-  }
-
-  /** All the files or none: the first failure (a hash mismatch included) rejects the lot. */
-  async getFiles(files: readonly { path: string; hash: string }[]): Promise<FetchedFile[]> {
-    const out: FetchedFile[] = [];
-    // One at a time: package files are small and an index should not be hammered.
-    for (const f of files) out.push({ path: f.path, hash: f.hash, data: await this.getFile(f.path, f.hash) });
-    return out;
   }
 
   private about(what: string, limit: number): Omit<LimitedGet, 'signal'> {
