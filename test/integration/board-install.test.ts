@@ -209,6 +209,8 @@ describe('board-install', () => {
       const job = await install('spare-8', ['fmtkit@0.3']);
       expect(job.targets[0], job.targets[0]!.message ?? '').toMatchObject({ status: 'ok', install: { uploadedFiles: 1, skippedFiles: 0 } });
       expect(job.phases.map((phase) => phase.message).join('\n')).toMatch(/offline/);
+      // The service log says so too, not only the job.
+      expect(service.logs.some((entry) => entry.level === 'warn' && /offline/.test(entry.message))).toBe(true);
     } finally {
       index.offline(false);
     }

@@ -234,6 +234,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       await launchPackageJob(request, boards, {
         ...this.options.packages,
         fleet: this.options.fleet,
+        log: this.options.log,
         boardRuns: this.boardPackageRuns,
         stopping: this.stopping.signal,
         cancelled: cancelled.signal,

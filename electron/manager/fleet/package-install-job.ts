@@ -16,6 +16,7 @@ import { sha256 } from '../transfer/upload-blob.js';
 import { validateBoardPath } from '../transfer/board-path.js';
 import { FINAL_STATUSES, type CommandView } from './command-dispatcher.js';
 import { hashBatches, parseHashResult, type BoardInfoResult, type CommandRequest } from './command-ops.js';
+import type { Logger } from '../log.js';
 import type { BoardState } from './board-registry.js';
 import type { Fleet } from './fleet.js';
 import type { InstallNumbers, JobKind, JobProgress } from './job-model.js';
@@ -175,6 +176,8 @@ export interface PackageJobOptions {
 
 export interface PackageJobContext extends PackageJobOptions {
   fleet: Fleet;
+  /** The service log: the host's notes (e.g. working offline from the cache) go there as well as into the job. */
+  log?: Logger;
   /**
    * Each board's latest install/uninstall run (the service's, across jobs): a new run on a board
    * starts after the one before it, since both would read the board's record and the last to
@@ -206,6 +209,7 @@ export async function launchPackageJob(request: PackageJobRequest, boards: reado
       pypiUrl: context.pypiUrl,
       target,
       cacheDir: context.cacheDir,
+      log: context.log,
       onProgress: (progress) => context.progress({ ...progress }),
     });
     const sources = prepared.packages.reduce((sum, pkg) => sum + pkg.files.filter((file) => file.boardPath.endsWith('.py')).length, 0);
