@@ -79,6 +79,10 @@ export function buildRedisConfig(options: RedisServerSupervisorOptions): string 
     // at 32 MiB, or after 60 s over 8 MiB. The manager's largest reply is one round of the
     // uplink reader, at most about 20 MiB (fleet/uplink-reader.ts); the rest are far smaller.
     'client-output-buffer-limit normal 32mb 8mb 60',
+    // Redis 7.0 allocates every new stream node at its full size (4 KB by default), and most
+    // of a board's streams (its queue, a short history) hold a few entries: 1 KB nodes save
+    // about 3 KB per stream per board; a full 200-entry history costs about 30% more.
+    'stream-node-max-bytes 1024',
     // The last line: past this Redis refuses writes (OOM) instead of taking the machine's
     // memory; the per-board budgets (fleet/board-access.ts) keep any one board far below it.
     `maxmemory ${redisMaxMemoryBytes()}`,
