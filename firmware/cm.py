@@ -48,6 +48,7 @@ class Client(io.IOBase):
     ln = b''     # a traceback line being put together (write)
     nf = 0       # connects failed in a row: the third starts a discovery round (cm_find)
     fd = None    # that round, while it runs
+    mv = None    # 'host:port' a -MOVED named (Redis Cluster): connected to until anything fails
 
     def __init__(self, cfg=None):
         if cfg is None:
@@ -115,17 +116,23 @@ class Client(io.IOBase):
             self.read(drop=1)
             self.st = 1
             self.back = 1000  # the session works
-        except Exception:
+        except Exception as x:
             # Connection lost, or out of step with the server: start over. The last
-            # result, if unacknowledged, is kept and sent again (§6).
+            # result, if unacknowledged, is kept and sent again (§6). -MOVED <slot>
+            # <host>:<port>: our keys live on another node of a Redis Cluster; connect there
+            # (at once when the configured server said so). Any other failure, -READONLY
+            # and -ASK included, starts over from the configured server (§8).
+            m = x.args[1].split()[2] if isinstance(x, Fail) and x.args[1][:6] == 'MOVED ' else None
             if self.fd:
                 self.fd = None  # a discovery round that broke ends
-            elif self.st == 0:
-                self.nf += 1  # a connect failed
+            elif self.st == 0 and not self.mv:
+                self.nf += 1  # a connect to the configured server failed
             self.close()
             self.st = 0
-            self.at = time.ticks_add(time.ticks_ms(), self.back)
-            self.back = min(self.back * 2, 60000)
+            self.at = time.ticks_add(time.ticks_ms(), 0 if m and not self.mv else self.back)
+            if not m or self.mv:
+                self.back = min(self.back * 2, 60000)
+            self.mv = m
             gc.collect()
             if self.nf > 2:
                 # Has the service moved? Ask the subnet (if the board has a discovery key);
@@ -147,8 +154,8 @@ class Client(io.IOBase):
             self.drain()
         self.send('FCALL', 'cm_claim', '2', self.kc, self.ks, self.after)
         a = self.s.readline()
-        if a[:1] != b'*':  # an error reply instead of an array
-            raise OSError(71)
+        if a[:1] != b'*':  # an error reply (NOSCRIPT, MOVED, ...) instead of an array
+            raise Fail('EREDIS', str(a[1:-2], 'utf-8'))
         n = int(a[1:-2])
         eid = self.read()
         if n == 1:
@@ -302,10 +309,10 @@ class Client(io.IOBase):
         if data and self.cid is not None:
             try:
                 self.x('out', 'i', self.cid, 'n', self.seq, 's', self.sn, 'd', data)
-            except OSError:
-                # Connection lost while user code runs: stop capturing rather than raise
-                # into it (the output is marked truncated); the result, with its command
-                # id and count, goes out after reconnecting.
+            except (OSError, Fail):
+                # Connection lost (or an error reply: MOVED) while user code runs: stop
+                # capturing rather than raise into it (the output is marked truncated); the
+                # result, with its command id and count, goes out after reconnecting.
                 self.tot = _OMAX + 1
             self.seq += 1
         self.ft = time.ticks_ms()

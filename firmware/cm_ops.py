@@ -61,7 +61,10 @@ def connect(cl):
     s.settimeout(10)
     cl.pk = None
     cl.q = 1
-    s.connect(socket.getaddrinfo(c['server'], int(c.get('port', 18266)))[0][-1])
+    # The node a -MOVED named (cm.py), else the configured server: the board's home.
+    h = cl.mv
+    a = (h[:h.rfind(':')] or c['server'], int(h[h.rfind(':') + 1:])) if h else (c['server'], int(c.get('port', 18266)))
+    s.connect(socket.getaddrinfo(*a)[0][-1])
     cl.send(b'AUTH', c['user'], c['password'])
     if not cl.after:
         # Right after boot: ask where to start (an empty AFTER never claims, §4.2). The
@@ -70,7 +73,7 @@ def connect(cl):
         cl.drain()
         r = cl.read()
         if not isinstance(r, list):
-            raise OSError(71)
+            raise r if isinstance(r, Fail) else OSError(71)  # -MOVED: cm.py follows it
         cl.after = bytes(r[0])
     cl.x(b'hello', b'v', b'1', b'boot', cl.boot, b'p', sys.platform, b'mv', _version(), b'cv', VERSION,
          b'ip', w.ifconfig()[0] if w else b'', b'hb', cl.hb // 1000, b'c', cl.after)

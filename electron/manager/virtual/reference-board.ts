@@ -19,6 +19,7 @@ import type { BoardCredentials } from '../fleet/fleet.js';
 import { MicroPythonInterpreter } from './micropython-interpreter.js';
 import { MemoryFs, type BoardFs } from './board-fs.js';
 import { runOperation, type OperationContext } from './board-operations.js';
+import { isRedirectOrFailover, movedTarget, type NodeAddress } from './cluster-redirect.js';
 
 export const REFERENCE_CLIENT_VERSION = '1.0.0-ts';
 
@@ -82,6 +83,10 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   private micropythonVersion: string | undefined;
   /** sys.implementation._mpy of the interpreter that runs exec (774: .mpy ABI 6.3), reported by info. */
   private mpyAbi = 0;
+  /** The node a `-MOVED` named (Redis Cluster): connected to until anything fails, then home again. RAM only. */
+  private movedTo: NodeAddress | undefined;
+  /** A `-MOVED` the outbox got on the current connection (the loop sees only the connection closing). */
+  private movedOnConnection: NodeAddress | undefined;
 
   constructor(private readonly options: ReferenceBoardOptions) {
     super();
@@ -138,6 +143,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   private boot(): void {
     this.bootId = randomBytes(6).toString('hex');
     this.after = '';
+    this.movedTo = undefined; // RAM only: a board starts from its configured server
     void this.interpreter.resetContext(this.contextId).catch(() => undefined);
   }
 
@@ -153,11 +159,12 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
     let delay = this.options.reconnectMinMs ?? 1_000;
     while (this.running) {
       let connection: RespConnection | null = null;
+      const home = { host: this.options.host ?? String(this.config.server), port: this.options.port ?? Number(this.config.port) };
+      const node = this.movedTo;
+      const address = node ?? home;
+      this.movedOnConnection = undefined;
       try {
-        connection = await RespConnection.connect({
-          host: this.options.host ?? String(this.config.server),
-          port: this.options.port ?? Number(this.config.port),
-        });
+        connection = await RespConnection.connect(address);
         await connection.call('AUTH', String(this.config.user), String(this.config.password));
         if (this.micropythonVersion === undefined) {
           const interpreter = await this.interpreter.info();
@@ -172,9 +179,16 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         this.attach(connection);
         delay = this.options.reconnectMinMs ?? 1_000;
         await this.commandLoop(connection);
+        // The connection ended between two requests: a MOVED the outbox got is followed, anything else starts from home.
+        this.movedTo = nodeNamed(this.movedOnConnection, address);
       } catch (error) {
         this.detach(connection, error as Error);
         if (!this.running) break;
+        // -MOVED: our keys live on another node of a Redis Cluster; go there, at once when
+        // home said so (a node that sends us on again gets the backoff: no ping-pong). Any
+        // other failure, -READONLY and -ASK included, starts over from home (PROTOCOL.md §8).
+        this.movedTo = nodeNamed(movedTarget(error) ?? this.movedOnConnection, address);
+        if (this.movedTo && !node) continue;
         // A wrong password will not fix itself quickly; back off like any other failure.
         const jitter = 0.8 + Math.random() * 0.4;
         await new Promise<void>((resolve) => {
@@ -365,8 +379,14 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
       connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...item.fields).then(
         () => this.acknowledge(item),
         (error) => {
+          if (isRedirectOrFailover(error)) {
+            // Not this node, or not now (a cluster or a failover): kept, and sent again once
+            // the board has reconnected where it should (the loop follows a MOVED).
+            item.inFlight = false;
+            if (this.connection === connection) this.movedOnConnection ??= movedTarget(error);
+            connection.destroy(error);
+          } else if (error instanceof RespError) this.acknowledge(item);
           // Refused by Redis (e.g. too large): retrying cannot help; drop it.
-          if (error instanceof RespError) this.acknowledge(item);
           else item.inFlight = false;
         },
       );
@@ -381,6 +401,11 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
     }
     item.done?.();
   }
+}
+
+/** Where a MOVED sends the board: an empty host means the node it was talking to. */
+function nodeNamed(moved: NodeAddress | undefined, current: NodeAddress): NodeAddress | undefined {
+  return moved && { host: moved.host || current.host, port: moved.port };
 }
 
 /** A claimed entry's field/value list as a map. */
