@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EventSocket, backoffDelay, type SocketLike } from '../../renderer/src/lib/event-socket.js';
+import { EventSocket, backoffDelay, batchedUrl, type SocketLike } from '../../renderer/src/lib/event-socket.js';
 import type { ApiEvent } from '../../electron/manager/api/contract.js';
 
 class FakeSocket implements SocketLike {
@@ -60,5 +60,46 @@ describe('event socket', () => {
     expect(states.at(-1)).toBe('open');
     socket.stop();
     expect(sockets[2]!.closed).toBe(true);
+  });
+
+  it('asks for batches and hands on a batch one event at a time, in order; resync re-syncs the stores', () => {
+    const urls: string[] = [];
+    const sockets: FakeSocket[] = [];
+    const calls: string[] = [];
+    const socket = new EventSocket({
+      url: 'ws://x/api/events',
+      create: (url) => {
+        urls.push(url);
+        const fake = new FakeSocket();
+        sockets.push(fake);
+        return fake;
+      },
+      onEvent: (event) => calls.push(event.type === 'output' ? `output ${event.text}` : event.type),
+      onSync: (reconnected) => calls.push(`sync ${reconnected}`),
+      onState: () => undefined,
+      setTimer: () => undefined,
+      clearTimer: () => undefined,
+    });
+    socket.start();
+    expect(urls).toEqual(['ws://x/api/events?batch=1']);
+    sockets[0]!.hello();
+    const burst: ApiEvent[] = Array.from({ length: 1_000 }, (_, index) => ({
+      type: 'output',
+      cid: 'c',
+      boardId: 'b',
+      board: 'n',
+      stream: 'stdout',
+      text: String(index),
+    }));
+    sockets[0]!.onmessage?.({ data: JSON.stringify(burst.slice(0, 600)) });
+    sockets[0]!.onmessage?.({ data: JSON.stringify(burst[600]) }); // a single-event frame, as older services send
+    sockets[0]!.onmessage?.({ data: JSON.stringify([...burst.slice(601, 700), { type: 'resync' }, ...burst.slice(700)]) });
+    const outputs = burst.map((event) => `output ${(event as { text: string }).text}`);
+    expect(calls).toEqual(['sync false', ...outputs.slice(0, 700), 'sync true', ...outputs.slice(700)]);
+    socket.stop();
+  });
+
+  it('adds batch=1 to a URL that has a query already', () => {
+    expect(batchedUrl('ws://x/api/events?a=b')).toBe('ws://x/api/events?a=b&batch=1');
   });
 });

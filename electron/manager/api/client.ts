@@ -3,7 +3,16 @@
  * contract; errors from the service arrive as ApiRequestError with the service's code.
  */
 import WebSocket from 'ws';
-import { API_EVENTS_PATH, type ApiError, type ApiEvent, type ApiResponse, type RouteInput, type RouteName, type RouteOutput } from './contract.js';
+import {
+  API_EVENTS_BATCH_PARAM,
+  API_EVENTS_PATH,
+  type ApiError,
+  type ApiEvent,
+  type ApiResponse,
+  type RouteInput,
+  type RouteName,
+  type RouteOutput,
+} from './contract.js';
 
 export class ApiRequestError extends Error {
   override name = 'ApiRequestError';
@@ -44,24 +53,35 @@ export class ApiClient {
     return body.result;
   }
 
-  /** Opens the event stream; resolves once it is connected. */
+  /**
+   * Opens the event stream; resolves once it is connected. `onEvent` is called once per
+   * event, in order, batches unpacked. A `resync` event means events were dropped because
+   * this process did not read them fast enough: what it follows should be read again.
+   */
   events(onEvent: (event: ApiEvent) => void): Promise<EventSubscription> {
-    const url = this.baseUrl.replace(/^http/, 'ws') + API_EVENTS_PATH;
+    const url = `${this.baseUrl.replace(/^http/, 'ws')}${API_EVENTS_PATH}?${API_EVENTS_BATCH_PARAM}=1`;
     const socket = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } });
     return new Promise((resolve, reject) => {
       socket.once('error', (error) => reject(new ApiRequestError('unreachable', `event stream: ${error.message}`)));
       socket.on('message', (data) => {
-        let event: ApiEvent;
-        try {
-          event = JSON.parse(data.toString()) as ApiEvent;
-        } catch {
-          return;
+        for (const event of eventsOfFrame(data.toString())) {
+          if (event.type === 'hello') resolve(new EventSubscription(socket));
+          else onEvent(event);
         }
-        if (event.type === 'hello') resolve(new EventSubscription(socket));
-        else onEvent(event);
       });
     });
   }
+}
+
+/** The events of one frame of the events socket: one event, or a batch (a JSON array); none when it is not JSON. */
+export function eventsOfFrame(text: string): ApiEvent[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  return (Array.isArray(parsed) ? parsed : [parsed]).filter((event): event is ApiEvent => typeof (event as ApiEvent | null)?.type === 'string');
 }
 
 export class EventSubscription {

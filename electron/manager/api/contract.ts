@@ -6,7 +6,9 @@
  * Transport: `POST /api/<route>` with a JSON body, `Authorization: Bearer <token>`;
  * answers `{ ok: true, result }` or `{ ok: false, error: { code, message } }`.
  * Events: WebSocket at `/api/events` (token in the Authorization header, or as the
- * subprotocol `cloudmanager.<token>` where headers cannot be set).
+ * subprotocol `cloudmanager.<token>` where headers cannot be set). Each text frame is one
+ * event (a JSON object); a client that connects with `?batch=1` may also get frames that
+ * are a JSON array of events, in order (see ApiEvent).
  */
 import { z } from 'zod';
 import { JOB_ID_PATTERN } from '../redis/keys.js';
@@ -342,7 +344,15 @@ export interface ApiError {
 
 export type ApiResponse<T> = { ok: true; result: T } | { ok: false; error: ApiError };
 
-/** Everything pushed over the events WebSocket. */
+/**
+ * Everything pushed over the events WebSocket. `hello` comes first, once connected. With
+ * `?batch=1` the events of one turn of the service's event loop share a frame (a JSON
+ * array); within such a batch only the latest `command` event of each command is kept (a
+ * view is the command's whole state); all other events, `output` included, arrive, in order.
+ * A batching client that does not read fast enough gets `resync` where events were dropped:
+ * it should re-read the state, as after a reconnect. A client without `?batch=1` gets one
+ * event per frame and is disconnected instead.
+ */
 export type ApiEvent =
   | BoardEvent
   | { type: 'command'; command: CommandView }
@@ -352,9 +362,12 @@ export type ApiEvent =
   | ({ type: 'usb.port' } & SerialPortChange)
   /** The whole list of alarms (as in `status`), sent whenever it changes. */
   | { type: 'service.alarms'; alarms: ServiceAlarm[] }
-  | { type: 'hello'; version: string };
+  | { type: 'hello'; version: string }
+  | { type: 'resync' };
 
 export const API_EVENTS_PATH = '/api/events';
+/** `?batch=1` on the events WebSocket: frames may carry a JSON array of events, and `resync` markers. */
+export const API_EVENTS_BATCH_PARAM = 'batch';
 /** WebSocket of the USB console: `?port=PATH`; binary frames both ways, JSON notices as text. */
 export const USB_CONSOLE_WS_PATH = '/api/usb/console';
 export type { UsbConsoleNotice } from './usb-console-socket.js';

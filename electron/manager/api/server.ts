@@ -17,6 +17,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ZodError } from 'zod';
 import type { Logger } from '../log.js';
 import {
+  API_EVENTS_BATCH_PARAM,
   API_EVENTS_PATH,
   API_TOKEN_SUBPROTOCOL_PREFIX,
   FILES_STAGE_PATH,
@@ -30,6 +31,7 @@ import {
 import { handlers, type ApiContext } from './routes.js';
 import { UiFiles, messagePage, securityHeaders } from './ui-files.js';
 import { bridgeUsbConsole } from './usb-console-socket.js';
+import { EventBroadcaster, type EventSubscriberStats } from './event-broadcaster.js';
 import { UiSessions, readCookie, sessionCookie, sessionCookieName } from './ui-sessions.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 import { MAX_FILE_BYTES } from '../fleet/command-ops.js';
@@ -42,8 +44,6 @@ const MAX_BODY_BYTES = 24 * 1024 * 1024;
  * reset; a client sending on beyond this is cut off.
  */
 const MAX_DISCARDED_BYTES = 64 * 1024 * 1024;
-/** A client that cannot keep up with events is dropped rather than buffered without end. */
-const MAX_WS_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 export interface ApiServerOptions {
   context: ApiContext;
@@ -55,6 +55,8 @@ export interface ApiServerOptions {
   portFallback?: boolean;
   /** Folder of the built renderer (index.html, assets/). */
   uiRoot: string;
+  /** Bytes an events subscriber may leave unread before its events are dropped (it re-syncs, or is closed); 8 MiB by default. */
+  maxEventBufferedBytes?: number;
 }
 
 /** How a request proved who it is. */
@@ -95,11 +97,23 @@ export class ApiServer {
   private readonly tokenDigest: Buffer;
   private readonly sessions = new UiSessions();
   private readonly uiFiles: UiFiles;
+  private readonly events: EventBroadcaster;
   private port = 0;
 
   constructor(private readonly options: ApiServerOptions) {
     this.tokenDigest = digest(options.token);
     this.uiFiles = new UiFiles(options.uiRoot);
+    this.events = new EventBroadcaster({
+      maxBufferedBytes: options.maxEventBufferedBytes,
+      onFallBehind: (subscriber) =>
+        options.log(
+          'warn',
+          subscriber.batched
+            ? 'an events subscriber is not reading: its events are dropped until it catches up, then it re-reads the state'
+            : 'an events subscriber is not reading: closed (it reconnects and re-reads the state)',
+          { unsentBytes: subscriber.bufferedBytes },
+        ),
+    });
     this.server = http.createServer((request, response) => void this.onRequest(request, response));
     // `Expect: 100-continue` (curl, for bodies over 1 MB): "continue" is sent only once the
     // body is wanted, so a refused or oversized request is answered before it is sent at all.
@@ -132,7 +146,7 @@ export class ApiServer {
         this.consoles.handleUpgrade(request, socket, head, (ws) => void bridgeUsbConsole(ws, this.options.context.usb, port, this.options.log));
         return;
       }
-      this.wss.handleUpgrade(request, socket, head, (ws) => this.onSocket(ws));
+      this.wss.handleUpgrade(request, socket, head, (ws) => this.onSocket(ws, url.searchParams.get(API_EVENTS_BATCH_PARAM) === '1'));
     });
   }
 
@@ -161,21 +175,18 @@ export class ApiServer {
     return this.url;
   }
 
-  /** Pushes an event to every connected client. */
+  /** Pushes an event to every connected client (batched: it goes out at the end of this turn of the event loop). */
   broadcast(event: ApiEvent): void {
-    if (this.wss.clients.size === 0) return;
-    const text = JSON.stringify(event);
-    for (const client of this.wss.clients) {
-      if (client.readyState !== client.OPEN) continue;
-      if (client.bufferedAmount > MAX_WS_BUFFERED_BYTES) {
-        client.terminate();
-        continue;
-      }
-      client.send(text);
-    }
+    this.events.publish(event);
+  }
+
+  /** The events socket's subscribers, as the service sees them (unsent bytes, dropped events). */
+  eventSubscribers(): EventSubscriberStats[] {
+    return this.events.stats();
   }
 
   async close(): Promise<void> {
+    this.events.close();
     for (const client of [...this.wss.clients, ...this.consoles.clients]) client.terminate();
     this.wss.close();
     this.consoles.close();
@@ -259,10 +270,10 @@ export class ApiServer {
     response.end();
   }
 
-  private onSocket(ws: WebSocket): void {
+  private onSocket(ws: WebSocket, batched: boolean): void {
     ws.on('error', () => ws.terminate());
     // Clients only listen; anything they send is ignored.
-    ws.send(JSON.stringify({ type: 'hello', version: '1' } satisfies ApiEvent));
+    this.events.add(ws, batched);
   }
 
   private async onRequest(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
@@ -286,7 +297,7 @@ export class ApiServer {
         // Raw bytes, not JSON: files from the UI travel once, without base64.
         // Streamed to a file as it arrives: never held in memory whole.
         const staged = await this.options.context.staged.receive(bodyChunks(request, response, MAX_FILE_BYTES));
-        send(response, 200, { ok: true, result: staged });
+        this.answer(response, 200, { ok: true, result: staged });
         return;
       }
       // Own entries only: `toString`, `constructor` or `__proto__` are not routes.
@@ -303,14 +314,23 @@ export class ApiServer {
       const name = route as RouteName;
       const input = routeInputs[name].parse(json);
       const result = await (handlers[name] as (context: ApiContext, input: unknown) => Promise<unknown>)(this.options.context, input);
-      send(response, 200, { ok: true, result });
+      this.answer(response, 200, { ok: true, result });
     } catch (error) {
       const { status, body } = classify(error);
       if (status >= 500) this.options.log('error', `API ${route || request.url}: ${body.message}`);
       else this.options.log('debug', `API ${route || request.url} refused (${status}): ${body.message}`, { ms: Date.now() - started });
       if (!request.complete) discardRest(request, response);
-      send(response, status, { ok: false, error: body });
+      this.answer(response, status, { ok: false, error: body });
     }
+  }
+
+  /**
+   * Answers a request after sending the events published before the answer (a command's end
+   * before `commands.wait` says it ended), as when every event went out as it happened.
+   */
+  private answer(response: http.ServerResponse, status: number, body: unknown): void {
+    this.events.flush();
+    send(response, status, body);
   }
 }
 

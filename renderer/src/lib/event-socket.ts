@@ -1,7 +1,10 @@
 /**
  * The one WebSocket of service events. Reconnects with backoff (0.5 s doubling to 10 s,
  * with jitter) and tells its owner when it is connected again, so stores can re-sync what
- * they may have missed. Pure of DOM apart from the WebSocket it is given a factory for.
+ * they may have missed; so it does when the service says it dropped events (`resync`,
+ * when this page did not read them fast enough). Asks for batches (`?batch=1`: a frame
+ * may be a JSON array of events) and hands on one event at a time, in order. Pure of DOM
+ * apart from the WebSocket it is given a factory for.
  */
 import type { ApiEvent } from '../../../electron/manager/api/contract.js';
 
@@ -19,7 +22,7 @@ export interface EventSocketOptions {
   url: string;
   create?: (url: string) => SocketLike;
   onEvent: (event: ApiEvent) => void;
-  /** The stream is (again) live: called after the service's hello, first time and after each reconnect. */
+  /** The stream is (again) live: called after the service's hello, first time and after each reconnect, and after events were dropped. */
   onSync: (reconnected: boolean) => void;
   onState: (state: SocketState) => void;
   minDelayMs?: number;
@@ -33,6 +36,22 @@ export function backoffDelay(attempt: number, minMs: number, maxMs: number, rand
   const base = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 16));
   // ±25 % jitter so a hundred open windows do not reconnect in lockstep.
   return Math.round(base * (0.75 + random() * 0.5));
+}
+
+/** The events of one frame: one event, or a batch (a JSON array); none when it is not JSON. */
+export function eventsOfFrame(text: string): ApiEvent[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  return (Array.isArray(parsed) ? parsed : [parsed]).filter((event): event is ApiEvent => typeof (event as ApiEvent | null)?.type === 'string');
+}
+
+/** The events URL asking for batches (the contract's `?batch=1`). */
+export function batchedUrl(url: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}batch=1`;
 }
 
 export class EventSocket {
@@ -60,24 +79,21 @@ export class EventSocket {
   private connect(): void {
     this.options.onState(this.everSynced ? 'reconnecting' : 'connecting');
     const create = this.options.create ?? ((url: string) => new WebSocket(url) as unknown as SocketLike);
-    const socket = create(this.options.url);
+    const socket = create(batchedUrl(this.options.url));
     this.socket = socket;
     socket.onmessage = (message) => {
       if (typeof message.data !== 'string') return;
-      let event: ApiEvent;
-      try {
-        event = JSON.parse(message.data) as ApiEvent;
-      } catch {
-        return;
+      for (const event of eventsOfFrame(message.data)) {
+        // A store may close the socket from an event (signed out): the rest is not wanted.
+        if (this.socket !== socket) return;
+        if (event.type === 'hello') {
+          this.attempt = 0;
+          this.options.onState('open');
+          this.options.onSync(this.everSynced);
+          this.everSynced = true;
+        } else if (event.type === 'resync') this.options.onSync(true);
+        else this.options.onEvent(event);
       }
-      if (event.type === 'hello') {
-        this.attempt = 0;
-        this.options.onState('open');
-        this.options.onSync(this.everSynced);
-        this.everSynced = true;
-        return;
-      }
-      this.options.onEvent(event);
     };
     socket.onerror = () => undefined;
     socket.onclose = () => {
