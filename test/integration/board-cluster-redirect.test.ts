@@ -49,18 +49,27 @@ function node(port: number): Redis {
 const livePorts = () => lab.nodes.filter((item) => item.role !== 'down').map((item) => item.port);
 const primaries = () => lab.nodes.filter((item) => item.role === 'primary').map((item) => item.port);
 
-/** The primary serving `key`'s slot now, with that slot and the node's cluster id. */
-async function owner(key: string): Promise<{ port: number; slot: number; nodeId: string }> {
-  const anyNode = node(primaries()[0]!);
-  const slot = Number(await anyNode.cluster('KEYSLOT', key));
-  const ranges = (await anyNode.cluster('SLOTS')) as Array<[number, number, [string, number, string]]>;
-  const [, , primary] = ranges.find(([first, last]) => first <= slot && slot <= last)!;
-  return { port: primary[1], slot, nodeId: primary[2] };
+interface SlotOwner {
+  port: number;
+  slot: number;
+  /** Its replicas that have replicated something (what CLUSTER SLOTS lists). */
+  replicas: number;
 }
 
-/** Enrols a board the way the manager does, on every node (ACL users are per node, not replicated). */
-async function enrol(prefix: string): Promise<BoardCredentials> {
-  const id = `${prefix}-${randomBytes(3).toString('hex')}`;
+/** The primary serving `key`'s slot now. */
+async function owner(key: string): Promise<SlotOwner> {
+  const anyNode = node(primaries()[0]!);
+  const slot = Number(await anyNode.cluster('KEYSLOT', key));
+  const ranges = await anyNode.cluster('SLOTS');
+  const [, , primary, ...replicas] = ranges.find(([first, last]) => first <= slot && slot <= last)!;
+  return { port: primary![1], slot, replicas: replicas.length };
+}
+
+/** Enrols a board the way the manager does, on every node (ACL users are per node, not replicated); `where` picks its slot's primary. */
+async function enrol(prefix: string, where: (slotOwner: SlotOwner) => boolean = () => true): Promise<BoardCredentials> {
+  let id: string;
+  do id = `${prefix}-${randomBytes(3).toString('hex')}`;
+  while (!where(await owner(boardKeys(id).cmd)));
   const password = randomBytes(32).toString('base64url');
   for (const port of livePorts()) await node(port).call('ACL', 'SETUSER', boardUser(id), ...boardAclRules(id, password));
   return { v: 1, id, name: id, user: boardUser(id), password, server: HOST, port: 0, hb: 1 };
@@ -196,6 +205,31 @@ describe.each<Kind>(['reference', 'micropython'])('%s board on a Redis Cluster',
     const boots = new Set((await hellos(credentials.id)).map((entry) => entry.fields.boot));
     expect(boots.size).toBe(1);
   });
+
+  it('follows its keys to the replica that takes over when their primary is killed (-9); no command lost or run twice', { timeout: 120_000 }, async () => {
+    const credentials = await enrol(kind === 'reference' ? 'ref' : 'mp', (slotOwner) => slotOwner.replicas > 0);
+    const keys = boardKeys(credentials.id);
+    const primary = await owner(keys.cmd);
+    // Its configured server is another node, which sends it on (MOVED) before and after the failover.
+    await powerOn(
+      kind,
+      credentials,
+      primaries().find((port) => port !== primary.port)!,
+    );
+    await waitFor(() => online(credentials.id), 30_000, 'the board online');
+    await enqueueExec(credentials.id, 'c-before-kill', 'print("before")');
+    expect(await outcome(credentials.id, 'c-before-kill')).toEqual({ starts: 1, results: ['1'], output: 'before\n' });
+    // Replication is asynchronous: what the test checks next has reached the replica before the kill.
+    expect(await node(primary.port).wait(1, 10_000)).toBe(1);
+
+    const failover = await lab.killPrimary(primary.port);
+    expect((await owner(keys.cmd)).port).toBe(failover.promoted);
+    await waitFor(async () => (await hellos(credentials.id)).length >= 2, 60_000, 'the board back on the promoted replica');
+    await enqueueExec(credentials.id, 'c-after-kill', 'print("after")');
+    expect(await outcome(credentials.id, 'c-after-kill')).toEqual({ starts: 1, results: ['1'], output: 'after\n' });
+    expect((await outcome(credentials.id, 'c-before-kill')).starts).toBe(1);
+    expect(new Set((await hellos(credentials.id)).map((entry) => entry.fields.boot)).size).toBe(1);
+  });
 });
 
 /** Moves one slot and its keys from one primary to another, the way `redis-cli --cluster reshard` does. */
@@ -216,9 +250,8 @@ async function moveSlot(slot: number, fromPort: number, toPort: number): Promise
   await waitFor(
     async () => {
       for (const port of livePorts()) {
-        const ranges = (await node(port).cluster('SLOTS')) as Array<[number, number, [string, number]]>;
-        const range = ranges.find(([first, last]) => first <= slot && slot <= last);
-        if (range?.[2][1] !== toPort) return false;
+        const range = (await node(port).cluster('SLOTS')).find(([first, last]) => first <= slot && slot <= last);
+        if (range?.[2]?.[1] !== toPort) return false;
       }
       return true;
     },
