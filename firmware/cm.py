@@ -48,7 +48,7 @@ class Client(io.IOBase):
     ln = b''     # a traceback line being put together (write)
     nf = 0       # connects failed in a row: the third starts a discovery round (cm_find)
     fd = None    # that round, while it runs
-    mv = None    # 'host:port' a -MOVED named (Redis Cluster): connected to until anything fails
+    mv = None    # a -MOVED reply (Redis Cluster): its node is connected to until anything fails
 
     def __init__(self, cfg=None):
         if cfg is None:
@@ -122,16 +122,19 @@ class Client(io.IOBase):
             # <host>:<port>: our keys live on another node of a Redis Cluster; connect there
             # (at once when the configured server said so). Any other failure, -READONLY
             # and -ASK included, starts over from the configured server (§8).
-            m = x.args[1].split()[2] if isinstance(x, Fail) and x.args[1][:6] == 'MOVED ' else None
+            m = isinstance(x, Fail) and x.args[1][:6] == 'MOVED ' and x.args[1]
             if self.fd:
                 self.fd = None  # a discovery round that broke ends
             elif self.st == 0 and not self.mv:
                 self.nf += 1  # a connect to the configured server failed
             self.close()
             self.st = 0
-            self.at = time.ticks_add(time.ticks_ms(), 0 if m and not self.mv else self.back)
-            if not m or self.mv:
-                self.back = min(self.back * 2, 60000)
+            d = self.back
+            if m and not self.mv:
+                d = 0
+            else:
+                self.back = min(d * 2, 60000)
+            self.at = time.ticks_add(time.ticks_ms(), d)
             self.mv = m
             gc.collect()
             if self.nf > 2:

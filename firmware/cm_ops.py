@@ -61,8 +61,8 @@ def connect(cl):
     s.settimeout(10)
     cl.pk = None
     cl.q = 1
-    # The node a -MOVED named (cm.py), else the configured server: the board's home.
-    h = cl.mv
+    # The node a -MOVED <slot> <host>:<port> named (cm.py), else the configured server: home.
+    h = cl.mv and cl.mv.split()[2]
     a = (h[:h.rfind(':')] or c['server'], int(h[h.rfind(':') + 1:])) if h else (c['server'], int(c.get('port', 18266)))
     s.connect(socket.getaddrinfo(*a)[0][-1])
     cl.send(b'AUTH', c['user'], c['password'])
