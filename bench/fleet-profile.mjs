@@ -59,9 +59,9 @@ function diffCommandStats(before, after) {
 /** `cm:{v1-7}:cmd` → `cm:{*}:cmd`; blob parts and manager keys keep their own name. */
 const keyKind = (key) => key.replace(/^cm:\{(?!mgr\})[^}]+\}/, 'cm:{*}').replace(/:f:[^:]+/, ':f:*');
 
-export async function startFleetProfile({ dataDir, redisPort, profileDir, processes }) {
-  const password = (await readFile(path.join(dataDir, 'secrets', 'redis-manager.password'), 'utf8')).trim();
-  const redis = new Redis({ host: '127.0.0.1', port: redisPort, username: 'cm-manager', password, lazyConnect: true, maxRetriesPerRequest: 1 });
+/** `redisOptions`: ioredis options of the node to read (the manager's user on the embedded server; a cluster's first primary). */
+export async function startFleetProfile({ redisOptions, profileDir, processes }) {
+  const redis = new Redis({ ...redisOptions, lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   const report = { windows: [], memory: {} };
 

@@ -1,24 +1,36 @@
-// npm run bench:fleet -- --boards N [--samples 200] [--rounds 3]
+// npm run bench:fleet -- --boards N [--samples 200] [--rounds 3] [--redis-url URL | --redis embedded,cluster]
 //
-// Starts a manager (its own embedded redis-server, temp data folder) and N virtual boards in
-// separate processes, then measures, through the API as a client sees it:
-//   connect_s     spawning the virtual-board processes → all N boards online (includes enrollment)
-//   rtt_p50/p99   one exec of print(1) on one board: API call → result event (sequential samples)
-//   broadcast_s   print(1) sent to all boards → every result back (median of --rounds)
-//   *_rss_mb      resident memory of the manager and of redis-server afterwards
-// Prints one JSON line. Needs `npm run build` (done by npm's prebench hook of this script).
+// Starts a manager (temp data folder) and N virtual boards in separate processes, then measures,
+// through the API as a client sees it:
+//   connect_s      spawning the virtual-board processes → all N boards online (includes enrollment)
+//   rtt_p50/p99    one exec of print(1) on one board: API call → result event (sequential samples)
+//   broadcast_s    print(1) sent to all boards → every result back (median of --rounds)
+//   redis_bytes_per_board  (Redis used_memory with the boards connected and idle − before any board
+//                  existed) / N, summed over every primary; "idle" is after the broadcasts, no command for
+//                  3 s, averaged over one heartbeat period (redis_bytes_per_board_range: lowest, highest)
+//   *_rss_mb       resident memory of the manager and of redis-server (every node of a lab cluster) afterwards
+//   managers       managers sharing the Redis (1)
+// Where the data lives: --redis embedded (the manager's own redis-server, the default), --redis cluster (a
+// 3-primary/1-replica Redis Cluster on loopback started for the run and stopped after it), or --redis-url URL
+// (a Redis you run; `server-start --redis-url URL`; it should hold no other fleet). Lists run every
+// combination in one go: `--boards 1000,10000 --redis embedded,cluster` prints ONE line {"runs":[{…},…]};
+// a single combination prints the flat object.
+// Needs `npm run build` (done by npm's prebench hook of this script).
 //
 // Where the time goes: `node bench/fleet.mjs --boards 10000 --cpu-prof-dir /tmp/cm-prof` starts the manager with
 // V8's --cpu-prof and writes /tmp/cm-prof/fleet-profile.json (each broadcast's window, CPU per process, Redis
 // commandstats and memory per board; bench/fleet-profile.mjs); then
 // `node scripts/cpuprofile-summary.mjs /tmp/cm-prof` sums the manager's CPU per function and file in those windows.
+// Where the manager's memory goes: --heap-snapshot-dir DIR writes a V8 heap snapshot of the idle manager there.
+// With several combinations each gets a subfolder <redis>-<boards> of those folders.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuProfileArgs, startFleetProfile } from './fleet-profile.mjs';
+import { embeddedPrimary, memoryReader, primariesOf, startClusterLab } from './fleet-redis.mjs';
 import { freeTcpPort } from './ports.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,33 +42,35 @@ const { values } = parseArgs({
     samples: { type: 'string', default: '200' },
     rounds: { type: 'string', default: '3' },
     'per-process': { type: 'string', default: '2500' },
+    heartbeat: { type: 'string', default: '5' },
+    redis: { type: 'string' },
+    'redis-url': { type: 'string' },
     'cpu-prof-dir': { type: 'string' },
+    'heap-snapshot-dir': { type: 'string' },
   },
 });
-const boards = Number(values.boards);
-const samples = Number(values.samples);
-const rounds = Number(values.rounds);
-const perProcess = Number(values['per-process']);
-const profileDir = values['cpu-prof-dir'] && path.resolve(values['cpu-prof-dir']);
+
+function positiveInt(text, what) {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`bench: ${what} must be a whole number ≥ 1, not ${JSON.stringify(text)}`);
+  return value;
+}
+const boardCounts = values.boards.split(',').map((text) => positiveInt(text.trim(), '--boards'));
+const samples = positiveInt(values.samples, '--samples');
+const rounds = positiveInt(values.rounds, '--rounds');
+const perProcess = positiveInt(values['per-process'], '--per-process');
+const heartbeatS = positiveInt(values.heartbeat, '--heartbeat');
+if (values['redis-url'] && values.redis) throw new Error('bench: give --redis-url or --redis, not both');
+const targets = values['redis-url'] ? ['url'] : (values.redis ?? 'embedded').split(',').map((name) => name.trim());
+for (const name of values.redis ? targets : [])
+  if (!['embedded', 'cluster'].includes(name)) throw new Error(`bench: --redis takes embedded and/or cluster, not ${JSON.stringify(name)}`);
+const combinations = targets.flatMap((redis) => boardCounts.map((boards) => ({ redis, boards })));
+const folderFor = (option, combination) =>
+  option && path.resolve(combinations.length > 1 ? path.join(option, `${combination.redis}-${combination.boards}`) : option);
 
 const mbm = path.join(root, 'bin', 'mbm.js');
-const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-'));
-const redisPort = await freeTcpPort();
-const children = [];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function start(args, label, nodeArgs = []) {
-  const child = spawn(process.execPath, [...nodeArgs, mbm, ...args, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let tail = '';
-  const keep = (chunk) => (tail = (tail + chunk).slice(-4000));
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', (code) => {
-    if (code && !stopping) process.stderr.write(`bench: ${label} exited with ${code}\n${tail}\n`);
-  });
-  children.push(child);
-  return child;
-}
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 async function waitUntil(check, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs;
@@ -73,105 +87,179 @@ async function rssMb(pid) {
   return Math.round((Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024) * 10) / 10;
 }
 
-/** Ids of some boards of every sim process (named `v<process>-<n>`; not v1-1, which takes the RTT samples), for the per-key memory sample. */
-async function sampleBoardIds(api) {
-  const names = [];
-  for (let index = 0; index < Math.ceil(boards / perProcess); index++)
-    for (let n = 2; n <= Math.min(11, perProcess, boards); n++) names.push(`v${index + 1}-${n}`);
-  return Promise.all(names.map(async (name) => (await api.call('boards.get', { board: name })).id));
+/** Asks the manager (started with --heapsnapshot-signal) for a heap snapshot; resolves once it is written. */
+async function heapSnapshot(manager, api, dir) {
+  const snapshots = async () => (await readdir(dir).catch(() => [])).filter((name) => name.endsWith('.heapsnapshot'));
+  const before = (await snapshots()).length;
+  manager.kill('SIGUSR2');
+  await waitUntil(async () => (await snapshots()).length > before, 120_000, 'the heap snapshot to start');
+  // The manager writes it on its main thread: once the API answers again, the file is complete.
+  await api.call('status', {});
+  const name = (await snapshots()).sort().at(-1);
+  return { file: path.join(dir, name), mb: Math.round((await stat(path.join(dir, name))).size / 1e5) / 10 };
 }
 
-const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-let stopping = false;
+/** One manager, one Redis, `boards` virtual boards: the measurements of one combination. */
+async function runFleet({ redis, boards }) {
+  const profileDir = folderFor(values['cpu-prof-dir'], { redis, boards });
+  const snapshotDir = folderFor(values['heap-snapshot-dir'], { redis, boards });
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-'));
+  const children = [];
+  let stopping = false;
+  let lab = null;
+  let memory = null;
 
-try {
-  const manager = start(
-    ['server-start', '--foreground', '--port', String(redisPort), '--heartbeat', '5'],
-    'manager',
-    profileDir ? cpuProfileArgs(profileDir) : [],
-  );
-  const api = await waitUntil(async () => (await findService(dataDir))?.client, 30_000, 'the manager');
-
-  // Boards in processes of up to --per-process each (one MicroPython interpreter per process).
-  const processes = Math.ceil(boards / perProcess);
-  const connectStart = performance.now();
-  for (let index = 0; index < processes; index++) {
-    const count = Math.min(perProcess, boards - index * perProcess);
-    start(['sim', '--boards', String(count), '--prefix', `v${index + 1}`], `virtual boards ${index + 1}`);
+  function start(args, label, nodeArgs = []) {
+    const child = spawn(process.execPath, [...nodeArgs, mbm, ...args, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    const keep = (chunk) => (tail = (tail + chunk).slice(-4000));
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('exit', (code) => {
+      if (code && !stopping) process.stderr.write(`bench: ${label} exited with ${code}\n${tail}\n`);
+    });
+    children.push(child);
+    return child;
   }
-  await waitUntil(async () => (await api.call('status', {})).boards.online === boards, 600_000, `${boards} boards online`);
-  const connectS = (performance.now() - connectStart) / 1000;
 
-  let profile = null;
-  if (profileDir) {
-    const redisPid = (await api.call('status', {})).redis.pid;
-    const pids = () => ({ manager: manager.pid, redis: redisPid, boards: children.slice(1).map((child) => child.pid), bench: process.pid });
-    const processesOf = () => {
-      const { boards: boardPids, ...rest } = pids();
-      return { ...rest, ...Object.fromEntries(boardPids.map((pid, index) => [`boards_${index + 1}`, pid])) };
+  /** Ids of some boards of every sim process (named `v<process>-<n>`; not v1-1, which takes the RTT samples), for the per-key memory sample. */
+  async function sampleBoardIds(api) {
+    const names = [];
+    for (let index = 0; index < Math.ceil(boards / perProcess); index++)
+      for (let n = 2; n <= Math.min(11, perProcess, boards); n++) names.push(`v${index + 1}-${n}`);
+    return Promise.all(names.map(async (name) => (await api.call('boards.get', { board: name })).id));
+  }
+
+  try {
+    const redisPort = redis === 'embedded' ? await freeTcpPort() : undefined;
+    if (redis === 'cluster') lab = await startClusterLab(root);
+    const redisUrl = redis === 'cluster' ? lab.url : values['redis-url'];
+    const redisArgs = redis === 'embedded' ? ['--port', String(redisPort)] : ['--redis-url', redisUrl];
+    const nodeArgs = [
+      ...(profileDir ? cpuProfileArgs(profileDir) : []),
+      ...(snapshotDir ? [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${snapshotDir}`] : []),
+    ];
+    const manager = start(['server-start', '--foreground', ...redisArgs, '--heartbeat', String(heartbeatS)], 'manager', nodeArgs);
+    const api = await waitUntil(async () => (await findService(dataDir))?.client, 60_000, 'the manager');
+
+    const primaries = redis === 'embedded' ? await embeddedPrimary(dataDir, redisPort) : await primariesOf(redisUrl, root);
+    memory = await memoryReader(primaries);
+    const memoryBefore = await memory.usedMemory();
+
+    // Boards in processes of up to --per-process each (one MicroPython interpreter per process).
+    const processes = Math.ceil(boards / perProcess);
+    const connectStart = performance.now();
+    for (let index = 0; index < processes; index++) {
+      const count = Math.min(perProcess, boards - index * perProcess);
+      start(['sim', '--boards', String(count), '--prefix', `v${index + 1}`], `virtual boards ${index + 1}`);
+    }
+    await waitUntil(async () => (await api.call('status', {})).boards.online === boards, 600_000, `${boards} boards online`);
+    const connectS = (performance.now() - connectStart) / 1000;
+
+    let profile = null;
+    if (profileDir) {
+      const redisPid = (await api.call('status', {})).redis.pid;
+      const processesOf = () => ({
+        manager: manager.pid,
+        ...(redisPid ? { redis: redisPid } : {}),
+        bench: process.pid,
+        ...Object.fromEntries(children.slice(1).map((child, index) => [`boards_${index + 1}`, child.pid])),
+      });
+      // Per-key memory covers the first primary's keys only when the Redis is a cluster.
+      profile = await startFleetProfile({ redisOptions: primaries[0], profileDir, processes: processesOf });
+      await profile.measureMemory('idle_after_connect', boards, await sampleBoardIds(api));
+    }
+
+    // Results arrive as events; each waiter resolves when its command is final.
+    const waiters = new Map();
+    const finished = new Map();
+    const subscription = await api.events((event) => {
+      if (event.type !== 'command' || !['ok', 'error', 'timeout', 'expired', 'lost', 'cancelled'].includes(event.command.status)) return;
+      finished.set(event.command.cid, event.command.status);
+      waiters.get(event.command.cid)?.(event.command.status);
+    });
+    const resultOf = (cid) => (finished.has(cid) ? Promise.resolve(finished.get(cid)) : new Promise((resolve) => waiters.set(cid, resolve)));
+
+    const rtts = [];
+    for (let i = 0; i < samples + 10; i++) {
+      const began = performance.now();
+      const { commands } = await api.call('commands.send', { boards: 'v1-1', request: { op: 'exec', code: 'print(1)' } });
+      const status = await resultOf(commands[0].cid);
+      if (status !== 'ok') throw new Error(`bench: rtt sample ended ${status}`);
+      if (i >= 10) rtts.push(performance.now() - began); // the first few warm everything up
+    }
+    rtts.sort((a, b) => a - b);
+
+    const broadcasts = [];
+    for (let round = 0; round < rounds; round++) {
+      const closeWindow = await profile?.beginWindow(`broadcast ${round + 1}`);
+      const began = performance.now();
+      const { commands } = await api.call('commands.send', { boards: 'v*', request: { op: 'exec', code: 'print(1)' } });
+      const statuses = await Promise.all(commands.map((command) => resultOf(command.cid)));
+      broadcasts.push((performance.now() - began) / 1000);
+      await closeWindow?.();
+      const failed = statuses.filter((status) => status !== 'ok').length;
+      if (failed > 0) throw new Error(`bench: ${failed} of ${commands.length} broadcast commands failed`);
+      await sleep(500);
+    }
+    broadcasts.sort((a, b) => a - b);
+    subscription.close();
+
+    // Idle: no command for 3 s (what a board does between heartbeats is all that is left), then one heartbeat period.
+    await sleep(3_000);
+    const idle = await memory.overPeriod(heartbeatS);
+    const perBoard = (bytes) => Math.round((bytes - memoryBefore) / boards);
+    if (profile) {
+      await profile.measureMemory('idle_after_broadcasts', boards, await sampleBoardIds(api));
+      await profile.finish();
+    }
+    const snapshot = snapshotDir ? await heapSnapshot(manager, api, snapshotDir) : null;
+
+    const status = await api.call('status', {});
+    const redisPids = lab ? lab.pids() : status.redis.pid ? [status.redis.pid] : [];
+    const redisRss = redisPids.length ? (await Promise.all(redisPids.map(rssMb))).reduce((sum, mb) => sum + mb, 0) : null;
+    return {
+      boards,
+      redis,
+      managers: 1,
+      connect_s: Number(connectS.toFixed(2)),
+      rtt_p50_ms: Number(percentile(rtts, 50).toFixed(2)),
+      rtt_p99_ms: Number(percentile(rtts, 99).toFixed(2)),
+      broadcast_s: Number(broadcasts[Math.floor(broadcasts.length / 2)].toFixed(3)),
+      redis_bytes_per_board: perBoard(idle.mean),
+      redis_bytes_per_board_range: [perBoard(idle.min), perBoard(idle.max)],
+      manager_rss_mb: await rssMb(manager.pid),
+      redis_rss_mb: redisRss === null ? null : Math.round(redisRss * 10) / 10,
+      rtt_samples: rtts.length,
+      broadcast_rounds_s: broadcasts.map((seconds) => Number(seconds.toFixed(3))),
+      board_processes: processes,
+      heartbeat_s: heartbeatS,
+      ...(snapshot ? { heap_snapshot: snapshot.file, heap_snapshot_mb: snapshot.mb } : {}),
     };
-    profile = await startFleetProfile({ dataDir, redisPort, profileDir, processes: processesOf });
-    await profile.measureMemory('idle_after_connect', boards, await sampleBoardIds(api));
-  }
-
-  // Results arrive as events; each waiter resolves when its command is final.
-  const waiters = new Map();
-  const finished = new Map();
-  const subscription = await api.events((event) => {
-    if (event.type !== 'command' || !['ok', 'error', 'timeout', 'expired', 'lost', 'cancelled'].includes(event.command.status)) return;
-    finished.set(event.command.cid, event.command.status);
-    waiters.get(event.command.cid)?.(event.command.status);
-  });
-  const resultOf = (cid) => (finished.has(cid) ? Promise.resolve(finished.get(cid)) : new Promise((resolve) => waiters.set(cid, resolve)));
-
-  const rtts = [];
-  for (let i = 0; i < samples + 10; i++) {
-    const began = performance.now();
-    const { commands } = await api.call('commands.send', { boards: 'v1-1', request: { op: 'exec', code: 'print(1)' } });
-    const status = await resultOf(commands[0].cid);
-    if (status !== 'ok') throw new Error(`bench: rtt sample ended ${status}`);
-    if (i >= 10) rtts.push(performance.now() - began); // the first few warm everything up
-  }
-  rtts.sort((a, b) => a - b);
-
-  const broadcasts = [];
-  for (let round = 0; round < rounds; round++) {
-    const closeWindow = await profile?.beginWindow(`broadcast ${round + 1}`);
-    const began = performance.now();
-    const { commands } = await api.call('commands.send', { boards: 'v*', request: { op: 'exec', code: 'print(1)' } });
-    const statuses = await Promise.all(commands.map((command) => resultOf(command.cid)));
-    broadcasts.push((performance.now() - began) / 1000);
-    await closeWindow?.();
-    const failed = statuses.filter((status) => status !== 'ok').length;
-    if (failed > 0) throw new Error(`bench: ${failed} of ${commands.length} broadcast commands failed`);
+  } finally {
+    stopping = true;
+    memory?.close();
+    for (const child of children.slice(1)) child.kill('SIGINT');
     await sleep(500);
+    children[0]?.kill('SIGTERM');
+    await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
+    await lab?.stop();
+    await rm(dataDir, { recursive: true, force: true });
   }
-  broadcasts.sort((a, b) => a - b);
-  subscription.close();
-  if (profile) {
-    await profile.measureMemory('after_broadcasts', boards, await sampleBoardIds(api));
-    await profile.finish();
-  }
+}
 
-  const status = await api.call('status', {});
-  const result = {
-    boards,
-    connect_s: Number(connectS.toFixed(2)),
-    rtt_p50_ms: Number(percentile(rtts, 50).toFixed(2)),
-    rtt_p99_ms: Number(percentile(rtts, 99).toFixed(2)),
-    broadcast_s: Number(broadcasts[Math.floor(broadcasts.length / 2)].toFixed(3)),
-    manager_rss_mb: await rssMb(manager.pid),
-    redis_rss_mb: await rssMb(status.redis.pid),
-    rtt_samples: rtts.length,
-    broadcast_rounds_s: broadcasts.map((seconds) => Number(seconds.toFixed(3))),
-    board_processes: processes,
-  };
-  console.log(JSON.stringify(result));
-} finally {
-  stopping = true;
-  for (const child of children.slice(1)) child.kill('SIGINT');
-  await sleep(500);
-  children[0]?.kill('SIGTERM');
-  await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
-  await rm(dataDir, { recursive: true, force: true });
+if (combinations.length === 1) {
+  console.log(JSON.stringify(await runFleet(combinations[0])));
+} else {
+  // A combination that fails is reported in its place; the others still run.
+  const runs = [];
+  for (const combination of combinations) {
+    try {
+      runs.push(await runFleet(combination));
+    } catch (error) {
+      process.exitCode = 1;
+      runs.push({ ...combination, error: error.message });
+    }
+  }
+  console.log(JSON.stringify({ runs }));
 }
