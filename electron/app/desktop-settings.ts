@@ -26,13 +26,14 @@ export const DEFAULT_DESKTOP_SETTINGS: Readonly<DesktopSettings> = Object.freeze
   redisUrl: null,
 });
 
-/** A redis:// or rediss:// URL with a host (what the manager's --redis-url takes). */
+/** A redis:// or rediss:// URL with a host, or a Cluster's / Sentinel's (what the manager's --redis-url takes; it checks the rest). */
 const redisUrlSchema = z
   .string()
   .max(2_048)
   .refine(
     (value) => {
       try {
+        if (/^rediss?\+(cluster|sentinel):\/\/[^/?#]*[A-Za-z0-9\]]/.test(value)) return true;
         const url = new URL(value);
         return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
       } catch {
@@ -40,7 +41,10 @@ const redisUrlSchema = z
       }
     },
     // Never echo the value: it may carry a password.
-    { message: 'redisUrl must be a redis:// or rediss:// URL with a host, e.g. redis://user:password@host:6379' },
+    {
+      message:
+        'redisUrl must be a redis:// or rediss:// URL with a host, e.g. redis://user:password@host:6379, or redis+cluster://h1:p1,h2:p2 or redis+sentinel://s1:p1,s2:p2/mastername',
+    },
   );
 
 const fields = {

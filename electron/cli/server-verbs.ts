@@ -33,7 +33,12 @@ export const serverStart: VerbSpec = {
       description: `port of the API and the web UI on 127.0.0.1 (default ${DEFAULT_API_PORT}, or any free port when taken)`,
     },
     bind: { type: 'string', valueName: 'ADDR[,ADDR]', description: 'addresses Redis listens on (default 127.0.0.1; a LAN address lets real boards in)' },
-    'redis-url': { type: 'string', valueName: 'URL', description: 'use this Redis (redis://user:password@host:port) instead of starting one' },
+    'redis-url': {
+      type: 'string',
+      valueName: 'URL',
+      description:
+        'use this Redis instead of starting one: redis://user:password@host:port, a Cluster redis+cluster://user:password@h1:p1,h2:p2 or Sentinel redis+sentinel://user:password@s1:p1,s2:p2/mastername',
+    },
     'redis-binary': { type: 'string', valueName: 'PATH', description: 'redis-server to run (default: bundled, then PATH)' },
     advertise: { type: 'string', valueName: 'HOST', description: 'address written into board credentials (default: from --bind)' },
     heartbeat: { type: 'string', valueName: 'SECONDS', description: 'heartbeat period of newly enrolled boards (default 5)' },

@@ -8,7 +8,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { RedisServerSupervisor } from './redis/redis-server-supervisor.js';
-import { createRedisClient, defaultRetryDelay, parseRedisUrl, redactRedisUrl, type RedisClient, type RedisEndpoint } from './redis/redis-connection.js';
+import {
+  createTargetClient,
+  defaultRetryDelay,
+  parseRedisTarget,
+  redactRedisUrl,
+  targetAddress,
+  type RedisClient,
+  type RedisEndpoint,
+  type RedisTarget,
+} from './redis/redis-connection.js';
 import { reservedClientOptions, SlotReserve } from './redis/slot-reserve.js';
 import { GUARD_USER } from './redis/acl.js';
 import { connectionGuardFor, type ConnectionGuard, type ConnectionLimits } from './redis/connection-guard.js';
@@ -45,7 +54,10 @@ export interface ManagerOptions {
   redisPort?: number;
   /** Addresses the embedded Redis listens on (default loopback only). */
   bind?: string[];
-  /** Use this Redis instead of starting one (`redis://user:password@host:port`). */
+  /**
+   * Use this Redis instead of starting one: `redis://user:password@host:port`, a Cluster
+   * `redis+cluster://user:password@h1:p1,h2:p2`, or Sentinel `redis+sentinel://user:password@s1:p1,s2:p2/mastername`.
+   */
   redisUrl?: string;
   /** redis-server binary to use for the embedded server. */
   redisBinary?: string;
@@ -128,6 +140,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
   /** What Redis listens on (the embedded one); from options, or the saved LAN choice. */
   private bind: string[] = ['127.0.0.1'];
   private endpoint: RedisEndpoint | undefined;
+  /** What `redisUrl` names (undefined: the embedded server). */
+  private target: RedisTarget | undefined;
   private startedAt = 0;
   private redisRestarts = 0;
   private stopping: Promise<void> | undefined;
@@ -166,7 +180,10 @@ export class Manager extends EventEmitter<ManagerEvents> {
     await ensureDataDirs(this.paths);
     this.apiToken = await readOrCreateSecret(this.paths.apiToken);
     try {
-      this.endpoint = this.options.redisUrl ? parseRedisUrl(this.options.redisUrl) : await this.startEmbeddedRedis();
+      this.target = this.options.redisUrl ? parseRedisTarget(this.options.redisUrl) : undefined;
+      // With an external Redis, --bind only says where discovery listens (Cluster, Sentinel).
+      if (this.target && this.options.bind) this.bind = this.options.bind;
+      this.endpoint = this.target ? { ...targetAddress(this.target) } : await this.startEmbeddedRedis();
       if (this.supervisor) {
         this.reserve = new SlotReserve({
           host: this.endpoint.host,
@@ -178,7 +195,11 @@ export class Manager extends EventEmitter<ManagerEvents> {
         this.reserve.start();
       }
       // The notifications connection (FleetStore's duplicate) inherits the reserve with these options.
-      this.redis = createRedisClient(this.endpoint, 'cm-manager', this.reserve ? reservedClientOptions(this.reserve, defaultRetryDelay) : {});
+      this.redis = createTargetClient(
+        this.target ?? { kind: 'single', endpoint: this.endpoint },
+        'cm-manager',
+        this.reserve ? reservedClientOptions(this.reserve, defaultRetryDelay) : {},
+      );
       this.redis.on('error', (error) => this.log('debug', `redis connection: ${error.message}`));
       await this.redis.ping();
       if (this.supervisor) {
@@ -194,7 +215,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         );
         await this.guard.start();
       }
-      this.store = new FleetStore(this.redis);
+      this.store = new FleetStore(this.redis, (address, error) => this.log('warn', `redis node ${address}: ${error.message}`));
       const bind = this.bind;
       this.fleetInstance = new Fleet({
         store: this.store,
@@ -205,6 +226,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
           host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : (this.lan?.address ?? advertisedHost(bind, this.interfaces()))),
           port: this.endpoint.port,
         },
+        // Cluster: the primary of the board's slot; Sentinel: the current primary (redis-nodes.ts).
+        boardAddress: this.spansNodes ? (boardId) => this.store?.boardAddress(boardId) : undefined,
       });
       this.telemetry = new TelemetryRecorder({ store: new TelemetryStore(this.redis), log: this.log });
       recordFleetTelemetry(this.fleetInstance, this.telemetry);
@@ -327,24 +350,31 @@ export class Manager extends EventEmitter<ManagerEvents> {
     return embedded.endpoint;
   }
 
+  /** A Cluster or Sentinel: boards are given their node, which can change (failover, resharding). */
+  private get spansNodes(): boolean {
+    return this.target !== undefined && this.target.kind !== 'single';
+  }
+
   /**
    * (Re)starts the discovery responder on what Redis listens on now, or only stops it once
    * the service is stopping. Never fails the caller: a taken port (a second service) means
-   * no discovery, with a warning. Not with an external Redis: the service does not know
-   * what boards reach there.
+   * no discovery, with a warning. Not with one external Redis: the service does not know
+   * what boards reach there. With a Cluster or Sentinel it runs (on `--bind`, default
+   * loopback) and answers each board with its node now, so a board whose node died finds
+   * the one that took over.
    */
   private restartDiscovery(): Promise<void> {
     const change = async () => {
       await this.discovery?.close();
       this.discovery = undefined;
-      if (this.options.redisUrl || this.stopping) return;
+      if ((this.options.redisUrl && !this.spansNodes) || this.stopping) return;
       const fleet = this.fleet;
       try {
         this.discovery = await DiscoveryResponder.start({
           bind: this.bind,
           port: this.discoveryPort,
           interfaces: this.interfaces,
-          advertise: () => fleet.advertise,
+          advertise: (boardId) => fleet.advertiseFor(boardId),
           keyFor: (boardId) => fleet.discoveryKey(boardId),
           log: this.log,
         });

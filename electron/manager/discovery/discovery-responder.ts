@@ -25,8 +25,8 @@ export interface DiscoveryResponderOptions {
   bind: readonly string[];
   /** UDP port (default 18268; 0 also means 18268 — discovery never runs on "any port"). */
   port?: number;
-  /** Where boards should reach Redis now (the advertised host and the Redis port). */
-  advertise: () => { host: string; port: number };
+  /** Where this board should reach Redis now (the advertised host and the Redis port; with a Cluster, its slot's node). */
+  advertise: (boardId: string) => { host: string; port: number };
   /** The board's discovery key, or undefined for a board that is not enrolled or has none. */
   keyFor: (boardId: string) => string | undefined;
   interfaces?: () => NetworkInterfaces;
@@ -168,7 +168,7 @@ export class DiscoveryResponder {
     if (!this.limiter.allow(request.boardId, this.now())) {
       return this.ignored(`busy ${request.boardId}`, `ignored a request from ${source} for board id ${request.boardId}: more than 5 a second`);
     }
-    const advertised = this.options.advertise();
+    const advertised = this.options.advertise(request.boardId);
     // Boards accept a dotted IPv4 only; an advertised host name is answered with the
     // address the request came in on, which Redis listens on too.
     const host = net.isIPv4(advertised.host) ? advertised.host : localAddress;

@@ -54,8 +54,8 @@ export interface BoardEnrolmentOptions {
   access: BoardAccess;
   log: Logger;
   heartbeatS?: number;
-  /** Address and port boards use to reach Redis now (it changes when LAN access does). */
-  advertise: () => { host: string; port: number };
+  /** Address and port a board uses to reach Redis now (it changes when LAN access does; per board with a Cluster). */
+  advertise: (boardId: string) => { host: string; port: number };
   /** The discovery responder's port when it is not the default: written into credentials (`dp`). */
   discoveryPort?: number;
   /** Saves a board's record. */
@@ -150,15 +150,14 @@ export class BoardEnrolment {
       log('info', `enrolled board ${board.name} (${board.id})${existed ? ' with new credentials' : ''}`);
       this.options.enrolled(board);
     }
-    const advertise = this.options.advertise();
     return enrolled.map(({ board, password, dk }) => ({
       v: PROTOCOL_VERSION,
       id: board.id,
       name: board.name,
       user: boardUser(board.id),
       password,
-      server: options.server ?? advertise.host,
-      port: advertise.port,
+      server: options.server ?? this.options.advertise(board.id).host,
+      port: this.options.advertise(board.id).port,
       hb: board.hb,
       dk,
       ...(this.options.discoveryPort === undefined ? {} : { dp: this.options.discoveryPort }),

@@ -66,6 +66,11 @@ export interface FleetOptions {
   log: Logger;
   /** Address and port boards use to reach Redis; written into credentials. */
   advertise: { host: string; port: number };
+  /**
+   * The node a given board should use instead (Redis Cluster: the primary of its slot;
+   * Sentinel: the current primary); undefined for `advertise`.
+   */
+  boardAddress?: (boardId: string) => { host: string; port: number } | undefined;
   heartbeatS?: number;
   /** The discovery responder's port when it is not the default: written into credentials (`dp`), or boards could not find it. */
   discoveryPort?: number;
@@ -89,6 +94,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
   /** Address and port boards use to reach Redis. */
   get advertise(): { host: string; port: number } {
     return { ...this.options.advertise };
+  }
+
+  /** Where board `boardId` should reach Redis now: its node with a Cluster or Sentinel, else `advertise`. */
+  advertiseFor(boardId: string): { host: string; port: number } {
+    return this.options.boardAddress?.(boardId) ?? this.advertise;
   }
 
   /** Boards enrolled from now on are told to reach Redis at `host` (LAN access changed). */
@@ -129,7 +139,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       access: this.access,
       log: this.log,
       heartbeatS: options.heartbeatS,
-      advertise: () => this.advertise,
+      advertise: (boardId) => this.advertiseFor(boardId),
       discoveryPort: options.discoveryPort,
       persist: (board) => this.persist(board),
       enrolled: (board) => this.emitBoard('board.enrolled', board),

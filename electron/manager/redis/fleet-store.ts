@@ -6,9 +6,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { boardAclRules, boardAclUpgrade, boardUser } from './acl.js';
 import { boardIdFromStateChannel, boardIdFromUplinkChannel, boardKeys, managerKeys, STATE_NOTIFY_PATTERN, UPLINK_NOTIFY_PATTERN } from './keys.js';
+import { isCluster, type RedisClient } from './redis-connection.js';
+import { RedisNodes, slotOf, type NodeAddress } from './redis-nodes.js';
+import { KeyspaceSubscribers } from './keyspace-subscribers.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
@@ -51,59 +54,97 @@ export interface StoreEvents {
 
 const BLOB_TTL_MARGIN_S = 3600;
 
-export class FleetStore extends EventEmitter<StoreEvents> {
-  private readonly subscriber: Redis;
+/** CLIENT KILL USER on one node; how many connections it closed. */
+async function killClientsOfUser(node: Redis, id: string): Promise<number> {
+  try {
+    return Number(await node.call('CLIENT', 'KILL', 'USER', boardUser(id)));
+  } catch (error) {
+    // A user that does not exist (removed meanwhile) has no connections.
+    if (/no such user/i.test((error as Error).message)) return 0;
+    throw error;
+  }
+}
 
-  constructor(private readonly redis: Redis) {
+type FcallBuffer = { fcallBuffer: (fn: string, keys: string, ...args: string[]) => Promise<unknown> };
+/** Errors of a Cluster in motion (failover, resharding, a node gone), not of one board's data. */
+const CLUSTER_MOVED = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN)\b|Connection is closed|slots allocation group|Failed to refresh slots cache/;
+export class FleetStore extends EventEmitter<StoreEvents> {
+  /** The data nodes behind `redis` (one server, a Cluster's, or Sentinel's primary and replicas). */
+  readonly nodes: RedisNodes;
+  private readonly subscribers: KeyspaceSubscribers;
+  private readonly cluster: boolean;
+
+  constructor(
+    private readonly redis: RedisClient,
+    /** Told about a replica that missed a per-node change (ACL, settings); the primaries' failures are thrown. */
+    private readonly replicaFailed: (address: string, error: Error) => void = () => {},
+  ) {
     super();
-    this.subscriber = redis.duplicate({ connectionName: 'cm-manager-notify' });
-    this.subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => {
-      if (message === 'hset') {
-        const boardId = boardIdFromStateChannel(channel);
-        if (boardId) this.emit('state', boardId);
-        return;
-      }
-      if (message !== 'xadd') return;
-      const boardId = boardIdFromUplinkChannel(channel);
-      if (boardId) this.emit('uplink', boardId);
+    this.cluster = isCluster(redis);
+    this.nodes = new RedisNodes(redis);
+    this.subscribers = new KeyspaceSubscribers({
+      nodes: this.nodes,
+      patterns: [UPLINK_NOTIFY_PATTERN, STATE_NOTIFY_PATTERN],
+      connectionName: 'cm-manager-notify',
+      message: (channel, message) => this.onNotification(channel, message),
+      // What was published while a subscriber was away is lost: the fleet re-reads every uplink once.
+      resync: () => this.emit('resync'),
+      preparePrimary: (primary) => this.enableNotifications(primary),
+      failed: (error) => this.replicaFailed('keyspace notifications', error),
     });
-    // ioredis resubscribes by itself after a reconnect; what was published meanwhile is
-    // lost, so the fleet re-reads every uplink once ('ready' fires after each connect).
-    this.subscriber.on('ready', () => this.emit('resync'));
-    // Errors are retried by ioredis; the 'error' listeners keep them from being thrown.
-    this.subscriber.on('error', () => {});
   }
 
-  /** Loads the function library and turns on the notifications the uplink relies on. */
+  private onNotification(channel: string, message: string): void {
+    if (message === 'hset') {
+      const boardId = boardIdFromStateChannel(channel);
+      if (boardId) this.emit('state', boardId);
+      return;
+    }
+    if (message !== 'xadd') return;
+    const boardId = boardIdFromUplinkChannel(channel);
+    if (boardId) this.emit('uplink', boardId);
+  }
+
+  /**
+   * Loads the function library and turns on the notifications the uplink relies on, on
+   * every node (replicas too: a promoted replica must notify), then subscribes on every primary.
+   */
   async prepare(): Promise<void> {
     await this.loadFunctions();
-    await this.enableNotifications();
-    await this.subscriber.psubscribe(UPLINK_NOTIFY_PATTERN, STATE_NOTIFY_PATTERN);
+    await this.nodes.onEveryNode((node) => this.enableNotifications(node), this.replicaFailed);
+    await this.subscribers.start();
   }
 
+  /** FUNCTION LOAD REPLACE on every primary (replicas get the library by replication). */
   async loadFunctions(): Promise<void> {
-    await this.redis.call('FUNCTION', 'LOAD', 'REPLACE', FUNCTION_LIBRARY);
+    await Promise.all(this.nodes.primaries().map((primary) => primary.call('FUNCTION', 'LOAD', 'REPLACE', FUNCTION_LIBRARY)));
   }
 
-  private async enableNotifications(): Promise<void> {
-    const reply = (await this.redis.config('GET', 'notify-keyspace-events')) as string[];
+  private async enableNotifications(node: Redis): Promise<void> {
+    const reply = (await node.config('GET', 'notify-keyspace-events')) as string[];
     const current = reply[1] ?? '';
     // K = keyspace channel, t = stream commands, h = hash commands ('A' includes both).
     const has = (flag: string) => current.includes(flag) || (flag !== 'K' && current.includes('A'));
     if (['K', 't', 'h'].every(has)) return;
     const wanted = current + ['K', 't', 'h'].filter((flag) => !has(flag)).join('');
     try {
-      await this.redis.config('SET', 'notify-keyspace-events', wanted);
+      await node.config('SET', 'notify-keyspace-events', wanted);
     } catch (error) {
       throw new RedisSetupError(
         `Redis must publish keyspace notifications for streams (notify-keyspace-events must contain K, t and h); ` +
-          `setting it failed: ${(error as Error).message}`,
+          `setting it on ${node.options.host}:${node.options.port} failed: ${(error as Error).message}`,
       );
     }
   }
 
+  /** The node a board should connect to (its slot's primary, or Sentinel's primary); undefined with one server. */
+  boardAddress(id: string): NodeAddress | undefined {
+    return this.nodes.addressOf(boardKeys(id).cmd);
+  }
+
   async close(): Promise<void> {
-    this.subscriber.disconnect();
+    this.subscribers.close();
+    this.nodes.close();
   }
 
   // --- registry ----------------------------------------------------------------------
@@ -135,24 +176,33 @@ export class FleetStore extends EventEmitter<StoreEvents> {
    * longer good, and a live connection must not outlast it.
    */
   async createBoardUsers(boards: Array<{ id: string; password: string; rekeyed?: boolean }>): Promise<void> {
-    await Promise.all(
-      boards.map(async ({ id, password, rekeyed }) => {
-        await this.redis.call('ACL', 'SETUSER', boardUser(id), ...boardAclRules(id, password));
-        if (rekeyed) await this.killBoardClients(id);
-        // Create the uplink as an (empty) stream now, so the board cannot give it another type.
-        await this.redis.xadd(boardKeys(id).up, 'MAXLEN', '0', '*', 'k', 'init');
-      }),
+    // One pass over the nodes for all boards (a replica's connection is opened once, not per board).
+    await this.nodes.onEveryNode(
+      (node) =>
+        Promise.all(
+          boards.map(async ({ id, password, rekeyed }) => {
+            await node.call('ACL', 'SETUSER', boardUser(id), ...boardAclRules(id, password));
+            if (rekeyed) await killClientsOfUser(node, id);
+          }),
+        ),
+      this.replicaFailed,
     );
+    // Create the uplinks as (empty) streams now, so a board cannot give its uplink another type.
+    await Promise.all(boards.map(({ id }) => this.redis.xadd(boardKeys(id).up, 'MAXLEN', '0', '*', 'k', 'init')));
     await this.saveAcl();
   }
 
   /** Gives users created by an older version today's (narrower) permissions; password and on/off stay. */
   async upgradeBoardUsers(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const existing = new Set((await this.redis.call('ACL', 'USERS')) as string[]);
-    const present = ids.filter((id) => existing.has(boardUser(id)));
-    await Promise.all(present.map((id) => this.redis.call('ACL', 'SETUSER', boardUser(id), ...boardAclUpgrade(id))));
-    if (present.length > 0) await this.saveAcl();
+    // Per node: a node may lack users another has (it was down when they were made).
+    const upgraded = await this.nodes.onEveryNode(async (node) => {
+      const existing = new Set((await node.call('ACL', 'USERS')) as string[]);
+      const present = ids.filter((id) => existing.has(boardUser(id)));
+      await Promise.all(present.map((id) => node.call('ACL', 'SETUSER', boardUser(id), ...boardAclUpgrade(id))));
+      return present.length;
+    }, this.replicaFailed);
+    if (upgraded.some((count) => count > 0)) await this.saveAcl();
   }
 
   /**
@@ -160,34 +210,34 @@ export class FleetStore extends EventEmitter<StoreEvents> {
    * ACL SETUSER off leaves open connections working, so CLIENT KILL USER ends them.
    */
   async disableBoardUser(id: string): Promise<number> {
-    await this.redis.call('ACL', 'SETUSER', boardUser(id), 'off');
+    await this.setBoardUser(id, 'off');
     const killed = await this.killBoardClients(id);
     await this.saveAcl();
     return killed;
   }
 
   async enableBoardUser(id: string): Promise<void> {
-    await this.redis.call('ACL', 'SETUSER', boardUser(id), 'on');
+    await this.setBoardUser(id, 'on');
     await this.saveAcl();
   }
 
-  /** Closes every connection logged in as the board's user; how many. */
+  /** ACL SETUSER on every node: users are not replicated, and a promoted replica must know the board as the primary did. */
+  private async setBoardUser(id: string, ...rules: string[]): Promise<void> {
+    await this.nodes.onEveryNode((node) => node.call('ACL', 'SETUSER', boardUser(id), ...rules), this.replicaFailed);
+  }
+
+  /** Closes every connection logged in as the board's user, on every node (a board may sit on a replica's port after a failover); how many. */
   async killBoardClients(id: string): Promise<number> {
-    try {
-      return Number(await this.redis.call('CLIENT', 'KILL', 'USER', boardUser(id)));
-    } catch (error) {
-      // A user that does not exist (removed meanwhile) has no connections.
-      if (/no such user/i.test((error as Error).message)) return 0;
-      throw error;
-    }
+    const killed = await this.nodes.onEveryNode((node) => killClientsOfUser(node, id), this.replicaFailed);
+    return killed.reduce((sum, count) => sum + count, 0);
   }
 
   async deleteBoard(id: string): Promise<void> {
     const keys = boardKeys(id);
     // Off and disconnected first: DELUSER disconnects on Redis 7, but do not rely on it.
-    await this.redis.call('ACL', 'SETUSER', boardUser(id), 'off');
+    await this.setBoardUser(id, 'off');
     await this.killBoardClients(id);
-    await this.redis.call('ACL', 'DELUSER', boardUser(id));
+    await this.nodes.onEveryNode((node) => node.call('ACL', 'DELUSER', boardUser(id)), this.replicaFailed);
     await this.saveAcl();
     await this.redis.del(keys.cmd, keys.state, keys.up, keys.pending, keys.seen, keys.log);
     await this.redis.hdel(managerKeys.discoveryKeys, id);
@@ -226,11 +276,13 @@ export class FleetStore extends EventEmitter<StoreEvents> {
 
   /** Makes ACL changes survive a restart: ACL SAVE with an ACL file, else CONFIG REWRITE. */
   private async saveAcl(): Promise<void> {
-    try {
-      await this.redis.call('ACL', 'SAVE');
-    } catch {
-      await this.redis.config('REWRITE').catch(() => undefined);
-    }
+    await this.nodes.onEveryNode(async (node) => {
+      try {
+        await node.call('ACL', 'SAVE');
+      } catch {
+        await node.config('REWRITE').catch(() => undefined);
+      }
+    });
   }
 
   // --- commands ------------------------------------------------------------------------
@@ -354,11 +406,18 @@ export class FleetStore extends EventEmitter<StoreEvents> {
    */
   async readUplinks(cursors: Array<[boardId: string, after: string]>, count: number, maxEntryBytes: number, maxBytes: number): Promise<UplinkBatch[]> {
     if (cursors.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const [id, after] of cursors) {
-      pipeline.callBuffer('FCALL', 'cm_uplink_read', '1', boardKeys(id).up, after, String(count), String(maxEntryBytes), String(maxBytes));
+    // fcallBuffer exists at run time (ioredis makes a …Buffer method of every command) but not
+    // in its types. Not callBuffer('FCALL', …): auto-pipelining drops callBuffer's command name.
+    const read = (commands: unknown, id: string, after: string) =>
+      (commands as FcallBuffer).fcallBuffer('cm_uplink_read', '1', boardKeys(id).up, after, String(count), String(maxEntryBytes), String(maxBytes));
+    let results: Array<[Error | null, unknown]>;
+    if (this.cluster) {
+      results = await this.readUplinksPerNode(cursors, read);
+    } else {
+      const pipeline = this.redis.pipeline();
+      for (const [id, after] of cursors) read(pipeline, id, after);
+      results = (await pipeline.exec()) ?? [];
     }
-    const results = (await pipeline.exec()) ?? [];
     if (results.some(([error]) => error && /Function not found/i.test(error.message))) {
       // A Redis that lost its functions (flushed, or restarted empty): load them, read again.
       await this.loadFunctions();
@@ -375,6 +434,38 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     });
   }
 
+  /**
+   * A Cluster refuses a pipeline whose keys live on several nodes: one pipeline per node
+   * (boards grouped by their slot's node set, as ioredis checks it). A redirection or a node
+   * that went away fails the whole read (the reader tries again shortly, by then on the new
+   * slot map) rather than counting as that board's fault.
+   */
+  private async readUplinksPerNode(
+    cursors: Array<[string, string]>,
+    read: (commands: unknown, id: string, after: string) => unknown,
+  ): Promise<Array<[Error | null, unknown]>> {
+    const cluster = this.redis as Cluster;
+    const groups = new Map<string, number[]>();
+    cursors.forEach(([id], index) => {
+      const group = cluster.slots[slotOf(boardKeys(id).up)]?.join(',') ?? '';
+      const members = groups.get(group) ?? [];
+      members.push(index);
+      groups.set(group, members);
+    });
+    const results: Array<[Error | null, unknown]> = new Array(cursors.length);
+    await Promise.all(
+      [...groups.values()].map(async (members) => {
+        const pipeline = cluster.pipeline();
+        for (const index of members) read(pipeline, cursors[index]![0], cursors[index]![1]);
+        const replies = (await pipeline.exec()) ?? [];
+        members.forEach((index, position) => (results[index] = replies[position] ?? [new Error('no reply'), null]));
+      }),
+    );
+    const moved = results.find(([error]) => error && CLUSTER_MOVED.test(error.message));
+    if (moved) throw moved[0];
+    return results;
+  }
+
   /** Deletes processed uplink entries up to and including `lastEid`. */
   async trimUplink(boardId: string, lastEid: string): Promise<void> {
     const [ms, seq] = lastEid.split('-');
@@ -383,15 +474,18 @@ export class FleetStore extends EventEmitter<StoreEvents> {
 
   // --- server facts ----------------------------------------------------------------------
 
+  /** Facts of the server; with a Cluster, of its first primary, with clients and memory summed over the primaries. */
   async serverInfo(): Promise<{ version: string; pid: number; port: number; clients: number; usedMemory: number }> {
-    const text = await this.redis.info();
-    const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(text)?.[1]?.trim() ?? '';
+    const texts = await Promise.all(this.nodes.primaries().map((primary) => primary.info()));
+    const field = (text: string, name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(text)?.[1]?.trim() ?? '';
+    const sum = (name: string) => texts.reduce((total, text) => total + Number(field(text, name) || 0), 0);
+    const first = texts[0] ?? '';
     return {
-      version: field('redis_version'),
-      pid: Number(field('process_id')),
-      port: Number(field('tcp_port')),
-      clients: Number(field('connected_clients')),
-      usedMemory: Number(field('used_memory')),
+      version: field(first, 'redis_version'),
+      pid: Number(field(first, 'process_id')),
+      port: Number(field(first, 'tcp_port')),
+      clients: sum('connected_clients'),
+      usedMemory: sum('used_memory'),
     };
   }
 }

@@ -4,8 +4,8 @@
  * in small pieces, never one value over Redis's 1 MiB limit) and a sorted set of job ids
  * by creation time for listing and pruning.
  */
-import type { Redis } from 'ioredis';
 import { jobKey, managerKeys } from './keys.js';
+import type { RedisClient } from './redis-connection.js';
 
 /** A job as stored: its summary fields and its targets, both as opaque JSON text. */
 export interface StoredJob {
@@ -14,7 +14,8 @@ export interface StoredJob {
 }
 
 export class JobStore {
-  constructor(private readonly redis: Redis) {}
+  // Every key here carries the {mgr} tag: one Cluster slot, so the pipelines below stay on one node.
+  constructor(private readonly redis: RedisClient) {}
 
   /** Writes a job's summary and the targets that changed (index → JSON). */
   async save(id: string, createdAt: number, summary: string, targets: Map<number, string>): Promise<void> {

@@ -4,8 +4,8 @@
  * 1,920 bytes long. The layout of the value (a ring of 240 slots of 8 bytes) belongs to
  * electron/manager/fleet/telemetry.ts; this class only moves bytes.
  */
-import type { Redis } from 'ioredis';
 import { boardKeys } from './keys.js';
+import { isCluster, type RedisClient } from './redis-connection.js';
 
 /** The value of `cm:{ID}:tm` is always exactly this long (240 slots of 8 bytes). */
 export const TELEMETRY_VALUE_BYTES = 1_920;
@@ -53,7 +53,7 @@ export class TelemetryStore {
   private readonly ttlMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     options: TelemetryStoreOptions = {},
   ) {
     this.ttlMs = options.ttlMs ?? TELEMETRY_TTL_MS;
@@ -62,9 +62,10 @@ export class TelemetryStore {
   }
 
   /**
-   * Writes every slot in one pipeline: one script call per board, which does a SETRANGE
-   * per slot and renews the key's expiry. Throws when any board's write failed; the others
-   * are kept.
+   * Writes every slot in one pipeline (with a Cluster, one call per board, batched per node
+   * by auto-pipelining: a Cluster pipeline must stay on one node): one script call per
+   * board, which does a SETRANGE per slot and renews the key's expiry. Throws when any
+   * board's write failed; the others are kept.
    */
   async writeSlots(slots: Array<{ boardId: string; offset: number; bytes: Buffer }>): Promise<void> {
     if (slots.length === 0) return;
@@ -79,10 +80,25 @@ export class TelemetryStore {
       args.push(offset, bytes);
       byKey.set(key, args);
     }
-    const pipeline = this.redis.pipeline();
-    const write = pipeline as unknown as WriteSlotsPipeline;
-    for (const [key, args] of byKey) write[WRITE_SLOTS_COMMAND](key, TELEMETRY_VALUE_BYTES, this.ttlMs, ...args);
-    const results = (await pipeline.exec()) ?? [];
+    let results: Array<[Error | null, unknown]>;
+    if (isCluster(this.redis)) {
+      const write = this.redis as unknown as {
+        [WRITE_SLOTS_COMMAND]: (...args: Parameters<WriteSlotsPipeline[typeof WRITE_SLOTS_COMMAND]>) => Promise<unknown>;
+      };
+      results = await Promise.all(
+        [...byKey].map(([key, args]) =>
+          write[WRITE_SLOTS_COMMAND](key, TELEMETRY_VALUE_BYTES, this.ttlMs, ...args).then(
+            (reply): [null, unknown] => [null, reply],
+            (error: Error): [Error, null] => [error, null],
+          ),
+        ),
+      );
+    } else {
+      const pipeline = this.redis.pipeline();
+      const write = pipeline as unknown as WriteSlotsPipeline;
+      for (const [key, args] of byKey) write[WRITE_SLOTS_COMMAND](key, TELEMETRY_VALUE_BYTES, this.ttlMs, ...args);
+      results = (await pipeline.exec()) ?? [];
+    }
     const failures = results.filter(([error]) => error);
     if (failures.length > 0) {
       throw new TelemetryStoreError(`telemetry writes of ${failures.length} of ${results.length} boards failed: ${failures[0]![0]!.message}`);

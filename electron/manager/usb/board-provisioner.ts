@@ -41,6 +41,8 @@ export interface ProvisionOptions {
   wifi: { ssid: string; password: string };
   /** Where the board reaches Redis. */
   server: { host: string; port: number };
+  /** Where this board reaches Redis, once enrolled (a Cluster: its slot's node); default `server`. */
+  serverFor?: (credentials: BoardCredentials) => { host: string; port: number };
   /** Creates (or re-keys) the board in the fleet and returns its credentials. */
   enroll: (name: string) => Promise<BoardCredentials>;
   /** The boot id the fleet knows for the board now (null: none yet). */
@@ -112,7 +114,8 @@ export async function provisionBoard(options: ProvisionOptions): Promise<Provisi
     const mpy = Number(await repl.eval("getattr(__import__('sys').implementation, '_mpy', 0)"));
     progress({ phase: 'enroll', message: `enrolling ${options.name}` });
     const credentials = await options.enroll(options.name);
-    const payload = await buildProvisioningPayload({ wifi: options.wifi, server: options.server, credentials, mpy: mpy || null });
+    const server = options.serverFor?.(credentials) ?? options.server;
+    const payload = await buildProvisioningPayload({ wifi: options.wifi, server, credentials, mpy: mpy || null });
     for (const stale of payload.remove) {
       await repl.execChecked(`import os\ntry:\n    os.remove(${pythonLiteral(stale)})\nexcept OSError:\n    pass\n`);
     }

@@ -243,6 +243,8 @@ export class UsbService extends EventEmitter<UsbServiceEvents> {
       name: request.name,
       wifi: request.wifi,
       server,
+      // No address asked for: the board's own node (with a Cluster each board has its slot's).
+      serverFor: request.server ? undefined : (credentials) => fleet.advertiseFor(credentials.id),
       log: this.options.log,
       keepAccessPoint: request.keepAccessPoint,
       enroll: (name) => fleet.enroll(name, { rotate: true, server: server.host }),

@@ -1,0 +1,96 @@
+/**
+ * The manager on a Redis Cluster (3 primaries, 1 replica each, on loopback): `--redis-url
+ * redis+cluster://…` works like one Redis for a user. Boards are given the node of their
+ * slot and spread over all three primaries; exec, upload then download (same sha256) and
+ * the offline queue work there; the per-node setup (functions, notifications, board ACL
+ * users) is on every node, replicas included, because a replica may become the primary.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
+import { startManager, waitFor } from '../helpers/lab.js';
+import { startClusterLab, type RedisLab } from '../helpers/redis-cluster-lab.js';
+import { redisCommand } from '../../scripts/redis-cluster-lib.mjs';
+import type { ApiCommandRequest } from '../../electron/manager/api/contract.js';
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const text = (reply: unknown) => (Buffer.isBuffer(reply) ? reply.toString() : String(reply));
+
+describe('manager on a Redis Cluster', () => {
+  let lab: RedisLab;
+  let service: Awaited<ReturnType<typeof startManager>>;
+  let fleet: VirtualFleet;
+
+  beforeAll(async () => {
+    lab = await startClusterLab({ masters: 3, replicas: 1 });
+    service = await startManager({ redisUrl: lab.url, redisPort: undefined });
+    // 24 boards: random ids land on all three primaries (a miss is (2/3)^24 × 3 ≈ 0.02 %).
+    fleet = await startVirtualFleet({ api: service.api, count: 24, prefix: 'cl', board: { reconnectMinMs: 100 } });
+    await waitFor(async () => (await service.api.call('status', {})).boards.online === 24, 15_000, 'boards online');
+  }, 60_000);
+  afterAll(async () => {
+    await fleet?.close();
+    await service?.close();
+    await lab?.stop();
+  });
+
+  const run = async (board: string, request: ApiCommandRequest) => {
+    const { commands } = await service.api.call('commands.send', { boards: board, request });
+    const [done] = await service.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 15_000 });
+    return done!;
+  };
+
+  it('gives each board the primary of its slot, and the boards cover every primary', () => {
+    const primaries = lab.nodes.filter((node) => node.role === 'primary').map((node) => node.port);
+    const used = new Set(fleet.boards.map((board) => Number(board.config.port)));
+    expect([...used].sort()).toEqual([...primaries].sort());
+  });
+
+  it('loaded the functions, turned on notifications and made the board users on every node, replicas too', async () => {
+    const boardUser = `cmb-${fleet.boards[0]!.id}`;
+    for (const { port } of lab.nodes) {
+      const functions = (await redisCommand(port, ['FUNCTION', 'LIST', 'LIBRARYNAME', 'cloudmanager'])) as unknown[];
+      expect(functions.length, `functions on ${port}`).toBe(1);
+      const [, flags] = (await redisCommand(port, ['CONFIG', 'GET', 'notify-keyspace-events'])) as unknown[];
+      expect(text(flags), `notifications on ${port}`).toMatch(/K/);
+      const users = ((await redisCommand(port, ['ACL', 'USERS'])) as unknown[]).map(text);
+      expect(users, `ACL users on ${port}`).toContain(boardUser);
+    }
+  });
+
+  it('runs code on boards of every primary', async () => {
+    const byPort = new Map(fleet.boards.map((board) => [Number(board.config.port), String(board.config.name)]));
+    for (const name of byPort.values()) {
+      const done = await run(name, { op: 'exec', code: 'print(6*7)' });
+      expect([name, done.status, done.output]).toEqual([name, 'ok', [{ stream: 'stdout', text: '42\n' }]]);
+    }
+    // One command to all 24 at once: one result each.
+    const { commands } = await service.api.call('commands.send', { boards: 'cl-*', request: { op: 'exec', code: 'print(1)' } });
+    const results = await service.api.call('commands.wait', { cids: commands.map((command) => command.cid), timeoutMs: 15_000 });
+    expect(results.map((result) => result.status)).toEqual(Array(24).fill('ok'));
+  });
+
+  it('uploads a file and downloads it with the same sha256', async () => {
+    const data = randomBytes(200 * 1024);
+    const name = String(fleet.boards[1]!.config.name);
+    expect((await run(name, { op: 'put', path: '/data.bin', dataBase64: data.toString('base64') })).status).toBe('ok');
+    const got = await run(name, { op: 'get', path: '/data.bin' });
+    expect(got.status).toBe('ok');
+    const file = await service.api.call('commands.file', { cid: got.cid });
+    expect(sha256(Buffer.from(file.dataBase64, 'base64'))).toBe(sha256(data));
+  });
+
+  it('keeps a command for a board that is off and runs it when the board is back', async () => {
+    const board = fleet.boards[2]!;
+    const name = String(board.config.name);
+    await board.stop();
+    await waitFor(async () => (await service.api.call('boards.get', { board: name })).online === false, 10_000, 'board offline');
+    const { commands } = await service.api.call('commands.send', { boards: name, request: { op: 'exec', code: 'print("later")' } });
+    const cid = commands[0]!.cid;
+    expect((await service.api.call('commands.get', { cid })).status).toBe('queued');
+    board.start();
+    const [done] = await service.api.call('commands.wait', { cids: [cid], timeoutMs: 15_000 });
+    expect([done!.status, done!.output]).toEqual(['ok', [{ stream: 'stdout', text: 'later\n' }]]);
+    expect(board.executed.filter((executed) => executed === cid)).toHaveLength(1);
+  });
+});
