@@ -83,10 +83,14 @@ export async function runOnBoards(api: ApiClient, boards: string, request: ApiCo
   const early: Array<{ cid: string; board: string; text: string }> = [];
   let subscription: EventSubscription | undefined;
   let known = false;
+  let streaming = true;
   if (options.streamOutput) {
     // Subscribe before sending so no output is missed; events for commands not known yet are held.
     subscription = await api.events((event) => {
-      if (event.type !== 'output') return;
+      // The service dropped events this client was too slow to take: what is printed so far
+      // is whole, so streaming stops and each command's rest is printed when it ends.
+      if (event.type === 'resync') streaming = false;
+      if (event.type !== 'output' || !streaming) return;
       if (!known) early.push({ cid: event.cid, board: event.board, text: event.text });
       else if (wanted.has(event.cid)) printer.chunk(event.cid, event.board, event.text);
     });
