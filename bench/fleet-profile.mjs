@@ -18,7 +18,8 @@ export function cpuProfileArgs(dir) {
 /** Microseconds on the monotonic clock V8's profiler stamps its samples with. */
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 
-async function cpuSeconds(pid) {
+/** CPU seconds (user + system) `pid` has used so far; null once it is gone. */
+export async function cpuSeconds(pid) {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
   if (!stat) return null;
   // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.

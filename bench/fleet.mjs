@@ -5,10 +5,12 @@
 //   connect_s      spawning the virtual-board processes → all N boards online (includes enrollment)
 //   rtt_p50/p99    one exec of print(1) on one board: API call → result event (sequential samples)
 //   broadcast_s    print(1) sent to all boards → every result back (median of --rounds)
+//   manager_cpu_s_per_broadcast  the manager's CPU seconds (user + system) per broadcast round
 //   redis_bytes_per_board  (Redis used_memory with the boards connected and idle − before any board
 //                  existed) / N, summed over every primary; "idle" is after the broadcasts, no command for
 //                  3 s, averaged over one heartbeat period (redis_bytes_per_board_range: lowest, highest)
-//   *_rss_mb       resident memory of the manager and of redis-server (every node of a lab cluster) afterwards
+//   *_rss_mb       resident memory of the manager and of redis-server (every node of a lab cluster) at the end, idle;
+//                  manager_rss_peak_mb the manager's highest (VmHWM)
 //   managers       managers sharing the Redis (1)
 // Where the data lives: --redis embedded (the manager's own redis-server, the default), --redis cluster (a
 // 3-primary/1-replica Redis Cluster on loopback started for the run and stopped after it), or --redis-url URL
@@ -21,15 +23,16 @@
 // V8's --cpu-prof and writes /tmp/cm-prof/fleet-profile.json (each broadcast's window, CPU per process, Redis
 // commandstats and memory per board; bench/fleet-profile.mjs); then
 // `node scripts/cpuprofile-summary.mjs /tmp/cm-prof` sums the manager's CPU per function and file in those windows.
-// Where the manager's memory goes: --heap-snapshot-dir DIR writes a V8 heap snapshot of the idle manager there.
+// Where the manager's memory goes: --heap-snapshot-dir DIR writes a V8 heap snapshot of the idle manager there;
+// --manager-node-args "--max-semi-space-size=8 …" tries V8/Node options on the manager alone.
 // With several combinations each gets a subfolder <redis>-<boards> of those folders.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuProfileArgs, startFleetProfile } from './fleet-profile.mjs';
+import { cpuProfileArgs, cpuSeconds, startFleetProfile } from './fleet-profile.mjs';
 import { embeddedPrimary, memoryReader, primariesOf, startClusterLab } from './fleet-redis.mjs';
 import { freeTcpPort } from './ports.mjs';
 
@@ -47,6 +50,7 @@ const { values } = parseArgs({
     'redis-url': { type: 'string' },
     'cpu-prof-dir': { type: 'string' },
     'heap-snapshot-dir': { type: 'string' },
+    'manager-node-args': { type: 'string' },
   },
 });
 
@@ -82,13 +86,17 @@ async function waitUntil(check, timeoutMs, what) {
   }
 }
 
-async function rssMb(pid) {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Math.round((Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024) * 10) / 10;
+/** Resident memory now (VmRSS) or at its highest so far (VmHWM), in MB. */
+async function rssMb(pid, field = 'VmRSS') {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1];
+  if (kb === undefined) throw new Error(`bench: no ${field} for process ${pid} (${/State:\s+(.*)/.exec(status)?.[1] ?? 'gone'})`);
+  return Math.round((Number(kb) / 1024) * 10) / 10;
 }
 
 /** Asks the manager (started with --heapsnapshot-signal) for a heap snapshot; resolves once it is written. */
 async function heapSnapshot(manager, api, dir) {
+  await mkdir(dir, { recursive: true });
   const snapshots = async () => (await readdir(dir).catch(() => [])).filter((name) => name.endsWith('.heapsnapshot'));
   const before = (await snapshots()).length;
   manager.kill('SIGUSR2');
@@ -138,6 +146,7 @@ async function runFleet({ redis, boards }) {
     const nodeArgs = [
       ...(profileDir ? cpuProfileArgs(profileDir) : []),
       ...(snapshotDir ? [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${snapshotDir}`] : []),
+      ...(values['manager-node-args']?.split(' ').filter(Boolean) ?? []),
     ];
     const manager = start(['server-start', '--foreground', ...redisArgs, '--heartbeat', String(heartbeatS)], 'manager', nodeArgs);
     const api = await waitUntil(async () => (await findService(dataDir))?.client, 60_000, 'the manager');
@@ -191,12 +200,15 @@ async function runFleet({ redis, boards }) {
     rtts.sort((a, b) => a - b);
 
     const broadcasts = [];
+    let broadcastCpuS = 0;
     for (let round = 0; round < rounds; round++) {
+      const cpuBefore = await cpuSeconds(manager.pid);
       const closeWindow = await profile?.beginWindow(`broadcast ${round + 1}`);
       const began = performance.now();
       const { commands } = await api.call('commands.send', { boards: 'v*', request: { op: 'exec', code: 'print(1)' } });
       const statuses = await Promise.all(commands.map((command) => resultOf(command.cid)));
       broadcasts.push((performance.now() - began) / 1000);
+      broadcastCpuS += (await cpuSeconds(manager.pid)) - cpuBefore;
       await closeWindow?.();
       const failed = statuses.filter((status) => status !== 'ok').length;
       if (failed > 0) throw new Error(`bench: ${failed} of ${commands.length} broadcast commands failed`);
@@ -213,11 +225,14 @@ async function runFleet({ redis, boards }) {
       await profile.measureMemory('idle_after_broadcasts', boards, await sampleBoardIds(api));
       await profile.finish();
     }
+    // Before any snapshot: writing one takes memory of its own.
+    const managerRss = await rssMb(manager.pid);
+    const managerPeakRss = await rssMb(manager.pid, 'VmHWM');
     const snapshot = snapshotDir ? await heapSnapshot(manager, api, snapshotDir) : null;
 
     const status = await api.call('status', {});
     const redisPids = lab ? lab.pids() : status.redis.pid ? [status.redis.pid] : [];
-    const redisRss = redisPids.length ? (await Promise.all(redisPids.map(rssMb))).reduce((sum, mb) => sum + mb, 0) : null;
+    const redisRss = redisPids.length ? (await Promise.all(redisPids.map((pid) => rssMb(pid)))).reduce((sum, mb) => sum + mb, 0) : null;
     return {
       boards,
       redis,
@@ -228,7 +243,9 @@ async function runFleet({ redis, boards }) {
       broadcast_s: Number(broadcasts[Math.floor(broadcasts.length / 2)].toFixed(3)),
       redis_bytes_per_board: perBoard(idle.mean),
       redis_bytes_per_board_range: [perBoard(idle.min), perBoard(idle.max)],
-      manager_rss_mb: await rssMb(manager.pid),
+      manager_cpu_s_per_broadcast: Number((broadcastCpuS / rounds).toFixed(2)),
+      manager_rss_mb: managerRss,
+      manager_rss_peak_mb: managerPeakRss,
       redis_rss_mb: redisRss === null ? null : Math.round(redisRss * 10) / 10,
       rtt_samples: rtts.length,
       broadcast_rounds_s: broadcasts.map((seconds) => Number(seconds.toFixed(3))),
