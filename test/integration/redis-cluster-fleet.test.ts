@@ -12,6 +12,8 @@ import { startManager, waitFor } from '../helpers/lab.js';
 import { startClusterLab, type RedisLab } from '../helpers/redis-cluster-lab.js';
 import { redisCommand } from '../../scripts/redis-cluster-lib.mjs';
 import type { ApiCommandRequest } from '../../electron/manager/api/contract.js';
+import type { FleetStore } from '../../electron/manager/redis/fleet-store.js';
+import { sameRules } from '../../electron/manager/redis/acl-sync.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const text = (reply: unknown) => (Buffer.isBuffer(reply) ? reply.toString() : String(reply));
@@ -92,5 +94,28 @@ describe('manager on a Redis Cluster', () => {
     const [done] = await service.api.call('commands.wait', { cids: [cid], timeoutMs: 15_000 });
     expect([done!.status, done!.output]).toEqual(['ok', [{ stream: 'stdout', text: 'later\n' }]]);
     expect(board.executed.filter((executed) => executed === cid)).toHaveLength(1);
+  });
+
+  it('copies board users to replicas that missed them, and a revocation they missed', async () => {
+    const [missed, revoked] = [fleet.boards[3]!, fleet.boards[4]!];
+    await service.api.call('boards.revoke', { board: String(revoked.config.name) });
+    const replicas = lab.nodes.filter((node) => node.role === 'replica').map((node) => node.port);
+    const aclLine = async (port: number, user: string) =>
+      ((await redisCommand(port, ['ACL', 'LIST'])) as unknown[]).map(text).find((line) => line.startsWith(`user ${user} `));
+    const primaryLine = async (user: string) => aclLine(lab.nodes.find((node) => node.role === 'primary')!.port, user);
+    // As if each replica had been down: one board's user gone, the revocation not applied.
+    for (const port of replicas) {
+      await redisCommand(port, ['ACL', 'DELUSER', `cmb-${missed.id}`]);
+      await redisCommand(port, ['ACL', 'SETUSER', `cmb-${revoked.id}`, 'on']);
+    }
+    // The comparison runs every 30 s; the test runs it now.
+    const store = (service.manager as unknown as { store: FleetStore }).store;
+    expect(await store.syncBoardUsers()).toBe(2 * replicas.length);
+    for (const port of replicas) {
+      // Equal as rules: each node lists a user's commands in an order of its own.
+      expect(sameRules((await aclLine(port, `cmb-${missed.id}`))!)).toBe(sameRules((await primaryLine(`cmb-${missed.id}`))!));
+      expect(await aclLine(port, `cmb-${revoked.id}`)).toMatch(/ off /);
+    }
+    expect(await store.syncBoardUsers()).toBe(0);
   });
 });

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRedisTarget, redactRedisUrl, RedisUrlError } from '../../electron/manager/redis/redis-connection.js';
 import { parseClusterReplicas, slotOf } from '../../electron/manager/redis/redis-nodes.js';
+import { aclRulesOf, planUser } from '../../electron/manager/redis/acl-sync.js';
 
 describe('parseRedisTarget', () => {
   it('reads one server as before', () => {
@@ -83,5 +84,19 @@ describe('slotOf', () => {
     // CLUSTER KEYSLOT foo = 12182; the tag {foo} makes every key with it share that slot.
     expect(slotOf('foo')).toBe(12182);
     expect(slotOf('cm:{foo}:up')).toBe(12182);
+  });
+});
+
+describe('planUser (board users across nodes)', () => {
+  const line = (state: string, commands: string) =>
+    `user cmb-b1 ${state} sanitize-payload #aa ~cm:{b1}:cmd resetchannels -@all ${commands} (%W~cm:{b1}:up resetchannels -@all +xadd)`;
+  it('copies the user to nodes that lack it, whatever order each node lists its commands in', () => {
+    const plan = planUser([line('on', '+ping +xread'), line('on', '+xread +ping'), undefined], true);
+    expect(plan).toEqual({ wanted: line('on', '+ping +xread'), stale: [2] });
+    expect(aclRulesOf(plan.wanted!)).toContain('(%W~cm:{b1}:up resetchannels -@all +xadd)');
+  });
+  it('switches the user off where a node missed a revocation, and leaves a disputed password alone', () => {
+    expect(planUser([line('off', '+ping'), line('on', '+ping')], false)).toEqual({ wanted: line('off', '+ping'), stale: [1] });
+    expect(planUser([line('on', '+ping'), line('on', '+ping').replace('#aa', '#bb')], true)).toEqual({ wanted: undefined, stale: [] });
   });
 });

@@ -12,6 +12,7 @@ import { boardIdFromStateChannel, boardIdFromUplinkChannel, boardKeys, managerKe
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { RedisNodes, slotOf, type NodeAddress } from './redis-nodes.js';
 import { KeyspaceSubscribers } from './keyspace-subscribers.js';
+import { boardUsersOf, aclRulesOf, planUser } from './acl-sync.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
@@ -53,6 +54,8 @@ export interface StoreEvents {
 }
 
 const BLOB_TTL_MARGIN_S = 3600;
+/** How often board users are compared across the nodes of a Cluster or Sentinel (acl-sync.ts). */
+export const ACL_SYNC_INTERVAL_MS = 30_000;
 
 /** CLIENT KILL USER on one node; how many connections it closed. */
 async function killClientsOfUser(node: Redis, id: string): Promise<number> {
@@ -73,6 +76,9 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   readonly nodes: RedisNodes;
   private readonly subscribers: KeyspaceSubscribers;
   private readonly cluster: boolean;
+  private aclSyncTimer: NodeJS.Timeout | undefined;
+  /** The running comparison: at most one at a time. */
+  private aclSync: Promise<number> | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -113,6 +119,61 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     await this.loadFunctions();
     await this.nodes.onEveryNode((node) => this.enableNotifications(node), this.replicaFailed);
     await this.subscribers.start();
+    if (this.nodes.kind !== 'single') {
+      await this.syncBoardUsers().catch((error: Error) => this.replicaFailed('board users', error));
+      this.aclSyncTimer = setInterval(() => void this.syncBoardUsers().catch((error: Error) => this.replicaFailed('board users', error)), ACL_SYNC_INTERVAL_MS);
+      this.aclSyncTimer.unref();
+    }
+  }
+
+  /**
+   * Copies board users to the nodes that missed a change (down at that moment, or new):
+   * ACLs are per node and not replicated (acl-sync.ts). Runs at start and every 30 s with a
+   * Cluster or Sentinel; resolves with how many users it set.
+   */
+  syncBoardUsers(): Promise<number> {
+    this.aclSync ??= this.compareBoardUsers().finally(() => (this.aclSync = undefined));
+    return this.aclSync;
+  }
+
+  private async compareBoardUsers(): Promise<number> {
+    return this.nodes.withEveryNode(async (nodes) => {
+      const listed = await Promise.all(nodes.map(({ node }) => boardUsersOf(node).catch(() => undefined)));
+      // Read after the ACLs: a record removed meanwhile means its user is gone, not missed.
+      const records = await this.redis.hgetall(managerKeys.boards);
+      let changed = 0;
+      for (const [id, json] of Object.entries(records)) {
+        const user = boardUser(id);
+        let disabled: boolean;
+        try {
+          disabled = Boolean((JSON.parse(json) as { disabled?: unknown }).disabled);
+        } catch {
+          continue;
+        }
+        const plan = planUser(
+          listed.map((users) => users?.get(user)),
+          !disabled,
+        );
+        if (!plan.wanted) continue;
+        for (const index of plan.stale) {
+          if (!listed[index]) continue;
+          const { node, address } = nodes[index]!;
+          try {
+            await node.call('ACL', 'SETUSER', user, 'reset', ...aclRulesOf(plan.wanted));
+            changed++;
+          } catch (error) {
+            this.replicaFailed(address, error as Error);
+          }
+        }
+      }
+      if (changed > 0) {
+        this.replicaFailed('board users', new Error(`${changed} board user(s) copied to the nodes that lacked them or differed`));
+        for (const { node } of nodes) {
+          await node.call('ACL', 'SAVE').catch(() => node.config('REWRITE').catch(() => undefined));
+        }
+      }
+      return changed;
+    });
   }
 
   /** FUNCTION LOAD REPLACE on every primary (replicas get the library by replication). */
@@ -143,6 +204,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.aclSyncTimer);
     this.subscribers.close();
     this.nodes.close();
   }

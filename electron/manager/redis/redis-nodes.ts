@@ -83,6 +83,23 @@ export class RedisNodes extends EventEmitter<RedisNodesEvents> {
   }
 
   /**
+   * Runs `action` with a connection to every data node at once (primaries first), for work
+   * that compares the nodes before it changes any (acl-sync.ts); replica connections are
+   * closed afterwards.
+   */
+  async withEveryNode<T>(action: (nodes: Array<{ node: Redis; address: string; primary: boolean }>) => Promise<T>): Promise<T> {
+    const replicas = await this.replicaConnections();
+    try {
+      return await action([
+        ...this.primaries().map((node) => ({ node, address: nodeKey(node), primary: true })),
+        ...replicas.map(({ node, address }) => ({ node, address, primary: false })),
+      ]);
+    } finally {
+      for (const { node, owned } of replicas) if (owned) node.disconnect();
+    }
+  }
+
+  /**
    * Short-lived connections to the replicas the Cluster or the sentinels list now (commands
    * to them are rare: enrolment, revocation, start).
    */

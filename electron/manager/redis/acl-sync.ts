@@ -1,0 +1,86 @@
+/**
+ * Board users on every node, again. Redis does not replicate ACLs, so the service writes
+ * each change to every primary and replica (fleet-store.ts); a node that was down or not
+ * yet there at that moment missed it, and if it is promoted later the boards it lacks
+ * cannot log in — or worse, a board revoked meanwhile still can. This compares every
+ * node's board users (ACL LIST: rules, password hash, on/off) and copies a user to the
+ * nodes that lack it or differ, on or off as the board's record says. It never deletes a
+ * user (a board being enrolled has its user before its record) and leaves alone users
+ * whose password hashes differ between nodes (which rotation is the newer is unknown).
+ */
+import type { Redis } from 'ioredis';
+
+/** Board users only (`cmb-<id>`): the nodes' own users (an admin's, the manager's) are left alone. */
+const BOARD_USER = /^user (cmb-[a-z0-9][a-z0-9-]{0,31}) /;
+
+/** The board users of one node: name → its ACL LIST line. */
+export async function boardUsersOf(node: Redis): Promise<Map<string, string>> {
+  const lines = (await node.call('ACL', 'LIST')) as string[];
+  const users = new Map<string, string>();
+  for (const line of lines) {
+    const name = BOARD_USER.exec(line)?.[1];
+    if (name) users.set(name, line);
+  }
+  return users;
+}
+
+/**
+ * The rules of an ACL LIST line as ACL SETUSER arguments: words, with a selector
+ * `(… …)` kept as one argument (ACL SETUSER takes it that way).
+ */
+export function aclRulesOf(line: string): string[] {
+  const rest = line.replace(BOARD_USER, '');
+  const rules: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const char of rest) {
+    if (char === '(') depth++;
+    if (char === ')') depth--;
+    if (char === ' ' && depth === 0) {
+      if (current) rules.push(current);
+      current = '';
+    } else current += char;
+  }
+  if (current) rules.push(current);
+  return rules;
+}
+
+/** The line with its on/off rule set to `on` (true) or `off`. */
+export function withState(line: string, on: boolean): string {
+  return line.replace(/ (on|off)(?= |$)/, on ? ' on' : ' off');
+}
+
+export interface UserPlan {
+  /** The line every node should have, or undefined when the nodes disagree beyond on/off (a missed rotate). */
+  wanted: string | undefined;
+  /** Nodes (by index) whose line differs from `wanted` (missing included). */
+  stale: number[];
+}
+
+/**
+ * What one board user should look like on every node: the line the nodes that have it
+ * agree on (apart from on/off), switched on or off as the board's record says (a missed
+ * revocation must not leave a node letting the board in). Nodes disagreeing on anything
+ * else (the password hash: a rotation one of them missed) cannot be settled here.
+ */
+export function planUser(lines: Array<string | undefined>, on: boolean): UserPlan {
+  const present = lines.filter((line): line is string => line !== undefined);
+  if (present.length === 0) return { wanted: undefined, stale: [] };
+  const normalised = new Set(present.map((line) => sameRules(withState(line, true))));
+  if (normalised.size > 1) return { wanted: undefined, stale: [] };
+  const wanted = withState(present[0]!, on);
+  const key = sameRules(wanted);
+  const stale = lines.flatMap((line, index) => (line !== undefined && sameRules(line) === key ? [] : [index]));
+  return { wanted, stale };
+}
+
+/**
+ * A line's rules in an order of their own: each node lists a user's commands in the order
+ * of its command table (it differs between processes), so equal users read differently.
+ */
+export function sameRules(line: string): string {
+  return aclRulesOf(line)
+    .map((rule) => (rule.startsWith('(') ? `(${rule.slice(1, -1).split(' ').sort().join(' ')})` : rule))
+    .sort()
+    .join(' ');
+}
