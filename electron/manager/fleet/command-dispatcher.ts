@@ -22,6 +22,7 @@ import {
 import { UPLINK_LIMITS, type UplinkMessage } from './uplink-messages.js';
 import { prepareUpload, discardUpload } from '../transfer/upload-blob.js';
 import { DownloadAssembler } from '../transfer/download-assembler.js';
+import { HistoryWriter, historyRecord } from './history-writer.js';
 
 export type CommandStatus = 'queued' | 'running' | 'ok' | 'error' | 'timeout' | 'expired' | 'cancelled' | 'lost';
 export const FINAL_STATUSES: ReadonlySet<CommandStatus> = new Set(['ok', 'error', 'timeout', 'expired', 'cancelled', 'lost']);
@@ -100,7 +101,6 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 const TIMEOUT_GRACE_MS = 2_000;
 const MAX_PENDING_PER_BOARD = 1_000;
 const FINISHED_KEPT = 5_000;
-const HISTORY_OUTPUT_BYTES = 4_096;
 /** Downloaded files kept for their callers, all together (the newest always stays). */
 const FILES_KEPT_BYTES = 64 * 1024 * 1024;
 const PROGRESS_INTERVAL_MS = 200;
@@ -125,6 +125,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
   private readonly finished = new Map<string, CommandRecord>();
   private readonly keptFiles: CommandRecord[] = [];
   private keptFileBytes = 0;
+  private readonly history: HistoryWriter;
 
   constructor(
     private readonly store: FleetStore,
@@ -133,6 +134,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
   ) {
     super();
     this.setMaxListeners(0);
+    this.history = new HistoryWriter(store, log);
   }
 
   /** Re-adopts commands that were pending when the manager last stopped. */
@@ -448,27 +450,13 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     if (record.blobSize !== null) {
       void discardUpload(this.store, view.boardId, view.cid, record.blobSize).catch(() => undefined);
     }
-    if (recordHistory) void this.writeHistory(view);
+    if (recordHistory) this.history.add(view.boardId, view.cid, historyRecord(view));
     this.emit('command', view);
   }
 
-  private async writeHistory(view: CommandView): Promise<void> {
-    const output = view.output.map((chunk) => chunk.text).join('');
-    try {
-      await this.store.finish(view.boardId, view.cid, {
-        cid: view.cid,
-        op: view.op,
-        summary: view.summary,
-        status: view.status,
-        board: view.board,
-        createdAt: String(view.createdAt),
-        finishedAt: String(view.finishedAt),
-        error: view.error ?? '',
-        output: output.length > HISTORY_OUTPUT_BYTES ? output.slice(0, HISTORY_OUTPUT_BYTES) + '…' : output,
-      });
-    } catch (error) {
-      this.log('warn', `could not record history of command ${view.cid}: ${(error as Error).message}`);
-    }
+  /** Writes the history of every command finished so far (finished commands are written in batches). */
+  flushHistory(): Promise<void> {
+    return this.history.flush();
   }
 
   private newRecord(

@@ -165,7 +165,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
     await this.enrolment.load();
     for (const board of this.registry.all()) await this.dispatcher.restore(board);
-    this.store.on('uplink', (id) => this.reader.markDirty(id));
+    this.store.on('uplink', (id) => this.reader.notified(id));
     this.store.on('resync', () => this.resync());
     this.store.on('state', (id) => {
       if (this.registry.get(id)) this.access.stateWritten(id);
@@ -186,6 +186,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.reader.stop();
     this.access.stop();
     await this.reader.idle();
+    // Results the last reads brought: their history must not be lost with the process.
+    await this.dispatcher.flushHistory();
     await Promise.all(
       this.registry
         .all()
@@ -316,6 +318,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   async remove(nameOrId: string): Promise<void> {
     const board = this.registry.require(nameOrId);
+    // Written before the keys go, so no late history write brings the board's log back.
+    await this.dispatcher.flushHistory();
     await this.store.deleteBoard(board.id);
     await this.store.releaseName(board.name, board.id);
     this.reader.forget(board.id);
@@ -350,8 +354,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return this.dispatcher.send(board, request, options);
   }
 
-  history(nameOrId: string, count = 50): Promise<Array<Record<string, string>>> {
-    return this.store.history(this.registry.require(nameOrId).id, count);
+  async history(nameOrId: string, count = 50): Promise<Array<Record<string, string>>> {
+    const id = this.registry.require(nameOrId).id;
+    // Finished commands are written in batches: whoever asks sees every one finished so far.
+    await this.dispatcher.flushHistory();
+    return this.store.history(id, count);
   }
 
   // --- uplink ----------------------------------------------------------------------------

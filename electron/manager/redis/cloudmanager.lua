@@ -86,10 +86,40 @@ local function cm_cancel(keys, args)
   if type(cur) ~= 'string' then cur = '0-0' end
   if parse_id(cur) and not id_greater(eid, cur) then return 'claimed' end
   redis.call('XDEL', keys[1], eid)
-  -- The pending entry stays until the manager records the outcome (FleetStore.finish
-  -- removes it and writes the history in one transaction): a manager that dies in
+  -- The pending entry stays until the manager records the outcome (cm_finish removes it
+  -- and writes the history in one step): a manager that dies in
   -- between finds the command again at its next start and cancels it once more.
   return 'cancelled'
+end
+
+-- cm_finish: the manager records finished commands of one board in its history and forgets
+-- them as pending, in one step: a command is pending or in the history, never neither.
+-- KEYS[1] = cm:{ID}:pending   KEYS[2] = cm:{ID}:log
+-- ARGV[1] = history length kept (approximately)
+-- ARGV[2] = JSON [[CID, [field1, value1, ...]], ...], oldest first
+-- Returns how many commands it recorded. Several commands in one argument: a broadcast's
+-- results cost one short call per board, not a MULTI/EXEC of three commands per command
+-- (and the manager encodes one string, not two dozen arguments, per board).
+local function cm_finish(keys, args)
+  local keep = args[1]
+  local ok, commands = pcall(cjson.decode, args[2])
+  -- Checked first: a script that fails half way keeps what it already did.
+  if not ok or type(commands) ~= 'table' then return redis.error_reply('ERR cm_finish: malformed commands') end
+  for _, command in ipairs(commands) do
+    if type(command) ~= 'table' or type(command[1]) ~= 'string' or type(command[2]) ~= 'table' or #command[2] < 2 or #command[2] % 2 ~= 0 then
+      return redis.error_reply('ERR cm_finish: malformed commands')
+    end
+    for _, v in ipairs(command[2]) do
+      if type(v) ~= 'string' then return redis.error_reply('ERR cm_finish: malformed commands') end
+    end
+  end
+  for _, command in ipairs(commands) do
+    local xadd = { 'XADD', keys[2], 'MAXLEN', '~', keep, '*' }
+    for _, v in ipairs(command[2]) do xadd[#xadd + 1] = v end
+    redis.call(unpack(xadd))
+    redis.call('HDEL', keys[1], command[1])
+  end
+  return #commands
 end
 
 -- cm_uplink_read: the manager reads a board's uplink with a bound on what it receives.
@@ -135,5 +165,6 @@ end
 redis.register_function('cm_claim', cm_claim)
 redis.register_function('cm_enqueue', cm_enqueue)
 redis.register_function('cm_cancel', cm_cancel)
+redis.register_function('cm_finish', cm_finish)
 -- allow-oom: at maxmemory this is how the manager drains (and deletes) what boards wrote.
 redis.register_function { function_name = 'cm_uplink_read', callback = cm_uplink_read, flags = { 'allow-oom' } }

@@ -71,6 +71,9 @@ async function killClientsOfUser(node: Redis, id: string): Promise<number> {
 type FcallBuffer = { fcallBuffer: (fn: string, keys: string, ...args: string[]) => Promise<unknown> };
 /** Errors of a Cluster in motion (failover, resharding, a node gone), not of one board's data. */
 const CLUSTER_MOVED = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN)\b|Connection is closed|slots allocation group|Failed to refresh slots cache/;
+/** Finished commands kept in a board's history (approximately: XADD MAXLEN ~). */
+const HISTORY_KEPT = 200;
+
 export class FleetStore extends EventEmitter<StoreEvents> {
   /** The data nodes behind `redis` (one server, a Cluster's, or Sentinel's primary and replicas). */
   readonly nodes: RedisNodes;
@@ -415,16 +418,20 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     return pending;
   }
 
-  /** Records a finished command in the board's history and forgets it as pending. */
-  async finish(boardId: string, cid: string, history: Record<string, string>): Promise<void> {
+  /** Records finished commands of one board in its history, out of `pending` in one step (cm_finish; values well-formed UTF-16). */
+  async finish(boardId: string, commands: Array<{ cid: string; history: Record<string, string> }>): Promise<void> {
+    if (commands.length === 0) return;
     const keys = boardKeys(boardId);
-    const fields = Object.entries(history).flat();
-    // One transaction: a command is pending or in the history, never neither.
-    await this.redis
-      .multi()
-      .hdel(keys.pending, cid)
-      .xadd(keys.log, 'MAXLEN', '~', '200', '*', ...fields)
-      .exec();
+    const encoded = JSON.stringify(commands.map(({ cid, history }) => [cid, Object.entries(history).flat()]));
+    const call = () => this.redis.call('FCALL', 'cm_finish', '2', keys.pending, keys.log, String(HISTORY_KEPT), encoded);
+    try {
+      await call();
+    } catch (error) {
+      // A Redis that lost its functions (flushed, or a fresh external server): load, retry.
+      if (!/Function not found/i.test((error as Error).message ?? '')) throw error;
+      await this.loadFunctions();
+      await call();
+    }
   }
 
   async history(boardId: string, count: number): Promise<Array<Record<string, string>>> {
