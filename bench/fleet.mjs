@@ -8,7 +8,7 @@
 //   manager_cpu_s_per_broadcast  the manager's CPU seconds (user + system) per broadcast round
 //   redis_bytes_per_board  (Redis used_memory with the boards connected and idle − before any board
 //                  existed) / N, summed over every primary; "idle" is after the broadcasts, no command for
-//                  3 s, averaged over one heartbeat period (redis_bytes_per_board_range: lowest, highest)
+//                  3 s, averaged over two heartbeat periods (redis_bytes_per_board_range: lowest, highest)
 //   *_rss_mb       resident memory of the manager and of redis-server (every node of a lab cluster) at the end, idle;
 //                  manager_rss_peak_mb the manager's highest (VmHWM)
 //   managers       managers sharing the Redis (1)
@@ -24,7 +24,7 @@
 // commandstats and memory per board; bench/fleet-profile.mjs); then
 // `node scripts/cpuprofile-summary.mjs /tmp/cm-prof` sums the manager's CPU per function and file in those windows.
 // Where the manager's memory goes: --heap-snapshot-dir DIR writes a V8 heap snapshot of the idle manager there;
-// --manager-node-args "--max-semi-space-size=8 …" tries V8/Node options on the manager alone.
+// --manager-node-args='--max-semi-space-size=8 …' tries V8/Node options on the manager alone.
 // With several combinations each gets a subfolder <redis>-<boards> of those folders.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -217,9 +217,9 @@ async function runFleet({ redis, boards }) {
     broadcasts.sort((a, b) => a - b);
     subscription.close();
 
-    // Idle: no command for 3 s (what a board does between heartbeats is all that is left), then one heartbeat period.
+    // Idle: no command for 3 s (what a board does between heartbeats is all that is left), then two heartbeat periods.
     await sleep(3_000);
-    const idle = await memory.overPeriod(heartbeatS);
+    const idle = await memory.overPeriod(2 * heartbeatS);
     const perBoard = (bytes) => Math.round((bytes - memoryBefore) / boards);
     if (profile) {
       await profile.measureMemory('idle_after_broadcasts', boards, await sampleBoardIds(api));
