@@ -51,8 +51,12 @@ describe('manager on a Redis Cluster', () => {
   it('loaded the functions, turned on notifications and made the board users on every node, replicas too', async () => {
     const boardUser = `cmb-${fleet.boards[0]!.id}`;
     for (const { port } of lab.nodes) {
-      const functions = (await redisCommand(port, ['FUNCTION', 'LIST', 'LIBRARYNAME', 'cloudmanager'])) as unknown[];
-      expect(functions.length, `functions on ${port}`).toBe(1);
+      // Loaded on the primaries; a replica gets it by (asynchronous) replication.
+      await waitFor(
+        async () => ((await redisCommand(port, ['FUNCTION', 'LIST', 'LIBRARYNAME', 'cloudmanager'])) as unknown[]).length === 1,
+        5_000,
+        `functions on ${port}`,
+      );
       const [, flags] = (await redisCommand(port, ['CONFIG', 'GET', 'notify-keyspace-events'])) as unknown[];
       expect(text(flags), `notifications on ${port}`).toMatch(/K/);
       const users = ((await redisCommand(port, ['ACL', 'USERS'])) as unknown[]).map(text);

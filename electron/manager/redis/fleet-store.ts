@@ -13,6 +13,7 @@ import { isCluster, type RedisClient } from './redis-connection.js';
 import { RedisNodes, slotOf, type NodeAddress } from './redis-nodes.js';
 import { KeyspaceSubscribers } from './keyspace-subscribers.js';
 import { boardUsersOf, aclRulesOf, planUser } from './acl-sync.js';
+import { ClusterFcall } from './cluster-fcall.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
@@ -80,6 +81,8 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   private readonly subscribers: KeyspaceSubscribers;
   private readonly cluster: boolean;
   private aclSyncTimer: NodeJS.Timeout | undefined;
+  /** FCALLs batched per node (a Cluster only). */
+  private readonly fcalls: ClusterFcall | undefined;
   /** The running comparison: at most one at a time. */
   private aclSync: Promise<number> | undefined;
 
@@ -90,6 +93,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   ) {
     super();
     this.cluster = isCluster(redis);
+    this.fcalls = isCluster(redis) ? new ClusterFcall(redis) : undefined;
     this.nodes = new RedisNodes(redis);
     this.subscribers = new KeyspaceSubscribers({
       nodes: this.nodes,
@@ -361,19 +365,9 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   ): Promise<{ status: 'ok' | 'duplicate'; eid: string }> {
     const keys = boardKeys(boardId);
     const call = () =>
-      this.redis.call(
-        'FCALL',
-        'cm_enqueue',
-        '3',
-        keys.cmd,
-        keys.seen,
-        keys.pending,
-        cid,
-        String(Date.now()),
-        String(maxPending),
-        JSON.stringify(meta),
-        ...fields,
-      ) as Promise<[string, string]>;
+      this.fcall('cm_enqueue', [keys.cmd, keys.seen, keys.pending], cid, String(Date.now()), String(maxPending), JSON.stringify(meta), ...fields) as Promise<
+        [string, string]
+      >;
     let reply: [string, string];
     try {
       reply = await call();
@@ -390,7 +384,12 @@ export class FleetStore extends EventEmitter<StoreEvents> {
 
   async cancel(boardId: string, cid: string, eid: string): Promise<'cancelled' | 'claimed'> {
     const keys = boardKeys(boardId);
-    return (await this.redis.call('FCALL', 'cm_cancel', '3', keys.cmd, keys.state, keys.pending, cid, eid)) as 'cancelled' | 'claimed';
+    return (await this.fcall('cm_cancel', [keys.cmd, keys.state, keys.pending], cid, eid)) as 'cancelled' | 'claimed';
+  }
+
+  /** FCALL: auto-pipelined on one server; on a Cluster batched per node by ClusterFcall (auto-pipelining cannot route FCALL). */
+  private fcall(fn: string, keys: string[], ...args: Array<string | Buffer>): Promise<unknown> {
+    return this.fcalls ? this.fcalls.call(fn, keys, args) : this.redis.call('FCALL', fn, String(keys.length), ...keys, ...args);
   }
 
   /** How far the manager has read a `get`'s data: `ack` = "CID n" (PROTOCOL.md §7.3 flow control). */
