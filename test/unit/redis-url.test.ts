@@ -97,6 +97,6 @@ describe('planUser (board users across nodes)', () => {
   });
   it('switches the user off where a node missed a revocation, and leaves a disputed password alone', () => {
     expect(planUser([line('off', '+ping'), line('on', '+ping')], false)).toEqual({ wanted: line('off', '+ping'), stale: [1] });
-    expect(planUser([line('on', '+ping'), line('on', '+ping').replace('#aa', '#bb')], true)).toEqual({ wanted: undefined, stale: [] });
+    expect(planUser([line('on', '+ping'), line('on', '+ping').replace('#aa', '#bb')], true)).toEqual({ wanted: undefined, stale: [], disputed: true });
   });
 });

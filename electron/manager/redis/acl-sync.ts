@@ -55,6 +55,8 @@ export interface UserPlan {
   wanted: string | undefined;
   /** Nodes (by index) whose line differs from `wanted` (missing included). */
   stale: number[];
+  /** Set when the nodes hold different passwords (or other rules) for the user. */
+  disputed?: true;
 }
 
 /**
@@ -67,7 +69,7 @@ export function planUser(lines: Array<string | undefined>, on: boolean): UserPla
   const present = lines.filter((line): line is string => line !== undefined);
   if (present.length === 0) return { wanted: undefined, stale: [] };
   const normalised = new Set(present.map((line) => sameRules(withState(line, true))));
-  if (normalised.size > 1) return { wanted: undefined, stale: [] };
+  if (normalised.size > 1) return { wanted: undefined, stale: [], disputed: true };
   const wanted = withState(present[0]!, on);
   const key = sameRules(wanted);
   const stale = lines.flatMap((line, index) => (line !== undefined && sameRules(line) === key ? [] : [index]));

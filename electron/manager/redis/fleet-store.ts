@@ -83,6 +83,8 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   private aclSyncTimer: NodeJS.Timeout | undefined;
   /** FCALLs batched per node (a Cluster only). */
   private readonly fcalls: ClusterFcall | undefined;
+  /** Board users whose password differs between nodes, already reported. */
+  private readonly disputedUsers = new Set<string>();
   /** The running comparison: at most one at a time. */
   private aclSync: Promise<number> | undefined;
 
@@ -161,7 +163,15 @@ export class FleetStore extends EventEmitter<StoreEvents> {
           listed.map((users) => users?.get(user)),
           !disabled,
         );
-        if (!plan.wanted) continue;
+        if (!plan.wanted) {
+          // Once per user and process: the comparison runs every 30 s.
+          if (plan.disputed && !this.disputedUsers.has(user)) {
+            this.disputedUsers.add(user);
+            this.replicaFailed('board users', new Error(`the nodes hold different passwords for ${user}: issue new credentials (mbm board-enroll --rotate)`));
+          }
+          continue;
+        }
+        this.disputedUsers.delete(user);
         for (const index of plan.stale) {
           if (!listed[index]) continue;
           const { node, address } = nodes[index]!;
