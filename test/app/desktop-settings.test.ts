@@ -81,7 +81,14 @@ describe('desktop settings', () => {
     expect(await readdir(dataDir)).toEqual(['desktop.json.bad']);
   });
 
-  it.each(['http://redis.example:6379', 'redis.example:6379', 'redis://'])(
+  it.each(['redis+cluster://cm:secret@10.0.0.1:7000,10.0.0.2:7000', 'redis+sentinel://s1:26379,s2:26379/mymaster'])(
+    'a Redis Cluster or Sentinel URL like %s is kept (the service checks the rest)',
+    async (redisUrl) => {
+      expect(await writeDesktopSettings(dataDir, { redisUrl })).toMatchObject({ redisUrl });
+    },
+  );
+
+  it.each(['http://redis.example:6379', 'redis.example:6379', 'redis://', 'redis+cluster://'])(
     'a Redis URL like %s is refused with a message that says what is expected',
     async (redisUrl) => {
       const error = await writeDesktopSettings(dataDir, { redisUrl }).catch((caught: unknown) => caught);
