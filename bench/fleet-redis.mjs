@@ -17,6 +17,14 @@ export async function startClusterLab(root) {
   const redisServer = findRedisServerBinary ? (await findRedisServerBinary({ packageRoot: root })).path : 'redis-server';
   // Away from the lab's default 7000, which the tests' own labs start from.
   const lab = await startCluster({ redisServer, masters: 3, replicas: 1, port: 17000 });
+  // Configured like the embedded server where it matters per board (redis-server-config.ts):
+  // Redis's default 4 KB stream nodes would cost each board ~6 KB more and blur the comparison.
+  for (const node of lab.nodes) {
+    const client = new Redis({ host: '127.0.0.1', port: node.port, lazyConnect: true, maxRetriesPerRequest: 1 });
+    await client.connect();
+    await client.config('SET', 'stream-node-max-bytes', '1024');
+    client.disconnect();
+  }
   return { url: lab.url, pids: () => lab.nodes.map((node) => node.pid).filter(Boolean), stop: () => stopLab(lab) };
 }
 
