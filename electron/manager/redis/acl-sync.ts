@@ -3,7 +3,9 @@
  * each change to every primary and replica (fleet-store.ts); a node that was down or not
  * yet there at that moment missed it, and if it is promoted later the boards it lacks
  * cannot log in — or worse, a board revoked meanwhile still can. This compares every
- * node's board users (ACL LIST: rules, password hash, on/off) and copies a user to the
+ * node's board users (ACL LIST: present, on/off and password hash; the whole rules only
+ * when those differ, as the usual case must stay cheap at 10,000 boards × 6 nodes every
+ * 30 s: ~0.1 s of CPU) and copies a user to the
  * nodes that lack it or differ, on or off as the board's record says. It never deletes a
  * user (a board being enrolled has its user before its record) and leaves alone users
  * whose password hashes differ between nodes (which rotation is the newer is unknown).
@@ -68,11 +70,17 @@ export interface UserPlan {
 export function planUser(lines: Array<string | undefined>, on: boolean): UserPlan {
   const present = lines.filter((line): line is string => line !== undefined);
   if (present.length === 0) return { wanted: undefined, stale: [] };
-  const normalised = new Set(present.map((line) => sameRules(withState(line, true))));
+  // The usual case, cheaply: on every node, in the wanted state, with one password hash.
+  const identity = (line: string) => / (on|off) .*?(#[0-9a-f]{64})/.exec(line)?.slice(1).join(' ');
+  const wantedIdentity = identity(withState(present[0]!, on));
+  if (present.length === lines.length && wantedIdentity && present.every((line) => identity(line) === wantedIdentity)) return { wanted: present[0], stale: [] };
+  // Normalised once per distinct line (10,000 boards × 6 nodes every 30 s: this is the cost).
+  const rulesOf = new Map<string, string>();
+  const rules = (line: string) => rulesOf.get(line) ?? rulesOf.set(line, sameRules(line)).get(line)!;
+  const normalised = new Set([...new Set(present.map((line) => withState(line, true)))].map(rules));
   if (normalised.size > 1) return { wanted: undefined, stale: [], disputed: true };
   const wanted = withState(present[0]!, on);
-  const key = sameRules(wanted);
-  const stale = lines.flatMap((line, index) => (line !== undefined && sameRules(line) === key ? [] : [index]));
+  const stale = lines.flatMap((line, index) => (line === wanted || (line !== undefined && rules(line) === rules(wanted)) ? [] : [index]));
   return { wanted, stale };
 }
 
@@ -81,8 +89,10 @@ export function planUser(lines: Array<string | undefined>, on: boolean): UserPla
  * of its command table (it differs between processes), so equal users read differently.
  */
 export function sameRules(line: string): string {
-  return aclRulesOf(line)
-    .map((rule) => (rule.startsWith('(') ? `(${rule.slice(1, -1).split(' ').sort().join(' ')})` : rule))
-    .sort()
-    .join(' ');
+  const open = line.indexOf(' (');
+  const rules = (open === -1 ? line : line.slice(0, open)).split(' ').sort();
+  const selectors = (open === -1 ? [] : (line.slice(open + 1).match(/\([^)]*\)/g) ?? [])).map(
+    (selector) => `(${selector.slice(1, -1).split(' ').sort().join(' ')})`,
+  );
+  return [...rules, ...selectors.sort()].join(' ');
 }
