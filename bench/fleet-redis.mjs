@@ -28,7 +28,7 @@ export async function startClusterLab(root) {
   return { url: lab.url, pids: () => lab.nodes.map((node) => node.pid).filter(Boolean), stop: () => stopLab(lab) };
 }
 
-/** ioredis options of every primary behind `url` (`redis://`, `rediss://` or `redis+cluster://`); the others are not read. */
+/** ioredis options of every primary behind `url` (`redis://`, `redis+cluster://`, `redis+sentinel://`, TLS forms too); replicas are not read. */
 export async function primariesOf(url, root) {
   const { parseRedisTarget } = await import(path.join(root, 'dist/electron/manager/redis/redis-connection.js'));
   const target = parseRedisTarget(url);
@@ -36,8 +36,23 @@ export async function primariesOf(url, root) {
     const { host, port, username, password, tls } = target.endpoint;
     return [{ host, port, username, password, ...(tls ? { tls: {} } : {}) }];
   }
-  if (target.kind !== 'cluster') throw new Error(`bench: memory of a ${target.kind} Redis is not read (use redis:// or redis+cluster://)`);
   const credentials = { username: target.username, password: target.password, ...(target.tls ? { tls: {} } : {}) };
+  if (target.kind === 'sentinel') {
+    // Sentinel watches one primary: the first sentinel that answers says where it is now.
+    for (const sentinel of target.sentinels) {
+      const client = new Redis({ ...sentinel, password: target.sentinelPassword, lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await client.connect();
+        const [host, port] = await client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', target.name);
+        if (host) return [{ host, port: Number(port), ...credentials }];
+      } catch {
+        // the next sentinel
+      } finally {
+        client.disconnect();
+      }
+    }
+    throw new Error(`bench: no sentinel of ${url.replace(/\/\/[^@/]*@/, '//****@')} named the primary ${target.name}`);
+  }
   for (const seed of target.nodes) {
     const client = new Redis({ ...seed, ...credentials, lazyConnect: true, maxRetriesPerRequest: 1 });
     try {
