@@ -21,6 +21,24 @@ local function id_greater(a, b)
   return aseq > bseq
 end
 
+-- Fencing (several managers on one Redis, docs/ARCHITECTURE.md "Several managers"): the
+-- functions with which the active manager changes a board's data destructively take its
+-- lease epoch and the board's manager-only key cm:{ID}:fence, the highest epoch that acted
+-- on the board. An older epoch is refused with STALE before anything is done, so a manager
+-- that lost its lease (paused, cut off) cannot delete what the new active one has not read.
+-- An empty epoch (a caller without a lease) is not fenced.
+local function fence_error(fence_key, epoch)
+  if epoch == nil or epoch == '' then return nil end
+  local wanted = tonumber(epoch)
+  if not wanted then return redis.error_reply('ERR malformed manager epoch') end
+  local held = tonumber(redis.call('GET', fence_key) or '0') or 0
+  if held > wanted then
+    return redis.error_reply('STALE manager epoch ' .. epoch .. ' was superseded by epoch ' .. held)
+  end
+  if held < wanted then redis.call('SET', fence_key, epoch) end
+  return nil
+end
+
 -- cm_claim: the board takes its next command.
 -- KEYS[1] = cm:{ID}:cmd   KEYS[2] = cm:{ID}:state
 -- ARGV[1] = AFTER: the cursor of the last claim reply this boot saw, or '' right after boot
@@ -94,9 +112,10 @@ end
 
 -- cm_finish: the manager records finished commands of one board in its history and forgets
 -- them as pending, in one step: a command is pending or in the history, never neither.
--- KEYS[1] = cm:{ID}:pending   KEYS[2] = cm:{ID}:log
+-- KEYS[1] = cm:{ID}:pending   KEYS[2] = cm:{ID}:log   KEYS[3] = cm:{ID}:fence (optional)
 -- ARGV[1] = history length kept (approximately)
 -- ARGV[2] = JSON [[CID, [field1, value1, ...]], ...], oldest first
+-- ARGV[3] = the manager's lease epoch (with KEYS[3]); error STALE, nothing done, when superseded
 -- Returns how many commands it recorded. Several commands in one argument: a broadcast's
 -- results cost one short call per board, not a MULTI/EXEC of three commands per command
 -- (and the manager encodes one string, not two dozen arguments, per board).
@@ -113,6 +132,10 @@ local function cm_finish(keys, args)
       if type(v) ~= 'string' then return redis.error_reply('ERR cm_finish: malformed commands') end
     end
   end
+  if keys[3] then
+    local stale = fence_error(keys[3], args[3])
+    if stale then return stale end
+  end
   for _, command in ipairs(commands) do
     local xadd = { 'XADD', keys[2], 'MAXLEN', '~', keep, '*' }
     for _, v in ipairs(command[2]) do xadd[#xadd + 1] = v end
@@ -123,16 +146,21 @@ local function cm_finish(keys, args)
 end
 
 -- cm_uplink_read: the manager reads a board's uplink with a bound on what it receives.
--- KEYS[1] = cm:{ID}:up
+-- KEYS[1] = cm:{ID}:up   KEYS[2] = cm:{ID}:fence (optional)
 -- ARGV[1] = the last EID read ('0-0' at first)   ARGV[2] = at most this many entries
 -- ARGV[3] = the largest entry the protocol allows (bytes of names and values)
 -- ARGV[4] = stop adding entries once this many bytes are in the reply (at least one entry)
+-- ARGV[5] = the manager's lease epoch (with KEYS[2]); error STALE, nothing read or deleted, when superseded
 -- Returns {length of the stream, bytes looked at, entry, entry, ...}: an entry is
 -- {EID, {f1, v1, ...}}, or {EID, size} for one over the entry limit, which is deleted here
 -- so that neither the manager nor Redis holds it any longer (PROTOCOL.md §6, Limits).
 local function cm_uplink_read(keys, args)
   local after, count = args[1], tonumber(args[2])
   local max_entry, max_reply = tonumber(args[3]), tonumber(args[4])
+  if keys[2] then
+    local stale = fence_error(keys[2], args[5])
+    if stale then return stale end
+  end
   local length = redis.call('XLEN', keys[1])
   local reply = { length, 0 }
   local seen, held, taken, full = 0, 0, 0, false
@@ -162,9 +190,67 @@ local function cm_uplink_read(keys, args)
   return reply
 end
 
+-- cm_uplink_trim: the manager deletes the uplink entries it has handled.
+-- KEYS[1] = cm:{ID}:up   KEYS[2] = cm:{ID}:fence
+-- ARGV[1] = delete entries before this id (MINID)   ARGV[2] = the manager's lease epoch
+local function cm_uplink_trim(keys, args)
+  local stale = fence_error(keys[2], args[2])
+  if stale then return stale end
+  return redis.call('XTRIM', keys[1], 'MINID', args[1])
+end
+
+-- The manager lease: one active manager per Redis (docs/ARCHITECTURE.md "Several managers").
+-- Only {mgr} keys, one slot. KEYS[1] = cm:{mgr}:lease   KEYS[2] = cm:{mgr}:epoch
+
+-- cm_lease_acquire: ARGV[1] = manager id   ARGV[2] = TTL (ms)   ARGV[3] = JSON of the holder
+-- (host, pid, apiUrl, since)   ARGV[4] = the epoch this manager holds ('' when none).
+-- Returns {'ok', epoch, value} when the caller holds the lease (acquired: a new epoch, the
+-- fencing token; renewed: the same), else {'taken', value, PTTL}. A lease of the caller
+-- that expired while nobody else took it (no newer epoch) is renewed with its epoch: a
+-- paused process (a laptop asleep) is not a takeover.
+local function cm_lease_acquire(keys, args)
+  local id, ttl, mine = args[1], tonumber(args[2]), args[4]
+  if not ttl or ttl <= 0 then return redis.error_reply('ERR malformed lease TTL') end
+  local held = redis.call('GET', keys[1])
+  if held then
+    local ok, holder = pcall(cjson.decode, held)
+    if ok and type(holder) == 'table' and holder.id == id then
+      redis.call('PEXPIRE', keys[1], ttl)
+      return { 'ok', tostring(holder.epoch), held }
+    end
+    return { 'taken', held, redis.call('PTTL', keys[1]) }
+  end
+  local ok, holder = pcall(cjson.decode, args[3])
+  if not ok or type(holder) ~= 'table' then return redis.error_reply('ERR malformed lease holder') end
+  local epoch
+  if mine ~= nil and mine ~= '' and redis.call('GET', keys[2]) == mine then
+    epoch = tonumber(mine)
+  else
+    epoch = redis.call('INCR', keys[2])
+  end
+  holder.id = id
+  holder.epoch = epoch
+  local value = cjson.encode(holder)
+  redis.call('SET', keys[1], value, 'PX', ttl)
+  return { 'ok', tostring(epoch), value }
+end
+
+-- cm_lease_release: ARGV[1] = manager id. Deletes the lease only if that manager holds it.
+local function cm_lease_release(keys, args)
+  local held = redis.call('GET', keys[1])
+  if not held then return 0 end
+  local ok, holder = pcall(cjson.decode, held)
+  if ok and type(holder) == 'table' and holder.id == args[1] then return redis.call('DEL', keys[1]) end
+  return 0
+end
+
 redis.register_function('cm_claim', cm_claim)
 redis.register_function('cm_enqueue', cm_enqueue)
 redis.register_function('cm_cancel', cm_cancel)
 redis.register_function('cm_finish', cm_finish)
 -- allow-oom: at maxmemory this is how the manager drains (and deletes) what boards wrote.
 redis.register_function { function_name = 'cm_uplink_read', callback = cm_uplink_read, flags = { 'allow-oom' } }
+redis.register_function { function_name = 'cm_uplink_trim', callback = cm_uplink_trim, flags = { 'allow-oom' } }
+-- allow-oom: a full Redis must not cost the active manager its lease (a few bytes).
+redis.register_function { function_name = 'cm_lease_acquire', callback = cm_lease_acquire, flags = { 'allow-oom' } }
+redis.register_function { function_name = 'cm_lease_release', callback = cm_lease_release, flags = { 'allow-oom' } }

@@ -52,7 +52,16 @@ export interface StoreEvents {
   state: [boardId: string];
   /** Notifications may have been missed (first subscribe, or after a reconnect). */
   resync: [];
+  /** Redis refused this manager's epoch (STALE): another manager took the lease; stop acting. */
+  stale: [message: string];
 }
+
+/** A fenced function refused the manager's epoch: another manager is active now (cloudmanager.lua). */
+export class StaleEpochError extends Error {
+  override name = 'StaleEpochError';
+}
+
+const STALE_REPLY = /^STALE /;
 
 const BLOB_TTL_MARGIN_S = 3600;
 /** How often board users are compared across the nodes of a Cluster or Sentinel (acl-sync.ts). */
@@ -87,6 +96,11 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   private readonly disputedUsers = new Set<string>();
   /** The running comparison: at most one at a time. */
   private aclSync: Promise<number> | undefined;
+  /**
+   * This manager's lease epoch (redis/manager-lease.ts), passed to the fenced functions
+   * (uplink read and trim, finish); undefined: not fenced (no lease, e.g. a tool or a test).
+   */
+  epoch: number | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -318,7 +332,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     await this.killBoardClients(id);
     await this.nodes.onEveryNode((node) => node.call('ACL', 'DELUSER', boardUser(id)), this.replicaFailed);
     await this.saveAcl();
-    await this.redis.del(keys.cmd, keys.state, keys.up, keys.pending, keys.seen, keys.log);
+    await this.redis.del(keys.cmd, keys.state, keys.up, keys.pending, keys.seen, keys.log, keys.fence);
     await this.redis.hdel(managerKeys.discoveryKeys, id);
     await this.redis.hdel(managerKeys.boards, id);
   }
@@ -432,10 +446,23 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     if (commands.length === 0) return;
     const keys = boardKeys(boardId);
     const encoded = JSON.stringify(commands.map(({ cid, history }) => [cid, Object.entries(history).flat()]));
-    const call = () => this.redis.call('FCALL', 'cm_finish', '2', keys.pending, keys.log, String(HISTORY_KEPT), encoded);
+    const fence = this.epoch === undefined ? [] : [keys.fence];
+    const call = () =>
+      this.redis.call(
+        'FCALL',
+        'cm_finish',
+        String(2 + fence.length),
+        keys.pending,
+        keys.log,
+        ...fence,
+        String(HISTORY_KEPT),
+        encoded,
+        String(this.epoch ?? ''),
+      );
     try {
       await call();
     } catch (error) {
+      this.checkStale(error);
       // A Redis that lost its functions (flushed, or a fresh external server): load, retry.
       if (!/Function not found/i.test((error as Error).message ?? '')) throw error;
       await this.loadFunctions();
@@ -486,8 +513,21 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     if (cursors.length === 0) return [];
     // fcallBuffer exists at run time (ioredis makes a …Buffer method of every command) but not
     // in its types. Not callBuffer('FCALL', …): auto-pipelining drops callBuffer's command name.
-    const read = (commands: unknown, id: string, after: string) =>
-      (commands as FcallBuffer).fcallBuffer('cm_uplink_read', '1', boardKeys(id).up, after, String(count), String(maxEntryBytes), String(maxBytes));
+    const epoch = this.epoch === undefined ? '' : String(this.epoch);
+    const read = (commands: unknown, id: string, after: string) => {
+      const keys = boardKeys(id);
+      const fenced = epoch === '' ? [keys.up] : [keys.up, keys.fence];
+      return (commands as FcallBuffer).fcallBuffer(
+        'cm_uplink_read',
+        String(fenced.length),
+        ...fenced,
+        after,
+        String(count),
+        String(maxEntryBytes),
+        String(maxBytes),
+        epoch,
+      );
+    };
     let results: Array<[Error | null, unknown]>;
     if (this.cluster) {
       results = await this.readUplinksPerNode(cursors, read);
@@ -501,6 +541,9 @@ export class FleetStore extends EventEmitter<StoreEvents> {
       await this.loadFunctions();
       return this.readUplinks(cursors, count, maxEntryBytes, maxBytes);
     }
+    // Another manager took over: none of these boards was read, and none will be by this one.
+    const stale = results.find(([error]) => error && STALE_REPLY.test(error.message));
+    if (stale) this.checkStale(stale[0]);
     return cursors.map(([boardId], index) => {
       const [error, reply] = results[index] ?? [new Error('no reply'), null];
       if (error) return { boardId, entries: [], error };
@@ -547,7 +590,26 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   /** Deletes processed uplink entries up to and including `lastEid`. */
   async trimUplink(boardId: string, lastEid: string): Promise<void> {
     const [ms, seq] = lastEid.split('-');
-    await this.redis.xtrim(boardKeys(boardId).up, 'MINID', `${ms}-${Number(seq) + 1}`);
+    const keys = boardKeys(boardId);
+    const minId = `${ms}-${Number(seq) + 1}`;
+    if (this.epoch === undefined) {
+      await this.redis.xtrim(keys.up, 'MINID', minId);
+      return;
+    }
+    try {
+      await this.fcall('cm_uplink_trim', [keys.up, keys.fence], minId, String(this.epoch));
+    } catch (error) {
+      this.checkStale(error);
+      throw error;
+    }
+  }
+
+  /** A STALE reply: tells the manager (once per store is enough, it stops acting) and throws StaleEpochError. */
+  private checkStale(error: unknown): void {
+    const message = (error as Error)?.message ?? '';
+    if (!STALE_REPLY.test(message)) return;
+    this.emit('stale', message);
+    throw new StaleEpochError(`this manager is no longer the active one: ${message}`);
   }
 
   // --- server facts ----------------------------------------------------------------------

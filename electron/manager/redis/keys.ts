@@ -61,6 +61,8 @@ export function boardKeys(id: string) {
     log: `${tag}:log`,
     /** Telemetry ring (string, manager only): see electron/manager/fleet/telemetry.ts. */
     telemetry: `${tag}:tm`,
+    /** The highest manager lease epoch that acted on the board (manager only; boards' ACLs do not cover it): see cloudmanager.lua. */
+    fence: `${tag}:fence`,
     /** Prefix of the blob of one upload; part N is `${prefix}:${N}`. */
     blobPrefix: (cid: string) => `${tag}:f:${assertCommandId(cid)}`,
     /** ACL key pattern covering every blob of this board. */
@@ -77,6 +79,10 @@ export const managerKeys = {
   jobs: `${PREFIX}:{mgr}:jobs`,
   /** Hash: board id → discovery key (`dk`, a secret: boards cannot read manager keys). */
   discoveryKeys: `${PREFIX}:{mgr}:dk`,
+  /** The active manager's lease (JSON: id, epoch, host, pid, apiUrl, since), with a TTL: redis/manager-lease.ts. */
+  lease: `${PREFIX}:{mgr}:lease`,
+  /** Counter of lease acquisitions: each active manager's epoch, the fencing token. */
+  epoch: `${PREFIX}:{mgr}:epoch`,
 };
 
 export const JOB_ID_PATTERN = /^j[a-z0-9]{8,30}$/;
