@@ -11,7 +11,7 @@ import { VIRTUAL_BOARD_MARKER, VirtualBoardFolderError } from '../manager/virtua
 import { CliError, intOption, untilInterrupted, write, type VerbSpec } from './cli-framework.js';
 import { connectService, dataDirOf, findService, startInBackground, stopService } from './service-control.js';
 import { formatDuration } from './format.js';
-import type { ServiceAlarm } from '../manager/api/contract.js';
+import type { ServiceAlarm, ServiceStatus } from '../manager/api/contract.js';
 
 function logWriter(stream: NodeJS.WritableStream, verbose: boolean) {
   return (level: LogLevel, message: string) => {
@@ -47,10 +47,16 @@ export const serverStart: VerbSpec = {
       valueName: 'PORT',
       description: `UDP port boards ask on where the service went after its address changed (default ${DEFAULT_DISCOVERY_PORT})`,
     },
+    'lease-ttl': {
+      type: 'string',
+      valueName: 'SECONDS',
+      description: 'with several managers on one --redis-url: how soon a standby takes over from an active manager that died (default 10)',
+    },
     foreground: { type: 'boolean', description: 'stay attached and log to the terminal until Ctrl-C' },
     verbose: { type: 'boolean', short: 'v', description: 'log debug messages too (Redis log lines, refused API requests)' },
   },
   details:
+    'Several managers may share one --redis-url (another computer runs `mbm server-start --redis-url …` too): one is active, the others stand by and take over when it stops.\n' +
     'The service keeps its data (Redis append-only files, secrets, logs) in the data folder.\nLogs of a background service go to <data-dir>/logs/manager.log.',
   async run({ values, out }) {
     const dataDir = dataDirOf(values);
@@ -58,6 +64,7 @@ export const serverStart: VerbSpec = {
     const heartbeatS = intOption(values, 'heartbeat', 5, 1, 300);
     const apiPort = intOption(values, 'api-port', DEFAULT_API_PORT, 1, 65535);
     const discoveryPort = intOption(values, 'discovery-port', DEFAULT_DISCOVERY_PORT, 1, 65535);
+    const leaseTtlS = intOption(values, 'lease-ttl', 10, 1, 300);
     const bind =
       typeof values.bind === 'string'
         ? values.bind
@@ -84,7 +91,7 @@ export const serverStart: VerbSpec = {
       return 0;
     }
     if (!values.foreground) {
-      const passThrough = ['port', 'api-port', 'bind', 'redis-url', 'redis-binary', 'advertise', 'heartbeat', 'discovery-port']
+      const passThrough = ['port', 'api-port', 'bind', 'redis-url', 'redis-binary', 'advertise', 'heartbeat', 'discovery-port', 'lease-ttl']
         .flatMap((name) => (typeof values[name] === 'string' ? [`--${name}`, values[name] as string] : []))
         .concat(values.verbose ? ['--verbose'] : []);
       const { info, client } = await startInBackground(dataDir, passThrough);
@@ -109,6 +116,7 @@ export const serverStart: VerbSpec = {
       redisBinary: values['redis-binary'] as string | undefined,
       advertiseHost: values.advertise as string | undefined,
       discoveryPort,
+      leaseTtlMs: leaseTtlS * 1000,
       log,
     });
     const stopped = new Promise<void>((resolve) => manager.once('stopped', resolve));
@@ -167,6 +175,7 @@ export const serverStatus: VerbSpec = {
       [
         `Cloudmanager service ${status.version}: running (pid ${status.pid}, up ${formatDuration(status.uptimeS * 1000)})`,
         `  API     ${status.apiUrl}`,
+        ...(status.manager ? [`  Manager ${managerLine(status.manager)}`] : []),
         `  Redis   ${redis.version} ${redis.external ? 'external' : 'embedded'}, ${redis.pid ? `pid ${redis.pid}, ` : ''}${redis.host}:${redis.port}` +
           `${redis.external ? '' : `, restarts ${redis.restarts}`}, ${(redis.memoryBytes / 1024 / 1024).toFixed(1)} MiB`,
         `  Boards  ${status.boards.online} online / ${status.boards.total} enrolled, ${status.commandsActive} commands in progress`,
@@ -178,6 +187,15 @@ export const serverStatus: VerbSpec = {
     return 0;
   },
 };
+
+/** Active or standing by (several managers on one Redis), and which one is active. */
+function managerLine(manager: ServiceStatus['manager']): string {
+  if (manager.role === 'active') return `active (epoch ${manager.epoch})`;
+  const active = manager.active;
+  return active
+    ? `standing by; the active one is ${active.host} (pid ${active.pid}) since ${new Date(active.since).toLocaleString()}${active.apiUrl ? `, API ${active.apiUrl}` : ''}`
+    : 'standing by; no manager is active yet (it takes over within seconds)';
+}
 
 /** One alarm of `status` as a line a user can act on. */
 function alarmLine(alarm: ServiceAlarm): string {

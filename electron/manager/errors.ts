@@ -3,7 +3,7 @@
  * port, a device that failed), not a bug. Each says what kind it is, so the API answers it
  * with the right status without knowing every class (api/server.ts).
  */
-export type ErrorKind = 'bad_request' | 'not_found' | 'conflict' | 'device';
+export type ErrorKind = 'bad_request' | 'not_found' | 'conflict' | 'device' | 'unavailable';
 
 export abstract class ManagerError extends Error {
   abstract readonly kind: ErrorKind;

@@ -23,16 +23,12 @@ import { GUARD_USER } from './redis/acl.js';
 import { connectionGuardFor, type ConnectionGuard, type ConnectionLimits } from './redis/connection-guard.js';
 import { FleetStore } from './redis/fleet-store.js';
 import { boardUser } from './redis/keys.js';
-import { Fleet } from './fleet/fleet.js';
 import { ApiServer } from './api/server.js';
-import { UsbService } from './usb/usb-service.js';
-import { JobService } from './fleet/job-service.js';
-import { JobStore } from './redis/job-store.js';
 import { StagedFiles } from './transfer/staged-files.js';
-import { SimService } from './virtual/sim-service.js';
-import { recordFleetTelemetry, TelemetryRecorder } from './fleet/telemetry.js';
-import { TelemetryStore } from './redis/telemetry-store.js';
 import { ApiClient } from './api/client.js';
+import { ActiveServices, standbyAwareContext } from './active-services.js';
+import { ManagerRole, StandbyError } from './manager-role.js';
+import { ManagerLease } from './redis/manager-lease.js';
 import { DiscoveryResponder } from './discovery/discovery-responder.js';
 import { DEFAULT_DISCOVERY_PORT, discoveryPortOf } from './discovery/discovery-message.js';
 import { isLoopbackAddress, lanInterfaces, networkSettingsFile, NetworkSetupError, type NetworkAccess, type NetworkInterfaces } from './network-access.js';
@@ -89,6 +85,8 @@ export interface ManagerOptions {
   pypiUrl?: string;
   /** How the embedded Redis's connection slots are sized and guarded (redis/connection-guard.ts). */
   connectionLimits?: Partial<ConnectionLimits>;
+  /** TTL of the active manager's lease (default 10 s): a killed active manager is taken over after it (manager-role.ts). */
+  leaseTtlMs?: number;
   log?: Logger;
 }
 
@@ -122,13 +120,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private readonly discoveryPort: number;
   private supervisor: RedisServerSupervisor | undefined;
   private redis: RedisClient | undefined;
+  /** Server facts and the function library, whatever the role (the active services have their own, fenced, store). */
   private store: FleetStore | undefined;
-  private fleetInstance: Fleet | undefined;
+  /** What runs while this manager holds the lease (active-services.ts). */
+  private active: ActiveServices | undefined;
+  private role: ManagerRole | undefined;
   private api: ApiServer | undefined;
-  private usb: UsbService | undefined;
-  private jobs: JobService | undefined;
-  private sim: SimService | undefined;
-  private telemetry: TelemetryRecorder | undefined;
   private guard: ConnectionGuard | undefined;
   private guardPassword: string | undefined;
   /** Spare connections for the service's own clients (embedded Redis only). */
@@ -164,15 +161,18 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.discoveryPort = discoveryPortOf(options.discoveryPort);
   }
 
-  get fleet(): Fleet {
-    if (!this.fleetInstance) throw new Error('the manager is not started');
-    return this.fleetInstance;
+  get fleet(): ActiveServices['fleet'] {
+    return this.activeServices().fleet;
   }
 
   /** The jobs; their 'job' events tell a client in the same process (the desktop app) when one finishes. */
-  get jobService(): JobService {
-    if (!this.jobs) throw new Error('the manager is not started');
-    return this.jobs;
+  get jobService(): ActiveServices['jobs'] {
+    return this.activeServices().jobs;
+  }
+
+  private activeServices(): ActiveServices {
+    if (!this.active) throw this.role ? new StandbyError(this.role.standbyMessage()) : new Error('the manager is not started');
+    return this.active;
   }
 
   async start(): Promise<ServiceInfo> {
@@ -208,7 +208,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
           { ...this.endpoint, username: GUARD_USER, password: this.guardPassword },
           {
             log: this.log,
-            fleet: () => this.fleetInstance?.counts() ?? { total: this.aclBoards, online: 0 },
+            fleet: () => this.active?.fleet.counts() ?? { total: this.aclBoards, online: 0 },
             limits: this.options.connectionLimits,
             reserve: this.reserve,
           },
@@ -216,93 +216,45 @@ export class Manager extends EventEmitter<ManagerEvents> {
         await this.guard.start();
       }
       this.store = new FleetStore(this.redis, (address, error) => this.log('warn', `redis node ${address}: ${error.message}`));
-      const bind = this.bind;
-      this.fleetInstance = new Fleet({
-        store: this.store,
-        log: this.log,
-        heartbeatS: this.options.heartbeatS,
-        discoveryPort: this.discoveryPort === DEFAULT_DISCOVERY_PORT ? undefined : this.discoveryPort,
-        advertise: {
-          host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint.host : (this.lan?.address ?? advertisedHost(bind, this.interfaces()))),
-          port: this.endpoint.port,
-        },
-        // Cluster: the primary of the board's slot; Sentinel: the current primary (redis-nodes.ts).
-        boardAddress: this.spansNodes ? (boardId) => this.store?.boardAddress(boardId) : undefined,
-      });
-      this.telemetry = new TelemetryRecorder({ store: new TelemetryStore(this.redis), log: this.log });
-      recordFleetTelemetry(this.fleetInstance, this.telemetry);
-      await this.fleetInstance.start();
-      await this.restartDiscovery();
-      if (this.lan && this.supervisor) {
-        const fleet = this.fleetInstance;
-        const supervisor = this.supervisor;
-        await this.lan.start({
-          supervisor,
-          port: this.endpoint.port,
-          changed: async (lanAddress) => {
-            this.bind = supervisor.bind;
-            if (!this.options.advertiseHost) fleet.setAdvertiseHost(lanAddress ?? '127.0.0.1');
-            await this.restartDiscovery();
-          },
-          followed: (event) => this.emit('lanAddressFollowed', event),
-        });
-      }
-      this.telemetry.start();
-      this.usb = new UsbService({
-        fleet: this.fleetInstance,
-        log: this.log,
-        firmwareFolder: this.paths.firmwareDir,
-        extraPorts: this.options.extraSerialPorts,
-      });
-      this.jobs = new JobService({
-        fleet: this.fleetInstance,
-        store: new JobStore(this.redis),
-        staged: this.staged,
-        usb: this.usb,
-        log: this.log,
-        rebootGraceMs: this.options.rebootGraceMs,
-        packages: {
-          cacheDir: path.join(this.paths.root, 'packages'),
-          indexUrl: this.options.packageIndexUrl ?? (process.env.CLOUDMANAGER_PACKAGE_INDEX || undefined),
-          pypiUrl: this.options.pypiUrl ?? process.env.CLOUDMANAGER_PYPI_URL,
-        },
-      });
-      await this.jobs.start();
-      const fleet = this.fleetInstance;
-      this.sim = new SimService({ api: () => new ApiClient(this.apiUrl, this.apiToken), takenNames: () => fleet.registry.names() });
+      // The API first: a standby manager answers status (and 503 for the fleet) too.
       this.api = new ApiServer({
         token: this.apiToken,
         log: this.log,
         port: this.options.apiPort,
         portFallback: this.options.apiPortFallback,
         uiRoot: this.options.uiRoot ?? path.join(await packageRoot(), 'dist', 'renderer'),
-        context: {
-          fleet: this.fleetInstance,
-          usb: this.usb,
-          jobs: this.jobs,
+        context: standbyAwareContext(() => this.activeServices(), {
           staged: this.staged,
-          sim: this.sim,
           status: () => this.status(),
           shutdown: () => void this.stop(),
           signinUrl: () => this.signinUrl(),
           network: () => this.network(),
           setLanAccess: (address) => this.setLanAccess(address),
-          telemetry: (boardId) => this.telemetry!.read(boardId),
-        },
+        }),
       });
       this.apiUrl = await this.api.listen();
-      this.alarmFeed = new ServiceAlarms({ fleet: this.fleetInstance, guard: this.guard });
-      this.alarmFeed.on('changed', (alarms) => {
-        this.api?.broadcast({ type: 'service.alarms', alarms });
-        this.emit('alarms', alarms);
+      const store = this.store;
+      const lease = new ManagerLease(this.redis, {
+        ttlMs: this.options.leaseTtlMs,
+        apiUrl: () => this.apiUrl,
+        loadFunctions: () => store.loadFunctions(),
+        replicated: this.spansNodes,
       });
-      this.fleetInstance.on('board', (event) => this.api?.broadcast(event));
-      this.fleetInstance.on('command', (command) => this.api?.broadcast({ type: 'command', command }));
-      this.fleetInstance.on('output', (event) => this.api?.broadcast({ type: 'output', ...event }));
-      this.usb.on('progress', (event) => this.api?.broadcast({ type: 'usb.progress', ...event }));
-      this.jobs.on('job', (event) => this.api?.broadcast({ type: 'job', ...event }));
-      this.usb.on('port', (change) => this.api?.broadcast({ type: 'usb.port', ...change }));
-      await this.usb.watchPorts(this.options.serialPortPollMs);
+      this.role = new ManagerRole({ lease, log: this.log, activate: (epoch) => this.activate(epoch), deactivate: (superseded) => this.deactivate(superseded) });
+      await this.role.start();
+      if (this.lan && this.supervisor) {
+        const supervisor = this.supervisor;
+        await this.lan.start({
+          supervisor,
+          port: this.endpoint.port,
+          changed: async (lanAddress) => {
+            this.bind = supervisor.bind;
+            if (!this.options.advertiseHost) this.active?.fleet.setAdvertiseHost(lanAddress ?? '127.0.0.1');
+            await this.restartDiscovery();
+          },
+          followed: (event) => this.emit('lanAddressFollowed', event),
+        });
+      }
     } catch (error) {
       await this.stop();
       throw error;
@@ -320,6 +272,53 @@ export class Manager extends EventEmitter<ManagerEvents> {
       `service ready: API ${this.apiUrl}, Redis ${this.options.redisUrl ? redactRedisUrl(this.options.redisUrl) : `${this.endpoint.host}:${this.endpoint.port}`}`,
     );
     return info;
+  }
+
+  /** This manager holds the lease (epoch `epoch`): starts the fleet and what hangs on it, restored from Redis. */
+  private async activate(epoch: number): Promise<void> {
+    const bind = this.bind;
+    const active = await ActiveServices.start({
+      redis: this.redis!,
+      epoch,
+      log: this.log,
+      fleet: {
+        heartbeatS: this.options.heartbeatS,
+        discoveryPort: this.discoveryPort === DEFAULT_DISCOVERY_PORT ? undefined : this.discoveryPort,
+        advertise: {
+          host: this.options.advertiseHost ?? (this.options.redisUrl ? this.endpoint!.host : (this.lan?.address ?? advertisedHost(bind, this.interfaces()))),
+          port: this.endpoint!.port,
+        },
+        // Cluster: the primary of the board's slot; Sentinel: the current primary (redis-nodes.ts).
+        boardAddress: this.spansNodes ? (boardId) => this.store?.boardAddress(boardId) : undefined,
+      },
+      staged: this.staged,
+      firmwareFolder: this.paths.firmwareDir,
+      extraSerialPorts: this.options.extraSerialPorts,
+      serialPortPollMs: this.options.serialPortPollMs,
+      rebootGraceMs: this.options.rebootGraceMs,
+      packages: { root: this.paths.root, indexUrl: this.options.packageIndexUrl, pypiUrl: this.options.pypiUrl },
+      api: () => new ApiClient(this.apiUrl, this.apiToken),
+      replicaFailed: (address, error) => this.log('warn', `redis node ${address}: ${error.message}`),
+      superseded: (reason) => this.role?.superseded(reason),
+    });
+    this.active = active;
+    this.alarmFeed = new ServiceAlarms({ fleet: active.fleet, guard: this.guard });
+    this.alarmFeed.on('changed', (alarms) => {
+      this.api?.broadcast({ type: 'service.alarms', alarms });
+      this.emit('alarms', alarms);
+    });
+    active.broadcastTo((event) => this.api?.broadcast(event));
+    await this.restartDiscovery();
+  }
+
+  /** Stops what the active manager runs (the manager stops, or another one took over: `superseded`). */
+  private async deactivate(superseded: boolean): Promise<void> {
+    const active = this.active;
+    this.active = undefined;
+    this.alarmFeed?.stop();
+    this.alarmFeed = undefined;
+    await this.restartDiscovery();
+    await active?.stop(superseded);
   }
 
   private async startEmbeddedRedis(): Promise<RedisEndpoint> {
@@ -367,8 +366,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
     const change = async () => {
       await this.discovery?.close();
       this.discovery = undefined;
-      if ((this.options.redisUrl && !this.spansNodes) || this.stopping) return;
-      const fleet = this.fleet;
+      const fleet = this.active?.fleet;
+      if ((this.options.redisUrl && !this.spansNodes) || this.stopping || !fleet) return;
       try {
         this.discovery = await DiscoveryResponder.start({
           bind: this.bind,
@@ -389,12 +388,13 @@ export class Manager extends EventEmitter<ManagerEvents> {
   }
 
   private boardLabel(id: string): string {
-    const board = this.fleetInstance?.registry.get(id);
+    const board = this.active?.fleet.registry.get(id);
     return board ? `board ${board.name} (${boardUser(id)})` : `board user ${boardUser(id)}`;
   }
 
   async status(): Promise<ServiceStatus> {
     const info = await this.store!.serverInfo();
+    const active = this.active;
     return {
       version: await packageVersion(),
       pid: process.pid,
@@ -409,18 +409,20 @@ export class Manager extends EventEmitter<ManagerEvents> {
         restarts: this.redisRestarts,
         memoryBytes: info.usedMemory,
       },
-      boards: this.fleet.counts(),
-      commandsActive: this.fleet.dispatcher.activeCount(),
-      virtualBoards: this.sim?.count ?? 0,
+      // A standby's are empty: the fleet is the active manager's (its API says).
+      boards: active?.fleet.counts() ?? { online: 0, total: 0 },
+      commandsActive: active?.fleet.dispatcher.activeCount() ?? 0,
+      virtualBoards: active?.sim.count ?? 0,
       discovery: this.discovery ? { port: this.discovery.port, addresses: this.discovery.addresses } : null,
-      uplinkRefused: this.fleet.refusedEntries,
+      uplinkRefused: active?.fleet.refusedEntries ?? 0,
       alarms: this.alarms(),
+      manager: this.role!.info(),
     };
   }
 
   /** What needs the user now (suspended boards, refused connections); the `alarms` event tells each change. */
   alarms(): ServiceAlarm[] {
-    return this.alarmFeed?.list() ?? [...(this.fleetInstance?.alarms() ?? []), ...(this.guard?.alarms() ?? [])];
+    return this.alarmFeed?.list() ?? [...(this.active?.fleet.alarms() ?? []), ...(this.guard?.alarms() ?? [])];
   }
 
   /** Who can reach the boards' entry point: this computer only, or a LAN address too. */
@@ -478,16 +480,11 @@ export class Manager extends EventEmitter<ManagerEvents> {
         this.log('warn', `while stopping ${what}: ${(error as Error).message}`);
       }
     };
-    this.alarmFeed?.stop();
     await step('the LAN address watch', () => this.lan?.stop());
-    await step('discovery', () => this.restartDiscovery());
-    await step('USB', () => this.usb?.stop());
-    await step('virtual boards', () => this.sim?.stop());
+    // Stops the fleet and gives the lease up: a standby manager takes over at its next try.
+    await step('the active services', () => this.role?.stop());
     await step('the API', () => this.api?.close());
-    await step('jobs', () => this.jobs?.stop());
     await step('staged files', () => this.staged.clear());
-    await step('the fleet', () => this.fleetInstance?.stop());
-    await step('telemetry', () => this.telemetry?.stop());
     await step('notifications', () => this.store?.close());
     await step('the connection guard', () => this.guard?.stop());
     await step('the Redis connection', () => this.redis?.quit());

@@ -276,6 +276,19 @@ export interface ServiceStatus {
   uplinkRefused: number;
   /** What needs the user: boards suspended for going over their budget (until enabled), … */
   alarms: ServiceAlarm[];
+  /**
+   * Several managers on one Redis (docs/ARCHITECTURE.md "Several managers"): the one holding
+   * the lease is active (`epoch`: its fencing token), the others stand by; `active` is the
+   * active one (null while none holds the lease). A standby's boards and commands are empty.
+   */
+  manager: ManagerRoleStatus;
+}
+
+export interface ManagerRoleStatus {
+  role: 'active' | 'standby';
+  id: string;
+  epoch?: number;
+  active: { id: string; host: string; pid: number; apiUrl: string; since: number } | null;
 }
 
 /** A condition the user should see (status, UI, tray) until it is dealt with. */

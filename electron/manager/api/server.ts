@@ -72,7 +72,7 @@ class RequestError extends Error {
   }
 }
 
-const STATUS_OF: Record<ErrorKind, number> = { bad_request: 400, not_found: 404, conflict: 409, device: 502 };
+const STATUS_OF: Record<ErrorKind, number> = { bad_request: 400, not_found: 404, conflict: 409, device: 502, unavailable: 503 };
 
 /** Maps errors to HTTP status by their kind (errors.ts), never by message text. */
 function classify(error: unknown): { status: number; body: ApiError } {
@@ -143,7 +143,15 @@ export class ApiServer {
       }
       if (url.pathname === USB_CONSOLE_WS_PATH) {
         const port = url.searchParams.get('port') ?? '';
-        this.consoles.handleUpgrade(request, socket, head, (ws) => void bridgeUsbConsole(ws, this.options.context.usb, port, this.options.log));
+        let usb: ApiContext['usb'];
+        try {
+          usb = this.options.context.usb;
+        } catch (error) {
+          // A standby manager has no USB service (the active one has).
+          socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n${(error as Error).message}`);
+          return;
+        }
+        this.consoles.handleUpgrade(request, socket, head, (ws) => void bridgeUsbConsole(ws, usb, port, this.options.log));
         return;
       }
       this.wss.handleUpgrade(request, socket, head, (ws) => this.onSocket(ws, url.searchParams.get(API_EVENTS_BATCH_PARAM) === '1'));
@@ -317,7 +325,8 @@ export class ApiServer {
       this.answer(response, 200, { ok: true, result });
     } catch (error) {
       const { status, body } = classify(error);
-      if (status >= 500) this.options.log('error', `API ${route || request.url}: ${body.message}`);
+      // 503: a standby manager (manager-role.ts) refusing the fleet's routes is no fault.
+      if (status >= 500 && status !== 503) this.options.log('error', `API ${route || request.url}: ${body.message}`);
       else this.options.log('debug', `API ${route || request.url} refused (${status}): ${body.message}`, { ms: Date.now() - started });
       if (!request.complete) discardRest(request, response);
       this.answer(response, status, { ok: false, error: body });

@@ -180,12 +180,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.log('info', `fleet ready: ${this.registry.counts().total} boards enrolled`);
   }
 
-  async stop(): Promise<void> {
+  /** `superseded`: another manager is active (manager-role.ts): stop at once, write nothing more (its writes are the new one's). */
+  async stop(options: { superseded?: boolean } = {}): Promise<void> {
     clearInterval(this.sweepTimer);
     clearInterval(this.activityTimer);
     this.reader.stop();
     this.access.stop();
     await this.reader.idle();
+    if (options.superseded) return;
     // Results the last reads brought: their history must not be lost with the process.
     await this.dispatcher.flushHistory();
     await Promise.all(

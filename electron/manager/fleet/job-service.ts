@@ -128,13 +128,14 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.saveTimer.unref();
   }
 
-  async stop(): Promise<void> {
+  /** `save: false`: another manager is active now and owns the jobs' records (manager-role.ts). */
+  async stop(options: { save?: boolean } = {}): Promise<void> {
     this.stopping.abort();
     clearInterval(this.saveTimer);
     this.options.fleet.off('command', this.onCommand);
     this.options.fleet.off('board', this.onBoard);
     for (const job of this.jobs.values()) if (job.eventTimer) clearTimeout(job.eventTimer);
-    await this.saveAll();
+    if (options.save !== false) await this.saveAll();
   }
 
   list(): JobSummary[] {

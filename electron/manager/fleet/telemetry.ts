@@ -191,10 +191,12 @@ export class TelemetryRecorder {
   }
 
   /** Stops the timer and writes the current partial buckets. */
-  async stop(): Promise<void> {
+  /** `write: false`: another manager is active now and records telemetry (manager-role.ts). */
+  async stop(options: { write?: boolean } = {}): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
     this.timer = undefined;
+    if (options.write === false) return;
     const now = this.now();
     const n = this.bucketOf(now);
     for (const [boardId, track] of this.boards) {

@@ -1,0 +1,168 @@
+/**
+ * Several managers on one Redis (docs/ARCHITECTURE.md "Several managers"): one holds the
+ * lease and runs the fleet, the others stand by and take over when it stops, dies or is
+ * superseded. Real redis-server started here; managers in-process with their own data
+ * folders (one as a child `mbm server-start`, to be killed); virtual boards.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
+import { startManager, waitFor } from '../helpers/lab.js';
+import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
+import { RespConnection } from '../../electron/manager/redis/resp-connection.js';
+import { ApiClient, ApiRequestError } from '../../electron/manager/api/client.js';
+import { boardKeys, managerKeys } from '../../electron/manager/redis/keys.js';
+import { readServiceInfo, dataPaths } from '../../electron/manager/data-dir.js';
+import { freePort } from '../helpers/free-port.js';
+import { MBM } from '../helpers/mbm-cli.js';
+
+type Service = Awaited<ReturnType<typeof startManager>>;
+
+async function admin(redis: PlainRedis): Promise<RespConnection> {
+  const connection = await RespConnection.connect({ host: '127.0.0.1', port: redis.port });
+  await connection.call('AUTH', 'admin', 'admin-secret');
+  return connection;
+}
+
+async function refusal(call: Promise<unknown>): Promise<ApiRequestError> {
+  const error = await call.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(error).toBeInstanceOf(ApiRequestError);
+  return error as ApiRequestError;
+}
+
+async function exec(service: Service, board: string, code: string): Promise<string> {
+  const { commands } = await service.api.call('commands.send', { boards: board, request: { op: 'exec', code } });
+  const [done] = await service.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 10_000 });
+  return done!.output.map((chunk) => chunk.text).join('');
+}
+
+describe('several managers on one Redis', () => {
+  let redis: PlainRedis;
+  let first: Service | undefined;
+  let second: Service | undefined;
+  let fleet: VirtualFleet | undefined;
+  let connection: RespConnection;
+
+  beforeAll(async () => {
+    redis = await startPlainRedis();
+    connection = await admin(redis);
+  });
+  afterAll(async () => {
+    await fleet?.close();
+    await first?.close();
+    await second?.close();
+    connection?.destroy();
+    redis?.kill();
+  });
+
+  it('a second manager stands by, says who is active, and leaves the boards to the active one', async () => {
+    first = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 3_000 });
+    const patterns = Number(await connection.call('PUBSUB', 'NUMPAT'));
+    second = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 3_000 });
+    const firstStatus = await first.api.call('status', {});
+    const status = await second.api.call('status', {});
+    expect(firstStatus.manager).toMatchObject({ role: 'active', epoch: 1 });
+    expect(status.manager).toMatchObject({ role: 'standby', active: { id: firstStatus.manager.id, pid: process.pid, apiUrl: first.manager.apiUrl } });
+    const refused = await refusal(second.api.call('boards.list', {}));
+    expect(refused.status).toBe(503);
+    expect(refused.message).toMatch(new RegExp(`this manager is standing by; the active one is ${os.hostname()} \\(pid ${process.pid}\\) since `));
+
+    fleet = await startVirtualFleet({ api: first.api, count: 1, prefix: 'lease', board: { reconnectMinMs: 100 } });
+    await waitFor(async () => (await first!.api.call('status', {})).boards.online === 1, 10_000, 'board online');
+    for (let i = 0; i < 10; i++) expect(await exec(first, 'lease-1', `print(${i} * 7)`)).toBe(`${i * 7}\n`);
+    // The standby reads no uplink: no keyspace subscription of its own, nothing in its fleet.
+    expect(Number(await connection.call('PUBSUB', 'NUMPAT'))).toBe(patterns);
+    expect((await first.api.call('boards.history', { board: 'lease-1', count: 50 })).length).toBe(10);
+    expect(await second.api.call('status', {})).toMatchObject({ manager: { role: 'standby' }, boards: { total: 0 }, commandsActive: 0 });
+  });
+
+  it('when the active one stops, the standby takes over within a retry and runs what was queued meanwhile', async () => {
+    const board = fleet!.byName('lease-1')!;
+    await board.stop();
+    await waitFor(async () => (await first!.api.call('status', {})).boards.online === 0, 10_000, 'board offline');
+    const { commands } = await first!.api.call('commands.send', { boards: 'lease-1', request: { op: 'exec', code: 'print("queued")' } });
+    const stoppedAt = performance.now();
+    await first!.close();
+    first = undefined;
+    const active = await waitFor(async () => {
+      const status = await second!.api.call('status', {});
+      return status.manager.role === 'active' ? status : undefined;
+    });
+    const takeoverMs = performance.now() - stoppedAt;
+    console.log(`graceful stop → standby active: ${Math.round(takeoverMs)} ms (retry every 1,000 ms)`);
+    expect(active.manager.epoch).toBe(2);
+    expect(active.boards.total).toBe(1);
+    expect(second!.logs.some((line) => /^active \(epoch 2\), took over from /.test(line.message))).toBe(true);
+    board.start();
+    const [done] = await second!.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 10_000 });
+    expect(done).toMatchObject({ status: 'ok', output: [{ stream: 'stdout', text: 'queued\n' }] });
+    expect(await exec(second!, 'lease-1', 'print(6 * 7)')).toBe('42\n');
+  });
+
+  it('a manager whose epoch was superseded is refused (STALE), deletes nothing and stands by', async () => {
+    const service = second!;
+    const id = (await service.api.call('boards.get', { board: 'lease-1' })).id;
+    const keys = boardKeys(id);
+    const before = Number(await connection.call('XLEN', keys.up));
+    // What another manager's takeover leaves (it took epoch 99 and acted on the board), and a heartbeat:
+    // the uplink read the heartbeat prompts is refused before anything is read or deleted.
+    await connection.call('MULTI');
+    await connection.call('SET', managerKeys.epoch, '99');
+    await connection.call('SET', keys.fence, '99');
+    await connection.call('XADD', keys.up, '*', 'k', 'hb');
+    await connection.call('EXEC');
+    await waitFor(() =>
+      service.logs.some((line) => /^standing by: another manager took over \(STALE manager epoch 2 was superseded by epoch 99\)/.test(line.message)),
+    );
+    // It waits one lease TTL (3 s here) before trying again: meanwhile it is a standby and the entry is still there.
+    expect((await service.api.call('status', {})).manager.role).toBe('standby');
+    expect((await refusal(service.api.call('boards.list', {}))).status).toBe(503);
+    expect(Number(await connection.call('XLEN', keys.up))).toBeGreaterThanOrEqual(before + 1);
+    // Nobody else holds the lease: it takes over again, with a new epoch above the fence.
+    await waitFor(async () => (await service.api.call('status', {})).manager.role === 'active', 10_000, 'active again');
+    expect((await service.api.call('status', {})).manager.epoch).toBe(100);
+    expect(await exec(service, 'lease-1', 'print(1 + 1)')).toBe('2\n');
+    expect(Number(await connection.call('GET', keys.fence))).toBe(100);
+  });
+});
+
+describe('a killed active manager', () => {
+  let redis: PlainRedis | undefined;
+  let child: ChildProcess | undefined;
+  let dataDir: string | undefined;
+  let standby: Service | undefined;
+
+  afterAll(async () => {
+    child?.kill('SIGKILL');
+    await standby?.close();
+    redis?.kill();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('is taken over after the lease TTL', async () => {
+    redis = await startPlainRedis();
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-lease-'));
+    child = spawn(
+      process.execPath,
+      [MBM, 'server-start', '--foreground', '--redis-url', redis.url(), '--lease-ttl', '2', '--api-port', String(await freePort()), '--data-dir', dataDir],
+      { stdio: 'ignore', env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } },
+    );
+    const info = await waitFor(() => readServiceInfo(dataPaths(dataDir!)), 20_000, 'child service up');
+    const api = new ApiClient(info.apiUrl, (await readFile(dataPaths(dataDir).apiToken, 'utf8')).trim());
+    expect((await api.call('status', {})).manager).toMatchObject({ role: 'active', epoch: 1 });
+    standby = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 2_000 });
+    expect((await standby.api.call('status', {})).manager).toMatchObject({ role: 'standby', active: { pid: child.pid } });
+    const killedAt = performance.now();
+    child.kill('SIGKILL');
+    await waitFor(async () => (await standby!.api.call('status', {})).manager.role === 'active', 10_000, 'standby active');
+    const takeoverMs = performance.now() - killedAt;
+    console.log(`SIGKILL of the active manager → standby active: ${Math.round(takeoverMs)} ms (TTL 2,000 ms, retry every 666 ms)`);
+    expect((await standby.api.call('status', {})).manager.epoch).toBe(2);
+  });
+});
