@@ -28,7 +28,7 @@ import { StagedFiles } from './transfer/staged-files.js';
 import { ApiClient } from './api/client.js';
 import { ActiveServices, standbyAwareContext } from './active-services.js';
 import { ManagerRole, StandbyError } from './manager-role.js';
-import { ManagerLease } from './redis/manager-lease.js';
+import { ManagerLease, managerIdOf } from './redis/manager-lease.js';
 import { DiscoveryResponder } from './discovery/discovery-responder.js';
 import { DEFAULT_DISCOVERY_PORT, discoveryPortOf } from './discovery/discovery-message.js';
 import { isLoopbackAddress, lanInterfaces, networkSettingsFile, NetworkSetupError, type NetworkAccess, type NetworkInterfaces } from './network-access.js';
@@ -233,11 +233,11 @@ export class Manager extends EventEmitter<ManagerEvents> {
         }),
       });
       this.apiUrl = await this.api.listen();
-      const store = this.store;
       const lease = new ManagerLease(this.redis, {
+        id: await managerIdOf(this.paths.root),
         ttlMs: this.options.leaseTtlMs,
         apiUrl: () => this.apiUrl,
-        loadFunctions: () => store.loadFunctions(),
+        loadFunctions: () => this.store!.loadFunctions(),
         replicated: this.spansNodes,
       });
       this.role = new ManagerRole({ lease, log: this.log, activate: (epoch) => this.activate(epoch), deactivate: (superseded) => this.deactivate(superseded) });

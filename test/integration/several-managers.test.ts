@@ -133,34 +133,54 @@ describe('several managers on one Redis', () => {
 });
 
 describe('a killed active manager', () => {
-  let redis: PlainRedis | undefined;
-  let child: ChildProcess | undefined;
-  let dataDir: string | undefined;
-  let standby: Service | undefined;
+  /** Undone after the tests, last first. */
+  const cleanups: Array<() => unknown> = [];
 
   afterAll(async () => {
-    child?.kill('SIGKILL');
-    await standby?.close();
-    redis?.kill();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  async function setUp(): Promise<{ redis: PlainRedis; dataDir: string }> {
+    const redis = await startPlainRedis();
+    cleanups.push(() => redis.kill());
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-lease-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    return { redis, dataDir };
+  }
+
+  /** `mbm server-start --foreground` on its own data folder (a manager on another computer), active once it answers. */
+  async function startChild(redisUrl: string, folder: string): Promise<ChildProcess> {
+    const child = spawn(
+      process.execPath,
+      [MBM, 'server-start', '--foreground', '--redis-url', redisUrl, '--lease-ttl', '2', '--api-port', String(await freePort()), '--data-dir', folder],
+      { stdio: 'ignore', env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } },
+    );
+    cleanups.push(() => child.kill('SIGKILL'));
+    const info = await waitFor(() => readServiceInfo(dataPaths(folder)), 20_000, 'child service up');
+    const api = new ApiClient(info.apiUrl, (await readFile(dataPaths(folder).apiToken, 'utf8')).trim());
+    expect((await api.call('status', {})).manager).toMatchObject({ role: 'active', epoch: 1 });
+    return child;
+  }
+
+  it('restarted on its data folder, goes on at once with its lease', async () => {
+    const { redis, dataDir } = await setUp();
+    const child = await startChild(redis.url(), dataDir);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const restarted = await startManager({ dataDir, redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 2_000 });
+    cleanups.push(() => restarted.close());
+    expect((await restarted.api.call('status', {})).manager).toMatchObject({ role: 'active', epoch: 1 });
   });
 
   it('is taken over after the lease TTL', async () => {
-    redis = await startPlainRedis();
-    dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-lease-'));
-    child = spawn(
-      process.execPath,
-      [MBM, 'server-start', '--foreground', '--redis-url', redis.url(), '--lease-ttl', '2', '--api-port', String(await freePort()), '--data-dir', dataDir],
-      { stdio: 'ignore', env: { ...process.env, CLOUDMANAGER_DATA_DIR: '' } },
-    );
-    const info = await waitFor(() => readServiceInfo(dataPaths(dataDir!)), 20_000, 'child service up');
-    const api = new ApiClient(info.apiUrl, (await readFile(dataPaths(dataDir).apiToken, 'utf8')).trim());
-    expect((await api.call('status', {})).manager).toMatchObject({ role: 'active', epoch: 1 });
-    standby = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 2_000 });
+    const { redis, dataDir } = await setUp();
+    const child = await startChild(redis.url(), dataDir);
+    const standby = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 2_000 });
+    cleanups.push(() => standby.close());
     expect((await standby.api.call('status', {})).manager).toMatchObject({ role: 'standby', active: { pid: child.pid } });
     const killedAt = performance.now();
     child.kill('SIGKILL');
-    await waitFor(async () => (await standby!.api.call('status', {})).manager.role === 'active', 10_000, 'standby active');
+    await waitFor(async () => (await standby.api.call('status', {})).manager.role === 'active', 10_000, 'standby active');
     const takeoverMs = performance.now() - killedAt;
     console.log(`SIGKILL of the active manager → standby active: ${Math.round(takeoverMs)} ms (TTL 2,000 ms, retry every 666 ms)`);
     expect((await standby.api.call('status', {})).manager.epoch).toBe(2);

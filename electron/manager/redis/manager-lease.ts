@@ -8,10 +8,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
+import path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import { managerKeys } from './keys.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { slotOf } from './redis-nodes.js';
+import { readOrCreateSecret } from '../data-dir.js';
 
 /** Default lease TTL: a killed active manager is taken over after at most this. */
 export const DEFAULT_LEASE_TTL_MS = 10_000;
@@ -38,6 +40,15 @@ export interface ManagerLeaseOptions {
   loadFunctions: () => Promise<void>;
   /** Replication with a Cluster or Sentinel: wait for a replica to have the lease (best effort). */
   replicated?: boolean;
+}
+
+/**
+ * The manager id of a data folder, made at its first start. One service runs per folder, so
+ * a service restarted after a kill finds its own lease and goes on at once (with its epoch)
+ * instead of standing by for a TTL; another computer's manager has its own folder and id.
+ */
+export async function managerIdOf(dataDir: string): Promise<string> {
+  return (await readOrCreateSecret(path.join(dataDir, 'manager-id'))).slice(0, 16);
 }
 
 /** How long an acquisition waits for a replica to confirm it (WAIT). */
