@@ -21,9 +21,12 @@ describe('wire contract keys', () => {
       keys.seen,
       keys.log,
       keys.telemetry,
+      keys.fence,
       managerKeys.boards,
       managerKeys.names,
       managerKeys.discoveryKeys,
+      managerKeys.lease,
+      managerKeys.epoch,
     ].map(placeholders);
     expect(documentedKeys.length).toBeGreaterThan(5);
     expect(built.sort()).toEqual([...documentedKeys].sort());
