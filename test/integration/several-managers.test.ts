@@ -18,6 +18,10 @@ import { boardKeys, managerKeys } from '../../electron/manager/redis/keys.js';
 import { readServiceInfo, dataPaths } from '../../electron/manager/data-dir.js';
 import { freePort } from '../helpers/free-port.js';
 import { MBM } from '../helpers/mbm-cli.js';
+import type { Redis } from 'ioredis';
+import { createRedisClient, parseRedisUrl } from '../../electron/manager/redis/redis-connection.js';
+import { FleetStore } from '../../electron/manager/redis/fleet-store.js';
+import { ManagerLease } from '../../electron/manager/redis/manager-lease.js';
 
 type Service = Awaited<ReturnType<typeof startManager>>;
 
@@ -184,5 +188,41 @@ describe('a killed active manager', () => {
     const takeoverMs = performance.now() - killedAt;
     console.log(`SIGKILL of the active manager → standby active: ${Math.round(takeoverMs)} ms (TTL 2,000 ms, retry every 666 ms)`);
     expect((await standby.api.call('status', {})).manager.epoch).toBe(2);
+  });
+});
+
+describe('the manager lease', () => {
+  let redis: PlainRedis;
+  let client: Redis;
+
+  beforeAll(async () => {
+    redis = await startPlainRedis();
+    client = createRedisClient(parseRedisUrl(redis.url()), 'lease-test');
+  });
+  afterAll(() => {
+    client?.disconnect();
+    redis?.kill();
+  });
+
+  it('gives one holder at a time a new epoch, keeps it over an expiry nobody used, and releases only its own', async () => {
+    const store = new FleetStore(client);
+    const lease = (id: string) => new ManagerLease(client, { id, ttlMs: 60_000, apiUrl: () => `http://${id}`, loadFunctions: () => store.loadFunctions() });
+    const a = lease('manager-a');
+    const b = lease('manager-b');
+    expect(await a.acquire()).toMatchObject({ held: true, epoch: 1, holder: { id: 'manager-a', apiUrl: 'http://manager-a' } });
+    expect(await a.acquire()).toMatchObject({ held: true, epoch: 1 });
+    const refused = await b.acquire();
+    expect(refused).toMatchObject({ held: false, holder: { id: 'manager-a', epoch: 1, pid: process.pid } });
+    expect(refused.held === false && refused.ttlMs).toBeGreaterThan(50_000);
+    expect(await b.release()).toBe(false);
+    // Expired (a laptop asleep) while nobody took it: the same epoch, the boards' fences stay valid.
+    await client.del(managerKeys.lease);
+    expect(await a.acquire()).toMatchObject({ held: true, epoch: 1 });
+    expect(await a.release()).toBe(true);
+    expect(await b.acquire()).toMatchObject({ held: true, epoch: 2 });
+    // Taken by another meanwhile: a comes back with a newer epoch than b's, never its old one.
+    await client.del(managerKeys.lease);
+    expect(await a.acquire()).toMatchObject({ held: true, epoch: 3 });
+    await store.close();
   });
 });
