@@ -123,7 +123,12 @@ export class ManagerRole {
     const lease = this.options.lease;
     let attempt;
     try {
-      attempt = await lease.acquire();
+      // A call that waits (a failover, a hung connection) must not keep an active manager acting past its lease.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer from Redis within ${lease.ttlMs} ms`)), lease.ttlMs);
+      });
+      attempt = await Promise.race([lease.acquire(), late]).finally(() => clearTimeout(timer));
     } catch (error) {
       const message = (error as Error).message;
       if (message !== this.lastError) this.options.log('warn', `could not ${this.role === 'active' ? 'renew' : 'acquire'} the manager lease: ${message}`);

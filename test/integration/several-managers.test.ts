@@ -191,6 +191,33 @@ describe('a killed active manager', () => {
   });
 });
 
+describe('an active manager cut off from Redis', () => {
+  let redis: PlainRedis;
+  let service: Service | undefined;
+  let pid = 0;
+
+  afterAll(async () => {
+    if (pid) process.kill(pid, 'SIGCONT');
+    await service?.close();
+    redis?.kill();
+  });
+
+  it('stops acting once it could not renew for a TTL, and goes on when Redis is back and nobody took over', async () => {
+    redis = await startPlainRedis();
+    const probe = await admin(redis);
+    pid = Number(/process_id:(\d+)/.exec(String(await probe.call('INFO', 'server')))![1]);
+    probe.destroy();
+    service = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 1_000 });
+    const logged = (pattern: RegExp) => service!.logs.filter((line) => pattern.test(line.message)).length;
+    expect(logged(/^active \(epoch 1\)/)).toBe(1);
+    process.kill(pid, 'SIGSTOP');
+    await waitFor(() => logged(/^standing by: could not renew the manager lease for 1000 ms/) === 1, 10_000, 'standing by');
+    process.kill(pid, 'SIGCONT');
+    await waitFor(() => logged(/^active \(epoch 1\)/) === 2, 10_000, 'active again');
+    expect((await service.api.call('status', {})).manager).toMatchObject({ role: 'active', epoch: 1 });
+  });
+});
+
 describe('the manager lease', () => {
   let redis: PlainRedis;
   let client: Redis;
