@@ -74,6 +74,8 @@ describe('manager on a Redis Cluster', () => {
     const { commands } = await service.api.call('commands.send', { boards: 'cl-*', request: { op: 'exec', code: 'print(1)' } });
     const results = await service.api.call('commands.wait', { cids: commands.map((command) => command.cid), timeoutMs: 15_000 });
     expect(results.map((result) => result.status)).toEqual(Array(24).fill('ok'));
+    // The budget checks of the boards' state hashes (MEMORY USAGE of each board's key) reached every node.
+    expect(service.logs.filter((entry) => entry.level === 'warn').map((entry) => entry.message)).toEqual([]);
   });
 
   it('uploads a file and downloads it with the same sha256', async () => {

@@ -197,9 +197,11 @@ export function createTargetClient(target: RedisTarget, connectionName: string, 
     scaleReads: 'master',
     enableAutoPipelining: true,
     // Auto-pipelining groups a Cluster's commands by the node of their FIRST argument, which
-    // for FCALL is the function's name, not a key: FCALLs to boards on several nodes would
-    // share one pipeline and fail. Sent one by one, each goes to its key's node.
-    autoPipeliningIgnoredCommands: ['fcall', 'FCALL'],
+    // for FCALL is the function's name and for MEMORY USAGE the word USAGE, not a key: calls
+    // for boards on several nodes would share one pipeline and be answered MOVED (the budget
+    // check of 2 boards in 3 failed so). Sent one by one, each goes to its key's node
+    // (FCALLs are batched per node by cluster-fcall.ts).
+    autoPipeliningIgnoredCommands: ['fcall', 'FCALL', 'memory', 'MEMORY'],
     slotsRefreshInterval: 2_000,
     clusterRetryStrategy: defaultRetryDelay,
     // Through a failover (a primary's node timeout, then the election: seconds, 15 s and more
