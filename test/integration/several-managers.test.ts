@@ -17,7 +17,7 @@ import { ApiClient, ApiRequestError } from '../../electron/manager/api/client.js
 import { boardKeys, managerKeys } from '../../electron/manager/redis/keys.js';
 import { readServiceInfo, dataPaths } from '../../electron/manager/data-dir.js';
 import { freePort } from '../helpers/free-port.js';
-import { MBM } from '../helpers/mbm-cli.js';
+import { MBM, runMbm } from '../helpers/mbm-cli.js';
 import type { Redis } from 'ioredis';
 import { createRedisClient, parseRedisUrl } from '../../electron/manager/redis/redis-connection.js';
 import { FleetStore } from '../../electron/manager/redis/fleet-store.js';
@@ -76,6 +76,11 @@ describe('several managers on one Redis', () => {
     const refused = await refusal(second.api.call('boards.list', {}));
     expect(refused.status).toBe(503);
     expect(refused.message).toMatch(new RegExp(`this manager is standing by; the active one is ${os.hostname()} \\(pid ${process.pid}\\) since `));
+    const printed = await runMbm(['server-status'], { dataDir: second.dataDir, cwd: second.dataDir });
+    expect(printed.stdout).toMatch(
+      new RegExp(`Manager standing by; the active one is ${os.hostname()} \\(pid ${process.pid}\\) since .*, API ${first.manager.apiUrl}`),
+    );
+    expect((await runMbm(['server-status'], { dataDir: first.dataDir, cwd: first.dataDir })).stdout).toMatch(/Manager active \(epoch 1\)/);
 
     fleet = await startVirtualFleet({ api: first.api, count: 1, prefix: 'lease', board: { reconnectMinMs: 100 } });
     await waitFor(async () => (await first!.api.call('status', {})).boards.online === 1, 10_000, 'board online');
