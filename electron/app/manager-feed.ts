@@ -49,8 +49,10 @@ export function flashOutcome(job: JobSummary, target: JobTarget | undefined): Fl
 }
 
 export function feedFromManager(manager: Manager, sinks: { tray(state: FeedTrayState): void; notifications: NotificationPolicy }): ManagerFeed {
-  const fleet = manager.fleet;
-  const jobs = manager.jobService;
+  // The fleet and jobs of the active manager; none while it stands by (another manager on the
+  // same Redis is active), new ones each time it becomes active.
+  let fleet: Manager['fleet'] | undefined;
+  let jobs: Manager['jobService'] | undefined;
   const { notifications } = sinks;
   const finished = new Set<string>();
   let stopped = false;
@@ -58,7 +60,7 @@ export function feedFromManager(manager: Manager, sinks: { tray(state: FeedTrayS
   let alarms: TrayAlarm[] = trayAlarms(manager.alarms());
 
   const sendCounts = () => {
-    const counts = fleet.counts();
+    const counts = fleet?.counts() ?? { online: 0, total: 0 };
     const state: FeedTrayState = { online: counts.online, total: counts.total, alarms };
     const key = JSON.stringify(state);
     if (key === lastTray) return;
@@ -108,25 +110,39 @@ export function feedFromManager(manager: Manager, sinks: { tray(state: FeedTrayS
 
   const jobTarget = (id: string): JobTarget | undefined => {
     try {
-      return jobs.get(id).targets[0];
+      return jobs?.get(id).targets[0];
     } catch {
       return undefined;
     }
   };
 
+  const follow = () => {
+    fleet?.off('board', onBoard);
+    jobs?.off('job', onJob);
+    fleet = manager.isActive ? manager.fleet : undefined;
+    jobs = manager.isActive ? manager.jobService : undefined;
+    fleet?.on('board', onBoard);
+    jobs?.on('job', onJob);
+  };
+  const onRole = () => {
+    follow();
+    sendCounts();
+  };
+
   const stop = () => {
     if (stopped) return;
     stopped = true;
-    fleet.off('board', onBoard);
-    jobs.off('job', onJob);
+    fleet?.off('board', onBoard);
+    jobs?.off('job', onJob);
+    manager.off('role', onRole);
     manager.off('alarms', onAlarms);
     manager.off('stopped', stop);
     // Boards of a service that stopped are not news.
     notifications.cancelPendingOffline();
   };
 
-  fleet.on('board', onBoard);
-  jobs.on('job', onJob);
+  follow();
+  manager.on('role', onRole);
   manager.on('alarms', onAlarms);
   manager.on('stopped', stop);
   // Alarms raised before the app followed the service (a board suspended earlier) are news too.

@@ -97,6 +97,8 @@ export interface ManagerEvents {
   lanAddressFollowed: [LanAddressFollowed];
   /** The whole list of alarms (as `status` has it), whenever it changes (service-alarms.ts). */
   alarms: [ServiceAlarm[]];
+  /** This manager became the active one (its fleet and jobs are new) or stands by (it has none). */
+  role: ['active' | 'standby'];
 }
 
 /** The address boards should use, given what Redis listens on (a LAN address over loopback). */
@@ -168,6 +170,11 @@ export class Manager extends EventEmitter<ManagerEvents> {
   /** The jobs; their 'job' events tell a client in the same process (the desktop app) when one finishes. */
   get jobService(): ActiveServices['jobs'] {
     return this.activeServices().jobs;
+  }
+
+  /** Whether this manager runs the fleet now (`fleet` and `jobService` throw on a standby). */
+  get isActive(): boolean {
+    return this.active !== undefined;
   }
 
   private activeServices(): ActiveServices {
@@ -309,6 +316,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     });
     active.broadcastTo((event) => this.api?.broadcast(event));
     await this.restartDiscovery();
+    this.emit('role', 'active');
   }
 
   /** Stops what the active manager runs (the manager stops, or another one took over: `superseded`). */
@@ -319,6 +327,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.alarmFeed = undefined;
     await this.restartDiscovery();
     await active?.stop(superseded);
+    if (active) this.emit('role', 'standby');
   }
 
   private async startEmbeddedRedis(): Promise<RedisEndpoint> {

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startManager, waitFor } from '../helpers/lab.js';
+import { startPlainRedis } from '../helpers/plain-redis.js';
 import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
 import { NotificationPolicy, type DesktopNotice } from '../../electron/app/desktop-notifications.js';
 import { feedFromManager, type FeedTrayState, type ManagerFeed } from '../../electron/app/manager-feed.js';
@@ -154,5 +155,35 @@ describe('the desktop app following the service', () => {
       stopped: listening.stopped - 1,
     });
     second.stop();
+  });
+});
+
+describe('the desktop app on a manager that stands by', () => {
+  it('shows no boards while another manager is active, and follows the fleet once it takes over', async () => {
+    const redis = await startPlainRedis();
+    const active = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 3_000 });
+    const standby = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 3_000 });
+    const policy = new NotificationPolicy({ show: () => undefined, offlineDelayMs: 1_000 });
+    const counts: FeedTrayState[] = [];
+    let boards: VirtualFleet | undefined;
+    let feed: ManagerFeed | undefined;
+    try {
+      expect(standby.manager.isActive).toBe(false);
+      // It used to throw here: a standby has no fleet.
+      feed = feedFromManager(standby.manager, { tray: (change) => counts.push(change), notifications: policy });
+      expect(counts).toEqual([{ online: 0, total: 0, alarms: [] }]);
+      boards = await startVirtualFleet({ api: active.api, count: 1, prefix: 'standby', board: { reconnectMinMs: 100 } });
+      await waitFor(async () => (await active.api.call('status', {})).boards.online === 1, 10_000, 'the board online on the active manager');
+      await active.close();
+      await waitFor(() => counts[counts.length - 1]?.online === 1, 20_000, 'the board online in the tray of the manager that took over');
+      expect(counts[counts.length - 1]).toEqual({ online: 1, total: 1, alarms: [] });
+    } finally {
+      feed?.stop();
+      policy.dispose();
+      await boards?.close();
+      await active.close();
+      await standby.close();
+      redis.kill();
+    }
   });
 });
