@@ -11,6 +11,8 @@
  * whose password hashes differ between nodes (which rotation is the newer is unknown).
  */
 import type { Redis } from 'ioredis';
+import { boardUser, isBoardId } from './keys.js';
+import type { RedisNodes } from './redis-nodes.js';
 
 /** Board users only (`cmb-<id>`): the nodes' own users (an admin's, the manager's) are left alone. */
 const BOARD_USER = /^user (cmb-[a-z0-9][a-z0-9-]{0,31}) /;
@@ -95,4 +97,65 @@ export function sameRules(line: string): string {
     (selector) => `(${selector.slice(1, -1).split(' ').sort().join(' ')})`,
   );
   return [...rules, ...selectors.sort()].join(' ');
+}
+
+export interface BoardUserSyncOptions {
+  nodes: RedisNodes;
+  /** The boards' records (id → JSON): which users should exist, and on or off. */
+  records: () => Promise<Record<string, string>>;
+  /** Users whose differing passwords were reported already (once per user and process). */
+  reported: Set<string>;
+  /** A node that could not be written, or what was done / cannot be settled (logged as a warning). */
+  report: (address: string, error: Error) => void;
+}
+
+/** Compares every node's board users and copies them where missing or different; how many it set. */
+export async function syncBoardUsers(options: BoardUserSyncOptions): Promise<number> {
+  const { nodes: cluster, records: readRecords, reported, report } = options;
+  return cluster.withEveryNode(async (nodes) => {
+    const listed = await Promise.all(nodes.map(({ node }) => boardUsersOf(node).catch(() => undefined)));
+    // Read after the ACLs: a record removed meanwhile means its user is gone, not missed.
+    const records = await readRecords();
+    let changed = 0;
+    for (const [id, json] of Object.entries(records)) {
+      if (!isBoardId(id)) continue;
+      const user = boardUser(id);
+      let disabled: boolean;
+      try {
+        disabled = Boolean((JSON.parse(json) as { disabled?: unknown }).disabled);
+      } catch {
+        continue;
+      }
+      const plan = planUser(
+        listed.map((users) => users?.get(user)),
+        !disabled,
+      );
+      if (!plan.wanted) {
+        // Once per user and process: the comparison runs every 30 s.
+        if (plan.disputed && !reported.has(user)) {
+          reported.add(user);
+          report('board users', new Error(`the nodes hold different passwords for ${user}: issue new credentials (mbm board-enroll --rotate)`));
+        }
+        continue;
+      }
+      reported.delete(user);
+      for (const index of plan.stale) {
+        if (!listed[index]) continue;
+        const { node, address } = nodes[index]!;
+        try {
+          await node.call('ACL', 'SETUSER', user, 'reset', ...aclRulesOf(plan.wanted));
+          changed++;
+        } catch (error) {
+          report(address, error as Error);
+        }
+      }
+    }
+    if (changed > 0) {
+      report('board users', new Error(`${changed} board user(s) copied to the nodes that lacked them or differed`));
+      for (const { node } of nodes) {
+        await node.call('ACL', 'SAVE').catch(() => node.config('REWRITE').catch(() => undefined));
+      }
+    }
+    return changed;
+  });
 }

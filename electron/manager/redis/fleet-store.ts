@@ -12,7 +12,7 @@ import { boardIdFromStateChannel, boardIdFromUplinkChannel, boardKeys, managerKe
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { RedisNodes, slotOf, type NodeAddress } from './redis-nodes.js';
 import { KeyspaceSubscribers } from './keyspace-subscribers.js';
-import { boardUsersOf, aclRulesOf, planUser } from './acl-sync.js';
+import { syncBoardUsers } from './acl-sync.js';
 import { ClusterFcall } from './cluster-fcall.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
@@ -155,56 +155,13 @@ export class FleetStore extends EventEmitter<StoreEvents> {
    * Cluster or Sentinel; resolves with how many users it set.
    */
   syncBoardUsers(): Promise<number> {
-    this.aclSync ??= this.compareBoardUsers().finally(() => (this.aclSync = undefined));
+    this.aclSync ??= syncBoardUsers({
+      nodes: this.nodes,
+      records: () => this.redis.hgetall(managerKeys.boards),
+      reported: this.disputedUsers,
+      report: this.replicaFailed,
+    }).finally(() => (this.aclSync = undefined));
     return this.aclSync;
-  }
-
-  private async compareBoardUsers(): Promise<number> {
-    return this.nodes.withEveryNode(async (nodes) => {
-      const listed = await Promise.all(nodes.map(({ node }) => boardUsersOf(node).catch(() => undefined)));
-      // Read after the ACLs: a record removed meanwhile means its user is gone, not missed.
-      const records = await this.redis.hgetall(managerKeys.boards);
-      let changed = 0;
-      for (const [id, json] of Object.entries(records)) {
-        const user = boardUser(id);
-        let disabled: boolean;
-        try {
-          disabled = Boolean((JSON.parse(json) as { disabled?: unknown }).disabled);
-        } catch {
-          continue;
-        }
-        const plan = planUser(
-          listed.map((users) => users?.get(user)),
-          !disabled,
-        );
-        if (!plan.wanted) {
-          // Once per user and process: the comparison runs every 30 s.
-          if (plan.disputed && !this.disputedUsers.has(user)) {
-            this.disputedUsers.add(user);
-            this.replicaFailed('board users', new Error(`the nodes hold different passwords for ${user}: issue new credentials (mbm board-enroll --rotate)`));
-          }
-          continue;
-        }
-        this.disputedUsers.delete(user);
-        for (const index of plan.stale) {
-          if (!listed[index]) continue;
-          const { node, address } = nodes[index]!;
-          try {
-            await node.call('ACL', 'SETUSER', user, 'reset', ...aclRulesOf(plan.wanted));
-            changed++;
-          } catch (error) {
-            this.replicaFailed(address, error as Error);
-          }
-        }
-      }
-      if (changed > 0) {
-        this.replicaFailed('board users', new Error(`${changed} board user(s) copied to the nodes that lacked them or differed`));
-        for (const { node } of nodes) {
-          await node.call('ACL', 'SAVE').catch(() => node.config('REWRITE').catch(() => undefined));
-        }
-      }
-      return changed;
-    });
   }
 
   /** FUNCTION LOAD REPLACE on every primary (replicas get the library by replication). */
