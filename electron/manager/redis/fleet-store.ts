@@ -404,18 +404,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     const keys = boardKeys(boardId);
     const encoded = JSON.stringify(commands.map(({ cid, history }) => [cid, Object.entries(history).flat()]));
     const fence = this.epoch === undefined ? [] : [keys.fence];
-    const call = () =>
-      this.redis.call(
-        'FCALL',
-        'cm_finish',
-        String(2 + fence.length),
-        keys.pending,
-        keys.log,
-        ...fence,
-        String(HISTORY_KEPT),
-        encoded,
-        String(this.epoch ?? ''),
-      );
+    const call = () => this.fcall('cm_finish', [keys.pending, keys.log, ...fence], String(HISTORY_KEPT), encoded, String(this.epoch ?? ''));
     try {
       await call();
     } catch (error) {
