@@ -116,17 +116,17 @@ describe('manager on a Redis Cluster', () => {
     }
     // The comparison runs every 30 s; the test runs it now.
     const store = (service.manager as unknown as { store: FleetStore }).store;
-    expect(await store.syncBoardUsers()).toBe(2 * replicas.length);
+    expect(await store.users.sync()).toBe(2 * replicas.length);
     for (const port of replicas) {
       // Equal as rules: each node lists a user's commands in an order of its own.
       expect(sameRules((await aclLine(port, `cmb-${missed.id}`))!)).toBe(sameRules((await primaryLine(`cmb-${missed.id}`))!));
       expect(await aclLine(port, `cmb-${revoked.id}`)).toMatch(/ off /);
     }
-    expect(await store.syncBoardUsers()).toBe(0);
+    expect(await store.users.sync()).toBe(0);
     // A rotation one node missed: which password is the newer cannot be told; the log says what to do.
     const rotated = fleet.boards[5]!;
     await redisCommand(replicas[0]!, ['ACL', 'SETUSER', `cmb-${rotated.id}`, 'resetpass', '>an-older-password']);
-    expect(await store.syncBoardUsers()).toBe(0);
+    expect(await store.users.sync()).toBe(0);
     expect(service.logs.map((entry) => entry.message)).toContainEqual(expect.stringMatching(new RegExp(`different passwords for cmb-${rotated.id}.*--rotate`)));
   });
 });

@@ -142,7 +142,7 @@ export class BoardAccess {
   /** Lets a revoked or suspended board log in again with its credentials. */
   async enable(board: BoardState): Promise<void> {
     if (!board.disabled) throw new BoardNotDisabledError(`board ${board.name} is neither revoked nor suspended`);
-    await this.options.store.enableBoardUser(board.id);
+    await this.options.store.users.enable(board.id);
     board.disabled = null;
     this.rates.delete(board.id);
     await this.options.changed(board);
@@ -168,7 +168,7 @@ export class BoardAccess {
   }
 
   private async switchOff(board: BoardState, clear = true): Promise<number> {
-    const closed = await this.options.store.disableBoardUser(board.id);
+    const closed = await this.options.store.users.disable(board.id);
     if (clear) await this.options.store.clearBoardWrites(board.id);
     await this.options.changed(board);
     return closed;

@@ -170,7 +170,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.store.on('state', (id) => {
       if (this.registry.get(id)) this.access.stateWritten(id);
     });
-    await this.store.upgradeBoardUsers(this.registry.all().map((board) => board.id));
+    await this.store.users.upgrade(this.registry.all().map((board) => board.id));
     await this.store.prepare();
     this.resync();
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);

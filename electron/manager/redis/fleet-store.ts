@@ -7,12 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { Cluster, Redis } from 'ioredis';
-import { boardAclRules, boardAclUpgrade, boardUser } from './acl.js';
 import { boardIdFromStateChannel, boardIdFromUplinkChannel, boardKeys, managerKeys, STATE_NOTIFY_PATTERN, UPLINK_NOTIFY_PATTERN } from './keys.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { RedisNodes, slotOf, type NodeAddress } from './redis-nodes.js';
 import { KeyspaceSubscribers } from './keyspace-subscribers.js';
-import { syncBoardUsers } from './acl-sync.js';
+import { BoardUsers } from './board-users.js';
 import { ClusterFcall } from './cluster-fcall.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
@@ -65,19 +64,8 @@ const STALE_REPLY = /^STALE /;
 
 const BLOB_TTL_MARGIN_S = 3600;
 /** How often board users are compared across the nodes of a Cluster or Sentinel (acl-sync.ts). */
-export const ACL_SYNC_INTERVAL_MS = 30_000;
 
 /** CLIENT KILL USER on one node; how many connections it closed. */
-async function killClientsOfUser(node: Redis, id: string): Promise<number> {
-  try {
-    return Number(await node.call('CLIENT', 'KILL', 'USER', boardUser(id)));
-  } catch (error) {
-    // A user that does not exist (removed meanwhile) has no connections.
-    if (/no such user/i.test((error as Error).message)) return 0;
-    throw error;
-  }
-}
-
 type FcallBuffer = { fcallBuffer: (fn: string, keys: string, ...args: string[]) => Promise<unknown> };
 /** Errors of a Cluster in motion (failover, resharding, a node gone), not of one board's data. */
 const CLUSTER_MOVED = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN)\b|Connection is closed|slots allocation group|Failed to refresh slots cache/;
@@ -89,13 +77,10 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   readonly nodes: RedisNodes;
   private readonly subscribers: KeyspaceSubscribers;
   private readonly cluster: boolean;
-  private aclSyncTimer: NodeJS.Timeout | undefined;
   /** FCALLs batched per node (a Cluster only). */
   private readonly fcalls: ClusterFcall | undefined;
-  /** Board users whose password differs between nodes, already reported. */
-  private readonly disputedUsers = new Set<string>();
-  /** The running comparison: at most one at a time. */
-  private aclSync: Promise<number> | undefined;
+  /** The boards' ACL users, on every node. */
+  readonly users: BoardUsers;
   /**
    * This manager's lease epoch (redis/manager-lease.ts), passed to the fenced functions
    * (uplink read and trim, finish); undefined: not fenced (no lease, e.g. a tool or a test).
@@ -111,6 +96,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     this.cluster = isCluster(redis);
     this.fcalls = isCluster(redis) ? new ClusterFcall(redis) : undefined;
     this.nodes = new RedisNodes(redis);
+    this.users = new BoardUsers(redis, this.nodes, replicaFailed);
     this.subscribers = new KeyspaceSubscribers({
       nodes: this.nodes,
       patterns: [UPLINK_NOTIFY_PATTERN, STATE_NOTIFY_PATTERN],
@@ -142,26 +128,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     await this.loadFunctions();
     await this.nodes.onEveryNode((node) => this.enableNotifications(node), this.replicaFailed);
     await this.subscribers.start();
-    if (this.nodes.kind !== 'single') {
-      await this.syncBoardUsers().catch((error: Error) => this.replicaFailed('board users', error));
-      this.aclSyncTimer = setInterval(() => void this.syncBoardUsers().catch((error: Error) => this.replicaFailed('board users', error)), ACL_SYNC_INTERVAL_MS);
-      this.aclSyncTimer.unref();
-    }
-  }
-
-  /**
-   * Copies board users to the nodes that missed a change (down at that moment, or new):
-   * ACLs are per node and not replicated (acl-sync.ts). Runs at start and every 30 s with a
-   * Cluster or Sentinel; resolves with how many users it set.
-   */
-  syncBoardUsers(): Promise<number> {
-    this.aclSync ??= syncBoardUsers({
-      nodes: this.nodes,
-      records: () => this.redis.hgetall(managerKeys.boards),
-      reported: this.disputedUsers,
-      report: this.replicaFailed,
-    }).finally(() => (this.aclSync = undefined));
-    return this.aclSync;
+    await this.users.start();
   }
 
   /** FUNCTION LOAD REPLACE on every primary (replicas get the library by replication). */
@@ -192,7 +159,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.aclSyncTimer);
+    this.users.stop();
     this.subscribers.close();
     this.nodes.close();
   }
@@ -220,75 +187,17 @@ export class FleetStore extends EventEmitter<StoreEvents> {
 
   // --- enrollment ----------------------------------------------------------------------
 
-  /**
-   * Creates (or re-keys) boards' ACL users and uplink streams, then persists the ACL once.
-   * A re-keyed board's open connections (`rekeyed`) are closed: its old password is no
-   * longer good, and a live connection must not outlast it.
-   */
+  /** Creates (or re-keys) boards' ACL users (board-users.ts) and uplink streams, then persists the ACL once. */
   async createBoardUsers(boards: Array<{ id: string; password: string; rekeyed?: boolean }>): Promise<void> {
-    // One pass over the nodes for all boards (a replica's connection is opened once, not per board).
-    await this.nodes.onEveryNode(
-      (node) =>
-        Promise.all(
-          boards.map(async ({ id, password, rekeyed }) => {
-            await node.call('ACL', 'SETUSER', boardUser(id), ...boardAclRules(id, password));
-            if (rekeyed) await killClientsOfUser(node, id);
-          }),
-        ),
-      this.replicaFailed,
-    );
+    await this.users.create(boards);
     // Create the uplinks as (empty) streams now, so a board cannot give its uplink another type.
     await Promise.all(boards.map(({ id }) => this.redis.xadd(boardKeys(id).up, 'MAXLEN', '0', '*', 'k', 'init')));
-    await this.saveAcl();
-  }
-
-  /** Gives users created by an older version today's (narrower) permissions; password and on/off stay. */
-  async upgradeBoardUsers(ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    // Per node: a node may lack users another has (it was down when they were made).
-    const upgraded = await this.nodes.onEveryNode(async (node) => {
-      const existing = new Set((await node.call('ACL', 'USERS')) as string[]);
-      const present = ids.filter((id) => existing.has(boardUser(id)));
-      await Promise.all(present.map((id) => node.call('ACL', 'SETUSER', boardUser(id), ...boardAclUpgrade(id))));
-      return present.length;
-    }, this.replicaFailed);
-    if (upgraded.some((count) => count > 0)) await this.saveAcl();
-  }
-
-  /**
-   * Turns a board's user off (it can no longer log in) and closes its connections at once:
-   * ACL SETUSER off leaves open connections working, so CLIENT KILL USER ends them.
-   */
-  async disableBoardUser(id: string): Promise<number> {
-    await this.setBoardUser(id, 'off');
-    const killed = await this.killBoardClients(id);
-    await this.saveAcl();
-    return killed;
-  }
-
-  async enableBoardUser(id: string): Promise<void> {
-    await this.setBoardUser(id, 'on');
-    await this.saveAcl();
-  }
-
-  /** ACL SETUSER on every node: users are not replicated, and a promoted replica must know the board as the primary did. */
-  private async setBoardUser(id: string, ...rules: string[]): Promise<void> {
-    await this.nodes.onEveryNode((node) => node.call('ACL', 'SETUSER', boardUser(id), ...rules), this.replicaFailed);
-  }
-
-  /** Closes every connection logged in as the board's user, on every node (a board may sit on a replica's port after a failover); how many. */
-  async killBoardClients(id: string): Promise<number> {
-    const killed = await this.nodes.onEveryNode((node) => killClientsOfUser(node, id), this.replicaFailed);
-    return killed.reduce((sum, count) => sum + count, 0);
+    await this.users.save();
   }
 
   async deleteBoard(id: string): Promise<void> {
     const keys = boardKeys(id);
-    // Off and disconnected first: DELUSER disconnects on Redis 7, but do not rely on it.
-    await this.setBoardUser(id, 'off');
-    await this.killBoardClients(id);
-    await this.nodes.onEveryNode((node) => node.call('ACL', 'DELUSER', boardUser(id)), this.replicaFailed);
-    await this.saveAcl();
+    await this.users.delete(id);
     await this.redis.del(keys.cmd, keys.state, keys.up, keys.pending, keys.seen, keys.log, keys.fence);
     await this.redis.hdel(managerKeys.discoveryKeys, id);
     await this.redis.hdel(managerKeys.boards, id);
@@ -322,17 +231,6 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   async saveDiscoveryKeys(keys: Array<{ id: string; dk: string }>): Promise<void> {
     if (keys.length === 0) return;
     await this.redis.hset(managerKeys.discoveryKeys, Object.fromEntries(keys.map(({ id, dk }) => [id, dk])));
-  }
-
-  /** Makes ACL changes survive a restart: ACL SAVE with an ACL file, else CONFIG REWRITE. */
-  private async saveAcl(): Promise<void> {
-    await this.nodes.onEveryNode(async (node) => {
-      try {
-        await node.call('ACL', 'SAVE');
-      } catch {
-        await node.config('REWRITE').catch(() => undefined);
-      }
-    });
   }
 
   // --- commands ------------------------------------------------------------------------
