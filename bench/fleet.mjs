@@ -182,19 +182,29 @@ async function runFleet({ redis, boards }) {
     // Results arrive as events; each waiter resolves when its command is final.
     const waiters = new Map();
     const finished = new Map();
+    const FINAL = ['ok', 'error', 'timeout', 'expired', 'lost', 'cancelled'];
+    const settle = (command) => {
+      if (!FINAL.includes(command.status) || finished.has(command.cid)) return;
+      finished.set(command.cid, command);
+      waiters.get(command.cid)?.(command);
+    };
     const subscription = await api.events((event) => {
-      if (event.type !== 'command' || !['ok', 'error', 'timeout', 'expired', 'lost', 'cancelled'].includes(event.command.status)) return;
-      finished.set(event.command.cid, event.command.status);
-      waiters.get(event.command.cid)?.(event.command.status);
+      // Events the service dropped for a slow bench (resync): ask for the open commands' state.
+      if (event.type === 'resync') void api.call('commands.wait', { cids: [...waiters.keys()], timeoutMs: 0 }).then((views) => views.forEach(settle));
+      if (event.type === 'command') settle(event.command);
     });
-    const resultOf = (cid) => (finished.has(cid) ? Promise.resolve(finished.get(cid)) : new Promise((resolve) => waiters.set(cid, resolve)));
+    const resultOf = (cid) =>
+      (finished.has(cid) ? Promise.resolve(finished.get(cid)) : new Promise((resolve) => waiters.set(cid, resolve))).then((command) => {
+        waiters.delete(cid);
+        return command;
+      });
 
     const rtts = [];
     for (let i = 0; i < samples + 10; i++) {
       const began = performance.now();
       const { commands } = await api.call('commands.send', { boards: 'v1-1', request: { op: 'exec', code: 'print(1)' } });
-      const status = await resultOf(commands[0].cid);
-      if (status !== 'ok') throw new Error(`bench: rtt sample ended ${status}`);
+      const { status, error } = await resultOf(commands[0].cid);
+      if (status !== 'ok') throw new Error(`bench: rtt sample ended ${status}: ${error}`);
       if (i >= 10) rtts.push(performance.now() - began); // the first few warm everything up
     }
     rtts.sort((a, b) => a - b);
@@ -210,8 +220,14 @@ async function runFleet({ redis, boards }) {
       broadcasts.push((performance.now() - began) / 1000);
       broadcastCpuS += (await cpuSeconds(manager.pid)) - cpuBefore;
       await closeWindow?.();
-      const failed = statuses.filter((status) => status !== 'ok').length;
-      if (failed > 0) throw new Error(`bench: ${failed} of ${commands.length} broadcast commands failed`);
+      const failed = statuses.filter((command) => command.status !== 'ok');
+      if (failed.length > 0) {
+        // Say how they failed: counts per status and the first few distinct errors.
+        const counts = {};
+        for (const command of failed) counts[command.status] = (counts[command.status] ?? 0) + 1;
+        const errors = [...new Set(failed.map((command) => command.error).filter(Boolean))].slice(0, 3);
+        throw new Error(`bench: ${failed.length} of ${commands.length} broadcast commands failed: ${JSON.stringify(counts)} ${errors.join(' | ')}`);
+      }
       await sleep(500);
     }
     broadcasts.sort((a, b) => a - b);
