@@ -31,7 +31,15 @@ import { ManagerRole, StandbyError } from './manager-role.js';
 import { ManagerLease, managerIdOf } from './redis/manager-lease.js';
 import { DiscoveryResponder } from './discovery/discovery-responder.js';
 import { DEFAULT_DISCOVERY_PORT, discoveryPortOf } from './discovery/discovery-message.js';
-import { isLoopbackAddress, lanInterfaces, networkSettingsFile, NetworkSetupError, type NetworkAccess, type NetworkInterfaces } from './network-access.js';
+import {
+  advertisedHost,
+  isLoopbackAddress,
+  lanInterfaces,
+  networkSettingsFile,
+  NetworkSetupError,
+  type NetworkAccess,
+  type NetworkInterfaces,
+} from './network-access.js';
 import { LanAccess, type LanAddressFollowed } from './lan-access.js';
 import type { ServiceAlarm, ServiceStatus } from './api/contract.js';
 import { ServiceAlarms } from './service-alarms.js';
@@ -99,20 +107,6 @@ export interface ManagerEvents {
   alarms: [ServiceAlarm[]];
   /** This manager became the active one (its fleet and jobs are new) or stands by (it has none). */
   role: ['active' | 'standby'];
-}
-
-/** The address boards should use, given what Redis listens on (a LAN address over loopback). */
-export function advertisedHost(bind: string[], interfaces: NetworkInterfaces = os.networkInterfaces()): string {
-  const specifics = bind.filter((address) => address !== '0.0.0.0' && address !== '::' && address !== '*');
-  const specific = specifics.find((address) => !isLoopbackAddress(address)) ?? specifics[0];
-  if (specific && !isLoopbackAddress(specific)) return specific;
-  if (bind.some((address) => address === '0.0.0.0' || address === '::' || address === '*')) {
-    for (const addresses of Object.values(interfaces)) {
-      const lan = addresses?.find((address) => address.family === 'IPv4' && !address.internal);
-      if (lan) return lan.address;
-    }
-  }
-  return specific ?? '127.0.0.1';
 }
 
 export class Manager extends EventEmitter<ManagerEvents> {

@@ -77,6 +77,20 @@ export function isLoopbackAddress(address: string): boolean {
 }
 
 /** The settings file in the data folder. */
+/** The address boards should use, given what Redis listens on (a LAN address over loopback). */
+export function advertisedHost(bind: string[], interfaces: NetworkInterfaces = os.networkInterfaces()): string {
+  const specifics = bind.filter((address) => address !== '0.0.0.0' && address !== '::' && address !== '*');
+  const specific = specifics.find((address) => !isLoopbackAddress(address)) ?? specifics[0];
+  if (specific && !isLoopbackAddress(specific)) return specific;
+  if (bind.some((address) => address === '0.0.0.0' || address === '::' || address === '*')) {
+    for (const addresses of Object.values(interfaces)) {
+      const lan = addresses?.find((address) => address.family === 'IPv4' && !address.internal);
+      if (lan) return lan.address;
+    }
+  }
+  return specific ?? '127.0.0.1';
+}
+
 export function networkSettingsFile(dataDir: string): string {
   return path.join(dataDir, 'network.json');
 }
