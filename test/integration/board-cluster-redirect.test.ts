@@ -21,6 +21,7 @@ import { MicroPythonBoard } from '../../electron/manager/virtual/micropython-boa
 import { LAB_WIFI, provisionFolder } from '../../electron/manager/virtual/micropython-fleet.js';
 import { ReferenceBoard } from '../../electron/manager/virtual/reference-board.js';
 import { waitFor } from '../helpers/lab.js';
+import { enqueueExec as enqueueOn } from '../helpers/manager-stand-in.js';
 import { startClusterLab, type RedisLab } from '../helpers/redis-cluster-lab.js';
 
 const LIBRARY = readFileSync(new URL('../../electron/manager/redis/cloudmanager.lua', import.meta.url), 'utf8');
@@ -104,27 +105,7 @@ async function uplink(id: string): Promise<Entry[]> {
 
 /** Queues `print(...)` for the board through cm_enqueue on the node serving its slot, as the manager does. */
 async function enqueueExec(id: string, cid: string, code: string): Promise<void> {
-  const keys = boardKeys(id);
-  const meta = JSON.stringify({ op: 'exec' });
-  const reply = (await node((await owner(keys.cmd)).port).call(
-    'FCALL',
-    'cm_enqueue',
-    '3',
-    keys.cmd,
-    keys.seen,
-    keys.pending,
-    cid,
-    String(Date.now()),
-    '100',
-    meta,
-    'o',
-    'exec',
-    'c',
-    code,
-    't',
-    '20000',
-  )) as string[];
-  expect(reply[0]).toBe('ok');
+  await enqueueOn(node((await owner(boardKeys(id).cmd)).port), id, cid, code);
 }
 
 /** Waits for the command's result and says how many times it started, its results and its output. */

@@ -22,6 +22,7 @@ import { MicroPythonBoard } from '../../electron/manager/virtual/micropython-boa
 import { LAB_WIFI, provisionFolder } from '../../electron/manager/virtual/micropython-fleet.js';
 import { ReferenceBoard } from '../../electron/manager/virtual/reference-board.js';
 import { waitFor } from '../helpers/lab.js';
+import { enqueueExec } from '../helpers/manager-stand-in.js';
 import { startPlainRedis } from '../helpers/plain-redis.js';
 
 const LIBRARY = readFileSync(new URL('../../electron/manager/redis/cloudmanager.lua', import.meta.url), 'utf8');
@@ -87,29 +88,6 @@ async function uplink(redis: Redis, id: string): Promise<Array<Record<string, st
   return entries.map(([, flat]) => Object.fromEntries(flat.flatMap((value, index) => (index % 2 ? [] : [[value, flat[index + 1]!]]))));
 }
 
-async function enqueueExec(redis: Redis, id: string, cid: string, code: string): Promise<void> {
-  const keys = boardKeys(id);
-  const reply = (await redis.call(
-    'FCALL',
-    'cm_enqueue',
-    '3',
-    keys.cmd,
-    keys.seen,
-    keys.pending,
-    cid,
-    String(Date.now()),
-    '100',
-    '{"op":"exec"}',
-    'o',
-    'exec',
-    'c',
-    code,
-    't',
-    '60000',
-  )) as string[];
-  expect(reply[0]).toBe('ok');
-}
-
 const count = async (redis: Redis, id: string, kind: string, cid?: string) =>
   (await uplink(redis, id)).filter((entry) => entry.k === kind && (cid === undefined || entry.i === cid));
 
@@ -136,7 +114,7 @@ describe('a board whose Redis becomes a replica (READONLY)', () => {
 
       // A becomes a replica: the board's writes there are refused (READONLY) until it is primary again.
       await pair.promote(pair.b);
-      await enqueueExec(pair.b, credentials.id, 'c-during', 'print("queued during the failover")');
+      await enqueueExec(pair.b, credentials.id, 'c-during', 'print("queued during the failover")', 60_000);
       // The board tried A and was refused (Redis counts the READONLY replies it sent).
       await waitFor(async () => /errorstat_READONLY:count=[1-9]/.test(await pair.a.info('errorstats')), 30_000, 'the board refused by the replica');
       await pair.promote(pair.a);
@@ -161,7 +139,7 @@ describe('a board whose Redis becomes a replica (READONLY)', () => {
     await waitFor(async () => (await count(pair.a, credentials.id, 'hello')).length === 1, 30_000, 'the board online');
 
     // Code that runs until the manager asks it to stop (PROTOCOL.md §4.4).
-    await enqueueExec(pair.a, credentials.id, 'c-running', 'import time\nwhile True:\n    time.sleep_ms(20)\n');
+    await enqueueExec(pair.a, credentials.id, 'c-running', 'import time\nwhile True:\n    time.sleep_ms(20)\n', 60_000);
     await waitFor(async () => (await count(pair.a, credentials.id, 'start', 'c-running')).length === 1, 30_000, 'the command started');
     await pair.promote(pair.b);
     // The stop reaches the board through A, now a replica, which it still reads; its result is refused there.
