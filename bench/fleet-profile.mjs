@@ -63,6 +63,7 @@ const keyKind = (key) => key.replace(/^cm:\{(?!mgr\})[^}]+\}/, 'cm:{*}').replace
 /** `redisOptions`: ioredis options of the node to read (the manager's user on the embedded server; a cluster's first primary). */
 export async function startFleetProfile({ redisOptions, profileDir, processes }) {
   const redis = new Redis({ ...redisOptions, lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
   await redis.connect();
   const report = { windows: [], memory: {} };
 

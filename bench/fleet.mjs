@@ -215,7 +215,9 @@ async function runFleet({ redis, boards }) {
       const cpuBefore = await cpuSeconds(manager.pid);
       const closeWindow = await profile?.beginWindow(`broadcast ${round + 1}`);
       const began = performance.now();
-      const { commands } = await api.call('commands.send', { boards: 'v*', request: { op: 'exec', code: 'print(1)' } });
+      // A lab board starts a command (claims it) at once but its code waits for its process's one
+      // interpreter, behind up to 2,499 others: a slow round would time out at the default 30 s.
+      const { commands } = await api.call('commands.send', { boards: 'v*', request: { op: 'exec', code: 'print(1)' }, timeoutMs: 300_000 });
       const statuses = await Promise.all(commands.map((command) => resultOf(command.cid)));
       broadcasts.push((performance.now() - began) / 1000);
       broadcastCpuS += (await cpuSeconds(manager.pid)) - cpuBefore;
