@@ -6,10 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
-import type { Cluster, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { boardIdFromStateChannel, boardIdFromUplinkChannel, boardKeys, managerKeys, STATE_NOTIFY_PATTERN, UPLINK_NOTIFY_PATTERN } from './keys.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
-import { RedisNodes, slotOf, type NodeAddress } from './redis-nodes.js';
+import { RedisNodes, type NodeAddress } from './redis-nodes.js';
 import { KeyspaceSubscribers } from './keyspace-subscribers.js';
 import { BoardUsers } from './board-users.js';
 import { ClusterFcall } from './cluster-fcall.js';
@@ -63,12 +63,7 @@ export class StaleEpochError extends Error {
 const STALE_REPLY = /^STALE /;
 
 const BLOB_TTL_MARGIN_S = 3600;
-/** How often board users are compared across the nodes of a Cluster or Sentinel (acl-sync.ts). */
-
-/** CLIENT KILL USER on one node; how many connections it closed. */
 type FcallBuffer = { fcallBuffer: (fn: string, keys: string, ...args: string[]) => Promise<unknown> };
-/** Errors of a Cluster in motion (failover, resharding, a node gone), not of one board's data. */
-const CLUSTER_MOVED = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN)\b|Connection is closed|slots allocation group|Failed to refresh slots cache/;
 /** Finished commands kept in a board's history (approximately: XADD MAXLEN ~). */
 const HISTORY_KEPT = 200;
 
@@ -76,7 +71,6 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   /** The data nodes behind `redis` (one server, a Cluster's, or Sentinel's primary and replicas). */
   readonly nodes: RedisNodes;
   private readonly subscribers: KeyspaceSubscribers;
-  private readonly cluster: boolean;
   /** FCALLs batched per node (a Cluster only). */
   private readonly fcalls: ClusterFcall | undefined;
   /** The boards' ACL users, on every node. */
@@ -93,7 +87,6 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     private readonly replicaFailed: (address: string, error: Error) => void = () => {},
   ) {
     super();
-    this.cluster = isCluster(redis);
     this.fcalls = isCluster(redis) ? new ClusterFcall(redis) : undefined;
     this.nodes = new RedisNodes(redis);
     this.users = new BoardUsers(redis, this.nodes, replicaFailed);
@@ -355,29 +348,20 @@ export class FleetStore extends EventEmitter<StoreEvents> {
    */
   async readUplinks(cursors: Array<[boardId: string, after: string]>, count: number, maxEntryBytes: number, maxBytes: number): Promise<UplinkBatch[]> {
     if (cursors.length === 0) return [];
-    // fcallBuffer exists at run time (ioredis makes a …Buffer method of every command) but not
-    // in its types. Not callBuffer('FCALL', …): auto-pipelining drops callBuffer's command name.
     const epoch = this.epoch === undefined ? '' : String(this.epoch);
-    const read = (commands: unknown, id: string, after: string) => {
-      const keys = boardKeys(id);
-      const fenced = epoch === '' ? [keys.up] : [keys.up, keys.fence];
-      return (commands as FcallBuffer).fcallBuffer(
-        'cm_uplink_read',
-        String(fenced.length),
-        ...fenced,
-        after,
-        String(count),
-        String(maxEntryBytes),
-        String(maxBytes),
-        epoch,
-      );
-    };
+    const keysOf = (id: string) => (epoch === '' ? [boardKeys(id).up] : [boardKeys(id).up, boardKeys(id).fence]);
+    const argsOf = (after: string) => [after, String(count), String(maxEntryBytes), String(maxBytes), epoch];
     let results: Array<[Error | null, unknown]>;
-    if (this.cluster) {
-      results = await this.readUplinksPerNode(cursors, read);
+    if (this.fcalls) {
+      // A Cluster: the per-node batcher every FCALL uses (one pipeline per node; a redirection sent again alone).
+      const fcalls = this.fcalls;
+      const settled = await Promise.allSettled(cursors.map(([id, after]) => fcalls.call('cm_uplink_read', keysOf(id), argsOf(after), true)));
+      results = settled.map((result) => (result.status === 'fulfilled' ? [null, result.value] : [result.reason as Error, null]));
     } else {
-      const pipeline = this.redis.pipeline();
-      for (const [id, after] of cursors) read(pipeline, id, after);
+      // fcallBuffer exists at run time (ioredis makes a …Buffer method of every command) but not
+      // in its types. Not callBuffer('FCALL', …): auto-pipelining drops callBuffer's command name.
+      const pipeline = this.redis.pipeline() as unknown as FcallBuffer & { exec: () => Promise<Array<[Error | null, unknown]> | null> };
+      for (const [id, after] of cursors) pipeline.fcallBuffer('cm_uplink_read', String(keysOf(id).length), ...keysOf(id), ...argsOf(after));
       results = (await pipeline.exec()) ?? [];
     }
     if (results.some(([error]) => error && /Function not found/i.test(error.message))) {
@@ -397,38 +381,6 @@ export class FleetStore extends EventEmitter<StoreEvents> {
       );
       return { boardId, entries, bytes, length };
     });
-  }
-
-  /**
-   * A Cluster refuses a pipeline whose keys live on several nodes: one pipeline per node
-   * (boards grouped by their slot's node set, as ioredis checks it). A redirection or a node
-   * that went away fails the whole read (the reader tries again shortly, by then on the new
-   * slot map) rather than counting as that board's fault.
-   */
-  private async readUplinksPerNode(
-    cursors: Array<[string, string]>,
-    read: (commands: unknown, id: string, after: string) => unknown,
-  ): Promise<Array<[Error | null, unknown]>> {
-    const cluster = this.redis as Cluster;
-    const groups = new Map<string, number[]>();
-    cursors.forEach(([id], index) => {
-      const group = cluster.slots[slotOf(boardKeys(id).up)]?.join(',') ?? '';
-      const members = groups.get(group) ?? [];
-      members.push(index);
-      groups.set(group, members);
-    });
-    const results: Array<[Error | null, unknown]> = new Array(cursors.length);
-    await Promise.all(
-      [...groups.values()].map(async (members) => {
-        const pipeline = cluster.pipeline();
-        for (const index of members) read(pipeline, cursors[index]![0], cursors[index]![1]);
-        const replies = (await pipeline.exec()) ?? [];
-        members.forEach((index, position) => (results[index] = replies[position] ?? [new Error('no reply'), null]));
-      }),
-    );
-    const moved = results.find(([error]) => error && CLUSTER_MOVED.test(error.message));
-    if (moved) throw moved[0];
-    return results;
   }
 
   /** Deletes processed uplink entries up to and including `lastEid`. */
