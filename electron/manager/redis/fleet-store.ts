@@ -236,20 +236,21 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     maxPending: number,
   ): Promise<{ status: 'ok' | 'duplicate'; eid: string }> {
     const keys = boardKeys(boardId);
-    const call = () =>
-      this.fcall('cm_enqueue', [keys.cmd, keys.seen, keys.pending], cid, String(Date.now()), String(maxPending), JSON.stringify(meta), ...fields) as Promise<
-        [string, string]
-      >;
     let reply: [string, string];
     try {
-      reply = await call();
+      reply = (await this.fcall(
+        'cm_enqueue',
+        [keys.cmd, keys.seen, keys.pending],
+        cid,
+        String(Date.now()),
+        String(maxPending),
+        JSON.stringify(meta),
+        ...fields,
+      )) as [string, string];
     } catch (error) {
       const message = (error as Error).message ?? '';
       if (message.startsWith('QUEUEFULL')) throw new QueueFullError(message.slice('QUEUEFULL '.length));
-      // A Redis that lost its functions (flushed, or a fresh external server): load, retry.
-      if (!/Function not found/i.test(message)) throw error;
-      await this.loadFunctions();
-      reply = await call();
+      throw error;
     }
     return { status: reply[0] === 'ok' ? 'ok' : 'duplicate', eid: reply[1] };
   }
@@ -259,9 +260,19 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     return (await this.fcall('cm_cancel', [keys.cmd, keys.state, keys.pending], cid, eid)) as 'cancelled' | 'claimed';
   }
 
-  /** FCALL: auto-pipelined on one server; on a Cluster batched per node by ClusterFcall (auto-pipelining cannot route FCALL). */
-  private fcall(fn: string, keys: string[], ...args: Array<string | Buffer>): Promise<unknown> {
-    return this.fcalls ? this.fcalls.call(fn, keys, args) : this.redis.call('FCALL', fn, String(keys.length), ...keys, ...args);
+  /**
+   * FCALL: auto-pipelined on one server; on a Cluster batched per node by ClusterFcall (auto-pipelining cannot route FCALL).
+   * A Redis that lost its functions (flushed, or a fresh external server) gets them loaded and the call sent again.
+   */
+  private async fcall(fn: string, keys: string[], ...args: Array<string | Buffer>): Promise<unknown> {
+    const send = () => (this.fcalls ? this.fcalls.call(fn, keys, args) : this.redis.call('FCALL', fn, String(keys.length), ...keys, ...args));
+    try {
+      return await send();
+    } catch (error) {
+      if (!/Function not found/i.test((error as Error).message ?? '')) throw error;
+      await this.loadFunctions();
+      return send();
+    }
   }
 
   /** How far the manager has read a `get`'s data: `ack` = "CID n" (PROTOCOL.md §7.3 flow control). */
@@ -295,15 +306,11 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     const keys = boardKeys(boardId);
     const encoded = JSON.stringify(commands.map(({ cid, history }) => [cid, Object.entries(history).flat()]));
     const fence = this.epoch === undefined ? [] : [keys.fence];
-    const call = () => this.fcall('cm_finish', [keys.pending, keys.log, ...fence], String(HISTORY_KEPT), encoded, String(this.epoch ?? ''));
     try {
-      await call();
+      await this.fcall('cm_finish', [keys.pending, keys.log, ...fence], String(HISTORY_KEPT), encoded, String(this.epoch ?? ''));
     } catch (error) {
       this.checkStale(error);
-      // A Redis that lost its functions (flushed, or a fresh external server): load, retry.
-      if (!/Function not found/i.test((error as Error).message ?? '')) throw error;
-      await this.loadFunctions();
-      await call();
+      throw error;
     }
   }
 
