@@ -4,6 +4,7 @@
  * history, and the uplink streams with their keyspace notifications. The rest of the
  * manager never sees ioredis.
  */
+import { callLoadingFunctions } from './function-call.js';
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
@@ -266,13 +267,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
    */
   private async fcall(fn: string, keys: string[], ...args: Array<string | Buffer>): Promise<unknown> {
     const send = () => (this.fcalls ? this.fcalls.call(fn, keys, args) : this.redis.call('FCALL', fn, String(keys.length), ...keys, ...args));
-    try {
-      return await send();
-    } catch (error) {
-      if (!/Function not found/i.test((error as Error).message ?? '')) throw error;
-      await this.loadFunctions();
-      return send();
-    }
+    return callLoadingFunctions(send, () => this.loadFunctions());
   }
 
   /** How far the manager has read a `get`'s data: `ack` = "CID n" (PROTOCOL.md §7.3 flow control). */

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import { managerKeys } from './keys.js';
+import { callLoadingFunctions } from './function-call.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { slotOf } from './redis-nodes.js';
 import { readOrCreateSecret } from '../data-dir.js';
@@ -120,14 +121,7 @@ export class ManagerLease {
   }
 
   private async fcall(fn: string, ...args: string[]): Promise<unknown> {
-    const call = () => this.redis.call('FCALL', fn, '2', managerKeys.lease, managerKeys.epoch, ...args);
-    try {
-      return await call();
-    } catch (error) {
-      if (!/Function not found/i.test((error as Error).message ?? '')) throw error;
-      await this.options.loadFunctions();
-      return call();
-    }
+    return callLoadingFunctions(() => this.redis.call('FCALL', fn, '2', managerKeys.lease, managerKeys.epoch, ...args), this.options.loadFunctions);
   }
 
   /**

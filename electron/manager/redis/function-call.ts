@@ -1,0 +1,14 @@
+/**
+ * FCALLs of the cloudmanager library (cloudmanager.lua) from every caller: a Redis that lost
+ * the library (flushed, restarted without persistence, a fresh external server) answers
+ * "Function not found"; the library is loaded and the call sent once more.
+ */
+export async function callLoadingFunctions<T>(send: () => Promise<T>, loadFunctions: () => Promise<void>): Promise<T> {
+  try {
+    return await send();
+  } catch (error) {
+    if (!/Function not found/i.test((error as Error).message ?? '')) throw error;
+    await loadFunctions();
+    return send();
+  }
+}
