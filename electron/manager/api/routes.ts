@@ -141,3 +141,8 @@ export const handlers: HandlerTable = {
 
 /** How long packages.list waits for an offline board by default. */
 const PACKAGES_LIST_WAIT_MS = 30_000;
+
+/** Runs a route's handler on its input, validated by `routeInputs[name]` (the server's, or a standby manager's forwarded request). */
+export function runRoute(context: ApiContext, name: RouteName, input: unknown): Promise<unknown> {
+  return (handlers[name] as (context: ApiContext, input: unknown) => Promise<unknown>)(context, input);
+}

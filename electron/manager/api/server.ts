@@ -14,7 +14,6 @@ import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ZodError } from 'zod';
 import type { Logger } from '../log.js';
 import {
   API_EVENTS_BATCH_PARAM,
@@ -23,17 +22,15 @@ import {
   FILES_STAGE_PATH,
   USB_CONSOLE_WS_PATH,
   routeInputs,
-  type ApiError,
-  type ApiErrorCode,
   type ApiEvent,
   type RouteName,
 } from './contract.js';
-import { handlers, type ApiContext } from './routes.js';
+import { runRoute, type ApiContext } from './routes.js';
 import { UiFiles, messagePage, securityHeaders } from './ui-files.js';
 import { bridgeUsbConsole } from './usb-console-socket.js';
 import { EventBroadcaster, type EventSubscriberStats } from './event-broadcaster.js';
 import { UiSessions, readCookie, sessionCookie, sessionCookieName } from './ui-sessions.js';
-import { ManagerError, type ErrorKind } from '../errors.js';
+import { classifyError as classify, RequestError } from './api-errors.js';
 import { MAX_FILE_BYTES } from '../fleet/command-ops.js';
 
 /** The largest JSON body: a 16 MiB file as base64 (`commands.send` put, `usb.put`, `firmware.add`) and room for the rest. */
@@ -57,33 +54,15 @@ export interface ApiServerOptions {
   uiRoot: string;
   /** Bytes an events subscriber may leave unread before its events are dropped (it re-syncs, or is closed); 8 MiB by default. */
   maxEventBufferedBytes?: number;
+  /**
+   * A route another process answers (a standby manager forwards the fleet's routes to the
+   * active one: manager-bridge.ts), given its validated input; undefined: answered here.
+   */
+  forward?: (name: RouteName, input: unknown) => Promise<unknown> | undefined;
 }
 
 /** How a request proved who it is. */
 type Caller = { kind: 'token' } | { kind: 'session' };
-
-class RequestError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: ApiErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const STATUS_OF: Record<ErrorKind, number> = { bad_request: 400, not_found: 404, conflict: 409, device: 502, unavailable: 503 };
-
-/** Maps errors to HTTP status by their kind (errors.ts), never by message text. */
-function classify(error: unknown): { status: number; body: ApiError } {
-  if (error instanceof RequestError) return { status: error.status, body: { code: error.code, message: error.message } };
-  if (error instanceof ZodError) {
-    const message = error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
-    return { status: 400, body: { code: 'bad_request', message } };
-  }
-  if (error instanceof ManagerError) return { status: STATUS_OF[error.kind], body: { code: error.kind, message: error.message } };
-  return { status: 500, body: { code: 'internal', message: (error as Error)?.message ?? String(error) } };
-}
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
@@ -321,7 +300,7 @@ export class ApiServer {
       }
       const name = route as RouteName;
       const input = routeInputs[name].parse(json);
-      const result = await (handlers[name] as (context: ApiContext, input: unknown) => Promise<unknown>)(this.options.context, input);
+      const result = await (this.options.forward?.(name, input) ?? runRoute(this.options.context, name, input));
       this.answer(response, 200, { ok: true, result });
     } catch (error) {
       const { status, body } = classify(error);
