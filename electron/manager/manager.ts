@@ -29,7 +29,10 @@ import { ApiClient } from './api/client.js';
 import { ActiveServices, standbyAwareContext } from './active-services.js';
 import { ManagerRole, StandbyError } from './manager-role.js';
 import { ManagerLease, managerIdOf } from './redis/manager-lease.js';
-import { DiscoveryResponder } from './discovery/discovery-responder.js';
+import { ManagerBridgeStore } from './redis/manager-bridge-store.js';
+import { ManagerBridges } from './manager-bridges.js';
+import { runRoute, type ApiContext } from './api/routes.js';
+import { DiscoveryControl } from './discovery-control.js';
 import { DEFAULT_DISCOVERY_PORT, discoveryPortOf } from './discovery/discovery-message.js';
 import {
   advertisedHost,
@@ -121,6 +124,10 @@ export class Manager extends EventEmitter<ManagerEvents> {
   /** What runs while this manager holds the lease (active-services.ts). */
   private active: ActiveServices | undefined;
   private role: ManagerRole | undefined;
+  /** The API's view of the service (standby-aware), also what standbys' forwarded requests run on. */
+  private context: ApiContext | undefined;
+  /** The other managers on the same Redis: answered while active, asked while standing by (manager-bridges.ts). */
+  private bridges: ManagerBridges | undefined;
   private api: ApiServer | undefined;
   private guard: ConnectionGuard | undefined;
   private guardPassword: string | undefined;
@@ -138,9 +145,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private startedAt = 0;
   private redisRestarts = 0;
   private stopping: Promise<void> | undefined;
-  private discovery: DiscoveryResponder | undefined;
-  /** Serialises discovery restarts (two LAN changes at once must not open two responders). */
-  private discoveryChange: Promise<void> = Promise.resolve();
+  private readonly discovery: DiscoveryControl;
   /** The user's LAN choice, followed through DHCP changes (only with the embedded Redis and without `--bind`). */
   private lan: LanAccess | undefined;
   private readonly interfaces: () => NetworkInterfaces;
@@ -155,6 +160,15 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.interfaces = options.networkInterfaces ?? os.networkInterfaces;
     // A wrong port is the caller's mistake, refused here; a taken one only turns discovery off.
     this.discoveryPort = discoveryPortOf(options.discoveryPort);
+    // Only the active manager answers boards, and not with one external Redis (the service does
+    // not know what boards reach there); with a Cluster or Sentinel each board is told its node now.
+    this.discovery = new DiscoveryControl({
+      port: this.discoveryPort,
+      bind: () => this.bind,
+      interfaces: this.interfaces,
+      fleet: () => ((this.options.redisUrl && !this.spansNodes) || this.stopping ? undefined : this.active?.fleet),
+      log: this.log,
+    });
   }
 
   get fleet(): ActiveServices['fleet'] {
@@ -217,25 +231,36 @@ export class Manager extends EventEmitter<ManagerEvents> {
         await this.guard.start();
       }
       this.store = new FleetStore(this.redis, (address, error) => this.log('warn', `redis node ${address}: ${error.message}`));
-      // The API first: a standby manager answers status (and 503 for the fleet) too.
+      this.context = standbyAwareContext(() => this.activeServices(), {
+        staged: this.staged,
+        status: () => this.status(),
+        shutdown: () => void this.stop(),
+        signinUrl: () => this.signinUrl(),
+        network: () => this.network(),
+        setLanAccess: (address) => this.setLanAccess(address),
+      });
+      // The API first: a standby manager answers status, and the fleet's routes through the active one.
       this.api = new ApiServer({
         token: this.apiToken,
         log: this.log,
         port: this.options.apiPort,
         portFallback: this.options.apiPortFallback,
         uiRoot: this.options.uiRoot ?? path.join(await packageRoot(), 'dist', 'renderer'),
-        context: standbyAwareContext(() => this.activeServices(), {
-          staged: this.staged,
-          status: () => this.status(),
-          shutdown: () => void this.stop(),
-          signinUrl: () => this.signinUrl(),
-          network: () => this.network(),
-          setLanAccess: (address) => this.setLanAccess(address),
-        }),
+        context: this.context,
+        forward: (name, input) => this.bridges?.forward(name, input),
       });
       this.apiUrl = await this.api.listen();
+      const managerId = await managerIdOf(this.paths.root);
+      this.bridges = new ManagerBridges({
+        store: new ManagerBridgeStore(this.redis, () => this.store!.loadFunctions()),
+        id: managerId,
+        role: () => this.role,
+        run: (route, input) => runRoute(this.context!, route, input),
+        broadcast: (event) => this.api?.broadcast(event),
+        log: this.log,
+      });
       const lease = new ManagerLease(this.redis, {
-        id: await managerIdOf(this.paths.root),
+        id: managerId,
         ttlMs: this.options.leaseTtlMs,
         apiUrl: () => this.apiUrl,
         loadFunctions: () => this.store!.loadFunctions(),
@@ -243,6 +268,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       });
       this.role = new ManagerRole({ lease, log: this.log, activate: (epoch) => this.activate(epoch), deactivate: (superseded) => this.deactivate(superseded) });
       await this.role.start();
+      if (!this.active) await this.bridges.standBy();
       if (this.lan && this.supervisor) {
         const supervisor = this.supervisor;
         await this.lan.start({
@@ -251,7 +277,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
           changed: async (lanAddress) => {
             this.bind = supervisor.bind;
             if (!this.options.advertiseHost) this.active?.fleet.setAdvertiseHost(lanAddress ?? '127.0.0.1');
-            await this.restartDiscovery();
+            await this.discovery.restart();
           },
           followed: (event) => this.emit('lanAddressFollowed', event),
         });
@@ -304,12 +330,13 @@ export class Manager extends EventEmitter<ManagerEvents> {
     });
     this.active = active;
     this.alarmFeed = new ServiceAlarms({ fleet: active.fleet, guard: this.guard });
+    await this.bridges!.activate(epoch);
     this.alarmFeed.on('changed', (alarms) => {
-      this.api?.broadcast({ type: 'service.alarms', alarms });
+      this.bridges?.broadcast({ type: 'service.alarms', alarms });
       this.emit('alarms', alarms);
     });
-    active.broadcastTo((event) => this.api?.broadcast(event));
-    await this.restartDiscovery();
+    active.broadcastTo((event) => this.bridges?.broadcast(event));
+    await this.discovery.restart();
     this.emit('role', 'active');
   }
 
@@ -319,8 +346,9 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.active = undefined;
     this.alarmFeed?.stop();
     this.alarmFeed = undefined;
-    await this.restartDiscovery();
+    await this.discovery.restart();
     await active?.stop(superseded);
+    if (!this.stopping) await this.bridges?.standBy();
     if (active) this.emit('role', 'standby');
   }
 
@@ -357,39 +385,6 @@ export class Manager extends EventEmitter<ManagerEvents> {
     return this.target !== undefined && this.target.kind !== 'single';
   }
 
-  /**
-   * (Re)starts the discovery responder on what Redis listens on now, or only stops it once
-   * the service is stopping. Never fails the caller: a taken port (a second service) means
-   * no discovery, with a warning. Not with one external Redis: the service does not know
-   * what boards reach there. With a Cluster or Sentinel it runs (on `--bind`, default
-   * loopback) and answers each board with its node now, so a board whose node died finds
-   * the one that took over.
-   */
-  private restartDiscovery(): Promise<void> {
-    const change = async () => {
-      await this.discovery?.close();
-      this.discovery = undefined;
-      const fleet = this.active?.fleet;
-      if ((this.options.redisUrl && !this.spansNodes) || this.stopping || !fleet) return;
-      try {
-        this.discovery = await DiscoveryResponder.start({
-          bind: this.bind,
-          port: this.discoveryPort,
-          interfaces: this.interfaces,
-          advertise: (boardId) => fleet.advertiseFor(boardId),
-          keyFor: (boardId) => fleet.discoveryKey(boardId),
-          log: this.log,
-        });
-        this.log('info', `discovery: boards that lost the service are answered on UDP ${this.discovery.addresses.join(', ')}`);
-      } catch (error) {
-        this.log('warn', `discovery is off (boards whose computer address changed will not find the service): ${(error as Error).message}`);
-      }
-    };
-    // A failed change must not block the next one: the chain never rejects.
-    this.discoveryChange = this.discoveryChange.then(change).catch((error: Error) => this.log('warn', `discovery: ${error.message}`));
-    return this.discoveryChange;
-  }
-
   private boardLabel(id: string): string {
     const board = this.active?.fleet.registry.get(id);
     return board ? `board ${board.name} (${boardUser(id)})` : `board user ${boardUser(id)}`;
@@ -398,6 +393,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
   async status(): Promise<ServiceStatus> {
     const info = await this.store!.serverInfo();
     const active = this.active;
+    // A standby's fleet is the active manager's: its counts, asked through Redis (none when it does not answer soon).
+    const remote = active ? undefined : await this.bridges?.activeStatus();
     return {
       version: await packageVersion(),
       pid: process.pid,
@@ -412,11 +409,10 @@ export class Manager extends EventEmitter<ManagerEvents> {
         restarts: this.redisRestarts,
         memoryBytes: info.usedMemory,
       },
-      // A standby's are empty: the fleet is the active manager's (its API says).
-      boards: active?.fleet.counts() ?? { online: 0, total: 0 },
-      commandsActive: active?.fleet.dispatcher.activeCount() ?? 0,
-      virtualBoards: active?.sim.count ?? 0,
-      discovery: this.discovery ? { port: this.discovery.port, addresses: this.discovery.addresses } : null,
+      boards: active?.fleet.counts() ?? remote?.boards ?? { online: 0, total: 0 },
+      commandsActive: active?.fleet.dispatcher.activeCount() ?? remote?.commandsActive ?? 0,
+      virtualBoards: active?.sim.count ?? remote?.virtualBoards ?? 0,
+      discovery: this.discovery.info(),
       uplinkRefused: active?.fleet.refusedEntries ?? 0,
       alarms: this.alarms(),
       manager: this.role!.info(),
@@ -486,6 +482,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     await step('the LAN address watch', () => this.lan?.stop());
     // Stops the fleet and gives the lease up: a standby manager takes over at its next try.
     await step('the active services', () => this.role?.stop());
+    await step('the manager bridge', () => this.bridges?.stop());
     await step('the API', () => this.api?.close());
     await step('staged files', () => this.staged.clear());
     await step('notifications', () => this.store?.close());

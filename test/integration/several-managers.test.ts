@@ -73,7 +73,8 @@ describe('several managers on one Redis', () => {
     const status = await second.api.call('status', {});
     expect(firstStatus.manager).toMatchObject({ role: 'active', epoch: 1 });
     expect(status.manager).toMatchObject({ role: 'standby', active: { id: firstStatus.manager.id, pid: process.pid, apiUrl: first.manager.apiUrl } });
-    const refused = await refusal(second.api.call('boards.list', {}));
+    // Its own computer's USB ports are not the active manager's: refused, naming the active one.
+    const refused = await refusal(second.api.call('usb.ports', {}));
     expect(refused.status).toBe(503);
     expect(refused.message).toMatch(new RegExp(`this manager is standing by; the active one is ${os.hostname()} \\(pid ${process.pid}\\) since `));
     const printed = await runMbm(['server-status'], { dataDir: second.dataDir, cwd: second.dataDir });
@@ -88,7 +89,9 @@ describe('several managers on one Redis', () => {
     // The standby reads no uplink: no keyspace subscription of its own, nothing in its fleet.
     expect(Number(await connection.call('PUBSUB', 'NUMPAT'))).toBe(patterns);
     expect((await first.api.call('boards.history', { board: 'lease-1', count: 50 })).length).toBe(10);
-    expect(await second.api.call('status', {})).toMatchObject({ manager: { role: 'standby' }, boards: { total: 0 }, commandsActive: 0 });
+    // Its fleet is the active one's, asked through Redis.
+    expect(await second.api.call('status', {})).toMatchObject({ manager: { role: 'standby' }, boards: { total: 1, online: 1 }, commandsActive: 0 });
+    expect(await second.api.call('boards.list', {})).toEqual(await first.api.call('boards.list', {}));
   });
 
   it('when the active one stops, the standby takes over within a retry and runs what was queued meanwhile', async () => {

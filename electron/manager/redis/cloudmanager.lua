@@ -244,6 +244,24 @@ local function cm_lease_release(keys, args)
   return 0
 end
 
+-- cm_mgr_publish: the active manager's messages to the managers standing by (its events, its
+-- answers to their requests: electron/manager/manager-bridge.ts), added to a stream only
+-- while the caller's epoch is the newest, so a manager that lost the lease tells nobody
+-- anything. KEYS[1] = cm:{mgr}:epoch   KEYS[2] = the stream (a {mgr} key)
+-- ARGV[1] = epoch   ARGV[2] = about how many entries to keep   ARGV[3] = the stream's TTL (ms)
+-- ARGV[4..] = field, value pairs. Returns the entry id; error STALE, nothing added, when superseded.
+local function cm_mgr_publish(keys, args)
+  local newest = redis.call('GET', keys[1])
+  if newest ~= args[1] then
+    return redis.error_reply('STALE manager epoch ' .. tostring(args[1]) .. ' was superseded by epoch ' .. tostring(newest))
+  end
+  local entry = { keys[2], 'MAXLEN', '~', args[2], '*' }
+  for i = 4, #args do entry[#entry + 1] = args[i] end
+  local id = redis.call('XADD', unpack(entry))
+  redis.call('PEXPIRE', keys[2], args[3])
+  return id
+end
+
 redis.register_function('cm_claim', cm_claim)
 redis.register_function('cm_enqueue', cm_enqueue)
 redis.register_function('cm_cancel', cm_cancel)
@@ -254,3 +272,4 @@ redis.register_function { function_name = 'cm_uplink_trim', callback = cm_uplink
 -- allow-oom: a full Redis must not cost the active manager its lease (a few bytes).
 redis.register_function { function_name = 'cm_lease_acquire', callback = cm_lease_acquire, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'cm_lease_release', callback = cm_lease_release, flags = { 'allow-oom' } }
+redis.register_function('cm_mgr_publish', cm_mgr_publish)

@@ -14,7 +14,7 @@ export class InvalidIdError extends ManagerError {
   override name = 'InvalidIdError';
   readonly kind: ErrorKind = 'bad_request';
   constructor(
-    readonly idKind: 'board id' | 'board name' | 'command id' | 'job id',
+    readonly idKind: 'board id' | 'board name' | 'command id' | 'job id' | 'manager id',
     readonly value: string,
     readonly rule: string,
   ) {
@@ -83,7 +83,19 @@ export const managerKeys = {
   lease: `${PREFIX}:{mgr}:lease`,
   /** Counter of lease acquisitions: each active manager's epoch, the fencing token. */
   epoch: `${PREFIX}:{mgr}:epoch`,
+  /** Stream: requests of standby managers for the active one (manager-bridge.ts), read by the consumer group `active`. */
+  requests: `${PREFIX}:{mgr}:requests`,
+  /** Stream: the active manager's events (JSON arrays), for the standby managers' UIs; written only while one listens. */
+  events: `${PREFIX}:{mgr}:events`,
+  /** Sorted set: standby manager id → until when (ms) it listens to `events`. */
+  followers: `${PREFIX}:{mgr}:followers`,
 };
+
+/** Stream of the active manager's answers to one standby manager's requests. */
+export function managerRepliesKey(managerId: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(managerId)) throw new InvalidIdError('manager id', managerId, '1-64 characters A-Z, a-z, 0-9, _ and -');
+  return `${PREFIX}:{mgr}:replies:${managerId}`;
+}
 
 export const JOB_ID_PATTERN = /^j[a-z0-9]{8,30}$/;
 

@@ -1,0 +1,343 @@
+/**
+ * Several managers, one fleet (docs/ARCHITECTURE.md "Several managers"): a standby manager
+ * serves the same fleet and jobs as the active one by forwarding the fleet's routes to it
+ * through Redis (redis/manager-bridge-store.ts), and shows the active one's events to its
+ * own UI and CLI clients. Only the active manager acts, so nothing is dispatched twice and
+ * every command has one result, whichever manager a user asked; a standby needs no network
+ * path to the active one's computer, only the Redis both use.
+ *
+ * What stays local to a standby: its status, its network settings, its USB ports and
+ * firmware folder (hardware on its own computer that the active manager cannot reach) and
+ * files staged on it; routes needing those answer 503 naming the active manager.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ApiErrorCode, ApiEvent, RouteName, RouteInput } from './api/contract.js';
+import { routeInputs } from './api/contract.js';
+import { classifyError, RequestError } from './api/api-errors.js';
+import type { ManagerBridgeStore, BridgeRequest } from './redis/manager-bridge-store.js';
+import type { RedisClient } from './redis/redis-connection.js';
+import type { Logger } from './log.js';
+
+/** Routes a standby forwards: the fleet's, the commands', the jobs' (not USB, firmware, staged files). */
+const FORWARDED: ReadonlySet<RouteName> = new Set<RouteName>([
+  // Asked by a standby's own status (the fleet's counts), never forwarded whole.
+  'status',
+  'boards.list',
+  'boards.get',
+  'boards.enroll',
+  'boards.enrollMany',
+  'boards.rename',
+  'boards.remove',
+  'boards.revoke',
+  'boards.enable',
+  'boards.history',
+  'boards.telemetry',
+  'boards.tag',
+  'commands.send',
+  'commands.get',
+  'commands.wait',
+  'commands.cancel',
+  'commands.file',
+  'jobs.list',
+  'jobs.get',
+  'jobs.cancel',
+  'jobs.start',
+  'packages.list',
+  'sim.start',
+  'sim.stop',
+]);
+/** Jobs that use this computer's USB ports or files staged here: not forwarded. */
+const LOCAL_JOBS = new Set(['upload', 'flash', 'provision']);
+
+/** Whether a standby forwards this request to the active manager. */
+export function isForwarded(route: RouteName, input: unknown): boolean {
+  if (!FORWARDED.has(route)) return false;
+  return route !== 'jobs.start' || !LOCAL_JOBS.has((input as RouteInput<'jobs.start'>).kind);
+}
+
+const API_ERROR_CODES: readonly ApiErrorCode[] = ['bad_request', 'unauthorized', 'not_found', 'conflict', 'unavailable', 'device', 'internal'];
+
+/** Events a standby shows its clients (USB events are about the active manager's computer). */
+const sharedEvent = (event: ApiEvent) => !event.type.startsWith('usb.');
+
+/** How long a standby waits for an answer beyond what the route itself may wait (`timeoutMs`). */
+const ANSWER_MARGIN_MS = 30_000;
+/** How long a blocking read waits before looking whether the bridge is stopping. */
+const BLOCK_MS = 1_000;
+/** A standby says it listens every this often, for three times as long. */
+const FOLLOW_EVERY_MS = 2_000;
+/** How often the active manager looks whether a standby listens. */
+const FOLLOWERS_EVERY_MS = 1_000;
+/** Events of one frame at most (a large broadcast goes out as several frames). */
+const FRAME_EVENTS = 1_000;
+
+function answerTimeout(input: unknown): number {
+  const waits = (input as { timeoutMs?: unknown }).timeoutMs;
+  return ANSWER_MARGIN_MS + (typeof waits === 'number' ? waits : 0);
+}
+
+export interface ActiveBridgeOptions {
+  store: ManagerBridgeStore;
+  /** This manager's id and lease epoch (answers and events are fenced with it). */
+  id: string;
+  epoch: number;
+  /** Runs a route as if asked of this manager's API (input validated already). */
+  run: (route: RouteName, input: unknown) => Promise<unknown>;
+  /** Redis refused the epoch: another manager is active. */
+  superseded: (reason: string) => void;
+  log: Logger;
+}
+
+/** The active manager's half: answers the standbys' requests and publishes its events while one listens. */
+export class ActiveBridge {
+  private readonly connection: RedisClient;
+  private stopped = false;
+  private loop: Promise<void> = Promise.resolve();
+  private followersTimer: NodeJS.Timeout | undefined;
+  /** Until when (epoch ms) a standby listens: events are published until then. */
+  private followedUntil = 0;
+  private pending: ApiEvent[] = [];
+  private flushScheduled = false;
+  private publishing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ActiveBridgeOptions) {
+    this.connection = options.store.blockingConnection();
+    this.connection.on('error', (error: Error) => options.log('debug', `manager bridge connection: ${error.message}`));
+  }
+
+  async start(): Promise<void> {
+    await this.options.store.ensureRequestGroup();
+    await this.refreshFollowers();
+    this.followersTimer = setInterval(() => void this.refreshFollowers(), FOLLOWERS_EVERY_MS);
+    this.followersTimer.unref();
+    this.loop = this.serve();
+  }
+
+  /** An event of this manager's: sent on to the standbys in one frame per event-loop turn, while one listens. */
+  publish(event: ApiEvent): void {
+    if (this.stopped || Date.now() > this.followedUntil || !sharedEvent(event)) return;
+    this.pending.push(event);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const events = this.pending;
+      this.pending = [];
+      this.publishing = this.publishing.then(() => this.publishFrames(events));
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.followersTimer);
+    this.connection.disconnect();
+    await this.loop;
+    await this.publishing;
+  }
+
+  private async publishFrames(events: ApiEvent[]): Promise<void> {
+    try {
+      for (let at = 0; at < events.length; at += FRAME_EVENTS) {
+        const fresh = await this.options.store.publishEvents(this.options.epoch, JSON.stringify(events.slice(at, at + FRAME_EVENTS)));
+        if (!fresh) return this.options.superseded('Redis refused this manager epoch for its events');
+      }
+    } catch (error) {
+      this.options.log('debug', `manager bridge: events not published: ${(error as Error).message}`);
+    }
+  }
+
+  private async refreshFollowers(): Promise<void> {
+    try {
+      this.followedUntil = await this.options.store.followedUntil();
+    } catch (error) {
+      this.options.log('debug', `manager bridge: standby managers not known: ${(error as Error).message}`);
+    }
+  }
+
+  private async serve(): Promise<void> {
+    while (!this.stopped) {
+      let requests: BridgeRequest[];
+      try {
+        requests = await this.options.store.takeRequests(this.connection, this.options.id, BLOCK_MS);
+      } catch (error) {
+        if (this.stopped) return;
+        this.options.log('debug', `manager bridge: requests not read: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, BLOCK_MS));
+        continue;
+      }
+      // Each on its own: a long `commands.wait` must not hold the others up.
+      for (const request of requests) void this.answer(request);
+    }
+  }
+
+  private async answer(request: BridgeRequest): Promise<void> {
+    // A standby that asked is listening: its UI sees the events from now on.
+    this.followedUntil = Math.max(this.followedUntil, request.deadline);
+    // Its own, from while it stood by: that wait was ended when it took over ("send it again").
+    if (request.from === this.options.id || Date.now() > request.deadline) return;
+    let status = 200;
+    let body: string;
+    try {
+      if (!Object.hasOwn(routeInputs, request.route) || !isForwarded(request.route as RouteName, safeJson(request.input))) {
+        throw new RequestError(400, 'bad_request', `route ${JSON.stringify(request.route.slice(0, 40))} is not answered for another manager`);
+      }
+      const route = request.route as RouteName;
+      const input = routeInputs[route].parse(safeJson(request.input));
+      body = JSON.stringify((await this.options.run(route, input)) ?? null);
+    } catch (error) {
+      const classified = classifyError(error);
+      status = classified.status;
+      body = JSON.stringify(classified.body);
+    }
+    try {
+      const fresh = await this.options.store.reply(this.options.epoch, request.from, { id: request.id, status, body });
+      if (!fresh) this.options.superseded('Redis refused this manager epoch for an answer');
+    } catch (error) {
+      this.options.log('warn', `manager bridge: could not answer ${request.route} of manager ${request.from}: ${(error as Error).message}`);
+    }
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface StandbyBridgeOptions {
+  store: ManagerBridgeStore;
+  id: string;
+  /** Shows an event of the active manager to this manager's clients. */
+  broadcast: (event: ApiEvent) => void;
+  /** Who is active now, for messages ("… the active one is host (pid)"). */
+  activeName: () => string;
+  log: Logger;
+}
+
+interface Waiting {
+  resolve: (result: unknown) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** A standby manager's half: forwards requests to the active manager and follows its events. */
+export class StandbyBridge {
+  private readonly connection: RedisClient;
+  private readonly waiting = new Map<string, Waiting>();
+  private stopped = false;
+  private loop: Promise<void> = Promise.resolve();
+  private followTimer: NodeJS.Timeout | undefined;
+  private badFrames = 0;
+
+  constructor(private readonly options: StandbyBridgeOptions) {
+    this.connection = options.store.blockingConnection();
+    this.connection.on('error', (error: Error) => options.log('debug', `manager bridge connection: ${error.message}`));
+  }
+
+  async start(): Promise<void> {
+    await this.follow();
+    this.followTimer = setInterval(() => void this.follow(), FOLLOW_EVERY_MS);
+    this.followTimer.unref();
+    const after = await this.options.store.tailPositions(this.options.id);
+    this.loop = this.tail(after);
+  }
+
+  /** Asks the active manager to run `route` (validated `input`); its answer, or its error with the same status. */
+  forward(route: RouteName, input: unknown, timeoutMs = answerTimeout(input)): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new RequestError(503, 'unavailable', 'this manager is changing role: send the request again'));
+    const id = randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(
+          new RequestError(
+            503,
+            'unavailable',
+            `the active manager (${this.options.activeName()}) did not answer within ${Math.round(timeoutMs / 1000)} s; it may have stopped while handling the request: check before sending it again`,
+          ),
+        );
+      }, timeoutMs);
+      this.waiting.set(id, { resolve, reject, timer });
+      this.options.store
+        .addRequest({ id, from: this.options.id, route, input: JSON.stringify(input), deadline: Date.now() + timeoutMs })
+        .catch((error: Error) =>
+          this.settle(id, () => new RequestError(503, 'unavailable', `the request could not be passed on through Redis: ${error.message}`)),
+        );
+    });
+  }
+
+  /** Stops following; requests still waiting are refused (the active manager may still run them). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.followTimer);
+    this.connection.disconnect();
+    await this.loop;
+    for (const id of [...this.waiting.keys()]) {
+      this.settle(
+        id,
+        () => new RequestError(503, 'unavailable', 'this manager changed role while the active one handled the request: check before sending it again'),
+      );
+    }
+    await this.options.store.unfollow(this.options.id).catch(() => undefined);
+  }
+
+  private settle(id: string, outcome: () => Error, result?: unknown): void {
+    const waiting = this.waiting.get(id);
+    if (!waiting) return;
+    this.waiting.delete(id);
+    clearTimeout(waiting.timer);
+    if (result === undefined) waiting.reject(outcome());
+    else waiting.resolve(result);
+  }
+
+  private async follow(): Promise<void> {
+    try {
+      await this.options.store.follow(this.options.id, Date.now() + 3 * FOLLOW_EVERY_MS);
+    } catch (error) {
+      this.options.log('debug', `manager bridge: could not say this manager follows: ${(error as Error).message}`);
+    }
+  }
+
+  private async tail(after: { replies: string; events: string }): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const read = await this.options.store.tail(this.connection, this.options.id, after, BLOCK_MS);
+        for (const reply of read.replies) {
+          after.replies = reply.entry;
+          this.answered(reply.id, reply.status, reply.body);
+        }
+        for (const { entry, frame } of read.frames) {
+          after.events = entry;
+          this.showFrame(frame);
+        }
+      } catch (error) {
+        if (this.stopped) return;
+        this.options.log('debug', `manager bridge: the active manager's answers not read: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, BLOCK_MS));
+      }
+    }
+  }
+
+  private answered(id: string, status: number, body: string): void {
+    const parsed = safeJson(body);
+    if (status === 200) return this.settle(id, () => new Error('unreachable'), parsed ?? null);
+    const error = parsed as { code?: unknown; message?: unknown } | undefined;
+    const code = API_ERROR_CODES.find((known) => known === error?.code) ?? 'internal';
+    const message = typeof error?.message === 'string' ? error.message : `the active manager answered ${status}`;
+    this.settle(id, () => new RequestError(status, code, message));
+  }
+
+  /** A frame is the active manager's JSON array of events; anything else is dropped (and said once). */
+  private showFrame(frame: string): void {
+    const events = safeJson(frame);
+    if (!Array.isArray(events)) {
+      if (this.badFrames++ === 0) this.options.log('warn', 'manager bridge: an events frame that is not a JSON array was dropped');
+      return;
+    }
+    for (const event of events) {
+      if (event && typeof event === 'object' && typeof (event as { type?: unknown }).type === 'string') this.options.broadcast(event as ApiEvent);
+    }
+  }
+}

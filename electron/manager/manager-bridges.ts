@@ -1,0 +1,103 @@
+/**
+ * Which half of the manager bridge (manager-bridge.ts) runs, following the role: the active
+ * half while this manager holds the lease, the standby half otherwise. The Manager tells it
+ * each role change; it answers which routes go to the active manager and how.
+ */
+import { ActiveBridge, StandbyBridge, isForwarded } from './manager-bridge.js';
+import { StandbyError, type ManagerRole } from './manager-role.js';
+import type { ManagerBridgeStore } from './redis/manager-bridge-store.js';
+import type { ApiEvent, RouteName, ServiceStatus } from './api/contract.js';
+import type { Logger } from './log.js';
+
+/** How long a standby's status waits for the active manager's counts. */
+const STANDBY_STATUS_WAIT_MS = 2_000;
+
+export interface ManagerBridgesOptions {
+  store: ManagerBridgeStore;
+  /** This manager's id (its lease's). */
+  id: string;
+  role: () => ManagerRole | undefined;
+  /** Runs a route on this manager (what an active one does for a standby's request). */
+  run: (route: RouteName, input: unknown) => Promise<unknown>;
+  /** Shows an event to this manager's own clients. */
+  broadcast: (event: ApiEvent) => void;
+  log: Logger;
+}
+
+export class ManagerBridges {
+  private active: ActiveBridge | undefined;
+  private standby: StandbyBridge | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: ManagerBridgesOptions) {}
+
+  /** This manager became active with `epoch`: stops following, starts answering. */
+  async activate(epoch: number): Promise<void> {
+    await this.stopStandby();
+    const { store, id, run, log } = this.options;
+    this.active = new ActiveBridge({ store, id, epoch, run, log, superseded: (reason) => this.options.role()?.superseded(reason) });
+    await this.active.start();
+  }
+
+  /** This manager stands by (at start, or after acting): stops answering, starts following. */
+  async standBy(): Promise<void> {
+    await this.active?.stop();
+    this.active = undefined;
+    if (this.standby || this.stopped) return;
+    const bridge = new StandbyBridge({
+      store: this.options.store,
+      id: this.options.id,
+      broadcast: this.options.broadcast,
+      activeName: () => {
+        const active = this.options.role()?.info().active;
+        return active ? `${active.host}, pid ${active.pid}` : 'none yet';
+      },
+      log: this.options.log,
+    });
+    this.standby = bridge;
+    try {
+      await bridge.start();
+    } catch (error) {
+      this.options.log('warn', `standing by without the active manager's fleet (its routes answer 503): ${(error as Error).message}`);
+      await this.stopStandby();
+    }
+  }
+
+  /** An event of this (active) manager's fleet: to its own clients and to the standbys'. */
+  broadcast(event: ApiEvent): void {
+    this.options.broadcast(event);
+    this.active?.publish(event);
+  }
+
+  /**
+   * A standby has the active manager answer the fleet's routes; undefined: this manager
+   * answers (it is active, or the route is its own: status, USB, its network settings).
+   */
+  forward(name: RouteName, input: unknown): Promise<unknown> | undefined {
+    if (this.active || name === 'status' || !isForwarded(name, input)) return undefined;
+    const role = this.options.role();
+    // No other manager active (none yet, or this one's own lease from before it was superseded): nobody would answer.
+    const holder = role?.info().active;
+    if (!this.standby || !holder || holder.id === this.options.id)
+      return Promise.reject(new StandbyError(role?.standbyMessage() ?? 'the manager is not started'));
+    return this.standby.forward(name, input);
+  }
+
+  /** On a standby: the active manager's status (its fleet's counts); undefined when it does not answer soon. */
+  async activeStatus(): Promise<ServiceStatus | undefined> {
+    return (await this.standby?.forward('status', {}, STANDBY_STATUS_WAIT_MS).catch(() => undefined)) as ServiceStatus | undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.active?.stop();
+    this.active = undefined;
+    await this.stopStandby();
+  }
+
+  private async stopStandby(): Promise<void> {
+    const bridge = this.standby;
+    this.standby = undefined;
+    await bridge?.stop();
+  }
+}
