@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
 import { startManager, waitFor } from '../helpers/lab.js';
+import { runMbm } from '../helpers/mbm-cli.js';
 import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
 import { ApiRequestError, type EventSubscription } from '../../electron/manager/api/client.js';
 import type { ApiEvent } from '../../electron/manager/api/contract.js';
@@ -100,6 +101,12 @@ describe('two managers on one Redis, one fleet', () => {
     const recorded = histories.flat().map((entry) => entry.cid);
     for (const cid of cids) expect(recorded.filter((seen) => seen === cid)).toHaveLength(1);
   }, 180_000);
+
+  it("mbm on the standby's computer runs code on the fleet and prints its output live", async () => {
+    const printed = await runMbm(['board-execute', 'two-[1-3]', '--code', 'print(6 * 7)'], { dataDir: standby.dataDir, cwd: standby.dataDir });
+    expect(printed.code, printed.stdout + printed.stderr).toBe(0);
+    expect(printed.stdout.match(/42/g)).toHaveLength(3);
+  });
 
   it('a job started on the standby is one job, the same on both', async () => {
     const job = await standby.api.call('jobs.start', { kind: 'exec', boards: 'two-[1-5]', code: 'print(2 + 2)' });

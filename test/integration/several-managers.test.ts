@@ -197,6 +197,26 @@ describe('a killed active manager', () => {
     console.log(`SIGKILL of the active manager → standby active: ${Math.round(takeoverMs)} ms (TTL 2,000 ms, retry every 666 ms)`);
     expect((await standby.api.call('status', {})).manager.epoch).toBe(2);
   });
+
+  it("a standby's request waiting on the killed manager is ended when the standby takes over, and what it had asked for is there", async () => {
+    const { redis, dataDir } = await setUp();
+    const child = await startChild(redis.url(), dataDir);
+    const standby = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 2_000 });
+    cleanups.push(() => standby.close());
+    // Through the standby: a board enrolled (never started) and a command for it, queued.
+    await standby.api.call('boards.enroll', { name: 'far-1' });
+    const { commands } = await standby.api.call('commands.send', { boards: 'far-1', request: { op: 'exec', code: 'print(1)' } });
+    expect(commands[0]).toMatchObject({ status: 'queued' });
+    const waiting = standby.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 120_000 }).catch((error: unknown) => error);
+    expect((await standby.api.call('status', {})).manager.active).toMatchObject({ pid: child.pid });
+    child.kill('SIGKILL');
+    const ended = await waiting;
+    expect(ended).toBeInstanceOf(ApiRequestError);
+    expect((ended as ApiRequestError).status).toBe(503);
+    expect((ended as ApiRequestError).message).toMatch(/changed role while the active one handled the request: check before sending it again/);
+    await waitFor(async () => (await standby.api.call('status', {})).manager.role === 'active', 10_000, 'standby active');
+    expect(await standby.api.call('commands.get', { cid: commands[0]!.cid })).toMatchObject({ status: 'queued', board: 'far-1' });
+  });
 });
 
 describe('an active manager cut off from Redis', () => {
