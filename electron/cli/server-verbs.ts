@@ -263,7 +263,12 @@ export const sim: VerbSpec = {
         root,
         fresh: values.fresh === true,
         onProgress,
-        server: { host: status.redis.host, port: status.redis.port },
+        // The embedded Redis: where the service reaches it (loopback unless --bind leaves it out),
+        // as the boards run on the same computer; it keeps working when the LAN address changes
+        // or is switched off, or --advertise-host names an address not reachable from here. Any
+        // other Redis: each board's own address as enrolling gave it (Cluster: its slot's
+        // primary; Sentinel: the current primary, where status.redis names a sentinel).
+        server: status.redis.external ? undefined : { host: status.redis.host, port: status.redis.port },
         board: { heapBytes: intOption(values, 'heap', 36, 16, 1024) * 1024 },
       }).catch(refusedFolder);
       write(out, `flash folders in ${root}\n`);

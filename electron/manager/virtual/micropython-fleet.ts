@@ -29,8 +29,11 @@ export interface MicroPythonFleetOptions {
   root: string;
   /** Start the boards with empty flash folders (only folders `mbm sim` made are emptied). */
   fresh?: boolean;
-  /** Redis address the boards are provisioned with. */
-  server: { host: string; port: number };
+  /**
+   * Redis address every board is provisioned with; default: each board's own, as enrolling
+   * gave it (on a Cluster its slot's primary, with Sentinel the current primary).
+   */
+  server?: { host: string; port: number };
   board?: Partial<Omit<MicroPythonBoardOptions, 'folder'>>;
   log?: Logger;
   onProgress?: (online: number, total: number) => void;
@@ -84,7 +87,7 @@ export async function startMicroPythonFleet(options: MicroPythonFleetOptions): P
   for (const [index, item] of credentials.entries()) {
     const folder = plans[index]!.folder;
     await prepareBoardFolder(plans[index]!, item.id);
-    await provisionFolder(folder, item, options.server);
+    await provisionFolder(folder, item, options.server ?? { host: item.server, port: item.port });
     const board = new MicroPythonBoard({
       label: item.name,
       onLog: (level, message) => options.log?.(level, `${item.name}: ${message}`),
