@@ -213,6 +213,8 @@ export interface StandbyBridgeOptions {
   broadcast: (event: ApiEvent) => void;
   /** Who is active now, for messages ("… the active one is host (pid)"). */
   activeName: () => string;
+  /** Clients saw this manager's own events until now: the first frame from the active one makes them load everything again. */
+  resyncOnFirstFrame?: boolean;
   log: Logger;
 }
 
@@ -230,6 +232,8 @@ export class StandbyBridge {
   private loop: Promise<void> = Promise.resolve();
   private followTimer: NodeJS.Timeout | undefined;
   private badFrames = 0;
+  /** The epoch of the last events frame: another one means another active manager, whose events may not follow on. */
+  private eventsEpoch: number | undefined;
 
   constructor(private readonly options: StandbyBridgeOptions) {
     this.connection = options.store.blockingConnection();
@@ -308,8 +312,11 @@ export class StandbyBridge {
           after.replies = reply.entry;
           this.answered(reply.id, reply.status, reply.body);
         }
-        for (const { entry, frame } of read.frames) {
+        for (const { entry, epoch, frame } of read.frames) {
           after.events = entry;
+          // Events between the old active manager's last and the new one's first are lost: clients load everything again.
+          if (epoch !== this.eventsEpoch && (this.eventsEpoch !== undefined || this.options.resyncOnFirstFrame)) this.options.broadcast({ type: 'resync' });
+          this.eventsEpoch = epoch;
           this.showFrame(frame);
         }
       } catch (error) {

@@ -37,10 +37,13 @@ export class ManagerBridges {
     const { store, id, run, log } = this.options;
     this.active = new ActiveBridge({ store, id, epoch, run, log, superseded: (reason) => this.options.role()?.superseded(reason) });
     await this.active.start();
+    // What clients saw came from another manager until now (events may have been lost in between): they load everything again.
+    this.options.broadcast({ type: 'resync' });
   }
 
   /** This manager stands by (at start, or after acting): stops answering, starts following. */
   async standBy(): Promise<void> {
+    const wasActive = this.active !== undefined;
     await this.active?.stop();
     this.active = undefined;
     if (this.standby || this.stopped) return;
@@ -48,6 +51,7 @@ export class ManagerBridges {
       store: this.options.store,
       id: this.options.id,
       broadcast: this.options.broadcast,
+      resyncOnFirstFrame: wasActive,
       activeName: () => {
         const active = this.options.role()?.info().active;
         return active ? `${active.host}, pid ${active.pid}` : 'none yet';

@@ -209,6 +209,9 @@ describe('a killed active manager', () => {
     expect(commands[0]).toMatchObject({ status: 'queued' });
     const waiting = standby.api.call('commands.wait', { cids: [commands[0]!.cid], timeoutMs: 120_000 }).catch((error: unknown) => error);
     expect((await standby.api.call('status', {})).manager.active).toMatchObject({ pid: child.pid });
+    const events: string[] = [];
+    const subscription = await standby.api.events((event) => events.push(event.type));
+    cleanups.push(() => subscription.close());
     child.kill('SIGKILL');
     const ended = await waiting;
     expect(ended).toBeInstanceOf(ApiRequestError);
@@ -216,6 +219,8 @@ describe('a killed active manager', () => {
     expect((ended as ApiRequestError).message).toMatch(/changed role while the active one handled the request: check before sending it again/);
     await waitFor(async () => (await standby.api.call('status', {})).manager.role === 'active', 10_000, 'standby active');
     expect(await standby.api.call('commands.get', { cid: commands[0]!.cid })).toMatchObject({ status: 'queued', board: 'far-1' });
+    // Its clients may have missed the dead manager's last events: told to load everything again.
+    await waitFor(() => events.includes('resync'), 10_000, 'a resync event');
   });
 });
 

@@ -131,7 +131,7 @@ export class ManagerBridgeStore {
 
   /** One frame of the active manager's events (a JSON array); false when `epoch` is no longer the newest. */
   async publishEvents(epoch: number, frame: string): Promise<boolean> {
-    return this.publish(epoch, managerKeys.events, KEEP_EVENT_FRAMES, ['events', frame]);
+    return this.publish(epoch, managerKeys.events, KEEP_EVENT_FRAMES, ['epoch', String(epoch), 'events', frame]);
   }
 
   private async publish(epoch: number, key: string, keep: number, fields: string[]): Promise<boolean> {
@@ -177,7 +177,7 @@ export class ManagerBridgeStore {
     managerId: string,
     after: { replies: string; events: string },
     blockMs: number,
-  ): Promise<{ replies: Array<BridgeReply & { entry: string }>; frames: Array<{ entry: string; frame: string }> }> {
+  ): Promise<{ replies: Array<BridgeReply & { entry: string }>; frames: Array<{ entry: string; epoch: number; frame: string }> }> {
     const repliesKey = managerRepliesKey(managerId);
     const read = (await connection.xread(
       'COUNT',
@@ -191,12 +191,12 @@ export class ManagerBridgeStore {
       after.events,
     )) as StreamRead;
     const replies: Array<BridgeReply & { entry: string }> = [];
-    const frames: Array<{ entry: string; frame: string }> = [];
+    const frames: Array<{ entry: string; epoch: number; frame: string }> = [];
     for (const [key, entries] of read ?? []) {
       for (const [entry, fields] of entries) {
         const map = fieldsOf(fields);
         if (key === repliesKey) replies.push({ entry, id: map.get('id') ?? '', status: Number(map.get('status') ?? 500), body: map.get('body') ?? '' });
-        else frames.push({ entry, frame: map.get('events') ?? '' });
+        else frames.push({ entry, epoch: Number(map.get('epoch') ?? 0), frame: map.get('events') ?? '' });
       }
     }
     // Read answers hold results (a board's credentials, say): not kept once taken.
