@@ -102,6 +102,25 @@ describe('manager on a Redis Cluster', () => {
     expect(board.executed.filter((executed) => executed === cid)).toHaveLength(1);
   });
 
+  it('a second manager on the cluster stands by and serves the same fleet through it: a broadcast, one result per board', async () => {
+    const standby = await startManager({ redisUrl: lab.url, redisPort: undefined });
+    try {
+      expect((await standby.api.call('status', {})).manager).toMatchObject({ role: 'standby' });
+      expect(await standby.api.call('boards.list', {})).toEqual(await service.api.call('boards.list', {}));
+      const { commands } = await standby.api.call('commands.send', { boards: 'cl-*', request: { op: 'exec', code: 'print("both")' } });
+      const cids = commands.map((command) => command.cid);
+      const [viaStandby, viaActive] = await Promise.all([
+        standby.api.call('commands.wait', { cids, timeoutMs: 30_000 }),
+        service.api.call('commands.wait', { cids, timeoutMs: 30_000 }),
+      ]);
+      expect(viaStandby.map((result) => [result.status, result.output])).toEqual(Array(24).fill(['ok', [{ stream: 'stdout', text: 'both\n' }]]));
+      expect(viaStandby).toEqual(viaActive);
+      for (const board of fleet.boards) expect(board.executed.filter((cid) => cids.includes(cid))).toHaveLength(1);
+    } finally {
+      await standby.close();
+    }
+  });
+
   it('copies board users to replicas that missed them, and a revocation they missed', async () => {
     const [missed, revoked] = [fleet.boards[3]!, fleet.boards[4]!];
     await service.api.call('boards.revoke', { board: String(revoked.config.name) });
