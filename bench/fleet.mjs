@@ -11,7 +11,11 @@
 //                  3 s, averaged over two heartbeat periods (redis_bytes_per_board_range: lowest, highest)
 //   *_rss_mb       resident memory of the manager and of redis-server (every node of a lab cluster) at the end, idle;
 //                  manager_rss_peak_mb the manager's highest (VmHWM)
-//   managers       managers sharing the Redis (1)
+//   managers       managers sharing the Redis (--managers N, default 1). With N > 1 the others stand by
+//                  (their own data folders, as on other computers) and the RTT samples and broadcasts go
+//                  through the last of them, as a user on a standby's computer sees them: each request
+//                  passes through Redis to the active manager and its events come back the same way
+//                  (standby_cpu_s_per_broadcast: that standby's CPU per round)
 // Where the data lives: --redis embedded (the manager's own redis-server, the default), --redis cluster (a
 // 3-primary/1-replica Redis Cluster on loopback started for the run and stopped after it), or --redis-url URL
 // (a Redis you run; `server-start --redis-url URL`; it should hold no other fleet). Lists run every
@@ -51,6 +55,7 @@ const { values } = parseArgs({
     'cpu-prof-dir': { type: 'string' },
     'heap-snapshot-dir': { type: 'string' },
     'manager-node-args': { type: 'string' },
+    managers: { type: 'string', default: '1' },
   },
 });
 
@@ -64,6 +69,7 @@ const samples = positiveInt(values.samples, '--samples');
 const rounds = positiveInt(values.rounds, '--rounds');
 const perProcess = positiveInt(values['per-process'], '--per-process');
 const heartbeatS = positiveInt(values.heartbeat, '--heartbeat');
+const managerCount = positiveInt(values.managers, '--managers');
 if (values['redis-url'] && values.redis) throw new Error('bench: give --redis-url or --redis, not both');
 const targets = values['redis-url'] ? ['url'] : (values.redis ?? 'embedded').split(',').map((name) => name.trim());
 for (const name of values.redis ? targets : [])
@@ -117,8 +123,9 @@ async function runFleet({ redis, boards }) {
   let lab = null;
   let memory = null;
 
-  function start(args, label, nodeArgs = []) {
-    const child = spawn(process.execPath, [...nodeArgs, mbm, ...args, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const standbyDirs = [];
+  function start(args, label, nodeArgs = [], folder = dataDir) {
+    const child = spawn(process.execPath, [...nodeArgs, mbm, ...args, '--data-dir', folder], { stdio: ['ignore', 'pipe', 'pipe'] });
     let tail = '';
     const keep = (chunk) => (tail = (tail + chunk).slice(-4000));
     child.stdout.on('data', keep);
@@ -149,7 +156,24 @@ async function runFleet({ redis, boards }) {
       ...(values['manager-node-args']?.split(' ').filter(Boolean) ?? []),
     ];
     const manager = start(['server-start', '--foreground', ...redisArgs, '--heartbeat', String(heartbeatS)], 'manager', nodeArgs);
-    const api = await waitUntil(async () => (await findService(dataDir))?.client, 60_000, 'the manager');
+    const activeApi = await waitUntil(async () => (await findService(dataDir))?.client, 60_000, 'the manager');
+    // Standby managers: on the same Redis (the embedded one with the manager's own user), each with its own folder.
+    const standbys = [];
+    for (let index = 1; index < managerCount; index++) {
+      const folder = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-standby-'));
+      standbyDirs.push(folder);
+      const url =
+        redis === 'embedded'
+          ? `redis://cm-manager:${encodeURIComponent((await readFile(path.join(dataDir, 'secrets', 'redis-manager.password'), 'utf8')).trim())}@127.0.0.1:${redisPort}`
+          : redisUrl;
+      const child = start(['server-start', '--foreground', '--redis-url', url, '--heartbeat', String(heartbeatS)], `standby manager ${index}`, [], folder);
+      const client = await waitUntil(async () => (await findService(folder))?.client, 60_000, `standby manager ${index}`);
+      if ((await client.call('status', {})).manager.role !== 'standby') throw new Error(`bench: manager ${index + 1} did not stand by`);
+      standbys.push({ child, api: client });
+    }
+    // What the user drives: the last standby when there are several managers.
+    const api = standbys.at(-1)?.api ?? activeApi;
+    const managerProcesses = children.length;
 
     const primaries = redis === 'embedded' ? await embeddedPrimary(dataDir, redisPort) : await primariesOf(redisUrl, root);
     memory = await memoryReader(primaries);
@@ -167,12 +191,13 @@ async function runFleet({ redis, boards }) {
 
     let profile = null;
     if (profileDir) {
-      const redisPid = (await api.call('status', {})).redis.pid;
+      const redisPid = (await activeApi.call('status', {})).redis.pid;
       const processesOf = () => ({
         manager: manager.pid,
         ...(redisPid ? { redis: redisPid } : {}),
         bench: process.pid,
-        ...Object.fromEntries(children.slice(1).map((child, index) => [`boards_${index + 1}`, child.pid])),
+        ...Object.fromEntries(standbys.map((standby, index) => [`standby_${index + 1}`, standby.child.pid])),
+        ...Object.fromEntries(children.slice(managerProcesses).map((child, index) => [`boards_${index + 1}`, child.pid])),
       });
       // Per-key memory covers the first primary's keys only when the Redis is a cluster.
       profile = await startFleetProfile({ redisOptions: primaries[0], profileDir, processes: processesOf });
@@ -211,8 +236,11 @@ async function runFleet({ redis, boards }) {
 
     const broadcasts = [];
     let broadcastCpuS = 0;
+    let standbyCpuS = 0;
+    const driven = standbys.at(-1)?.child;
     for (let round = 0; round < rounds; round++) {
       const cpuBefore = await cpuSeconds(manager.pid);
+      const standbyCpuBefore = driven ? await cpuSeconds(driven.pid) : 0;
       const closeWindow = await profile?.beginWindow(`broadcast ${round + 1}`);
       const began = performance.now();
       // A lab board starts a command (claims it) at once but its code waits for its process's one
@@ -221,6 +249,7 @@ async function runFleet({ redis, boards }) {
       const statuses = await Promise.all(commands.map((command) => resultOf(command.cid)));
       broadcasts.push((performance.now() - began) / 1000);
       broadcastCpuS += (await cpuSeconds(manager.pid)) - cpuBefore;
+      if (driven) standbyCpuS += (await cpuSeconds(driven.pid)) - standbyCpuBefore;
       await closeWindow?.();
       const failed = statuses.filter((command) => command.status !== 'ok');
       if (failed.length > 0) {
@@ -246,15 +275,16 @@ async function runFleet({ redis, boards }) {
     // Before any snapshot: writing one takes memory of its own.
     const managerRss = await rssMb(manager.pid);
     const managerPeakRss = await rssMb(manager.pid, 'VmHWM');
-    const snapshot = snapshotDir ? await heapSnapshot(manager, api, snapshotDir) : null;
+    const snapshot = snapshotDir ? await heapSnapshot(manager, activeApi, snapshotDir) : null;
 
-    const status = await api.call('status', {});
+    const status = await activeApi.call('status', {});
     const redisPids = lab ? lab.pids() : status.redis.pid ? [status.redis.pid] : [];
     const redisRss = redisPids.length ? (await Promise.all(redisPids.map((pid) => rssMb(pid)))).reduce((sum, mb) => sum + mb, 0) : null;
     return {
       boards,
       redis,
-      managers: 1,
+      managers: managerCount,
+      ...(driven ? { via: 'standby', standby_cpu_s_per_broadcast: Number((standbyCpuS / rounds).toFixed(2)) } : {}),
       connect_s: Number(connectS.toFixed(2)),
       rtt_p50_ms: Number(percentile(rtts, 50).toFixed(2)),
       rtt_p99_ms: Number(percentile(rtts, 99).toFixed(2)),
@@ -274,12 +304,13 @@ async function runFleet({ redis, boards }) {
   } finally {
     stopping = true;
     memory?.close();
-    for (const child of children.slice(1)) child.kill('SIGINT');
+    for (const child of children.slice(1 + standbyDirs.length)) child.kill('SIGINT');
     await sleep(500);
+    for (const child of children.slice(1, 1 + standbyDirs.length)) child.kill('SIGTERM');
     children[0]?.kill('SIGTERM');
     await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
     await lab?.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    for (const folder of [dataDir, ...standbyDirs]) await rm(folder, { recursive: true, force: true });
   }
 }
 
