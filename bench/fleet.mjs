@@ -3,7 +3,8 @@
 // Starts a manager (temp data folder) and N virtual boards in separate processes, then measures,
 // through the API as a client sees it:
 //   connect_s      spawning the virtual-board processes → all N boards online (includes enrollment)
-//   rtt_p50/p99    one exec of print(1) on one board: API call → result event (sequential samples)
+//   rtt_p50/p99    one exec of print(1) on one board: API call → result event (sequential samples); that board
+//                  runs in a process of its own (v0-1); rtt_slowest_ms: the slowest 1 %, split by the manager's clock
 //   broadcast_s    print(1) sent to all boards → every result back (median of --rounds)
 //   manager_cpu_s_per_broadcast  the manager's CPU seconds (user + system) per broadcast round
 //   redis_bytes_per_board  (Redis used_memory with the boards connected and idle − before any board
@@ -137,11 +138,14 @@ async function runFleet({ redis, boards }) {
     return child;
   }
 
-  /** Ids of some boards of every sim process (named `v<process>-<n>`; not v1-1, which takes the RTT samples), for the per-key memory sample. */
+  // The RTT samples' board, v0-1, has a process of its own (with more boards: see below); the others are v<process>-<n>.
+  const rttAlone = boards > 1;
+  const fleetBoards = rttAlone ? boards - 1 : boards;
+  /** Ids of some boards of every sim process (not the RTT samples' board), for the per-key memory sample. */
   async function sampleBoardIds(api) {
     const names = [];
-    for (let index = 0; index < Math.ceil(boards / perProcess); index++)
-      for (let n = 2; n <= Math.min(11, perProcess, boards); n++) names.push(`v${index + 1}-${n}`);
+    for (let index = 0; index < Math.ceil(fleetBoards / perProcess); index++)
+      for (let n = rttAlone ? 1 : 2; n <= Math.min(11, perProcess, fleetBoards); n++) names.push(`v${index + 1}-${n}`);
     return Promise.all(names.map(async (name) => (await api.call('boards.get', { board: name })).id));
   }
 
@@ -179,11 +183,14 @@ async function runFleet({ redis, boards }) {
     memory = await memoryReader(primaries);
     const memoryBefore = await memory.usedMemory();
 
-    // Boards in processes of up to --per-process each (one MicroPython interpreter per process).
-    const processes = Math.ceil(boards / perProcess);
+    // Boards in processes of up to --per-process each (one MicroPython interpreter per process). The
+    // RTT samples' board runs alone in one: a lab process runs its boards' code one at a time on one
+    // event loop, so a board among 2,500 waits behind its neighbours' heartbeats, which a real chip never does.
+    const processes = Math.ceil(fleetBoards / perProcess);
     const connectStart = performance.now();
+    if (rttAlone) start(['sim', '--boards', '1', '--prefix', 'v0'], 'the RTT board');
     for (let index = 0; index < processes; index++) {
-      const count = Math.min(perProcess, boards - index * perProcess);
+      const count = Math.min(perProcess, fleetBoards - index * perProcess);
       start(['sim', '--boards', String(count), '--prefix', `v${index + 1}`], `virtual boards ${index + 1}`);
     }
     await waitUntil(async () => (await api.call('status', {})).boards.online === boards, 600_000, `${boards} boards online`);
@@ -225,14 +232,30 @@ async function runFleet({ redis, boards }) {
       });
 
     const rtts = [];
+    // Where a slow sample's time went, by the manager's clock (createdAt, startedAt, finishedAt of the command):
+    // before the board started it (queue, claim, its `start` read back), on the board, and after (result to this client).
+    const breakdowns = [];
     for (let i = 0; i < samples + 10; i++) {
       const began = performance.now();
-      const { commands } = await api.call('commands.send', { boards: 'v1-1', request: { op: 'exec', code: 'print(1)' } });
-      const { status, error } = await resultOf(commands[0].cid);
+      const sentAt = Date.now();
+      const { commands } = await api.call('commands.send', { boards: rttAlone ? 'v0-1' : 'v1-1', request: { op: 'exec', code: 'print(1)' } });
+      const { status, error, createdAt, startedAt, finishedAt } = await resultOf(commands[0].cid);
       if (status !== 'ok') throw new Error(`bench: rtt sample ended ${status}: ${error}`);
-      if (i >= 10) rtts.push(performance.now() - began); // the first few warm everything up
+      const ms = performance.now() - began;
+      if (i < 10) continue; // the first few warm everything up
+      rtts.push(ms);
+      breakdowns.push({
+        ms,
+        request: createdAt - sentAt,
+        to_start: startedAt - createdAt,
+        on_board: finishedAt - startedAt,
+        to_client: sentAt + ms - finishedAt,
+      });
     }
     rtts.sort((a, b) => a - b);
+    breakdowns.sort((a, b) => b.ms - a.ms);
+    const slowest = breakdowns.slice(0, Math.max(2, Math.ceil(breakdowns.length / 100)));
+    const rttSlowest = slowest.map((sample) => Object.fromEntries(Object.entries(sample).map(([key, value]) => [key, Math.round(value)])));
 
     const broadcasts = [];
     let broadcastCpuS = 0;
@@ -296,8 +319,9 @@ async function runFleet({ redis, boards }) {
       manager_rss_peak_mb: managerPeakRss,
       redis_rss_mb: redisRss === null ? null : Math.round(redisRss * 10) / 10,
       rtt_samples: rtts.length,
+      rtt_slowest_ms: rttSlowest,
       broadcast_rounds_s: broadcasts.map((seconds) => Number(seconds.toFixed(3))),
-      board_processes: processes,
+      board_processes: processes + (rttAlone ? 1 : 0),
       heartbeat_s: heartbeatS,
       ...(snapshot ? { heap_snapshot: snapshot.file, heap_snapshot_mb: snapshot.mb } : {}),
     };
