@@ -117,6 +117,8 @@ async function heapSnapshot(manager, api, dir) {
 /** One manager, one Redis, `boards` virtual boards: the measurements of one combination. */
 async function runFleet({ redis, boards }) {
   const profileDir = folderFor(values['cpu-prof-dir'], { redis, boards });
+  // The manager writes its profile there only when it exits, after the bench's own summary.
+  if (profileDir) await mkdir(profileDir, { recursive: true });
   const snapshotDir = folderFor(values['heap-snapshot-dir'], { redis, boards });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cm-bench-'));
   const children = [];
