@@ -1,7 +1,9 @@
 /**
  * The connection to the service and its status. Owns the one event WebSocket: routes each
  * event to its domain store, and after every (re)connect re-syncs all of them. Alarms come
- * as they change (`service.alarms`); the status poll (15 s) is the fallback.
+ * as they change (`service.alarms`); the status poll (15 s) is the fallback. The status also
+ * says whether this service runs the fleet or stands by (several managers on one Redis): a
+ * role change the poll finds re-syncs everything, as the service's `resync` does.
  */
 import type { ApiEvent, ServiceAlarm, ServiceStatus } from '../../../electron/manager/api/contract.js';
 import { EventSocket, type SocketState } from '../lib/event-socket.js';
@@ -23,6 +25,7 @@ class ServiceStore {
   syncError = $state<string | null>(null);
   private socket: EventSocket | null = null;
   private statusTimer: ReturnType<typeof setInterval> | null = null;
+  private takeoverTimer: ReturnType<typeof setTimeout> | null = null;
 
   start(): void {
     api.onSignedOut = () => {
@@ -39,7 +42,7 @@ class ServiceStore {
       },
     });
     this.socket.start();
-    this.statusTimer = setInterval(() => void this.refreshStatus(), 15_000);
+    this.statusTimer = setInterval(() => void this.refreshStatus({ resyncOnRoleChange: true }), 15_000);
   }
 
   dispatch(event: ApiEvent): void {
@@ -54,16 +57,27 @@ class ServiceStore {
     commands.handle(event);
   }
 
-  async refreshStatus(): Promise<void> {
+  async refreshStatus(options: { resyncOnRoleChange?: boolean } = {}): Promise<void> {
     if (this.connection !== 'open') return;
     const eventsBefore = this.alarmEvents;
+    let status: ServiceStatus;
     try {
-      const status = await api.call('status', {});
-      this.status = status;
-      if (this.alarmEvents === eventsBefore) this.alarms = status.alarms;
+      status = await api.call('status', {});
     } catch {
       // The socket's state tells the user; a failed status poll adds nothing.
+      return;
     }
+    const roleBefore = this.status?.manager.role;
+    this.status = status;
+    if (this.alarmEvents === eventsBefore) this.alarms = status.alarms;
+    // Standing by with nobody active: a manager takes over within a few seconds, and the banner should say who soon after.
+    if (this.takeoverTimer) clearTimeout(this.takeoverTimer);
+    this.takeoverTimer = null;
+    if (status.manager.role === 'standby' && !status.manager.active) {
+      this.takeoverTimer = setTimeout(() => void this.refreshStatus({ resyncOnRoleChange: true }), 2_000);
+    }
+    // This service started or stopped running the fleet: what the stores hold came from elsewhere (USB most of all).
+    if (options.resyncOnRoleChange && roleBefore && roleBefore !== status.manager.role) void this.sync();
   }
 
   /** Everything may have changed while we were away: load it all again. */
@@ -80,6 +94,7 @@ class ServiceStore {
   stop(): void {
     this.socket?.stop();
     if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.takeoverTimer) clearTimeout(this.takeoverTimer);
   }
 }
 
