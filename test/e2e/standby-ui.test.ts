@@ -64,7 +64,7 @@ describe("a standby manager's UI (Chromium, two managers on one Redis)", () => {
     expect(pageErrors(page)).toEqual([]);
   });
 
-  it('runs code on a board from here and shows its output', async () => {
+  it('runs code on a board from here and shows its output; the board console works too', async () => {
     await page.goto(`${standby.manager.apiUrl}/#/board/ui-2/code`);
     await page.locator('.cm-content').waitFor();
     await page.locator('.cm-content').click();
@@ -75,6 +75,15 @@ describe("a standby manager's UI (Chromium, two managers on one Redis)", () => {
     await page.getByRole('status').getByText('Finished').waitFor({ timeout: 20_000 });
     expect(await page.locator('section.output pre').textContent()).toBe('from the standby 42\n');
     expect(await page.locator('.toast.error').count()).toBe(0);
+
+    // The board's console keeps a variable between two lines, as on the active computer.
+    await page.goto(`${standby.manager.apiUrl}/#/board/ui-3/console`);
+    await page.locator('.xterm-helper-textarea').waitFor();
+    await page.locator('.xterm').click();
+    await page.keyboard.type('answer = 6 * 7\r');
+    await page.locator('.xterm-rows').getByText('>>> ', { exact: false }).nth(1).waitFor();
+    await page.keyboard.type('print("the answer is", answer)\r');
+    await page.locator('.xterm-rows').getByText('the answer is 42').waitFor();
   });
 
   it('a file dropped on a board says uploads work on the active computer, and sends nothing', async () => {
