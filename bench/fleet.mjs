@@ -234,6 +234,7 @@ async function runFleet({ redis, boards }) {
       });
 
     const rtts = [];
+    const closeRttWindow = await profile?.beginWindow('rtt samples');
     // Where a slow sample's time went, by the manager's clock (createdAt, startedAt, finishedAt of the command):
     // before the board started it (queue, claim, its `start` read back), on the board, and after (result to this client).
     const breakdowns = [];
@@ -254,6 +255,7 @@ async function runFleet({ redis, boards }) {
         to_client: sentAt + ms - finishedAt,
       });
     }
+    await closeRttWindow?.();
     rtts.sort((a, b) => a - b);
     breakdowns.sort((a, b) => b.ms - a.ms);
     const slowest = breakdowns.slice(0, Math.max(2, Math.ceil(breakdowns.length / 100)));

@@ -160,6 +160,10 @@ export class BoardRegistry extends EventEmitter<RegistryEvents> {
     return this.byId.get(id);
   }
 
+  hasName(name: string): boolean {
+    return this.byName.has(name);
+  }
+
   byNameOrId(nameOrId: string): BoardState | undefined {
     return this.byName.get(nameOrId) ?? this.byId.get(nameOrId);
   }

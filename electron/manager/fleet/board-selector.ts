@@ -174,13 +174,19 @@ export interface Selection {
 
 export const TAG_PREFIX = 'tag:';
 
+/** The known board names: asked one by one for plain names, listed only for a glob (a fleet of 10,000 is not copied per command). */
+export interface KnownNames {
+  has(name: string): boolean;
+  list(): readonly string[];
+}
+
 /**
  * Resolves a BOARDS pattern against the known board names; `tagged(tag)` gives the names
  * of the boards carrying a tag (none when not given).
  */
-export function selectBoards(pattern: string, knownNames: readonly string[], tagged: (tag: string) => string[] = () => []): Selection {
+export function selectBoards(pattern: string, knownNames: readonly string[] | KnownNames, tagged: (tag: string) => string[] = () => []): Selection {
   if (typeof pattern !== 'string' || pattern.trim() === '') throw new BoardSelectorError('no boards given');
-  const known = new Set(knownNames);
+  const known: KnownNames = Array.isArray(knownNames) ? listedNames(knownNames as readonly string[]) : (knownNames as KnownNames);
   const names: string[] = [];
   const seen = new Set<string>();
   const unknown: string[] = [];
@@ -213,7 +219,7 @@ export function selectBoards(pattern: string, knownNames: readonly string[], tag
     for (const expanded of expandItem(item)) {
       if (/[*?]/.test(expanded)) {
         const matchesGlob = compileGlob(expanded);
-        const matches = knownNames.filter(matchesGlob).sort(naturalCompare);
+        const matches = known.list().filter(matchesGlob).sort(naturalCompare);
         if (matches.length === 0) unmatchedGlobs.push(expanded);
         matches.forEach(add);
       } else if (known.has(expanded)) {
@@ -224,6 +230,11 @@ export function selectBoards(pattern: string, knownNames: readonly string[], tag
     }
   }
   return { names, unknown, unmatchedGlobs, unmatchedTags };
+}
+
+function listedNames(names: readonly string[]): KnownNames {
+  const set = new Set(names);
+  return { has: (name) => set.has(name), list: () => names };
 }
 
 // One collator for all comparisons: localeCompare with options builds one per call,

@@ -241,7 +241,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /** Boards matching a BOARDS pattern; unknown plain names and empty globs are errors. */
   select(pattern: string): BoardState[] {
-    const selection = selectBoards(pattern, this.registry.names(), (tag) =>
+    const known = { has: (name: string) => this.registry.hasName(name), list: () => this.registry.names() };
+    const selection = selectBoards(pattern, known, (tag) =>
       this.registry
         .all()
         .filter((board) => board.tags.includes(tag))
