@@ -46,8 +46,8 @@ const FORWARDED: ReadonlySet<RouteName> = new Set<RouteName>([
   'sim.start',
   'sim.stop',
 ]);
-/** Jobs that use this computer's USB ports or files staged here: not forwarded. */
-const LOCAL_JOBS = new Set(['upload', 'flash', 'provision']);
+/** Jobs that use this computer's USB ports: not forwarded (an upload job's staged files go with it: ManagerBridges). */
+const LOCAL_JOBS = new Set(['flash', 'provision']);
 
 /** Whether a standby forwards this request to the active manager. */
 export function isForwarded(route: RouteName, input: unknown): boolean {
@@ -85,6 +85,8 @@ export interface ActiveBridgeOptions {
   run: (route: RouteName, input: unknown) => Promise<unknown>;
   /** Redis refused the epoch: another manager is active. */
   superseded: (reason: string) => void;
+  /** Stages a file a standby sent along (an upload job's), as this manager's UI would; its staged id. */
+  stage: (data: Buffer) => Promise<string>;
   log: Logger;
 }
 
@@ -182,7 +184,8 @@ export class ActiveBridge {
         throw new RequestError(400, 'bad_request', `route ${JSON.stringify(request.route.slice(0, 40))} is not answered for another manager`);
       }
       const route = request.route as RouteName;
-      const input = routeInputs[route].parse(safeJson(request.input));
+      const json = request.files ? await this.stageFiles(request.id, safeJson(request.input)) : safeJson(request.input);
+      const input = routeInputs[route].parse(json);
       body = JSON.stringify((await this.options.run(route, input)) ?? null);
     } catch (error) {
       const classified = classifyError(error);
@@ -196,7 +199,33 @@ export class ActiveBridge {
       this.options.log('warn', `manager bridge: could not answer ${request.route} of manager ${request.from}: ${(error as Error).message}`);
     }
   }
+
+  /**
+   * An upload job from a standby: its files (staged there) came along under their own key;
+   * staged here, the job names them by their ids here.
+   */
+  private async stageFiles(requestId: string, json: unknown): Promise<unknown> {
+    const text = await this.options.store.takeFiles(requestId);
+    const sent = text === null ? undefined : safeJson(text);
+    if (!sent || typeof sent !== 'object' || Array.isArray(sent)) {
+      throw new RequestError(400, 'bad_request', "the upload's files were gone before the active manager could read them: send them again");
+    }
+    const job = json as { kind?: unknown; files?: unknown };
+    if (job?.kind !== 'upload' || !Array.isArray(job.files)) throw new RequestError(400, 'bad_request', 'only an upload job sends files along');
+    const stagedHere = new Map<string, string>();
+    const files = [];
+    for (const entry of job.files as Array<{ file?: unknown }>) {
+      const data = typeof entry?.file === 'string' && Object.hasOwn(sent, entry.file) ? (sent as Record<string, unknown>)[entry.file] : undefined;
+      if (typeof data !== 'string' || !BASE64.test(data)) throw new RequestError(400, 'bad_request', 'a file of the upload was not sent along: send it again');
+      const file = entry.file as string;
+      if (!stagedHere.has(file)) stagedHere.set(file, await this.options.stage(Buffer.from(data, 'base64')));
+      files.push({ ...entry, file: stagedHere.get(file) });
+    }
+    return { ...job, files };
+  }
 }
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function safeJson(text: string): unknown {
   try {
@@ -249,7 +278,7 @@ export class StandbyBridge {
   }
 
   /** Asks the active manager to run `route` (validated `input`); its answer, or its error with the same status. */
-  forward(route: RouteName, input: unknown, timeoutMs = answerTimeout(input)): Promise<unknown> {
+  forward(route: RouteName, input: unknown, timeoutMs = answerTimeout(input), files?: string): Promise<unknown> {
     if (this.stopped) return Promise.reject(new RequestError(503, 'unavailable', 'this manager is changing role: send the request again'));
     const id = randomUUID();
     return new Promise((resolve, reject) => {
@@ -264,8 +293,9 @@ export class StandbyBridge {
         );
       }, timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
-      this.options.store
-        .addRequest({ id, from: this.options.id, route, input: JSON.stringify(input), deadline: Date.now() + timeoutMs })
+      const request = { id, from: this.options.id, route, input: JSON.stringify(input), deadline: Date.now() + timeoutMs, files: files !== undefined };
+      (files === undefined ? Promise.resolve() : this.options.store.attachFiles(id, files, timeoutMs))
+        .then(() => this.options.store.addRequest(request))
         .catch((error: Error) =>
           this.settle(id, () => new RequestError(503, 'unavailable', `the request could not be passed on through Redis: ${error.message}`)),
         );

@@ -6,8 +6,17 @@
 import { ActiveBridge, StandbyBridge, isForwarded } from './manager-bridge.js';
 import { StandbyError, type ManagerRole } from './manager-role.js';
 import type { ManagerBridgeStore } from './redis/manager-bridge-store.js';
-import type { ApiEvent, RouteName, ServiceStatus } from './api/contract.js';
+import type { ApiEvent, RouteInput, RouteName, ServiceStatus } from './api/contract.js';
+import { RequestError } from './api/api-errors.js';
 import type { Logger } from './log.js';
+
+type UploadJob = Extract<RouteInput<'jobs.start'>, { kind: 'upload' }>;
+
+/**
+ * The most an upload started on a standby takes along (its files travel through Redis once,
+ * base64 under one key, and must stay within what Redis lets a client read at once).
+ */
+const MAX_FORWARDED_BYTES = 16 * 1024 * 1024;
 
 /** How long a standby's status waits for the active manager's counts. */
 const STANDBY_STATUS_WAIT_MS = 2_000;
@@ -21,6 +30,9 @@ export interface ManagerBridgesOptions {
   run: (route: RouteName, input: unknown) => Promise<unknown>;
   /** Shows an event to this manager's own clients. */
   broadcast: (event: ApiEvent) => void;
+  /** This manager's staged files (an upload job started on a standby takes its files along). */
+  readStaged: (id: string) => Promise<Buffer>;
+  stage: (data: Buffer) => Promise<string>;
   log: Logger;
 }
 
@@ -34,8 +46,8 @@ export class ManagerBridges {
   /** This manager became active with `epoch`: stops following, starts answering. */
   async activate(epoch: number): Promise<void> {
     await this.stopStandby();
-    const { store, id, run, log } = this.options;
-    this.active = new ActiveBridge({ store, id, epoch, run, log, superseded: (reason) => this.options.role()?.superseded(reason) });
+    const { store, id, run, stage, log } = this.options;
+    this.active = new ActiveBridge({ store, id, epoch, run, stage, log, superseded: (reason) => this.options.role()?.superseded(reason) });
     await this.active.start();
     // What clients saw came from another manager until now (events may have been lost in between): they load everything again.
     this.options.broadcast({ type: 'resync' });
@@ -84,7 +96,28 @@ export class ManagerBridges {
     const holder = role?.info().active;
     if (!this.standby || !holder || holder.id === this.options.id)
       return Promise.reject(new StandbyError(role?.standbyMessage() ?? 'the manager is not started'));
+    if (name === 'jobs.start' && (input as RouteInput<'jobs.start'>).kind === 'upload') return this.forwardUpload(this.standby, input as UploadJob);
     return this.standby.forward(name, input);
+  }
+
+  /** An upload job: its files are staged on this computer, so they go along (at most MAX_FORWARDED_BYTES in all). */
+  private async forwardUpload(standby: StandbyBridge, input: UploadJob): Promise<unknown> {
+    const files: Record<string, string> = {};
+    let bytes = 0;
+    for (const { file } of input.files) {
+      if (Object.hasOwn(files, file)) continue;
+      const data = await this.options.readStaged(file);
+      bytes += data.length;
+      if (bytes > MAX_FORWARDED_BYTES) {
+        throw new RequestError(
+          400,
+          'bad_request',
+          `these files are more than ${MAX_FORWARDED_BYTES / 1024 / 1024} MiB, the most a standby passes on to the active manager at once: upload them in parts, or from the computer that runs the fleet`,
+        );
+      }
+      files[file] = data.toString('base64');
+    }
+    return standby.forward('jobs.start', input, undefined, JSON.stringify(files));
   }
 
   /** On a standby: the active manager's status (its fleet's counts); undefined when it does not answer soon. */

@@ -257,6 +257,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
         role: () => this.role,
         run: (route, input) => runRoute(this.context!, route, input),
         broadcast: (event) => this.api?.broadcast(event),
+        readStaged: (id) => this.staged.read(id),
+        stage: async (data) => (await this.staged.add(data)).id,
         log: this.log,
       });
       const lease = new ManagerLease(this.redis, {

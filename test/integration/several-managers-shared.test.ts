@@ -5,18 +5,20 @@
  * with one result. Real redis-server; both managers in-process with their own data folders
  * (as on two computers: neither reaches the other's API); 100 virtual boards.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
 import { startManager, waitFor } from '../helpers/lab.js';
 import { runMbm } from '../helpers/mbm-cli.js';
 import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
 import { ApiRequestError, type EventSubscription } from '../../electron/manager/api/client.js';
-import type { ApiEvent } from '../../electron/manager/api/contract.js';
+import { FILES_STAGE_PATH, type ApiEvent } from '../../electron/manager/api/contract.js';
 
 type Service = Awaited<ReturnType<typeof startManager>>;
 type CommandEvent = Extract<ApiEvent, { type: 'command' }>['command'];
 
 const BOARDS = 100;
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const FINAL = new Set(['ok', 'error', 'timeout', 'expired', 'cancelled', 'lost']);
 
 /** What one manager's event socket showed: each command's last final view. */
@@ -121,6 +123,42 @@ describe('two managers on one Redis, one fleet', () => {
     expect(await standby.api.call('jobs.get', { id: job.id })).toEqual(done);
     const listed = (await standby.api.call('jobs.list', {})).filter((entry) => entry.id === job.id);
     expect(listed).toHaveLength(1);
+  }, 90_000);
+
+  it('an upload job started on the standby takes its staged files along; more than 16 MiB at once is refused before anything is sent', async () => {
+    const stage = async (data: Buffer) => {
+      const response = await fetch(`${standby.manager.apiUrl}${FILES_STAGE_PATH}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${standby.manager.apiToken}`, 'content-type': 'application/octet-stream' },
+        body: data,
+      });
+      const body = (await response.json()) as { ok: boolean; result: { id: string } };
+      expect(body.ok).toBe(true);
+      return body.result.id;
+    };
+    const data = randomBytes(40 * 1024);
+    const file = await stage(data);
+    const job = await standby.api.call('jobs.start', { kind: 'upload', boards: 'two-[1-3]', files: [{ file, path: '/along.bin' }] });
+    const done = await waitFor(
+      async () => {
+        const view = await standby.api.call('jobs.get', { id: job.id });
+        return view.state === 'done' ? view : undefined;
+      },
+      60_000,
+      'upload job done',
+    );
+    expect(done.counts).toMatchObject({ ok: 3 });
+    for (const name of ['two-1', 'two-2', 'two-3']) {
+      expect(sha256(await fleet.byName(name)!.fs.readFile('/along.bin'))).toBe(sha256(data));
+    }
+    const big = [await stage(randomBytes(9 * 1024 * 1024)), await stage(randomBytes(9 * 1024 * 1024))];
+    const jobsBefore = (await active.api.call('jobs.list', {})).length;
+    const refused = await standby.api
+      .call('jobs.start', { kind: 'upload', boards: 'two-1', files: big.map((id, index) => ({ file: id, path: `/big${index}.bin` })) })
+      .catch((error: unknown) => error);
+    expect((refused as ApiRequestError).status).toBe(400);
+    expect((refused as ApiRequestError).message).toMatch(/more than 16 MiB, the most a standby passes on to the active manager at once/);
+    expect((await active.api.call('jobs.list', {})).length).toBe(jobsBefore);
   }, 90_000);
 
   it("the standby answers the active one's refusals with their status, and its own hardware routes with 503", async () => {

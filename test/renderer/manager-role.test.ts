@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatClock, plainText, standbyBanner, uploadElsewhereText, usbElsewhere } from '../../renderer/src/lib/manager-role.js';
+import { formatClock, plainText, standbyBanner, usbElsewhere } from '../../renderer/src/lib/manager-role.js';
 import type { ManagerRoleStatus } from '../../electron/manager/api/contract.js';
 
 // Local times, so the expectations hold in any time zone.
@@ -21,7 +21,7 @@ describe('the standby banner', () => {
     const parts = standbyBanner(standby(pi), now)!;
     expect(plainText(parts)).toBe(
       'This computer stands by: garden-pi runs the fleet (since 09:05). ' +
-        'Boards, code and jobs work from here; uploading files and flashing boards over USB work on garden-pi.',
+        'Boards, code, files and jobs work from here; flashing boards over USB works on garden-pi.',
     );
     expect(parts.filter((part) => part.name).map((part) => part.text)).toEqual(['garden-pi', 'garden-pi']);
   });
@@ -65,10 +65,5 @@ describe('USB and uploads on a standby', () => {
     expect(plainText(usbElsewhere('flash', undefined, 'this manager is standing by; the active one is garden-pi (pid 4242)').parts)).toBe(
       'Flashing is not available here: this manager is standing by; the active one is garden-pi (pid 4242).',
     );
-  });
-  it('an upload names the computer that takes uploads, and is allowed on the active manager', () => {
-    expect(uploadElsewhereText(standby(pi))).toBe('Uploading files works on garden-pi, the computer that runs the fleet; this one stands by.');
-    expect(uploadElsewhereText(activeRole)).toBeNull();
-    expect(uploadElsewhereText(undefined)).toBeNull();
   });
 });

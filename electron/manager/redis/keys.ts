@@ -91,6 +91,12 @@ export const managerKeys = {
   followers: `${PREFIX}:{mgr}:followers`,
 };
 
+/** The files staged on a standby that one of its requests names (manager-bridge-store.ts attachFiles). */
+export function managerAttachmentKey(requestId: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(requestId)) throw new InvalidIdError('manager id', requestId, '1-64 characters A-Z, a-z, 0-9, _ and -');
+  return `${PREFIX}:{mgr}:files:${requestId}`;
+}
+
 /** Stream of the active manager's answers to one standby manager's requests. */
 export function managerRepliesKey(managerId: string): string {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(managerId)) throw new InvalidIdError('manager id', managerId, '1-64 characters A-Z, a-z, 0-9, _ and -');

@@ -10,7 +10,7 @@
  *   with the writer's lease epoch still the newest (cm_mgr_publish, fenced), and expiring
  *   when nobody writes (a standby that went away leaves nothing behind for long).
  */
-import { managerKeys, managerRepliesKey } from './keys.js';
+import { managerAttachmentKey, managerKeys, managerRepliesKey } from './keys.js';
 import { callLoadingFunctions } from './function-call.js';
 import type { RedisClient } from './redis-connection.js';
 
@@ -32,6 +32,8 @@ export interface BridgeRequest {
   input: string;
   /** When the standby stops waiting (epoch ms): later, the request is dropped unanswered. */
   deadline: number;
+  /** Files staged on the standby that the request names wait under their own key (attachFiles). */
+  files?: boolean;
 }
 
 /** What the active manager answered (`ok`: `body` is the result's JSON, else the error's: api-errors.ts). */
@@ -62,7 +64,7 @@ export class ManagerBridgeStore {
   }
 
   async addRequest(request: BridgeRequest): Promise<void> {
-    const { id, from, route, input, deadline } = request;
+    const { id, from, route, input, deadline, files } = request;
     await this.redis.xadd(
       managerKeys.requests,
       'MAXLEN',
@@ -79,7 +81,21 @@ export class ManagerBridgeStore {
       input,
       'deadline',
       String(deadline),
+      ...(files ? ['files', '1'] : []),
     );
+  }
+
+  /**
+   * The files a request names (JSON: staged id → base64), under a key of their own until the
+   * active manager takes them or `ttlMs` passes: taken one request at a time, so a batch of
+   * requests never makes a reply larger than Redis lets a client have (redis-server-config.ts).
+   */
+  async attachFiles(requestId: string, files: string, ttlMs: number): Promise<void> {
+    await this.redis.set(managerAttachmentKey(requestId), files, 'PX', ttlMs);
+  }
+
+  async takeFiles(requestId: string): Promise<string | null> {
+    return (await this.redis.call('GETDEL', managerAttachmentKey(requestId))) as string | null;
   }
 
   /** The consumer group the active manager reads requests with; made once, new requests only. */
@@ -120,6 +136,7 @@ export class ManagerBridgeStore {
         route: map.get('route') ?? '',
         input: map.get('input') ?? '',
         deadline: Number(map.get('deadline') ?? 0),
+        files: map.get('files') === '1',
       };
     });
   }

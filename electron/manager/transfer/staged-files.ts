@@ -77,6 +77,15 @@ export class StagedFiles {
     return { id, size, sha256: entry.sha256 };
   }
 
+  /** Stages bytes already in memory (an upload a standby manager sent along). */
+  add(data: Buffer): Promise<StagedFile> {
+    return this.receive(
+      (async function* () {
+        yield data;
+      })(),
+    );
+  }
+
   /** The bytes of a staged file; a clear error when it is unknown or was forgotten. */
   async read(id: string): Promise<Buffer> {
     const entry = this.files.get(id);

@@ -1,8 +1,8 @@
 /**
  * What the UI says when its service stands by (several managers on one Redis: the one
  * holding the lease runs the fleet; docs/ARCHITECTURE.md "Several managers"). A standby
- * passes the fleet's routes on to the active manager, but this computer's USB ports and
- * the files staged here are its own: flashing and uploads work on the active computer only.
+ * passes the fleet's routes on to the active manager (an upload's files go along), but this
+ * computer's USB ports are its own: flashing works on the active computer only.
  * Texts come as parts so the page can set the computer's name apart (a host name like "vm"
  * or "pi" reads as a word otherwise). Pure functions.
  */
@@ -49,7 +49,7 @@ export function standbyBanner(manager: ManagerRoleStatus | null | undefined, now
     { text: 'This computer stands by: ' },
     { text: host, name: true },
     {
-      text: ` runs the fleet (since ${formatClock(manager.active.since, now)}). Boards, code and jobs work from here; uploading files and flashing boards over USB work on `,
+      text: ` runs the fleet (since ${formatClock(manager.active.since, now)}). Boards, code, files and jobs work from here; flashing boards over USB works on `,
     },
     { text: host, name: true },
     { text: '.' },
@@ -86,13 +86,4 @@ export function usbElsewhere(what: 'flash' | 'console', manager: ManagerRoleStat
       ...(what === 'flash' ? [{ text: ' A board flashed there shows up here too.' }] : []),
     ],
   };
-}
-
-/** Why an upload is not started here (null: it can be). */
-export function uploadElsewhereText(manager: ManagerRoleStatus | null | undefined): string | null {
-  if (manager?.role !== 'standby') return null;
-  const host = activeHostName(manager);
-  return host
-    ? `Uploading files works on ${host}, the computer that runs the fleet; this one stands by.`
-    : 'No computer runs the fleet right now; this one takes over within a few seconds. Try the upload again then.';
 }

@@ -6,11 +6,9 @@
 import type { JobSummary } from '../../../electron/manager/api/contract.js';
 import { boardPathFor, type PickedFile } from '../lib/file-drop.js';
 import { errorMessage } from '../lib/api.js';
-import { uploadElsewhereText } from '../lib/manager-role.js';
 import { api } from './api.js';
 import { jobs } from './jobs.svelte.js';
 import { notifications } from './notifications.svelte.js';
-import { service } from './service.svelte.js';
 
 /** The most a board transfer takes (the service refuses larger files). */
 export const MAX_UPLOAD_BYTES = 16 * 1024 * 1024;
@@ -38,12 +36,6 @@ class UploadsStore {
       return null;
     }
     if (files.length === 0) return null;
-    // A standby would take the files in only to refuse their job: an upload job reads files staged on its own computer, so standbys do not pass it on.
-    const elsewhere = uploadElsewhereText(service.status?.manager);
-    if (elsewhere) {
-      notifications.push('warning', elsewhere);
-      return null;
-    }
     const total = files.reduce((sum, picked) => sum + picked.file.size, 0);
     const state: UploadState = {
       id: this.next++,
