@@ -101,6 +101,8 @@ export class ActiveBridge {
   private pending: ApiEvent[] = [];
   private flushScheduled = false;
   private publishing: Promise<void> = Promise.resolve();
+  /** Numbers the frames: a standby that finds one missing (trimmed before it read it) has its clients load everything again. */
+  private frameSeq = 0;
 
   constructor(private readonly options: ActiveBridgeOptions) {
     this.connection = options.store.blockingConnection();
@@ -140,7 +142,7 @@ export class ActiveBridge {
   private async publishFrames(events: ApiEvent[]): Promise<void> {
     try {
       for (let at = 0; at < events.length; at += FRAME_EVENTS) {
-        const fresh = await this.options.store.publishEvents(this.options.epoch, JSON.stringify(events.slice(at, at + FRAME_EVENTS)));
+        const fresh = await this.options.store.publishEvents(this.options.epoch, ++this.frameSeq, JSON.stringify(events.slice(at, at + FRAME_EVENTS)));
         if (!fresh) return this.options.superseded('Redis refused this manager epoch for its events');
       }
     } catch (error) {
@@ -263,6 +265,7 @@ export class StandbyBridge {
   private badFrames = 0;
   /** The epoch of the last events frame: another one means another active manager, whose events may not follow on. */
   private eventsEpoch: number | undefined;
+  private eventsSeq = 0;
 
   constructor(private readonly options: StandbyBridgeOptions) {
     this.connection = options.store.blockingConnection();
@@ -288,7 +291,7 @@ export class StandbyBridge {
           new RequestError(
             503,
             'unavailable',
-            `the active manager (${this.options.activeName()}) did not answer within ${Math.round(timeoutMs / 1000)} s; it may have stopped while handling the request: check before sending it again`,
+            `the active manager (${this.options.activeName()}) did not answer within ${timeoutMs >= 1_000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`}; it may have stopped while handling the request: check before sending it again`,
           ),
         );
       }, timeoutMs);
@@ -342,11 +345,15 @@ export class StandbyBridge {
           after.replies = reply.entry;
           this.answered(reply.id, reply.status, reply.body);
         }
-        for (const { entry, epoch, frame } of read.frames) {
+        for (const { entry, epoch, seq, frame } of read.frames) {
           after.events = entry;
-          // Events between the old active manager's last and the new one's first are lost: clients load everything again.
-          if (epoch !== this.eventsEpoch && (this.eventsEpoch !== undefined || this.options.resyncOnFirstFrame)) this.options.broadcast({ type: 'resync' });
+          // Events between the old active manager's last and the new one's first are lost, and so are frames trimmed
+          // before this standby read them: its clients load everything again.
+          const known = this.eventsEpoch !== undefined;
+          const missed = known ? epoch !== this.eventsEpoch || seq !== this.eventsSeq + 1 : this.options.resyncOnFirstFrame;
+          if (missed) this.options.broadcast({ type: 'resync' });
           this.eventsEpoch = epoch;
+          this.eventsSeq = seq;
           this.showFrame(frame);
         }
       } catch (error) {

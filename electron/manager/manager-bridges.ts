@@ -48,7 +48,12 @@ export class ManagerBridges {
     await this.stopStandby();
     const { store, id, run, stage, log } = this.options;
     this.active = new ActiveBridge({ store, id, epoch, run, stage, log, superseded: (reason) => this.options.role()?.superseded(reason) });
-    await this.active.start();
+    try {
+      await this.active.start();
+    } catch (error) {
+      // The fleet runs anyway (a Redis user without stream groups, say): only the standbys go unanswered.
+      log('warn', `standby managers will not be answered: ${(error as Error).message}`);
+    }
     // What clients saw came from another manager until now (events may have been lost in between): they load everything again.
     this.options.broadcast({ type: 'resync' });
   }

@@ -18,7 +18,8 @@ const GROUP = 'active';
 /** About how many requests, answers and event frames the streams keep. */
 const KEEP_REQUESTS = 1_000;
 const KEEP_REPLIES = 1_000;
-const KEEP_EVENT_FRAMES = 2_000;
+/** Frames hold up to 1,000 events (~0.5 MB): ~200 bound the stream near 100 MB at worst; a standby reads them at once. */
+const KEEP_EVENT_FRAMES = 200;
 /** How long an answers or events stream outlives its last entry. */
 const STREAM_TTL_MS = 60_000;
 
@@ -147,8 +148,8 @@ export class ManagerBridgeStore {
   }
 
   /** One frame of the active manager's events (a JSON array); false when `epoch` is no longer the newest. */
-  async publishEvents(epoch: number, frame: string): Promise<boolean> {
-    return this.publish(epoch, managerKeys.events, KEEP_EVENT_FRAMES, ['epoch', String(epoch), 'events', frame]);
+  async publishEvents(epoch: number, seq: number, frame: string): Promise<boolean> {
+    return this.publish(epoch, managerKeys.events, KEEP_EVENT_FRAMES, ['epoch', String(epoch), 'seq', String(seq), 'events', frame]);
   }
 
   private async publish(epoch: number, key: string, keep: number, fields: string[]): Promise<boolean> {
@@ -194,7 +195,7 @@ export class ManagerBridgeStore {
     managerId: string,
     after: { replies: string; events: string },
     blockMs: number,
-  ): Promise<{ replies: Array<BridgeReply & { entry: string }>; frames: Array<{ entry: string; epoch: number; frame: string }> }> {
+  ): Promise<{ replies: Array<BridgeReply & { entry: string }>; frames: Array<{ entry: string; epoch: number; seq: number; frame: string }> }> {
     const repliesKey = managerRepliesKey(managerId);
     const read = (await connection.xread(
       'COUNT',
@@ -208,12 +209,12 @@ export class ManagerBridgeStore {
       after.events,
     )) as StreamRead;
     const replies: Array<BridgeReply & { entry: string }> = [];
-    const frames: Array<{ entry: string; epoch: number; frame: string }> = [];
+    const frames: Array<{ entry: string; epoch: number; seq: number; frame: string }> = [];
     for (const [key, entries] of read ?? []) {
       for (const [entry, fields] of entries) {
         const map = fieldsOf(fields);
         if (key === repliesKey) replies.push({ entry, id: map.get('id') ?? '', status: Number(map.get('status') ?? 500), body: map.get('body') ?? '' });
-        else frames.push({ entry, epoch: Number(map.get('epoch') ?? 0), frame: map.get('events') ?? '' });
+        else frames.push({ entry, epoch: Number(map.get('epoch') ?? 0), seq: Number(map.get('seq') ?? 0), frame: map.get('events') ?? '' });
       }
     }
     // Read answers hold results (a board's credentials, say): not kept once taken.
