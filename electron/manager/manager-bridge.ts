@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { ApiErrorCode, ApiEvent, RouteName, RouteInput } from './api/contract.js';
 import { routeInputs } from './api/contract.js';
 import { classifyError, RequestError } from './api/api-errors.js';
-import type { ManagerBridgeStore, BridgeRequest } from './redis/manager-bridge-store.js';
+import { FRAME_BYTES, MAX_BODY_BYTES, MAX_EVENT_BYTES, type ManagerBridgeStore, type BridgeRequest } from './redis/manager-bridge-store.js';
 import type { RedisClient } from './redis/redis-connection.js';
 import type { Logger } from './log.js';
 
@@ -55,6 +55,8 @@ export function isForwarded(route: RouteName, input: unknown): boolean {
   return route !== 'jobs.start' || !LOCAL_JOBS.has((input as RouteInput<'jobs.start'>).kind);
 }
 
+const RESYNC_EVENT = JSON.stringify({ type: 'resync' } satisfies ApiEvent);
+
 const API_ERROR_CODES: readonly ApiErrorCode[] = ['bad_request', 'unauthorized', 'not_found', 'conflict', 'unavailable', 'device', 'internal'];
 
 /** Events a standby shows its clients (USB events are about the active manager's computer). */
@@ -68,8 +70,6 @@ const BLOCK_MS = 1_000;
 const FOLLOW_EVERY_MS = 2_000;
 /** How often the active manager looks whether a standby listens. */
 const FOLLOWERS_EVERY_MS = 1_000;
-/** Events of one frame at most (a large broadcast goes out as several frames). */
-const FRAME_EVENTS = 1_000;
 
 function answerTimeout(input: unknown): number {
   const waits = (input as { timeoutMs?: unknown }).timeoutMs;
@@ -141,10 +141,28 @@ export class ActiveBridge {
 
   private async publishFrames(events: ApiEvent[]): Promise<void> {
     try {
-      for (let at = 0; at < events.length; at += FRAME_EVENTS) {
-        const fresh = await this.options.store.publishEvents(this.options.epoch, ++this.frameSeq, JSON.stringify(events.slice(at, at + FRAME_EVENTS)));
-        if (!fresh) return this.options.superseded('Redis refused this manager epoch for its events');
+      // Packed into frames of up to FRAME_BYTES (a standby's read of several frames stays small).
+      let parts: string[] = [];
+      let bytes = 0;
+      const send = async () => {
+        const frame = `[${parts.join(',')}]`;
+        parts = [];
+        bytes = 0;
+        return this.options.store.publishEvents(this.options.epoch, ++this.frameSeq, frame);
+      };
+      for (const event of events) {
+        let text = JSON.stringify(event);
+        let size = Buffer.byteLength(text, 'utf8');
+        // Too large for one Redis command (a command's view with 256 KB of escaped output): the standby's clients load it instead.
+        if (size > MAX_EVENT_BYTES) {
+          text = RESYNC_EVENT;
+          size = text.length;
+        }
+        if (bytes > 0 && bytes + size > FRAME_BYTES && !(await send())) return this.options.superseded('Redis refused this manager epoch for its events');
+        parts.push(text);
+        bytes += size + 1;
       }
+      if (parts.length > 0 && !(await send())) this.options.superseded('Redis refused this manager epoch for its events');
     } catch (error) {
       this.options.log('debug', `manager bridge: events not published: ${(error as Error).message}`);
     }
@@ -182,13 +200,23 @@ export class ActiveBridge {
     let status = 200;
     let body: string;
     try {
-      if (!Object.hasOwn(routeInputs, request.route) || !isForwarded(request.route as RouteName, safeJson(request.input))) {
+      const text = await this.options.store.requestBody(request);
+      const sent = (text === null ? undefined : safeJson(text)) as { input?: unknown; files?: unknown } | undefined;
+      if (!sent || typeof sent !== 'object')
+        throw new RequestError(400, 'bad_request', 'the request was gone before the active manager could read it: send it again');
+      if (!Object.hasOwn(routeInputs, request.route) || !isForwarded(request.route as RouteName, sent.input)) {
         throw new RequestError(400, 'bad_request', `route ${JSON.stringify(request.route.slice(0, 40))} is not answered for another manager`);
       }
       const route = request.route as RouteName;
-      const json = request.files ? await this.stageFiles(request.id, safeJson(request.input)) : safeJson(request.input);
-      const input = routeInputs[route].parse(json);
+      const input = routeInputs[route].parse(sent.files === undefined ? sent.input : await this.stageFiles(sent.input, sent.files));
       body = JSON.stringify((await this.options.run(route, input)) ?? null);
+      if (Buffer.byteLength(body, 'utf8') > MAX_BODY_BYTES) {
+        throw new RequestError(
+          400,
+          'bad_request',
+          `the answer is ${Math.round(body.length / 1024 / 1024)} MB, more than a standby is passed (${MAX_BODY_BYTES / 1024 / 1024} MB): ask for less at once, or ask the computer that runs the fleet`,
+        );
+      }
     } catch (error) {
       const classified = classifyError(error);
       status = classified.status;
@@ -203,15 +231,12 @@ export class ActiveBridge {
   }
 
   /**
-   * An upload job from a standby: its files (staged there) came along under their own key;
-   * staged here, the job names them by their ids here.
+   * An upload job from a standby: the files it names (staged there) came along, base64 by
+   * staged id; staged here, the job names them by their ids here.
    */
-  private async stageFiles(requestId: string, json: unknown): Promise<unknown> {
-    const text = await this.options.store.takeFiles(requestId);
-    const sent = text === null ? undefined : safeJson(text);
-    if (!sent || typeof sent !== 'object' || Array.isArray(sent)) {
-      throw new RequestError(400, 'bad_request', "the upload's files were gone before the active manager could read them: send them again");
-    }
+  private async stageFiles(json: unknown, sent: unknown): Promise<unknown> {
+    if (!sent || typeof sent !== 'object' || Array.isArray(sent))
+      throw new RequestError(400, 'bad_request', "the upload's files did not come along: send them again");
     const job = json as { kind?: unknown; files?: unknown };
     if (job?.kind !== 'upload' || !Array.isArray(job.files)) throw new RequestError(400, 'bad_request', 'only an upload job sends files along');
     const stagedHere = new Map<string, string>();
@@ -281,7 +306,7 @@ export class StandbyBridge {
   }
 
   /** Asks the active manager to run `route` (validated `input`); its answer, or its error with the same status. */
-  forward(route: RouteName, input: unknown, timeoutMs = answerTimeout(input), files?: string): Promise<unknown> {
+  forward(route: RouteName, input: unknown, timeoutMs = answerTimeout(input), files?: Record<string, string>): Promise<unknown> {
     if (this.stopped) return Promise.reject(new RequestError(503, 'unavailable', 'this manager is changing role: send the request again'));
     const id = randomUUID();
     return new Promise((resolve, reject) => {
@@ -296,9 +321,16 @@ export class StandbyBridge {
         );
       }, timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
-      const request = { id, from: this.options.id, route, input: JSON.stringify(input), deadline: Date.now() + timeoutMs, files: files !== undefined };
-      (files === undefined ? Promise.resolve() : this.options.store.attachFiles(id, files, timeoutMs))
-        .then(() => this.options.store.addRequest(request))
+      const request = { id, from: this.options.id, route, deadline: Date.now() + timeoutMs };
+      const body = JSON.stringify({ input, files });
+      if (Buffer.byteLength(body, 'utf8') > MAX_BODY_BYTES) {
+        return this.settle(
+          id,
+          () => new RequestError(400, 'bad_request', `the request is more than ${MAX_BODY_BYTES / 1024 / 1024} MB, the most a standby passes on`),
+        );
+      }
+      this.options.store
+        .addRequest(request, body, timeoutMs)
         .catch((error: Error) =>
           this.settle(id, () => new RequestError(503, 'unavailable', `the request could not be passed on through Redis: ${error.message}`)),
         );
@@ -343,7 +375,9 @@ export class StandbyBridge {
         const read = await this.options.store.tail(this.connection, this.options.id, after, BLOCK_MS);
         for (const reply of read.replies) {
           after.replies = reply.entry;
-          this.answered(reply.id, reply.status, reply.body);
+          // A long answer waits under its own key; gone (expired) is no answer, as if it never came.
+          const body = await this.options.store.answerBody(reply);
+          if (body !== null) this.answered(reply.id, reply.status, body);
         }
         for (const { entry, epoch, seq, frame } of read.frames) {
           after.events = entry;

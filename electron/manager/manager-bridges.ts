@@ -122,7 +122,7 @@ export class ManagerBridges {
       }
       files[file] = data.toString('base64');
     }
-    return standby.forward('jobs.start', input, undefined, JSON.stringify(files));
+    return standby.forward('jobs.start', input, undefined, files);
   }
 
   /** On a standby: the active manager's status (its fleet's counts); undefined when it does not answer soon. */

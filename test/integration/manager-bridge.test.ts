@@ -96,9 +96,11 @@ describe('the manager bridge', () => {
 
   it("answers with the route's own error status, refuses routes it does not run for others, and answers once", async () => {
     const runs: string[] = [];
-    await active(11, async (route) => {
+    await active(11, async (route, input) => {
       runs.push(route);
       if (route === 'boards.get') throw new RequestError(404, 'not_found', 'no board named "x"');
+      if (route === 'commands.send') return { echoed: (input as { request: { dataBase64: string } }).request.dataBase64.length };
+      if (route === 'boards.history') return { long: 'x'.repeat(300_000) };
       return { fine: true };
     });
     const { bridge } = await standby('standby-routes');
@@ -109,7 +111,12 @@ describe('the manager bridge', () => {
     await expect(bridge.forward('usb.ports', {})).rejects.toMatchObject({ status: 400 });
     // Input is validated again by the active manager.
     await expect(bridge.forward('boards.get', { board: 42 })).rejects.toMatchObject({ status: 400, code: 'bad_request' });
-    expect(runs).toEqual(['boards.list', 'boards.get']);
+    // Bodies past a stream entry's size travel under keys of their own, both ways, and are not left behind.
+    const data = Buffer.alloc(600_000, 7).toString('base64');
+    expect(await bridge.forward('commands.send', { boards: 'b', request: { op: 'put', path: '/big.bin', dataBase64: data } })).toEqual({ echoed: data.length });
+    expect(await bridge.forward('boards.history', { board: 'b' })).toEqual({ long: 'x'.repeat(300_000) });
+    expect(await client.keys('cm:{mgr}:body:*')).toEqual([]);
+    expect(runs).toEqual(['boards.list', 'boards.get', 'commands.send', 'boards.history']);
   });
 
   it('drops a request whose standby stopped waiting, and an upload whose files are not there', async () => {
@@ -124,27 +131,32 @@ describe('the manager bridge', () => {
     });
     expect(await bridge.forward('boards.list', {})).toEqual([]);
     expect(runs).toEqual(['boards.list']);
-    // An upload job naming files that were never sent along (their key expired): refused, not run.
-    await client.xadd(
-      managerKeys.requests,
-      '*',
-      'id',
-      'forged-1',
-      'from',
-      'nobody-tails',
-      'route',
-      'jobs.start',
-      'input',
-      JSON.stringify({ kind: 'upload', boards: 'b', files: [{ file: 'sAAAAAAAAAAAAAAAA', path: '/a' }] }),
-      'deadline',
-      String(Date.now() + 10_000),
-      'files',
-      '1',
-    );
+    // An upload job whose files did not come along, and a request whose body expired before it was read: refused, not run.
+    const forge = async (id: string, body: string | null) => {
+      const fields = [
+        'id',
+        id,
+        'from',
+        'nobody-tails',
+        'route',
+        'jobs.start',
+        'deadline',
+        String(Date.now() + 10_000),
+        ...(body === null ? [] : ['body', body]),
+      ];
+      await client.xadd(managerKeys.requests, '*', ...fields);
+    };
+    await forge('forged-1', JSON.stringify({ input: { kind: 'upload', boards: 'b', files: [{ file: 'sAAAAAAAAAAAAAAAA', path: '/a' }] }, files: {} }));
+    await forge('forged-2', null);
     const replies = 'cm:{mgr}:replies:nobody-tails';
-    await waitFor(async () => (await client.xlen(replies)) === 1, 5_000, 'an answer');
-    const [, fields] = ((await client.xrange(replies, '-', '+')) as Array<[string, string[]]>)[0]!;
-    expect(fields).toEqual(['id', 'forged-1', 'status', '400', 'body', expect.stringMatching(/files were gone before the active manager could read them/)]);
+    await waitFor(async () => (await client.xlen(replies)) === 2, 5_000, 'two answers');
+    const answers = ((await client.xrange(replies, '-', '+')) as Array<[string, string[]]>)
+      .map(([, fields]) => fields)
+      .sort((a, b) => a[1]!.localeCompare(b[1]!));
+    expect(answers).toEqual([
+      ['id', 'forged-1', 'status', '400', 'body', expect.stringMatching(/a file of the upload was not sent along/)],
+      ['id', 'forged-2', 'status', '400', 'body', expect.stringMatching(/the request was gone before the active manager could read it/)],
+    ]);
     expect(runs).toEqual(['boards.list']);
   });
 });

@@ -2,12 +2,14 @@
  * Two managers on one Redis serve one fleet (docs/ARCHITECTURE.md "Several managers"): the
  * standby forwards the fleet's routes to the active one through Redis and shows its events,
  * so a user of either sees the same boards, commands and jobs, and each command runs once
- * with one result. Real redis-server; both managers in-process with their own data folders
- * (as on two computers: neither reaches the other's API); 100 virtual boards.
+ * with one result. The active manager's embedded redis-server, the standby on it with the
+ * manager's password; both in-process with their own data folders (as on two computers:
+ * neither reaches the other's API); 100 virtual boards.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
+import { readFile } from 'node:fs/promises';
+import { dataPaths } from '../../electron/manager/data-dir.js';
 import { startManager, waitFor } from '../helpers/lab.js';
 import { runMbm } from '../helpers/mbm-cli.js';
 import { startVirtualFleet, type VirtualFleet } from '../../electron/manager/virtual/virtual-fleet.js';
@@ -29,7 +31,6 @@ function watchCommands(events: ApiEvent[]): Map<string, CommandEvent> {
 }
 
 describe('two managers on one Redis, one fleet', () => {
-  let redis: PlainRedis;
   let active: Service;
   let standby: Service;
   let fleet: VirtualFleet;
@@ -38,9 +39,12 @@ describe('two managers on one Redis, one fleet', () => {
   const standbyEvents: ApiEvent[] = [];
 
   beforeAll(async () => {
-    redis = await startPlainRedis();
-    active = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 3_000 });
-    standby = await startManager({ redisUrl: redis.url(), redisPort: undefined, leaseTtlMs: 3_000 });
+    // As a user would set it up: the desktop app with its embedded Redis, a second computer's
+    // manager on that Redis with the manager's password (the embedded server's 1 MB command limit included).
+    active = await startManager({ leaseTtlMs: 3_000 });
+    const password = (await readFile(dataPaths(active.dataDir).managerPassword, 'utf8')).trim();
+    const redisUrl = `redis://cm-manager:${encodeURIComponent(password)}@127.0.0.1:${active.redisPort}`;
+    standby = await startManager({ redisUrl, redisPort: undefined, leaseTtlMs: 3_000 });
     expect((await standby.api.call('status', {})).manager.role).toBe('standby');
     subscriptions.push(await active.api.events((event) => activeEvents.push(event)));
     subscriptions.push(await standby.api.events((event) => standbyEvents.push(event)));
@@ -53,7 +57,6 @@ describe('two managers on one Redis, one fleet', () => {
     await fleet?.close();
     await standby?.close();
     await active?.close();
-    redis?.kill();
   });
 
   it('both list the same boards, and the standby shows the active one as such', async () => {
@@ -136,7 +139,8 @@ describe('two managers on one Redis, one fleet', () => {
       expect(body.ok).toBe(true);
       return body.result.id;
     };
-    const data = randomBytes(40 * 1024);
+    // 3 MiB: its way through Redis is in parts (the embedded server refuses a command over 1 MB).
+    const data = randomBytes(3 * 1024 * 1024);
     const file = await stage(data);
     const job = await standby.api.call('jobs.start', { kind: 'upload', boards: 'two-[1-3]', files: [{ file, path: '/along.bin' }] });
     const done = await waitFor(

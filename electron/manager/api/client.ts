@@ -41,7 +41,12 @@ export class ApiClient {
         signal: options.signal,
       });
     } catch (error) {
-      throw new ApiRequestError('unreachable', `cannot reach the Cloudmanager service at ${this.baseUrl}: ${(error as Error).message}`);
+      // fetch says only "fetch failed"; why (refused, reset, a timeout) is its cause.
+      const cause = (error as Error & { cause?: { message?: string } }).cause?.message;
+      throw new ApiRequestError(
+        'unreachable',
+        `cannot reach the Cloudmanager service at ${this.baseUrl}: ${(error as Error).message}${cause ? ` (${cause})` : ''}`,
+      );
     }
     let body: ApiResponse<RouteOutput<R>>;
     try {

@@ -91,10 +91,10 @@ export const managerKeys = {
   followers: `${PREFIX}:{mgr}:followers`,
 };
 
-/** The files staged on a standby that one of its requests names (manager-bridge-store.ts attachFiles). */
-export function managerAttachmentKey(requestId: string): string {
+/** The body of one bridge request or answer too long for its stream entry (manager-bridge-store.ts). */
+export function managerBodyKey(requestId: string, of: 'request' | 'answer'): string {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(requestId)) throw new InvalidIdError('manager id', requestId, '1-64 characters A-Z, a-z, 0-9, _ and -');
-  return `${PREFIX}:{mgr}:files:${requestId}`;
+  return `${PREFIX}:{mgr}:body:${requestId}:${of}`;
 }
 
 /** Stream of the active manager's answers to one standby manager's requests. */

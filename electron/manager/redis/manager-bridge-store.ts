@@ -9,8 +9,16 @@
  * - Answers: one stream per standby manager; events: one stream for all. Both written only
  *   with the writer's lease epoch still the newest (cm_mgr_publish, fenced), and expiring
  *   when nobody writes (a standby that went away leaves nothing behind for long).
+ * - Sizes: the embedded Redis refuses any command over 1 MB (proto-max-bulk-len,
+ *   client-query-buffer-limit: redis-server-config.ts) and closes the connection that sent
+ *   it; a stream read returns many entries at once, and Redis closes a client whose reply
+ *   outgrows its output buffer (32 MiB), after which the same read would fail forever. So
+ *   entries stay small: a request's or an answer's body over INLINE_BYTES goes under keys
+ *   of its own (`cm:{mgr}:body:<id>:<request|answer>:<n>`, 512 KB each: Redis refuses a
+ *   longer string, APPEND included; taken and deleted by the one reader), and event frames stay near FRAME_BYTES (a single event over MAX_EVENT_BYTES is
+ *   not sent: the writer sends a resync in its place).
  */
-import { managerAttachmentKey, managerKeys, managerRepliesKey } from './keys.js';
+import { managerBodyKey, managerKeys, managerRepliesKey } from './keys.js';
 import { callLoadingFunctions } from './function-call.js';
 import type { RedisClient } from './redis-connection.js';
 
@@ -18,8 +26,22 @@ const GROUP = 'active';
 /** About how many requests, answers and event frames the streams keep. */
 const KEEP_REQUESTS = 1_000;
 const KEEP_REPLIES = 1_000;
-/** Frames hold up to 1,000 events (~0.5 MB): ~200 bound the stream near 100 MB at worst; a standby reads them at once. */
+/** About 200 frames of FRAME_BYTES: the stream stays near 100 MB at worst; a standby reads them as they come. */
 const KEEP_EVENT_FRAMES = 200;
+/** A body longer than this (UTF-8 bytes) goes under its own key. */
+export const INLINE_BYTES = 64 * 1024;
+/** What an event frame should not exceed (the writer packs events up to it)... */
+export const FRAME_BYTES = 256 * 1024;
+/** ...unless one event alone is larger, up to this (well under the 1 MB a command may have). */
+export const MAX_EVENT_BYTES = 512 * 1024;
+/** The longest body passed on (under 32 MiB: the parts' MGET reply must fit a client's output buffer). */
+export const MAX_BODY_BYTES = 24 * 1024 * 1024;
+/** A long body is written in parts of this size (each command and string under 1 MB). */
+const BODY_CHUNK_BYTES = 512 * 1024;
+/** Entries per stream a read takes: requests and answers inline ≤ 64 KB, frames ≤ 512 KB. */
+const READ_COUNT = 16;
+
+const bytesOf = (text: string) => Buffer.byteLength(text, 'utf8');
 /** How long an answers or events stream outlives its last entry. */
 const STREAM_TTL_MS = 60_000;
 
@@ -29,19 +51,20 @@ export interface BridgeRequest {
   /** The standby manager's id (its answers stream). */
   from: string;
   route: string;
-  /** The route's input, JSON. */
-  input: string;
   /** When the standby stops waiting (epoch ms): later, the request is dropped unanswered. */
   deadline: number;
-  /** Files staged on the standby that the request names wait under their own key (attachFiles). */
-  files?: boolean;
+  /** Its body (manager-bridge.ts: the input and any files, JSON); null: in `parts` keys of its own (`requestBody`). */
+  body: string | null;
+  parts: number;
 }
 
-/** What the active manager answered (`ok`: `body` is the result's JSON, else the error's: api-errors.ts). */
+/** What the active manager answered: `body` is the result's JSON (status 200), else the error's (api-errors.ts). */
 export interface BridgeReply {
   id: string;
   status: number;
-  body: string;
+  /** null: in `parts` keys of its own (`answerBody`). */
+  body: string | null;
+  parts: number;
 }
 
 type StreamEntries = Array<[id: string, fields: string[]]>;
@@ -64,39 +87,42 @@ export class ManagerBridgeStore {
     return this.redis.duplicate();
   }
 
-  async addRequest(request: BridgeRequest): Promise<void> {
-    const { id, from, route, input, deadline, files } = request;
-    await this.redis.xadd(
-      managerKeys.requests,
-      'MAXLEN',
-      '~',
-      String(KEEP_REQUESTS),
-      '*',
-      'id',
-      id,
-      'from',
-      from,
-      'route',
-      route,
-      'input',
-      input,
-      'deadline',
-      String(deadline),
-      ...(files ? ['files', '1'] : []),
-    );
+  /** Sends a request; a long body waits under its own key until taken or `ttlMs` passed. */
+  async addRequest(request: Omit<BridgeRequest, 'body' | 'parts'>, body: string, ttlMs: number): Promise<void> {
+    const { id, from, route, deadline } = request;
+    const inline = bytesOf(body) <= INLINE_BYTES;
+    const parts = inline ? [] : ['parts', String(await this.writeBody(managerBodyKey(id, 'request'), body, ttlMs))];
+    const fields = ['id', id, 'from', from, 'route', route, 'deadline', String(deadline), ...(inline ? ['body', body] : parts)];
+    await this.redis.xadd(managerKeys.requests, 'MAXLEN', '~', String(KEEP_REQUESTS), '*', ...fields);
   }
 
-  /**
-   * The files a request names (JSON: staged id → base64), under a key of their own until the
-   * active manager takes them or `ttlMs` passes: taken one request at a time, so a batch of
-   * requests never makes a reply larger than Redis lets a client have (redis-server-config.ts).
-   */
-  async attachFiles(requestId: string, files: string, ttlMs: number): Promise<void> {
-    await this.redis.set(managerAttachmentKey(requestId), files, 'PX', ttlMs);
+  /** Writes a long body in parts (`<key>:0`, `<key>:1`, …), each expiring after `ttlMs`; how many. */
+  private async writeBody(key: string, body: string, ttlMs: number): Promise<number> {
+    const bytes = Buffer.from(body, 'utf8');
+    const parts = Math.ceil(bytes.length / BODY_CHUNK_BYTES);
+    for (let part = 0; part < parts; part++) {
+      await this.redis.set(`${key}:${part}`, bytes.subarray(part * BODY_CHUNK_BYTES, (part + 1) * BODY_CHUNK_BYTES), 'PX', ttlMs);
+    }
+    return parts;
   }
 
-  async takeFiles(requestId: string): Promise<string | null> {
-    return (await this.redis.call('GETDEL', managerAttachmentKey(requestId))) as string | null;
+  /** Takes a body written in parts (deleting them); null when one is gone (expired). */
+  private async takeBody(key: string, parts: number): Promise<string | null> {
+    if (!Number.isInteger(parts) || parts < 1 || parts > Math.ceil(MAX_BODY_BYTES / BODY_CHUNK_BYTES) + 1) return null;
+    const keys = Array.from({ length: parts }, (_, part) => `${key}:${part}`);
+    const values = await this.redis.mgetBuffer(...keys);
+    await this.redis.del(...keys);
+    return values.every((value) => value !== null) ? Buffer.concat(values as Buffer[]).toString('utf8') : null;
+  }
+
+  /** A request's body (null: gone, its parts expired). */
+  async requestBody(request: BridgeRequest): Promise<string | null> {
+    return request.body ?? this.takeBody(managerBodyKey(request.id, 'request'), request.parts);
+  }
+
+  /** An answer's body (null: gone, its parts expired). */
+  async answerBody(reply: BridgeReply): Promise<string | null> {
+    return reply.body ?? this.takeBody(managerBodyKey(reply.id, 'answer'), reply.parts);
   }
 
   /** The consumer group the active manager reads requests with; made once, new requests only. */
@@ -119,7 +145,7 @@ export class ManagerBridgeStore {
       GROUP,
       consumer,
       'COUNT',
-      '64',
+      String(READ_COUNT),
       'BLOCK',
       String(blockMs),
       'STREAMS',
@@ -135,16 +161,25 @@ export class ManagerBridgeStore {
         id: map.get('id') ?? '',
         from: map.get('from') ?? '',
         route: map.get('route') ?? '',
-        input: map.get('input') ?? '',
         deadline: Number(map.get('deadline') ?? 0),
-        files: map.get('files') === '1',
+        body: map.get('body') ?? null,
+        parts: Number(map.get('parts') ?? 0),
       };
     });
   }
 
   /** Answers a standby manager; false when `epoch` is no longer the newest (STALE: nothing written). */
-  async reply(epoch: number, to: string, reply: BridgeReply): Promise<boolean> {
-    return this.publish(epoch, managerRepliesKey(to), KEEP_REPLIES, ['id', reply.id, 'status', String(reply.status), 'body', reply.body]);
+  async reply(epoch: number, to: string, reply: { id: string; status: number; body: string }): Promise<boolean> {
+    const inline = bytesOf(reply.body) <= INLINE_BYTES;
+    // Written before the (fenced) answer that names them; a superseded manager's expire unread.
+    const parts = inline ? [] : ['parts', String(await this.writeBody(managerBodyKey(reply.id, 'answer'), reply.body, STREAM_TTL_MS))];
+    return this.publish(epoch, managerRepliesKey(to), KEEP_REPLIES, [
+      'id',
+      reply.id,
+      'status',
+      String(reply.status),
+      ...(inline ? ['body', reply.body] : parts),
+    ]);
   }
 
   /** One frame of the active manager's events (a JSON array); false when `epoch` is no longer the newest. */
@@ -199,7 +234,7 @@ export class ManagerBridgeStore {
     const repliesKey = managerRepliesKey(managerId);
     const read = (await connection.xread(
       'COUNT',
-      '256',
+      String(READ_COUNT),
       'BLOCK',
       String(blockMs),
       'STREAMS',
@@ -213,8 +248,15 @@ export class ManagerBridgeStore {
     for (const [key, entries] of read ?? []) {
       for (const [entry, fields] of entries) {
         const map = fieldsOf(fields);
-        if (key === repliesKey) replies.push({ entry, id: map.get('id') ?? '', status: Number(map.get('status') ?? 500), body: map.get('body') ?? '' });
-        else frames.push({ entry, epoch: Number(map.get('epoch') ?? 0), seq: Number(map.get('seq') ?? 0), frame: map.get('events') ?? '' });
+        if (key === repliesKey) {
+          replies.push({
+            entry,
+            id: map.get('id') ?? '',
+            status: Number(map.get('status') ?? 500),
+            body: map.get('body') ?? null,
+            parts: Number(map.get('parts') ?? 0),
+          });
+        } else frames.push({ entry, epoch: Number(map.get('epoch') ?? 0), seq: Number(map.get('seq') ?? 0), frame: map.get('events') ?? '' });
       }
     }
     // Read answers hold results (a board's credentials, say): not kept once taken.
