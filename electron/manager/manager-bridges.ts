@@ -14,7 +14,7 @@ type UploadJob = Extract<RouteInput<'jobs.start'>, { kind: 'upload' }>;
 
 /**
  * The most an upload started on a standby takes along (its files travel through Redis once,
- * base64 under one key, and must stay within what Redis lets a client read at once).
+ * base64 in the request's body, which must stay within MAX_BODY_BYTES: manager-bridge-store.ts).
  */
 const MAX_FORWARDED_BYTES = 16 * 1024 * 1024;
 
@@ -127,7 +127,9 @@ export class ManagerBridges {
 
   /** On a standby: the active manager's status (its fleet's counts); undefined when it does not answer soon. */
   async activeStatus(): Promise<ServiceStatus | undefined> {
-    return (await this.standby?.forward('status', {}, STANDBY_STATUS_WAIT_MS).catch(() => undefined)) as ServiceStatus | undefined;
+    const holder = this.options.role()?.info().active;
+    if (!this.standby || !holder || holder.id === this.options.id) return undefined;
+    return (await this.standby.forward('status', {}, STANDBY_STATUS_WAIT_MS).catch(() => undefined)) as ServiceStatus | undefined;
   }
 
   async stop(): Promise<void> {
