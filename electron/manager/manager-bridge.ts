@@ -52,7 +52,7 @@ const LOCAL_JOBS = new Set(['flash', 'provision']);
 /** Whether a standby forwards this request to the active manager. */
 export function isForwarded(route: RouteName, input: unknown): boolean {
   if (!FORWARDED.has(route)) return false;
-  return route !== 'jobs.start' || !LOCAL_JOBS.has((input as RouteInput<'jobs.start'>).kind);
+  return route !== 'jobs.start' || !LOCAL_JOBS.has(String((input as Partial<RouteInput<'jobs.start'>> | undefined)?.kind));
 }
 
 const RESYNC_EVENT = JSON.stringify({ type: 'resync' } satisfies ApiEvent);
