@@ -92,7 +92,8 @@ export interface ActiveBridgeOptions {
 
 /** The active manager's half: answers the standbys' requests and publishes its events while one listens. */
 export class ActiveBridge {
-  private readonly connection: RedisClient;
+  /** Opened when a standby first shows up: a manager alone keeps the connections it had (redis/connection-guard.ts counts them). */
+  private connection: RedisClient | undefined;
   private stopped = false;
   private loop: Promise<void> = Promise.resolve();
   private followersTimer: NodeJS.Timeout | undefined;
@@ -104,17 +105,14 @@ export class ActiveBridge {
   /** Numbers the frames: a standby that finds one missing (trimmed before it read it) has its clients load everything again. */
   private frameSeq = 0;
 
-  constructor(private readonly options: ActiveBridgeOptions) {
-    this.connection = options.store.blockingConnection();
-    this.connection.on('error', (error: Error) => options.log('debug', `manager bridge connection: ${error.message}`));
-  }
+  constructor(private readonly options: ActiveBridgeOptions) {}
 
+  /** Requests sent from now on wait in the stream (the group exists) until a standby is seen and they are read. */
   async start(): Promise<void> {
     await this.options.store.ensureRequestGroup();
     await this.refreshFollowers();
     this.followersTimer = setInterval(() => void this.refreshFollowers(), FOLLOWERS_EVERY_MS);
     this.followersTimer.unref();
-    this.loop = this.serve();
   }
 
   /** An event of this manager's: sent on to the standbys in one frame per event-loop turn, while one listens. */
@@ -134,7 +132,7 @@ export class ActiveBridge {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.followersTimer);
-    this.connection.disconnect();
+    this.connection?.disconnect();
     await this.loop;
     await this.publishing;
   }
@@ -174,13 +172,20 @@ export class ActiveBridge {
     } catch (error) {
       this.options.log('debug', `manager bridge: standby managers not known: ${(error as Error).message}`);
     }
+    // A standby (it says so before its first request): from now on its requests are read.
+    if (this.followedUntil > Date.now() && !this.connection && !this.stopped) {
+      const connection = this.options.store.blockingConnection();
+      connection.on('error', (error: Error) => this.options.log('debug', `manager bridge connection: ${error.message}`));
+      this.connection = connection;
+      this.loop = this.serve(connection);
+    }
   }
 
-  private async serve(): Promise<void> {
+  private async serve(connection: RedisClient): Promise<void> {
     while (!this.stopped) {
       let requests: BridgeRequest[];
       try {
-        requests = await this.options.store.takeRequests(this.connection, this.options.id, BLOCK_MS);
+        requests = await this.options.store.takeRequests(connection, this.options.id, BLOCK_MS);
       } catch (error) {
         if (this.stopped) return;
         this.options.log('debug', `manager bridge: requests not read: ${(error as Error).message}`);
