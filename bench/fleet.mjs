@@ -5,7 +5,7 @@
 //   connect_s      spawning the virtual-board processes → all N boards online (includes enrollment)
 //   rtt_p50/p99    one exec of print(1) on one board: API call → result event (sequential samples); that board
 //                  runs in a process of its own (v0-1); rtt_slowest_ms: the slowest 1 %, split by the manager's clock
-//   broadcast_s    print(1) sent to all boards → every result back (median of --rounds)
+//   broadcast_s    print(1) sent to all boards → every result back (median of --rounds; broadcast_rounds_s: each, in order)
 //   manager_cpu_s_per_broadcast  the manager's CPU seconds (user + system) per broadcast round
 //   redis_bytes_per_board  (Redis used_memory with the boards connected and idle − before any board
 //                  existed) / N, summed over every primary; "idle" is after the broadcasts, no command for
@@ -288,7 +288,8 @@ async function runFleet({ redis, boards }) {
       }
       await sleep(500);
     }
-    broadcasts.sort((a, b) => a - b);
+    // The rounds in the order they ran (a sorted list read as a trend); the median from a sorted copy.
+    const sortedBroadcasts = [...broadcasts].sort((a, b) => a - b);
     subscription.close();
 
     // Idle: no command for 3 s (what a board does between heartbeats is all that is left), then two heartbeat periods.
@@ -315,7 +316,7 @@ async function runFleet({ redis, boards }) {
       connect_s: Number(connectS.toFixed(2)),
       rtt_p50_ms: Number(percentile(rtts, 50).toFixed(2)),
       rtt_p99_ms: Number(percentile(rtts, 99).toFixed(2)),
-      broadcast_s: Number(broadcasts[Math.floor(broadcasts.length / 2)].toFixed(3)),
+      broadcast_s: Number(sortedBroadcasts[Math.floor(sortedBroadcasts.length / 2)].toFixed(3)),
       redis_bytes_per_board: perBoard(idle.mean),
       redis_bytes_per_board_range: [perBoard(idle.min), perBoard(idle.max)],
       manager_cpu_s_per_broadcast: Number((broadcastCpuS / rounds).toFixed(2)),
