@@ -313,31 +313,22 @@ export class StandbyBridge {
   /** Asks the active manager to run `route` (validated `input`); its answer, or its error with the same status. */
   forward(route: RouteName, input: unknown, timeoutMs = answerTimeout(input), files?: Record<string, string>): Promise<unknown> {
     if (this.stopped) return Promise.reject(new RequestError(503, 'unavailable', 'this manager is changing role: send the request again'));
+    const body = JSON.stringify({ input, files });
+    if (Buffer.byteLength(body, 'utf8') > MAX_BODY_BYTES) {
+      return Promise.reject(new RequestError(400, 'bad_request', `the request is more than ${MAX_BODY_BYTES / 1024 / 1024} MB, the most a standby passes on`));
+    }
     const id = randomUUID();
     return new Promise((resolve, reject) => {
+      const waited = timeoutMs >= 1_000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`;
       const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        reject(
-          new RequestError(
-            503,
-            'unavailable',
-            `the active manager (${this.options.activeName()}) did not answer within ${timeoutMs >= 1_000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`}; it may have stopped while handling the request: check before sending it again`,
-          ),
-        );
+        const message = `the active manager (${this.options.activeName()}) did not answer within ${waited}; it may have stopped while handling the request: check before sending it again`;
+        this.settle(id, { error: new RequestError(503, 'unavailable', message) });
       }, timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
-      const request = { id, from: this.options.id, route, deadline: Date.now() + timeoutMs };
-      const body = JSON.stringify({ input, files });
-      if (Buffer.byteLength(body, 'utf8') > MAX_BODY_BYTES) {
-        return this.settle(
-          id,
-          () => new RequestError(400, 'bad_request', `the request is more than ${MAX_BODY_BYTES / 1024 / 1024} MB, the most a standby passes on`),
-        );
-      }
       this.options.store
-        .addRequest(request, body, timeoutMs)
+        .addRequest({ id, from: this.options.id, route, deadline: Date.now() + timeoutMs }, body, timeoutMs)
         .catch((error: Error) =>
-          this.settle(id, () => new RequestError(503, 'unavailable', `the request could not be passed on through Redis: ${error.message}`)),
+          this.settle(id, { error: new RequestError(503, 'unavailable', `the request could not be passed on through Redis: ${error.message}`) }),
         );
     });
   }
@@ -348,22 +339,19 @@ export class StandbyBridge {
     clearInterval(this.followTimer);
     this.connection.disconnect();
     await this.loop;
-    for (const id of [...this.waiting.keys()]) {
-      this.settle(
-        id,
-        () => new RequestError(503, 'unavailable', 'this manager changed role while the active one handled the request: check before sending it again'),
-      );
-    }
+    const error = new RequestError(503, 'unavailable', 'this manager changed role while the active one handled the request: check before sending it again');
+    for (const id of [...this.waiting.keys()]) this.settle(id, { error });
     await this.options.store.unfollow(this.options.id).catch(() => undefined);
   }
 
-  private settle(id: string, outcome: () => Error, result?: unknown): void {
+  /** Ends a waiting request (once: a late answer after a timeout finds nothing). */
+  private settle(id: string, outcome: { result: unknown } | { error: Error }): void {
     const waiting = this.waiting.get(id);
     if (!waiting) return;
     this.waiting.delete(id);
     clearTimeout(waiting.timer);
-    if (result === undefined) waiting.reject(outcome());
-    else waiting.resolve(result);
+    if ('error' in outcome) waiting.reject(outcome.error);
+    else waiting.resolve(outcome.result);
   }
 
   private async follow(): Promise<void> {
@@ -405,11 +393,11 @@ export class StandbyBridge {
 
   private answered(id: string, status: number, body: string): void {
     const parsed = safeJson(body);
-    if (status === 200) return this.settle(id, () => new Error('unreachable'), parsed ?? null);
+    if (status === 200) return this.settle(id, { result: parsed ?? null });
     const error = parsed as { code?: unknown; message?: unknown } | undefined;
     const code = API_ERROR_CODES.find((known) => known === error?.code) ?? 'internal';
     const message = typeof error?.message === 'string' ? error.message : `the active manager answered ${status}`;
-    this.settle(id, () => new RequestError(status, code, message));
+    this.settle(id, { error: new RequestError(status, code, message) });
   }
 
   /** A frame is the active manager's JSON array of events; anything else is dropped (and said once). */
