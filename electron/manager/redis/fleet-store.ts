@@ -4,7 +4,7 @@
  * history, and the uplink streams with their keyspace notifications. The rest of the
  * manager never sees ioredis.
  */
-import { callLoadingFunctions } from './function-call.js';
+import { callLoadingFunctions, isStaleReply } from './function-call.js';
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
@@ -60,8 +60,6 @@ export interface StoreEvents {
 export class StaleEpochError extends Error {
   override name = 'StaleEpochError';
 }
-
-const STALE_REPLY = /^STALE /;
 
 const BLOB_TTL_MARGIN_S = 3600;
 type FcallBuffer = { fcallBuffer: (fn: string, keys: string, ...args: string[]) => Promise<unknown> };
@@ -372,7 +370,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
       return this.readUplinks(cursors, count, maxEntryBytes, maxBytes);
     }
     // Another manager took over: none of these boards was read, and none will be by this one.
-    const stale = results.find(([error]) => error && STALE_REPLY.test(error.message));
+    const stale = results.find(([error]) => error && isStaleReply(error));
     if (stale) this.checkStale(stale[0]);
     return cursors.map(([boardId], index) => {
       const [error, reply] = results[index] ?? [new Error('no reply'), null];
@@ -404,8 +402,8 @@ export class FleetStore extends EventEmitter<StoreEvents> {
 
   /** A STALE reply: tells the manager (once per store is enough, it stops acting) and throws StaleEpochError. */
   private checkStale(error: unknown): void {
-    const message = (error as Error)?.message ?? '';
-    if (!STALE_REPLY.test(message)) return;
+    if (!isStaleReply(error)) return;
+    const message = (error as Error).message;
     this.emit('stale', message);
     throw new StaleEpochError(`this manager is no longer the active one: ${message}`);
   }

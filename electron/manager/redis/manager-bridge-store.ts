@@ -19,7 +19,7 @@
  *   not sent: the writer sends a resync in its place).
  */
 import { managerBodyKey, managerKeys, managerRepliesKey } from './keys.js';
-import { callLoadingFunctions } from './function-call.js';
+import { callLoadingFunctions, isStaleReply } from './function-call.js';
 import type { RedisClient } from './redis-connection.js';
 
 const GROUP = 'active';
@@ -193,7 +193,7 @@ export class ManagerBridgeStore {
       await callLoadingFunctions(send, this.loadFunctions);
       return true;
     } catch (error) {
-      if (/^STALE /.test((error as Error).message)) return false;
+      if (isStaleReply(error)) return false;
       throw error;
     }
   }

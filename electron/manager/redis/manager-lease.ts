@@ -9,11 +9,10 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import type { Cluster, Redis } from 'ioredis';
 import { managerKeys } from './keys.js';
 import { callLoadingFunctions } from './function-call.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
-import { slotOf } from './redis-nodes.js';
+import { primaryOf } from './redis-nodes.js';
 import { readOrCreateSecret } from '../data-dir.js';
 
 /** Default lease TTL: a killed active manager is taken over after at most this. */
@@ -132,15 +131,10 @@ export class ManagerLease {
    */
   private async waitForReplica(): Promise<void> {
     try {
-      const node = isCluster(this.redis) ? this.leaseNode(this.redis) : this.redis;
+      const node = isCluster(this.redis) ? primaryOf(this.redis, managerKeys.lease) : this.redis;
       await node?.call('WAIT', '1', String(REPLICA_WAIT_MS));
     } catch {
       // Best effort: no replica, or it is slow.
     }
-  }
-
-  private leaseNode(cluster: Cluster): Redis | undefined {
-    const address = cluster.slots[slotOf(managerKeys.lease)]?.[0];
-    return cluster.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === address);
   }
 }

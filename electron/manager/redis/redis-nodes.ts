@@ -10,7 +10,7 @@
  * Sentinel: the current primary (the client) and its replicas as the sentinels list them.
  */
 import { EventEmitter } from 'node:events';
-import { Command, Redis, type RedisOptions } from 'ioredis';
+import { Command, Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { defaultRetryDelay, isCluster, nodeConnectionOptions, type RedisClient } from './redis-connection.js';
 
 export interface NodeAddress {
@@ -238,6 +238,12 @@ export function parseClusterReplicas(text: string): NodeAddress[] {
 /** The Cluster slot of a key (hash tag included), as ioredis computes it (its cluster-key-slot is not our dependency). */
 export function slotOf(key: string): number {
   return new Command('exists', [key]).getSlot() ?? 0;
+}
+
+/** The primary serving `key`'s slot now, as ioredis last learnt the topology. */
+export function primaryOf(cluster: Cluster, key: string): Redis | undefined {
+  const owner = cluster.slots[slotOf(key)]?.[0];
+  return owner === undefined ? undefined : cluster.nodes('master').find((node) => nodeKey(node) === owner);
 }
 
 /** The node's key as ioredis writes it (`host:port`). */
