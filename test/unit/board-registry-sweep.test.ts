@@ -1,24 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { BoardRegistry, SWEEP_INTERVAL_MS, type BoardState } from '../../electron/manager/fleet/board-registry.js';
+import { BoardRegistry, newStoredBoard, SWEEP_INTERVAL_MS, type BoardState } from '../../electron/manager/fleet/board-registry.js';
 
 function board(registry: BoardRegistry, id: string, hb: number): BoardState {
-  return registry.add({
-    id,
-    name: id,
-    enrolledAt: 0,
-    hb,
-    lastSeen: null,
-    platform: null,
-    micropython: null,
-    client: null,
-    ip: null,
-    memFree: null,
-    boot: null,
-    tags: [],
-    needsReset: false,
-    virtual: false,
-    disabled: null,
-  });
+  return registry.add(newStoredBoard({ id, name: id, enrolledAt: 0, hb, virtual: false }));
 }
 
 /** Sweeps every SWEEP_INTERVAL_MS from `from` to `to` (ms) and says when each board went offline. */

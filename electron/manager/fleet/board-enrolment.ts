@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { FleetStore } from '../redis/fleet-store.js';
 import { assertBoardName, boardUser, isBoardId } from '../redis/keys.js';
 import type { Logger } from '../log.js';
-import { DEFAULT_HEARTBEAT_S, type BoardRegistry, type BoardState } from './board-registry.js';
+import { DEFAULT_HEARTBEAT_S, newStoredBoard, type BoardRegistry, type BoardState } from './board-registry.js';
 import type { BoardAccess } from './board-access.js';
 import { listNames as listSelectedNames } from './board-selector.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
@@ -119,23 +119,9 @@ export class BoardEnrolment {
         do id = `b${randomBytes(8).toString('hex').slice(0, 9)}`;
         while (!isBoardId(id) || registry.get(id));
         if (!(await store.claimName(name, id))) throw new BoardNameTakenError(`the name ${JSON.stringify(name)} is taken`);
-        board = registry.add({
-          id,
-          name,
-          enrolledAt: Date.now(),
-          hb: this.options.heartbeatS ?? DEFAULT_HEARTBEAT_S,
-          lastSeen: null,
-          platform: null,
-          micropython: null,
-          client: null,
-          ip: null,
-          memFree: null,
-          boot: null,
-          tags: [],
-          needsReset: false,
-          virtual: options.virtual === true,
-          disabled: null,
-        });
+        board = registry.add(
+          newStoredBoard({ id, name, enrolledAt: Date.now(), hb: this.options.heartbeatS ?? DEFAULT_HEARTBEAT_S, virtual: options.virtual === true }),
+        );
       } else {
         board.virtual = options.virtual === true;
       }

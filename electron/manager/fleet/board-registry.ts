@@ -89,6 +89,23 @@ export class UnknownBoardError extends ManagerError {
   readonly kind: ErrorKind = 'not_found';
 }
 
+/** A board just enrolled: known by id, name and heartbeat, nothing heard from it yet. */
+export function newStoredBoard(board: Pick<StoredBoard, 'id' | 'name' | 'enrolledAt' | 'hb' | 'virtual'>): StoredBoard {
+  return {
+    ...board,
+    lastSeen: null,
+    platform: null,
+    micropython: null,
+    client: null,
+    ip: null,
+    memFree: null,
+    boot: null,
+    tags: [],
+    needsReset: false,
+    disabled: null,
+  };
+}
+
 export function parseStoredBoard(json: string): StoredBoard {
   return storedBoardSchema.parse(JSON.parse(json));
 }
