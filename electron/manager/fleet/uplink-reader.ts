@@ -1,7 +1,8 @@
 /**
  * Reads the boards' uplink streams (PROTOCOL.md §6) when Redis says they changed. Keyspace
  * notifications mark a board "dirty"; one pump at a time reads the dirty boards in batches
- * (cm_uplink_read, pipelined), hands every entry on in stream order, then deletes what it read.
+ * (one cm_uplink_read_many on one server, cm_uplink_read per board on a Cluster), hands every
+ * entry on in stream order, then deletes what it read (cm_uplink_trim_many, one per round).
  * Nothing polls: an idle fleet costs nothing here.
  *
  * A read often returns entries whose notifications have not arrived yet (they travel on the
@@ -31,6 +32,11 @@ import { UPLINK_LIMITS } from './uplink-messages.js';
 const BOARDS_PER_READ = 128;
 const ENTRIES_PER_BOARD = 128;
 export const UPLINK_BYTES_PER_BOARD_READ = 128 * 1024;
+/**
+ * On one server the round is one Lua call, which blocks Redis while it copies: it stops adding
+ * boards past 1 MiB (the boards left are read in the next round).
+ */
+const UPLINK_BYTES_PER_READ = 1024 * 1024;
 
 /** How long a notification of an entry that was read before it came is waited for. */
 const EARLY_NOTICE_MS = 1_000;
@@ -147,6 +153,13 @@ export class UplinkReader {
     while (this.pumping) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 
+  /** A board of a round that did not read it: dirty again, its notifications still unread. */
+  private readAgain(boardId: string): void {
+    this.dirty.add(boardId);
+    const count = this.notices.get(boardId);
+    if (count) count.unread += count.sent + count.during;
+  }
+
   private noticeCount(boardId: string): NoticeCount {
     let count = this.notices.get(boardId);
     if (!count) this.notices.set(boardId, (count = { unread: 0, sent: 0, during: 0, early: 0, earlyAt: 0 }));
@@ -199,14 +212,10 @@ export class UplinkReader {
         }
         let results;
         try {
-          results = await this.store.readUplinks(batch, ENTRIES_PER_BOARD, UPLINK_LIMITS.entryBytes, UPLINK_BYTES_PER_BOARD_READ);
+          results = await this.store.readUplinks(batch, ENTRIES_PER_BOARD, UPLINK_LIMITS.entryBytes, UPLINK_BYTES_PER_BOARD_READ, UPLINK_BYTES_PER_READ);
         } catch (error) {
           // Redis unreachable: keep the boards dirty and try again shortly.
-          for (const [boardId] of batch) {
-            this.dirty.add(boardId);
-            const count = this.notices.get(boardId);
-            if (count) count.unread += count.sent + count.during;
-          }
+          for (const [boardId] of batch) this.readAgain(boardId);
           this.reading.clear();
           this.failing = true;
           await new Promise((resolve) => setTimeout(resolve, 200));
@@ -215,7 +224,12 @@ export class UplinkReader {
         // Handled below, synchronously: from here on the board's entries are no longer unread.
         this.reading.clear();
         this.failing = false;
-        for (const { boardId, entries, error, bytes, length } of results) {
+        const handled: Array<[string, string]> = [];
+        for (const { boardId, entries, error, bytes, length, unread } of results) {
+          if (unread) {
+            this.readAgain(boardId);
+            continue;
+          }
           if (error) {
             this.noticesUnknown(boardId);
             this.onError(boardId, error);
@@ -232,9 +246,11 @@ export class UplinkReader {
           const last = entries[entries.length - 1];
           if (!last) continue;
           this.cursors.set(boardId, last.eid);
-          void this.store.trimUplink(boardId, last.eid).catch(() => undefined);
+          handled.push([boardId, last.eid]);
           if (more) this.dirty.add(boardId);
         }
+        // Not awaited: the next round need not wait for the deletion (it reads after the cursors).
+        void this.store.trimUplinks(handled).catch(() => undefined);
       }
     } finally {
       this.pumping = false;

@@ -1,7 +1,8 @@
 #!lua name=cloudmanager
 -- Redis functions of the wire contract (firmware/PROTOCOL.md §5). Loaded by the manager
 -- with FUNCTION LOAD REPLACE on every connect. Every function names only keys of one
--- board, which share the {ID} hash tag, so the library works on Redis Cluster too.
+-- board, which share the {ID} hash tag, so the library works on Redis Cluster too; the
+-- two *_many functions, for one Redis server only, are the exception.
 
 local function parse_id(id)
   -- A stream entry id "ms-seq" as two numbers; nil for anything else (a board may have
@@ -154,25 +155,20 @@ end
 -- Returns {length of the stream, bytes looked at, entry, entry, ...}: an entry is
 -- {EID, {f1, v1, ...}}, or {EID, size} for one over the entry limit, which is deleted here
 -- so that neither the manager nor Redis holds it any longer (PROTOCOL.md §6, Limits).
-local function cm_uplink_read(keys, args)
-  local after, count = args[1], tonumber(args[2])
-  local max_entry, max_reply = tonumber(args[3]), tonumber(args[4])
-  if keys[2] then
-    local stale = fence_error(keys[2], args[5])
-    if stale then return stale end
-  end
-  local length = redis.call('XLEN', keys[1])
+-- read_uplink is that read without the fencing; it also returns the bytes of entries replied.
+local function read_uplink(up, after, count, max_entry, max_reply)
+  local length = redis.call('XLEN', up)
   local reply = { length, 0 }
   local seen, held, taken, full = 0, 0, 0, false
   -- A few entries at a time: a board's megabyte entries are never all copied into Lua at once.
   while taken < count and not full do
-    local entries = redis.call('XRANGE', keys[1], '(' .. after, '+', 'COUNT', math.min(8, count - taken))
+    local entries = redis.call('XRANGE', up, '(' .. after, '+', 'COUNT', math.min(8, count - taken))
     if #entries == 0 then break end
     for _, entry in ipairs(entries) do
       local size = 0
       for _, v in ipairs(entry[2]) do size = size + #v end
       if size > max_entry then
-        redis.call('XDEL', keys[1], entry[1])
+        redis.call('XDEL', up, entry[1])
         reply[#reply + 1] = { entry[1], size }
       elseif held > 0 and held + size > max_reply then
         full = true
@@ -187,7 +183,63 @@ local function cm_uplink_read(keys, args)
     end
   end
   reply[2] = seen
-  return reply
+  return reply, held
+end
+
+local function cm_uplink_read(keys, args)
+  if keys[2] then
+    local stale = fence_error(keys[2], args[5])
+    if stale then return stale end
+  end
+  return (read_uplink(keys[1], args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[4])))
+end
+
+-- The reason of an error raised by redis.call (a table {err = ...} since Redis 7).
+local function error_text(e)
+  if type(e) == 'table' and e.err then return e.err end
+  return tostring(e)
+end
+
+-- Fences of several boards, all checked before anything is done: the first STALE is returned.
+-- KEYS hold `per` keys a board, the fence being the second.
+local function fences_error(keys, per, epoch)
+  if per < 2 then return nil end
+  for i = 2, #keys, per do
+    local stale = fence_error(keys[i], epoch)
+    if stale then return stale end
+  end
+  return nil
+end
+
+-- cm_uplink_read_many: cm_uplink_read for several boards in one call, for ONE Redis server
+-- only (the keys are of many boards, so of many slots; a Cluster reads board by board).
+-- Saves a call per board on the busiest path there is (every heartbeat and result is read).
+-- KEYS = cm:{ID}:up (and cm:{ID}:fence when ARGV[4] is set) of each board, in turn
+-- ARGV[1..3] = count, largest entry, reply bytes per board (as cm_uplink_read's ARGV[2..4])
+-- ARGV[4] = the manager's lease epoch ('' when none)   ARGV[5] = stop reading further boards
+-- once this many bytes are in the reply (at least one board is read)   ARGV[6..] = each
+-- board's last EID read. STALE for any board: nothing read, nothing deleted.
+-- Returns one reply a board read, in order, each as cm_uplink_read's, or {'error', reason}
+-- for a board whose uplink could not be read (the others go on); boards left unread by
+-- ARGV[5] are missing from the end.
+local function cm_uplink_read_many(keys, args)
+  local count, max_entry, max_reply = tonumber(args[1]), tonumber(args[2]), tonumber(args[3])
+  local epoch, max_total = args[4], tonumber(args[5])
+  local per = (epoch ~= nil and epoch ~= '') and 2 or 1
+  local stale = fences_error(keys, per, epoch)
+  if stale then return stale end
+  local replies, total = {}, 0
+  for board = 1, #keys / per do
+    if board > 1 and total >= max_total then break end
+    local ok, reply, held = pcall(read_uplink, keys[(board - 1) * per + 1], args[5 + board], count, max_entry, max_reply)
+    if ok then
+      replies[board] = reply
+      total = total + held
+    else
+      replies[board] = { 'error', error_text(reply) }
+    end
+  end
+  return replies
 end
 
 -- cm_uplink_trim: the manager deletes the uplink entries it has handled.
@@ -197,6 +249,24 @@ local function cm_uplink_trim(keys, args)
   local stale = fence_error(keys[2], args[2])
   if stale then return stale end
   return redis.call('XTRIM', keys[1], 'MINID', args[1])
+end
+
+-- cm_uplink_trim_many: cm_uplink_trim for several boards in one call (ONE Redis server only,
+-- as cm_uplink_read_many). KEYS = cm:{ID}:up (and cm:{ID}:fence when ARGV[1] is set) of each
+-- board, in turn   ARGV[1] = the manager's lease epoch ('' when none)   ARGV[2..] = each
+-- board's MINID. STALE for any board: nothing deleted. A key that cannot be trimmed (wrong
+-- type) is passed over. Returns the entries deleted.
+local function cm_uplink_trim_many(keys, args)
+  local epoch = args[1]
+  local per = (epoch ~= nil and epoch ~= '') and 2 or 1
+  local stale = fences_error(keys, per, epoch)
+  if stale then return stale end
+  local deleted = 0
+  for board = 1, #keys / per do
+    local ok, n = pcall(redis.call, 'XTRIM', keys[(board - 1) * per + 1], 'MINID', args[1 + board])
+    if ok then deleted = deleted + n end
+  end
+  return deleted
 end
 
 -- The manager lease: one active manager per Redis (docs/ARCHITECTURE.md "Several managers").
@@ -269,6 +339,8 @@ redis.register_function('cm_finish', cm_finish)
 -- allow-oom: at maxmemory this is how the manager drains (and deletes) what boards wrote.
 redis.register_function { function_name = 'cm_uplink_read', callback = cm_uplink_read, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'cm_uplink_trim', callback = cm_uplink_trim, flags = { 'allow-oom' } }
+redis.register_function { function_name = 'cm_uplink_read_many', callback = cm_uplink_read_many, flags = { 'allow-oom' } }
+redis.register_function { function_name = 'cm_uplink_trim_many', callback = cm_uplink_trim_many, flags = { 'allow-oom' } }
 -- allow-oom: a full Redis must not cost the active manager its lease (a few bytes).
 redis.register_function { function_name = 'cm_lease_acquire', callback = cm_lease_acquire, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'cm_lease_release', callback = cm_lease_release, flags = { 'allow-oom' } }

@@ -34,6 +34,8 @@ export interface UplinkBatch {
   length?: number;
   /** Set when this board's uplink could not be read (e.g. the key has the wrong type). */
   error?: Error;
+  /** Not read this time (the read's reply was full before this board): read it again. */
+  unread?: true;
 }
 
 export class QueueFullError extends ManagerError {
@@ -341,39 +343,59 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   // --- uplink ----------------------------------------------------------------------------
 
   /**
-   * Reads new uplink entries of several boards (cm_uplink_read, one call each, pipelined):
-   * per board at most `count` entries and about `maxBytes` (always at least one entry);
-   * entries over `maxEntryBytes` come back as their size only (Redis deleted them). A board
-   * whose uplink cannot be read is reported with `error` and does not hold up the others.
+   * Reads new uplink entries of several boards: per board at most `count` entries and about
+   * `maxBytes` (always at least one entry); entries over `maxEntryBytes` come back as their
+   * size only (Redis deleted them). A board whose uplink cannot be read is reported with
+   * `error` and does not hold up the others. On one server, one cm_uplink_read_many for all
+   * of them, which stops adding boards once `maxTotalBytes` are in the reply: the boards it
+   * left come back `unread` (read them again). On a Cluster, one cm_uplink_read a board.
    */
-  async readUplinks(cursors: Array<[boardId: string, after: string]>, count: number, maxEntryBytes: number, maxBytes: number): Promise<UplinkBatch[]> {
+  async readUplinks(
+    cursors: Array<[boardId: string, after: string]>,
+    count: number,
+    maxEntryBytes: number,
+    maxBytes: number,
+    maxTotalBytes: number,
+  ): Promise<UplinkBatch[]> {
     if (cursors.length === 0) return [];
     const epoch = this.epoch === undefined ? '' : String(this.epoch);
-    const keysOf = (id: string) => (epoch === '' ? [boardKeys(id).up] : [boardKeys(id).up, boardKeys(id).fence]);
-    const argsOf = (after: string) => [after, String(count), String(maxEntryBytes), String(maxBytes), epoch];
-    let results: Array<[Error | null, unknown]>;
+    const limits = [String(count), String(maxEntryBytes), String(maxBytes)];
+    let results: Array<[Error | null, unknown] | undefined>;
     if (this.fcalls) {
       // A Cluster: the per-node batcher every FCALL uses (one pipeline per node; a redirection sent again alone).
       const fcalls = this.fcalls;
-      const settled = await Promise.allSettled(cursors.map(([id, after]) => fcalls.call('cm_uplink_read', keysOf(id), argsOf(after), true)));
+      const keysOf = (id: string) => (epoch === '' ? [boardKeys(id).up] : [boardKeys(id).up, boardKeys(id).fence]);
+      const settled = await Promise.allSettled(cursors.map(([id, after]) => fcalls.call('cm_uplink_read', keysOf(id), [after, ...limits, epoch], true)));
       results = settled.map((result) => (result.status === 'fulfilled' ? [null, result.value] : [result.reason as Error, null]));
     } else {
-      // fcallBuffer exists at run time (ioredis makes a …Buffer method of every command) but not
-      // in its types. Not callBuffer('FCALL', …): auto-pipelining drops callBuffer's command name.
-      const pipeline = this.redis.pipeline() as unknown as FcallBuffer & { exec: () => Promise<Array<[Error | null, unknown]> | null> };
-      for (const [id, after] of cursors) pipeline.fcallBuffer('cm_uplink_read', String(keysOf(id).length), ...keysOf(id), ...argsOf(after));
-      results = (await pipeline.exec()) ?? [];
+      const keys = cursors.flatMap(([id]) => (epoch === '' ? [boardKeys(id).up] : [boardKeys(id).up, boardKeys(id).fence]));
+      const args = [...limits, epoch, String(maxTotalBytes), ...cursors.map(([, after]) => after)];
+      let replies: unknown[];
+      try {
+        // fcallBuffer exists at run time (ioredis makes a …Buffer method of every command) but not in its types.
+        const redis = this.redis as unknown as FcallBuffer;
+        replies = (await callLoadingFunctions(
+          () => redis.fcallBuffer('cm_uplink_read_many', String(keys.length), ...keys, ...args),
+          () => this.loadFunctions(),
+        )) as unknown[];
+      } catch (error) {
+        // Another manager took over: none of these boards was read, and none will be by this one.
+        this.checkStale(error);
+        throw error;
+      }
+      results = replies.map((reply) => (Array.isArray(reply) && Buffer.isBuffer(reply[0]) ? [new Error(String(reply[1])), null] : [null, reply]));
     }
-    if (results.some(([error]) => error && /Function not found/i.test(error.message))) {
+    if (this.fcalls && results.some((result) => result?.[0] && /Function not found/i.test(result[0].message))) {
       // A Redis that lost its functions (flushed, or restarted empty): load them, read again.
       await this.loadFunctions();
-      return this.readUplinks(cursors, count, maxEntryBytes, maxBytes);
+      return this.readUplinks(cursors, count, maxEntryBytes, maxBytes, maxTotalBytes);
     }
-    // Another manager took over: none of these boards was read, and none will be by this one.
-    const stale = results.find(([error]) => error && isStaleReply(error));
+    const stale = results.find((result) => result?.[0] && isStaleReply(result[0]));
     if (stale) this.checkStale(stale[0]);
-    return cursors.map(([boardId], index) => {
-      const [error, reply] = results[index] ?? [new Error('no reply'), null];
+    return cursors.map(([boardId], index): UplinkBatch => {
+      const result = results[index];
+      if (!result) return { boardId, entries: [], unread: true };
+      const [error, reply] = result;
       if (error) return { boardId, entries: [], error };
       const [length, bytes, ...items] = reply as [number, number, ...Array<[Buffer, Buffer[] | number]>];
       const entries = items.map(([eid, body]): UplinkEntry =>
@@ -383,17 +405,30 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     });
   }
 
-  /** Deletes processed uplink entries up to and including `lastEid`. */
-  async trimUplink(boardId: string, lastEid: string): Promise<void> {
-    const [ms, seq] = lastEid.split('-');
-    const keys = boardKeys(boardId);
-    const minId = `${ms}-${Number(seq) + 1}`;
-    if (this.epoch === undefined) {
-      await this.redis.xtrim(keys.up, 'MINID', minId);
-      return;
-    }
+  /**
+   * Deletes processed uplink entries, per board up to and including its `lastEid`: on one
+   * server one cm_uplink_trim_many, on a Cluster one cm_uplink_trim a board.
+   */
+  async trimUplinks(handled: Array<[boardId: string, lastEid: string]>): Promise<void> {
+    if (handled.length === 0) return;
+    const epoch = this.epoch === undefined ? '' : String(this.epoch);
+    const minIdAfter = (eid: string) => {
+      const [ms, seq] = eid.split('-');
+      return `${ms}-${Number(seq) + 1}`;
+    };
     try {
-      await this.fcall('cm_uplink_trim', [keys.up, keys.fence], minId, String(this.epoch));
+      if (this.fcalls) {
+        await Promise.all(
+          handled.map(([id, eid]) =>
+            epoch === ''
+              ? this.redis.xtrim(boardKeys(id).up, 'MINID', minIdAfter(eid))
+              : this.fcall('cm_uplink_trim', [boardKeys(id).up, boardKeys(id).fence], minIdAfter(eid), epoch),
+          ),
+        );
+        return;
+      }
+      const keys = handled.flatMap(([id]) => (epoch === '' ? [boardKeys(id).up] : [boardKeys(id).up, boardKeys(id).fence]));
+      await this.fcall('cm_uplink_trim_many', keys, epoch, ...handled.map(([, eid]) => minIdAfter(eid)));
     } catch (error) {
       this.checkStale(error);
       throw error;
