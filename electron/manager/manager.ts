@@ -50,6 +50,7 @@ import { dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readSer
 import { silentLogger, type Logger } from './log.js';
 import { packageRoot, packageVersion } from './package-info.js';
 import { startEmbeddedRedisServer } from './embedded-redis.js';
+import { tuneHeapGrowth } from './heap-tuning.js';
 
 export const DEFAULT_REDIS_PORT = 18266;
 /** Port of the API and the UI, when free (a stable address for bookmarks and the window). */
@@ -192,6 +193,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
 
   async start(): Promise<ServiceInfo> {
     this.startedAt = Date.now();
+    tuneHeapGrowth();
     await ensureDataDirs(this.paths);
     this.apiToken = await readOrCreateSecret(this.paths.apiToken);
     try {
