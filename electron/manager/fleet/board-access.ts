@@ -10,6 +10,7 @@
 import type { FleetStore } from '../redis/fleet-store.js';
 import type { Logger } from '../log.js';
 import type { BoardState } from './board-registry.js';
+import type { UplinkUsage } from './uplink-reader.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 /** Per-board budget. PROTOCOL.md §6 "Limits" and docs/SECURITY.md give the reasons. */
@@ -22,9 +23,6 @@ export const BOARD_BUDGET = {
   stateFields: 8,
   stateBytes: 16 * 1024,
 } as const;
-
-/** A state hash is looked at most this often per board, however often it is written. */
-const STATE_CHECK_INTERVAL_MS = 200;
 
 export type DisabledKind = 'revoked' | 'suspended';
 
@@ -57,8 +55,6 @@ export interface BoardAccessOptions {
 
 export class BoardAccess {
   private readonly rates = new Map<string, RateWindow>();
-  private readonly stateChecks = new Map<string, NodeJS.Timeout>();
-  private readonly lastStateCheck = new Map<string, number>();
 
   constructor(private readonly options: BoardAccessOptions) {}
 
@@ -71,11 +67,21 @@ export class BoardAccess {
   }
 
   /**
-   * One read of a board's uplink: `bytes` looked at (oversized entries included) and the
-   * stream's length. True when the board is over its budget and has just been suspended.
+   * One read of a board's uplink: `bytes` looked at (oversized entries included), the
+   * stream's length, and the size of its state hash (which the read measures too; a write
+   * to that hash makes the reader read the board). True when the board is over its budget
+   * and has just been suspended.
    */
-  uplinkRead(board: BoardState, bytes: number, length: number, now = Date.now()): boolean {
+  uplinkRead(board: BoardState, usage: UplinkUsage, now = Date.now()): boolean {
     if (board.disabled) return false;
+    const { bytes, length, stateFields, stateBytes } = usage;
+    if (stateFields > BOARD_BUDGET.stateFields || stateBytes > BOARD_BUDGET.stateBytes) {
+      this.suspend(
+        board,
+        `it stored ${kib(stateBytes)} in ${stateFields} field${stateFields === 1 ? '' : 's'} of its status record (budget ${kib(BOARD_BUDGET.stateBytes)} in ${BOARD_BUDGET.stateFields} fields)`,
+      );
+      return true;
+    }
     if (length > BOARD_BUDGET.uplinkEntries) {
       this.suspend(board, `it left ${length} messages waiting for the service (budget ${BOARD_BUDGET.uplinkEntries})`);
       return true;
@@ -91,31 +97,6 @@ export class BoardAccess {
       return true;
     }
     return false;
-  }
-
-  /** A field of the board's state hash was set: look at its size soon (at most every 200 ms). */
-  stateWritten(id: string): void {
-    if (this.stateChecks.has(id)) return;
-    const wait = Math.max(0, (this.lastStateCheck.get(id) ?? 0) + STATE_CHECK_INTERVAL_MS - Date.now());
-    const timer = setTimeout(() => {
-      this.stateChecks.delete(id);
-      this.lastStateCheck.set(id, Date.now());
-      void this.checkState(id).catch((error: Error) => this.options.log('warn', `could not check the state of board ${id}: ${error.message}`));
-    }, wait);
-    timer.unref();
-    this.stateChecks.set(id, timer);
-  }
-
-  private async checkState(id: string): Promise<void> {
-    const board = this.options.board(id);
-    if (!board || board.disabled) return;
-    const { fields, bytes } = await this.options.store.stateUsage(id);
-    if (fields > BOARD_BUDGET.stateFields || bytes > BOARD_BUDGET.stateBytes) {
-      this.suspend(
-        board,
-        `it stored ${kib(bytes)} in ${fields} field${fields === 1 ? '' : 's'} of its status record (budget ${kib(BOARD_BUDGET.stateBytes)} in ${BOARD_BUDGET.stateFields} fields)`,
-      );
-    }
   }
 
   /**
@@ -157,14 +138,6 @@ export class BoardAccess {
 
   forget(id: string): void {
     this.rates.delete(id);
-    clearTimeout(this.stateChecks.get(id));
-    this.stateChecks.delete(id);
-    this.lastStateCheck.delete(id);
-  }
-
-  stop(): void {
-    for (const timer of this.stateChecks.values()) clearTimeout(timer);
-    this.stateChecks.clear();
   }
 
   private async switchOff(board: BoardState, clear = true): Promise<number> {

@@ -117,9 +117,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
       (id) => this.registry.get(id) !== undefined,
       (id, entry) => this.onUplinkEntry(id, entry),
       (id, error) => this.refuse(id, `uplink unreadable: ${error.message}`),
-      (id, { bytes, length }) => {
+      (id, usage) => {
         const board = this.registry.get(id);
-        if (board && (this.access.uplinkRead(board, bytes, length) || board.disabled?.kind === 'suspended')) this.reader.skip(id);
+        if (board && (this.access.uplinkRead(board, usage) || board.disabled?.kind === 'suspended')) this.reader.skip(id);
       },
     );
     this.access = new BoardAccess({
@@ -167,9 +167,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
     for (const board of this.registry.all()) await this.dispatcher.restore(board);
     this.store.on('uplink', (id) => this.reader.notified(id));
     this.store.on('resync', () => this.resync());
-    this.store.on('state', (id) => {
-      if (this.registry.get(id)) this.access.stateWritten(id);
-    });
+    // A board wrote its state hash: read it soon, the read measures that hash too (budget).
+    this.store.on('state', (id) => this.reader.markDirty(id, false));
     await this.store.users.upgrade(this.registry.all().map((board) => board.id));
     await this.store.prepare();
     this.resync();
@@ -185,7 +184,6 @@ export class Fleet extends EventEmitter<FleetEvents> {
     clearInterval(this.sweepTimer);
     clearInterval(this.activityTimer);
     this.reader.stop();
-    this.access.stop();
     await this.reader.idle();
     if (options.superseded) return;
     // Results the last reads brought: their history must not be lost with the process.

@@ -56,8 +56,14 @@ interface NoticeCount {
 
 export type UplinkHandler = (boardId: string, entry: UplinkEntry) => void;
 export type UplinkErrorHandler = (boardId: string, error: Error) => void;
-/** What one read of a board's uplink looked at: bytes (oversized entries included) and the stream's length. */
-export type UplinkUsageHandler = (boardId: string, usage: { bytes: number; length: number }) => void;
+/** What one read of a board looked at: uplink bytes (oversized entries included), the stream's length, and its state hash's size. */
+export interface UplinkUsage {
+  bytes: number;
+  length: number;
+  stateFields: number;
+  stateBytes: number;
+}
+export type UplinkUsageHandler = (boardId: string, usage: UplinkUsage) => void;
 
 export class UplinkReader {
   private readonly dirty = new Set<string>();
@@ -225,7 +231,7 @@ export class UplinkReader {
         this.reading.clear();
         this.failing = false;
         const handled: Array<[string, string]> = [];
-        for (const { boardId, entries, error, bytes, length, unread } of results) {
+        for (const { boardId, entries, error, bytes, length, stateFields, stateBytes, unread } of results) {
           if (unread) {
             this.readAgain(boardId);
             continue;
@@ -236,7 +242,7 @@ export class UplinkReader {
             continue;
           }
           if (!this.isKnown(boardId)) continue;
-          this.onUsage(boardId, { bytes: bytes ?? 0, length: length ?? entries.length });
+          this.onUsage(boardId, { bytes: bytes ?? 0, length: length ?? entries.length, stateFields: stateFields ?? 0, stateBytes: stateBytes ?? 0 });
           // The usage check may have suspended the board and cleared its uplink: drop the rest.
           if (!this.isKnown(boardId) || this.skipped.delete(boardId)) continue;
           for (const entry of entries) this.onEntry(boardId, entry);

@@ -147,18 +147,23 @@ local function cm_finish(keys, args)
 end
 
 -- cm_uplink_read: the manager reads a board's uplink with a bound on what it receives.
--- KEYS[1] = cm:{ID}:up   KEYS[2] = cm:{ID}:fence (optional)
+-- KEYS[1] = cm:{ID}:up   KEYS[2] = cm:{ID}:state   KEYS[3] = cm:{ID}:fence (optional)
 -- ARGV[1] = the last EID read ('0-0' at first)   ARGV[2] = at most this many entries
 -- ARGV[3] = the largest entry the protocol allows (bytes of names and values)
 -- ARGV[4] = stop adding entries once this many bytes are in the reply (at least one entry)
--- ARGV[5] = the manager's lease epoch (with KEYS[2]); error STALE, nothing read or deleted, when superseded
--- Returns {length of the stream, bytes looked at, entry, entry, ...}: an entry is
--- {EID, {f1, v1, ...}}, or {EID, size} for one over the entry limit, which is deleted here
--- so that neither the manager nor Redis holds it any longer (PROTOCOL.md §6, Limits).
+-- ARGV[5] = the manager's lease epoch (with KEYS[3]); error STALE, nothing read or deleted, when superseded
+-- Returns {length of the stream, bytes looked at, fields of the state hash, its bytes,
+-- entry, entry, ...}: an entry is {EID, {f1, v1, ...}}, or {EID, size} for one over the
+-- entry limit, which is deleted here so that neither the manager nor Redis holds it any
+-- longer (PROTOCOL.md §6, Limits). The state hash's size rides along for the manager's
+-- budget check (a board writes that hash too; the manager reads the board when it does).
 -- read_uplink is that read without the fencing; it also returns the bytes of entries replied.
-local function read_uplink(up, after, count, max_entry, max_reply)
+local function read_uplink(up, state, after, count, max_entry, max_reply)
   local length = redis.call('XLEN', up)
-  local reply = { length, 0 }
+  local state_bytes = redis.call('MEMORY', 'USAGE', state, 'SAMPLES', '5') or 0
+  -- A state key that is no hash (a board's doing) counts by its bytes alone.
+  local hash, state_fields = pcall(redis.call, 'HLEN', state)
+  local reply = { length, 0, hash and state_fields or 0, state_bytes }
   local seen, held, taken, full = 0, 0, 0, false
   -- A few entries at a time: a board's megabyte entries are never all copied into Lua at once.
   while taken < count and not full do
@@ -187,11 +192,11 @@ local function read_uplink(up, after, count, max_entry, max_reply)
 end
 
 local function cm_uplink_read(keys, args)
-  if keys[2] then
-    local stale = fence_error(keys[2], args[5])
+  if keys[3] then
+    local stale = fence_error(keys[3], args[5])
     if stale then return stale end
   end
-  return (read_uplink(keys[1], args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[4])))
+  return (read_uplink(keys[1], keys[2], args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[4])))
 end
 
 -- The reason of an error raised by redis.call (a table {err = ...} since Redis 7).
@@ -201,10 +206,10 @@ local function error_text(e)
 end
 
 -- Fences of several boards, all checked before anything is done: the first STALE is returned.
--- KEYS hold `per` keys a board, the fence being the second.
-local function fences_error(keys, per, epoch)
-  if per < 2 then return nil end
-  for i = 2, #keys, per do
+-- KEYS hold `per` keys a board, the fence being the last of them (when `fenced`).
+local function fences_error(keys, per, fenced, epoch)
+  if not fenced then return nil end
+  for i = per, #keys, per do
     local stale = fence_error(keys[i], epoch)
     if stale then return stale end
   end
@@ -214,7 +219,7 @@ end
 -- cm_uplink_read_many: cm_uplink_read for several boards in one call, for ONE Redis server
 -- only (the keys are of many boards, so of many slots; a Cluster reads board by board).
 -- Saves a call per board on the busiest path there is (every heartbeat and result is read).
--- KEYS = cm:{ID}:up (and cm:{ID}:fence when ARGV[4] is set) of each board, in turn
+-- KEYS = cm:{ID}:up, cm:{ID}:state (and cm:{ID}:fence when ARGV[4] is set) of each board, in turn
 -- ARGV[1..3] = count, largest entry, reply bytes per board (as cm_uplink_read's ARGV[2..4])
 -- ARGV[4] = the manager's lease epoch ('' when none)   ARGV[5] = stop reading further boards
 -- once this many bytes are in the reply (at least one board is read)   ARGV[6..] = each
@@ -225,13 +230,15 @@ end
 local function cm_uplink_read_many(keys, args)
   local count, max_entry, max_reply = tonumber(args[1]), tonumber(args[2]), tonumber(args[3])
   local epoch, max_total = args[4], tonumber(args[5])
-  local per = (epoch ~= nil and epoch ~= '') and 2 or 1
-  local stale = fences_error(keys, per, epoch)
+  local fenced = epoch ~= nil and epoch ~= ''
+  local per = fenced and 3 or 2
+  local stale = fences_error(keys, per, fenced, epoch)
   if stale then return stale end
   local replies, total = {}, 0
   for board = 1, #keys / per do
     if board > 1 and total >= max_total then break end
-    local ok, reply, held = pcall(read_uplink, keys[(board - 1) * per + 1], args[5 + board], count, max_entry, max_reply)
+    local first = (board - 1) * per + 1
+    local ok, reply, held = pcall(read_uplink, keys[first], keys[first + 1], args[5 + board], count, max_entry, max_reply)
     if ok then
       replies[board] = reply
       total = total + held
@@ -258,8 +265,9 @@ end
 -- type) is passed over. Returns the entries deleted.
 local function cm_uplink_trim_many(keys, args)
   local epoch = args[1]
-  local per = (epoch ~= nil and epoch ~= '') and 2 or 1
-  local stale = fences_error(keys, per, epoch)
+  local fenced = epoch ~= nil and epoch ~= ''
+  local per = fenced and 2 or 1
+  local stale = fences_error(keys, per, fenced, epoch)
   if stale then return stale end
   local deleted = 0
   for board = 1, #keys / per do

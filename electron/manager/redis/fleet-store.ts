@@ -32,6 +32,9 @@ export interface UplinkBatch {
   /** Bytes of the entries looked at (oversized ones included) and the stream's length before. */
   bytes?: number;
   length?: number;
+  /** Fields and bytes of the board's state hash (cm:{ID}:state), measured by the same read. */
+  stateFields?: number;
+  stateBytes?: number;
   /** Set when this board's uplink could not be read (e.g. the key has the wrong type). */
   error?: Error;
   /** Not read this time (the read's reply was full before this board): read it again. */
@@ -65,6 +68,12 @@ export class StaleEpochError extends Error {
 
 const BLOB_TTL_MARGIN_S = 3600;
 type FcallBuffer = { fcallBuffer: (fn: string, keys: string, ...args: string[]) => Promise<unknown> };
+/** The keys cm_uplink_read takes for a board: its uplink, its state hash, and its fence when the manager holds an epoch. */
+function uplinkReadKeys(id: string, epoch: string): string[] {
+  const keys = boardKeys(id);
+  return epoch === '' ? [keys.up, keys.state] : [keys.up, keys.state, keys.fence];
+}
+
 /** Finished commands kept in a board's history (approximately: XADD MAXLEN ~). */
 const HISTORY_KEPT = 200;
 
@@ -195,13 +204,6 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     await this.redis.del(keys.cmd, keys.state, keys.up, keys.pending, keys.seen, keys.log, keys.fence);
     await this.redis.hdel(managerKeys.discoveryKeys, id);
     await this.redis.hdel(managerKeys.boards, id);
-  }
-
-  /** How much a board keeps in its state hash: fields and bytes (MEMORY USAGE samples a few fields). */
-  async stateUsage(id: string): Promise<{ fields: number; bytes: number }> {
-    const key = boardKeys(id).state;
-    const [fields, bytes] = await Promise.all([this.redis.hlen(key), this.redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '5')]);
-    return { fields, bytes: Number(bytes ?? 0) };
   }
 
   /**
@@ -364,11 +366,11 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     if (this.fcalls) {
       // A Cluster: the per-node batcher every FCALL uses (one pipeline per node; a redirection sent again alone).
       const fcalls = this.fcalls;
-      const keysOf = (id: string) => (epoch === '' ? [boardKeys(id).up] : [boardKeys(id).up, boardKeys(id).fence]);
+      const keysOf = (id: string) => uplinkReadKeys(id, epoch);
       const settled = await Promise.allSettled(cursors.map(([id, after]) => fcalls.call('cm_uplink_read', keysOf(id), [after, ...limits, epoch], true)));
       results = settled.map((result) => (result.status === 'fulfilled' ? [null, result.value] : [result.reason as Error, null]));
     } else {
-      const keys = cursors.flatMap(([id]) => (epoch === '' ? [boardKeys(id).up] : [boardKeys(id).up, boardKeys(id).fence]));
+      const keys = cursors.flatMap(([id]) => uplinkReadKeys(id, epoch));
       const args = [...limits, epoch, String(maxTotalBytes), ...cursors.map(([, after]) => after)];
       let replies: unknown[];
       try {
@@ -397,11 +399,11 @@ export class FleetStore extends EventEmitter<StoreEvents> {
       if (!result) return { boardId, entries: [], unread: true };
       const [error, reply] = result;
       if (error) return { boardId, entries: [], error };
-      const [length, bytes, ...items] = reply as [number, number, ...Array<[Buffer, Buffer[] | number]>];
+      const [length, bytes, stateFields, stateBytes, ...items] = reply as [number, number, number, number, ...Array<[Buffer, Buffer[] | number]>];
       const entries = items.map(([eid, body]): UplinkEntry =>
         typeof body === 'number' ? { eid: eid.toString(), fields: [], oversize: body } : { eid: eid.toString(), fields: body },
       );
-      return { boardId, entries, bytes, length };
+      return { boardId, entries, bytes, length, stateFields, stateBytes };
     });
   }
 

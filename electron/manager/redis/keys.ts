@@ -49,8 +49,24 @@ export function assertCommandId(value: string): string {
 
 const PREFIX = 'cm';
 
-/** Keys of one board. */
-export function boardKeys(id: string) {
+/**
+ * Keys of one board. Asked for on every call the manager makes for a board (several per
+ * command and heartbeat), so they are made once per board and kept; the cache is emptied
+ * when it holds more boards than any fleet (ids come from requests too).
+ */
+export function boardKeys(id: string): BoardKeys {
+  let keys = boardKeysCache.get(id);
+  if (!keys) {
+    keys = Object.freeze(makeBoardKeys(id));
+    if (boardKeysCache.size >= BOARD_KEYS_CACHED) boardKeysCache.clear();
+    boardKeysCache.set(id, keys);
+  }
+  return keys;
+}
+const BOARD_KEYS_CACHED = 65_536;
+const boardKeysCache = new Map<string, BoardKeys>();
+
+function makeBoardKeys(id: string) {
   const tag = `${PREFIX}:{${assertBoardId(id)}}`;
   return {
     cmd: `${tag}:cmd`,
@@ -69,7 +85,7 @@ export function boardKeys(id: string) {
     blobPattern: `${tag}:f:*`,
   };
 }
-export type BoardKeys = ReturnType<typeof boardKeys>;
+export type BoardKeys = Readonly<ReturnType<typeof makeBoardKeys>>;
 
 /** Keys only the manager reads and writes. */
 export const managerKeys = {
