@@ -38,10 +38,10 @@ import { RebootWatch } from './reboot-watch.js';
 import { count, titleOf } from './job-titles.js';
 import { isPackageJob, launchPackageJob, packageTargetInterrupted, type PackageJobOptions, type PackageJobRequest } from './package-install-job.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
+import { liveJob, saveJobs, scheduleJobEvent, trimJobs, type LiveJob } from './live-job.js';
 
 export const JOB_KEPT_MS = 24 * 3_600_000;
 export const MAX_JOBS = 200;
-const EVENT_INTERVAL_MS = 250;
 const SAVE_INTERVAL_MS = 1_000;
 
 export type { JobEvent, JobRequest } from './job-model.js';
@@ -53,15 +53,6 @@ export interface JobServiceEvents {
 export class JobNotFoundError extends ManagerError {
   override name = 'JobNotFoundError';
   readonly kind: ErrorKind = 'not_found';
-}
-
-interface LiveJob {
-  view: JobView;
-  /** Targets changed since the last event / the last save. */
-  unsent: Set<number>;
-  unsaved: Set<number>;
-  summaryUnsaved: boolean;
-  eventTimer: NodeJS.Timeout | null;
 }
 
 export class JobService extends EventEmitter<JobServiceEvents> {
@@ -123,7 +114,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.options.fleet.on('board', this.onBoard);
     this.saveTimer = setInterval(() => {
       this.reboots.sweep();
-      void this.saveAll();
+      void saveJobs(this.jobs.values(), this.options.store, this.options.log);
     }, SAVE_INTERVAL_MS);
     this.saveTimer.unref();
   }
@@ -135,7 +126,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.options.fleet.off('command', this.onCommand);
     this.options.fleet.off('board', this.onBoard);
     for (const job of this.jobs.values()) if (job.eventTimer) clearTimeout(job.eventTimer);
-    if (options.save !== false) await this.saveAll();
+    if (options.save !== false) await saveJobs(this.jobs.values(), this.options.store, this.options.log);
   }
 
   list(): JobSummary[] {
@@ -295,14 +286,14 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     view.targets.forEach((_, index) => job.unsent.add(index));
     view.targets.forEach((target, index) => this.refreshTarget(job, index));
     void this.options.store.prune(Date.now() - JOB_KEPT_MS, MAX_JOBS - 1).catch(() => undefined);
-    this.trimMemory();
+    // Keeps memory bounded like the store: the newest MAX_JOBS, none older than a day.
+    trimJobs(this.jobs, Date.now() - JOB_KEPT_MS, MAX_JOBS);
     this.changed(job);
     return job;
   }
 
   private track(view: JobView): LiveJob {
-    const job: LiveJob = { view, unsent: new Set(), unsaved: new Set(), summaryUnsaved: true, eventTimer: null };
-    view.targets.forEach((_, index) => job.unsaved.add(index));
+    const job = liveJob(view);
     this.jobs.set(view.id, job);
     return job;
   }
@@ -474,49 +465,6 @@ export class JobService extends EventEmitter<JobServiceEvents> {
 
   /** Schedules an event for the job (at most every 250 ms; at once when it finishes). */
   private changed(job: LiveJob, now = false): void {
-    if (now || job.view.state === 'done') {
-      if (job.eventTimer) clearTimeout(job.eventTimer);
-      job.eventTimer = null;
-      this.emitJob(job);
-      return;
-    }
-    if (job.eventTimer) return;
-    job.eventTimer = setTimeout(() => {
-      job.eventTimer = null;
-      this.emitJob(job);
-    }, EVENT_INTERVAL_MS);
-  }
-
-  private emitJob(job: LiveJob): void {
-    const targets = [...job.unsent].map((index) => ({ ...job.view.targets[index]!, index }));
-    job.unsent.clear();
-    this.emit('job', { job: summarizeJob(job.view), targets });
-  }
-
-  private async saveAll(): Promise<void> {
-    for (const job of this.jobs.values()) {
-      if (!job.summaryUnsaved && job.unsaved.size === 0) continue;
-      const targets = new Map([...job.unsaved].map((index) => [index, JSON.stringify(job.view.targets[index])]));
-      const { targets: _all, ...summary } = job.view;
-      job.unsaved.clear();
-      job.summaryUnsaved = false;
-      try {
-        await this.options.store.save(job.view.id, job.view.createdAt, JSON.stringify(summary), targets);
-      } catch (error) {
-        // Try again with the next save.
-        for (const index of targets.keys()) job.unsaved.add(index);
-        job.summaryUnsaved = true;
-        this.options.log('warn', `could not save job ${job.view.id}: ${(error as Error).message}`);
-      }
-    }
-  }
-
-  /** Keeps memory bounded like the store: the newest MAX_JOBS, none older than a day. */
-  private trimMemory(): void {
-    const cutoff = Date.now() - JOB_KEPT_MS;
-    const byAge = [...this.jobs.values()].sort((a, b) => b.view.createdAt - a.view.createdAt);
-    byAge.forEach((job, rank) => {
-      if (job.view.state === 'done' && (rank >= MAX_JOBS || job.view.createdAt < cutoff)) this.jobs.delete(job.view.id);
-    });
+    scheduleJobEvent(job, now, (event) => this.emit('job', event));
   }
 }
