@@ -31,6 +31,7 @@ describe('reading and trimming many uplinks in one call', () => {
     server?.kill();
   });
 
+  const limits = { count: 128, maxEntryBytes: 32 * 1024, maxBytes: 128 * 1024, maxTotalBytes: 1024 * 1024 };
   const newBoards = (count: number) => Array.from({ length: count }, () => `many-${++serial}`);
   const write = (id: string, n: number, pad = '') => redis.xadd(boardKeys(id).up, '*', 'k', 'hb', 'n', String(n), 'p', pad);
 
@@ -65,10 +66,7 @@ describe('reading and trimming many uplinks in one call', () => {
     for (const id of boards) for (let n = 1; n <= 4; n++) await write(id, n, pad);
     const first = await store.readUplinks(
       boards.map((id) => [id, '0-0']),
-      128,
-      32 * 1024,
-      128 * 1024,
-      1024 * 1024,
+      limits,
     );
     const read = first.filter((batch) => !batch.unread);
     expect(read.length).toBeGreaterThan(0);
@@ -110,10 +108,7 @@ describe('reading and trimming many uplinks in one call', () => {
             [mine, '0-0'],
             [taken, '0-0'],
           ],
-          128,
-          32 * 1024,
-          128 * 1024,
-          1024 * 1024,
+          limits,
         ),
       ).rejects.toBeInstanceOf(StaleEpochError);
       expect(await redis.xlen(boardKeys(mine).up)).toBe(2);
@@ -135,10 +130,7 @@ describe('reading and trimming many uplinks in one call', () => {
           [mine, '0-0'],
           [taken, '0-0'],
         ],
-        128,
-        32 * 1024,
-        128 * 1024,
-        1024 * 1024,
+        limits,
       );
       expect(batches.map((batch) => batch.entries.length)).toEqual([2, 1]);
       expect(batches[0]!.entries[1]!.oversize).toBeGreaterThan(40_000);

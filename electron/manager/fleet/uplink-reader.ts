@@ -1,8 +1,8 @@
 /**
  * Reads the boards' uplink streams (PROTOCOL.md §6) when Redis says they changed. Keyspace
  * notifications mark a board "dirty"; one pump at a time reads the dirty boards in batches
- * (one cm_uplink_read_many on one server, cm_uplink_read per board on a Cluster), hands every
- * entry on in stream order, then deletes what it read (cm_uplink_trim_many, one per round).
+ * (one cm_uplink_read_many per Redis node, redis/uplink-calls.ts), hands every entry on in
+ * stream order, then deletes what it read (one cm_uplink_trim_many per node).
  * Nothing polls: an idle fleet costs nothing here.
  *
  * A read often returns entries whose notifications have not arrived yet (they travel on the
@@ -33,10 +33,16 @@ const BOARDS_PER_READ = 128;
 const ENTRIES_PER_BOARD = 128;
 export const UPLINK_BYTES_PER_BOARD_READ = 128 * 1024;
 /**
- * On one server the round is one Lua call, which blocks Redis while it copies: it stops adding
+ * A round is one Lua call per node, which blocks that Redis while it copies: it stops adding
  * boards past 1 MiB (the boards left are read in the next round).
  */
 const UPLINK_BYTES_PER_READ = 1024 * 1024;
+const READ_LIMITS = {
+  count: ENTRIES_PER_BOARD,
+  maxBytes: UPLINK_BYTES_PER_BOARD_READ,
+  maxEntryBytes: UPLINK_LIMITS.entryBytes,
+  maxTotalBytes: UPLINK_BYTES_PER_READ,
+};
 
 /** How long a notification of an entry that was read before it came is waited for. */
 const EARLY_NOTICE_MS = 1_000;
@@ -218,7 +224,7 @@ export class UplinkReader {
         }
         let results;
         try {
-          results = await this.store.readUplinks(batch, ENTRIES_PER_BOARD, UPLINK_LIMITS.entryBytes, UPLINK_BYTES_PER_BOARD_READ, UPLINK_BYTES_PER_READ);
+          results = await this.store.readUplinks(batch, READ_LIMITS);
         } catch (error) {
           // Redis unreachable: keep the boards dirty and try again shortly.
           for (const [boardId] of batch) this.readAgain(boardId);

@@ -2,7 +2,8 @@
 -- Redis functions of the wire contract (firmware/PROTOCOL.md §5). Loaded by the manager
 -- with FUNCTION LOAD REPLACE on every connect. Every function names only keys of one
 -- board, which share the {ID} hash tag, so the library works on Redis Cluster too; the
--- two *_many functions, for one Redis server only, are the exception.
+-- two *_many functions take the keys of many boards in ARGV and are sent to the node
+-- that serves them.
 
 local function parse_id(id)
   -- A stream entry id "ms-seq" as two numbers; nil for anything else (a board may have
@@ -205,40 +206,44 @@ local function error_text(e)
   return tostring(e)
 end
 
--- Fences of several boards, all checked before anything is done: the first STALE is returned.
--- KEYS hold `per` keys a board, the fence being the last of them (when `fenced`).
-local function fences_error(keys, per, fenced, epoch)
-  if not fenced then return nil end
-  for i = per, #keys, per do
-    local stale = fence_error(keys[i], epoch)
+-- Fences of several boards, all checked before anything is done: the first STALE is
+-- returned. `list` holds `per` values a board from `from` on, the fence being the `at`th.
+local function fences_error(list, from, per, at, epoch)
+  for i = from + at - 1, #list, per do
+    local stale = fence_error(list[i], epoch)
     if stale then return stale end
   end
   return nil
 end
 
--- cm_uplink_read_many: cm_uplink_read for several boards in one call, for ONE Redis server
--- only (the keys are of many boards, so of many slots; a Cluster reads board by board).
--- Saves a call per board on the busiest path there is (every heartbeat and result is read).
--- KEYS = cm:{ID}:up, cm:{ID}:state (and cm:{ID}:fence when ARGV[4] is set) of each board, in turn
+-- cm_uplink_read_many: cm_uplink_read for several boards in one call. Saves a call per board
+-- on the busiest path there is (every heartbeat and result is read). The keys travel in ARGV,
+-- none declared: they are of many slots, which a Cluster refuses to route; the manager sends
+-- the call to the node serving them (on a Cluster grouped by node), and a key that is not
+-- served there (a slot that moved) fails that board alone with "non local key" (read it on
+-- its own) or, for a fence, the whole call.
 -- ARGV[1..3] = count, largest entry, reply bytes per board (as cm_uplink_read's ARGV[2..4])
 -- ARGV[4] = the manager's lease epoch ('' when none)   ARGV[5] = stop reading further boards
--- once this many bytes are in the reply (at least one board is read)   ARGV[6..] = each
--- board's last EID read. STALE for any board: nothing read, nothing deleted.
+-- once this many bytes are in the reply (at least one board is read)   ARGV[6..] = for each
+-- board in turn: cm:{ID}:up, cm:{ID}:state, cm:{ID}:fence (only when ARGV[4] is set), and
+-- its last EID read. STALE for any board: nothing read, nothing deleted.
 -- Returns one reply a board read, in order, each as cm_uplink_read's, or {'error', reason}
 -- for a board whose uplink could not be read (the others go on); boards left unread by
 -- ARGV[5] are missing from the end.
-local function cm_uplink_read_many(keys, args)
+local function cm_uplink_read_many(_, args)
   local count, max_entry, max_reply = tonumber(args[1]), tonumber(args[2]), tonumber(args[3])
   local epoch, max_total = args[4], tonumber(args[5])
   local fenced = epoch ~= nil and epoch ~= ''
-  local per = fenced and 3 or 2
-  local stale = fences_error(keys, per, fenced, epoch)
-  if stale then return stale end
-  local replies, total = {}, 0
-  for board = 1, #keys / per do
-    if board > 1 and total >= max_total then break end
-    local first = (board - 1) * per + 1
-    local ok, reply, held = pcall(read_uplink, keys[first], keys[first + 1], args[5 + board], count, max_entry, max_reply)
+  local per = fenced and 4 or 3
+  if fenced then
+    local stale = fences_error(args, 6, per, 3, epoch)
+    if stale then return stale end
+  end
+  local replies, total, board = {}, 0, 0
+  for first = 6, #args, per do
+    if board > 0 and total >= max_total then break end
+    board = board + 1
+    local ok, reply, held = pcall(read_uplink, args[first], args[first + 1], args[first + per - 1], count, max_entry, max_reply)
     if ok then
       replies[board] = reply
       total = total + held
@@ -258,20 +263,23 @@ local function cm_uplink_trim(keys, args)
   return redis.call('XTRIM', keys[1], 'MINID', args[1])
 end
 
--- cm_uplink_trim_many: cm_uplink_trim for several boards in one call (ONE Redis server only,
--- as cm_uplink_read_many). KEYS = cm:{ID}:up (and cm:{ID}:fence when ARGV[1] is set) of each
--- board, in turn   ARGV[1] = the manager's lease epoch ('' when none)   ARGV[2..] = each
--- board's MINID. STALE for any board: nothing deleted. A key that cannot be trimmed (wrong
--- type) is passed over. Returns the entries deleted.
-local function cm_uplink_trim_many(keys, args)
+-- cm_uplink_trim_many: cm_uplink_trim for several boards in one call, keys in ARGV as for
+-- cm_uplink_read_many. ARGV[1] = the manager's lease epoch ('' when none)   ARGV[2..] = for
+-- each board in turn: cm:{ID}:up, cm:{ID}:fence (only when ARGV[1] is set), its MINID.
+-- STALE for any board: nothing deleted. A key that cannot be trimmed (wrong type, or no
+-- longer served by this node) is passed over: its entries are deleted by a later trim.
+-- Returns the entries deleted.
+local function cm_uplink_trim_many(_, args)
   local epoch = args[1]
   local fenced = epoch ~= nil and epoch ~= ''
-  local per = fenced and 2 or 1
-  local stale = fences_error(keys, per, fenced, epoch)
-  if stale then return stale end
+  local per = fenced and 3 or 2
+  if fenced then
+    local stale = fences_error(args, 2, per, 2, epoch)
+    if stale then return stale end
+  end
   local deleted = 0
-  for board = 1, #keys / per do
-    local ok, n = pcall(redis.call, 'XTRIM', keys[(board - 1) * per + 1], 'MINID', args[1 + board])
+  for first = 2, #args, per do
+    local ok, n = pcall(redis.call, 'XTRIM', args[first], 'MINID', args[first + per - 1])
     if ok then deleted = deleted + n end
   end
   return deleted
@@ -347,8 +355,8 @@ redis.register_function('cm_finish', cm_finish)
 -- allow-oom: at maxmemory this is how the manager drains (and deletes) what boards wrote.
 redis.register_function { function_name = 'cm_uplink_read', callback = cm_uplink_read, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'cm_uplink_trim', callback = cm_uplink_trim, flags = { 'allow-oom' } }
-redis.register_function { function_name = 'cm_uplink_read_many', callback = cm_uplink_read_many, flags = { 'allow-oom' } }
-redis.register_function { function_name = 'cm_uplink_trim_many', callback = cm_uplink_trim_many, flags = { 'allow-oom' } }
+redis.register_function { function_name = 'cm_uplink_read_many', callback = cm_uplink_read_many, flags = { 'allow-oom', 'allow-cross-slot-keys' } }
+redis.register_function { function_name = 'cm_uplink_trim_many', callback = cm_uplink_trim_many, flags = { 'allow-oom', 'allow-cross-slot-keys' } }
 -- allow-oom: a full Redis must not cost the active manager its lease (a few bytes).
 redis.register_function { function_name = 'cm_lease_acquire', callback = cm_lease_acquire, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'cm_lease_release', callback = cm_lease_release, flags = { 'allow-oom' } }

@@ -14,32 +14,12 @@ import { RedisNodes, type NodeAddress } from './redis-nodes.js';
 import { KeyspaceSubscribers } from './keyspace-subscribers.js';
 import { BoardUsers } from './board-users.js';
 import { ClusterFcall } from './cluster-fcall.js';
+import { UplinkCalls, type UplinkBatch, type UplinkReadLimits } from './uplink-calls.js';
+
+export type { UplinkBatch, UplinkEntry } from './uplink-calls.js';
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
-
-/** One entry of a board's uplink stream, fields as raw bytes (decoding is the reader's job). */
-export interface UplinkEntry {
-  eid: string;
-  fields: Buffer[];
-  /** Set (bytes) for an entry over the entry limit: Redis deleted it, `fields` is empty. */
-  oversize?: number;
-}
-
-export interface UplinkBatch {
-  boardId: string;
-  entries: UplinkEntry[];
-  /** Bytes of the entries looked at (oversized ones included) and the stream's length before. */
-  bytes?: number;
-  length?: number;
-  /** Fields and bytes of the board's state hash (cm:{ID}:state), measured by the same read. */
-  stateFields?: number;
-  stateBytes?: number;
-  /** Set when this board's uplink could not be read (e.g. the key has the wrong type). */
-  error?: Error;
-  /** Not read this time (the read's reply was full before this board): read it again. */
-  unread?: true;
-}
 
 export class QueueFullError extends ManagerError {
   override name = 'QueueFullError';
@@ -67,13 +47,6 @@ export class StaleEpochError extends Error {
 }
 
 const BLOB_TTL_MARGIN_S = 3600;
-type FcallBuffer = { fcallBuffer: (fn: string, keys: string, ...args: string[]) => Promise<unknown> };
-/** The keys cm_uplink_read takes for a board: its uplink, its state hash, and its fence when the manager holds an epoch. */
-function uplinkReadKeys(id: string, epoch: string): string[] {
-  const keys = boardKeys(id);
-  return epoch === '' ? [keys.up, keys.state] : [keys.up, keys.state, keys.fence];
-}
-
 /** Finished commands kept in a board's history (approximately: XADD MAXLEN ~). */
 const HISTORY_KEPT = 200;
 
@@ -83,6 +56,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   private readonly subscribers: KeyspaceSubscribers;
   /** FCALLs batched per node (a Cluster only). */
   private readonly fcalls: ClusterFcall | undefined;
+  private readonly uplinks: UplinkCalls;
   /** The boards' ACL users, on every node. */
   readonly users: BoardUsers;
   /**
@@ -98,6 +72,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   ) {
     super();
     this.fcalls = isCluster(redis) ? new ClusterFcall(redis) : undefined;
+    this.uplinks = new UplinkCalls({ redis, fcalls: this.fcalls, epoch: () => this.epoch, loadFunctions: () => this.loadFunctions() });
     this.nodes = new RedisNodes(redis);
     this.users = new BoardUsers(redis, this.nodes, replicaFailed);
     this.subscribers = new KeyspaceSubscribers({
@@ -345,92 +320,24 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   // --- uplink ----------------------------------------------------------------------------
 
   /**
-   * Reads new uplink entries of several boards: per board at most `count` entries and about
-   * `maxBytes` (always at least one entry); entries over `maxEntryBytes` come back as their
-   * size only (Redis deleted them). A board whose uplink cannot be read is reported with
-   * `error` and does not hold up the others. On one server, one cm_uplink_read_many for all
-   * of them, which stops adding boards once `maxTotalBytes` are in the reply: the boards it
-   * left come back `unread` (read them again). On a Cluster, one cm_uplink_read a board.
+   * Reads new uplink entries of several boards after their cursors (uplink-calls.ts: one call
+   * per node). A board whose uplink cannot be read is reported with `error` and does not hold
+   * up the others; boards a full reply left come back `unread` (read them again).
    */
-  async readUplinks(
-    cursors: Array<[boardId: string, after: string]>,
-    count: number,
-    maxEntryBytes: number,
-    maxBytes: number,
-    maxTotalBytes: number,
-  ): Promise<UplinkBatch[]> {
-    if (cursors.length === 0) return [];
-    const epoch = this.epoch === undefined ? '' : String(this.epoch);
-    const limits = [String(count), String(maxEntryBytes), String(maxBytes)];
-    let results: Array<[Error | null, unknown] | undefined>;
-    if (this.fcalls) {
-      // A Cluster: the per-node batcher every FCALL uses (one pipeline per node; a redirection sent again alone).
-      const fcalls = this.fcalls;
-      const keysOf = (id: string) => uplinkReadKeys(id, epoch);
-      const settled = await Promise.allSettled(cursors.map(([id, after]) => fcalls.call('cm_uplink_read', keysOf(id), [after, ...limits, epoch], true)));
-      results = settled.map((result) => (result.status === 'fulfilled' ? [null, result.value] : [result.reason as Error, null]));
-    } else {
-      const keys = cursors.flatMap(([id]) => uplinkReadKeys(id, epoch));
-      const args = [...limits, epoch, String(maxTotalBytes), ...cursors.map(([, after]) => after)];
-      let replies: unknown[];
-      try {
-        // fcallBuffer exists at run time (ioredis makes a …Buffer method of every command) but not in its types.
-        const redis = this.redis as unknown as FcallBuffer;
-        replies = (await callLoadingFunctions(
-          () => redis.fcallBuffer('cm_uplink_read_many', String(keys.length), ...keys, ...args),
-          () => this.loadFunctions(),
-        )) as unknown[];
-      } catch (error) {
-        // Another manager took over: none of these boards was read, and none will be by this one.
-        this.checkStale(error);
-        throw error;
-      }
-      results = replies.map((reply) => (Array.isArray(reply) && Buffer.isBuffer(reply[0]) ? [new Error(String(reply[1])), null] : [null, reply]));
+  async readUplinks(cursors: Array<[boardId: string, after: string]>, limits: UplinkReadLimits): Promise<UplinkBatch[]> {
+    try {
+      return await this.uplinks.read(cursors, limits);
+    } catch (error) {
+      // Another manager took over: this one reads no further.
+      this.checkStale(error);
+      throw error;
     }
-    if (this.fcalls && results.some((result) => result?.[0] && /Function not found/i.test(result[0].message))) {
-      // A Redis that lost its functions (flushed, or restarted empty): load them, read again.
-      await this.loadFunctions();
-      return this.readUplinks(cursors, count, maxEntryBytes, maxBytes, maxTotalBytes);
-    }
-    const stale = results.find((result) => result?.[0] && isStaleReply(result[0]));
-    if (stale) this.checkStale(stale[0]);
-    return cursors.map(([boardId], index): UplinkBatch => {
-      const result = results[index];
-      if (!result) return { boardId, entries: [], unread: true };
-      const [error, reply] = result;
-      if (error) return { boardId, entries: [], error };
-      const [length, bytes, stateFields, stateBytes, ...items] = reply as [number, number, number, number, ...Array<[Buffer, Buffer[] | number]>];
-      const entries = items.map(([eid, body]): UplinkEntry =>
-        typeof body === 'number' ? { eid: eid.toString(), fields: [], oversize: body } : { eid: eid.toString(), fields: body },
-      );
-      return { boardId, entries, bytes, length, stateFields, stateBytes };
-    });
   }
 
-  /**
-   * Deletes processed uplink entries, per board up to and including its `lastEid`: on one
-   * server one cm_uplink_trim_many, on a Cluster one cm_uplink_trim a board.
-   */
+  /** Deletes processed uplink entries, per board up to and including its `lastEid`. */
   async trimUplinks(handled: Array<[boardId: string, lastEid: string]>): Promise<void> {
-    if (handled.length === 0) return;
-    const epoch = this.epoch === undefined ? '' : String(this.epoch);
-    const minIdAfter = (eid: string) => {
-      const [ms, seq] = eid.split('-');
-      return `${ms}-${Number(seq) + 1}`;
-    };
     try {
-      if (this.fcalls) {
-        await Promise.all(
-          handled.map(([id, eid]) =>
-            epoch === ''
-              ? this.redis.xtrim(boardKeys(id).up, 'MINID', minIdAfter(eid))
-              : this.fcall('cm_uplink_trim', [boardKeys(id).up, boardKeys(id).fence], minIdAfter(eid), epoch),
-          ),
-        );
-        return;
-      }
-      const keys = handled.flatMap(([id]) => (epoch === '' ? [boardKeys(id).up] : [boardKeys(id).up, boardKeys(id).fence]));
-      await this.fcall('cm_uplink_trim_many', keys, epoch, ...handled.map(([, eid]) => minIdAfter(eid)));
+      await this.uplinks.trim(handled);
     } catch (error) {
       this.checkStale(error);
       throw error;
