@@ -9,7 +9,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { flashEsp8266, FlashError, FlashVerifyError, type FlashProgress } from '../../electron/manager/usb/esp-flasher.js';
+import { flashEsp8266, type FlashProgress } from '../../electron/manager/usb/esp-flasher.js';
+import { FlashError, FlashVerifyError } from '../../electron/manager/usb/flash-errors.js';
 import { FirmwareImageError, FirmwareVariantError } from '../../electron/manager/usb/firmware-image.js';
 import { Esp8266Simulator } from '../lab/esp8266/esp8266-simulator.js';
 import { FAST_FLASH_TIMING } from '../lab/esp8266/flash-chip.js';

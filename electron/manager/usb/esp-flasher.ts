@@ -37,12 +37,10 @@
  * it. Should the board still say "looks corrupt" (a layout we did not foresee), the region
  * it names is erased and the board started again, once.
  */
-import { ESPLoader, Transport, type IEspLoaderTerminal, type ResetConstructors } from 'esptool-js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkImageFitsBoard, FirmwareImageError, inspectFirmwareImage, variantNote, type FirmwareVariant, type FlashMode } from './firmware-image.js';
-import { WebSerialPort } from './web-serial-port.js';
 import { FIRMWARE_BAUD, ROM_BAUD, romBanners, watchBoot, type BootJudgement, type BootLine, type BootVerdict } from './boot-check.js';
-import { enterBootloader, hardReset, usbJtagSerialReset } from './reset-sequences.js';
+import { hardReset } from './reset-sequences.js';
 import { eraseRegion, writeImage } from './flash-write.js';
 import {
   FILESYSTEM_SECTOR_BYTES,
@@ -52,7 +50,8 @@ import {
   shouldEraseFilesystemArea,
   type FilesystemRegion,
 } from './filesystem-area.js';
-import { ManagerError, type ErrorKind } from '../errors.js';
+import { FlashError, FlashVerifyError, UnsupportedChipError } from './flash-errors.js';
+import { connect, type Session } from './esp-connect.js';
 
 /**
  * `bootloader`: the board must be put in download mode by hand (hold BOOT, press RESET).
@@ -121,43 +120,8 @@ export interface FlashResult {
   bootModeLatch: 'flash' | 'download';
 }
 
-export class UnsupportedChipError extends ManagerError {
-  override name = 'UnsupportedChipError';
-  readonly kind: ErrorKind = 'bad_request';
-}
-export class FlashError extends ManagerError {
-  override name = 'FlashError';
-  readonly kind: ErrorKind = 'device';
-}
-/** What the flash holds after writing is not the image (MD5 mismatch). */
-export class FlashVerifyError extends FlashError {
-  override name = 'FlashVerifyError';
-}
-
 const RECOVERY_MODES: readonly FlashMode[] = ['dio', 'dout'];
-const FLASH_SIZES: Record<string, number> = {
-  '256KB': 256 * 1024,
-  '512KB': 512 * 1024,
-  '1MB': 1 << 20,
-  '2MB': 2 << 20,
-  '4MB': 4 << 20,
-  '8MB': 8 << 20,
-  '16MB': 16 << 20,
-};
 const DEFAULT_BOOT_CHECK_MS = 5_000;
-
-/** One esptool-js session on the port: connected, stub running, at `baud`. */
-interface Session {
-  port: WebSerialPort;
-  transport: Transport;
-  loader: ESPLoader;
-  chip: string;
-  flashSizeBytes: number;
-  /** esptool's name of the detected size, e.g. '4MB'. */
-  flashSizeName: string;
-  /** The bootloader answered after the adapter reset the chip: its lines are wired. */
-  linesWork: boolean;
-}
 
 export async function flashEsp8266(options: FlashOptions): Promise<FlashResult> {
   const progress = options.onProgress ?? (() => undefined);
@@ -417,70 +381,6 @@ function bootLine(session: Session): BootLine {
   };
 }
 
-/** How long to keep trying once the user was asked to put the board in download mode. */
-const BOOTLOADER_WAIT_MS = 60_000;
-/** Between attempts while waiting for the buttons: the line empties of earlier answers. */
-const RETRY_PAUSE_MS = 400;
-
-async function connect(options: FlashOptions, baud: number, log: Logger, progress: (p: FlashProgress) => void): Promise<Session> {
-  progress({ phase: 'connect', message: `connecting to ${options.portPath}` });
-  let asked = 0;
-  for (;;) {
-    const port = new WebSerialPort({ path: options.portPath, vendorId: options.vendorId, productId: options.productId, logger: log });
-    const transport = new Transport(port as unknown as ConstructorParameters<typeof Transport>[0], false);
-    // esptool-js traces through console.log even with tracing off: keep it in our log.
-    transport.trace = (message: string) => log('debug', `esptool: ${message}`);
-    const loader = new ESPLoader({ transport, baudrate: baud, romBaudrate: 115_200, terminal: terminalFor(log), resetConstructors: resetsThrough(port) });
-    try {
-      // A few attempts only: a board whose adapter cannot reset it never answers by itself.
-      // Once the user was asked for the buttons, the chip is not reset again.
-      await loader.detectChip(asked ? 'no_reset' : 'default_reset', asked ? 2 : 3);
-      progress({ phase: 'detect', message: 'reading the chip and its flash' });
-      const chip = await loader.chip.getChipDescription(loader);
-      if (!/^ESP82(66|85)/.test(chip)) {
-        throw new UnsupportedChipError(`the board is an ${chip}: Cloudmanager flashes ESP8266 and ESP8285 boards`);
-      }
-      await loader.runStub();
-      if (baud !== 115_200) await loader.changeBaud();
-      const size = await loader.detectFlashSize();
-      const flashSizeBytes = FLASH_SIZES[size ?? ''];
-      if (!flashSizeBytes) throw new FlashError(`could not detect the flash size (${size ?? 'no answer'})`);
-      return { port, transport, loader, chip, flashSizeBytes, flashSizeName: size!, linesWork: !asked && port.hasResetLines === true };
-    } catch (error) {
-      await transport.disconnect().catch(() => undefined);
-      if (error instanceof UnsupportedChipError || error instanceof FlashError) throw error;
-      log('debug', `no answer from the bootloader: ${(error as Error).message}`);
-      // The bootloader did not answer: no reset lines, lines wired to nothing, or a board
-      // busy elsewhere. Ask for the buttons, then keep trying for a while.
-      if (!asked) {
-        progress({ phase: 'bootloader', message: 'hold BOOT (GPIO0) and press RESET on the board to enter download mode' });
-        asked = Date.now();
-        await options.onNeedBootloader?.();
-        continue;
-      }
-      if (Date.now() - asked < BOOTLOADER_WAIT_MS) {
-        // A running firmware answers SYNC with its echo at once, so attempts would follow
-        // each other every few ms, each leaving answers on the line that garble the next
-        // one's — and the chip, once in its bootloader, would never be heard cleanly.
-        await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
-        continue;
-      }
-      throw new FlashError(`no answer from an ESP bootloader on ${options.portPath}: ${(error as Error).message}`);
-    }
-  }
-}
-
-/** Our reset sequences, in the shape esptool-js calls them (its own are not used). */
-function resetsThrough(port: WebSerialPort): ResetConstructors {
-  const strategy = (transport: Transport, reset: () => Promise<void>) => ({ transport, reset });
-  return {
-    classicReset: ((transport: Transport, resetDelay: number) =>
-      strategy(transport, () => enterBootloader(port, { resetDelayMs: resetDelay }))) as unknown as ResetConstructors['classicReset'],
-    hardReset: ((transport: Transport) => strategy(transport, () => hardReset(port))) as unknown as ResetConstructors['hardReset'],
-    usbJTAGSerialReset: ((transport: Transport) => strategy(transport, () => usbJtagSerialReset(port))) as unknown as ResetConstructors['usbJTAGSerialReset'],
-  };
-}
-
 /**
  * After a flash by hand: one plain RESET latches "boot from flash". The ROM says so itself:
  * after a reset it prints "rst cause:2, boot mode:(3,…)" at 74880 baud — (1,…) when BOOT
@@ -515,18 +415,4 @@ async function askForReset(
   } finally {
     await session.port.setBaudRate(FIRMWARE_BAUD);
   }
-}
-
-function terminalFor(log: Logger): IEspLoaderTerminal {
-  let line = '';
-  return {
-    clean: () => undefined,
-    write: (text: string) => {
-      line += text;
-    },
-    writeLine: (text: string) => {
-      log('debug', `esptool: ${line}${text}`);
-      line = '';
-    },
-  };
 }
