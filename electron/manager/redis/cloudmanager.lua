@@ -14,6 +14,12 @@ local function parse_id(id)
   return tonumber(ms), tonumber(seq)
 end
 
+-- The reason of an error raised by redis.call (a table {err = ...} since Redis 7).
+local function error_text(e)
+  if type(e) == 'table' and e.err then return e.err end
+  return tostring(e)
+end
+
 local function id_greater(a, b)
   local ams, aseq = parse_id(a)
   local bms, bseq = parse_id(b)
@@ -147,6 +153,44 @@ local function cm_finish(keys, args)
   return #commands
 end
 
+-- cm_batch: several calls of the functions above, each for its own board, in one FCALL:
+-- at a broadcast the manager queues and records thousands of commands within a few ms,
+-- and each call of its own cost a round of argument parsing, a reply and, in the manager,
+-- a command object and a promise. The keys travel in ARGV (the boards' slots differ; a
+-- Cluster refuses to route declared keys of several slots); the manager sends a batch to
+-- the node serving its boards. No allow-oom: at maxmemory the batch is refused as each of
+-- its calls would be.
+-- ARGV = for each call in turn: function name, key count, keys…, argument count, arguments…
+-- Returns for each call {1, its reply} or {0, its error} (a key not served by this node,
+-- "non local key", fails that call alone; the manager sends it again on its own).
+local batchable = { cm_enqueue = cm_enqueue, cm_cancel = cm_cancel, cm_finish = cm_finish }
+
+local function cm_batch(_, args)
+  local replies, i = {}, 1
+  while i <= #args do
+    local fn, nkeys = batchable[args[i]], tonumber(args[i + 1])
+    if not nkeys then return redis.error_reply('ERR cm_batch: malformed call') end
+    local call_keys = { unpack(args, i + 2, i + 1 + nkeys) }
+    local nargs = tonumber(args[i + 2 + nkeys])
+    if not nargs then return redis.error_reply('ERR cm_batch: malformed call') end
+    local call_args = { unpack(args, i + 3 + nkeys, i + 2 + nkeys + nargs) }
+    i = i + 3 + nkeys + nargs
+    if not fn then
+      replies[#replies + 1] = { 0, 'ERR cm_batch: not a batchable function' }
+    else
+      local ok, reply = pcall(fn, call_keys, call_args)
+      if not ok then
+        replies[#replies + 1] = { 0, error_text(reply) }
+      elseif type(reply) == 'table' and reply.err then
+        replies[#replies + 1] = { 0, reply.err }
+      else
+        replies[#replies + 1] = { 1, reply }
+      end
+    end
+  end
+  return replies
+end
+
 -- cm_uplink_read: the manager reads a board's uplink with a bound on what it receives.
 -- KEYS[1] = cm:{ID}:up   KEYS[2] = cm:{ID}:state   KEYS[3] = cm:{ID}:fence (optional)
 -- ARGV[1] = the last EID read ('0-0' at first)   ARGV[2] = at most this many entries
@@ -198,12 +242,6 @@ local function cm_uplink_read(keys, args)
     if stale then return stale end
   end
   return (read_uplink(keys[1], keys[2], args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[4])))
-end
-
--- The reason of an error raised by redis.call (a table {err = ...} since Redis 7).
-local function error_text(e)
-  if type(e) == 'table' and e.err then return e.err end
-  return tostring(e)
 end
 
 -- Fences of several boards, all checked before anything is done: the first STALE is
@@ -352,6 +390,7 @@ redis.register_function('cm_claim', cm_claim)
 redis.register_function('cm_enqueue', cm_enqueue)
 redis.register_function('cm_cancel', cm_cancel)
 redis.register_function('cm_finish', cm_finish)
+redis.register_function { function_name = 'cm_batch', callback = cm_batch, flags = { 'allow-cross-slot-keys' } }
 -- allow-oom: at maxmemory this is how the manager drains (and deletes) what boards wrote.
 redis.register_function { function_name = 'cm_uplink_read', callback = cm_uplink_read, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'cm_uplink_trim', callback = cm_uplink_trim, flags = { 'allow-oom' } }

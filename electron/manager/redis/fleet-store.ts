@@ -14,6 +14,7 @@ import { RedisNodes, type NodeAddress } from './redis-nodes.js';
 import { KeyspaceSubscribers } from './keyspace-subscribers.js';
 import { BoardUsers } from './board-users.js';
 import { ClusterFcall } from './cluster-fcall.js';
+import { BATCHABLE, FcallBatcher } from './fcall-batcher.js';
 import { UplinkCalls, type UplinkBatch, type UplinkReadLimits } from './uplink-calls.js';
 
 export type { UplinkBatch, UplinkEntry } from './uplink-calls.js';
@@ -57,6 +58,8 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   /** FCALLs batched per node (a Cluster only). */
   private readonly fcalls: ClusterFcall | undefined;
   private readonly uplinks: UplinkCalls;
+  /** cm_enqueue, cm_cancel and cm_finish of one event-loop turn, as one cm_batch per node. */
+  private readonly batcher: FcallBatcher;
   /** The boards' ACL users, on every node. */
   readonly users: BoardUsers;
   /**
@@ -72,6 +75,11 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   ) {
     super();
     this.fcalls = isCluster(redis) ? new ClusterFcall(redis) : undefined;
+    this.batcher = new FcallBatcher(
+      redis,
+      (fn, keys, args) => this.singleFcall(fn, keys, args),
+      () => this.loadFunctions(),
+    );
     this.uplinks = new UplinkCalls({ redis, fcalls: this.fcalls, epoch: () => this.epoch, loadFunctions: () => this.loadFunctions() });
     this.nodes = new RedisNodes(redis);
     this.users = new BoardUsers(redis, this.nodes, replicaFailed);
@@ -239,10 +247,16 @@ export class FleetStore extends EventEmitter<StoreEvents> {
   }
 
   /**
-   * FCALL: auto-pipelined on one server; on a Cluster batched per node by ClusterFcall (auto-pipelining cannot route FCALL).
-   * A Redis that lost its functions (flushed, or a fresh external server) gets them loaded and the call sent again.
+   * FCALL: cm_enqueue, cm_cancel and cm_finish through the batcher (one cm_batch per node and
+   * event-loop turn); the others, and a batch of one, auto-pipelined on one server, on a
+   * Cluster batched per node by ClusterFcall (auto-pipelining cannot route FCALL). A Redis that
+   * lost its functions (flushed, or a fresh external server) gets them loaded and the call sent again.
    */
   private async fcall(fn: string, keys: string[], ...args: Array<string | Buffer>): Promise<unknown> {
+    return BATCHABLE.has(fn) ? this.batcher.call(fn, keys, args) : this.singleFcall(fn, keys, args);
+  }
+
+  private singleFcall(fn: string, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
     const send = () => (this.fcalls ? this.fcalls.call(fn, keys, args) : this.redis.call('FCALL', fn, String(keys.length), ...keys, ...args));
     return callLoadingFunctions(send, () => this.loadFunctions());
   }

@@ -1,0 +1,106 @@
+/**
+ * The manager's cm_enqueue, cm_cancel and cm_finish calls of one event-loop turn go out as
+ * one cm_batch per Redis node (redis/fcall-batcher.ts, cloudmanager.lua). What a user would
+ * notice if that went wrong: one full queue or one refused call failing the others of a
+ * broadcast, a superseded manager still recording results, or commands lost when the
+ * Cluster's slot map is out of date. Real redis-server and a real 3-primary cluster.
+ */
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { FleetStore, QueueFullError, StaleEpochError } from '../../electron/manager/redis/fleet-store.js';
+import { boardKeys } from '../../electron/manager/redis/keys.js';
+import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
+import { startClusterLab, type RedisLab } from '../helpers/redis-cluster-lab.js';
+
+let serial = 0;
+const newBoards = (count: number) => Array.from({ length: count }, () => `batch-${++serial}`);
+const execFields = (code: string) => ['o', 'exec', 'c', code, 't', '5000'];
+const meta = { op: 'exec', summary: 'print(1)', createdAt: 0, expiresAt: 0, timeoutMs: 5000 };
+
+describe('cm_batch on one server', () => {
+  let server: PlainRedis;
+  let redis: Redis;
+  let store: FleetStore;
+
+  beforeAll(async () => {
+    server = await startPlainRedis();
+    redis = new Redis(server.url());
+    store = new FleetStore(redis);
+    await store.loadFunctions();
+  });
+  afterAll(async () => {
+    await store?.close();
+    redis?.disconnect();
+    server?.kill();
+  });
+
+  it('queues a broadcast to 600 boards in a few calls, and a full queue fails only its own board', async () => {
+    const boards = newBoards(600);
+    const full = boards[300]!;
+    await store.enqueue(full, 'cfull1', meta, execFields('1'), 1);
+    const fcalls = vi.spyOn(redis, 'fcall');
+    const outcomes = await Promise.allSettled(boards.map((id, n) => store.enqueue(id, `cb${serial}x${n}`, meta, execFields('print(1)'), 1)));
+    // 600 calls at 256 a batch.
+    expect(fcalls.mock.calls.filter(([fn]) => fn === 'cm_batch')).toHaveLength(3);
+    fcalls.mockRestore();
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(599);
+    const refused = outcomes[300];
+    expect(refused?.status === 'rejected' && refused.reason).toBeInstanceOf(QueueFullError);
+    for (const id of boards) expect(await redis.xlen(boardKeys(id).cmd)).toBe(1);
+    // The same command id again is a duplicate, answered with the entry it has.
+    const again = await store.enqueue(boards[0]!, `cb${serial}x0`, meta, execFields('print(1)'), 10);
+    expect(again.status).toBe('duplicate');
+    expect(again.eid).toMatch(/^\d+-\d+$/);
+  });
+
+  it('records results of many boards; a superseded manager records none of its batch', async () => {
+    const [mine, taken] = newBoards(2) as [string, string];
+    for (const id of [mine, taken]) await store.enqueue(id, `c${id}`, meta, execFields('print(1)'), 10);
+    const old = new FleetStore(redis);
+    old.epoch = 3;
+    await redis.set(boardKeys(taken).fence, '5');
+    const history = (id: string) => ({ cid: `c${id}`, history: { i: `c${id}`, s: 'ok' } });
+    const outcomes = await Promise.allSettled([old.finish(mine, [history(mine)]), old.finish(taken, [history(taken)])]);
+    expect(outcomes[0]!.status).toBe('fulfilled');
+    expect(outcomes[1]!.status === 'rejected' && outcomes[1].reason).toBeInstanceOf(StaleEpochError);
+    expect(await redis.xlen(boardKeys(taken).log)).toBe(0);
+    expect(await redis.hexists(boardKeys(taken).pending, `c${taken}`)).toBe(1);
+    expect(await redis.xlen(boardKeys(mine).log)).toBe(1);
+    await old.close();
+  });
+});
+
+describe('cm_batch on a Redis Cluster', () => {
+  let lab: RedisLab;
+  let cluster: Cluster;
+  let store: FleetStore;
+
+  beforeAll(async () => {
+    lab = await startClusterLab({ masters: 3, replicas: 0 });
+    cluster = new Cluster(lab.seeds);
+    await cluster.ping();
+    store = new FleetStore(cluster);
+    await store.loadFunctions();
+  }, 60_000);
+  afterAll(async () => {
+    await store?.close();
+    cluster?.disconnect();
+    await lab?.stop();
+  });
+
+  it('queues for boards of every primary once each, also with an out-of-date slot map', async () => {
+    for (const stale of [false, true]) {
+      const boards = newBoards(60);
+      if (stale) {
+        // Every slot pointed at the wrong primary, as after a resharding the client has not seen yet.
+        const primaries = [...new Set(cluster.slots.map((owners) => owners?.[0]).filter(Boolean))] as string[];
+        cluster.slots.forEach((owners, slot) => {
+          if (owners?.[0]) cluster.slots[slot] = [primaries[(primaries.indexOf(owners[0]) + 1) % primaries.length]!];
+        });
+      }
+      const outcomes = await Promise.all(boards.map((id) => store.enqueue(id, `c${id}`, meta, execFields('print(1)'), 10)));
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(boards.map(() => 'ok'));
+      for (const id of boards) expect(await cluster.xlen(boardKeys(id).cmd)).toBe(1);
+    }
+  });
+});
