@@ -6,7 +6,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { RawRepl, RawReplClosedError, RawReplProtocolError, RawReplTimeoutError, type ReplPort } from '../../electron/manager/usb/raw-repl.js';
+import { RawRepl, type ReplPort } from '../../electron/manager/usb/raw-repl.js';
+import { RawReplClosedError, RawReplProtocolError, RawReplTimeoutError } from '../../electron/manager/usb/raw-repl-errors.js';
 
 const RAW_BANNER = 'raw REPL; CTRL-B to exit\r\n>';
 

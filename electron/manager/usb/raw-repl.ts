@@ -24,6 +24,8 @@
  * (a board's console turns `\n` into `\r\n`).
  */
 import type { LogLevel } from '../log.js';
+import { RawReplClosedError, RawReplError, RawReplProtocolError, RawReplTimeoutError } from './raw-repl-errors.js';
+import { Inbox } from './repl-inbox.js';
 
 /** The small duplex interface RawRepl needs (a `serialport` SerialPort has it). */
 export interface ReplPort {
@@ -57,32 +59,6 @@ export interface ExecResult {
   stderr: string;
 }
 
-/** The board did not answer in time. */
-export class RawReplTimeoutError extends Error {
-  override readonly name = 'RawReplTimeoutError';
-}
-
-/** The board answered something the protocol does not allow. */
-export class RawReplProtocolError extends Error {
-  override readonly name = 'RawReplProtocolError';
-}
-
-/** The serial port closed (or a write failed) during an operation. */
-export class RawReplClosedError extends Error {
-  override readonly name = 'RawReplClosedError';
-}
-
-/** The code raised on the board; `traceback` is what it printed to stderr. */
-export class RawReplError extends Error {
-  override readonly name = 'RawReplError';
-  constructor(
-    readonly traceback: string,
-    readonly stdout: string,
-  ) {
-    super(lastLine(traceback) || 'the code failed on the board');
-  }
-}
-
 const CTRL_A = 0x01;
 const CTRL_B = 0x02;
 const CTRL_C = 0x03;
@@ -99,86 +75,6 @@ const SETTLE_MAX_MS = 1500;
 /** Plain raw mode: bytes per write, and the pause between writes (mpremote's pacing). */
 const RAW_WRITE_CHUNK = 256;
 const RAW_WRITE_PAUSE_MS = 10;
-
-/** Bytes received and not yet consumed, with one waiter at a time. */
-class Inbox {
-  private data: Buffer = Buffer.alloc(0);
-  private closed = false;
-  private wake: (() => void) | undefined;
-  /** Set by push(): when bytes last arrived (enter() waits for the line to go quiet). */
-  lastDataAt = 0;
-
-  push(chunk: Buffer): void {
-    this.data = this.data.length === 0 ? chunk : Buffer.concat([this.data, chunk]);
-    this.lastDataAt = Date.now();
-    this.wake?.();
-  }
-
-  close(): void {
-    this.closed = true;
-    this.wake?.();
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
-  }
-  get length(): number {
-    return this.data.length;
-  }
-  peek(): Buffer {
-    return this.data;
-  }
-
-  take(n: number): Buffer {
-    const head = this.data.subarray(0, n);
-    this.data = this.data.subarray(n);
-    return head;
-  }
-
-  discard(): void {
-    this.data = Buffer.alloc(0);
-  }
-
-  /** Resolves when more bytes arrive (or the port closes), or after `ms`. */
-  async next(ms: number): Promise<void> {
-    if (this.closed) throw new RawReplClosedError('the serial port closed');
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
-    this.wake = undefined;
-    if (this.closed) throw new RawReplClosedError('the serial port closed');
-  }
-
-  /** Waits for `pattern`; returns (and consumes) everything up to and including it. */
-  async until(pattern: Buffer, timeoutMs: number, what: string): Promise<Buffer> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const at = this.data.indexOf(pattern);
-      if (at >= 0) return this.take(at + pattern.length);
-      const left = deadline - Date.now();
-      if (left <= 0)
-        throw new RawReplTimeoutError(
-          `no ${what} from the board within ${timeoutMs} ms (received ${JSON.stringify(this.data.subarray(-80).toString('latin1'))})`,
-        );
-      await this.next(left);
-    }
-  }
-
-  async bytes(n: number, timeoutMs: number, what: string): Promise<Buffer> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.data.length < n) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new RawReplTimeoutError(`no ${what} from the board within ${timeoutMs} ms`);
-      await this.next(left);
-    }
-    return this.take(n);
-  }
-}
 
 export class RawRepl {
   private readonly port: ReplPort;
@@ -500,9 +396,4 @@ export class RawRepl {
       // a failing logger must not break the protocol
     }
   }
-}
-
-function lastLine(text: string): string {
-  const lines = text.split(/\r?\n/).filter((line) => line.trim() !== '');
-  return lines[lines.length - 1] ?? '';
 }
