@@ -58,55 +58,8 @@ import type { LogLevel } from '../../../electron/manager/log.js';
 import { MicroPythonBoardBootError, type BoardResetReason, type MicroPythonBoard } from '../../../electron/manager/virtual/micropython-board.js';
 import { FriendlyReadline, PS1 } from './friendly-readline.js';
 import { SyntaxChecker } from './syntax-check.js';
-
-/** The serial side the simulator talks through (a PtyLink, or anything shaped like it). */
-export interface ReplLink {
-  write(data: Buffer | string): void;
-  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
-  off(event: 'data', listener: (chunk: Buffer) => void): unknown;
-}
-
-export interface MicroPythonReplOptions {
-  link: ReplLink;
-  board: MicroPythonBoard;
-  /** Answer raw-paste requests (default true); false answers `R\x00`. */
-  rawPaste?: boolean;
-  /** The banner's version and date (default 'v1.27.0 on 2025-12-10', the WebAssembly build's). */
-  bannerVersion?: string;
-  /** Bytes the REPL's input buffer keeps while the board is not reading (default 255: see the file comment). */
-  rxBufferBytes?: number;
-  /** MICROPY_REPL_STDIN_BUFFER_MAX (default 256: a 128-byte raw-paste window). */
-  stdinBufferMax?: number;
-  onLog?: (level: LogLevel, message: string) => void;
-}
-
-export interface ReplStats {
-  /** Bytes lost because the receive buffer was full while the board was busy. */
-  overruns: number;
-  /** Raw-paste bytes beyond the granted flow-control credit (lost). */
-  creditViolations: number;
-  /** Code executions (friendly lines, raw and raw-paste execs). */
-  execs: number;
-  rawPasteExecs: number;
-  /** Raw pastes the board ended early (a syntax error found while the code streamed in). */
-  rawPasteEarlyEnds: number;
-}
-
-/** `raw-paste-ended`: the board ended a paste early and drops input until the host's \x04. */
-type Mode = 'off' | 'program' | 'friendly' | 'paste-mode' | 'raw' | 'raw-paste' | 'raw-paste-ended';
-
-const CTRL_A = 0x01;
-const CTRL_B = 0x02;
-const CTRL_C = 0x03;
-const CTRL_D = 0x04;
-const CTRL_E = 0x05;
-const RAW_BANNER = 'raw REPL; CTRL-B to exit\r\n';
-const SOFT_REBOOT = 'MPY: soft reboot\r\n';
-
-/** MicroPython's output is "cooked" on the ESP8266: every \n goes out as \r\n. */
-function cook(text: string): string {
-  return text.replace(/\n/g, '\r\n');
-}
+import type { MicroPythonReplOptions, ReplLink, ReplMode, ReplStats } from './repl-simulator-types.js';
+import { CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E, RAW_BANNER, SOFT_REBOOT, cook } from './console-bytes.js';
 
 export class MicroPythonReplSimulator {
   readonly stats: ReplStats = { overruns: 0, creditViolations: 0, execs: 0, rawPasteExecs: 0, rawPasteEarlyEnds: 0 };
@@ -117,7 +70,7 @@ export class MicroPythonReplSimulator {
   private readonly rxBufferBytes: number;
   private readonly window: number;
   private readonly onLog: ((level: LogLevel, message: string) => void) | undefined;
-  private mode: Mode = 'off';
+  private mode: ReplMode = 'off';
   /** Set while the board works (runs code, resets): input waits in `queue`. */
   private busy: 'exec' | 'reset' | undefined;
   /** A Ctrl-C arrived while resetting: interrupt the program once it runs. */
@@ -160,7 +113,7 @@ export class MicroPythonReplSimulator {
   }
 
   /** The REPL's mode: 'program' while main.py or the firmware runs, else the REPL's own. */
-  get state(): Mode {
+  get state(): ReplMode {
     return this.mode;
   }
 

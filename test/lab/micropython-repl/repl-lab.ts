@@ -8,7 +8,8 @@ import path from 'node:path';
 import { closeNodeSerialPort, openNodeSerialPort, type NodeSerialPort } from '../../../electron/manager/usb/web-serial-port.js';
 import { PtyLink } from '../pty-link.js';
 import { MicroPythonBoard, type MicroPythonBoardOptions } from '../../../electron/manager/virtual/micropython-board.js';
-import { MicroPythonReplSimulator, type MicroPythonReplOptions } from './micropython-repl-simulator.js';
+import { MicroPythonReplSimulator } from './micropython-repl-simulator.js';
+import type { MicroPythonReplOptions } from './repl-simulator-types.js';
 
 /** The host's end of the line: writes bytes, keeps everything received. */
 export class HostTerminal {
