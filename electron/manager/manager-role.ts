@@ -7,6 +7,7 @@
  * stops acting at once and stands by.
  */
 import { ManagerError, type ErrorKind } from './errors.js';
+import os from 'node:os';
 import type { LeaseHolder, ManagerLease } from './redis/manager-lease.js';
 import type { Logger } from './log.js';
 
@@ -14,6 +15,8 @@ import type { Logger } from './log.js';
 export interface ManagerRoleInfo {
   role: 'active' | 'standby';
   id: string;
+  /** This manager's computer (os.hostname(), as its lease would say): a standby whose active manager has the same is on the same computer. */
+  host: string;
   epoch?: number;
   /** The active manager (this one when active); null when none holds the lease. */
   active: { id: string; host: string; pid: number; apiUrl: string; since: number } | null;
@@ -101,6 +104,7 @@ export class ManagerRole {
     return {
       role: this.role,
       id: this.options.lease.id,
+      host: os.hostname(),
       ...(this.role === 'active' ? { epoch: this.epoch } : {}),
       active: holder ? { id: holder.id, host: holder.host, pid: holder.pid, apiUrl: holder.apiUrl, since: holder.since } : null,
     };

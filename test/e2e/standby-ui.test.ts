@@ -1,12 +1,13 @@
 /**
- * The UI of a standby manager in Chromium: two managers on one real redis-server (as on two
- * computers), the user signed in to the one standing by. The fleet loads without an error,
- * a banner names the computer that runs the fleet, code runs on a board from here, and the
- * flash page and USB console say up front that USB works on the active computer. When the
- * active manager stops and this one takes over, the page follows.
+ * The UI of a standby manager in Chromium: two managers on one real redis-server, the user
+ * signed in to the one standing by. Both run on this computer, so the banner speaks of
+ * "another Cloudmanager service on this computer" (the wording for another computer, which
+ * names it, is unit-tested in test/renderer/manager-role.test.ts). The fleet loads without an
+ * error, code runs on a board from here, and the flash page and USB console say up front
+ * that USB works through the service running the fleet. When the active manager stops and
+ * this one takes over, the page follows.
  */
 import { createHash } from 'node:crypto';
-import os from 'node:os';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startManager, waitFor } from '../helpers/lab.js';
@@ -49,7 +50,7 @@ describe("a standby manager's UI (Chromium, two managers on one Redis)", () => {
     redis?.kill();
   });
 
-  it('shows the boards and a banner naming the computer that runs the fleet, without an error', async () => {
+  it('shows the boards and a banner saying another service on this computer runs the fleet, without an error', async () => {
     // Load the page afresh, waiting for every answer its first load asks for: a failure to load would show by then.
     const answers = ['boards.list', 'jobs.list', 'usb.ports', 'status'].map((route) =>
       page.waitForResponse((response) => response.url().endsWith(`/api/${route}`)),
@@ -58,8 +59,10 @@ describe("a standby manager's UI (Chromium, two managers on one Redis)", () => {
     const [, , usbPorts] = await Promise.all(answers);
     expect(usbPorts!.status()).toBe(503);
     for (const name of ['ui-1', 'ui-2', 'ui-3']) await page.locator(`[data-board="${name}"]`).getByText('online').waitFor();
-    await banner().getByText('This computer stands by').waitFor();
-    expect(await banner().textContent()).toContain(`This computer stands by: ${os.hostname()} runs the fleet (since `);
+    await banner().getByText('This service stands by').waitFor();
+    expect(await banner().textContent()).toMatch(
+      /This service stands by: another Cloudmanager service on this computer \(process \d+\) runs the fleet \(since /,
+    );
     await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)));
     expect(await page.locator('.toast').allTextContents()).toEqual([]);
     expect(pageErrors(page)).toEqual([]);
@@ -104,12 +107,12 @@ describe("a standby manager's UI (Chromium, two managers on one Redis)", () => {
     expect(await page.locator('.toast.error').count()).toBe(0);
   });
 
-  it('the flash page says flashing works on the active computer, with no port list or steps', async () => {
+  it('the flash page says flashing works through the service running the fleet, with no port list or steps', async () => {
     await page.goto(`${standby.manager.apiUrl}/#/flash`);
     const notice = page.getByTestId('usb-elsewhere');
     await notice.waitFor();
-    await notice.getByRole('heading', { name: `Flashing works on ${os.hostname()}` }).waitFor();
-    expect(await notice.textContent()).toContain(`plug the board into ${os.hostname()} and flash it from Cloudmanager there`);
+    await notice.getByRole('heading', { name: 'Flashing works through the other Cloudmanager service' }).waitFor();
+    expect(await notice.textContent()).toContain("flash it from that service's window or its mbm");
     expect(await page.getByRole('radiogroup', { name: 'Serial ports' }).count()).toBe(0);
     expect(await page.getByText('Waiting for a board to be plugged in').count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Next' }).count()).toBe(0);
@@ -119,10 +122,7 @@ describe("a standby manager's UI (Chromium, two managers on one Redis)", () => {
 
   it('the USB console says the same, with no terminal', async () => {
     await page.goto(`${standby.manager.apiUrl}/#/usb/${encodeURIComponent('/dev/ttyUSB0')}`);
-    await page
-      .locator('.usb-console [role="status"]')
-      .getByRole('heading', { name: `The USB console works on ${os.hostname()}` })
-      .waitFor();
+    await page.locator('.usb-console [role="status"]').getByRole('heading', { name: 'The USB console works through the other Cloudmanager service' }).waitFor();
     expect(await page.locator('.xterm').count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Reconnect' }).count()).toBe(0);
   });

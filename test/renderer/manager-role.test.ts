@@ -5,8 +5,8 @@ import type { ManagerRoleStatus } from '../../electron/manager/api/contract.js';
 // Local times, so the expectations hold in any time zone.
 const now = new Date(2026, 11, 2, 15, 30).getTime();
 const since = new Date(2026, 11, 2, 9, 5).getTime();
-const standby = (active: ManagerRoleStatus['active']): ManagerRoleStatus => ({ role: 'standby', id: 'b', active });
-const activeRole: ManagerRoleStatus = { role: 'active', id: 'a', epoch: 3, active: null };
+const standby = (active: ManagerRoleStatus['active']): ManagerRoleStatus => ({ role: 'standby', id: 'b', host: 'laptop', active });
+const activeRole: ManagerRoleStatus = { role: 'active', id: 'a', host: 'garden-pi', epoch: 3, active: null };
 const pi = { id: 'a', host: 'garden-pi', pid: 4242, apiUrl: 'http://127.0.0.1:18267', since };
 
 describe('formatClock', () => {
@@ -32,6 +32,19 @@ describe('the standby banner', () => {
   });
   it('a lease without a host name reads "another computer"', () => {
     expect(plainText(standbyBanner(standby({ ...pi, host: '' }), now)!)).toContain('stands by: another computer runs the fleet (since 09:05)');
+  });
+  it('on the computer of the active manager it speaks of the other service, not of the computer by name', () => {
+    const here = { ...standby(pi), host: 'garden-pi' };
+    expect(plainText(standbyBanner(here, now)!)).toBe(
+      'This service stands by: another Cloudmanager service on this computer (process 4242) runs the fleet (since 09:05). ' +
+        'Boards, code, files and jobs work from here; flashing boards over USB works through that service.',
+    );
+    const notice = usbElsewhere('flash', here, null);
+    expect(notice.title).toBe('Flashing works through the other Cloudmanager service');
+    expect(plainText(notice.parts)).toBe(
+      'Only the service that runs the fleet uses the USB ports, and that is another Cloudmanager service on this computer (process 4242): ' +
+        "flash it from that service's window or its mbm. A board flashed there shows up here too.",
+    );
   });
   it('is null on the active manager and before the first status', () => {
     expect(standbyBanner({ ...activeRole, active: pi }, now)).toBeNull();

@@ -287,6 +287,8 @@ export interface ServiceStatus {
 export interface ManagerRoleStatus {
   role: 'active' | 'standby';
   id: string;
+  /** This manager's computer; the same as `active.host` when the active manager runs on this computer too. */
+  host: string;
   epoch?: number;
   active: { id: string; host: string; pid: number; apiUrl: string; since: number } | null;
 }

@@ -39,12 +39,29 @@ export function activeHostName(manager: ManagerRoleStatus | null | undefined): s
   return manager.active.host.trim() || 'another computer';
 }
 
+/**
+ * Whether the fleet runs in another Cloudmanager service on this same computer (two data
+ * folders, or `mbm server-start` beside the app): naming the computer would say "vm runs the
+ * fleet" on vm itself.
+ */
+export function activeOnThisComputer(manager: ManagerRoleStatus | null | undefined): boolean {
+  return !!manager?.active && manager.active.id !== manager.id && !!manager.host && manager.active.host.trim() === manager.host.trim();
+}
+
 /** The banner while this service stands by; null while it runs the fleet (or nothing is known yet). */
 export function standbyBanner(manager: ManagerRoleStatus | null | undefined, now: number): TextPart[] | null {
   if (manager?.role !== 'standby') return null;
   const host = activeHostName(manager);
   if (!host || !manager.active)
     return [{ text: 'This computer stands by and no computer runs the fleet right now; this one takes over within a few seconds.' }];
+  if (activeOnThisComputer(manager))
+    return [
+      {
+        text:
+          `This service stands by: another Cloudmanager service on this computer (process ${manager.active.pid}) runs the fleet ` +
+          `(since ${formatClock(manager.active.since, now)}). Boards, code, files and jobs work from here; flashing boards over USB works through that service.`,
+      },
+    ];
   return [
     { text: 'This computer stands by: ' },
     { text: host, name: true },
@@ -77,6 +94,19 @@ export function usbElsewhere(what: 'flash' | 'console', manager: ManagerRoleStat
     };
   }
   const task = what === 'flash' ? 'flash it' : 'open its console';
+  if (activeOnThisComputer(manager)) {
+    return {
+      title: `${doing} works through the other Cloudmanager service`,
+      parts: [
+        {
+          text:
+            `Only the service that runs the fleet uses the USB ports, and that is another Cloudmanager service on this computer ` +
+            `(process ${manager!.active!.pid}): ${task} from that service's window or its mbm.`,
+        },
+        ...(what === 'flash' ? [{ text: ' A board flashed there shows up here too.' }] : []),
+      ],
+    };
+  }
   return {
     title: `${doing} works on ${host}`,
     parts: [
