@@ -5,7 +5,7 @@
  * bounded; finished commands stay queryable for a while and go into the board's history.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { newCommandId } from './command-id.js';
 import { StringDecoder } from 'node:string_decoder';
 import type { FleetStore } from '../redis/fleet-store.js';
 import type { Logger } from '../log.js';
@@ -114,10 +114,6 @@ export function streamIdGreater(a: string, b: string): boolean {
   const [ams, aseq] = a.split('-').map(BigInt) as [bigint, bigint];
   const [bms, bseq] = b.split('-').map(BigInt) as [bigint, bigint];
   return ams !== bms ? ams > bms : aseq > bseq;
-}
-
-export function newCommandId(): string {
-  return `c${Date.now().toString(36)}${randomBytes(6).toString('base64url')}`;
 }
 
 export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
