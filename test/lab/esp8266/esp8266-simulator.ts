@@ -84,11 +84,12 @@ import { ChipRegisters, UART_CLOCK_HZ } from './chip-registers.js';
 import { ResetCircuit, type AdapterModel } from './reset-circuit.js';
 import { FlasherStub } from './flasher-stub.js';
 import { FlashChip, W25Q32_TIMING, type FlashTiming } from './flash-chip.js';
-import { runMicroPythonStandin } from './micropython-standin.js';
+import { startFirmware } from './firmware-start.js';
+import { ChipWaits } from './chip-waits.js';
 import { ratesMatch, SimUart } from './uart.js';
 import { opName, RomLoader, type Loader, type LoaderAction, type LoaderContext } from './rom-protocol.js';
 import { slipEncode, SlipDecoder } from './slip.js';
-import type { BootedFirmware, BootMode, CommandLogEntry, Esp8266SimulatorOptions, SimulatorEvents, SimulatorState } from './simulator-types.js';
+import type { BootMode, CommandLogEntry, Esp8266SimulatorOptions, SimulatorEvents, SimulatorState } from './simulator-types.js';
 
 export type { BootedFirmware, BootMode, BootOutcome, CommandLogEntry, Esp8266SimulatorOptions, SimulatorEvents, SimulatorState } from './simulator-types.js';
 
@@ -112,7 +113,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   private epoch = 0;
   private queue: Promise<void> = Promise.resolve();
   private busyUntil = 0;
-  private readonly waits = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  private readonly waits = new ChipWaits();
   private firmwareInput: ((data: Buffer) => void) | null = null;
   private firmwareCleanup: (() => void) | null = null;
   private readonly circuit: ResetCircuit;
@@ -278,11 +279,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   /** Everything from the previous life of the chip stops here. */
   private stop(state: SimulatorState): void {
     this.epoch++;
-    for (const wait of this.waits) {
-      clearTimeout(wait.timer);
-      wait.resolve();
-    }
-    this.waits.clear();
+    this.waits.releaseAll();
     this.firmwareCleanup?.();
     this.firmwareCleanup = null;
     this.firmwareInput = null;
@@ -328,19 +325,19 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     }
     if (!flashModeWorks(image.flashMode, this.needsMode)) {
       this.emit('boot', { mode: 'flash', result: 'wrong-flash-mode', image });
-      await this.wait(CRASH_AFTER_MS);
+      await this.waits.wait(CRASH_AFTER_MS);
       if (epoch !== this.epoch) return;
       // Still the ROM's 74880: the firmware died before it set its UART.
       await this.printRom(fatalExceptionText(image.entry), epoch);
       if (epoch !== this.epoch) return;
       this.uart.send(Buffer.from([0x8f, 0x13, 0xfe, 0x00, 0x6c]));
-      await this.wait(this.options.crashIntervalMs ?? 300);
+      await this.waits.wait(this.options.crashIntervalMs ?? 300);
       // An exception reset is a software reset: it boots in the latched mode (after a
       // flash without reset lines, the bootloader).
       if (epoch === this.epoch) this.reset(this.latched, 4);
       return;
     }
-    await this.wait(FIRMWARE_START_MS); // the SDK starts, the firmware sets up its UART
+    await this.waits.wait(FIRMWARE_START_MS); // the SDK starts, the firmware sets up its UART
     if (epoch !== this.epoch) return;
     if (this.silentBootsLeft > 0) {
       this.silentBootsLeft--;
@@ -353,39 +350,23 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   }
 
   private startFirmware(image: Extract<BootImage, { valid: true }>): void {
-    const link = this.link!;
     const epoch = this.epoch;
-    const firmware: BootedFirmware = {
-      image: { flashMode: image.flashMode, entry: image.entry, segments: image.segments.length },
-      readFlash: (offset, length) => this.flash.read(offset, length),
-      write: (data) => {
-        if (epoch !== this.epoch) return;
+    const cleanup = startFirmware(image, {
+      link: this.link!,
+      flash: this.flash,
+      timing: this.ctx.timing,
+      onBoot: this.options.onBoot,
+      live: () => epoch === this.epoch,
+      send: (data) => {
         this.emit('output', typeof data === 'string' ? data : Buffer.from(data).toString('latin1'), this.uart.rate);
         this.uart.send(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
       },
-      onInput: (listener) => {
-        if (epoch === this.epoch) this.firmwareInput = listener;
-      },
-      link,
-      restart: () => {
-        if (epoch === this.epoch) this.softwareReset();
-      },
-    };
-    if (this.options.onBoot) {
-      const cleanup = this.options.onBoot(firmware);
-      if (typeof cleanup === 'function') this.firmwareCleanup = cleanup;
-      return;
-    }
-    runMicroPythonStandin({
-      flash: this.flash,
-      timing: this.ctx.timing,
-      write: (text) => firmware.write(text),
-      onInput: (listener) => firmware.onInput(listener),
-      sleep: async (ms) => {
-        await this.wait(ms);
-        return epoch === this.epoch;
-      },
-    }).catch((error: unknown) => this.reportFault(error));
+      setInput: (listener) => (this.firmwareInput = listener),
+      restart: () => this.softwareReset(),
+      wait: (ms) => this.waits.wait(ms),
+      fault: (error) => this.reportFault(error),
+    });
+    if (cleanup) this.firmwareCleanup = cleanup;
   }
 
   /** Output at the chip's rate now (the ROM's 74880), a line at a time, each taking its time on the line. */
@@ -395,7 +376,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
       if (epoch !== this.epoch) return;
       this.uart.send(Buffer.from(line, 'latin1'));
-      await this.wait((line.length * 10 * 1000) / this.uart.rate);
+      await this.waits.wait((line.length * 10 * 1000) / this.uart.rate);
     }
   }
 
@@ -407,7 +388,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
   private async process(frame: Buffer, epoch: number): Promise<void> {
     if (epoch !== this.epoch || !this.loader) return; // not listening (yet)
     const wait = this.busyUntil - Date.now();
-    if (wait > 0) await this.wait(wait);
+    if (wait > 0) await this.waits.wait(wait);
     const loader = this.loader;
     if (epoch !== this.epoch || !loader) return;
     if (frame[0] === 0x00 && frame.length >= 8) {
@@ -417,7 +398,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     }
     const result = await loader.handle(frame);
     if (epoch !== this.epoch) return;
-    if (result.delayMs) await this.wait(result.delayMs);
+    if (result.delayMs) await this.waits.wait(result.delayMs);
     if (epoch !== this.epoch || !this.link) return;
     for (const reply of result.replies) this.uart.send(slipEncode(reply));
     const repliedAt = Date.now();
@@ -443,7 +424,7 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
     if (epoch !== this.epoch) return;
     switch (action.kind) {
       case 'run-stub': {
-        await this.wait(2);
+        await this.waits.wait(2);
         if (epoch !== this.epoch) return;
         const stub = new FlasherStub(this.ctx);
         this.loader = stub;
@@ -474,22 +455,6 @@ export class Esp8266Simulator extends EventEmitter<SimulatorEvents> {
         this.reset('flash', null);
         break;
     }
-  }
-
-  private wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const entry = {
-        timer: setTimeout(
-          () => {
-            this.waits.delete(entry);
-            resolve();
-          },
-          Math.max(0, ms),
-        ),
-        resolve,
-      };
-      this.waits.add(entry);
-    });
   }
 
   private setState(state: SimulatorState): void {
