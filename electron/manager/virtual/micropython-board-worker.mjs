@@ -32,7 +32,6 @@
 //   raised; the board sits at its REPL), 'fault' (out of memory, crash or power cut: reset me),
 //   'machine-reset'.
 import { parentPort, workerData } from 'node:worker_threads';
-import { readFileSync, readdirSync } from 'node:fs';
 import { CTL_IN_STEP, CTL_FEED, CTL_INTERRUPT, CTL_PARK, sharedViews } from './micropython-board-protocol.mjs';
 import { installMemoryHooks, setNapHook, setWakeCheck, wasmBytes } from './micropython-board-worker-memory.mjs';
 import { BoardHeap } from './micropython-board-worker-heap.mjs';
@@ -43,6 +42,7 @@ import { createHost } from './micropython-board-worker-host.mjs';
 import { createTerm } from './micropython-board-worker-dupterm.mjs';
 import { bootFilesystem, removeTree, routeConsoleToLog } from './micropython-board-worker-boot.mjs';
 import { BoardConsole } from './micropython-board-worker-console.mjs';
+import { importLabShims, labFunctions, labPython, LAB_DIR } from './micropython-board-worker-lab.mjs';
 
 if (!parentPort) throw new Error('micropython-board-worker.mjs must run as a worker thread');
 const port = parentPort;
@@ -63,8 +63,6 @@ const config = workerData;
 const LAB_ALLOWANCE = 28 * 1024;
 /** Scratch buffer outside the GC heap where received bytes land before bytes_at(). */
 const SCRATCH_BYTES = 64 * 1024;
-const LAB_DIR = '/.cmlab';
-const LAB_PYTHON = new URL('./lab-python/', import.meta.url);
 
 // Emscripten reports through console.* (bound when the module is created): route it to the
 // parent's log, except refused memory growth, which is expected once the RAM is locked.
@@ -145,47 +143,14 @@ const host = createHost({
 mp.registerJsModule('_cm_lab_host', host.module);
 mp.registerJsModule('_cm_lab_term', term.module);
 
-// The shims are imported from a directory that is deleted afterwards: the modules stay
-// in sys.modules, the board's file system never shows them.
-FS.mkdir(LAB_DIR);
-for (const name of readdirSync(LAB_PYTHON)) {
-  if (name.endsWith('.py')) FS.writeFile(`${LAB_DIR}/${name}`, readFileSync(new URL(name, LAB_PYTHON)));
-}
-// One at a time, with a collection in between (it runs as each call returns), so that
-// little of the compilers' garbage is left between them to fragment the board's heap.
-mp.runPython(`import sys\nsys.path.insert(0, '${LAB_DIR}')`);
-for (const shim of ['_cm_lab', 'socket', 'network', 'machine', 'binascii', '_cm_dupterm', '_cm_sys', '_cm_gc']) mp.runPython(`import ${shim}\ngc.collect()`);
-mp.runPython('sys.path.pop(0)\ndel sys');
-removeTree(FS, LAB_DIR);
+importLabShims(mp, FS);
 mp.globals.delete('_cm_u0');
-/**
- * What the worker calls in lab-python/_cm_lab.py; return codes are listed there.
- * @typedef {{
- *   start(module: string): number, step(waitMs: number): number, run(single: number): number, run_file(name: string): number,
- *   interrupted(waitMs: number): number, corrupt(startSector: number, blocks: number, repeatMs: number): number,
- *   report(): number, collect(): void, mem(): void, drain(): void, ballast(bytes: number): void, qstr_room(): number,
- *   heap_figures(hidden: number, split: number, total: number): void,
- * }} LabPython
- */
-const lab = /** @type {LabPython} */ (mp.pyimport('_cm_lab'));
+const lab = labPython(mp);
 // The board's names get a qstr pool of their own, set aside now and so hidden with the lab's
 // Python: what the firmware holds no longer depends on how many names the shims use.
 lab.qstr_room();
 term.bind(mp.pyimport('_cm_dupterm'));
-const py = {
-  start: lab.start,
-  step: lab.step,
-  run: lab.run,
-  runFile: lab.run_file,
-  report: lab.report,
-  collect: lab.collect,
-  mem: lab.mem,
-  ballast: lab.ballast,
-  interrupted: lab.interrupted,
-  drain: lab.drain,
-  corrupt: lab.corrupt,
-  heapFigures: lab.heap_figures,
-};
+const py = labFunctions(lab);
 
 const heap = new BoardHeap({
   py,
