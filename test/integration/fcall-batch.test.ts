@@ -5,11 +5,11 @@
  * broadcast, a superseded manager still recording results, or commands lost when the
  * Cluster's slot map is out of date. Real redis-server and a real 3-primary cluster.
  */
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FleetStore, QueueFullError, StaleEpochError } from '../../electron/manager/redis/fleet-store.js';
 import { boardKeys } from '../../electron/manager/redis/keys.js';
-import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
+import { startStoreLab, type StoreLab } from '../helpers/store-lab.js';
 import { startClusterLab, type RedisLab } from '../helpers/redis-cluster-lab.js';
 
 let serial = 0;
@@ -18,20 +18,16 @@ const execFields = (code: string) => ['o', 'exec', 'c', code, 't', '5000'];
 const meta = { op: 'exec', summary: 'print(1)', createdAt: 0, expiresAt: 0, timeoutMs: 5000 };
 
 describe('cm_batch on one server', () => {
-  let server: PlainRedis;
+  let lab: StoreLab;
   let redis: Redis;
   let store: FleetStore;
 
   beforeAll(async () => {
-    server = await startPlainRedis();
-    redis = new Redis(server.url());
-    store = new FleetStore(redis);
-    await store.loadFunctions();
+    lab = await startStoreLab();
+    ({ redis, store } = lab);
   });
   afterAll(async () => {
-    await store?.close();
-    redis?.disconnect();
-    server?.kill();
+    await lab?.close();
   });
 
   it('queues a broadcast to 600 boards in a few calls, and a full queue fails only its own board', async () => {

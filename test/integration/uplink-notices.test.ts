@@ -5,30 +5,26 @@
  * that gets it, or never (a resync). Real redis-server; the test delivers the notifications.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { FleetStore } from '../../electron/manager/redis/fleet-store.js';
 import { boardKeys } from '../../electron/manager/redis/keys.js';
 import { UplinkReader } from '../../electron/manager/fleet/uplink-reader.js';
-import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
+import { startStoreLab, type StoreLab } from '../helpers/store-lab.js';
 import { waitFor } from '../helpers/lab.js';
 
 describe('uplink reads and their notifications', () => {
-  let server: PlainRedis;
+  let lab: StoreLab;
   let redis: Redis;
   let store: FleetStore;
   let board = 0;
 
   beforeAll(async () => {
-    server = await startPlainRedis();
-    redis = new Redis(server.url());
-    store = new FleetStore(redis);
-    await store.loadFunctions();
+    lab = await startStoreLab();
+    ({ redis, store } = lab);
   });
   afterEach(() => vi.restoreAllMocks());
   afterAll(async () => {
-    await store?.close();
-    redis?.disconnect();
-    server?.kill();
+    await lab?.close();
   });
 
   /** A fresh board, a reader for it, what it handled (the `n` of each entry) and how often it read Redis. */

@@ -6,29 +6,25 @@
  * deleting. Real redis-server.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { FleetStore, StaleEpochError } from '../../electron/manager/redis/fleet-store.js';
 import { boardKeys } from '../../electron/manager/redis/keys.js';
 import { UplinkReader } from '../../electron/manager/fleet/uplink-reader.js';
-import { startPlainRedis, type PlainRedis } from '../helpers/plain-redis.js';
+import { startStoreLab, type StoreLab } from '../helpers/store-lab.js';
 import { waitFor } from '../helpers/lab.js';
 
 describe('reading and trimming many uplinks in one call', () => {
-  let server: PlainRedis;
+  let lab: StoreLab;
   let redis: Redis;
   let store: FleetStore;
   let serial = 0;
 
   beforeAll(async () => {
-    server = await startPlainRedis();
-    redis = new Redis(server.url());
-    store = new FleetStore(redis);
-    await store.loadFunctions();
+    lab = await startStoreLab();
+    ({ redis, store } = lab);
   });
   afterAll(async () => {
-    await store?.close();
-    redis?.disconnect();
-    server?.kill();
+    await lab?.close();
   });
 
   const limits = { count: 128, maxEntryBytes: 32 * 1024, maxBytes: 128 * 1024, maxTotalBytes: 1024 * 1024 };

@@ -244,14 +244,17 @@ local function cm_uplink_read(keys, args)
   return (read_uplink(keys[1], keys[2], args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[4])))
 end
 
--- Fences of several boards, all checked before anything is done: the first STALE is
--- returned. `list` holds `per` values a board from `from` on, the fence being the `at`th.
-local function fences_error(list, from, per, at, epoch)
-  for i = from + at - 1, #list, per do
-    local stale = fence_error(list[i], epoch)
-    if stale then return stale end
+-- How many ARGV each board takes from `from` on: `base`, and one more, its fence, the
+-- `fence_at`th, when `epoch` is set. Every fence is checked before anything is done; the
+-- first STALE is returned second.
+local function board_args(args, from, base, fence_at, epoch)
+  if epoch == nil or epoch == '' then return base, nil end
+  local per = base + 1
+  for i = from + fence_at - 1, #args, per do
+    local stale = fence_error(args[i], epoch)
+    if stale then return per, stale end
   end
-  return nil
+  return per, nil
 end
 
 -- cm_uplink_read_many: cm_uplink_read for several boards in one call. Saves a call per board
@@ -270,13 +273,9 @@ end
 -- ARGV[5] are missing from the end.
 local function cm_uplink_read_many(_, args)
   local count, max_entry, max_reply = tonumber(args[1]), tonumber(args[2]), tonumber(args[3])
-  local epoch, max_total = args[4], tonumber(args[5])
-  local fenced = epoch ~= nil and epoch ~= ''
-  local per = fenced and 4 or 3
-  if fenced then
-    local stale = fences_error(args, 6, per, 3, epoch)
-    if stale then return stale end
-  end
+  local max_total = tonumber(args[5])
+  local per, stale = board_args(args, 6, 3, 3, args[4])
+  if stale then return stale end
   local replies, total, board = {}, 0, 0
   for first = 6, #args, per do
     if board > 0 and total >= max_total then break end
@@ -308,13 +307,8 @@ end
 -- longer served by this node) is passed over: its entries are deleted by a later trim.
 -- Returns the entries deleted.
 local function cm_uplink_trim_many(_, args)
-  local epoch = args[1]
-  local fenced = epoch ~= nil and epoch ~= ''
-  local per = fenced and 3 or 2
-  if fenced then
-    local stale = fences_error(args, 2, per, 2, epoch)
-    if stale then return stale end
-  end
+  local per, stale = board_args(args, 2, 2, 2, args[1])
+  if stale then return stale end
   local deleted = 0
   for first = 2, #args, per do
     local ok, n = pcall(redis.call, 'XTRIM', args[first], 'MINID', args[first + per - 1])
