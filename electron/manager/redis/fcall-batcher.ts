@@ -71,7 +71,11 @@ export class FcallBatcher {
 
   private byNode(calls: PendingCall[]): Map<Redis | undefined, PendingCall[]> {
     const groups = new Map<Redis | undefined, PendingCall[]>();
-    const add = (node: Redis | undefined, call: PendingCall) => groups.set(node, [...(groups.get(node) ?? []), call]);
+    const add = (node: Redis | undefined, call: PendingCall) => {
+      const group = groups.get(node);
+      if (group) group.push(call);
+      else groups.set(node, [call]);
+    };
     const { redis } = this;
     if (!isCluster(redis)) {
       groups.set(redis, calls);

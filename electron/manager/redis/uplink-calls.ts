@@ -172,7 +172,8 @@ export class UplinkCalls {
         const owner = redis.slots[slotOf(boardKeys(id).up)]?.[0];
         const node = owner === undefined ? undefined : primaries.get(owner);
         if (!node) alone.push(index);
-        else groups.set(node, [...(groups.get(node) ?? []), index]);
+        else if (groups.has(node)) groups.get(node)!.push(index);
+        else groups.set(node, [index]);
       });
     }
     await Promise.all(

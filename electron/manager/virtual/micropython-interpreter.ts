@@ -42,6 +42,8 @@ export interface ExecOptions {
   onOutput?: (stream: OutputStream, data: Uint8Array) => void;
   /** Stops the code when aborted (a user's Stop), the way a timeout does. */
   signal?: AbortSignal;
+  /** Called when the code starts to run: the interpreter runs one exec at a time, the others wait their turn. */
+  onStart?: () => void;
 }
 
 export interface ExecResult {
@@ -243,6 +245,7 @@ export class MicroPythonInterpreter {
     switch (job.type) {
       case 'exec': {
         worker.postMessage({ type: 'exec', id: job.id, context: job.context, code: job.code });
+        job.options.onStart?.();
         const timeoutMs = job.options.timeoutMs;
         if (timeoutMs !== undefined) {
           this.timeoutTimer = setTimeout(() => this.interrupt(job, 'timeout'), Math.max(0, timeoutMs));
