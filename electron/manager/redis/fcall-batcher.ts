@@ -13,16 +13,13 @@
 import type { Redis } from 'ioredis';
 import { callLoadingFunctions, isStaleReply } from './function-call.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
-import { nodeKey, slotOf } from './redis-nodes.js';
+import { groupByPrimary, SLOT_ELSEWHERE } from './redis-nodes.js';
 
 /** The functions cm_batch runs (its `batchable` table). */
 export const BATCHABLE = new Set(['cm_enqueue', 'cm_cancel', 'cm_finish']);
 
 /** Calls per cm_batch: one FCALL blocks Redis while it runs; 256 small calls take well under a millisecond. */
 const BATCH_CALLS = 256;
-
-/** A refusal that is about where the board's slot is now (or a node gone), not about the call. */
-const ELSEWHERE = /non local key|^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN)\b|Connection is closed/i;
 
 type Single = (fn: string, keys: string[], args: Array<string | Buffer>) => Promise<unknown>;
 type FcallCommand = { fcall: (fn: string, numkeys: string, ...args: Array<string | Buffer>) => Promise<unknown> };
@@ -60,33 +57,13 @@ export class FcallBatcher {
     this.scheduled = false;
     const calls = this.queued;
     this.queued = [];
-    for (const [node, group] of this.byNode(calls)) {
+    for (const [node, group] of groupByPrimary(this.redis, calls, (call) => call.keys[0] ?? '')) {
       for (let start = 0; start < group.length; start += BATCH_CALLS) {
         const batch = group.slice(start, start + BATCH_CALLS);
         if (!node || batch.length === 1) for (const call of batch) this.alone(call);
         else void this.send(node, batch);
       }
     }
-  }
-
-  private byNode(calls: PendingCall[]): Map<Redis | undefined, PendingCall[]> {
-    const groups = new Map<Redis | undefined, PendingCall[]>();
-    const add = (node: Redis | undefined, call: PendingCall) => {
-      const group = groups.get(node);
-      if (group) group.push(call);
-      else groups.set(node, [call]);
-    };
-    const { redis } = this;
-    if (!isCluster(redis)) {
-      groups.set(redis, calls);
-      return groups;
-    }
-    const primaries = new Map(redis.nodes('master').map((node) => [nodeKey(node), node]));
-    for (const call of calls) {
-      const owner = redis.slots[slotOf(call.keys[0] ?? '')]?.[0];
-      add(owner === undefined ? undefined : primaries.get(owner), call);
-    }
-    return groups;
   }
 
   private async send(node: Redis, calls: PendingCall[]): Promise<void> {
@@ -104,7 +81,7 @@ export class FcallBatcher {
     calls.forEach((call, index) => {
       const [ok, value] = (replies[index] as [number, unknown] | undefined) ?? [0, 'ERR cm_batch: no reply'];
       if (ok === 1) call.resolve(value);
-      else if (isCluster(this.redis) && ELSEWHERE.test(String(value))) this.alone(call);
+      else if (isCluster(this.redis) && SLOT_ELSEWHERE.test(String(value))) this.alone(call);
       else call.reject(new Error(String(value)));
     });
   }

@@ -16,9 +16,9 @@ import { BoardUsers } from './board-users.js';
 import { ClusterFcall } from './cluster-fcall.js';
 import { BATCHABLE, FcallBatcher } from './fcall-batcher.js';
 import { UplinkCalls, type UplinkBatch, type UplinkReadLimits } from './uplink-calls.js';
+import { ManagerError, type ErrorKind } from '../errors.js';
 
 export type { UplinkBatch, UplinkEntry } from './uplink-calls.js';
-import { ManagerError, type ErrorKind } from '../errors.js';
 
 const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
 

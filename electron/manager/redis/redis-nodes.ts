@@ -246,6 +246,28 @@ export function primaryOf(cluster: Cluster, key: string): Redis | undefined {
   return owner === undefined ? undefined : cluster.nodes('master').find((node) => nodeKey(node) === owner);
 }
 
+/**
+ * Items grouped by the primary serving their key's slot, as the client's slot map says
+ * (one server: all on it); under `undefined` those whose primary is not known. For calls
+ * that carry the keys of many boards to one node (uplink-calls.ts, fcall-batcher.ts).
+ */
+export function groupByPrimary<T>(client: RedisClient, items: readonly T[], keyOf: (item: T) => string): Map<Redis | undefined, T[]> {
+  if (!isCluster(client)) return new Map([[client, [...items]]]);
+  const primaries = new Map(client.nodes('master').map((node) => [nodeKey(node), node]));
+  const groups = new Map<Redis | undefined, T[]>();
+  for (const item of items) {
+    const owner = client.slots[slotOf(keyOf(item))]?.[0];
+    const node = owner === undefined ? undefined : primaries.get(owner);
+    const group = groups.get(node);
+    if (group) group.push(item);
+    else groups.set(node, [item]);
+  }
+  return groups;
+}
+
+/** A node's refusal that is about where a key's slot is now (moved, or the node gone), not about the call: send it again on its own. */
+export const SLOT_ELSEWHERE = /non local key|^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN)\b|Connection is closed/i;
+
 /** The node's key as ioredis writes it (`host:port`). */
 export function nodeKey(node: Redis): string {
   return `${node.options.host}:${node.options.port}`;

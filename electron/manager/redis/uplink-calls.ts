@@ -16,8 +16,8 @@ import type { Redis } from 'ioredis';
 import type { ClusterFcall } from './cluster-fcall.js';
 import { callLoadingFunctions, isStaleReply } from './function-call.js';
 import { boardKeys } from './keys.js';
-import { isCluster, type RedisClient } from './redis-connection.js';
-import { nodeKey, slotOf } from './redis-nodes.js';
+import type { RedisClient } from './redis-connection.js';
+import { groupByPrimary, SLOT_ELSEWHERE } from './redis-nodes.js';
 
 /** One entry of a board's uplink stream, fields as raw bytes (decoding is the reader's job). */
 export interface UplinkEntry {
@@ -61,9 +61,6 @@ export interface UplinkCallsContext {
   loadFunctions: () => Promise<void>;
 }
 
-/** A node's refusal that is about where a board's slot is now, not about the board: read it on its own. */
-const ELSEWHERE = /non local key|^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN)\b|Connection is closed/i;
-
 type FcallBuffer = { fcallBuffer: (fn: string, numkeys: string, ...args: string[]) => Promise<unknown> };
 type Result = [Error | null, unknown];
 
@@ -86,7 +83,7 @@ export class UplinkCalls {
           const reply = replies[n];
           if (reply === undefined) return; // left for the next round (the reply was full)
           if (!isErrorReply(reply)) results[index] = [null, reply];
-          else if (this.context.fcalls && ELSEWHERE.test(String(reply[1]))) again.push(index);
+          else if (this.context.fcalls && SLOT_ELSEWHERE.test(String(reply[1]))) again.push(index);
           else results[index] = [new Error(String(reply[1])), null];
         });
         return again;
@@ -159,27 +156,17 @@ export class UplinkCalls {
    */
   private async perNode(ids: string[], many: (node: Redis, indexes: number[]) => Promise<number[]>): Promise<number[]> {
     const alone: number[] = [];
-    const groups = new Map<Redis, number[]>();
-    const { redis } = this.context;
-    if (!isCluster(redis))
-      groups.set(
-        redis,
-        ids.map((_, index) => index),
-      );
-    else {
-      const primaries = new Map(redis.nodes('master').map((node) => [nodeKey(node), node]));
-      ids.forEach((id, index) => {
-        const owner = redis.slots[slotOf(boardKeys(id).up)]?.[0];
-        const node = owner === undefined ? undefined : primaries.get(owner);
-        if (!node) alone.push(index);
-        else if (groups.has(node)) groups.get(node)!.push(index);
-        else groups.set(node, [index]);
-      });
-    }
+    const groups = groupByPrimary(
+      this.context.redis,
+      ids.map((_, index) => index),
+      (index) => boardKeys(ids[index]!).up,
+    );
+    alone.push(...(groups.get(undefined) ?? []));
+    groups.delete(undefined);
     await Promise.all(
       [...groups].map(async ([node, indexes]) => {
         try {
-          alone.push(...(await many(node, indexes)));
+          alone.push(...(await many(node!, indexes)));
         } catch (error) {
           if (isStaleReply(error) || !this.context.fcalls) throw error;
           alone.push(...indexes);
