@@ -21,6 +21,9 @@ export const BATCHABLE = new Set(['cm_enqueue', 'cm_cancel', 'cm_finish']);
 /** Calls per cm_batch: one FCALL blocks Redis while it runs; 256 small calls take well under a millisecond. */
 const BATCH_CALLS = 256;
 
+/** How the library's functions refuse a call themselves (cloudmanager.lua). */
+const OWN_REFUSAL = /^(QUEUEFULL|STALE|ERR cm_)/;
+
 type Single = (fn: string, keys: string[], args: Array<string | Buffer>) => Promise<unknown>;
 type FcallCommand = { fcall: (fn: string, numkeys: string, ...args: Array<string | Buffer>) => Promise<unknown> };
 
@@ -81,7 +84,9 @@ export class FcallBatcher {
     calls.forEach((call, index) => {
       const [ok, value] = (replies[index] as [number, unknown] | undefined) ?? [0, 'ERR cm_batch: no reply'];
       if (ok === 1) call.resolve(value);
-      else if (isCluster(this.redis) && SLOT_ELSEWHERE.test(String(value))) this.alone(call);
+      // On a Cluster only a function's own refusal (QUEUEFULL, STALE, ERR cm_…) is final; any
+      // other error (a slot moving, a node failing over) is the node's: sent again alone, routed.
+      else if (isCluster(this.redis) && (SLOT_ELSEWHERE.test(String(value)) || !OWN_REFUSAL.test(String(value)))) this.alone(call);
       else call.reject(new Error(String(value)));
     });
   }
