@@ -10,6 +10,8 @@
 //   redis_bytes_per_board  (Redis used_memory with the boards connected and idle − before any board
 //                  existed) / N, summed over every primary; "idle" is after the broadcasts, no command for
 //                  3 s, averaged over two heartbeat periods (redis_bytes_per_board_range: lowest, highest)
+//   idle_cpu_s_per_s  CPU seconds per second that redis-server (every node), the manager and the board
+//                  processes use in that idle window: what heartbeats cost
 //   *_rss_mb       resident memory of the manager and of redis-server (every node of a lab cluster) at the end, idle;
 //                  manager_rss_peak_mb the manager's highest (VmHWM)
 //   managers       managers sharing the Redis (--managers N, default 1). With N > 1 the others stand by
@@ -112,6 +114,25 @@ async function heapSnapshot(manager, api, dir) {
   await api.call('status', {});
   const name = (await snapshots()).sort().at(-1);
   return { file: path.join(dir, name), mb: Math.round((await stat(path.join(dir, name))).size / 1e5) / 10 };
+}
+
+/**
+ * CPU seconds per second of wall time that each group of processes uses from now until the
+ * returned function is called (heartbeats and their handling, when the fleet is idle).
+ */
+async function cpuOver(groups) {
+  const total = async () => {
+    const sums = {};
+    for (const [label, pids] of Object.entries(groups)) sums[label] = (await Promise.all(pids.map(cpuSeconds))).reduce((sum, s) => sum + (s ?? 0), 0);
+    return sums;
+  };
+  const before = await total();
+  const startedAt = performance.now();
+  return async () => {
+    const after = await total();
+    const seconds = (performance.now() - startedAt) / 1000;
+    return Object.fromEntries(Object.keys(groups).map((label) => [label, Number(((after[label] - before[label]) / seconds).toFixed(3))]));
+  };
 }
 
 /** One manager, one Redis, `boards` virtual boards: the measurements of one combination. */
@@ -294,7 +315,14 @@ async function runFleet({ redis, boards }) {
 
     // Idle: no command for 3 s (what a board does between heartbeats is all that is left), then two heartbeat periods.
     await sleep(3_000);
+    const idleStatus = await activeApi.call('status', {});
+    const idleCpu = await cpuOver({
+      redis: lab ? lab.pids() : idleStatus.redis.pid ? [idleStatus.redis.pid] : [],
+      manager: [manager.pid],
+      boards: children.filter((child) => child.spawnargs.includes('sim')).map((child) => child.pid),
+    });
     const idle = await memory.overPeriod(2 * heartbeatS);
+    const idleCpuPerS = await idleCpu();
     const perBoard = (bytes) => Math.round((bytes - memoryBefore) / boards);
     if (profile) {
       await profile.measureMemory('idle_after_broadcasts', boards, await sampleBoardIds(api));
@@ -319,6 +347,7 @@ async function runFleet({ redis, boards }) {
       broadcast_s: Number(sortedBroadcasts[Math.floor(sortedBroadcasts.length / 2)].toFixed(3)),
       redis_bytes_per_board: perBoard(idle.mean),
       redis_bytes_per_board_range: [perBoard(idle.min), perBoard(idle.max)],
+      idle_cpu_s_per_s: idleCpuPerS,
       manager_cpu_s_per_broadcast: Number((broadcastCpuS / rounds).toFixed(2)),
       manager_rss_mb: managerRss,
       manager_rss_peak_mb: managerPeakRss,
