@@ -162,6 +162,22 @@ describe('watching a boot', () => {
     expect(rates).toEqual([74880, 115200]);
   });
 
+  it('a busy computer: a crash read only as garbage at 115200 after the image loaded is still a crash', async () => {
+    // The watch had gone to 115200 when the early crash and the restart into the bootloader
+    // came, both at 74880, in one burst (the board's output reached the host late); back at
+    // 74880 it hears nothing more. Their words are lost, but a firmware that runs never
+    // talks at another rate than 115200.
+    const crashThenBootloader = `Fatal exception (0): \r\nepc1=0x40100004\r\n\r\n ets Jan  8 2013,rst cause:4, boot mode:(1,7)\r\n\r\nwaiting for host\r\n`;
+    const { line, rates } = scriptedLine([
+      { afterMs: 5, baud: 74880, text: ROM },
+      { afterMs: 400, baud: 74880, text: crashThenBootloader },
+    ]);
+    const watch = await watchBoot(line, { watchMs: 1200, readRom: true, expectedResets: 1, pollMs: 5 });
+    expect(rates.slice(0, 3)).toEqual([74880, 115200, 74880]);
+    expect(watch).toMatchObject({ verdict: 'crash', evidence: expect.stringMatching(/^after the ROM loaded the image the board printed \d+ bytes at another rate/) });
+    expect(rates.at(-1)).toBe(115200);
+  });
+
   it('silent when nothing conclusive comes, ending at 115200', async () => {
     const { line, rates } = scriptedLine([{ afterMs: 5, baud: 74880, text: ROM }]);
     const watch = await watchBoot(line, { watchMs: 1200, readRom: true, expectedResets: 1, pollMs: 5 });

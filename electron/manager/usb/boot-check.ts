@@ -32,7 +32,9 @@
  *   (MicroPython 1.27 ports/esp8266/modules/inisetup.py): MicroPython runs but mounted
  *   nothing — another firmware's data is where its file system goes (erase the flash);
  * - `crash`: "Fatal exception", the ROM complaining about the image it read ("ets_main.c",
- *   a checksum that does not match), or the board restarting into its bootloader;
+ *   a checksum that does not match), the board restarting into its bootloader, or — read
+ *   when the watch would otherwise end silent — garbage at 115200 after the ROM loaded the
+ *   image (the board talked at the ROM's rate again; a busy computer read its words late);
  * - `boot-loop`: the ROM's boot lines repeating — two or more resets nobody asked for;
  * - `silent`: none of these (nothing, or only the ROM's lines and garbage).
  */
@@ -246,7 +248,16 @@ export async function watchBoot(line: BootLine, options: WatchBootOptions): Prom
       quietSince = lastOutputAt = now;
     }
     const quietFor = now - Math.max(lastOutputAt, pokedAt);
-    if ((now >= watchEnd && quietFor >= SILENT_AFTER_QUIET_MS) || now >= hardEnd) return finish({ verdict: 'silent', evidence: silentEvidence(readings()) });
+    if ((now >= watchEnd && quietFor >= SILENT_AFTER_QUIET_MS) || now >= hardEnd) {
+      const offRate = offRateAfterLoad(line.received(), marks);
+      if (offRate > 0) {
+        return finish({
+          verdict: 'crash',
+          evidence: `after the ROM loaded the image the board printed ${offRate} bytes at another rate than MicroPython's 115200, and MicroPython never spoke`,
+        });
+      }
+      return finish({ verdict: 'silent', evidence: silentEvidence(readings()) });
+    }
     const mark = marks.at(-1)!;
     // Bytes already on their way when the rate changed were sent for the old rate.
     if (now - phaseStart < SETTLE_MS || !mark.looked) mark.settled = length;
@@ -270,6 +281,27 @@ export async function watchBoot(line: BootLine, options: WatchBootOptions): Prom
     }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+}
+
+/**
+ * Bytes of garbage read at 115200 after a complete ROM load log (0: none): the board talked
+ * at the ROM's rate after the image was loaded — an early crash or a restart — though a busy
+ * computer may have come back to 74880 too late to read its words. A firmware that runs
+ * talks at 115200 only, so this is never a good start. (Bytes that arrived before the watch
+ * settled at 115200 were the ROM's tail and do not count.)
+ */
+function offRateAfterLoad(all: Uint8Array, marks: readonly { baud: number; from: number; settled: number }[]): number {
+  let loaded = false;
+  for (const [i, mark] of marks.entries()) {
+    const end = marks[i + 1]?.from ?? all.length;
+    if (mark.baud === ROM_BAUD) {
+      loaded ||= LOAD_LOG_END.test(text(all.subarray(mark.from, end)));
+      continue;
+    }
+    const bytes = all.subarray(Math.min(Math.max(mark.settled, mark.from), end), end);
+    if (loaded && looksLikeGarbage(bytes)) return bytes.length;
+  }
+  return 0;
 }
 
 function silentEvidence(readings: readonly BootReading[]): string {
