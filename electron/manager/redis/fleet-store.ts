@@ -292,12 +292,7 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     const keys = boardKeys(boardId);
     const encoded = JSON.stringify(commands.map(({ cid, history }) => [cid, Object.entries(history).flat()]));
     const fence = this.epoch === undefined ? [] : [keys.fence];
-    try {
-      await this.fcall('cm_finish', [keys.pending, keys.log, ...fence], String(HISTORY_KEPT), encoded, String(this.epoch ?? ''));
-    } catch (error) {
-      this.checkStale(error);
-      throw error;
-    }
+    await this.fenced(() => this.fcall('cm_finish', [keys.pending, keys.log, ...fence], String(HISTORY_KEPT), encoded, String(this.epoch ?? '')));
   }
 
   async history(boardId: string, count: number): Promise<Array<Record<string, string>>> {
@@ -339,31 +334,28 @@ export class FleetStore extends EventEmitter<StoreEvents> {
    * up the others; boards a full reply left come back `unread` (read them again).
    */
   async readUplinks(cursors: Array<[boardId: string, after: string]>, limits: UplinkReadLimits): Promise<UplinkBatch[]> {
-    try {
-      return await this.uplinks.read(cursors, limits);
-    } catch (error) {
-      // Another manager took over: this one reads no further.
-      this.checkStale(error);
-      throw error;
-    }
+    // Another manager took over: this one reads no further.
+    return this.fenced(() => this.uplinks.read(cursors, limits));
   }
 
   /** Deletes processed uplink entries, per board up to and including its `lastEid`. */
   async trimUplinks(handled: Array<[boardId: string, lastEid: string]>): Promise<void> {
-    try {
-      await this.uplinks.trim(handled);
-    } catch (error) {
-      this.checkStale(error);
-      throw error;
-    }
+    await this.fenced(() => this.uplinks.trim(handled));
   }
 
-  /** A STALE reply: tells the manager (once per store is enough, it stops acting) and throws StaleEpochError. */
-  private checkStale(error: unknown): void {
-    if (!isStaleReply(error)) return;
-    const message = (error as Error).message;
-    this.emit('stale', message);
-    throw new StaleEpochError(`this manager is no longer the active one: ${message}`);
+  /**
+   * Runs a fenced call. A STALE reply tells the manager (once per store is enough, it stops
+   * acting) and becomes a StaleEpochError; other errors pass unchanged.
+   */
+  private async fenced<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isStaleReply(error)) throw error;
+      const message = (error as Error).message;
+      this.emit('stale', message);
+      throw new StaleEpochError(`this manager is no longer the active one: ${message}`);
+    }
   }
 
   // --- server facts ----------------------------------------------------------------------
