@@ -174,7 +174,10 @@ describe('watching a boot', () => {
     ]);
     const watch = await watchBoot(line, { watchMs: 1200, readRom: true, expectedResets: 1, pollMs: 5 });
     expect(rates.slice(0, 3)).toEqual([74880, 115200, 74880]);
-    expect(watch).toMatchObject({ verdict: 'crash', evidence: expect.stringMatching(/^after the ROM loaded the image the board printed \d+ bytes at another rate/) });
+    expect(watch).toMatchObject({
+      verdict: 'crash',
+      evidence: expect.stringMatching(/^after the ROM loaded the image the board printed \d+ bytes at another rate/),
+    });
     expect(rates.at(-1)).toBe(115200);
   });
 
