@@ -150,22 +150,15 @@ class Client(io.IOBase):
         return 0
 
     def _claim(self):
-        # The last result and a heartbeat that is due go out in the claim itself (cm_next,
-        # §4.2): one round trip. The output before the result is already on its way.
-        a = ['FCALL', 'cm_next', '2', self.kc, self.ks, self.after]
-        r = self.res
-        if r:
-            a += [len(r) + 1, 'k'] + r
-        if time.ticks_diff(time.ticks_ms(), self.at) >= 0:
-            a += [4, 'k', 'hb', 'mf', gc.mem_free()]
-            self.at = time.ticks_add(time.ticks_ms(), self.hb)
-        self.send(*a)
-        a = r = None
         self.drain()
+        if time.ticks_diff(time.ticks_ms(), self.at) >= 0:
+            self.x('hb', 'mf', gc.mem_free())
+            self.at = time.ticks_add(time.ticks_ms(), self.hb)
+            self.drain()
+        self.send('FCALL', 'cm_claim', '2', self.kc, self.ks, self.after)
         a = self.s.readline()
         if a[:1] != b'*':  # an error reply (NOSCRIPT, MOVED, ...) instead of an array
             raise Fail('EREDIS', str(a[1:-2], 'utf-8'))
-        self.res = None  # Redis has it (§6)
         n = int(a[1:-2])
         eid = self.read()
         if n == 1:
@@ -267,8 +260,10 @@ class Client(io.IOBase):
             res += ['ec', ec, 'e', e[:1000]]
         if self.tot > _OMAX:
             res += ['tr', '1']
-        # Kept until Redis acknowledges it (§6): it goes out with the next claim.
-        self.res = res
+        self.res = res  # kept until Redis acknowledges it (§6)
+        self.x(*res)
+        self.drain()
+        self.res = None
         return 0
 
     # --- captured output: a stream for os.dupterm, and print() where there is none ----

@@ -107,7 +107,6 @@ def run(cl, op, f):
     if op == b'reboot':
         # Result first (and its acknowledgement), then bye, then the reset (§7.5).
         cl._end(None)
-        cl.x(*cl.res)
         cl.x(b'bye', b'why', b'reboot')
         cl.drain()
         cl.close()

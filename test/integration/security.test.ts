@@ -51,7 +51,6 @@ describe('security of the entry point and the API', () => {
       'read B queue': a.call('XRANGE', b.cmd, '-', '+'),
       'wait on B queue': a.call('XREAD', 'COUNT', '1', 'STREAMS', b.cmd, '0'),
       'claim B commands': a.call('FCALL', 'cm_claim', '2', b.cmd, b.state, ''),
-      'claim B commands, reporting': a.call('FCALL', 'cm_next', '2', b.cmd, b.state, '0-0', '2', 'k', 'hb'),
       'queue for B (XADD)': a.call('XADD', b.cmd, '*', 'i', 'evil', 'o', 'exec', 'c', 'print(1)'),
       'queue for B (enqueue function)': a.call('FCALL', 'cm_enqueue', '3', b.cmd, b.seen, b.pending, 'evil', '0', '10', '{}', 'o', 'exec'),
       'write B uplink': a.call('XADD', b.up, '*', 'k', 'hb'),

@@ -237,9 +237,9 @@ export class RedisFaultProxy {
   }
 }
 
-/** A `cm_claim` or `cm_next` reply that hands the board a command (not just a cursor). */
+/** A `cm_claim` reply that hands the board a command (not just a cursor). */
 export function isClaimOfCommand(exchange: ProxiedReply): boolean {
-  if (exchange.request[0]?.toUpperCase() !== 'FCALL' || !['cm_claim', 'cm_next'].includes(exchange.request[1] ?? '')) return false;
+  if (exchange.request[0]?.toUpperCase() !== 'FCALL' || exchange.request[1] !== 'cm_claim') return false;
   const header = exchange.reply.subarray(0, exchange.reply.indexOf(CRLF)).toString('latin1');
   return header.startsWith('*') && Number(header.slice(1)) > 1;
 }

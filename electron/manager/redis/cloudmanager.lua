@@ -74,37 +74,6 @@ local function cm_claim(keys, args)
   return reply
 end
 
--- cm_next: cm_claim for a board that reports in the same call (PROTOCOL.md §4.2, §6): it
--- first appends the board's uplink entries given in ARGV (the result of its last command,
--- a heartbeat), then claims. A result and the next claim then cost a board one round trip
--- to Redis instead of two, and a heartbeat costs none of its own. (The `start` stays the
--- board's own XADD: it says the board got the command, which only the board can say.)
--- KEYS[1] = cm:{ID}:cmd   KEYS[2] = cm:{ID}:state
--- ARGV[1] = AFTER, as cm_claim's   ARGV[2..] = uplink entries, each as its count of values
--- n (even, at least 2), then its n values: field/value pairs, `k` and the kind first
--- Returns what cm_claim returns; error `ERR cm_next …`, nothing done, for malformed entries.
--- The uplink cm:{ID}:up (§2) is named from KEYS[1], not declared: a declared key needs read
--- and write access, and a board may only append to its uplink (its ACL selector, §3; Redis
--- checks the XADD below against the board's ACL as if the board sent it).
-local function cm_next(keys, args)
-  local tag = string.match(keys[1] or '', '^(cm:{[^}]+}:)cmd$')
-  if not tag then return redis.error_reply('ERR cm_next: KEYS[1] is not a command queue') end
-  -- Checked first: a script that fails half way keeps what it already did.
-  local entries, i = {}, 2
-  while i <= #args do
-    local n = tonumber(args[i])
-    if not n or n < 2 or n % 2 ~= 0 or n ~= math.floor(n) or i + n > #args or args[i + 1] ~= 'k' then
-      return redis.error_reply('ERR cm_next: malformed uplink entry')
-    end
-    entries[#entries + 1] = { i + 1, i + n }
-    i = i + n + 1
-  end
-  for _, at in ipairs(entries) do
-    redis.call('XADD', tag .. 'up', 'MAXLEN', '~', '1000', '*', unpack(args, at[1], at[2]))
-  end
-  return cm_claim(keys, args)
-end
-
 -- cm_enqueue: the manager queues a command, at most once per CID.
 -- KEYS[1] = cm:{ID}:cmd   KEYS[2] = cm:{ID}:seen   KEYS[3] = cm:{ID}:pending
 -- ARGV[1] = CID   ARGV[2] = now (ms, manager clock)   ARGV[3] = max pending commands
@@ -412,7 +381,6 @@ local function cm_mgr_publish(keys, args)
 end
 
 redis.register_function('cm_claim', cm_claim)
-redis.register_function('cm_next', cm_next)
 redis.register_function('cm_enqueue', cm_enqueue)
 redis.register_function('cm_cancel', cm_cancel)
 redis.register_function('cm_finish', cm_finish)

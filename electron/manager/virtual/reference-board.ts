@@ -79,8 +79,6 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   /** Ends the wait before the next reconnect attempt (set while the board waits). */
   private wakeUp: (() => void) | undefined;
   private busy: string | null = null;
-  /** The last command's result, until Redis has taken it with the next claim (§6). */
-  private result: Array<string | Buffer> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private micropythonVersion: string | undefined;
   /** sys.implementation._mpy of the interpreter that runs exec (774: .mpy ABI 6.3), reported by info. */
@@ -259,23 +257,12 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
     return new Promise((resolve) => this.connectionWaiters.push(resolve));
   }
 
-  /**
-   * Claim, run, report; wait with XREAD BLOCK until work or the next heartbeat (§4.2). The
-   * last result and a heartbeat that is due go out in the next claim (`cm_next`).
-   */
+  /** Claim, run, report; wait with XREAD BLOCK until work or the next heartbeat (§4.2). */
   private async commandLoop(connection: RespConnection): Promise<void> {
     let heartbeatDue = Date.now() + this.heartbeatMs;
-    let heartbeat = false;
     while (this.running && this.connection === connection) {
-      const report: Array<string | Buffer> = [];
-      const result = this.result;
-      if (result) report.push(...countedEntry(result));
-      if (heartbeat) report.push(...countedEntry(this.heartbeatFields()));
-      const claimed = await connection.call('FCALL', 'cm_next', '2', this.keys.cmd, this.keys.state, this.after, ...report);
+      const claimed = await connection.call('FCALL', 'cm_claim', '2', this.keys.cmd, this.keys.state, this.after);
       if (!Array.isArray(claimed)) throw new Error('unexpected claim reply');
-      // Redis has the result (§6); one that failed to go out (the link dropped) rides in the next claim.
-      if (this.result === result) this.result = undefined;
-      heartbeat = false;
       if (claimed.length > 1) {
         const eid = String(claimed[0]);
         // Run only once Redis has the start (§4.2): straight on this connection, not the
@@ -294,19 +281,15 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
       const wait = Math.max(1, heartbeatDue - Date.now());
       const woke = await connection.call('XREAD', 'COUNT', '1', 'BLOCK', wait, 'STREAMS', this.keys.cmd, cursor);
       if (woke === null && Date.now() >= heartbeatDue) {
-        heartbeat = true;
+        this.heartbeatNow(connection);
         heartbeatDue = Date.now() + this.heartbeatMs;
       }
     }
   }
 
-  private heartbeatFields(): string[] {
-    return ['k', 'hb', 'mf', '1048576', ...(this.busy ? ['busy', this.busy] : [])];
-  }
-
-  /** A heartbeat on its own, while the board is busy (an idle board's go out in its claims). */
   private heartbeatNow(connection: RespConnection): void {
-    connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...this.heartbeatFields()).catch(() => undefined);
+    const fields = ['k', 'hb', 'mf', '1048576', ...(this.busy ? ['busy', this.busy] : [])];
+    connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...fields).catch(() => undefined);
   }
 
   /** Runs one claimed command; returns true when the board must reboot afterwards. */
@@ -316,16 +299,10 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
     // Unlike a small board, a virtual board keeps its heartbeat going while it works.
     this.heartbeatTimer = setInterval(() => this.connection && this.heartbeatNow(this.connection), this.heartbeatMs);
     try {
-      if (op === 'reboot') {
-        // The result is acknowledged before the board goes away (§7.5).
-        await this.send(['k', 'res', 'i', cid, 'ok', '1', 'n', '0'], true);
-        return true;
-      }
-      const res = await runOperation(this.operationContext(), cid, fields);
-      // After the command's output: the outbox has sent that on this connection already, or
-      // sends it first when the board reconnects, before the claim that carries this.
-      this.result = ['k', 'res', 'i', cid, ...res];
-      return false;
+      const res = op === 'reboot' ? ['ok', '1', 'n', '0'] : await runOperation(this.operationContext(), cid, fields);
+      const delivered = this.send(['k', 'res', 'i', cid, ...res], true);
+      if (op === 'reboot') await delivered;
+      return op === 'reboot';
     } finally {
       clearInterval(this.heartbeatTimer);
       this.busy = null;
@@ -429,11 +406,6 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
 /** Where a MOVED sends the board: an empty host means the node it was talking to. */
 function nodeNamed(moved: NodeAddress | undefined, current: NodeAddress): NodeAddress | undefined {
   return moved && { host: moved.host || current.host, port: moved.port };
-}
-
-/** An uplink entry as cm_next takes it: its count of values, then the values. */
-function countedEntry(fields: Array<string | Buffer>): Array<string | Buffer> {
-  return [String(fields.length), ...fields];
 }
 
 /** A claimed entry's field/value list as a map. */
