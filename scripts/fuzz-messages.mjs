@@ -200,11 +200,6 @@ function claim(rng, keys, other) {
     ['FCALL', 'cm_claim', rng.pick(['0', '1', '3', '-1', 'x', '99999']), keys.cmd, keys.state, after],
     ['FCALL', 'cm_claim', '2', other.cmd, other.state, after],
     ['FCALL', 'cm_claim', '2', keys.cmd, keys.state],
-    // cm_next: entries of every shape (the good ones land in the uplink, where the manager judges them).
-    ['FCALL', 'cm_next', '2', keys.cmd, keys.state, after, rng.pick(['2', '3', '4', '-2', 'x', '99']), 'k', rng.pick(KINDS), smallJunk(rng), junk(rng)],
-    ['FCALL', 'cm_next', '2', keys.cmd, keys.state, after, '2', smallJunk(rng), smallJunk(rng)],
-    ['FCALL', 'cm_next', '2', other.cmd, other.state, after, '2', 'k', 'hb'],
-    ['FCALL', 'cm_next', '2', keys.state, keys.cmd, after, '2', 'k', 'hb'],
     ['FCALL', 'cm_enqueue', '3', keys.cmd, keys.state, keys.state, 'cfuzz', String(Date.now()), '10', '{}', 'i', 'cfuzz', 'o', 'exec'],
     ['FCALL', 'cm_cancel', '3', keys.cmd, keys.state, keys.state, 'c1', after],
     ['FCALL', rng.pick(['nosuch', 'CM_CLAIM', '']), '0'],

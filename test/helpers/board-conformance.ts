@@ -298,6 +298,19 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(text(probe)).toBe('1\n');
     });
 
+    it('sends a result that never reached Redis again after reconnecting; the command ran once (§6)', async () => {
+      const name = board(1);
+      const counter = `/runs-lost-result.txt`;
+      const carriesResult = (request: string[]) => request[0]?.toUpperCase() === 'XADD' && request.includes('res');
+      const fault = lab.proxy.dropRequest(carriesResult);
+      const command = await send(name, { op: 'exec', code: countingCode(counter) });
+      await fault.hit; // the link went down with the result
+      const done = await wait(command.cid, 30_000);
+      expect([done.status, text(done)]).toEqual(['ok', 'run 1\n']);
+      const probe = await run(name, { op: 'exec', code: `print(open(${JSON.stringify(counter)}).read())` });
+      expect(text(probe)).toBe('1\n');
+    });
+
     it('ends a command whose connection dropped while it printed, and takes the next one', async () => {
       const name = board(1);
       const command = await send(name, { op: 'exec', code: 'import time\nfor i in range(20):\n    print("tick", i)\n    time.sleep(0.1)\n' });
