@@ -36,7 +36,7 @@
  *   when the watch would otherwise end silent — garbage at 115200 after the ROM loaded the
  *   image (the board talked at the ROM's rate again; a busy computer read its words late);
  * - `boot-loop`: the ROM's boot lines repeating — two or more resets nobody asked for;
- * - `silent`: none of these (nothing, or only the ROM's lines and garbage).
+ * - `silent`: none of these (nothing, only the ROM's lines, or garbage before the image loaded).
  */
 
 import { corruptFilesystemRegion, FILESYSTEM_SECTOR_BYTES, type FilesystemRegion } from './filesystem-area.js';
