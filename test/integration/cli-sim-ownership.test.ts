@@ -140,7 +140,9 @@ describe('mbm sim and what is not its own', () => {
     await expect(readdir(path.join(work, 'k-flash', 'K-1'))).rejects.toThrow(/ENOENT/);
   });
 
-  it("keeps a virtual board's files from one run to the next, lists it as virtual, and --fresh starts it over", async () => {
+  // Three runs of `mbm sim --micropython`, each starting a MicroPython interpreter and waiting
+  // for the board online and offline: on a loaded machine that takes over the default 60 s.
+  it("keeps a virtual board's files from one run to the next, lists it as virtual, and --fresh starts it over", { timeout: 180_000 }, async () => {
     const dir = path.join(work, 'flash');
     await writeFile(path.join(work, 'note.txt'), 'written on the board\n');
 
