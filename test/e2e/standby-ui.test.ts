@@ -64,7 +64,10 @@ describe("a standby manager's UI (Chromium, two managers on one Redis)", () => {
       /This service stands by: another Cloudmanager service on this computer \(process \d+\) runs the fleet \(since /,
     );
     await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)));
-    expect(await page.locator('.toast').allTextContents()).toEqual([]);
+    // No error toast. A board news toast ("3 boards went offline") is not one: on a loaded
+    // machine the lab boards' heartbeats come late and the fleet says so, standby or not.
+    const toasts = await page.locator('.toast').allTextContents();
+    expect(toasts.filter((toast) => !/boards? went (offline|online)/.test(toast))).toEqual([]);
     expect(pageErrors(page)).toEqual([]);
   });
 
