@@ -315,9 +315,10 @@ async function runFleet({ redis, boards }) {
 
     // Idle: no command for 3 s (what a board does between heartbeats is all that is left), then two heartbeat periods.
     await sleep(3_000);
-    const idleStatus = await activeApi.call('status', {});
+    const status = await activeApi.call('status', {});
+    const redisPids = lab ? lab.pids() : status.redis.pid ? [status.redis.pid] : [];
     const idleCpu = await cpuOver({
-      redis: lab ? lab.pids() : idleStatus.redis.pid ? [idleStatus.redis.pid] : [],
+      redis: redisPids,
       manager: [manager.pid],
       boards: children.filter((child) => child.spawnargs.includes('sim')).map((child) => child.pid),
     });
@@ -333,8 +334,6 @@ async function runFleet({ redis, boards }) {
     const managerPeakRss = await rssMb(manager.pid, 'VmHWM');
     const snapshot = snapshotDir ? await heapSnapshot(manager, activeApi, snapshotDir) : null;
 
-    const status = await activeApi.call('status', {});
-    const redisPids = lab ? lab.pids() : status.redis.pid ? [status.redis.pid] : [];
     const redisRss = redisPids.length ? (await Promise.all(redisPids.map((pid) => rssMb(pid)))).reduce((sum, mb) => sum + mb, 0) : null;
     return {
       boards,

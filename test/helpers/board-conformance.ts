@@ -286,29 +286,29 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(text(probe)).toBe('1\n');
     });
 
-    it('runs a command whose claim reply was lost exactly once, after reconnecting (§4.2)', async () => {
-      const name = board(1);
-      const counter = `/runs-lost-claim.txt`;
-      const fault = lab.proxy.dropReply(isClaimOfCommand);
+    /** Sends counting code through an armed fault: once it hit, the command ends ok and ran exactly once. */
+    const runsOnceThrough = async (name: string, counter: string, fault: { hit: Promise<unknown> }) => {
       const command = await send(name, { op: 'exec', code: countingCode(counter) });
-      await fault.hit; // Redis moved the cursor; the board never heard of the command
+      await fault.hit;
       const done = await wait(command.cid, 30_000);
       expect([done.status, text(done)]).toEqual(['ok', 'run 1\n']);
       const probe = await run(name, { op: 'exec', code: `print(open(${JSON.stringify(counter)}).read())` });
       expect(text(probe)).toBe('1\n');
+    };
+
+    it('runs a command whose claim reply was lost exactly once, after reconnecting (§4.2)', async () => {
+      const name = board(1);
+      const counter = `/runs-lost-claim.txt`;
+      // Redis moved the cursor; the board never heard of the command.
+      await runsOnceThrough(name, counter, lab.proxy.dropReply(isClaimOfCommand));
     });
 
     it('sends a result that never reached Redis again after reconnecting; the command ran once (§6)', async () => {
       const name = board(1);
       const counter = `/runs-lost-result.txt`;
       const carriesResult = (request: string[]) => request[0]?.toUpperCase() === 'XADD' && request.includes('res');
-      const fault = lab.proxy.dropRequest(carriesResult);
-      const command = await send(name, { op: 'exec', code: countingCode(counter) });
-      await fault.hit; // the link went down with the result
-      const done = await wait(command.cid, 30_000);
-      expect([done.status, text(done)]).toEqual(['ok', 'run 1\n']);
-      const probe = await run(name, { op: 'exec', code: `print(open(${JSON.stringify(counter)}).read())` });
-      expect(text(probe)).toBe('1\n');
+      // The link went down with the result.
+      await runsOnceThrough(name, counter, lab.proxy.dropRequest(carriesResult));
     });
 
     it('ends a command whose connection dropped while it printed, and takes the next one', async () => {
