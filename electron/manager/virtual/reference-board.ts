@@ -51,7 +51,7 @@ export interface ReferenceBoardEvents {
 const MAX_OUTBOX_BYTES = 8 * 1024 * 1024;
 const MAX_RECONNECT_MS = 60_000;
 /** How long stop() waits for Redis to take the board's `bye`: a hung server must not hold it. */
-const BYE_WAIT_MS = 500;
+const BYE_WAIT_MS = 2_000;
 
 interface OutboxItem {
   fields: Array<string | Buffer>;
@@ -68,6 +68,10 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
   private readonly keys;
   private readonly interpreter: MicroPythonInterpreter;
   private connection: RespConnection | null = null;
+  /** The connection while it waits in XREAD BLOCK (stop() must not queue its bye behind that). */
+  private blockedIn: RespConnection | undefined;
+  /** Where `connection` goes (the node a -MOVED named, or home). */
+  private connectedTo: { host: string; port: number } = { host: '', port: 0 };
   private connectionWaiters: Array<(connection: RespConnection) => void> = [];
   private readonly outbox: OutboxItem[] = [];
   private outboxBytes = 0;
@@ -121,13 +125,33 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
     this.wakeUp?.();
     const connection = this.connection;
     if (connection) {
-      const bye = connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', 'k', 'bye', 'why', 'shutdown').catch(() => undefined);
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([bye, new Promise((resolve) => (timer = setTimeout(resolve, BYE_WAIT_MS)))]);
+      await Promise.race([this.sayBye(connection).catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, BYE_WAIT_MS)))]);
       clearTimeout(timer);
     }
     connection?.destroy();
     await this.loop;
+  }
+
+  /**
+   * The bye goes on the board's connection, behind whatever it sent before, unless that
+   * connection waits in XREAD BLOCK: Redis runs nothing of a client's while it is blocked,
+   * so a bye queued there would wait for the next heartbeat. Then it goes on a connection
+   * of its own to the same node, as a real board's would once its loop has stopped.
+   */
+  private async sayBye(connection: RespConnection): Promise<void> {
+    const bye = ['XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', 'k', 'bye', 'why', 'shutdown'];
+    if (this.blockedIn !== connection) {
+      await connection.call(...bye);
+      return;
+    }
+    const own = await RespConnection.connect(this.connectedTo);
+    try {
+      await own.call('AUTH', String(this.config.user), String(this.config.password));
+      await own.call(...bye);
+    } finally {
+      own.destroy();
+    }
   }
 
   /** Pulls the plug: no bye, connection dropped, memory (cursor, globals) lost. */
@@ -176,6 +200,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         // previous boot took and never ran.
         if (this.after === '') this.after = String(((await connection.call('FCALL', 'cm_claim', '2', this.keys.cmd, this.keys.state, '')) as Buffer[])[0]);
         await connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...this.helloFields());
+        this.connectedTo = address;
         this.attach(connection);
         delay = this.options.reconnectMinMs ?? 1_000;
         await this.commandLoop(connection);
@@ -279,7 +304,8 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
       const cursor = String(claimed[0]);
       this.after = cursor;
       const wait = Math.max(1, heartbeatDue - Date.now());
-      const woke = await connection.call('XREAD', 'COUNT', '1', 'BLOCK', wait, 'STREAMS', this.keys.cmd, cursor);
+      this.blockedIn = connection;
+      const woke = await connection.call('XREAD', 'COUNT', '1', 'BLOCK', wait, 'STREAMS', this.keys.cmd, cursor).finally(() => (this.blockedIn = undefined));
       if (woke === null && Date.now() >= heartbeatDue) {
         this.heartbeatNow(connection);
         heartbeatDue = Date.now() + this.heartbeatMs;
