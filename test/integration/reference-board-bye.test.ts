@@ -40,7 +40,8 @@ describe('a reference board shut down while it waits for work', () => {
 
     const kinds = async () => ((await redis.xrange(boardKeys(id).up, '-', '+')) as Array<[string, string[]]>).map(([, fields]) => fields[1]);
     await waitFor(async () => (await kinds()).includes('hello'), 20_000, 'the hello');
-    const blocked = async () => ((await redis.call('CLIENT', 'LIST')) as string).split('\n').some((line) => line.includes(`user=${boardUser(id)}`) && /flags=b\b/.test(line));
+    const blocked = async () =>
+      ((await redis.call('CLIENT', 'LIST')) as string).split('\n').some((line) => line.includes(`user=${boardUser(id)}`) && /flags=b\b/.test(line));
     await waitFor(blocked, 20_000, 'the board waiting in XREAD BLOCK');
 
     await board.stop();
