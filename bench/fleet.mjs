@@ -55,6 +55,7 @@ const { values } = parseArgs({
     heartbeat: { type: 'string', default: '5' },
     redis: { type: 'string' },
     'redis-url': { type: 'string' },
+    'redis-binary': { type: 'string' },
     'cpu-prof-dir': { type: 'string' },
     'heap-snapshot-dir': { type: 'string' },
     'manager-node-args': { type: 'string' },
@@ -176,7 +177,8 @@ async function runFleet({ redis, boards }) {
     const redisPort = redis === 'embedded' ? await freeTcpPort() : undefined;
     if (redis === 'cluster') lab = await startClusterLab(root);
     const redisUrl = redis === 'cluster' ? lab.url : values['redis-url'];
-    const redisArgs = redis === 'embedded' ? ['--port', String(redisPort)] : ['--redis-url', redisUrl];
+    const redisArgs =
+      redis === 'embedded' ? ['--port', String(redisPort), ...(values['redis-binary'] ? ['--redis-binary', values['redis-binary']] : [])] : ['--redis-url', redisUrl];
     const nodeArgs = [
       ...(profileDir ? cpuProfileArgs(profileDir) : []),
       ...(snapshotDir ? [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${snapshotDir}`] : []),

@@ -375,6 +375,22 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect((settings.result as { name: string }).name).toBe(renamed); // the rename command ran before it
     });
 
+    it('leaves its queue empty once it waits for work again: the command it ran is not kept (§4.2)', async () => {
+      const name = board(2);
+      expect((await run(name, { op: 'exec', code: 'print("queue")' })).status).toBe('ok');
+      const own = lab.credentials(name);
+      const connection = await RespConnection.connect({ host: '127.0.0.1', port: lab.redisPort });
+      try {
+        await connection.call('AUTH', own.user, own.password);
+        const queued = async () => (await connection.call('XRANGE', boardKeys(own.id).cmd, '-', '+')) as unknown[];
+        await waitFor(async () => (await queued()).length === 0, 20_000, 'an empty queue');
+        // Still claims what comes next.
+        expect(text(await run(name, { op: 'exec', code: 'print("next")' }))).toBe('next\n');
+      } finally {
+        connection.destroy();
+      }
+    });
+
     it('its credentials work for itself only', async () => {
       const own = lab.credentials(board(1));
       const other = boardKeys(lab.credentials(board(2)).id);

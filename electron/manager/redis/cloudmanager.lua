@@ -62,7 +62,15 @@ local function cm_claim(keys, args)
     return { '0-0' }
   end
   local entries = redis.call('XRANGE', keys[1], '(' .. after, '+', 'COUNT', 1)
-  if #entries == 0 then return { after } end
+  if #entries == 0 then
+    -- The board has the reply that claimed the entries up to AFTER (its cursor only moves
+    -- forward, and a reboot starts from `cur`), so it never asks for them again: delete
+    -- them. An idle board's queue is then empty and holds no stream node (a 1 KB one in
+    -- Redis, for the last command it ran). XTRIM MINID keeps its argument: AFTER's successor.
+    local ms, seq = parse_id(after)
+    if ms < 2 ^ 53 and seq < 2 ^ 53 then redis.call('XTRIM', keys[1], 'MINID', string.format('%d-%d', ms, seq + 1)) end
+    return { after }
+  end
   local id = entries[1][1]
   -- `cur` only moves forward: a repeated claim (AFTER older than `cur`) leaves it be.
   local cur = redis.pcall('HGET', keys[2], 'cur')

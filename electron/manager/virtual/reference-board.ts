@@ -307,15 +307,18 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
       this.blockedIn = connection;
       const woke = await connection.call('XREAD', 'COUNT', '1', 'BLOCK', wait, 'STREAMS', this.keys.cmd, cursor).finally(() => (this.blockedIn = undefined));
       if (woke === null && Date.now() >= heartbeatDue) {
-        this.heartbeatNow(connection);
+        // Acknowledged before the next claim, as the MicroPython client does: a heartbeat
+        // and a claim in one packet make Valkey 8 give the connection a query buffer of its
+        // own (20 KB, for seconds) instead of sharing one among its clients.
+        await this.heartbeatNow(connection);
         heartbeatDue = Date.now() + this.heartbeatMs;
       }
     }
   }
 
-  private heartbeatNow(connection: RespConnection): void {
+  private heartbeatNow(connection: RespConnection): Promise<unknown> {
     const fields = ['k', 'hb', 'mf', '1048576', ...(this.busy ? ['busy', this.busy] : [])];
-    connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...fields).catch(() => undefined);
+    return connection.call('XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', ...fields).catch(() => undefined);
   }
 
   /** Runs one claimed command; returns true when the board must reboot afterwards. */
@@ -323,7 +326,7 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
     const op = fields.get('o')?.toString('latin1') ?? '';
     this.busy = cid;
     // Unlike a small board, a virtual board keeps its heartbeat going while it works.
-    this.heartbeatTimer = setInterval(() => this.connection && this.heartbeatNow(this.connection), this.heartbeatMs);
+    this.heartbeatTimer = setInterval(() => void (this.connection && this.heartbeatNow(this.connection)), this.heartbeatMs);
     try {
       const res = op === 'reboot' ? ['ok', '1', 'n', '0'] : await runOperation(this.operationContext(), cid, fields);
       const delivered = this.send(['k', 'res', 'i', cid, ...res], true);
