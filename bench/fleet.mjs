@@ -178,7 +178,9 @@ async function runFleet({ redis, boards }) {
     if (redis === 'cluster') lab = await startClusterLab(root);
     const redisUrl = redis === 'cluster' ? lab.url : values['redis-url'];
     const redisArgs =
-      redis === 'embedded' ? ['--port', String(redisPort), ...(values['redis-binary'] ? ['--redis-binary', values['redis-binary']] : [])] : ['--redis-url', redisUrl];
+      redis === 'embedded'
+        ? ['--port', String(redisPort), ...(values['redis-binary'] ? ['--redis-binary', values['redis-binary']] : [])]
+        : ['--redis-url', redisUrl];
     const nodeArgs = [
       ...(profileDir ? cpuProfileArgs(profileDir) : []),
       ...(snapshotDir ? [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${snapshotDir}`] : []),
