@@ -2,7 +2,9 @@
  * Starting the embedded redis-server: its ACL file written before it starts (the default
  * user off from the first second, the guard's password new at every start), `maxclients`
  * sized from the board users that file already names, and the supervisor's events turned
- * into log lines (a malformed-data refusal at most once per source, rate-limited).
+ * into log lines (a malformed-data refusal at most once per source, rate-limited); and the
+ * two things only the embedded server has, made as the guard's user: the spare connections
+ * for the service's own clients and the connection guard.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -10,8 +12,16 @@ import { findRedisServerBinary } from './redis/redis-binary.js';
 import { RedisServerSupervisor } from './redis/redis-server-supervisor.js';
 import { adminConnectHost } from './redis/redis-admin.js';
 import type { RedisEndpoint } from './redis/redis-connection.js';
-import { embeddedAclFile, MANAGER_USER } from './redis/acl.js';
-import { boardUsersInAclFile, DEFAULT_CONNECTION_LIMITS, wantedMaxClients, type ConnectionLimits } from './redis/connection-guard.js';
+import { embeddedAclFile, GUARD_USER, MANAGER_USER } from './redis/acl.js';
+import {
+  boardUsersInAclFile,
+  connectionGuardFor,
+  DEFAULT_CONNECTION_LIMITS,
+  wantedMaxClients,
+  type ConnectionGuard,
+  type ConnectionLimits,
+} from './redis/connection-guard.js';
+import { SlotReserve } from './redis/slot-reserve.js';
 import { readOrCreateSecret, writeFileAtomic, type DataPaths } from './data-dir.js';
 import { LogRateLimiter, type Logger } from './log.js';
 import { packageRoot } from './package-info.js';
@@ -86,4 +96,20 @@ export async function startEmbeddedRedisServer(options: EmbeddedRedisOptions): P
   const started = await supervisor.start();
   log('info', `redis-server ${started.version} (${binary.source} ${binary.path}) pid ${started.pid} on ${bind.join(',')}:${port}`);
   return { supervisor, endpoint: { host: adminConnectHost(bind), port, username: MANAGER_USER, password }, guardPassword, aclBoards };
+}
+
+/** Spare connections for the service's own clients (slot-reserve.ts), as the guard's user; opening from now on. */
+export function startSlotReserve(endpoint: RedisEndpoint, guardPassword: string, log: Logger): SlotReserve {
+  const reserve = new SlotReserve({ host: endpoint.host, port: endpoint.port, username: GUARD_USER, password: guardPassword, log });
+  reserve.start();
+  return reserve;
+}
+
+/** The embedded server's connection guard, as its own user (not started: the caller holds it first, to stop it whatever happens). */
+export function embeddedConnectionGuard(
+  endpoint: RedisEndpoint,
+  guardPassword: string,
+  options: Omit<Parameters<typeof connectionGuardFor>[1], 'redis'>,
+): ConnectionGuard {
+  return connectionGuardFor({ ...endpoint, username: GUARD_USER, password: guardPassword }, options);
 }

@@ -18,9 +18,8 @@ import {
   type RedisEndpoint,
   type RedisTarget,
 } from './redis/redis-connection.js';
-import { reservedClientOptions, SlotReserve } from './redis/slot-reserve.js';
-import { GUARD_USER } from './redis/acl.js';
-import { connectionGuardFor, type ConnectionGuard, type ConnectionLimits } from './redis/connection-guard.js';
+import { reservedClientOptions, type SlotReserve } from './redis/slot-reserve.js';
+import type { ConnectionGuard, ConnectionLimits } from './redis/connection-guard.js';
 import { FleetStore } from './redis/fleet-store.js';
 import { boardUser } from './redis/keys.js';
 import { ApiServer } from './api/server.js';
@@ -49,7 +48,7 @@ import { ServiceAlarms } from './service-alarms.js';
 import { dataPaths, ensureDataDirs, readOrCreateSecret, writeFileAtomic, readServiceInfo, type DataPaths, type ServiceInfo } from './data-dir.js';
 import { silentLogger, type Logger } from './log.js';
 import { packageRoot, packageVersion } from './package-info.js';
-import { startEmbeddedRedisServer } from './embedded-redis.js';
+import { embeddedConnectionGuard, startEmbeddedRedisServer, startSlotReserve } from './embedded-redis.js';
 import { tuneHeapGrowth } from './heap-tuning.js';
 
 export const DEFAULT_REDIS_PORT = 18266;
@@ -201,16 +200,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       // With an external Redis, --bind only says where discovery listens (Cluster, Sentinel).
       if (this.target && this.options.bind) this.bind = this.options.bind;
       this.endpoint = this.target ? { ...targetAddress(this.target) } : await this.startEmbeddedRedis();
-      if (this.supervisor) {
-        this.reserve = new SlotReserve({
-          host: this.endpoint.host,
-          port: this.endpoint.port,
-          username: GUARD_USER,
-          password: this.guardPassword!,
-          log: this.log,
-        });
-        this.reserve.start();
-      }
+      if (this.supervisor) this.reserve = startSlotReserve(this.endpoint, this.guardPassword!, this.log);
       // The notifications connection (FleetStore's duplicate) inherits the reserve with these options.
       this.redis = createTargetClient(
         this.target ?? { kind: 'single', endpoint: this.endpoint },
@@ -221,15 +211,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
       await this.redis.ping();
       if (this.supervisor) {
         // Its connection is opened now, with the manager's others and before boards fill the slots.
-        this.guard = connectionGuardFor(
-          { ...this.endpoint, username: GUARD_USER, password: this.guardPassword },
-          {
-            log: this.log,
-            fleet: () => this.active?.fleet.counts() ?? { total: this.aclBoards, online: 0 },
-            limits: this.options.connectionLimits,
-            reserve: this.reserve,
-          },
-        );
+        this.guard = embeddedConnectionGuard(this.endpoint, this.guardPassword!, {
+          log: this.log,
+          fleet: () => this.active?.fleet.counts() ?? { total: this.aclBoards, online: 0 },
+          limits: this.options.connectionLimits,
+          reserve: this.reserve,
+        });
         await this.guard.start();
       }
       this.store = new FleetStore(this.redis, (address, error) => this.log('warn', `redis node ${address}: ${error.message}`));
