@@ -73,7 +73,11 @@ describe('judging a boot', () => {
  */
 function scriptedLine(script: { afterMs: number; baud: number; text: string }[], options: { echoPrompt?: boolean; echoDelayMs?: number } = {}) {
   let received = Buffer.alloc(0);
-  const started = Date.now();
+  // The script's clock starts when the host first touches the line, not when the script is
+  // made: on a loaded machine a few ms can pass in between, and data scripted for the start
+  // would be read at the rate the line had before the host set its own.
+  let started: number | undefined;
+  const elapsedMs = () => Date.now() - (started ??= Date.now());
   const rates: number[] = [];
   const rateChanges: { atMs: number; baud: number }[] = [{ atMs: -Infinity, baud: 115_200 }];
   const writes: number[][] = [];
@@ -81,7 +85,7 @@ function scriptedLine(script: { afterMs: number; baud: number; text: string }[],
   const hostBaudAt = (atMs: number) => rateChanges.filter((change) => change.atMs <= atMs).at(-1)!.baud;
   const line: BootLine = {
     received: () => {
-      const now = Date.now() - started;
+      const now = elapsedMs();
       while (pending.length > 0 && now >= pending[0]!.afterMs) {
         const next = pending.shift()!;
         const bytes = Buffer.from(next.text, 'latin1');
@@ -91,13 +95,13 @@ function scriptedLine(script: { afterMs: number; baud: number; text: string }[],
       return received;
     },
     setBaud: async (baud) => {
-      rateChanges.push({ atMs: Date.now() - started, baud });
+      rateChanges.push({ atMs: elapsedMs(), baud });
       rates.push(baud);
     },
     write: async (data) => {
       writes.push([...data]);
       if (!options.echoPrompt) return;
-      pending.push({ afterMs: Date.now() - started + (options.echoDelayMs ?? 0), baud: 115_200, text: '\r\n>>> ' });
+      pending.push({ afterMs: elapsedMs() + (options.echoDelayMs ?? 0), baud: 115_200, text: '\r\n>>> ' });
       pending.sort((a, b) => a.afterMs - b.afterMs);
     },
   };
