@@ -4,7 +4,8 @@
 // through the API as a client sees it:
 //   connect_s      spawning the virtual-board processes → all N boards online (includes enrollment)
 //   rtt_p50/p99    one exec of print(1) on one board: API call → result event (sequential samples); that board
-//                  runs in a process of its own (v0-1); rtt_slowest_ms: the slowest 1 %, split by the manager's clock
+//                  runs in a process of its own (v0-1); rtt_slowest_ms: the slowest 1 %, split by the manager's clock;
+//                  rtt_median_split_ms: each part's median over all samples
 //   broadcast_s    print(1) sent to all boards → every result back (median of --rounds; broadcast_rounds_s: each, in order)
 //   manager_cpu_s_per_broadcast  the manager's CPU seconds (user + system) per broadcast round
 //   redis_bytes_per_board  (Redis used_memory with the boards connected and idle − before any board
@@ -285,6 +286,11 @@ async function runFleet({ redis, boards }) {
     breakdowns.sort((a, b) => b.ms - a.ms);
     const slowest = breakdowns.slice(0, Math.max(2, Math.ceil(breakdowns.length / 100)));
     const rttSlowest = slowest.map((sample) => Object.fromEntries(Object.entries(sample).map(([key, value]) => [key, Math.round(value)])));
+    // The typical sample split the same way: each part's median, in ms.
+    const medianOf = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
+    const rttMedianSplit = Object.fromEntries(
+      ['request', 'to_start', 'on_board', 'to_client'].map((key) => [key, Math.round(medianOf(breakdowns.map((sample) => sample[key])) * 10) / 10]),
+    );
 
     const broadcasts = [];
     let broadcastCpuS = 0;
@@ -356,6 +362,7 @@ async function runFleet({ redis, boards }) {
       manager_rss_peak_mb: managerPeakRss,
       redis_rss_mb: redisRss === null ? null : Math.round(redisRss * 10) / 10,
       rtt_samples: rtts.length,
+      rtt_median_split_ms: rttMedianSplit,
       rtt_slowest_ms: rttSlowest,
       broadcast_rounds_s: broadcasts.map((seconds) => Number(seconds.toFixed(3))),
       board_processes: processes + (rttAlone ? 1 : 0),
