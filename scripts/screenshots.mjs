@@ -1,7 +1,7 @@
 // `npm run screenshots`: drives the real UI (built renderer, served by a real service with
 // its own Redis) against virtual boards, and writes PNGs of every main screen to
 // docs/screenshots/. Uses the OS's Chromium through playwright-core; never downloads.
-import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -255,6 +255,23 @@ try {
   await page.getByRole('button', { name: 'Enable' }).waitFor();
   await shot(page, 'board-suspended');
   for (const name of ['greenhouse-7', 'greenhouse-8']) await api.call('boards.enable', { board: name });
+
+  // A second service on the same Redis (as on another computer) stands by; its UI shows the
+  // same fleet, with a banner naming the service that runs it.
+  if (want('standby')) {
+    const password = (await readFile(manager.paths.managerPassword, 'utf8')).trim();
+    const standbyDir = await mkdtemp(path.join(os.tmpdir(), 'cm-shots-standby-'));
+    const standby = new Manager({ dataDir: standbyDir, redisUrl: `redis://cm-manager:${encodeURIComponent(password)}@127.0.0.1:${redisPort}`, apiPort: 0 });
+    cleanups.unshift(() => rm(standbyDir, { recursive: true, force: true }));
+    cleanups.unshift(() => standby.stop());
+    await standby.start();
+    const standbyPage = await page.context().newPage();
+    await standbyPage.goto(standby.signinUrl().url);
+    await standbyPage.locator('.banners [role="status"]').getByText('This service stands by').waitFor();
+    await standbyPage.locator('[data-board="greenhouse-1"]').getByText('online').waitFor();
+    await shot(standbyPage, 'fleet-standby');
+    await standbyPage.close();
+  }
 
   // The flash wizard, against a simulated ESP8266 on a pty.
   const board = new SimulatedEsp8266({ folder: path.join(linkDir, 'board'), link: usbLink });
