@@ -59,7 +59,7 @@ describe('MicroPython board lab: Ctrl-C and Ctrl-D', () => {
     const { board, console, exits } = await makeBoard({ 'fw.py': COUNTING_FIRMWARE });
     await board.start();
     expect(board.mode).toBe('firmware');
-    await waitFor(async () => Number((await board.run('import fw\nprint(fw.steps)')).stdout) > 3, 2000, 'a few steps');
+    await waitFor(async () => Number((await board.run('import fw\nprint(fw.steps)')).stdout) > 3, 20_000, 'a few steps');
     await board.interrupt();
     expect(board.mode).toBe('idle');
     expect(exits).toEqual([{ reason: 'interrupted', during: 'step()' }]);
@@ -133,14 +133,14 @@ describe('MicroPython board lab: Ctrl-C and Ctrl-D', () => {
       'main.py': 'open("log", "a").write("main ")\n',
     });
     await board.start();
-    await waitFor(() => board.mode === 'idle', 2000, 'main.py to end');
+    await waitFor(() => board.mode === 'idle', 20_000, 'main.py to end');
     await board.run('x = 1');
     await board.softReset({ runMain: false });
     expect(board.mode).toBe('idle');
     expect((await board.run('print("x" in globals())')).stdout).toBe('False\n');
     expect(await readFile(path.join(folder, 'log'), 'utf8')).toBe('boot main boot ');
     await board.softReset({ runMain: true });
-    await waitFor(() => board.mode === 'idle', 2000, 'main.py to end');
+    await waitFor(() => board.mode === 'idle', 20_000, 'main.py to end');
     expect(await readFile(path.join(folder, 'log'), 'utf8')).toBe('boot main boot boot main ');
     expect(resets).toEqual(['soft-reset', 'soft-reset']);
     expect((await board.run('import machine\nprint(machine.reset_cause() == machine.PWRON_RESET)')).stdout).toBe('True\n');

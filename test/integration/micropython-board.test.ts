@@ -246,9 +246,9 @@ describe('MicroPython board lab', () => {
     const exits: string[] = [];
     board.on('exit', (info) => exits.push(info.reason));
     await board.start();
-    await waitFor(() => existsSync(path.join(folder, 'log.txt')), 2000, 'log.txt while main.py sleeps');
+    await waitFor(() => existsSync(path.join(folder, 'log.txt')), 20_000, 'log.txt while main.py sleeps');
     expect(exits).toEqual([]); // main.py is still running
-    await waitFor(() => exits.length > 0, 3000, 'main.py to end');
+    await waitFor(() => exits.length > 0, 20_000, 'main.py to end');
     expect(exits).toEqual(['program-ended']);
     expect(console.join('')).toBe('boot.py\nmain done\n');
     expect(await readFile(path.join(folder, 'log.txt'), 'utf8')).toBe('0\n1\n2\n');
@@ -436,7 +436,7 @@ s.close()
     const resets: BoardResetReason[] = [];
     board.on('reset', (reason) => resets.push(reason));
     await board.start();
-    await waitFor(() => resets.length > 0, 3000, 'watchdog reset');
+    await waitFor(() => resets.length > 0, 20_000, 'watchdog reset');
     expect(resets[0]).toBe('crash');
   });
 
