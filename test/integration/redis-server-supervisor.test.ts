@@ -334,6 +334,18 @@ describe('findRedisServerBinary', () => {
     expect(await redisServerVersion(found.path)).toBe('7.0.15');
   });
 
+  it('takes valkey-server on PATH when there is no redis-server, and redis-server when there are both', async () => {
+    const bin = path.join(dir, 'valkey-bin');
+    await mkdir(bin, { recursive: true });
+    const valkey = path.join(bin, 'valkey-server');
+    await writeFile(valkey, '#!/bin/sh\necho "Valkey server v=8.0.1 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=1"\n');
+    await chmod(valkey, 0o755);
+    const found = await findRedisServerBinary({ packageRoot: dir, env: { PATH: bin } });
+    expect(found).toEqual({ path: valkey, source: 'path' });
+    expect(await redisServerVersion(found.path)).toBe('8.0.1');
+    expect(await findRedisServerBinary({ packageRoot: dir, env: { PATH: `${bin}:/usr/bin` } })).toEqual({ path: REDIS, source: 'path' });
+  });
+
   it('prefers a bundled binary, and a configured one over everything', async () => {
     const bundledDir = path.join(dir, 'build', 'redis', `${process.platform}-${process.arch}`);
     await mkdir(bundledDir, { recursive: true });

@@ -7,7 +7,9 @@
  *   2. the copy we bundle: `build/redis/<platform>-<arch>/` in the package (a checkout, where
  *      scripts/build-redis.sh writes it), then `<resources>/redis/<platform>-<arch>/` in the
  *      packaged app (electron-builder's `extraResources`: a real file, as spawn needs);
- *   3. `redis-server` on PATH (the OS package on Linux/Raspberry Pi, Homebrew on macOS);
+ *   3. `redis-server` on PATH (the OS package on Linux/Raspberry Pi, Homebrew on macOS),
+ *      else `valkey-server` (Valkey 8 runs everything here, and holds less memory per
+ *      idle board: README "Benchmarks");
  *   4. a binary redis-memory-server already has on disk (its `systemBinary` setting or a
  *      previous download) — read-only: we never let it download.
  */
@@ -118,9 +120,13 @@ async function isDirectory(dir: string): Promise<boolean> {
 }
 
 async function searchPath(env: NodeJS.ProcessEnv, searched: string[]): Promise<string | undefined> {
-  const found = await findOnPath('redis-server', env);
-  if (found === undefined) searched.push('PATH');
-  return found;
+  // Valkey continues Redis 7.2 under its BSD licence, and some systems ship it instead.
+  for (const command of ['redis-server', 'valkey-server']) {
+    const found = await findOnPath(command, env);
+    if (found !== undefined) return found;
+  }
+  searched.push('PATH');
+  return undefined;
 }
 
 /** Reads the `redisMemoryServer` section of our package.json, paths made absolute. */
