@@ -113,8 +113,13 @@ class Client(io.IOBase):
                     # Having waited, the caller may step again at once; one that does
                     # not wait (asyncio) should come back in 20 ms.
                     return 0 if wait else 20
-            self.read(drop=1)
-            self.st = 1
+            if self.read(drop=1) is None and time.ticks_diff(time.ticks_ms(), self.at) >= 0:
+                # Nothing came after the cursor: the heartbeat, then wait again (§4.2); a
+                # claim would find nothing.
+                self._hb()
+                self._wait()
+            else:
+                self.st = 1
             self.back = 1000  # the session works
         except Exception as x:
             # Connection lost, or out of step with the server: start over. The last
@@ -149,12 +154,22 @@ class Client(io.IOBase):
                 sys.modules.pop('cm_find', None)
         return 0
 
+    def _hb(self):
+        # Acknowledged before the next request: never two commands in one packet.
+        self.x('hb', 'mf', gc.mem_free())
+        self.at = time.ticks_add(time.ticks_ms(), self.hb)
+        self.drain()
+
+    def _wait(self):
+        # Wait for work until the next heartbeat is due.
+        self.send('XREAD', 'COUNT', '1', 'BLOCK', max(1, time.ticks_diff(self.at, time.ticks_ms())),
+                  'STREAMS', self.kc, self.after)
+        self.st = 2
+
     def _claim(self):
         self.drain()
         if time.ticks_diff(time.ticks_ms(), self.at) >= 0:
-            self.x('hb', 'mf', gc.mem_free())
-            self.at = time.ticks_add(time.ticks_ms(), self.hb)
-            self.drain()
+            self._hb()
         self.send('FCALL', 'cm_claim', '2', self.kc, self.ks, self.after)
         a = self.s.readline()
         if a[:1] != b'*':  # an error reply (NOSCRIPT, MOVED, ...) instead of an array
@@ -165,9 +180,7 @@ class Client(io.IOBase):
             # Nothing to run: wait for work until the next heartbeat is due. The cursor
             # is the AFTER of the next claim: claims always name one (§4.2).
             self.after = bytes(eid)
-            self.send('XREAD', 'COUNT', '1', 'BLOCK', max(1, time.ticks_diff(self.at, time.ticks_ms())),
-                      'STREAMS', self.kc, eid)
-            self.st = 2
+            self._wait()
             return 0
         self.oom = 0
         f = {}

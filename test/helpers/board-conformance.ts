@@ -391,6 +391,19 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       }
     });
 
+    it('waits again after a heartbeat, without a claim: nothing came after its cursor (§4.2)', async () => {
+      const keys = boardKeys(lab.credentials(board(2)).id);
+      const heartbeat = ({ request }: { request: string[] }) => request[0] === 'XADD' && request[1] === keys.up && request.includes('hb');
+      const claim = ({ request }: { request: string[] }) => request[0] === 'FCALL' && request[1] === 'cm_claim' && request[3] === keys.cmd;
+      await lab.proxy.delayReply(heartbeat, 0).hit;
+      // From one heartbeat to the next, an idle board only waits.
+      const claims = lab.proxy.delayReply(claim, 0, 1_000);
+      await lab.proxy.delayReply(heartbeat, 0).hit;
+      claims.disarm();
+      expect(claims.hits).toEqual([]);
+      expect(await online(board(2))).toBe(true);
+    });
+
     it('its credentials work for itself only', async () => {
       const own = lab.credentials(board(1));
       const other = boardKeys(lab.credentials(board(2)).id);

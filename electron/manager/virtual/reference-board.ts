@@ -303,17 +303,30 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
       }
       const cursor = String(claimed[0]);
       this.after = cursor;
+      heartbeatDue = await this.waitForWork(connection, cursor, heartbeatDue);
+    }
+  }
+
+  /**
+   * XREAD BLOCK until work comes (then the caller claims) or the next heartbeat is due: the
+   * heartbeat is sent and the board waits again, without a claim in between (§4.2): the wait
+   * would have ended had anything come after `cursor`. Returns when the next heartbeat is due.
+   */
+  private async waitForWork(connection: RespConnection, cursor: string, heartbeatDue: number): Promise<number> {
+    while (this.running && this.connection === connection) {
       const wait = Math.max(1, heartbeatDue - Date.now());
       this.blockedIn = connection;
       const woke = await connection.call('XREAD', 'COUNT', '1', 'BLOCK', wait, 'STREAMS', this.keys.cmd, cursor).finally(() => (this.blockedIn = undefined));
-      if (woke === null && Date.now() >= heartbeatDue) {
-        // Acknowledged before the next claim, as the MicroPython client does: a heartbeat
-        // and a claim in one packet make Valkey 8 give the connection a query buffer of its
-        // own (20 KB, for seconds) instead of sharing one among its clients.
+      if (woke !== null) break;
+      if (Date.now() >= heartbeatDue) {
+        // Acknowledged before the next request, as the MicroPython client does: two commands
+        // in one packet make Valkey 8 give the connection a query buffer of its own (20 KB,
+        // for seconds) instead of sharing one among its clients.
         await this.heartbeatNow(connection);
         heartbeatDue = Date.now() + this.heartbeatMs;
       }
     }
+    return heartbeatDue;
   }
 
   private heartbeatNow(connection: RespConnection): Promise<unknown> {
