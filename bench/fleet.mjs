@@ -287,10 +287,12 @@ async function runFleet({ redis, boards }) {
     const slowest = breakdowns.slice(0, Math.max(2, Math.ceil(breakdowns.length / 100)));
     const rttSlowest = slowest.map((sample) => Object.fromEntries(Object.entries(sample).map(([key, value]) => [key, Math.round(value)])));
     // The typical sample split the same way: each part's median, in ms.
-    const medianOf = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
-    const rttMedianSplit = Object.fromEntries(
-      ['request', 'to_start', 'on_board', 'to_client'].map((key) => [key, Math.round(medianOf(breakdowns.map((sample) => sample[key])) * 10) / 10]),
-    );
+    const medianOf = (key) =>
+      percentile(
+        breakdowns.map((sample) => sample[key]).sort((a, b) => a - b),
+        50,
+      );
+    const rttMedianSplit = Object.fromEntries(['request', 'to_start', 'on_board', 'to_client'].map((key) => [key, Math.round(medianOf(key) * 10) / 10]));
 
     const broadcasts = [];
     let broadcastCpuS = 0;

@@ -56,7 +56,8 @@ end
 -- is repeated with the same AFTER and returns the same entry (PROTOCOL.md §4.2).
 local function cm_claim(keys, args)
   local after = args[1]
-  if after == nil or not parse_id(after) then
+  local after_ms, after_seq = parse_id(after)
+  if not after_ms then
     local stored = redis.pcall('HGET', keys[2], 'cur')
     if type(stored) == 'string' and parse_id(stored) then return { stored } end
     return { '0-0' }
@@ -67,8 +68,9 @@ local function cm_claim(keys, args)
     -- forward, and a reboot starts from `cur`), so it never asks for them again: delete
     -- them. An idle board's queue is then empty and holds no stream node (a 1 KB one in
     -- Redis, for the last command it ran). XTRIM MINID keeps its argument: AFTER's successor.
-    local ms, seq = parse_id(after)
-    if ms < 2 ^ 53 and seq < 2 ^ 53 then redis.call('XTRIM', keys[1], 'MINID', string.format('%d-%d', ms, seq + 1)) end
+    if after_ms < 2 ^ 53 and after_seq < 2 ^ 53 then
+      redis.call('XTRIM', keys[1], 'MINID', string.format('%d-%d', after_ms, after_seq + 1))
+    end
     return { after }
   end
   local id = entries[1][1]

@@ -140,18 +140,11 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
    * of its own to the same node, as a real board's would once its loop has stopped.
    */
   private async sayBye(connection: RespConnection): Promise<void> {
-    const bye = ['XADD', this.keys.up, 'MAXLEN', '~', '1000', '*', 'k', 'bye', 'why', 'shutdown'];
     if (this.blockedIn !== connection) {
-      await connection.call(...bye);
+      await connection.call(...byeRequest(this.id));
       return;
     }
-    const own = await RespConnection.connect(this.connectedTo);
-    try {
-      await own.call('AUTH', String(this.config.user), String(this.config.password));
-      await own.call(...bye);
-    } finally {
-      own.destroy();
-    }
+    await sayByeAlone(this.connectedTo, String(this.config.user), String(this.config.password), this.id);
   }
 
   /** Pulls the plug: no bye, connection dropped, memory (cursor, globals) lost. */
@@ -448,6 +441,25 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
 /** Where a MOVED sends the board: an empty host means the node it was talking to. */
 function nodeNamed(moved: NodeAddress | undefined, current: NodeAddress): NodeAddress | undefined {
   return moved && { host: moved.host || current.host, port: moved.port };
+}
+
+/** The XADD of a board's `bye` on shutdown (§6). */
+function byeRequest(boardId: string): string[] {
+  return ['XADD', boardKeys(boardId).up, 'MAXLEN', '~', '1000', '*', 'k', 'bye', 'why', 'shutdown'];
+}
+
+/**
+ * A board's `bye` on a connection of its own, logged in with the board's credentials: for a
+ * board whose connection waits in XREAD BLOCK, or whose program has already stopped.
+ */
+export async function sayByeAlone(address: { host: string; port: number }, user: string, password: string, boardId: string): Promise<void> {
+  const connection = await RespConnection.connect(address);
+  try {
+    await connection.call('AUTH', user, password);
+    await connection.call(...byeRequest(boardId));
+  } finally {
+    connection.destroy();
+  }
 }
 
 /** A claimed entry's field/value list as a map. */

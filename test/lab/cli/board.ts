@@ -15,13 +15,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BoardCredentials } from '../../../electron/manager/fleet/fleet.js';
 import { CONFIG_PATH } from '../../../electron/manager/fleet/provisioning-payload.js';
-import { RespConnection } from '../../../electron/manager/redis/resp-connection.js';
-import { boardKeys } from '../../../electron/manager/redis/keys.js';
 import { HostFolderFs } from '../../../electron/manager/virtual/board-fs.js';
 import { MicroPythonInterpreter } from '../../../electron/manager/virtual/micropython-interpreter.js';
 import { LAB_WIFI, provisionFolder } from '../../../electron/manager/virtual/micropython-fleet.js';
 import { MicroPythonBoard } from '../../../electron/manager/virtual/micropython-board.js';
-import { ReferenceBoard } from '../../../electron/manager/virtual/reference-board.js';
+import { ReferenceBoard, sayByeAlone } from '../../../electron/manager/virtual/reference-board.js';
 
 const USAGE =
   'usage: node dist/test/lab/cli/board.js --kind reference|micropython CREDS FS\n' +
@@ -84,14 +82,8 @@ async function readBoardConfig(fsDir: string): Promise<Record<string, unknown> |
  * after its program stopped: the MicroPython client has no shutdown of its own, and a bye
  * sent while it waits in XREAD BLOCK would sit behind that call on its connection.
  */
-async function sayBye(config: Record<string, unknown>): Promise<void> {
-  const connection = await RespConnection.connect({ host: String(config.server), port: Number(config.port) });
-  try {
-    await connection.call('AUTH', String(config.user), String(config.password));
-    await connection.call('XADD', boardKeys(String(config.id)).up, 'MAXLEN', '~', '1000', '*', 'k', 'bye', 'why', 'shutdown');
-  } finally {
-    connection.destroy();
-  }
+function sayBye(config: Record<string, unknown>): Promise<void> {
+  return sayByeAlone({ host: String(config.server), port: Number(config.port) }, String(config.user), String(config.password), String(config.id));
 }
 
 interface RunningBoard {
