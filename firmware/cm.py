@@ -113,10 +113,9 @@ class Client(io.IOBase):
                     # Having waited, the caller may step again at once; one that does
                     # not wait (asyncio) should come back in 20 ms.
                     return 0 if wait else 20
-            if self.read(drop=1) is None and time.ticks_diff(time.ticks_ms(), self.at) >= 0:
-                # Nothing came after the cursor: the heartbeat, then wait again (§4.2); a
-                # claim would find nothing.
-                self._hb()
+            if self.read(drop=1) is None:
+                # Nothing came after the cursor: the heartbeat when due, then wait again
+                # (§4.2); a claim would find nothing.
                 self._wait()
             else:
                 self.st = 1
@@ -155,21 +154,23 @@ class Client(io.IOBase):
         return 0
 
     def _hb(self):
-        # Acknowledged before the next request: never two commands in one packet.
-        self.x('hb', 'mf', gc.mem_free())
-        self.at = time.ticks_add(time.ticks_ms(), self.hb)
-        self.drain()
+        # The heartbeat, when it is due; acknowledged before the next request: never two
+        # commands in one packet.
+        if time.ticks_diff(time.ticks_ms(), self.at) >= 0:
+            self.x('hb', 'mf', gc.mem_free())
+            self.at = time.ticks_add(time.ticks_ms(), self.hb)
+            self.drain()
 
     def _wait(self):
         # Wait for work until the next heartbeat is due.
+        self._hb()
         self.send('XREAD', 'COUNT', '1', 'BLOCK', max(1, time.ticks_diff(self.at, time.ticks_ms())),
                   'STREAMS', self.kc, self.after)
         self.st = 2
 
     def _claim(self):
         self.drain()
-        if time.ticks_diff(time.ticks_ms(), self.at) >= 0:
-            self._hb()
+        self._hb()
         self.send('FCALL', 'cm_claim', '2', self.kc, self.ks, self.after)
         a = self.s.readline()
         if a[:1] != b'*':  # an error reply (NOSCRIPT, MOVED, ...) instead of an array
@@ -277,6 +278,9 @@ class Client(io.IOBase):
         self.x(*res)
         self.drain()
         self.res = None
+        # Wait for the next command without a claim: the wait ends at once if one is queued,
+        # and the manager deletes this one from the queue with the result (§4.2).
+        self._wait()
         return 0
 
     # --- captured output: a stream for os.dupterm, and print() where there is none ----

@@ -406,6 +406,21 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       expect(await online(board(2))).toBe(true);
     });
 
+    it('waits for the next command without a claim after running one (§4.2)', async () => {
+      const name = board(2);
+      const keys = boardKeys(lab.credentials(name).id);
+      const heartbeat = ({ request }: { request: string[] }) => request[0] === 'XADD' && request[1] === keys.up && request.includes('hb');
+      const claim = ({ request }: { request: string[] }) => request[0] === 'FCALL' && request[1] === 'cm_claim' && request[3] === keys.cmd;
+      const claims = lab.proxy.delayReply(claim, 0, 1_000);
+      expect(text(await run(name, { op: 'exec', code: 'print("once")' }))).toBe('once\n');
+      // Two heartbeats later the board is surely waiting again (the first may have been sent while it ran).
+      await lab.proxy.delayReply(heartbeat, 0, 2).hit;
+      claims.disarm();
+      expect(claims.hits).toHaveLength(1); // the claim that took the command
+      // The next command still wakes it.
+      expect(text(await run(name, { op: 'exec', code: 'print("twice")' }))).toBe('twice\n');
+    });
+
     it('its credentials work for itself only', async () => {
       const own = lab.credentials(board(1));
       const other = boardKeys(lab.credentials(board(2)).id);

@@ -64,6 +64,23 @@ describe('cm_batch on one server', () => {
     expect(await redis.xlen(boardKeys(mine).log)).toBe(1);
     await old.close();
   });
+
+  it("recording a board's result empties its queue up to that command, and keeps what came after (§4.2)", async () => {
+    const [id] = newBoards(1) as [string];
+    const queue = boardKeys(id).cmd;
+    const first = await store.enqueue(id, `c${id}a`, meta, execFields('print(1)'), 10);
+    const second = await store.enqueue(id, `c${id}b`, meta, execFields('print(2)'), 10);
+    const history = (cid: string) => ({ cid, history: { i: cid, s: 'ok' } });
+    // A command finished without the board's result (timed out, say): the board may still claim it.
+    await store.finish(id, [history(`c${id}a`)]);
+    expect(await redis.xlen(queue)).toBe(2);
+    // The board sent the first one's result: it never claims the first again, and the second waits for it.
+    await store.finish(id, [history(`c${id}a`)], first.eid);
+    expect((await redis.xrange(queue, '-', '+')).map(([eid]) => eid)).toEqual([second.eid]);
+    await store.finish(id, [history(`c${id}b`)], second.eid);
+    expect(await redis.xlen(queue)).toBe(0);
+    await expect(store.finish(id, [history(`c${id}b`)], 'not-an-id')).rejects.toThrow(/malformed EID/);
+  });
 });
 
 describe('cm_batch on a Redis Cluster', () => {

@@ -5,7 +5,7 @@
  * bounded; finished commands stay queryable for a while and go into the board's history.
  */
 import { EventEmitter } from 'node:events';
-import { newCommandId } from './command-id.js';
+import { newCommandId, streamIdGreater } from './command-id.js';
 import { StringDecoder } from 'node:string_decoder';
 import type { FleetStore } from '../redis/fleet-store.js';
 import type { Logger } from '../log.js';
@@ -108,13 +108,6 @@ const PROGRESS_INTERVAL_MS = 200;
 const DATA_ACK_EVERY = 64;
 /** Added to a board's ENOMEM answer to anything but exec. */
 export const OUT_OF_MEMORY_HINT = 'the board ran out of memory: upload smaller files, or free memory on the board (a reset frees it all)';
-
-/** Stream entry ids compared as §2 says: the ms part, then the sequence. */
-export function streamIdGreater(a: string, b: string): boolean {
-  const [ams, aseq] = a.split('-').map(BigInt) as [bigint, bigint];
-  const [bms, bseq] = b.split('-').map(BigInt) as [bigint, bigint];
-  return ams !== bms ? ams > bms : aseq > bseq;
-}
 
 export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
   private readonly active = new Map<string, CommandRecord>();
@@ -407,7 +400,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
       // A board's MemoryError only names the allocation; what to do is the same for every
       // operation but exec (whose MemoryError is the user's code's own).
       if (message.ec === 'ENOMEM' && view.op !== 'exec') error += `; ${OUT_OF_MEMORY_HINT}`;
-      this.finish(record, stopped ? 'cancelled' : 'error', { error, errorCode: message.ec ?? 'EFAIL', result });
+      this.finish(record, stopped ? 'cancelled' : 'error', { error, errorCode: message.ec ?? 'EFAIL', result, fromResult: true });
       return;
     }
     if (record.download) {
@@ -415,15 +408,24 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
         record.file = record.download.finish(message.r);
         this.keepFile(record);
       } catch (error) {
-        this.finish(record, 'error', { error: (error as Error).message, errorCode: 'EHASH', result });
+        this.finish(record, 'error', { error: (error as Error).message, errorCode: 'EHASH', result, fromResult: true });
         return;
       }
     }
     if (view.op === 'rename' && typeof (result as { name?: unknown })?.name !== 'string') result = { name: board.name };
-    this.finish(record, 'ok', { result });
+    this.finish(record, 'ok', { result, fromResult: true });
   }
 
-  private finish(record: CommandRecord, status: CommandStatus, outcome: { error?: string; errorCode?: string; result?: unknown }, recordHistory = true): void {
+  /**
+   * `outcome.fromResult`: the board sent the command's `res`, so it had the claim reply of its
+   * queue entry: the history write deletes the entries up to it from the queue (§4.2).
+   */
+  private finish(
+    record: CommandRecord,
+    status: CommandStatus,
+    outcome: { error?: string; errorCode?: string; result?: unknown; fromResult?: boolean },
+    recordHistory = true,
+  ): void {
     const view = record.view;
     if (FINAL_STATUSES.has(view.status)) return;
     // Bytes of an unfinished character (output cut short) show as U+FFFD.
@@ -446,7 +448,7 @@ export class CommandDispatcher extends EventEmitter<DispatcherEvents> {
     if (record.blobSize !== null) {
       void discardUpload(this.store, view.boardId, view.cid, record.blobSize).catch(() => undefined);
     }
-    if (recordHistory) this.history.add(view.boardId, view.cid, historyRecord(view));
+    if (recordHistory) this.history.add(view.boardId, view.cid, historyRecord(view), outcome.fromResult ? record.eid : null);
     this.emit('command', view);
   }
 

@@ -10,6 +10,7 @@
 import type { FleetStore } from '../redis/fleet-store.js';
 import type { Logger } from '../log.js';
 import type { CommandView } from './command-dispatcher.js';
+import { streamIdGreater } from './command-id.js';
 
 /** How long a finished command may wait before its history is written. */
 const FLUSH_DELAY_MS = 20;
@@ -48,8 +49,14 @@ interface Finished {
   history: Record<string, string>;
 }
 
+/** A board's finished commands, and the newest queue entry it sent a result for. */
+interface BoardFinished {
+  commands: Finished[];
+  ranThrough: string | null;
+}
+
 export class HistoryWriter {
-  private queued = new Map<string, Finished[]>();
+  private queued = new Map<string, BoardFinished>();
   private count = 0;
   private timer: NodeJS.Timeout | undefined;
   /** Writes under way: flush() waits for them too, so nothing added before it is left out. */
@@ -60,10 +67,12 @@ export class HistoryWriter {
     private readonly log: Logger,
   ) {}
 
-  add(boardId: string, cid: string, history: Record<string, string>): void {
-    const list = this.queued.get(boardId);
-    if (list) list.push({ cid, history });
-    else this.queued.set(boardId, [{ cid, history }]);
+  /** `ranEid`: the command's queue entry, when the board sent its result (its claim is then done with). */
+  add(boardId: string, cid: string, history: Record<string, string>, ranEid: string | null = null): void {
+    let board = this.queued.get(boardId);
+    if (!board) this.queued.set(boardId, (board = { commands: [], ranThrough: null }));
+    board.commands.push({ cid, history });
+    if (ranEid !== null && (board.ranThrough === null || streamIdGreater(ranEid, board.ranThrough))) board.ranThrough = ranEid;
     this.count++;
     if (this.count >= FLUSH_ENTRIES) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
@@ -84,11 +93,11 @@ export class HistoryWriter {
     await Promise.all(this.writing);
   }
 
-  private async write(batch: Map<string, Finished[]>): Promise<void> {
+  private async write(batch: Map<string, BoardFinished>): Promise<void> {
     await Promise.all(
-      [...batch].map(async ([boardId, commands]) => {
+      [...batch].map(async ([boardId, { commands, ranThrough }]) => {
         try {
-          await this.store.finish(boardId, commands);
+          await this.store.finish(boardId, commands, ranThrough);
         } catch (error) {
           const cids = commands.map((command) => command.cid).join(', ');
           this.log('warn', `could not record history of command${commands.length > 1 ? 's' : ''} ${cids}: ${(error as Error).message}`);

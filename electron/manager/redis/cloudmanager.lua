@@ -20,6 +20,13 @@ local function error_text(e)
   return tostring(e)
 end
 
+-- Deletes the entries of a queue up to and including the one with id ms-seq: XTRIM MINID
+-- keeps its argument, so it gets that id's successor. Ids past 2^53 are left alone, so no
+-- float formatting reaches XTRIM (a board may claim with any AFTER).
+local function trim_through(queue, ms, seq)
+  if ms < 2 ^ 53 and seq < 2 ^ 53 then redis.call('XTRIM', queue, 'MINID', string.format('%d-%d', ms, seq + 1)) end
+end
+
 local function id_greater(a, b)
   local ams, aseq = parse_id(a)
   local bms, bseq = parse_id(b)
@@ -67,10 +74,8 @@ local function cm_claim(keys, args)
     -- The board has the reply that claimed the entries up to AFTER (its cursor only moves
     -- forward, and a reboot starts from `cur`), so it never asks for them again: delete
     -- them. An idle board's queue is then empty and holds no stream node (a 1 KB one in
-    -- Redis, for the last command it ran). XTRIM MINID keeps its argument: AFTER's successor.
-    if after_ms < 2 ^ 53 and after_seq < 2 ^ 53 then
-      redis.call('XTRIM', keys[1], 'MINID', string.format('%d-%d', after_ms, after_seq + 1))
-    end
+    -- Redis, for the last command it ran).
+    trim_through(keys[1], after_ms, after_seq)
     return { after }
   end
   local id = entries[1][1]
@@ -130,10 +135,15 @@ end
 
 -- cm_finish: the manager records finished commands of one board in its history and forgets
 -- them as pending, in one step: a command is pending or in the history, never neither.
--- KEYS[1] = cm:{ID}:pending   KEYS[2] = cm:{ID}:log   KEYS[3] = cm:{ID}:fence (optional)
+-- KEYS[1] = cm:{ID}:pending   KEYS[2] = cm:{ID}:log   KEYS[3] = cm:{ID}:cmd
+-- KEYS[4] = cm:{ID}:fence (optional)
 -- ARGV[1] = history length kept (approximately)
 -- ARGV[2] = JSON [[CID, [field1, value1, ...]], ...], oldest first
--- ARGV[3] = the manager's lease epoch (with KEYS[3]); error STALE, nothing done, when superseded
+-- ARGV[3] = the manager's lease epoch (with KEYS[4]); error STALE, nothing done, when superseded
+-- ARGV[4] = the EID of the newest of these commands whose result the board sent, or '': the
+-- board had that entry's claim reply before it ran it, so it never asks for the entries up
+-- to it again (PROTOCOL.md §4.2) and they are deleted from the queue. A board waits for
+-- work after a command without claiming, so this is what empties an idle board's queue.
 -- Returns how many commands it recorded. Several commands in one argument: a broadcast's
 -- results cost one short call per board, not a MULTI/EXEC of three commands per command
 -- (and the manager encodes one string, not two dozen arguments, per board).
@@ -150,8 +160,10 @@ local function cm_finish(keys, args)
       if type(v) ~= 'string' then return redis.error_reply('ERR cm_finish: malformed commands') end
     end
   end
-  if keys[3] then
-    local stale = fence_error(keys[3], args[3])
+  local ran_ms, ran_seq = parse_id(args[4])
+  if args[4] ~= nil and args[4] ~= '' and not ran_ms then return redis.error_reply('ERR cm_finish: malformed EID') end
+  if keys[4] then
+    local stale = fence_error(keys[4], args[3])
     if stale then return stale end
   end
   for _, command in ipairs(commands) do
@@ -160,6 +172,7 @@ local function cm_finish(keys, args)
     redis.call(unpack(xadd))
     redis.call('HDEL', keys[1], command[1])
   end
+  if ran_ms then trim_through(keys[3], ran_ms, ran_seq) end
   return #commands
 end
 

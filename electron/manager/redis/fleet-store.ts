@@ -286,13 +286,20 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     return pending;
   }
 
-  /** Records finished commands of one board in its history, out of `pending` in one step (cm_finish; values well-formed UTF-16). */
-  async finish(boardId: string, commands: Array<{ cid: string; history: Record<string, string> }>): Promise<void> {
+  /**
+   * Records finished commands of one board in its history, out of `pending` in one step
+   * (cm_finish; values well-formed UTF-16). `ranThrough`: the EID of the newest queue entry
+   * whose result the board sent; the queue's entries up to it are deleted (the board never
+   * claims them again, PROTOCOL.md §4.2).
+   */
+  async finish(boardId: string, commands: Array<{ cid: string; history: Record<string, string> }>, ranThrough: string | null = null): Promise<void> {
     if (commands.length === 0) return;
     const keys = boardKeys(boardId);
     const encoded = JSON.stringify(commands.map(({ cid, history }) => [cid, Object.entries(history).flat()]));
     const fence = this.epoch === undefined ? [] : [keys.fence];
-    await this.fenced(() => this.fcall('cm_finish', [keys.pending, keys.log, ...fence], String(HISTORY_KEPT), encoded, String(this.epoch ?? '')));
+    await this.fenced(() =>
+      this.fcall('cm_finish', [keys.pending, keys.log, keys.cmd, ...fence], String(HISTORY_KEPT), encoded, String(this.epoch ?? ''), ranThrough ?? ''),
+    );
   }
 
   async history(boardId: string, count: number): Promise<Array<Record<string, string>>> {

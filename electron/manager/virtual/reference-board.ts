@@ -275,7 +275,12 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
     return new Promise((resolve) => this.connectionWaiters.push(resolve));
   }
 
-  /** Claim, run, report; wait with XREAD BLOCK until work or the next heartbeat (§4.2). */
+  /**
+   * Claim, run, report; wait with XREAD BLOCK until work or the next heartbeat (§4.2). After a
+   * command the board waits with the command's EID as its cursor, without a claim: the wait
+   * ends at once when more work is queued, and the manager empties the queue when it records
+   * the result.
+   */
   private async commandLoop(connection: RespConnection): Promise<void> {
     let heartbeatDue = Date.now() + this.heartbeatMs;
     while (this.running && this.connection === connection) {
@@ -292,11 +297,10 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         this.after = eid;
         const rebootAfter = await this.runCommand(cid, fields);
         if (rebootAfter) return this.reboot(connection);
-        continue;
+      } else {
+        this.after = String(claimed[0]);
       }
-      const cursor = String(claimed[0]);
-      this.after = cursor;
-      heartbeatDue = await this.waitForWork(connection, cursor, heartbeatDue);
+      heartbeatDue = await this.waitForWork(connection, this.after, heartbeatDue);
     }
   }
 
@@ -307,10 +311,6 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
    */
   private async waitForWork(connection: RespConnection, cursor: string, heartbeatDue: number): Promise<number> {
     while (this.running && this.connection === connection) {
-      const wait = Math.max(1, heartbeatDue - Date.now());
-      this.blockedIn = connection;
-      const woke = await connection.call('XREAD', 'COUNT', '1', 'BLOCK', wait, 'STREAMS', this.keys.cmd, cursor).finally(() => (this.blockedIn = undefined));
-      if (woke !== null) break;
       if (Date.now() >= heartbeatDue) {
         // Acknowledged before the next request, as the MicroPython client does: two commands
         // in one packet make Valkey 8 give the connection a query buffer of its own (20 KB,
@@ -318,6 +318,11 @@ export class ReferenceBoard extends EventEmitter<ReferenceBoardEvents> {
         await this.heartbeatNow(connection);
         heartbeatDue = Date.now() + this.heartbeatMs;
       }
+      this.blockedIn = connection;
+      const woke = await connection
+        .call('XREAD', 'COUNT', '1', 'BLOCK', Math.max(1, heartbeatDue - Date.now()), 'STREAMS', this.keys.cmd, cursor)
+        .finally(() => (this.blockedIn = undefined));
+      if (woke !== null) break;
     }
     return heartbeatDue;
   }
