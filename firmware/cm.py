@@ -39,7 +39,8 @@ class Client(io.IOBase):
     on = 0       # bytes in the output buffer
     cid = None   # command whose output is being captured
     oom = 0      # a reply was too large to keep (and was skipped)
-    st = 0       # 0 connect, 1 claim, 2 wait for work, 3 continue a long operation, 4 report running out of memory
+    st = 0       # 0 connect, 1 claim, 2 wait for work, 3 continue a long operation, 4 report running out of memory,
+                 # 5 a command ended: wait for work
     op = None    # that long operation (a generator)
     after = b''  # cursor of the last claim reply seen this boot (§4.2)
     res = None   # a result not yet acknowledged by Redis
@@ -86,6 +87,12 @@ class Client(io.IOBase):
                     sys.modules.pop('cm_ops', None)
             if self.st == 1:
                 return self._claim()
+            if self.st == 5:
+                # In a step of its own, once the command's garbage can be collected: wait
+                # for the next command without a claim. The wait ends at once if one is
+                # queued; the manager deletes the last one from the queue (§4.2).
+                self._wait()
+                return 0
             if self.st == 4:
                 # The last command ran out of memory; its garbage is gone now (_end).
                 return self._end(None, self.oom)
@@ -262,7 +269,7 @@ class Client(io.IOBase):
                 ec, e = 'ENOMEM' if isinstance(x, MemoryError) else 'EFAIL', str(x)
                 e = type(x).__name__ + (': ' + e if e else '')
         self.op = None
-        self.st = 1
+        self.st = 5
         sys.modules.pop('cm_ops', None)  # holds no memory between commands
         cid = self.cid
         self.flush()
@@ -278,9 +285,6 @@ class Client(io.IOBase):
         self.x(*res)
         self.drain()
         self.res = None
-        # Wait for the next command without a claim: the wait ends at once if one is queued,
-        # and the manager deletes this one from the queue with the result (§4.2).
-        self._wait()
         return 0
 
     # --- captured output: a stream for os.dupterm, and print() where there is none ----
