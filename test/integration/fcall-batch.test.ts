@@ -49,6 +49,27 @@ describe('cm_batch on one server', () => {
     expect(again.eid).toMatch(/^\d+-\d+$/);
   });
 
+  it("sends a broadcast's shared arguments once: each board still gets its own command id, code and meta", async () => {
+    const boards = newBoards(300);
+    const fcalls = vi.spyOn(redis, 'fcall');
+    const queued = await Promise.all(boards.map((id, n) => store.enqueue(id, `cs${serial}x${n}`, meta, execFields('print("same")'), 10)));
+    const batchArgs = fcalls.mock.calls.filter(([fn]) => fn === 'cm_batch').flatMap(([, , ...args]) => args);
+    fcalls.mockRestore();
+    // Most calls went as '=' (a call made in another millisecond starts a new run).
+    expect(batchArgs.filter((arg) => arg === '=').length).toBeGreaterThan(boards.length / 2);
+    for (const [n, id] of boards.entries()) {
+      const [[eid, fields]] = (await redis.xrange(boardKeys(id).cmd, '-', '+')) as [[string, string[]]];
+      expect(eid).toBe(queued[n]!.eid);
+      expect(fields).toEqual(['i', `cs${serial}x${n}`, ...execFields('print("same")')]);
+      expect(JSON.parse((await redis.hget(boardKeys(id).pending, `cs${serial}x${n}`))!)).toMatchObject({ ...meta, e: eid });
+    }
+    // A repeat with nothing before it is refused, and nothing is done.
+    const [lone] = newBoards(1) as [string];
+    const { cmd, seen, pending } = boardKeys(lone);
+    await expect(redis.fcall('cm_batch', 0, '=', '3', cmd, seen, pending, '1', 'cx')).rejects.toThrow(/malformed call/);
+    expect(await redis.exists(cmd)).toBe(0);
+  });
+
   it('records results of many boards; a superseded manager records none of its batch', async () => {
     const [mine, taken] = newBoards(2) as [string, string];
     for (const id of [mine, taken]) await store.enqueue(id, `c${id}`, meta, execFields('print(1)'), 10);

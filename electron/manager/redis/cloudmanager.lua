@@ -184,20 +184,34 @@ end
 -- the node serving its boards. No allow-oom: at maxmemory the batch is refused as each of
 -- its calls would be.
 -- ARGV = for each call in turn: function name, key count, keys…, argument count, arguments…
+-- A call named '=' takes one argument: it repeats the previous call's function and arguments
+-- with that first argument instead. A broadcast's thousands of cm_enqueue calls differ only
+-- in their keys and CID: sent so, a print(1) to a board is about 140 bytes, not 350 (less
+-- for Redis to read and the manager to build: measured at 10,000 boards, the manager's CPU
+-- per broadcast went from 1.8-2.2 s to 1.7-1.8 s and its peak RSS down by 20 MB).
 -- Returns for each call {1, its reply} or {0, its error} (a key not served by this node,
 -- "non local key", fails that call alone; the manager sends it again on its own).
 local batchable = { cm_enqueue = cm_enqueue, cm_cancel = cm_cancel, cm_finish = cm_finish }
 
 local function cm_batch(_, args)
   local replies, i = {}, 1
+  local last_name, last_args
   while i <= #args do
-    local fn, nkeys = batchable[args[i]], tonumber(args[i + 1])
+    local name, nkeys = args[i], tonumber(args[i + 1])
     if not nkeys then return redis.error_reply('ERR cm_batch: malformed call') end
     local call_keys = { unpack(args, i + 2, i + 1 + nkeys) }
     local nargs = tonumber(args[i + 2 + nkeys])
     if not nargs then return redis.error_reply('ERR cm_batch: malformed call') end
     local call_args = { unpack(args, i + 3 + nkeys, i + 2 + nkeys + nargs) }
     i = i + 3 + nkeys + nargs
+    if name == '=' then
+      if not last_args or nargs ~= 1 then return redis.error_reply('ERR cm_batch: malformed call') end
+      local repeated = { call_args[1] }
+      for k = 2, #last_args do repeated[k] = last_args[k] end
+      name, call_args = last_name, repeated
+    end
+    last_name, last_args = name, call_args
+    local fn = batchable[name]
     if not fn then
       replies[#replies + 1] = { 0, 'ERR cm_batch: not a batchable function' }
     else

@@ -70,7 +70,12 @@ export class FcallBatcher {
   }
 
   private async send(node: Redis, calls: PendingCall[]): Promise<void> {
-    const args = calls.flatMap((call) => [call.fn, String(call.keys.length), ...call.keys, String(call.args.length), ...call.args]);
+    const args: Array<string | Buffer> = [];
+    calls.forEach((call, index) => {
+      // A call like the one before but for its first argument (a broadcast's CIDs) goes as '=' (cloudmanager.lua).
+      if (index > 0 && repeatsAllButFirst(calls[index - 1]!, call)) args.push('=', String(call.keys.length), ...call.keys, '1', call.args[0]!);
+      else args.push(call.fn, String(call.keys.length), ...call.keys, String(call.args.length), ...call.args);
+    });
     const commands = node as unknown as FcallCommand;
     let replies: unknown[];
     try {
@@ -94,4 +99,15 @@ export class FcallBatcher {
   private alone(call: PendingCall): void {
     this.single(call.fn, call.keys, call.args).then(call.resolve, call.reject);
   }
+}
+
+/** The same function and the same arguments but (maybe) the first. */
+function repeatsAllButFirst(previous: PendingCall, call: PendingCall): boolean {
+  if (previous.fn !== call.fn || previous.args.length !== call.args.length || call.args.length === 0) return false;
+  for (let index = 1; index < call.args.length; index++) {
+    const a = previous.args[index]!;
+    const b = call.args[index]!;
+    if (typeof a === 'string' ? a !== b : typeof b === 'string' || !a.equals(b)) return false;
+  }
+  return true;
 }
