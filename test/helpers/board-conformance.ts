@@ -391,10 +391,17 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
       }
     });
 
+    /** The proxy's view of one board's heartbeats and claims (any claim, with or without a command). */
+    const requestsOf = (name: string) => {
+      const keys = boardKeys(lab.credentials(name).id);
+      return {
+        heartbeat: ({ request }: { request: string[] }) => request[0] === 'XADD' && request[1] === keys.up && request.includes('hb'),
+        claim: ({ request }: { request: string[] }) => request[0] === 'FCALL' && request[1] === 'cm_claim' && request[3] === keys.cmd,
+      };
+    };
+
     it('waits again after a heartbeat, without a claim: nothing came after its cursor (§4.2)', async () => {
-      const keys = boardKeys(lab.credentials(board(2)).id);
-      const heartbeat = ({ request }: { request: string[] }) => request[0] === 'XADD' && request[1] === keys.up && request.includes('hb');
-      const claim = ({ request }: { request: string[] }) => request[0] === 'FCALL' && request[1] === 'cm_claim' && request[3] === keys.cmd;
+      const { heartbeat, claim } = requestsOf(board(2));
       // The first heartbeat may be the one a board sends before the claim that follows a
       // command (§4.2: due heartbeats go first); the second ends a wait that timed out.
       await lab.proxy.delayReply(heartbeat, 0, 2).hit;
@@ -408,9 +415,7 @@ export function describeBoardConformance(kind: string, createLab: () => Promise<
 
     it('waits for the next command without a claim after running one (§4.2)', async () => {
       const name = board(2);
-      const keys = boardKeys(lab.credentials(name).id);
-      const heartbeat = ({ request }: { request: string[] }) => request[0] === 'XADD' && request[1] === keys.up && request.includes('hb');
-      const claim = ({ request }: { request: string[] }) => request[0] === 'FCALL' && request[1] === 'cm_claim' && request[3] === keys.cmd;
+      const { heartbeat, claim } = requestsOf(name);
       const claims = lab.proxy.delayReply(claim, 0, 1_000);
       expect(text(await run(name, { op: 'exec', code: 'print("once")' }))).toBe('once\n');
       // Two heartbeats later the board is surely waiting again (the first may have been sent while it ran).

@@ -1,4 +1,7 @@
-/** Command ids (CIDs, firmware/PROTOCOL.md): the time in base 36 and 6 random bytes, base64url. */
+/**
+ * Command ids (CIDs, firmware/PROTOCOL.md): the time in base 36 and 6 random bytes, base64url;
+ * and the order of the queue entry ids (EIDs) Redis gives the commands.
+ */
 import { randomBytes } from 'node:crypto';
 
 /** Stream entry ids compared as §2 says: the ms part, then the sequence. */
