@@ -70,6 +70,21 @@ describe('cm_batch on one server', () => {
     expect(await redis.exists(cmd)).toBe(0);
   });
 
+  it("keeps each command's meta with its entry id, and refuses a meta that is no JSON object with nothing queued", async () => {
+    const [id] = newBoards(1) as [string];
+    const { cmd, seen, pending } = boardKeys(id);
+    const enqueue = async (cid: string, metaJson: string) =>
+      ((await redis.fcall('cm_enqueue', 3, cmd, seen, pending, cid, String(Date.now()), '10', metaJson, ...execFields('1'))) as string[])[1];
+    const metaOf = async (cid: string) => JSON.parse((await redis.hget(pending, cid))!) as unknown;
+    const empty = await enqueue('ce1', '{}');
+    expect(await metaOf('ce1')).toEqual({ e: empty });
+    const tricky = { op: 'exec', e: 'not-the-id', summary: 'print("} {")' };
+    const eid = await enqueue('ce2', JSON.stringify(tricky));
+    expect(await metaOf('ce2')).toEqual({ ...tricky, e: eid });
+    for (const bad of ['[1]', '"text"', '', '{"op":"exec"']) await expect(enqueue('ce3', bad)).rejects.toThrow(/meta must be a JSON object/);
+    expect([await redis.xlen(cmd), await redis.hexists(pending, 'ce3'), await redis.zscore(seen, 'ce3')]).toEqual([2, 0, null]);
+  });
+
   it('records results of many boards; a superseded manager records none of its batch', async () => {
     const [mine, taken] = newBoards(2) as [string, string];
     for (const id of [mine, taken]) await store.enqueue(id, `c${id}`, meta, execFields('print(1)'), 10);

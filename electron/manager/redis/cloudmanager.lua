@@ -105,12 +105,18 @@ local function cm_enqueue(keys, args)
   if redis.call('HLEN', keys[3]) >= max_pending then
     return redis.error_reply('QUEUEFULL the board has ' .. max_pending .. ' commands waiting')
   end
+  -- The meta gets `e` by splicing, not decoding and encoding it again: a broadcast enqueues
+  -- thousands in one go (JSON readers take the last of a repeated name, so `e` wins).
+  local meta = args[4]
+  if type(meta) ~= 'string' or string.sub(meta, 1, 1) ~= '{' or string.sub(meta, -1) ~= '}' then
+    return redis.error_reply('ERR cm_enqueue: meta must be a JSON object')
+  end
   local xadd = { 'XADD', keys[1], '*', 'i', cid }
   for i = 5, #args do xadd[#xadd + 1] = args[i] end
   local eid = redis.call(unpack(xadd))
-  local meta = cjson.decode(args[4])
-  meta.e = eid
-  redis.call('HSET', keys[3], cid, cjson.encode(meta))
+  local body = string.sub(meta, 2, -2)
+  local comma = string.find(body, '%S') and ',' or ''
+  redis.call('HSET', keys[3], cid, '{' .. body .. comma .. '"e":"' .. eid .. '"}')
   redis.call('ZADD', keys[2], now, cid)
   -- Forget CIDs older than a day; the manager never reuses one within that time.
   redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', now - 86400000)
@@ -249,8 +255,8 @@ local function read_uplink(up, state, after, count, max_entry, max_reply)
   local seen, held, taken, full = 0, 0, 0, false
   -- A few entries at a time: a board's megabyte entries are never all copied into Lua at once.
   while taken < count and not full do
-    local entries = redis.call('XRANGE', up, '(' .. after, '+', 'COUNT', math.min(8, count - taken))
-    if #entries == 0 then break end
+    local asked = math.min(8, count - taken)
+    local entries = redis.call('XRANGE', up, '(' .. after, '+', 'COUNT', asked)
     for _, entry in ipairs(entries) do
       local size = 0
       for _, v in ipairs(entry[2]) do size = size + #v end
@@ -268,6 +274,9 @@ local function read_uplink(up, state, after, count, max_entry, max_reply)
       taken = taken + 1
       after = entry[1]
     end
+    -- Fewer than asked: that was the end of the stream (no XRANGE more to find nothing, which
+    -- was one call per board read: 10,000 per broadcast to 10,000 boards).
+    if #entries < asked then break end
   end
   reply[2] = seen
   return reply, held
