@@ -220,6 +220,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
         await this.guard.start();
       }
       this.store = new FleetStore(this.redis, (address, error) => this.log('warn', `redis node ${address}: ${error.message}`));
+      this.store.on('otherLibrary', () =>
+        this.log(
+          'warn',
+          'this Redis holds the functions of another Cloudmanager version: they stay until this manager becomes the active one (run the same version on every manager)',
+        ),
+      );
       this.context = standbyAwareContext(() => this.activeServices(), {
         staged: this.staged,
         status: () => this.status(),

@@ -1,6 +1,7 @@
 #!lua name=cloudmanager
 -- Redis functions of the wire contract (firmware/PROTOCOL.md §5). Loaded by the manager
--- with FUNCTION LOAD REPLACE on every connect. Every function names only keys of one
+-- (function-library.ts: where missing, or by the active manager over another version's).
+-- Every function names only keys of one
 -- board, which share the {ID} hash tag, so the library works on Redis Cluster too; the
 -- two *_many functions take the keys of many boards in ARGV and are sent to the node
 -- that serves them.
@@ -440,3 +441,8 @@ redis.register_function { function_name = 'cm_uplink_trim_many', callback = cm_u
 redis.register_function { function_name = 'cm_lease_acquire', callback = cm_lease_acquire, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'cm_lease_release', callback = cm_lease_release, flags = { 'allow-oom' } }
 redis.register_function('cm_mgr_publish', cm_mgr_publish)
+
+-- cm_library_version: which version of this library is loaded (function-library.ts fills in a
+-- hash of this source when it loads it): only the active manager replaces another version's.
+local LIBRARY_VERSION = '@CM_LIBRARY_VERSION@'
+redis.register_function { function_name = 'cm_library_version', callback = function() return LIBRARY_VERSION end, flags = { 'no-writes', 'allow-stale', 'allow-oom' } }

@@ -5,7 +5,7 @@
  * manager never sees ioredis.
  */
 import { callLoadingFunctions, isStaleReply } from './function-call.js';
-import { readFileSync } from 'node:fs';
+import { ensureLibrary } from './function-library.js';
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { boardIdFromStateChannel, boardIdFromUplinkChannel, boardKeys, managerKeys, STATE_NOTIFY_PATTERN, UPLINK_NOTIFY_PATTERN } from './keys.js';
@@ -19,8 +19,6 @@ import { UplinkCalls, type UplinkBatch, type UplinkReadLimits } from './uplink-c
 import { ManagerError, type ErrorKind } from '../errors.js';
 
 export type { UplinkBatch, UplinkEntry } from './uplink-calls.js';
-
-const FUNCTION_LIBRARY = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
 
 export class QueueFullError extends ManagerError {
   override name = 'QueueFullError';
@@ -40,6 +38,8 @@ export interface StoreEvents {
   resync: [];
   /** Redis refused this manager's epoch (STALE): another manager took the lease; stop acting. */
   stale: [message: string];
+  /** A primary holds another version's function library, left as it is (not the active manager). */
+  otherLibrary: [];
 }
 
 /** A fenced function refused the manager's epoch: another manager is active now (cloudmanager.lua). */
@@ -117,9 +117,14 @@ export class FleetStore extends EventEmitter<StoreEvents> {
     await this.users.start();
   }
 
-  /** FUNCTION LOAD REPLACE on every primary (replicas get the library by replication). */
+  /**
+   * This version's function library on every primary (replicas get it by replication): loaded
+   * where there is none; another version's is replaced only by the active manager, the one
+   * with an epoch (function-library.ts says why).
+   */
   async loadFunctions(): Promise<void> {
-    await Promise.all(this.nodes.primaries().map((primary) => primary.call('FUNCTION', 'LOAD', 'REPLACE', FUNCTION_LIBRARY)));
+    const outcomes = await Promise.all(this.nodes.primaries().map((primary) => ensureLibrary(primary, this.epoch !== undefined)));
+    if (outcomes.includes('other-version')) this.emit('otherLibrary');
   }
 
   private async enableNotifications(node: Redis): Promise<void> {
