@@ -1,10 +1,9 @@
 #!lua name=cloudmanager
 -- Redis functions of the wire contract (firmware/PROTOCOL.md §5). Loaded by the manager
 -- (function-library.ts: where missing, or by the active manager over another version's).
--- Every function names only keys of one
--- board, which share the {ID} hash tag, so the library works on Redis Cluster too; the
--- two *_many functions take the keys of many boards in ARGV and are sent to the node
--- that serves them.
+-- Every function names only keys of one board, which share the {ID} hash tag, so the
+-- library works on Redis Cluster too; the two *_many functions take the keys of many
+-- boards in ARGV and are sent to the node that serves them.
 
 local function parse_id(id)
   -- A stream entry id "ms-seq" as two numbers; nil for anything else (a board may have
