@@ -1,12 +1,12 @@
 /** `mbm server-start`, `server-stop`, `server-status`, and `sim` (virtual boards). */
-import { Manager, DEFAULT_API_PORT, DEFAULT_REDIS_PORT } from '../manager/manager.js';
+// The service and the virtual fleets are loaded by the verbs that run them (server-start
+// --foreground, sim): every other verb is a small API client and starts faster without them.
+import { DEFAULT_API_PORT, DEFAULT_REDIS_PORT } from '../manager/service-ports.js';
 import { DEFAULT_DISCOVERY_PORT } from '../manager/discovery/discovery-message.js';
 import type { LogLevel } from '../manager/log.js';
 import { formatLogLine } from '../manager/file-log.js';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { startVirtualFleet } from '../manager/virtual/virtual-fleet.js';
-import { startMicroPythonFleet } from '../manager/virtual/micropython-fleet.js';
 import { VIRTUAL_BOARD_MARKER, VirtualBoardFolderError } from '../manager/virtual/virtual-board-folders.js';
 import { CliError, intOption, untilInterrupted, write, type VerbSpec } from './cli-framework.js';
 import { connectService, dataDirOf, findService, startInBackground, stopService } from './service-control.js';
@@ -105,6 +105,7 @@ export const serverStart: VerbSpec = {
       return 0;
     }
     const log = logWriter(out, Boolean(values.verbose));
+    const { Manager } = await import('../manager/manager.js');
     const manager = new Manager({
       dataDir,
       redisPort,
@@ -256,6 +257,7 @@ export const sim: VerbSpec = {
       prefix = (values.prefix as string | undefined) ?? 'mp';
       const status = await api.call('status', {});
       const root = (values.fs as string | undefined) ?? path.join(dataDirOf(values), 'virtual-boards');
+      const { startMicroPythonFleet } = await import('../manager/virtual/micropython-fleet.js');
       const fleet = await startMicroPythonFleet({
         api,
         count,
@@ -275,6 +277,7 @@ export const sim: VerbSpec = {
       close = () => fleet.close();
     } else {
       prefix = (values.prefix as string | undefined) ?? 'sim';
+      const { startVirtualFleet } = await import('../manager/virtual/virtual-fleet.js');
       const fleet = await startVirtualFleet({ api, count, prefix, fsRoot: values.fs as string | undefined, fresh: values.fresh === true, onProgress }).catch(
         refusedFolder,
       );

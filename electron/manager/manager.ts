@@ -51,9 +51,9 @@ import { packageRoot, packageVersion } from './package-info.js';
 import { embeddedConnectionGuard, startEmbeddedRedisServer, startSlotReserve } from './embedded-redis.js';
 import { tuneHeapGrowth } from './heap-tuning.js';
 
-export const DEFAULT_REDIS_PORT = 18266;
-/** Port of the API and the UI, when free (a stable address for bookmarks and the window). */
-export const DEFAULT_API_PORT = 18267;
+import { DEFAULT_API_PORT, DEFAULT_REDIS_PORT } from './service-ports.js';
+
+export { DEFAULT_API_PORT, DEFAULT_REDIS_PORT };
 
 export interface ManagerOptions {
   dataDir: string;
