@@ -12,7 +12,8 @@ import { app, BrowserWindow, dialog, ipcMain, Menu, nativeImage, Notification, s
 import type { MenuItemConstructorOptions } from 'electron';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_API_PORT, Manager, type ManagerOptions } from '../manager/manager.js';
+import { Manager, type ManagerOptions } from '../manager/manager.js';
+import { DEFAULT_API_PORT } from '../manager/service-ports.js';
 import { dataPaths, defaultDataDir } from '../manager/data-dir.js';
 import { createFileLog } from '../manager/file-log.js';
 import { readDesktopSettings, writeDesktopSettings, type DesktopSettings } from './desktop-settings.js';

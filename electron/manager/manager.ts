@@ -50,10 +50,7 @@ import { silentLogger, type Logger } from './log.js';
 import { packageRoot, packageVersion } from './package-info.js';
 import { embeddedConnectionGuard, startEmbeddedRedisServer, startSlotReserve } from './embedded-redis.js';
 import { tuneHeapGrowth } from './heap-tuning.js';
-
-import { DEFAULT_API_PORT, DEFAULT_REDIS_PORT } from './service-ports.js';
-
-export { DEFAULT_API_PORT, DEFAULT_REDIS_PORT };
+import { DEFAULT_REDIS_PORT } from './service-ports.js';
 
 export interface ManagerOptions {
   dataDir: string;

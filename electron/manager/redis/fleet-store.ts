@@ -123,8 +123,8 @@ export class FleetStore extends EventEmitter<StoreEvents> {
    * with an epoch (function-library.ts says why).
    */
   async loadFunctions(): Promise<void> {
-    const outcomes = await Promise.all(this.nodes.primaries().map((primary) => ensureLibrary(primary, this.epoch !== undefined)));
-    if (outcomes.includes('other-version')) this.emit('otherLibrary');
+    const keptOther = await Promise.all(this.nodes.primaries().map((primary) => ensureLibrary(primary, this.epoch !== undefined)));
+    if (keptOther.includes(true)) this.emit('otherLibrary');
   }
 
   private async enableNotifications(node: Redis): Promise<void> {

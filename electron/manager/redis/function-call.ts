@@ -10,11 +10,16 @@ export function isStaleReply(error: unknown): boolean {
   return /^STALE /.test((error as Error)?.message ?? '');
 }
 
+/** Redis has no function of that name: the library is missing, or is another version's. */
+export function isFunctionNotFound(error: unknown): boolean {
+  return /Function not found/i.test((error as Error)?.message ?? '');
+}
+
 export async function callLoadingFunctions<T>(send: () => Promise<T>, loadFunctions: () => Promise<void>): Promise<T> {
   try {
     return await send();
   } catch (error) {
-    if (!/Function not found/i.test((error as Error).message ?? '')) throw error;
+    if (!isFunctionNotFound(error)) throw error;
     await loadFunctions();
     return send();
   }

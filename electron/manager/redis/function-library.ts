@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { isFunctionNotFound } from './function-call.js';
 
 const SOURCE = readFileSync(new URL('./cloudmanager.lua', import.meta.url), 'utf8');
 const PLACEHOLDER = '@CM_LIBRARY_VERSION@';
@@ -20,26 +21,24 @@ export const LIBRARY_VERSION = createHash('sha256').update(SOURCE).digest('hex')
 /** What FUNCTION LOAD gets: the source with its version filled in. */
 export const FUNCTION_LIBRARY = SOURCE.replace(PLACEHOLDER, LIBRARY_VERSION);
 
-/** What one primary had, and what was done about it. */
-export type LibraryOutcome = 'current' | 'loaded' | 'replaced' | 'other-version';
-
 /**
  * Makes sure `primary` has this version's library: loads it where there is none, and where
  * another version's is loaded replaces it only with `replaceOtherVersion` (the active manager).
  * A library without cm_library_version (from before versions were stamped) is another version.
+ * Returns true when it left another version's library in place.
  */
-export async function ensureLibrary(primary: Redis, replaceOtherVersion: boolean): Promise<LibraryOutcome> {
+export async function ensureLibrary(primary: Redis, replaceOtherVersion: boolean): Promise<boolean> {
   let loaded: string | null;
   try {
     loaded = String(await primary.call('FCALL', 'cm_library_version', '0'));
   } catch (error) {
-    if (!/Function not found/i.test((error as Error).message ?? '')) throw error;
+    if (!isFunctionNotFound(error)) throw error;
     const libraries = (await primary.call('FUNCTION', 'LIST', 'LIBRARYNAME', 'cloudmanager')) as unknown[];
     // LIBRARYNAME matches by pattern: only an exact name counts.
     loaded = libraries.some((library) => Array.isArray(library) && String(library[1]) === 'cloudmanager') ? '' : null;
   }
-  if (loaded === LIBRARY_VERSION) return 'current';
-  if (loaded !== null && !replaceOtherVersion) return 'other-version';
+  if (loaded === LIBRARY_VERSION) return false;
+  if (loaded !== null && !replaceOtherVersion) return true;
   await primary.call('FUNCTION', 'LOAD', 'REPLACE', FUNCTION_LIBRARY);
-  return loaded === null ? 'loaded' : 'replaced';
+  return false;
 }
