@@ -8,6 +8,9 @@
 //                  rtt_median_split_ms: each part's median over all samples
 //   broadcast_s    print(1) sent to all boards → every result back (median of --rounds; broadcast_rounds_s: each, in order)
 //   manager_cpu_s_per_broadcast  the manager's CPU seconds (user + system) per broadcast round
+//   broadcast_cpu_s  CPU seconds per broadcast round of the manager, redis-server (every node), the virtual
+//                  boards' processes and their total: on a machine shared with the boards, the broadcast's
+//                  time is about this total over the cores (less noisy than the time itself for an A/B)
 //   redis_bytes_per_board  (Redis used_memory with the boards connected and idle − before any board
 //                  existed) / N, summed over every primary; "idle" is after the broadcasts, no command for
 //                  3 s, averaged over two heartbeat periods (redis_bytes_per_board_range: lowest, highest)
@@ -32,7 +35,8 @@
 // commandstats and memory per board; bench/fleet-profile.mjs); then
 // `node scripts/cpuprofile-summary.mjs /tmp/cm-prof` sums the manager's CPU per function and file in those windows.
 // Where the manager's memory goes: --heap-snapshot-dir DIR writes a V8 heap snapshot of the idle manager there;
-// --manager-node-args='--max-semi-space-size=8 …' tries V8/Node options on the manager alone.
+// --manager-node-args='--max-semi-space-size=8 …' tries V8/Node options on the manager alone;
+// --boards-node-args the same on the virtual boards' processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
 // With several combinations each gets a subfolder <redis>-<boards> of those folders.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -60,6 +64,7 @@ const { values } = parseArgs({
     'cpu-prof-dir': { type: 'string' },
     'heap-snapshot-dir': { type: 'string' },
     'manager-node-args': { type: 'string' },
+    'boards-node-args': { type: 'string' },
     managers: { type: 'string', default: '1' },
   },
 });
@@ -216,10 +221,11 @@ async function runFleet({ redis, boards }) {
     // event loop, so a board among 2,500 waits behind its neighbours' heartbeats, which a real chip never does.
     const processes = Math.ceil(fleetBoards / perProcess);
     const connectStart = performance.now();
-    if (rttAlone) start(['sim', '--boards', '1', '--prefix', 'v0'], 'the RTT board');
+    const boardNodeArgs = values['boards-node-args']?.split(' ').filter(Boolean) ?? [];
+    if (rttAlone) start(['sim', '--boards', '1', '--prefix', 'v0'], 'the RTT board', boardNodeArgs);
     for (let index = 0; index < processes; index++) {
       const count = Math.min(perProcess, fleetBoards - index * perProcess);
-      start(['sim', '--boards', String(count), '--prefix', `v${index + 1}`], `virtual boards ${index + 1}`);
+      start(['sim', '--boards', String(count), '--prefix', `v${index + 1}`], `virtual boards ${index + 1}`, boardNodeArgs);
     }
     await waitUntil(async () => (await api.call('status', {})).boards.online === boards, 600_000, `${boards} boards online`);
     const connectS = (performance.now() - connectStart) / 1000;
@@ -296,10 +302,22 @@ async function runFleet({ redis, boards }) {
 
     const broadcasts = [];
     let broadcastCpuS = 0;
+    // Every process's CPU, for broadcast_cpu_s (the bench's own is left out: it is the client).
+    const serverPid = (await activeApi.call('status', {})).redis.pid;
+    const redisServerPids = lab ? lab.pids() : serverPid ? [serverPid] : [];
+    const boardPids = children.slice(managerProcesses).map((child) => child.pid);
+    const sum = (values) => values.reduce((total, value) => total + (value ?? 0), 0);
+    const cpuOfAll = async () => ({
+      manager: await cpuSeconds(manager.pid),
+      ...(redisServerPids.length > 0 ? { redis: sum(await Promise.all(redisServerPids.map(cpuSeconds))) } : {}),
+      boards: sum(await Promise.all(boardPids.map(cpuSeconds))),
+    });
+    const allCpuS = {};
     let standbyCpuS = 0;
     const driven = standbys.at(-1)?.child;
     for (let round = 0; round < rounds; round++) {
       const cpuBefore = await cpuSeconds(manager.pid);
+      const allBefore = await cpuOfAll();
       const standbyCpuBefore = driven ? await cpuSeconds(driven.pid) : 0;
       const closeWindow = await profile?.beginWindow(`broadcast ${round + 1}`);
       const began = performance.now();
@@ -309,6 +327,7 @@ async function runFleet({ redis, boards }) {
       const statuses = await Promise.all(commands.map((command) => resultOf(command.cid)));
       broadcasts.push((performance.now() - began) / 1000);
       broadcastCpuS += (await cpuSeconds(manager.pid)) - cpuBefore;
+      for (const [name, value] of Object.entries(await cpuOfAll())) allCpuS[name] = (allCpuS[name] ?? 0) + value - allBefore[name];
       if (driven) standbyCpuS += (await cpuSeconds(driven.pid)) - standbyCpuBefore;
       await closeWindow?.();
       const failed = statuses.filter((command) => command.status !== 'ok');
@@ -360,6 +379,9 @@ async function runFleet({ redis, boards }) {
       redis_bytes_per_board_range: [perBoard(idle.min), perBoard(idle.max)],
       idle_cpu_s_per_s: idleCpuPerS,
       manager_cpu_s_per_broadcast: Number((broadcastCpuS / rounds).toFixed(2)),
+      broadcast_cpu_s: Object.fromEntries(
+        Object.entries({ ...allCpuS, total: sum(Object.values(allCpuS)) }).map(([name, value]) => [name, Number((value / rounds).toFixed(2))]),
+      ),
       manager_rss_mb: managerRss,
       manager_rss_peak_mb: managerPeakRss,
       redis_rss_mb: redisRss === null ? null : Math.round(redisRss * 10) / 10,
