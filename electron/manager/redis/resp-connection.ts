@@ -92,6 +92,8 @@ export class RespConnection extends EventEmitter {
   private outbox: Buffer[] = [];
   private outboxPending: Pending[] = [];
   private state: State = 'open';
+  /** The socket holds this tick's writes until process.nextTick (see send). */
+  private corked = false;
   private cause: Error | undefined;
 
   /** Connect; resolves once TCP is established (no command is sent). */
@@ -219,8 +221,20 @@ export class RespConnection extends EventEmitter {
       return;
     }
     pending.written = true;
+    // Requests made in one tick leave in one write: a board's output, result and next wait
+    // are one syscall and one wake-up of Redis, not three (a broadcast is 10,000 of them).
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     this.socket.write(bytes);
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   /** Write everything held back as one buffer (fewer syscalls than one write each). */
   private flushOutbox(): void {
