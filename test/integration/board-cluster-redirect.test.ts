@@ -8,7 +8,6 @@
  * its keys live, and a command sent afterwards runs once, with its output.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,8 +22,8 @@ import { ReferenceBoard } from '../../electron/manager/virtual/reference-board.j
 import { waitFor } from '../helpers/lab.js';
 import { enqueueExec as enqueueOn } from '../helpers/manager-stand-in.js';
 import { startClusterLab, type RedisLab } from '../helpers/redis-cluster-lab.js';
+import { FUNCTION_LIBRARY as LIBRARY } from '../../electron/manager/redis/function-library.js';
 
-const LIBRARY = readFileSync(new URL('../../electron/manager/redis/cloudmanager.lua', import.meta.url), 'utf8');
 const HOST = '127.0.0.1';
 type Kind = 'reference' | 'micropython';
 interface Entry {

@@ -8,7 +8,6 @@
  * the board made while its node was a replica.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,8 +23,8 @@ import { ReferenceBoard } from '../../electron/manager/virtual/reference-board.j
 import { waitFor } from '../helpers/lab.js';
 import { enqueueExec } from '../helpers/manager-stand-in.js';
 import { startPlainRedis } from '../helpers/plain-redis.js';
+import { FUNCTION_LIBRARY as LIBRARY } from '../../electron/manager/redis/function-library.js';
 
-const LIBRARY = readFileSync(new URL('../../electron/manager/redis/cloudmanager.lua', import.meta.url), 'utf8');
 const HOST = '127.0.0.1';
 const cleanups: Array<() => Promise<unknown> | void> = [];
 

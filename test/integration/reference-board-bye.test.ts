@@ -6,7 +6,6 @@
  * user; the test plays the manager's part and reads the uplink as the manager would.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { boardAclRules } from '../../electron/manager/redis/acl.js';
@@ -14,8 +13,8 @@ import { boardKeys, boardUser } from '../../electron/manager/redis/keys.js';
 import { ReferenceBoard } from '../../electron/manager/virtual/reference-board.js';
 import { waitFor } from '../helpers/lab.js';
 import { startPlainRedis } from '../helpers/plain-redis.js';
+import { FUNCTION_LIBRARY as LIBRARY } from '../../electron/manager/redis/function-library.js';
 
-const LIBRARY = readFileSync(new URL('../../electron/manager/redis/cloudmanager.lua', import.meta.url), 'utf8');
 const cleanups: Array<() => Promise<unknown> | void> = [];
 
 afterEach(async () => {

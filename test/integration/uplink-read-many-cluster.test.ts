@@ -5,7 +5,6 @@
  * read, or lost, when the map is out of date (a slot moved, a failover). Real 3-primary
  * cluster on loopback.
  */
-import { readFileSync } from 'node:fs';
 import { Cluster, type Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ClusterFcall } from '../../electron/manager/redis/cluster-fcall.js';
@@ -13,8 +12,8 @@ import { boardKeys } from '../../electron/manager/redis/keys.js';
 import { slotOf } from '../../electron/manager/redis/redis-nodes.js';
 import { UplinkCalls } from '../../electron/manager/redis/uplink-calls.js';
 import { startClusterLab, type RedisLab } from '../helpers/redis-cluster-lab.js';
+import { FUNCTION_LIBRARY as LIBRARY } from '../../electron/manager/redis/function-library.js';
 
-const LIBRARY = readFileSync(new URL('../../electron/manager/redis/cloudmanager.lua', import.meta.url), 'utf8');
 const LIMITS = { count: 128, maxEntryBytes: 32 * 1024, maxBytes: 128 * 1024, maxTotalBytes: 1024 * 1024 };
 
 describe('uplink rounds on a Redis Cluster', () => {
