@@ -306,7 +306,7 @@ async function runFleet({ redis, boards }) {
     const serverPid = (await activeApi.call('status', {})).redis.pid;
     const redisServerPids = lab ? lab.pids() : serverPid ? [serverPid] : [];
     const boardPids = children.slice(managerProcesses).map((child) => child.pid);
-    const sum = (values) => values.reduce((total, value) => total + (value ?? 0), 0);
+    const sum = (numbers) => numbers.reduce((total, value) => total + (value ?? 0), 0);
     const cpuOfAll = async () => ({
       manager: await cpuSeconds(manager.pid),
       ...(redisServerPids.length > 0 ? { redis: sum(await Promise.all(redisServerPids.map(cpuSeconds))) } : {}),
