@@ -229,13 +229,15 @@ async function runFleet({ redis, boards }) {
     }
     await waitUntil(async () => (await api.call('status', {})).boards.online === boards, 600_000, `${boards} boards online`);
     const connectS = (performance.now() - connectStart) / 1000;
+    // redis-server's processes: every node of a lab cluster, the embedded one, or none known (--redis-url).
+    const embeddedPid = (await activeApi.call('status', {})).redis.pid;
+    const redisPids = lab ? lab.pids() : embeddedPid ? [embeddedPid] : [];
 
     let profile = null;
     if (profileDir) {
-      const redisPid = (await activeApi.call('status', {})).redis.pid;
       const processesOf = () => ({
         manager: manager.pid,
-        ...(redisPid ? { redis: redisPid } : {}),
+        ...(embeddedPid ? { redis: embeddedPid } : {}),
         bench: process.pid,
         ...Object.fromEntries(standbys.map((standby, index) => [`standby_${index + 1}`, standby.child.pid])),
         ...Object.fromEntries(children.slice(managerProcesses).map((child, index) => [`boards_${index + 1}`, child.pid])),
@@ -301,22 +303,18 @@ async function runFleet({ redis, boards }) {
     const rttMedianSplit = Object.fromEntries(['request', 'to_start', 'on_board', 'to_client'].map((key) => [key, Math.round(medianOf(key) * 10) / 10]));
 
     const broadcasts = [];
-    let broadcastCpuS = 0;
     // Every process's CPU, for broadcast_cpu_s (the bench's own is left out: it is the client).
-    const serverPid = (await activeApi.call('status', {})).redis.pid;
-    const redisServerPids = lab ? lab.pids() : serverPid ? [serverPid] : [];
     const boardPids = children.slice(managerProcesses).map((child) => child.pid);
     const sum = (numbers) => numbers.reduce((total, value) => total + (value ?? 0), 0);
     const cpuOfAll = async () => ({
       manager: await cpuSeconds(manager.pid),
-      ...(redisServerPids.length > 0 ? { redis: sum(await Promise.all(redisServerPids.map(cpuSeconds))) } : {}),
+      ...(redisPids.length > 0 ? { redis: sum(await Promise.all(redisPids.map(cpuSeconds))) } : {}),
       boards: sum(await Promise.all(boardPids.map(cpuSeconds))),
     });
     const allCpuS = {};
     let standbyCpuS = 0;
     const driven = standbys.at(-1)?.child;
     for (let round = 0; round < rounds; round++) {
-      const cpuBefore = await cpuSeconds(manager.pid);
       const allBefore = await cpuOfAll();
       const standbyCpuBefore = driven ? await cpuSeconds(driven.pid) : 0;
       const closeWindow = await profile?.beginWindow(`broadcast ${round + 1}`);
@@ -326,7 +324,6 @@ async function runFleet({ redis, boards }) {
       const { commands } = await api.call('commands.send', { boards: 'v*', request: { op: 'exec', code: 'print(1)' }, timeoutMs: 300_000 });
       const statuses = await Promise.all(commands.map((command) => resultOf(command.cid)));
       broadcasts.push((performance.now() - began) / 1000);
-      broadcastCpuS += (await cpuSeconds(manager.pid)) - cpuBefore;
       for (const [name, value] of Object.entries(await cpuOfAll())) allCpuS[name] = (allCpuS[name] ?? 0) + value - allBefore[name];
       if (driven) standbyCpuS += (await cpuSeconds(driven.pid)) - standbyCpuBefore;
       await closeWindow?.();
@@ -346,8 +343,6 @@ async function runFleet({ redis, boards }) {
 
     // Idle: no command for 3 s (what a board does between heartbeats is all that is left), then two heartbeat periods.
     await sleep(3_000);
-    const status = await activeApi.call('status', {});
-    const redisPids = lab ? lab.pids() : status.redis.pid ? [status.redis.pid] : [];
     const idleCpu = await cpuOver({
       redis: redisPids,
       manager: [manager.pid],
@@ -378,7 +373,7 @@ async function runFleet({ redis, boards }) {
       redis_bytes_per_board: perBoard(idle.mean),
       redis_bytes_per_board_range: [perBoard(idle.min), perBoard(idle.max)],
       idle_cpu_s_per_s: idleCpuPerS,
-      manager_cpu_s_per_broadcast: Number((broadcastCpuS / rounds).toFixed(2)),
+      manager_cpu_s_per_broadcast: Number((allCpuS.manager / rounds).toFixed(2)),
       broadcast_cpu_s: Object.fromEntries(
         Object.entries({ ...allCpuS, total: sum(Object.values(allCpuS)) }).map(([name, value]) => [name, Number((value / rounds).toFixed(2))]),
       ),
